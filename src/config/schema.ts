@@ -1,0 +1,269 @@
+/**
+ * The configuration contract (DESIGN.md "Configuration"): one typed, frozen value, validated once
+ * at start with messages that name the key path. Every key has a default, so no file is needed.
+ */
+
+export interface IssuerConfig {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly jwksUri: string | null;
+  readonly algorithms: readonly string[];
+}
+
+export interface Config {
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    /** Base of every URL the gateway hands out (callback, login links). */
+    readonly publicUrl: string;
+    /** Introspection and the Sandbox landing page on both graphs. */
+    readonly exploration: boolean;
+  };
+  readonly supergraph: string | null;
+  readonly store: { readonly url: string };
+  readonly keys: { readonly keyringFile: string; readonly key: string | null };
+  readonly identity: {
+    readonly issuers: readonly IssuerConfig[];
+    readonly managedObjectId: string;
+    readonly clockToleranceSeconds: number;
+  };
+  readonly admin: { readonly apiKeys: readonly string[]; readonly roleClaim: string; readonly role: string };
+  readonly consent: { readonly allowedRedirectOrigins: readonly string[]; readonly stateTtlSeconds: number };
+  readonly cache: { readonly enabled: boolean; readonly refreshSkewSeconds: number; readonly maxEntries: number };
+  readonly limits: {
+    readonly providersPerInstance: number;
+    readonly connectionsPerProvider: number;
+    readonly accessPoliciesPerConnection: number;
+    readonly tokenAcquisitionsPerMinute: number;
+  };
+  readonly oauth: { readonly allowInsecureHttp: boolean; readonly timeoutMs: number };
+  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+type Kind = 'string' | 'nullableString' | 'int' | 'bool' | 'stringList' | 'issuers' | 'url' | 'logLevel';
+
+interface KeySpec {
+  readonly path: string;
+  readonly kind: Kind;
+  readonly default: unknown;
+  readonly doc: string;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Every key, its default and its meaning: the README table is generated from this list. */
+export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
+  { path: 'server.host', kind: 'string', default: '127.0.0.1', doc: 'Interface the HTTP server listens on.' },
+  { path: 'server.port', kind: 'int', default: 4000, min: 0, max: 65535, doc: 'TCP port (0 picks a free one).' },
+  {
+    path: 'server.publicUrl',
+    kind: 'nullableString',
+    default: null,
+    doc: 'Base URL users reach the gateway at; the OAuth callback is `<publicUrl>/oauth/callback`. Default `http://<host>:<port>`.',
+  },
+  { path: 'server.exploration', kind: 'bool', default: true, doc: 'Introspection and the Apollo Sandbox landing page on both graphs; turn off in production.' },
+  { path: 'supergraph', kind: 'nullableString', default: null, doc: 'Path to `supergraph.yaml`; none means the management API only.' },
+  { path: 'store.url', kind: 'string', default: 'sqlite:./data/credentials.db', doc: '`sqlite:<file>` or `postgres://…`.' },
+  { path: 'keys.keyringFile', kind: 'string', default: './data/keyring.json', doc: 'Keyring file, created with mode 0600 on first start (used when `keys.key` is unset).' },
+  {
+    path: 'keys.key',
+    kind: 'nullableString',
+    default: null,
+    doc: 'Key-encryption keys from the environment instead of a file: `kid:base64key[,kid:base64key…]`, the first is primary.',
+  },
+  { path: 'identity.issuers', kind: 'issuers', default: [], doc: 'Trusted JWT issuers: list of `{issuer, audience, jwksUri?, algorithms?}`.' },
+  { path: 'identity.managedObjectId', kind: 'string', default: 'credential-gateway', doc: "The gateway's own principal (MANAGED_IDENTITY policies)." },
+  { path: 'identity.clockToleranceSeconds', kind: 'int', default: 30, min: 0, max: 300, doc: 'Clock skew allowed when checking `exp`/`nbf`.' },
+  { path: 'admin.apiKeys', kind: 'stringList', default: [], doc: 'Admin API keys (header `x-api-key`). None: one is generated on first start and printed once.' },
+  { path: 'admin.roleClaim', kind: 'string', default: 'roles', doc: 'JWT claim holding roles (string or array).' },
+  { path: 'admin.role', kind: 'string', default: 'credential-admin', doc: 'Role that grants the management API.' },
+  { path: 'consent.allowedRedirectOrigins', kind: 'stringList', default: [], doc: 'Exact origins allowed as post-login redirect URLs. Default: the gateway\'s own origin.' },
+  { path: 'consent.stateTtlSeconds', kind: 'int', default: 600, min: 30, max: 3600, doc: 'Lifetime of a login link and its `state`.' },
+  { path: 'cache.enabled', kind: 'bool', default: true, doc: 'In-memory cache of decrypted access tokens.' },
+  { path: 'cache.refreshSkewSeconds', kind: 'int', default: 180, min: 0, max: 3600, doc: 'Tokens are cached and used until this long before expiry, then refreshed.' },
+  { path: 'cache.maxEntries', kind: 'int', default: 100_000, min: 1, max: 10_000_000, doc: 'Most tokens held in memory.' },
+  { path: 'limits.providersPerInstance', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Credential providers per instance.' },
+  { path: 'limits.connectionsPerProvider', kind: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'Connections per provider.' },
+  { path: 'limits.accessPoliciesPerConnection', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'Access policies per connection.' },
+  { path: 'limits.tokenAcquisitionsPerMinute', kind: 'int', default: 250, min: 1, max: 1_000_000, doc: 'Token acquisitions per connection per minute that reach the store or the provider (cache hits are free).' },
+  { path: 'oauth.allowInsecureHttp', kind: 'bool', default: false, doc: 'Allow `http:` identity provider URLs (local development and tests only).' },
+  { path: 'oauth.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of every call to an identity provider.' },
+  { path: 'log.level', kind: 'logLevel', default: 'info', doc: 'JSON log level.' },
+] satisfies KeySpec[]);
+
+/** `server.publicUrl` → `CG_SERVER_PUBLIC_URL`. */
+export function envNameOf(path: string): string {
+  return 'CG_' + path.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function getPath(obj: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = obj;
+  for (const part of path.split('.')) {
+    if (!isRecord(cur)) return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) {
+    if (!isRecord(cur[part])) cur[part] = {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+function httpUrl(v: string): URL | null {
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : null;
+  } catch {
+    return null;
+  }
+}
+
+function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
+  const p = spec.path;
+  switch (spec.kind) {
+    case 'string':
+      if (typeof raw !== 'string' || raw.length === 0) return void problems.push(`${p} must be a non-empty string`);
+      return raw;
+    case 'nullableString':
+    case 'url':
+      if (raw === null) return null;
+      if (typeof raw !== 'string' || raw.length === 0) return void problems.push(`${p} must be a non-empty string or null`);
+      return raw;
+    case 'int': {
+      const n = typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n)) return void problems.push(`${p} must be an integer`);
+      if (spec.min !== undefined && n < spec.min) return void problems.push(`${p} must be at least ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) return void problems.push(`${p} must be at most ${spec.max}`);
+      return n;
+    }
+    case 'bool':
+      if (raw === 'true' || raw === true) return true;
+      if (raw === 'false' || raw === false) return false;
+      return void problems.push(`${p} must be true or false`);
+    case 'logLevel':
+      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
+        return void problems.push(`${p} must be one of ${LOG_LEVELS.join(', ')}`);
+      return raw;
+    case 'stringList': {
+      const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+      if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0))
+        return void problems.push(`${p} must be a list of non-empty strings`);
+      return Object.freeze([...list]);
+    }
+    case 'issuers': {
+      let list = raw;
+      if (typeof raw === 'string') {
+        try {
+          list = JSON.parse(raw);
+        } catch {
+          return void problems.push(`${p} must be a JSON list when set from the environment`);
+        }
+      }
+      if (!Array.isArray(list)) return void problems.push(`${p} must be a list`);
+      return Object.freeze(
+        list.map((item, i) => {
+          const at = `${p}[${i}]`;
+          if (!isRecord(item)) return void problems.push(`${at} must be an object`);
+          const issuer = item['issuer'];
+          const audience = item['audience'];
+          const jwksUri = item['jwksUri'] ?? null;
+          const algorithms = item['algorithms'] ?? ['RS256', 'ES256', 'PS256', 'EdDSA'];
+          if (typeof issuer !== 'string' || !issuer) problems.push(`${at}.issuer must be a non-empty string`);
+          if (typeof audience !== 'string' || !audience) problems.push(`${at}.audience must be a non-empty string`);
+          if (jwksUri !== null && (typeof jwksUri !== 'string' || !httpUrl(jwksUri)))
+            problems.push(`${at}.jwksUri must be an http(s) URL`);
+          if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => typeof a !== 'string' || a === 'none' || a.startsWith('HS')))
+            problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
+          for (const k of Object.keys(item))
+            if (!['issuer', 'audience', 'jwksUri', 'algorithms'].includes(k)) problems.push(`${at}.${k} is not a known key`);
+          return Object.freeze({ issuer, audience, jwksUri, algorithms: Object.freeze([...(algorithms as string[])]) });
+        }),
+      );
+    }
+  }
+}
+
+function knownKeyProblems(input: Record<string, unknown>, prefix = ''): string[] {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(input)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    const exact = CONFIG_KEYS.some((s) => s.path === path);
+    const parent = CONFIG_KEYS.some((s) => s.path.startsWith(path + '.'));
+    if (exact) continue;
+    if (parent && isRecord(v)) problems.push(...knownKeyProblems(v, path));
+    else problems.push(`${path} is not a known configuration key`);
+  }
+  return problems;
+}
+
+/**
+ * Validates a raw configuration object (from YAML, with environment overrides already merged)
+ * and returns a frozen `Config`. Throws `ConfigError` listing every problem with its key path.
+ */
+export function validateConfig(input: unknown): Config {
+  if (input !== undefined && input !== null && !isRecord(input)) throw new ConfigError(['the configuration must be a mapping']);
+  const raw = (input ?? {}) as Record<string, unknown>;
+  const problems = knownKeyProblems(raw);
+  const out: Record<string, unknown> = {};
+  for (const spec of CONFIG_KEYS) {
+    const given = getPath(raw, spec.path);
+    setPath(out, spec.path, given === undefined ? spec.default : checkValue(spec, given, problems));
+  }
+  if (problems.length === 0) crossCheck(out, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(out) as unknown as Config;
+}
+
+function crossCheck(out: Record<string, unknown>, problems: string[]): void {
+  const server = out['server'] as { host: string; port: number; publicUrl: string | null };
+  if (server.publicUrl === null) {
+    server.publicUrl = `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
+  } else {
+    const u = httpUrl(server.publicUrl);
+    if (!u) problems.push('server.publicUrl must be an http(s) URL');
+    else server.publicUrl = u.href.replace(/\/+$/, '');
+  }
+  const consent = out['consent'] as { allowedRedirectOrigins: readonly string[] };
+  consent.allowedRedirectOrigins.forEach((o, i) => {
+    const u = httpUrl(o);
+    if (!u || u.origin !== o.replace(/\/$/, '')) problems.push(`consent.allowedRedirectOrigins[${i}] must be an origin like https://app.example.com`);
+  });
+  const storeUrl = (out['store'] as { url: string }).url;
+  if (!/^sqlite:/.test(storeUrl) && !/^postgres(ql)?:\/\//.test(storeUrl))
+    problems.push('store.url must start with sqlite: or postgres://');
+  const key = (out['keys'] as { key: string | null }).key;
+  if (key !== null) {
+    key.split(',').forEach((entry, i) => {
+      const m = /^([a-z0-9-]{1,64}):([A-Za-z0-9+/_-]+={0,2})$/.exec(entry.trim());
+      if (!m || Buffer.from(m[2]!, 'base64').length !== 32)
+        problems.push(`keys.key[${i}] must be kid:base64 of 32 bytes (kid of a-z, 0-9, -)`);
+    });
+  }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}

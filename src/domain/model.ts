@@ -1,0 +1,110 @@
+/**
+ * The resource model of DESIGN.md. These are the shapes the store keeps (secrets sealed) and the
+ * admin API shows (secrets absent). Plaintext secrets only ever live in `Decrypted*` types.
+ */
+import type { Sealed } from '../crypto/sealed.js';
+
+export const GRANT_TYPES = ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];
+
+export const POLICY_KINDS = ['USER', 'GROUP', 'SERVICE_PRINCIPAL', 'MANAGED_IDENTITY'] as const;
+export type AccessPolicyKind = (typeof POLICY_KINDS)[number];
+
+export const CONNECTION_STATUSES = ['CONNECTED', 'NOT_CONNECTED', 'ERROR'] as const;
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+
+export interface ConnectionError {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Lifecycle of a connection; `error` exists exactly when the status is ERROR. */
+export type ConnectionState =
+  | { readonly status: 'NOT_CONNECTED' }
+  | { readonly status: 'CONNECTED' }
+  | { readonly status: 'ERROR'; readonly error: ConnectionError };
+
+export interface ProviderRecord {
+  readonly id: string;
+  readonly displayName: string;
+  readonly identityProvider: string;
+  readonly grantType: GrantType;
+  readonly clientId: string;
+  readonly clientSecret: Sealed | null;
+  readonly scopes: readonly string[];
+  readonly parameters: Readonly<Record<string, string>>;
+  readonly version: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface ConnectionRecord {
+  readonly providerId: string;
+  readonly id: string;
+  readonly displayName: string;
+  readonly state: ConnectionState;
+  /** Client credentials connections carry their own client. */
+  readonly clientId: string | null;
+  readonly clientSecret: Sealed | null;
+  /** The sealed `StoredTokenSet` (JSON), null until the first token is acquired. */
+  readonly tokens: Sealed | null;
+  readonly tokenExpiresAt: Date | null;
+  readonly lastRefreshedAt: Date | null;
+  /** Bumped on every token write; compare-and-swap guard for refreshes. */
+  readonly tokenGeneration: number;
+  /** Bumped on every admin-visible change (the ETag of the reference). */
+  readonly version: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface AccessPolicyRecord {
+  readonly providerId: string;
+  readonly connectionId: string;
+  readonly id: string;
+  readonly kind: AccessPolicyKind;
+  readonly objectId: string;
+  readonly tenantId: string | null;
+  readonly appIds: readonly string[];
+  readonly createdAt: Date;
+}
+
+/** What the sealed `tokens` field of a connection holds once opened. */
+export interface StoredTokenSet {
+  readonly accessToken: string;
+  readonly refreshToken: string | null;
+  readonly tokenType: string;
+  /** Epoch milliseconds; null when the provider says the token never expires. */
+  readonly expiresAt: number | null;
+  readonly scope: string | null;
+  /** Claims of a validated ID token, when the provider issued one. */
+  readonly idTokenClaims: Readonly<Record<string, unknown>> | null;
+  /** Extra response fields the catalog says to keep (for example Salesforce `instance_url`). */
+  readonly extra: Readonly<Record<string, string>>;
+}
+
+/** Server-side half of a consent in progress (the `state` parameter's record). */
+export interface ConsentStateRecord {
+  /** SHA-256 of the state value: the raw state never rests in the store. */
+  readonly stateHash: string;
+  readonly providerId: string;
+  readonly connectionId: string;
+  readonly codeVerifier: Sealed | null;
+  readonly nonce: string | null;
+  readonly postLoginRedirectUrl: string;
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  readonly nextCursor: string | null;
+}
+
+export interface PageArgs {
+  readonly first: number;
+  readonly after: string | null;
+}
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;

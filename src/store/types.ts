@@ -1,0 +1,132 @@
+/**
+ * The persistence contract. Every method is atomic on its own (one transaction); the store
+ * enforces uniqueness, limits and expected versions itself so that concurrent admins and
+ * replicas cannot race past them. Secrets arrive and leave sealed: a store never sees plaintext.
+ *
+ * Errors: methods throw `GatewayError` with NOT_FOUND, ALREADY_EXISTS, LIMIT_EXCEEDED or
+ * VERSION_CONFLICT; anything else is a store failure.
+ */
+import type { Sealed, SealedRef } from '../crypto/sealed.js';
+import type {
+  AccessPolicyRecord,
+  ConnectionRecord,
+  ConnectionState,
+  ConsentStateRecord,
+  Page,
+  PageArgs,
+  ProviderRecord,
+} from '../domain/model.js';
+
+export interface ConnectionKey {
+  readonly providerId: string;
+  readonly connectionId: string;
+}
+
+export type ProviderPatch = Partial<
+  Pick<ProviderRecord, 'displayName' | 'clientId' | 'clientSecret' | 'scopes' | 'parameters'>
+>;
+
+export type ConnectionPatch = Partial<Pick<ConnectionRecord, 'displayName' | 'clientId' | 'clientSecret' | 'state'>>;
+
+/** A token write: the new sealed token set and what follows from it, applied together. */
+export interface TokenWrite {
+  readonly tokens: Sealed;
+  readonly tokenExpiresAt: Date | null;
+  readonly lastRefreshedAt: Date;
+  readonly state: ConnectionState;
+}
+
+export interface SealedField {
+  readonly ref: SealedRef;
+  readonly value: Sealed;
+}
+
+export interface StoreStats {
+  /** SQL statements sent to the database since the store was opened (tests count these). */
+  readonly queries: number;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly stats: StoreStats;
+
+  /** Liveness of the underlying database (used by /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // Providers ----------------------------------------------------------------------------
+  /** ALREADY_EXISTS if the id is taken; LIMIT_EXCEEDED if `maxProviders` exist already. */
+  insertProvider(provider: ProviderRecord, maxProviders: number): Promise<ProviderRecord>;
+  getProvider(id: string): Promise<ProviderRecord | null>;
+  /** Batch read in one query; result is aligned with `ids` (null where absent). */
+  getProviders(ids: readonly string[]): Promise<(ProviderRecord | null)[]>;
+  /** Keyset pagination by id; `after` is an opaque cursor from a previous page. */
+  listProviders(page: PageArgs): Promise<Page<ProviderRecord>>;
+  countProviders(): Promise<number>;
+  /** Bumps version and updatedAt. NOT_FOUND / VERSION_CONFLICT. */
+  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null): Promise<ProviderRecord>;
+  /** Deletes the provider, its connections, their policies and tokens. NOT_FOUND / VERSION_CONFLICT. */
+  deleteProvider(id: string, expectedVersion: number | null): Promise<void>;
+
+  // Connections --------------------------------------------------------------------------
+  /**
+   * Inserts a connection with its initial access policies. NOT_FOUND if the provider is gone,
+   * ALREADY_EXISTS, LIMIT_EXCEEDED past `maxConnections` for the provider.
+   */
+  insertConnection(
+    connection: ConnectionRecord,
+    policies: readonly AccessPolicyRecord[],
+    maxConnections: number,
+  ): Promise<ConnectionRecord>;
+  getConnection(key: ConnectionKey): Promise<ConnectionRecord | null>;
+  getConnections(keys: readonly ConnectionKey[]): Promise<(ConnectionRecord | null)[]>;
+  /**
+   * One page of connections for each provider, in one query; aligned with `providerIds`.
+   * (The same `page` for all: that is how the admin API asks for them.)
+   */
+  listConnectionsOfProviders(providerIds: readonly string[], page: PageArgs): Promise<Page<ConnectionRecord>[]>;
+  updateConnection(key: ConnectionKey, patch: ConnectionPatch, expectedVersion: number | null): Promise<ConnectionRecord>;
+  deleteConnection(key: ConnectionKey, expectedVersion: number | null): Promise<void>;
+  /**
+   * Writes tokens, expiry and state in one statement, only if the token generation is still
+   * `expectedGeneration` (another process may have refreshed meanwhile). Returns the new record,
+   * or null when the generation moved on. NOT_FOUND if the connection is gone.
+   */
+  writeTokens(key: ConnectionKey, write: TokenWrite, expectedGeneration: number): Promise<ConnectionRecord | null>;
+  /** Sets the state without touching tokens (for example ERROR after a rejected refresh). */
+  setConnectionState(key: ConnectionKey, state: ConnectionState): Promise<ConnectionRecord>;
+
+  // Access policies -----------------------------------------------------------------------
+  /** NOT_FOUND (connection), ALREADY_EXISTS, LIMIT_EXCEEDED past `maxPolicies`. */
+  insertAccessPolicy(policy: AccessPolicyRecord, maxPolicies: number): Promise<AccessPolicyRecord>;
+  /** All policies of each connection, in one query; aligned with `keys`. */
+  listAccessPolicies(keys: readonly ConnectionKey[]): Promise<AccessPolicyRecord[][]>;
+  deleteAccessPolicy(key: ConnectionKey, id: string): Promise<void>;
+
+  // Consent state -------------------------------------------------------------------------
+  insertConsentState(state: ConsentStateRecord): Promise<void>;
+  /** Deletes and returns the state if present and not expired at `now` (single use). */
+  consumeConsentState(stateHash: string, now: Date): Promise<ConsentStateRecord | null>;
+  deleteExpiredConsentStates(now: Date): Promise<number>;
+
+  // Sealed fields (key rotation) ---------------------------------------------------------------
+  /** Up to `limit` sealed values whose data key is not wrapped by `keyId`, across all tables. */
+  listSealedNotWrappedBy(keyId: string, limit: number): Promise<SealedField[]>;
+  /** Replaces a sealed value only if it still equals `expected`; false when it changed meanwhile. */
+  replaceSealed(ref: SealedRef, expected: Sealed, next: Sealed): Promise<boolean>;
+  /** How many sealed values the key still wraps, across all tables. */
+  countSealedWrappedBy(keyId: string): Promise<number>;
+
+  // Settings --------------------------------------------------------------------------------
+  getSetting(name: string): Promise<string | null>;
+  /** Sets the value if absent; returns the value now stored (the existing one if present). */
+  putSettingIfAbsent(name: string, value: string): Promise<string>;
+  putSetting(name: string, value: string): Promise<void>;
+
+  // Coordination --------------------------------------------------------------------------------
+  /**
+   * Runs `fn` holding the refresh lock of one connection, owned by this caller: in one process a
+   * keyed mutex; across replicas (PostgreSQL) an advisory lock held on a dedicated session.
+   */
+  withConnectionLock<T>(key: ConnectionKey, fn: () => Promise<T>): Promise<T>;
+}
