@@ -1,0 +1,60 @@
+/**
+ * The verified identity of whoever sent a request (DESIGN.md "Runtime" step 1). Access policies
+ * match on these fields: USER by `sub`/`oid` and tenant, GROUP by `groups`, SERVICE_PRINCIPAL by
+ * `appId`; admin JWTs by `roles`.
+ */
+
+export interface Caller {
+  readonly issuer: string;
+  readonly sub: string;
+  readonly oid: string | null;
+  /** The `tid` claim. */
+  readonly tenantId: string | null;
+  readonly groups: readonly string[];
+  /** `azp`, else `client_id`, else `appid` (Entra v1): the application the token was issued to. */
+  readonly appId: string | null;
+  /** From the configured role claim, which may hold one string or a list. */
+  readonly roles: readonly string[];
+  /** Every verified claim, for binding templates such as `{jwt.sub}`. */
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** Claims naming the client application, in order of preference. */
+const APP_ID_CLAIMS = ['azp', 'client_id', 'appid'] as const;
+
+function stringClaim(value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+/** A claim that may hold one string or a list; anything else (numbers, objects) counts as none. */
+function stringListClaim(value: unknown): readonly string[] {
+  if (typeof value === 'string') return value.length > 0 ? Object.freeze([value]) : Object.freeze([]);
+  if (!Array.isArray(value)) return Object.freeze([]);
+  return Object.freeze(value.filter((v): v is string => typeof v === 'string' && v.length > 0));
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}
+
+/**
+ * Builds a frozen Caller from claims that have ALREADY been verified (signature, issuer,
+ * audience, expiry, a non-empty string `iss` and `sub`). It checks nothing itself.
+ */
+export function callerFromClaims(claims: Readonly<Record<string, unknown>>, roleClaim: string): Caller {
+  const copy = deepFreeze(structuredClone({ ...claims }));
+  return Object.freeze({
+    issuer: String(copy['iss']),
+    sub: String(copy['sub']),
+    oid: stringClaim(copy['oid']),
+    tenantId: stringClaim(copy['tid']),
+    groups: stringListClaim(copy['groups']),
+    appId: APP_ID_CLAIMS.map((name) => stringClaim(copy[name])).find((v) => v !== null) ?? null,
+    roles: stringListClaim(copy[roleClaim]),
+    claims: copy,
+  });
+}
