@@ -1,0 +1,80 @@
+/**
+ * Checks of single parameter values against their catalog spec. Validation (at write time) and
+ * endpoint expansion (at use time, on stored values) both run them, so a value that reached the
+ * store by another path still cannot point an endpoint at a foreign host.
+ */
+import type { ParameterSpec } from './catalog.js';
+
+export interface UrlOptions {
+  /** `http:` URLs for local identity providers in development and tests (`oauth.allowInsecureHttp`). */
+  readonly allowInsecureHttp?: boolean;
+}
+
+export type ValueCheck = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly problem: string };
+
+export const MAX_PARAMETER_VALUE_LENGTH = 2048;
+const MAX_PATH_SEGMENT_LENGTH = 256;
+const MAX_HOST_NAME_LENGTH = 253;
+
+// One DNS label; no leading or trailing hyphen. Nothing else (no `/`, `@`, `:`, `%`) can slip in.
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const HOST_NAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`, 'i');
+const HOST_LABEL = new RegExp(`^${LABEL}$`, 'i');
+const PATH_SEGMENT = /^[A-Za-z0-9._~-]+$/;
+// Whitespace and control characters, Unicode line and paragraph separators included.
+const WHITESPACE_OR_CONTROL = /[\s\p{Cc}]/u;
+
+const ok = (value: string): ValueCheck => ({ ok: true, value });
+const problem = (text: string): ValueCheck => ({ ok: false, problem: text });
+
+export function hasWhitespaceOrControl(value: string): boolean {
+  return WHITESPACE_OR_CONTROL.test(value);
+}
+
+export function isHostName(value: string): boolean {
+  return value.length <= MAX_HOST_NAME_LENGTH && HOST_NAME.test(value);
+}
+
+function checkUrl(value: string, options: UrlOptions, issuer: boolean): ValueCheck {
+  const schemes = options.allowInsecureHttp === true ? 'an http or https URL' : 'an https URL';
+  const rule = issuer ? `must be ${schemes} without query or fragment` : `must be ${schemes} without credentials or fragment`;
+  if (value.length > MAX_PARAMETER_VALUE_LENGTH || hasWhitespaceOrControl(value)) return problem(rule);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return problem(`must be ${schemes}`);
+  }
+  const schemeAllowed = url.protocol === 'https:' || (url.protocol === 'http:' && options.allowInsecureHttp === true);
+  if (!schemeAllowed || url.hostname === '') return problem(`must be ${schemes}`);
+  if (url.username !== '' || url.password !== '' || value.includes('#')) return problem(rule);
+  if (issuer && value.includes('?')) return problem(rule);
+  return ok(value);
+}
+
+/** Checks one value against its spec; the value returned is the normalized one to store. */
+export function checkParameterValue(spec: ParameterSpec, value: string, options: UrlOptions = {}): ValueCheck {
+  if (spec.type === 'bool') {
+    return value === 'true' || value === 'false' ? ok(value) : problem("must be 'true' or 'false'");
+  }
+  switch (spec.format) {
+    case 'url':
+      return checkUrl(value, options, false);
+    case 'issuer':
+      return checkUrl(value, options, true);
+    case 'host':
+      return isHostName(value) ? ok(value.toLowerCase()) : problem('must be a host name (letters, digits, dots and hyphens)');
+    case 'hostLabel':
+      return HOST_LABEL.test(value)
+        ? ok(value.toLowerCase())
+        : problem('must be a single host name label (letters, digits and hyphens)');
+    case 'pathSegment':
+      return value.length <= MAX_PATH_SEGMENT_LENGTH && PATH_SEGMENT.test(value) && value !== '.' && value !== '..'
+        ? ok(value)
+        : problem(`must be 1-${MAX_PATH_SEGMENT_LENGTH} characters of letters, digits and . _ ~ -`);
+    case 'text':
+      return value.length <= MAX_PARAMETER_VALUE_LENGTH && !hasWhitespaceOrControl(value)
+        ? ok(value)
+        : problem(`must be 1-${MAX_PARAMETER_VALUE_LENGTH} characters without whitespace or control characters`);
+  }
+}

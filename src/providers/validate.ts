@@ -1,0 +1,314 @@
+/**
+ * Validation of credential provider input against the catalog. Every failure is BAD_USER_INPUT
+ * naming the full path of the offending field (`input.parameters.tenantId`); values are never
+ * echoed back, since some of them are secrets.
+ */
+import { badInput } from '../errors.js';
+import { GRANT_TYPES, type GrantType, type ProviderRecord } from '../domain/model.js';
+import {
+  IDENTITY_PROVIDER_NAMES,
+  findIdentityProvider,
+  type IdentityProviderEntry,
+  type ParameterLevel,
+  type ParameterSpec,
+} from './catalog.js';
+import { checkParameterValue, hasWhitespaceOrControl, type UrlOptions } from './formats.js';
+
+export const MAX_ID_LENGTH = 256;
+export const MAX_DISPLAY_NAME_LENGTH = 256;
+export const MAX_CLIENT_ID_LENGTH = 1024;
+export const MAX_CLIENT_SECRET_LENGTH = 4096;
+export const MAX_SCOPES = 100;
+export const MAX_SCOPE_LENGTH = 1024;
+
+export interface ParameterInputRaw {
+  readonly name: string;
+  readonly value: string | null;
+}
+
+/** A `{name, value}` list (GraphQL input) or a plain string map. */
+export type ParametersRaw = readonly ParameterInputRaw[] | Readonly<Record<string, string | null>>;
+
+/** A provider as the GraphQL layer receives it; everything is checked, types included. */
+export interface ProviderInputRaw {
+  readonly id?: string | null;
+  readonly displayName?: string | null;
+  readonly identityProvider?: string | null;
+  readonly grantType?: string | null;
+  readonly clientId?: string | null;
+  readonly clientSecret?: string | null;
+  readonly scopes?: readonly string[] | null;
+  readonly parameters?: ParametersRaw | null;
+}
+
+export interface ValidProviderInput {
+  readonly id: string;
+  readonly displayName: string;
+  readonly identityProvider: string;
+  readonly grantType: GrantType;
+  readonly clientId: string;
+  readonly clientSecret: string | null;
+  readonly scopes: readonly string[];
+  readonly parameters: Readonly<Record<string, string>>;
+}
+
+/** Only the fields that change; absent means "keep". `clientSecret: null` removes a public client's secret. */
+export interface ValidProviderPatch {
+  readonly displayName?: string;
+  readonly clientId?: string;
+  readonly clientSecret?: string | null;
+  readonly scopes?: readonly string[];
+  readonly parameters?: Readonly<Record<string, string>>;
+}
+
+export type ValidationOptions = UrlOptions;
+
+const ID_FORBIDDEN = /[*#&+:<>?/\s\p{Cc}]/u;
+const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
+
+const absent = (value: unknown): value is null | undefined => value === null || value === undefined;
+
+function characters(value: string): number {
+  return [...value].length;
+}
+
+function requireString(value: unknown, field: string): string {
+  if (absent(value)) throw badInput(field, 'is required');
+  if (typeof value !== 'string') throw badInput(field, 'must be a string');
+  return value;
+}
+
+/** DESIGN.md ID rule, shared by providers, connections and access policies. */
+export function validateId(value: unknown, field: string): string {
+  const id = requireString(value, field);
+  const length = characters(id);
+  if (length < 1 || length > MAX_ID_LENGTH || ID_FORBIDDEN.test(id)) {
+    throw badInput(field, `must be 1-${MAX_ID_LENGTH} characters without * # & + : < > ? / or whitespace`);
+  }
+  // They would vanish from the /tokens/{providerId}/{connectionId} path once a client normalizes it.
+  if (id === '.' || id === '..') throw badInput(field, 'must not be . or ..');
+  return id;
+}
+
+/** A display name; `fallback` (usually the id) when none is given. */
+export function validateDisplayName(value: unknown, field: string, fallback: string): string {
+  if (absent(value)) return fallback;
+  const name = requireString(value, field);
+  const length = characters(name);
+  if (length < 1 || length > MAX_DISPLAY_NAME_LENGTH || /\p{Cc}/u.test(name)) {
+    throw badInput(field, `must be 1-${MAX_DISPLAY_NAME_LENGTH} characters without control characters`);
+  }
+  return name;
+}
+
+export function validateClientId(value: unknown, field: string): string {
+  const id = requireString(value, field);
+  if (id.length < 1 || id.length > MAX_CLIENT_ID_LENGTH || hasWhitespaceOrControl(id)) {
+    throw badInput(field, `must be 1-${MAX_CLIENT_ID_LENGTH} characters without whitespace or control characters`);
+  }
+  return id;
+}
+
+/**
+ * A client secret; null when absent or empty and `required` is false. `requiredBy` names who
+ * requires it in the message (for example `identity provider github`).
+ */
+export function validateClientSecret(value: unknown, field: string, required: boolean, requiredBy: string): string | null {
+  if (absent(value) || value === '') {
+    if (required) throw badInput(field, `is required by ${requiredBy}`);
+    return null;
+  }
+  if (typeof value !== 'string') throw badInput(field, 'must be a string');
+  if (value.length > MAX_CLIENT_SECRET_LENGTH) throw badInput(field, `must be at most ${MAX_CLIENT_SECRET_LENGTH} characters`);
+  return value;
+}
+
+function validateIdentityProvider(value: unknown, field: string): IdentityProviderEntry {
+  const entry = typeof value === 'string' ? findIdentityProvider(value) : undefined;
+  if (entry === undefined) throw badInput(field, `must be one of ${IDENTITY_PROVIDER_NAMES.join(', ')}`);
+  return entry;
+}
+
+function validateGrantType(value: unknown, field: string, entry: IdentityProviderEntry): GrantType {
+  // Most providers support one grant type; the catalog lists the usual one first.
+  if (absent(value)) return entry.grantTypes[0] as GrantType;
+  const grantType = GRANT_TYPES.find((g) => g === value);
+  if (grantType === undefined) throw badInput(field, `must be one of ${GRANT_TYPES.join(', ')}`);
+  if (!entry.grantTypes.includes(grantType)) throw badInput(field, `${grantType} is not supported by ${entry.name}`);
+  return grantType;
+}
+
+/** Scopes as given (duplicates dropped); none means the entry's defaults apply. */
+export function validateScopes(value: unknown, field: string, entry: IdentityProviderEntry): readonly string[] {
+  if (absent(value)) return Object.freeze([]);
+  if (!Array.isArray(value)) throw badInput(field, 'must be a list of strings');
+  if (value.length > MAX_SCOPES) throw badInput(field, `must have at most ${MAX_SCOPES} items`);
+  const separator = entry.quirks.scopeSeparator;
+  value.forEach((scope: unknown, i) => {
+    const item = `${field}[${i}]`;
+    if (typeof scope !== 'string') throw badInput(item, 'must be a string');
+    if (scope.length < 1 || scope.length > MAX_SCOPE_LENGTH || hasWhitespaceOrControl(scope)) {
+      throw badInput(item, `must be 1-${MAX_SCOPE_LENGTH} characters without whitespace or control characters`);
+    }
+    if (scope.includes(separator)) throw badInput(item, `must not contain '${separator}' (the scope separator of ${entry.name})`);
+  });
+  return Object.freeze([...new Set(value as string[])]);
+}
+
+/** The given parameters as a map; '' and null values stay in it (they mean "unset"). */
+function parameterMap(value: unknown, field: string): Map<string, string | null> {
+  const map = new Map<string, string | null>();
+  const add = (name: unknown, v: unknown, at: string): void => {
+    if (typeof name !== 'string' || !PARAMETER_NAME.test(name)) throw badInput(at, 'must have a parameter name (letters and digits)');
+    const path = `${field}.${name}`;
+    if (map.has(name)) throw badInput(path, 'is given more than once');
+    if (!absent(v) && typeof v !== 'string') throw badInput(path, 'must be a string');
+    map.set(name, absent(v) ? null : v);
+  };
+  if (Array.isArray(value)) {
+    value.forEach((item: unknown, i) => {
+      const at = `${field}[${i}]`;
+      if (item === null || typeof item !== 'object') throw badInput(at, 'must be an object with name and value');
+      const { name, value: v } = item as { name?: unknown; value?: unknown };
+      add(name, v, at);
+    });
+  } else if (value !== null && typeof value === 'object') {
+    for (const [name, v] of Object.entries(value)) add(name, v, field);
+  } else {
+    throw badInput(field, 'must be a list of {name, value} or a string map');
+  }
+  return map;
+}
+
+export function providerParameterSpecs(entry: IdentityProviderEntry): readonly ParameterSpec[] {
+  return entry.parameters.filter((p) => p.level === 'PROVIDER');
+}
+
+/** Parameters set per connection (none of the built-in entries has any yet). */
+export function connectionParameterSpecs(entry: IdentityProviderEntry): readonly ParameterSpec[] {
+  return entry.parameters.filter((p) => p.level === 'CONNECTION');
+}
+
+export interface ParameterValidation extends ValidationOptions {
+  /** Path of the parameters field, for messages (`input.parameters`). */
+  readonly path: string;
+  readonly level: ParameterLevel;
+}
+
+/**
+ * Checks parameters of one level against the entry and grant type: names known, values in
+ * format, required ones present; defaults filled in. Empty values count as unset.
+ */
+export function validateParameters(
+  entry: IdentityProviderEntry,
+  grantType: GrantType,
+  value: unknown,
+  how: ParameterValidation,
+): Readonly<Record<string, string>> {
+  const given = absent(value) ? new Map<string, string | null>() : parameterMap(value, how.path);
+  const specs = entry.parameters.filter((p) => p.level === how.level && p.grantTypes.includes(grantType));
+  for (const [name, v] of given) {
+    const field = `${how.path}.${name}`;
+    const spec = entry.parameters.find((p) => p.name === name);
+    if (spec === undefined) {
+      const known = entry.parameters.map((p) => p.name);
+      const hint = known.length === 0 ? 'it takes none' : `expected ${known.join(', ')}`;
+      throw badInput(field, `is not a parameter of identity provider ${entry.name} (${hint})`);
+    }
+    if (spec.level !== how.level) throw badInput(field, `is set on the ${spec.level.toLowerCase()}, not here`);
+    if (!specs.includes(spec) && v !== null && v !== '') throw badInput(field, `is not used with grant type ${grantType}`);
+  }
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const field = `${how.path}.${spec.name}`;
+    const v = given.get(spec.name);
+    const raw = v === undefined || v === null || v === '' ? spec.default : v;
+    if (raw === null) {
+      if (!spec.required) continue;
+      const forGrant = spec.grantTypes.length < entry.grantTypes.length ? ` with grant type ${grantType}` : '';
+      throw badInput(field, `is required by identity provider ${entry.name}${forGrant}`);
+    }
+    const check = checkParameterValue(spec, raw, how);
+    if (!check.ok) throw badInput(field, check.problem);
+    out[spec.name] = check.value;
+  }
+  return Object.freeze(out);
+}
+
+/** A new credential provider, checked against the catalog, defaults applied, frozen. */
+export function validateProviderInput(
+  input: ProviderInputRaw,
+  path = 'input',
+  options: ValidationOptions = {},
+): ValidProviderInput {
+  const id = validateId(input.id, `${path}.id`);
+  const displayName = validateDisplayName(input.displayName, `${path}.displayName`, id);
+  const entry = validateIdentityProvider(input.identityProvider, `${path}.identityProvider`);
+  const grantType = validateGrantType(input.grantType, `${path}.grantType`, entry);
+  const clientId = validateClientId(input.clientId, `${path}.clientId`);
+  const clientSecret = validateClientSecret(
+    input.clientSecret,
+    `${path}.clientSecret`,
+    !entry.quirks.publicClientAllowed,
+    `identity provider ${entry.name}`,
+  );
+  const scopes = validateScopes(input.scopes, `${path}.scopes`, entry);
+  const parameters = validateParameters(entry, grantType, input.parameters, {
+    ...options,
+    path: `${path}.parameters`,
+    level: 'PROVIDER',
+  });
+  return Object.freeze({ id, displayName, identityProvider: entry.name, grantType, clientId, clientSecret, scopes, parameters });
+}
+
+/**
+ * An update of an existing provider. The identity provider and grant type are fixed at creation
+ * (tokens and connections depend on them); the id is the resource's name. Parameters merge into
+ * the current ones, an empty value unsets one; scopes replace the current list.
+ */
+export function validateProviderPatch(
+  current: Pick<ProviderRecord, 'id' | 'identityProvider' | 'grantType' | 'parameters'>,
+  input: ProviderInputRaw,
+  path = 'input',
+  options: ValidationOptions = {},
+): ValidProviderPatch {
+  if (!absent(input.id) && input.id !== current.id) throw badInput(`${path}.id`, 'cannot be changed');
+  if (!absent(input.identityProvider) && input.identityProvider !== current.identityProvider) {
+    throw badInput(`${path}.identityProvider`, `cannot be changed (it is ${current.identityProvider}); create a new provider instead`);
+  }
+  if (!absent(input.grantType) && input.grantType !== current.grantType) {
+    throw badInput(`${path}.grantType`, `cannot be changed (it is ${current.grantType}); create a new provider instead`);
+  }
+  const entry = findIdentityProvider(current.identityProvider);
+  if (entry === undefined) {
+    throw badInput(`${path}.identityProvider`, `${current.identityProvider} is no longer in the catalog; create a new provider instead`);
+  }
+  const patch: { -readonly [K in keyof ValidProviderPatch]: ValidProviderPatch[K] } = {};
+  if (!absent(input.displayName)) patch.displayName = validateDisplayName(input.displayName, `${path}.displayName`, current.id);
+  if (!absent(input.clientId)) patch.clientId = validateClientId(input.clientId, `${path}.clientId`);
+  if (input.clientSecret !== undefined && input.clientSecret !== null) {
+    patch.clientSecret = validateClientSecret(
+      input.clientSecret,
+      `${path}.clientSecret`,
+      !entry.quirks.publicClientAllowed,
+      `identity provider ${entry.name}`,
+    );
+  }
+  if (!absent(input.scopes)) patch.scopes = validateScopes(input.scopes, `${path}.scopes`, entry);
+  if (!absent(input.parameters)) {
+    const field = `${path}.parameters`;
+    const merged = new Map<string, string | null>();
+    // Stored values of parameters the catalog no longer knows are dropped rather than blocking the update.
+    for (const spec of providerParameterSpecs(entry)) {
+      const stored = Object.hasOwn(current.parameters, spec.name) ? current.parameters[spec.name] : undefined;
+      if (stored !== undefined) merged.set(spec.name, stored);
+    }
+    for (const [name, v] of parameterMap(input.parameters, field)) merged.set(name, v);
+    patch.parameters = validateParameters(entry, current.grantType, Object.fromEntries(merged), {
+      ...options,
+      path: field,
+      level: 'PROVIDER',
+    });
+  }
+  return Object.freeze(patch);
+}
