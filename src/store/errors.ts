@@ -1,0 +1,32 @@
+/**
+ * The public failures of the store, worded once. Messages name the resource and its ids (chosen by
+ * admins, never secret) so that an admin can tell which of many objects a batch tripped over.
+ */
+import { GatewayError } from '../errors.js';
+import type { ConnectionKey } from './types.js';
+
+export const providerLabel = (id: string): string => `credential provider '${id}'`;
+
+export const connectionLabel = (key: ConnectionKey): string =>
+  `connection '${key.connectionId}' of provider '${key.providerId}'`;
+
+export const policyLabel = (key: ConnectionKey, id: string): string => `access policy '${id}' of ${connectionLabel(key)}`;
+
+export function notFound(label: string): GatewayError {
+  return new GatewayError('NOT_FOUND', `${label} not found`);
+}
+
+export function alreadyExists(label: string): GatewayError {
+  return new GatewayError('ALREADY_EXISTS', `${label} already exists`);
+}
+
+export function versionConflict(label: string, expected: number, current: number): GatewayError {
+  return new GatewayError('VERSION_CONFLICT', `${label}: version ${expected} expected, current is ${current}`, {
+    details: { expectedVersion: expected, currentVersion: current },
+  });
+}
+
+/** `owner` already has `limit` `things`, e.g. "provider 'p1' already has 10000 connections (limit)". */
+export function limitExceeded(owner: string, limit: number, things: string): GatewayError {
+  return new GatewayError('LIMIT_EXCEEDED', `${owner} already has ${limit} ${things} (limit)`, { details: { limit } });
+}

@@ -1,0 +1,133 @@
+/**
+ * Versioned schema migrations, shared by both databases (column types come from the dialect).
+ * Each migration runs once, in its own transaction, recorded in `schema_migrations`. Replicas
+ * starting together serialize on a transaction lock and re-check, so none applies one twice.
+ * Migrations are append-only: never edit a released one, add the next version.
+ */
+import { num } from './rows.js';
+import { raw, sql, type Dialect, type Driver, type Work } from './sql.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** Statements run in order inside the migration's transaction. */
+  statements(types: Dialect['types']): readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    name: 'credential store',
+    statements: ({ id, text, int, ms, json, tableSuffix }) => [
+      `CREATE TABLE providers (
+        id ${id} PRIMARY KEY,
+        display_name ${text} NOT NULL,
+        identity_provider ${text} NOT NULL,
+        grant_type ${text} NOT NULL CHECK (grant_type IN ('AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS')),
+        client_id ${text} NOT NULL,
+        client_secret ${text},
+        scopes ${json} NOT NULL,
+        parameters ${json} NOT NULL,
+        version ${int} NOT NULL,
+        created_at ${ms} NOT NULL,
+        updated_at ${ms} NOT NULL
+      )${tableSuffix}`,
+      `CREATE TABLE connections (
+        provider_id ${id} NOT NULL REFERENCES providers (id) ON DELETE CASCADE,
+        id ${id} NOT NULL,
+        display_name ${text} NOT NULL,
+        status ${text} NOT NULL CHECK (status IN ('CONNECTED', 'NOT_CONNECTED', 'ERROR')),
+        error_code ${text},
+        error_message ${text},
+        client_id ${text},
+        client_secret ${text},
+        tokens ${text},
+        token_expires_at ${ms},
+        last_refreshed_at ${ms},
+        token_generation ${int} NOT NULL,
+        version ${int} NOT NULL,
+        created_at ${ms} NOT NULL,
+        updated_at ${ms} NOT NULL,
+        PRIMARY KEY (provider_id, id),
+        CHECK ((status = 'ERROR') = (error_code IS NOT NULL AND error_message IS NOT NULL))
+      )${tableSuffix}`,
+      `CREATE TABLE access_policies (
+        provider_id ${id} NOT NULL,
+        connection_id ${id} NOT NULL,
+        id ${id} NOT NULL,
+        kind ${text} NOT NULL CHECK (kind IN ('USER', 'GROUP', 'SERVICE_PRINCIPAL', 'MANAGED_IDENTITY')),
+        object_id ${text} NOT NULL,
+        tenant_id ${text},
+        app_ids ${json} NOT NULL,
+        created_at ${ms} NOT NULL,
+        PRIMARY KEY (provider_id, connection_id, id),
+        FOREIGN KEY (provider_id, connection_id) REFERENCES connections (provider_id, id) ON DELETE CASCADE
+      )${tableSuffix}`,
+      // A consent in progress dies with its connection: its sealed PKCE verifier must not outlive it.
+      `CREATE TABLE consent_states (
+        state_hash ${id} PRIMARY KEY,
+        provider_id ${id} NOT NULL,
+        connection_id ${id} NOT NULL,
+        code_verifier ${text},
+        nonce ${text},
+        post_login_redirect_url ${text} NOT NULL,
+        expires_at ${ms} NOT NULL,
+        created_at ${ms} NOT NULL,
+        FOREIGN KEY (provider_id, connection_id) REFERENCES connections (provider_id, id) ON DELETE CASCADE
+      )${tableSuffix}`,
+      'CREATE INDEX consent_states_connection ON consent_states (provider_id, connection_id)',
+      'CREATE INDEX consent_states_expiry ON consent_states (expires_at)',
+      `CREATE TABLE settings (
+        name ${id} PRIMARY KEY,
+        value ${text} NOT NULL
+      )${tableSuffix}`,
+    ],
+  },
+]);
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+const MIGRATION_LOCK = 'migrate';
+
+function* ensureLedger(dialect: Dialect): Work<void> {
+  const lock = dialect.transactionLock(MIGRATION_LOCK);
+  if (lock) yield lock;
+  const { int, ms, text, tableSuffix } = dialect.types;
+  yield raw(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+      version ${int} PRIMARY KEY,
+      name ${text} NOT NULL,
+      applied_at ${ms} NOT NULL
+    )${tableSuffix}`,
+  );
+}
+
+/** Applies `migration` unless another process did meanwhile; true when this call applied it. */
+function* apply(dialect: Dialect, migration: Migration): Work<boolean> {
+  const lock = dialect.transactionLock(MIGRATION_LOCK);
+  if (lock) yield lock;
+  const seen = yield sql`SELECT version FROM schema_migrations WHERE version = ${migration.version}`;
+  if (seen.rows.length > 0) return false;
+  for (const statement of migration.statements(dialect.types)) yield raw(statement);
+  yield sql`INSERT INTO schema_migrations (version, name, applied_at)
+    VALUES (${migration.version}, ${migration.name}, ${Date.now()})`;
+  return true;
+}
+
+/** Brings the schema to LATEST_SCHEMA_VERSION; returns the versions this call applied. */
+export async function migrate(db: Driver): Promise<number[]> {
+  await db.transaction(() => ensureLedger(db.dialect));
+  const { rows } = await db.run(sql`SELECT version FROM schema_migrations`);
+  const present = new Set(rows.map((row) => num(row, 'version')));
+  const newest = Math.max(0, ...present);
+  if (newest > LATEST_SCHEMA_VERSION)
+    throw new Error(
+      `the database schema is at version ${newest}, newer than this gateway knows (${LATEST_SCHEMA_VERSION}): upgrade the gateway`,
+    );
+  const applied: number[] = [];
+  for (const migration of MIGRATIONS) {
+    if (present.has(migration.version)) continue;
+    if (await db.transaction(() => apply(db.dialect, migration))) applied.push(migration.version);
+  }
+  return applied;
+}

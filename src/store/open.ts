@@ -1,0 +1,36 @@
+/**
+ * Opens the store named by `store.url`: `sqlite:<file>` (embedded) or `postgres://…` (shared by
+ * replicas). Either way the schema is migrated before the store is handed out.
+ */
+import { openPostgresStore } from './postgres.js';
+import { openSqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+export { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
+export { openSqliteStore } from './sqlite.js';
+
+export interface OpenStoreOptions {
+  /** PostgreSQL only: the schema of every table, created if absent (tests use one each). */
+  readonly pgSchema?: string;
+  /** PostgreSQL only: errors of idle pooled connections, which must never crash the process. */
+  readonly onError?: (error: Error) => void;
+}
+
+/** `sqlite:./data/x.db`, `sqlite:///abs/x.db` and `sqlite::memory:` name SQLite stores. */
+export function sqliteFileOf(url: string): string {
+  const rest = url.slice('sqlite:'.length);
+  const file = rest.startsWith('//') ? rest.slice(2) : rest;
+  if (file === '') throw new TypeError('store.url sqlite: needs a file path, e.g. sqlite:./data/credentials.db');
+  return file;
+}
+
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  if (url.startsWith('sqlite:')) return openSqliteStore(sqliteFileOf(url));
+  if (/^postgres(ql)?:\/\//.test(url))
+    return openPostgresStore({
+      connectionString: url,
+      ...(options.pgSchema === undefined ? {} : { schema: options.pgSchema }),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    });
+  throw new TypeError('store.url must start with sqlite: or postgres://');
+}

@@ -1,0 +1,556 @@
+/**
+ * The Store contract written once over a Driver; SQLite and PostgreSQL differ only in their
+ * driver and dialect. Checks that must not race (uniqueness, limits, expected versions) happen
+ * inside one transaction that first locks what it counts under: the parent row on PostgreSQL
+ * (`FOR UPDATE`), the whole database on SQLite (BEGIN IMMEDIATE).
+ */
+import type { Sealed, SealedRef } from '../crypto/sealed.js';
+import { sealedPrefix } from '../crypto/sealed.js';
+import type {
+  AccessPolicyRecord,
+  ConnectionRecord,
+  ConnectionState,
+  ConsentStateRecord,
+  Page,
+  PageArgs,
+  ProviderRecord,
+} from '../domain/model.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import {
+  alreadyExists,
+  connectionLabel,
+  limitExceeded,
+  notFound,
+  policyLabel,
+  providerLabel,
+  versionConflict,
+} from './errors.js';
+import { KeyedMutex } from './keyedMutex.js';
+import {
+  CONNECTION_COLUMNS,
+  CONSENT_COLUMNS,
+  POLICY_COLUMNS,
+  PROVIDER_COLUMNS,
+  json,
+  ms,
+  msOrNull,
+  num,
+  stateColumns,
+  toConnection,
+  toConsentState,
+  toPolicy,
+  toProvider,
+} from './rows.js';
+import { join, raw, sql, type Driver, type Result, type Row, type Sql } from './sql.js';
+import type {
+  ConnectionKey,
+  ConnectionPatch,
+  ProviderPatch,
+  SealedField,
+  Store,
+  StoreStats,
+  TokenWrite,
+} from './types.js';
+
+/** Serializes provider inserts so that the instance-wide count cannot race. */
+const PROVIDERS_LOCK = 'providers';
+
+/** Where each sealed field lives; `keys` are the columns its SealedRef ids come from. */
+const SEALED_COLUMNS = Object.freeze([
+  { kind: 'provider', field: 'clientSecret', table: 'providers', column: 'client_secret', keys: ['id'] },
+  { kind: 'connection', field: 'clientSecret', table: 'connections', column: 'client_secret', keys: ['provider_id', 'id'] },
+  { kind: 'connection', field: 'tokens', table: 'connections', column: 'tokens', keys: ['provider_id', 'id'] },
+  { kind: 'consent', field: 'codeVerifier', table: 'consent_states', column: 'code_verifier', keys: ['state_hash'] },
+] as const);
+
+type SealedColumn = (typeof SEALED_COLUMNS)[number];
+
+function sealedColumnOf(ref: SealedRef): SealedColumn {
+  const found = SEALED_COLUMNS.find((c) => c.kind === ref.kind && c.field === ref.field);
+  if (!found) throw new TypeError(`no sealed field ${ref.kind}.${ref.field}`);
+  return found;
+}
+
+function sealedKeyValues(ref: SealedRef): readonly string[] {
+  switch (ref.kind) {
+    case 'provider':
+      return [ref.providerId];
+    case 'connection':
+      return [ref.providerId, ref.connectionId];
+    case 'consent':
+      return [ref.stateHash];
+  }
+}
+
+function sealedRefOf(row: Row): SealedRef {
+  const column = SEALED_COLUMNS.find((c) => c.kind === row['kind'] && c.field === row['field']);
+  const [a, b] = [String(row['a']), String(row['b'])];
+  switch (column?.kind) {
+    case 'provider':
+      return Object.freeze({ kind: 'provider', field: column.field, providerId: a });
+    case 'connection':
+      return Object.freeze({ kind: 'connection', field: column.field, providerId: a, connectionId: b });
+    case 'consent':
+      return Object.freeze({ kind: 'consent', field: column.field, stateHash: a });
+    default:
+      throw new TypeError('unknown sealed field in listing');
+  }
+}
+
+/** A LIKE pattern matching values that start with `prefix` literally. */
+function startsWith(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+}
+
+const connectionKeyOf = (key: ConnectionKey): string => `${key.providerId}/${key.connectionId}`;
+
+function firstRow(result: Result): Row | undefined {
+  return result.rows[0];
+}
+
+function checkVersion(label: string, current: number, expected: number | null): void {
+  if (expected !== null && expected !== current) throw versionConflict(label, expected, current);
+}
+
+/** `current` with the patch's defined fields laid over it. */
+function patched<T extends object>(current: T, patch: Partial<T>): T {
+  const defined = Object.entries(patch).filter(([, v]) => v !== undefined);
+  return { ...current, ...Object.fromEntries(defined) };
+}
+
+function afterId(page: PageArgs): string {
+  // Every id is at least one character long, so '' sorts before all of them.
+  return page.after === null ? '' : decodeCursor(page.after);
+}
+
+/** `rows` holds up to first + 1 items: the extra one only says that another page follows. */
+function pageOf<T extends { readonly id: string }>(rows: readonly T[], first: number): Page<T> {
+  const items = Object.freeze(rows.slice(0, Math.max(0, first)));
+  const last = items[items.length - 1];
+  return Object.freeze({ items, nextCursor: rows.length > items.length && last ? encodeCursor(last.id) : null });
+}
+
+export class SqlStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly stats: StoreStats;
+  readonly #db: Driver;
+  readonly #locks = new KeyedMutex();
+
+  constructor(db: Driver) {
+    this.#db = db;
+    this.dialect = db.dialect.name;
+    this.stats = Object.freeze({
+      get queries() {
+        return db.queries;
+      },
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.#db.run(sql`SELECT 1`);
+  }
+
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+
+  // Providers ----------------------------------------------------------------------------
+
+  insertProvider(provider: ProviderRecord, maxProviders: number): Promise<ProviderRecord> {
+    const d = this.#db.dialect;
+    const p = provider;
+    return this.#db.transaction(function* () {
+      const lock = d.transactionLock(PROVIDERS_LOCK);
+      if (lock) yield lock;
+      const counts = firstRow(
+        yield sql`SELECT count(*) AS total, (SELECT count(*) FROM providers WHERE id = ${p.id}) AS taken FROM providers`,
+      );
+      if (counts && num(counts, 'taken') > 0) throw alreadyExists(providerLabel(p.id));
+      if (counts && num(counts, 'total') >= maxProviders) throw limitExceeded('the instance', maxProviders, 'credential providers');
+      const inserted = firstRow(
+        yield sql`INSERT INTO providers (${PROVIDER_COLUMNS})
+          VALUES (${p.id}, ${p.displayName}, ${p.identityProvider}, ${p.grantType}, ${p.clientId}, ${p.clientSecret},
+            ${json(p.scopes)}, ${json(p.parameters)}, ${p.version}, ${ms(p.createdAt)}, ${ms(p.updatedAt)})
+          ON CONFLICT (id) DO NOTHING
+          RETURNING ${PROVIDER_COLUMNS}`,
+      );
+      if (!inserted) throw alreadyExists(providerLabel(p.id));
+      return toProvider(inserted);
+    });
+  }
+
+  async getProvider(id: string): Promise<ProviderRecord | null> {
+    const row = firstRow(await this.#db.run(sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id = ${id}`));
+    return row ? toProvider(row) : null;
+  }
+
+  async getProviders(ids: readonly string[]): Promise<(ProviderRecord | null)[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.#db.run(
+      sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id IN (${this.#db.dialect.textsOf(json(ids))})`,
+    );
+    const byId = new Map(rows.map((row) => [String(row['id']), toProvider(row)]));
+    return ids.map((id) => byId.get(id) ?? null);
+  }
+
+  async listProviders(page: PageArgs): Promise<Page<ProviderRecord>> {
+    const { rows } = await this.#db.run(
+      sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id > ${afterId(page)} ORDER BY id LIMIT ${page.first + 1}`,
+    );
+    return pageOf(rows.map(toProvider), page.first);
+  }
+
+  async countProviders(): Promise<number> {
+    const row = firstRow(await this.#db.run(sql`SELECT count(*) AS n FROM providers`));
+    return row ? num(row, 'n') : 0;
+  }
+
+  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null): Promise<ProviderRecord> {
+    const d = this.#db.dialect;
+    return this.#db.transaction(function* () {
+      const found = firstRow(yield sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id = ${id}${d.forUpdate}`);
+      if (!found) throw notFound(providerLabel(id));
+      const current = toProvider(found);
+      checkVersion(providerLabel(id), current.version, expectedVersion);
+      const next = patched(current, patch);
+      const updated = firstRow(
+        yield sql`UPDATE providers SET display_name = ${next.displayName}, client_id = ${next.clientId},
+            client_secret = ${next.clientSecret}, scopes = ${json(next.scopes)}, parameters = ${json(next.parameters)},
+            version = ${current.version + 1}, updated_at = ${Date.now()}
+          WHERE id = ${id}
+          RETURNING ${PROVIDER_COLUMNS}`,
+      );
+      if (!updated) throw notFound(providerLabel(id));
+      return toProvider(updated);
+    });
+  }
+
+  deleteProvider(id: string, expectedVersion: number | null): Promise<void> {
+    const d = this.#db.dialect;
+    return this.#db.transaction(function* () {
+      const found = firstRow(yield sql`SELECT version FROM providers WHERE id = ${id}${d.forUpdate}`);
+      if (!found) throw notFound(providerLabel(id));
+      checkVersion(providerLabel(id), num(found, 'version'), expectedVersion);
+      // Connections, their policies, tokens and consents in progress go by ON DELETE CASCADE.
+      yield sql`DELETE FROM providers WHERE id = ${id}`;
+    });
+  }
+
+  // Connections --------------------------------------------------------------------------
+
+  insertConnection(
+    connection: ConnectionRecord,
+    policies: readonly AccessPolicyRecord[],
+    maxConnections: number,
+  ): Promise<ConnectionRecord> {
+    const c = connection;
+    const key = { providerId: c.providerId, connectionId: c.id };
+    const stranger = policies.find((p) => p.providerId !== c.providerId || p.connectionId !== c.id);
+    if (stranger) {
+      const label = policyLabel({ providerId: stranger.providerId, connectionId: stranger.connectionId }, stranger.id);
+      return Promise.reject(new TypeError(`${label} cannot be an initial policy of ${connectionLabel(key)}`));
+    }
+    const d = this.#db.dialect;
+    const state = stateColumns(c.state);
+    return this.#db.transaction(function* () {
+      const parent = firstRow(yield sql`SELECT id FROM providers WHERE id = ${c.providerId}${d.forUpdate}`);
+      if (!parent) throw notFound(providerLabel(c.providerId));
+      const counts = firstRow(
+        yield sql`SELECT count(*) AS total,
+            (SELECT count(*) FROM connections WHERE provider_id = ${c.providerId} AND id = ${c.id}) AS taken
+          FROM connections WHERE provider_id = ${c.providerId}`,
+      );
+      if (counts && num(counts, 'taken') > 0) throw alreadyExists(connectionLabel(key));
+      if (counts && num(counts, 'total') >= maxConnections)
+        throw limitExceeded(providerLabel(c.providerId), maxConnections, 'connections');
+      const inserted = firstRow(
+        yield sql`INSERT INTO connections (${CONNECTION_COLUMNS})
+          VALUES (${c.providerId}, ${c.id}, ${c.displayName}, ${state.status}, ${state.errorCode}, ${state.errorMessage},
+            ${c.clientId}, ${c.clientSecret}, ${c.tokens}, ${msOrNull(c.tokenExpiresAt)}, ${msOrNull(c.lastRefreshedAt)},
+            ${c.tokenGeneration}, ${c.version}, ${ms(c.createdAt)}, ${ms(c.updatedAt)})
+          ON CONFLICT (provider_id, id) DO NOTHING
+          RETURNING ${CONNECTION_COLUMNS}`,
+      );
+      if (!inserted) throw alreadyExists(connectionLabel(key));
+      for (const p of policies) {
+        const added = yield insertPolicy(p);
+        if (added.rowCount === 0) throw alreadyExists(policyLabel(key, p.id));
+      }
+      return toConnection(inserted);
+    });
+  }
+
+  async getConnection(key: ConnectionKey): Promise<ConnectionRecord | null> {
+    const row = firstRow(
+      await this.#db.run(
+        sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}`,
+      ),
+    );
+    return row ? toConnection(row) : null;
+  }
+
+  async getConnections(keys: readonly ConnectionKey[]): Promise<(ConnectionRecord | null)[]> {
+    if (keys.length === 0) return [];
+    const { rows } = await this.#db.run(
+      sql`SELECT ${CONNECTION_COLUMNS} FROM connections
+        WHERE (provider_id, id) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})`,
+    );
+    const byKey = new Map(
+      rows.map(toConnection).map((c) => [connectionKeyOf({ providerId: c.providerId, connectionId: c.id }), c] as const),
+    );
+    return keys.map((key) => byKey.get(connectionKeyOf(key)) ?? null);
+  }
+
+  async listConnectionsOfProviders(providerIds: readonly string[], page: PageArgs): Promise<Page<ConnectionRecord>[]> {
+    if (providerIds.length === 0) return [];
+    // One statement for every provider: number each provider's connections, keep first + 1 of each.
+    const { rows } = await this.#db.run(
+      sql`SELECT ${CONNECTION_COLUMNS} FROM (
+          SELECT ${CONNECTION_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY provider_id ORDER BY id) AS position
+          FROM connections
+          WHERE provider_id IN (${this.#db.dialect.textsOf(json(providerIds))}) AND id > ${afterId(page)}
+        ) AS numbered
+        WHERE position <= ${page.first + 1}
+        ORDER BY provider_id, id`,
+    );
+    const byProvider = new Map<string, ConnectionRecord[]>();
+    for (const row of rows) {
+      const c = toConnection(row);
+      const list = byProvider.get(c.providerId);
+      if (list) list.push(c);
+      else byProvider.set(c.providerId, [c]);
+    }
+    return providerIds.map((id) => pageOf(byProvider.get(id) ?? [], page.first));
+  }
+
+  updateConnection(key: ConnectionKey, patch: ConnectionPatch, expectedVersion: number | null): Promise<ConnectionRecord> {
+    const d = this.#db.dialect;
+    const label = connectionLabel(key);
+    return this.#db.transaction(function* () {
+      const found = firstRow(
+        yield sql`SELECT ${CONNECTION_COLUMNS} FROM connections
+          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}${d.forUpdate}`,
+      );
+      if (!found) throw notFound(label);
+      const current = toConnection(found);
+      checkVersion(label, current.version, expectedVersion);
+      const next = patched(current, patch);
+      const state = stateColumns(next.state);
+      const updated = firstRow(
+        yield sql`UPDATE connections SET display_name = ${next.displayName}, client_id = ${next.clientId},
+            client_secret = ${next.clientSecret}, status = ${state.status}, error_code = ${state.errorCode},
+            error_message = ${state.errorMessage}, version = ${current.version + 1}, updated_at = ${Date.now()}
+          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}
+          RETURNING ${CONNECTION_COLUMNS}`,
+      );
+      if (!updated) throw notFound(label);
+      return toConnection(updated);
+    });
+  }
+
+  deleteConnection(key: ConnectionKey, expectedVersion: number | null): Promise<void> {
+    const d = this.#db.dialect;
+    const label = connectionLabel(key);
+    return this.#db.transaction(function* () {
+      const found = firstRow(
+        yield sql`SELECT version FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}${d.forUpdate}`,
+      );
+      if (!found) throw notFound(label);
+      checkVersion(label, num(found, 'version'), expectedVersion);
+      yield sql`DELETE FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}`;
+    });
+  }
+
+  async writeTokens(key: ConnectionKey, write: TokenWrite, expectedGeneration: number): Promise<ConnectionRecord | null> {
+    const state = stateColumns(write.state);
+    // Token writes are not admin edits: `version` (the admin's ETag) stays, the generation moves.
+    const written = firstRow(
+      await this.#db.run(
+        sql`UPDATE connections SET tokens = ${write.tokens}, token_expires_at = ${msOrNull(write.tokenExpiresAt)},
+            last_refreshed_at = ${ms(write.lastRefreshedAt)}, status = ${state.status}, error_code = ${state.errorCode},
+            error_message = ${state.errorMessage}, token_generation = token_generation + 1
+          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId} AND token_generation = ${expectedGeneration}
+          RETURNING ${CONNECTION_COLUMNS}`,
+      ),
+    );
+    if (written) return toConnection(written);
+    if (!(await this.#exists(key))) throw notFound(connectionLabel(key));
+    return null;
+  }
+
+  async setConnectionState(key: ConnectionKey, state: ConnectionState): Promise<ConnectionRecord> {
+    const s = stateColumns(state);
+    const updated = firstRow(
+      await this.#db.run(
+        sql`UPDATE connections SET status = ${s.status}, error_code = ${s.errorCode}, error_message = ${s.errorMessage},
+            version = version + 1, updated_at = ${Date.now()}
+          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}
+          RETURNING ${CONNECTION_COLUMNS}`,
+      ),
+    );
+    if (!updated) throw notFound(connectionLabel(key));
+    return toConnection(updated);
+  }
+
+  async #exists(key: ConnectionKey): Promise<boolean> {
+    const { rows } = await this.#db.run(
+      sql`SELECT 1 AS present FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}`,
+    );
+    return rows.length > 0;
+  }
+
+  // Access policies -----------------------------------------------------------------------
+
+  insertAccessPolicy(policy: AccessPolicyRecord, maxPolicies: number): Promise<AccessPolicyRecord> {
+    const d = this.#db.dialect;
+    const p = policy;
+    const key = { providerId: p.providerId, connectionId: p.connectionId };
+    return this.#db.transaction(function* () {
+      const parent = firstRow(
+        yield sql`SELECT id FROM connections WHERE provider_id = ${p.providerId} AND id = ${p.connectionId}${d.forUpdate}`,
+      );
+      if (!parent) throw notFound(connectionLabel(key));
+      const counts = firstRow(
+        yield sql`SELECT count(*) AS total, (SELECT count(*) FROM access_policies
+              WHERE provider_id = ${p.providerId} AND connection_id = ${p.connectionId} AND id = ${p.id}) AS taken
+          FROM access_policies WHERE provider_id = ${p.providerId} AND connection_id = ${p.connectionId}`,
+      );
+      if (counts && num(counts, 'taken') > 0) throw alreadyExists(policyLabel(key, p.id));
+      if (counts && num(counts, 'total') >= maxPolicies) throw limitExceeded(connectionLabel(key), maxPolicies, 'access policies');
+      const inserted = firstRow(yield insertPolicy(p));
+      if (!inserted) throw alreadyExists(policyLabel(key, p.id));
+      return toPolicy(inserted);
+    });
+  }
+
+  async listAccessPolicies(keys: readonly ConnectionKey[]): Promise<AccessPolicyRecord[][]> {
+    if (keys.length === 0) return [];
+    const { rows } = await this.#db.run(
+      sql`SELECT ${POLICY_COLUMNS} FROM access_policies
+        WHERE (provider_id, connection_id) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})
+        ORDER BY provider_id, connection_id, id`,
+    );
+    const byKey = new Map<string, AccessPolicyRecord[]>();
+    for (const row of rows) {
+      const p = toPolicy(row);
+      const k = connectionKeyOf(p);
+      const list = byKey.get(k);
+      if (list) list.push(p);
+      else byKey.set(k, [p]);
+    }
+    return keys.map((key) => [...(byKey.get(connectionKeyOf(key)) ?? [])]);
+  }
+
+  async deleteAccessPolicy(key: ConnectionKey, id: string): Promise<void> {
+    const { rowCount } = await this.#db.run(
+      sql`DELETE FROM access_policies WHERE provider_id = ${key.providerId} AND connection_id = ${key.connectionId} AND id = ${id}`,
+    );
+    if (rowCount === 0) throw notFound(policyLabel(key, id));
+  }
+
+  // Consent state -------------------------------------------------------------------------
+
+  async insertConsentState(state: ConsentStateRecord): Promise<void> {
+    const s = state;
+    // Inserted only alongside a live connection: a consent for nothing would dangle.
+    const { rowCount } = await this.#db.run(
+      sql`INSERT INTO consent_states (${CONSENT_COLUMNS})
+        SELECT ${s.stateHash}, ${s.providerId}, ${s.connectionId}, ${s.codeVerifier}, ${s.nonce}, ${s.postLoginRedirectUrl},
+          ${ms(s.expiresAt)}, ${ms(s.createdAt)}
+        FROM connections WHERE provider_id = ${s.providerId} AND id = ${s.connectionId}`,
+    );
+    if (rowCount === 0) throw notFound(connectionLabel({ providerId: s.providerId, connectionId: s.connectionId }));
+  }
+
+  async consumeConsentState(stateHash: string, now: Date): Promise<ConsentStateRecord | null> {
+    // Deleted whether expired or not: a state is spent by its first use either way.
+    const row = firstRow(
+      await this.#db.run(sql`DELETE FROM consent_states WHERE state_hash = ${stateHash} RETURNING ${CONSENT_COLUMNS}`),
+    );
+    if (!row) return null;
+    const consent = toConsentState(row);
+    return consent.expiresAt.getTime() > now.getTime() ? consent : null;
+  }
+
+  async deleteExpiredConsentStates(now: Date): Promise<number> {
+    const { rowCount } = await this.#db.run(sql`DELETE FROM consent_states WHERE expires_at <= ${ms(now)}`);
+    return rowCount;
+  }
+
+  // Sealed fields (key rotation) ---------------------------------------------------------------
+
+  async listSealedNotWrappedBy(keyId: string, limit: number): Promise<SealedField[]> {
+    const pattern = startsWith(sealedPrefix(keyId));
+    const branches = SEALED_COLUMNS.map((c) => {
+      const columns = raw(`'${c.kind}' AS kind, '${c.field}' AS field, ${c.keys[0]} AS a, ${c.keys[1] ?? 'NULL'} AS b`);
+      return sql`SELECT ${columns}, ${raw(c.column)} AS value FROM ${raw(c.table)}
+        WHERE ${raw(c.column)} IS NOT NULL AND ${raw(c.column)} NOT LIKE ${pattern} ESCAPE '\\'`;
+    });
+    const { rows } = await this.#db.run(sql`${join(branches, ' UNION ALL ')} LIMIT ${limit}`);
+    return rows.map((row) => Object.freeze({ ref: sealedRefOf(row), value: String(row['value']) as Sealed }));
+  }
+
+  async replaceSealed(ref: SealedRef, expected: Sealed, next: Sealed): Promise<boolean> {
+    const c = sealedColumnOf(ref);
+    const values = sealedKeyValues(ref);
+    const keyMatch = join(
+      c.keys.map((column, i) => sql`${raw(column)} = ${values[i]}`),
+      ' AND ',
+    );
+    // A new wrapping of the same secret: no version, generation or timestamp moves.
+    const { rowCount } = await this.#db.run(
+      sql`UPDATE ${raw(c.table)} SET ${raw(c.column)} = ${next} WHERE ${keyMatch} AND ${raw(c.column)} = ${expected}`,
+    );
+    return rowCount > 0;
+  }
+
+  async countSealedWrappedBy(keyId: string): Promise<number> {
+    const pattern = startsWith(sealedPrefix(keyId));
+    const counts = SEALED_COLUMNS.map(
+      (c) => sql`(SELECT count(*) FROM ${raw(c.table)} WHERE ${raw(c.column)} LIKE ${pattern} ESCAPE '\\')`,
+    );
+    const row = firstRow(await this.#db.run(sql`SELECT ${join(counts, ' + ')} AS n`));
+    return row ? num(row, 'n') : 0;
+  }
+
+  // Settings --------------------------------------------------------------------------------
+
+  async getSetting(name: string): Promise<string | null> {
+    const row = firstRow(await this.#db.run(sql`SELECT value FROM settings WHERE name = ${name}`));
+    return row ? String(row['value']) : null;
+  }
+
+  async putSettingIfAbsent(name: string, value: string): Promise<string> {
+    // The no-op update makes RETURNING yield the row that stays, whichever it is.
+    const row = firstRow(
+      await this.#db.run(
+        sql`INSERT INTO settings (name, value) VALUES (${name}, ${value})
+          ON CONFLICT (name) DO UPDATE SET value = settings.value
+          RETURNING value`,
+      ),
+    );
+    return row ? String(row['value']) : value;
+  }
+
+  async putSetting(name: string, value: string): Promise<void> {
+    await this.#db.run(
+      sql`INSERT INTO settings (name, value) VALUES (${name}, ${value})
+        ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+    );
+  }
+
+  // Coordination --------------------------------------------------------------------------------
+
+  withConnectionLock<T>(key: ConnectionKey, fn: () => Promise<T>): Promise<T> {
+    const name = connectionKeyOf(key);
+    // In-process waiters queue here first, so only the holder occupies a database session.
+    return this.#locks.run(name, () => this.#db.withSessionLock(`refresh/${name}`, fn));
+  }
+}
+
+function insertPolicy(p: AccessPolicyRecord): Sql {
+  return sql`INSERT INTO access_policies (${POLICY_COLUMNS})
+    VALUES (${p.providerId}, ${p.connectionId}, ${p.id}, ${p.kind}, ${p.objectId}, ${p.tenantId}, ${json(p.appIds)}, ${ms(p.createdAt)})
+    ON CONFLICT (provider_id, connection_id, id) DO NOTHING
+    RETURNING ${POLICY_COLUMNS}`;
+}

@@ -1,0 +1,1005 @@
+/**
+ * One behaviour, two databases: every case runs against SQLite and PostgreSQL, each case on a
+ * fresh file or schema. PostgreSQL cases skip with a notice when the server is unreachable, and
+ * fail instead when CI=true.
+ */
+import { stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Sealed, SealedRef } from '../src/crypto/sealed.js';
+import type {
+  AccessPolicyRecord,
+  ConnectionRecord,
+  ConnectionState,
+  ConsentStateRecord,
+  ProviderRecord,
+} from '../src/domain/model.js';
+import { GatewayError } from '../src/errors.js';
+import { decodeCursor, encodeCursor } from '../src/store/cursor.js';
+import { KeyedMutex } from '../src/store/keyedMutex.js';
+import { LATEST_SCHEMA_VERSION } from '../src/store/migrations.js';
+import { openStore } from '../src/store/open.js';
+import type { ConnectionKey, SealedField, Store, TokenWrite } from '../src/store/types.js';
+import { freshPgSchema, pgUrl, requirePgOrSkip, withPgClient } from './support/pg.js';
+import { tempDir } from './support/tmp.js';
+
+const hasPg = await requirePgOrSkip('the PostgreSQL store conformance suite');
+
+// Fixtures ------------------------------------------------------------------------------------
+
+const T0 = new Date('2024-05-01T10:00:00.000Z');
+const T1 = new Date('2024-05-01T11:00:00.000Z');
+
+/** Stores never decrypt, so any well-formed sealed string will do. */
+const sealed = (keyId: string, tag: string): Sealed => `v1.${keyId}.${tag}.iv.ct.tag` as Sealed;
+
+function provider(id: string, over: Partial<ProviderRecord> = {}): ProviderRecord {
+  return {
+    id,
+    displayName: `Provider ${id}`,
+    identityProvider: 'github',
+    grantType: 'AUTHORIZATION_CODE',
+    clientId: `client-${id}`,
+    clientSecret: sealed('k1', `ps-${id}`),
+    scopes: ['repo', 'read:user'],
+    parameters: { tokenUrl: 'https://idp.example/token', tenantId: 'tenant-1' },
+    version: 1,
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+function connection(providerId: string, id: string, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return {
+    providerId,
+    id,
+    displayName: `Connection ${id}`,
+    state: { status: 'NOT_CONNECTED' },
+    clientId: null,
+    clientSecret: null,
+    tokens: null,
+    tokenExpiresAt: null,
+    lastRefreshedAt: null,
+    tokenGeneration: 0,
+    version: 1,
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+function policy(providerId: string, connectionId: string, id: string, over: Partial<AccessPolicyRecord> = {}): AccessPolicyRecord {
+  return {
+    providerId,
+    connectionId,
+    id,
+    kind: 'USER',
+    objectId: `user-${id}`,
+    tenantId: 'tenant-1',
+    appIds: ['app-a', 'app-b'],
+    createdAt: T0,
+    ...over,
+  };
+}
+
+function consent(stateHash: string, key: ConnectionKey, over: Partial<ConsentStateRecord> = {}): ConsentStateRecord {
+  return {
+    stateHash,
+    providerId: key.providerId,
+    connectionId: key.connectionId,
+    codeVerifier: sealed('k1', `cv-${stateHash}`),
+    nonce: `nonce-${stateHash}`,
+    postLoginRedirectUrl: 'https://app.example/done',
+    expiresAt: T1,
+    createdAt: T0,
+    ...over,
+  };
+}
+
+const key = (providerId: string, connectionId: string): ConnectionKey => ({ providerId, connectionId });
+
+/** Provider `providerId` with plain connections `connectionIds`. */
+async function seedConnections(store: Store, providerId: string, connectionIds: readonly string[]): Promise<void> {
+  await store.insertProvider(provider(providerId), 10);
+  for (const id of connectionIds) await store.insertConnection(connection(providerId, id), [], 10);
+}
+
+const tokenWrite = (tag: string, state: ConnectionState = { status: 'CONNECTED' }): TokenWrite => ({
+  tokens: sealed('k1', `tok-${tag}`),
+  tokenExpiresAt: new Date('2024-05-01T12:00:00.000Z'),
+  lastRefreshedAt: new Date('2024-05-01T10:30:00.000Z'),
+  state,
+});
+
+/** The GatewayError `promise` rejects with (fails the test if it resolves or throws anything else). */
+async function failure(promise: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await promise;
+  } catch (e) {
+    expect(e).toBeInstanceOf(GatewayError);
+    return e as GatewayError;
+  }
+  throw new Error('expected a GatewayError, but the call succeeded');
+}
+
+async function queriesOf(store: Store, fn: () => Promise<unknown>): Promise<number> {
+  const before = store.stats.queries;
+  await fn();
+  return store.stats.queries - before;
+}
+
+/** Records that the concurrent callers of `track` never overlap more than `limit` at once. */
+function overlapMeter() {
+  let active = 0;
+  let peak = 0;
+  return {
+    get peak() {
+      return peak;
+    },
+    async track<T>(fn: () => Promise<T>): Promise<T> {
+      active++;
+      peak = Math.max(peak, active);
+      try {
+        return await fn();
+      } finally {
+        active--;
+      }
+    },
+  };
+}
+
+// Targets -------------------------------------------------------------------------------------
+
+/** One database (a file or a schema) that several stores may open, like replicas. */
+interface Place {
+  open(): Promise<Store>;
+  /** Raw SQL on the same database, outside any store (to inspect or to damage it). */
+  sql(text: string): Promise<Record<string, unknown>[]>;
+  cleanup(): Promise<void>;
+}
+
+interface Target {
+  readonly name: 'sqlite' | 'postgres';
+  place(): Promise<Place>;
+}
+
+function tracking(open: () => Promise<Store>) {
+  const stores: Store[] = [];
+  return {
+    open: async () => {
+      const store = await open();
+      stores.push(store);
+      return store;
+    },
+    closeAll: () => Promise.all(stores.map((s) => s.close().catch(() => undefined))),
+  };
+}
+
+const SQLITE: Target = {
+  name: 'sqlite',
+  async place() {
+    const dir = await tempDir('cg-store-');
+    const file = dir.file('nested', 'dir', 'store.db');
+    const stores = tracking(() => openStore(`sqlite:${file}`));
+    return {
+      open: stores.open,
+      async sql(text) {
+        const db = new Database(file);
+        try {
+          const statement = db.prepare(text);
+          return statement.reader ? (statement.all() as Record<string, unknown>[]) : (statement.run(), []);
+        } finally {
+          db.close();
+        }
+      },
+      async cleanup() {
+        await stores.closeAll();
+        await dir.cleanup();
+      },
+    };
+  },
+};
+
+const POSTGRES: Target = {
+  name: 'postgres',
+  async place() {
+    const { schema, drop } = await freshPgSchema('store_conformance');
+    const stores = tracking(() => openStore(pgUrl(), { pgSchema: schema }));
+    return {
+      open: stores.open,
+      sql: (text) =>
+        withPgClient(async (c) => {
+          await c.query(`SET search_path TO "${schema}"`);
+          return (await c.query(text)).rows as Record<string, unknown>[];
+        }),
+      async cleanup() {
+        await stores.closeAll();
+        await drop();
+      },
+    };
+  },
+};
+
+const TARGETS: Target[] = hasPg ? [SQLITE, POSTGRES] : [SQLITE];
+
+if (!hasPg)
+  describe.skip('postgres store', () => {
+    it('runs when PostgreSQL is reachable', () => {});
+  });
+
+// The suite -----------------------------------------------------------------------------------
+
+describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, target) => {
+  let place: Place;
+  let store: Store;
+
+  beforeEach(async () => {
+    place = await target.place();
+    store = await place.open();
+  });
+  afterEach(async () => {
+    await place.cleanup();
+  });
+
+  it('names its dialect and answers ping', async () => {
+    expect(store.dialect).toBe(target.name);
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  it('rejects calls once closed', async () => {
+    await store.close();
+    await expect(store.ping()).rejects.toThrow();
+    await expect(store.close()).resolves.toBeUndefined();
+  });
+
+  describe('providers', () => {
+    it('round-trips every field exactly, frozen', async () => {
+      const input = provider('github-01', { clientSecret: null, scopes: [], parameters: {} });
+      const full = provider('github-02', { grantType: 'CLIENT_CREDENTIALS', version: 7, updatedAt: T1 });
+      expect(await store.insertProvider(input, 10)).toEqual(input);
+      expect(await store.insertProvider(full, 10)).toEqual(full);
+      const read = await store.getProvider('github-02');
+      expect(read).toEqual(full);
+      expect(read?.createdAt).toBeInstanceOf(Date);
+      expect(Object.isFrozen(read)).toBe(true);
+      expect(Object.isFrozen(read?.scopes)).toBe(true);
+      expect(await store.getProvider('github-03')).toBeNull();
+      expect(await store.countProviders()).toBe(2);
+    });
+
+    it('refuses a taken id with ALREADY_EXISTS', async () => {
+      await store.insertProvider(provider('github-01'), 10);
+      const e = await failure(store.insertProvider(provider('github-01', { displayName: 'other' }), 10));
+      expect(e.code).toBe('ALREADY_EXISTS');
+      expect(e.message).toBe("credential provider 'github-01' already exists");
+      expect((await store.getProvider('github-01'))?.displayName).toBe('Provider github-01');
+    });
+
+    it('refuses the provider past the limit with LIMIT_EXCEEDED, but names a taken id first', async () => {
+      await store.insertProvider(provider('p1'), 2);
+      await store.insertProvider(provider('p2'), 2);
+      const e = await failure(store.insertProvider(provider('p3'), 2));
+      expect(e.code).toBe('LIMIT_EXCEEDED');
+      expect(e.message).toBe('the instance already has 2 credential providers (limit)');
+      expect((await failure(store.insertProvider(provider('p1'), 2))).code).toBe('ALREADY_EXISTS');
+      expect(await store.countProviders()).toBe(2);
+    });
+
+    it('lets exactly N of many concurrent inserts through a limit of N, across replicas', async () => {
+      const replica = await place.open();
+      const results = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) => (i % 2 ? replica : store).insertProvider(provider(`race-${i}`), 4)),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+      const codes = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as GatewayError).code] : []));
+      expect(codes).toEqual(Array(8).fill('LIMIT_EXCEEDED'));
+      expect(await store.countProviders()).toBe(4);
+    });
+
+    it('reads many by id in one statement, aligned with the ids', async () => {
+      await store.insertProvider(provider('a'), 10);
+      await store.insertProvider(provider('b'), 10);
+      let got: (ProviderRecord | null)[] = [];
+      expect(await queriesOf(store, async () => (got = await store.getProviders(['b', 'missing', 'a', 'b'])))).toBe(1);
+      expect(got.map((p) => p?.id ?? null)).toEqual(['b', null, 'a', 'b']);
+      expect(got[0]).toEqual(provider('b'));
+      expect(await queriesOf(store, () => store.getProviders([]))).toBe(0);
+    });
+
+    it('pages by id with opaque cursors and a null cursor at the end', async () => {
+      for (const id of ['p-05', 'p-02', 'p-07', 'p-01', 'p-04', 'p-03', 'p-06']) await store.insertProvider(provider(id), 100);
+      const one = await store.listProviders({ first: 3, after: null });
+      expect(one.items.map((p) => p.id)).toEqual(['p-01', 'p-02', 'p-03']);
+      expect(one.nextCursor).not.toBeNull();
+      expect(one.nextCursor).not.toContain('p-03');
+      const two = await store.listProviders({ first: 3, after: one.nextCursor });
+      expect(two.items.map((p) => p.id)).toEqual(['p-04', 'p-05', 'p-06']);
+      const three = await store.listProviders({ first: 3, after: two.nextCursor });
+      expect(three.items.map((p) => p.id)).toEqual(['p-07']);
+      expect(three.nextCursor).toBeNull();
+      expect(three.items[0]).toEqual(provider('p-07'));
+    });
+
+    it('ends with a null cursor when the last page is exactly full', async () => {
+      for (const id of ['a', 'b', 'c', 'd']) await store.insertProvider(provider(id), 100);
+      const one = await store.listProviders({ first: 2, after: null });
+      const two = await store.listProviders({ first: 2, after: one.nextCursor });
+      expect(two.items.map((p) => p.id)).toEqual(['c', 'd']);
+      expect(two.nextCursor).toBeNull();
+      expect(await store.listProviders({ first: 2, after: encodeCursor('zzz') })).toEqual({ items: [], nextCursor: null });
+    });
+
+    it('orders ids byte-wise (identically on both databases)', async () => {
+      const ids = ['a_b', 'aB', 'a-b', 'B', '0', 'a.b', 'ü', 'Z'];
+      for (const id of ids) await store.insertProvider(provider(id), 100);
+      const page = await store.listProviders({ first: 100, after: null });
+      expect(page.items.map((p) => p.id)).toEqual([...ids].sort((x, y) => (Buffer.compare(Buffer.from(x), Buffer.from(y)))));
+      expect(page.items.map((p) => p.id)).toEqual(['0', 'B', 'Z', 'a-b', 'a.b', 'aB', 'a_b', 'ü']);
+    });
+
+    it('rejects a cursor it did not issue with BAD_USER_INPUT', async () => {
+      const e = await failure(store.listProviders({ first: 3, after: 'not a cursor!' }));
+      expect(e.code).toBe('BAD_USER_INPUT');
+      expect(e.details).toEqual({ field: 'after' });
+    });
+
+    it('updates the patched fields, bumps version and updatedAt, keeps the rest', async () => {
+      await store.insertProvider(provider('p1'), 10);
+      const before = Date.now();
+      const updated = await store.updateProvider(
+        'p1',
+        { displayName: 'Renamed', clientSecret: null, scopes: ['a'], parameters: { issuer: 'https://i' } },
+        1,
+      );
+      expect(updated).toEqual({
+        ...provider('p1'),
+        displayName: 'Renamed',
+        clientSecret: null,
+        scopes: ['a'],
+        parameters: { issuer: 'https://i' },
+        version: 2,
+        updatedAt: updated.updatedAt,
+      });
+      expect(updated.updatedAt.getTime()).toBeGreaterThanOrEqual(before);
+      expect(await store.getProvider('p1')).toEqual(updated);
+      const unconditional = await store.updateProvider('p1', { clientId: 'new-client', displayName: undefined }, null);
+      expect(unconditional).toMatchObject({ clientId: 'new-client', displayName: 'Renamed', version: 3 });
+    });
+
+    it('refuses a stale expected version with VERSION_CONFLICT and a missing id with NOT_FOUND', async () => {
+      await store.insertProvider(provider('p1'), 10);
+      await store.updateProvider('p1', { displayName: 'x' }, null);
+      const e = await failure(store.updateProvider('p1', { displayName: 'y' }, 1));
+      expect(e.code).toBe('VERSION_CONFLICT');
+      expect(e.message).toBe("credential provider 'p1': version 1 expected, current is 2");
+      expect(e.details).toEqual({ expectedVersion: 1, currentVersion: 2 });
+      expect((await store.getProvider('p1'))?.displayName).toBe('x');
+      const missing = await failure(store.updateProvider('nope', { displayName: 'y' }, null));
+      expect(missing.code).toBe('NOT_FOUND');
+      expect(missing.message).toBe("credential provider 'nope' not found");
+      expect((await failure(store.deleteProvider('p1', 1))).code).toBe('VERSION_CONFLICT');
+      expect((await failure(store.deleteProvider('nope', null))).code).toBe('NOT_FOUND');
+      expect(await store.getProvider('p1')).not.toBeNull();
+    });
+
+    it('deletes a provider with its connections, policies, tokens and consents in progress', async () => {
+      for (const p of ['p1', 'p2']) {
+        await store.insertProvider(provider(p), 10);
+        for (const c of ['c1', 'c2']) {
+          await store.insertConnection(
+            connection(p, c, { clientSecret: sealed('k1', `cs-${p}-${c}`), tokens: sealed('k1', `t-${p}-${c}`) }),
+            [policy(p, c, 'owner')],
+            10,
+          );
+          await store.insertConsentState(consent(`h-${p}-${c}`, key(p, c)));
+        }
+      }
+      expect(await store.countSealedWrappedBy('k1')).toBe(2 + 4 * 2 + 4);
+      await store.deleteProvider('p1', 1);
+      expect(await store.getProvider('p1')).toBeNull();
+      expect(await store.getConnections([key('p1', 'c1'), key('p1', 'c2'), key('p2', 'c1')])).toEqual([
+        null,
+        null,
+        expect.objectContaining({ providerId: 'p2', id: 'c1' }),
+      ]);
+      expect((await store.listAccessPolicies([key('p1', 'c1'), key('p2', 'c1')])).map((l) => l.length)).toEqual([0, 1]);
+      expect(await store.consumeConsentState('h-p1-c1', T0)).toBeNull();
+      expect(await store.countSealedWrappedBy('k1')).toBe(1 + 2 * 2 + 2);
+      expect(await store.countProviders()).toBe(1);
+    });
+  });
+
+  describe('connections', () => {
+    beforeEach(() => seedConnections(store, 'p1', []));
+
+    it('round-trips every field and its initial policies exactly', async () => {
+      const input = connection('p1', 'c1', {
+        displayName: 'Alice',
+        state: { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'consent again' } },
+        clientId: 'cc-client',
+        clientSecret: sealed('k1', 'cs'),
+        tokens: sealed('k1', 'tok'),
+        tokenExpiresAt: new Date('2024-05-02T00:00:00.123Z'),
+        lastRefreshedAt: new Date('2024-05-01T23:00:00.456Z'),
+        tokenGeneration: 3,
+        version: 5,
+        updatedAt: T1,
+      });
+      const policies = [
+        policy('p1', 'c1', 'mi', { kind: 'MANAGED_IDENTITY', tenantId: null, appIds: [] }),
+        policy('p1', 'c1', 'alice'),
+      ];
+      expect(await store.insertConnection(input, policies, 10)).toEqual(input);
+      const read = await store.getConnection(key('p1', 'c1'));
+      expect(read).toEqual(input);
+      expect(Object.isFrozen(read?.state)).toBe(true);
+      expect(await store.listAccessPolicies([key('p1', 'c1')])).toEqual([[policies[1], policies[0]]]);
+      expect(await store.getConnection(key('p1', 'c2'))).toBeNull();
+    });
+
+    it('refuses a taken id, a missing provider and the connection past the limit', async () => {
+      await store.insertConnection(connection('p1', 'c1'), [], 2);
+      const taken = await failure(store.insertConnection(connection('p1', 'c1'), [], 2));
+      expect(taken.code).toBe('ALREADY_EXISTS');
+      expect(taken.message).toBe("connection 'c1' of provider 'p1' already exists");
+      const orphan = await failure(store.insertConnection(connection('nope', 'c1'), [], 2));
+      expect(orphan.code).toBe('NOT_FOUND');
+      expect(orphan.message).toBe("credential provider 'nope' not found");
+      await store.insertConnection(connection('p1', 'c2'), [], 2);
+      const full = await failure(store.insertConnection(connection('p1', 'c3'), [], 2));
+      expect(full.code).toBe('LIMIT_EXCEEDED');
+      expect(full.message).toBe("credential provider 'p1' already has 2 connections (limit)");
+      expect(full.details).toEqual({ limit: 2 });
+    });
+
+    it('counts the limit per provider and allows the same connection id under two providers', async () => {
+      await store.insertProvider(provider('p2'), 10);
+      await store.insertConnection(connection('p1', 'c1'), [], 1);
+      expect(await store.insertConnection(connection('p2', 'c1'), [], 1)).toMatchObject({ providerId: 'p2', id: 'c1' });
+    });
+
+    it('lets exactly N of many concurrent inserts through a limit of N, across replicas', async () => {
+      const replica = await place.open();
+      const results = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) =>
+          (i % 2 ? replica : store).insertConnection(connection('p1', `race-${i}`), [policy('p1', `race-${i}`, 'mi')], 5),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+      const codes = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as GatewayError).code] : []));
+      expect(codes).toEqual(Array(7).fill('LIMIT_EXCEEDED'));
+      expect((await store.listConnectionsOfProviders(['p1'], { first: 100, after: null }))[0]?.items).toHaveLength(5);
+    });
+
+    it('inserts nothing when one of the initial policies fails (atomic)', async () => {
+      const e = await failure(store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c1', 'x'), policy('p1', 'c1', 'x')], 10));
+      expect(e.code).toBe('ALREADY_EXISTS');
+      expect(e.message).toBe("access policy 'x' of connection 'c1' of provider 'p1' already exists");
+      expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
+      expect(await store.listAccessPolicies([key('p1', 'c1')])).toEqual([[]]);
+    });
+
+    it('refuses initial policies that belong to another connection (misuse)', async () => {
+      await expect(store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c2', 'x')], 10)).rejects.toThrow(TypeError);
+      expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
+    });
+
+    it('reads many by key in one statement, aligned with the keys', async () => {
+      await store.insertProvider(provider('p2'), 10);
+      await store.insertConnection(connection('p1', 'c1'), [], 10);
+      await store.insertConnection(connection('p2', 'c1'), [], 10);
+      let got: (ConnectionRecord | null)[] = [];
+      const keys = [key('p2', 'c1'), key('p1', 'c2'), key('p1', 'c1'), key('p2', 'c1')];
+      expect(await queriesOf(store, async () => (got = await store.getConnections(keys)))).toBe(1);
+      expect(got.map((c) => (c ? `${c.providerId}/${c.id}` : null))).toEqual(['p2/c1', null, 'p1/c1', 'p2/c1']);
+      expect(got[2]).toEqual(connection('p1', 'c1'));
+    });
+
+    it('lists a page of connections for each of many providers in one statement', async () => {
+      const counts = { q0: 0, q1: 1, q2: 2, q3: 3, q4: 4 };
+      for (const [p, n] of Object.entries(counts)) {
+        await store.insertProvider(provider(p), 10);
+        for (let i = n; i >= 1; i--) await store.insertConnection(connection(p, `c${i}`), [], 10);
+      }
+      const providerIds = ['q0', 'q1', 'q2', 'q3', 'q4'];
+      let pages: Awaited<ReturnType<Store['listConnectionsOfProviders']>> = [];
+      const used = await queriesOf(store, async () => (pages = await store.listConnectionsOfProviders(providerIds, { first: 2, after: null })));
+      expect(used).toBe(1);
+      expect(pages.map((p) => p.items.map((c) => `${c.providerId}/${c.id}`))).toEqual([
+        [],
+        ['q1/c1'],
+        ['q2/c1', 'q2/c2'],
+        ['q3/c1', 'q3/c2'],
+        ['q4/c1', 'q4/c2'],
+      ]);
+      expect(pages.map((p) => p.nextCursor === null)).toEqual([true, true, true, false, false]);
+      expect(pages[3]?.items[0]).toEqual(connection('q3', 'c1'));
+      const after = pages[4]?.nextCursor ?? null;
+      expect(pages[3]?.nextCursor).toBe(after);
+      const next = await store.listConnectionsOfProviders(['q3', 'q4', 'missing', 'q3'], { first: 2, after });
+      expect(next.map((p) => p.items.map((c) => c.id))).toEqual([['c3'], ['c3', 'c4'], [], ['c3']]);
+      expect(next.map((p) => p.nextCursor)).toEqual([null, null, null, null]);
+      const third = await store.listConnectionsOfProviders(['q4'], { first: 1, after: encodeCursor('c2') });
+      expect(third[0]?.items.map((c) => c.id)).toEqual(['c3']);
+      expect(third[0]?.nextCursor).not.toBeNull();
+      expect(decodeCursor(third[0]?.nextCursor ?? '')).toBe('c3');
+      expect(await queriesOf(store, () => store.listConnectionsOfProviders([], { first: 2, after: null }))).toBe(0);
+    });
+
+    it('updates the patched fields, bumps version and updatedAt, leaves tokens alone', async () => {
+      await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't'), tokenGeneration: 4 }), [], 10);
+      const updated = await store.updateConnection(
+        key('p1', 'c1'),
+        { displayName: 'Renamed', clientId: 'cid', clientSecret: sealed('k1', 'new'), state: { status: 'CONNECTED' } },
+        1,
+      );
+      expect(updated).toEqual({
+        ...connection('p1', 'c1', { tokens: sealed('k1', 't'), tokenGeneration: 4 }),
+        displayName: 'Renamed',
+        clientId: 'cid',
+        clientSecret: sealed('k1', 'new'),
+        state: { status: 'CONNECTED' },
+        version: 2,
+        updatedAt: updated.updatedAt,
+      });
+      expect(updated.updatedAt.getTime()).toBeGreaterThan(T0.getTime());
+      const cleared = await store.updateConnection(key('p1', 'c1'), { clientSecret: null, clientId: null }, null);
+      expect(cleared).toMatchObject({ clientSecret: null, clientId: null, displayName: 'Renamed', version: 3 });
+    });
+
+    it('refuses stale versions and missing connections on update and delete', async () => {
+      await store.insertConnection(connection('p1', 'c1'), [], 10);
+      await store.setConnectionState(key('p1', 'c1'), { status: 'CONNECTED' });
+      const stale = await failure(store.updateConnection(key('p1', 'c1'), { displayName: 'x' }, 1));
+      expect(stale.code).toBe('VERSION_CONFLICT');
+      expect(stale.message).toBe("connection 'c1' of provider 'p1': version 1 expected, current is 2");
+      const missing = await failure(store.updateConnection(key('p1', 'nope'), { displayName: 'x' }, null));
+      expect(missing.code).toBe('NOT_FOUND');
+      expect(missing.message).toBe("connection 'nope' of provider 'p1' not found");
+      expect((await failure(store.deleteConnection(key('p1', 'c1'), 1))).code).toBe('VERSION_CONFLICT');
+      expect((await failure(store.deleteConnection(key('p1', 'nope'), null))).code).toBe('NOT_FOUND');
+      expect((await failure(store.setConnectionState(key('p1', 'nope'), { status: 'CONNECTED' }))).code).toBe('NOT_FOUND');
+    });
+
+    it('deletes a connection with its policies and consents in progress', async () => {
+      await store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c1', 'a')], 10);
+      await store.insertConnection(connection('p1', 'c2'), [policy('p1', 'c2', 'a')], 10);
+      await store.insertConsentState(consent('h1', key('p1', 'c1')));
+      await store.deleteConnection(key('p1', 'c1'), 1);
+      expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
+      expect((await store.listAccessPolicies([key('p1', 'c1'), key('p1', 'c2')])).map((l) => l.map((p) => p.id))).toEqual([[], ['a']]);
+      expect(await store.consumeConsentState('h1', T0)).toBeNull();
+      // The id is free again, and starts without the old policies.
+      await store.insertConnection(connection('p1', 'c1'), [], 10);
+      expect(await store.listAccessPolicies([key('p1', 'c1')])).toEqual([[]]);
+    });
+
+    it('sets the state, bumping the version only', async () => {
+      await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't') }), [], 10);
+      const state: ConnectionState = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refresh token rejected' } };
+      const after = await store.setConnectionState(key('p1', 'c1'), state);
+      expect(after.state).toEqual(state);
+      expect(after).toMatchObject({ version: 2, tokenGeneration: 0, tokens: sealed('k1', 't') });
+      expect((await store.setConnectionState(key('p1', 'c1'), { status: 'CONNECTED' })).state).toEqual({ status: 'CONNECTED' });
+    });
+  });
+
+  describe('token writes', () => {
+    beforeEach(() => seedConnections(store, 'p1', ['c1']));
+
+    it('writes tokens, expiry, refresh time and state, moving the generation but not the version', async () => {
+      const write = tokenWrite('one');
+      const after = await store.writeTokens(key('p1', 'c1'), write, 0);
+      expect(after).toEqual({
+        ...connection('p1', 'c1'),
+        tokens: write.tokens,
+        tokenExpiresAt: write.tokenExpiresAt,
+        lastRefreshedAt: write.lastRefreshedAt,
+        state: { status: 'CONNECTED' },
+        tokenGeneration: 1,
+      });
+      expect(await store.getConnection(key('p1', 'c1'))).toEqual(after);
+      const never = await store.writeTokens(key('p1', 'c1'), { ...tokenWrite('two'), tokenExpiresAt: null }, 1);
+      expect(never).toMatchObject({ tokenGeneration: 2, tokenExpiresAt: null, tokens: sealed('k1', 'tok-two'), version: 1 });
+    });
+
+    it('returns null and changes nothing when the generation moved on (compare-and-swap)', async () => {
+      const first = await store.writeTokens(key('p1', 'c1'), tokenWrite('one'), 0);
+      const stale = await store.writeTokens(
+        key('p1', 'c1'),
+        tokenWrite('stale', { status: 'ERROR', error: { code: 'X', message: 'y' } }),
+        0,
+      );
+      expect(stale).toBeNull();
+      expect(await store.getConnection(key('p1', 'c1'))).toEqual(first);
+    });
+
+    it('lets exactly one of two racing writers with the same generation win', async () => {
+      const replica = await place.open();
+      const results = await Promise.all([
+        store.writeTokens(key('p1', 'c1'), tokenWrite('a'), 0),
+        replica.writeTokens(key('p1', 'c1'), tokenWrite('b'), 0),
+      ]);
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+      expect((await store.getConnection(key('p1', 'c1')))?.tokenGeneration).toBe(1);
+    });
+
+    it('fails with NOT_FOUND for a missing connection', async () => {
+      const e = await failure(store.writeTokens(key('p1', 'gone'), tokenWrite('x'), 0));
+      expect(e.code).toBe('NOT_FOUND');
+      expect(e.message).toBe("connection 'gone' of provider 'p1' not found");
+    });
+  });
+
+  describe('access policies', () => {
+    beforeEach(() => seedConnections(store, 'p1', ['c1', 'c2']));
+
+    it('round-trips exactly and lists every connection\'s policies in one statement', async () => {
+      const a = policy('p1', 'c1', 'b-user', { kind: 'GROUP', tenantId: null, appIds: [] });
+      const b = policy('p1', 'c1', 'a-sp', { kind: 'SERVICE_PRINCIPAL', objectId: 'sp-1' });
+      expect(await store.insertAccessPolicy(a, 10)).toEqual(a);
+      expect(await store.insertAccessPolicy(b, 10)).toEqual(b);
+      await store.insertAccessPolicy(policy('p1', 'c2', 'only'), 10);
+      let lists: AccessPolicyRecord[][] = [];
+      const keys = [key('p1', 'c2'), key('p1', 'c1'), key('p1', 'none'), key('p1', 'c2')];
+      expect(await queriesOf(store, async () => (lists = await store.listAccessPolicies(keys)))).toBe(1);
+      expect(lists.map((l) => l.map((p) => p.id))).toEqual([['only'], ['a-sp', 'b-user'], [], ['only']]);
+      expect(lists[1]).toEqual([b, a]);
+      expect(await queriesOf(store, () => store.listAccessPolicies([]))).toBe(0);
+    });
+
+    it('refuses a taken id, a missing connection and the policy past the limit', async () => {
+      await store.insertAccessPolicy(policy('p1', 'c1', 'x'), 2);
+      const taken = await failure(store.insertAccessPolicy(policy('p1', 'c1', 'x'), 2));
+      expect(taken.code).toBe('ALREADY_EXISTS');
+      expect(taken.message).toBe("access policy 'x' of connection 'c1' of provider 'p1' already exists");
+      const orphan = await failure(store.insertAccessPolicy(policy('p1', 'nope', 'x'), 2));
+      expect(orphan.code).toBe('NOT_FOUND');
+      expect(orphan.message).toBe("connection 'nope' of provider 'p1' not found");
+      await store.insertAccessPolicy(policy('p1', 'c1', 'y'), 2);
+      const full = await failure(store.insertAccessPolicy(policy('p1', 'c1', 'z'), 2));
+      expect(full.code).toBe('LIMIT_EXCEEDED');
+      expect(full.message).toBe("connection 'c1' of provider 'p1' already has 2 access policies (limit)");
+      // The limit is per connection.
+      await store.insertAccessPolicy(policy('p1', 'c2', 'z'), 2);
+    });
+
+    it('lets exactly N of many concurrent inserts through a limit of N, across replicas', async () => {
+      const replica = await place.open();
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? replica : store).insertAccessPolicy(policy('p1', 'c1', `r${i}`), 3)),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+      expect((await store.listAccessPolicies([key('p1', 'c1')]))[0]).toHaveLength(3);
+    });
+
+    it('deletes one policy, NOT_FOUND when absent', async () => {
+      await store.insertAccessPolicy(policy('p1', 'c1', 'x'), 10);
+      await store.insertAccessPolicy(policy('p1', 'c1', 'y'), 10);
+      await store.deleteAccessPolicy(key('p1', 'c1'), 'x');
+      expect((await store.listAccessPolicies([key('p1', 'c1')]))[0]?.map((p) => p.id)).toEqual(['y']);
+      const e = await failure(store.deleteAccessPolicy(key('p1', 'c1'), 'x'));
+      expect(e.code).toBe('NOT_FOUND');
+      expect(e.message).toBe("access policy 'x' of connection 'c1' of provider 'p1' not found");
+    });
+  });
+
+  describe('consent state', () => {
+    beforeEach(() => seedConnections(store, 'p1', ['c1']));
+
+    it('is consumed exactly once, with every field intact', async () => {
+      const state = consent('hash-1', key('p1', 'c1'));
+      const bare = consent('hash-2', key('p1', 'c1'), { codeVerifier: null, nonce: null });
+      await store.insertConsentState(state);
+      await store.insertConsentState(bare);
+      expect(await store.consumeConsentState('hash-1', T0)).toEqual(state);
+      expect(await store.consumeConsentState('hash-1', T0)).toBeNull();
+      expect(await store.consumeConsentState('hash-2', T0)).toEqual(bare);
+      expect(await store.consumeConsentState('unknown', T0)).toBeNull();
+    });
+
+    it('is consumed once even by concurrent replicas', async () => {
+      const replica = await place.open();
+      await store.insertConsentState(consent('hash-1', key('p1', 'c1')));
+      const results = await Promise.all([store.consumeConsentState('hash-1', T0), replica.consumeConsentState('hash-1', T0)]);
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+    });
+
+    it('is never returned once expired, and is spent by the attempt', async () => {
+      await store.insertConsentState(consent('hash-1', key('p1', 'c1'), { expiresAt: T1 }));
+      expect(await store.consumeConsentState('hash-1', T1)).toBeNull();
+      expect(await store.consumeConsentState('hash-1', T0)).toBeNull();
+    });
+
+    it('deletes expired states in bulk and reports how many', async () => {
+      await store.insertConsentState(consent('old-1', key('p1', 'c1'), { expiresAt: T0 }));
+      await store.insertConsentState(consent('old-2', key('p1', 'c1'), { expiresAt: new Date(T1.getTime() - 1) }));
+      await store.insertConsentState(consent('live', key('p1', 'c1'), { expiresAt: new Date(T1.getTime() + 1) }));
+      expect(await store.deleteExpiredConsentStates(T1)).toBe(2);
+      expect(await store.deleteExpiredConsentStates(T1)).toBe(0);
+      expect(await store.consumeConsentState('live', T1)).not.toBeNull();
+    });
+
+    it('refuses a state for a missing connection with NOT_FOUND', async () => {
+      const e = await failure(store.insertConsentState(consent('h', key('p1', 'nope'))));
+      expect(e.code).toBe('NOT_FOUND');
+      expect(e.message).toBe("connection 'nope' of provider 'p1' not found");
+    });
+  });
+
+  describe('sealed fields', () => {
+    /** One value per sealed column wrapped by k1, others by k2 or k10, some columns empty. */
+    async function seed(): Promise<SealedField[]> {
+      await store.insertProvider(provider('p1', { clientSecret: sealed('k1', 'a') }), 10);
+      await store.insertProvider(provider('p2', { clientSecret: sealed('k2', 'b') }), 10);
+      await store.insertProvider(provider('p3', { clientSecret: null }), 10);
+      await store.insertConnection(connection('p1', 'c1', { clientSecret: sealed('k1', 'c'), tokens: sealed('k1', 'd') }), [], 10);
+      await store.insertConnection(connection('p1', 'c2', { tokens: sealed('k2', 'e') }), [], 10);
+      await store.insertConnection(connection('p2', 'c1', { clientSecret: sealed('k10', 'f') }), [], 10);
+      await store.insertConsentState(consent('s1', key('p1', 'c1'), { codeVerifier: sealed('k1', 'g') }));
+      await store.insertConsentState(consent('s2', key('p1', 'c1'), { codeVerifier: null }));
+      return [
+        { ref: { kind: 'provider', field: 'clientSecret', providerId: 'p1' }, value: sealed('k1', 'a') },
+        { ref: { kind: 'connection', field: 'clientSecret', providerId: 'p1', connectionId: 'c1' }, value: sealed('k1', 'c') },
+        { ref: { kind: 'connection', field: 'tokens', providerId: 'p1', connectionId: 'c1' }, value: sealed('k1', 'd') },
+        { ref: { kind: 'connection', field: 'clientSecret', providerId: 'p2', connectionId: 'c1' }, value: sealed('k10', 'f') },
+        { ref: { kind: 'consent', field: 'codeVerifier', stateHash: 's1' }, value: sealed('k1', 'g') },
+      ];
+    }
+
+    const byValue = (fields: readonly SealedField[]) => [...fields].sort((a, b) => a.value.localeCompare(b.value));
+
+    it('lists what a key does not wrap across all four columns, with the right refs', async () => {
+      const notK2 = await seed();
+      expect(byValue(await store.listSealedNotWrappedBy('k2', 100))).toEqual(byValue(notK2));
+      const limited = await store.listSealedNotWrappedBy('k2', 2);
+      expect(limited).toHaveLength(2);
+      for (const field of limited) expect(notK2).toContainEqual(field);
+      // k1 is a prefix of k10's id, not of its sealed prefix.
+      expect((await store.listSealedNotWrappedBy('k1', 100)).map((f) => f.value).sort()).toEqual(
+        [sealed('k2', 'b'), sealed('k2', 'e'), sealed('k10', 'f')].sort(),
+      );
+    });
+
+    it('counts what a key wraps across all four columns', async () => {
+      await seed();
+      expect(await store.countSealedWrappedBy('k1')).toBe(4);
+      expect(await store.countSealedWrappedBy('k2')).toBe(2);
+      expect(await store.countSealedWrappedBy('k10')).toBe(1);
+      expect(await store.countSealedWrappedBy('k3')).toBe(0);
+    });
+
+    it('replaces a value only if it is still the expected one, moving no version or generation', async () => {
+      const fields = await seed();
+      const connectionBefore = await store.getConnection(key('p1', 'c1'));
+      for (const { ref, value } of fields) {
+        const next = sealed('k2', `re-${value.split('.')[2]}`);
+        expect(await store.replaceSealed(ref, sealed('k1', 'stale'), next)).toBe(false);
+        expect(await store.replaceSealed(ref, value, next)).toBe(true);
+        expect(await store.replaceSealed(ref, value, next)).toBe(false);
+      }
+      expect(await store.listSealedNotWrappedBy('k2', 100)).toEqual([]);
+      expect(await store.countSealedWrappedBy('k2')).toBe(7);
+      const p1 = await store.getProvider('p1');
+      expect(p1).toMatchObject({ clientSecret: sealed('k2', 're-a'), version: 1, updatedAt: T0 });
+      const c1 = await store.getConnection(key('p1', 'c1'));
+      expect(c1).toEqual({ ...connectionBefore, clientSecret: sealed('k2', 're-c'), tokens: sealed('k2', 're-d') });
+      expect(await store.consumeConsentState('s1', T0)).toMatchObject({ codeVerifier: sealed('k2', 're-g') });
+    });
+
+    it('replaces nothing for a ref that does not exist', async () => {
+      const ref: SealedRef = { kind: 'connection', field: 'tokens', providerId: 'p9', connectionId: 'c9' };
+      expect(await store.replaceSealed(ref, sealed('k1', 'x'), sealed('k2', 'x'))).toBe(false);
+    });
+  });
+
+  describe('settings', () => {
+    it('keeps the first value put if absent, and overwrites on put', async () => {
+      expect(await store.getSetting('instance-id')).toBeNull();
+      expect(await store.putSettingIfAbsent('instance-id', 'first')).toBe('first');
+      expect(await store.putSettingIfAbsent('instance-id', 'second')).toBe('first');
+      expect(await store.getSetting('instance-id')).toBe('first');
+      await store.putSetting('instance-id', 'third');
+      expect(await store.getSetting('instance-id')).toBe('third');
+      await store.putSetting('other', '');
+      expect(await store.getSetting('other')).toBe('');
+    });
+
+    it('agrees on one value when replicas race to put it if absent', async () => {
+      const replica = await place.open();
+      const values = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 ? replica : store).putSettingIfAbsent('race', `v${i}`)),
+      );
+      expect(new Set(values).size).toBe(1);
+      expect(await store.getSetting('race')).toBe(values[0]);
+    });
+  });
+
+  describe('migrations', () => {
+    const versions = async () =>
+      (await place.sql('SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r['version']));
+
+    it('apply once: reopening keeps the data and records each version once', async () => {
+      await store.insertProvider(provider('p1'), 10);
+      await store.close();
+      const again = await place.open();
+      expect(await again.getProvider('p1')).toEqual(provider('p1'));
+      expect(await versions()).toEqual(Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1));
+      const rows = await place.sql('SELECT applied_at FROM schema_migrations');
+      expect(Number(rows[0]?.['applied_at'])).toBeGreaterThan(T0.getTime());
+    });
+
+    it('survive replicas opening the same database at once', async () => {
+      const fresh = await target.place();
+      try {
+        const stores = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
+        await stores[0]?.insertProvider(provider('p1'), 10);
+        expect(await stores[2]?.getProvider('p1')).toEqual(provider('p1'));
+        expect((await fresh.sql('SELECT version FROM schema_migrations')).length).toBe(LATEST_SCHEMA_VERSION);
+      } finally {
+        await fresh.cleanup();
+      }
+    });
+
+    it('refuse a database migrated by a newer gateway', async () => {
+      await place.sql(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${LATEST_SCHEMA_VERSION + 1}, 'future', 0)`);
+      await expect(place.open()).rejects.toThrow(/newer than this gateway knows/);
+    });
+  });
+
+  describe('connection lock', () => {
+    const k1 = key('p1', 'c1');
+
+    it('never runs two holders of one key at once, and runs other keys meanwhile', async () => {
+      const same = overlapMeter();
+      const all = overlapMeter();
+      const hold = (k: ConnectionKey, tag: string) =>
+        store.withConnectionLock(k, () => all.track(() => same.track(async () => {
+          await sleep(25);
+          return tag;
+        })));
+      // `same` only tracks k1 holders, `all` tracks everyone.
+      const other = store.withConnectionLock(key('p1', 'c2'), () => all.track(() => sleep(40).then(() => 'other')));
+      const results = await Promise.all([hold(k1, 'a'), hold(k1, 'b'), hold(k1, 'c'), other]);
+      expect(results).toEqual(['a', 'b', 'c', 'other']);
+      expect(same.peak).toBe(1);
+      expect(all.peak).toBe(2);
+    });
+
+    it('is released when the holder throws, and the error reaches the caller', async () => {
+      const boom = new Error('boom');
+      await expect(store.withConnectionLock(k1, () => Promise.reject(boom))).rejects.toBe(boom);
+      await expect(store.withConnectionLock(k1, async () => 'next')).resolves.toBe('next');
+    });
+
+    it('lets the holder use the store meanwhile', async () => {
+      await seedConnections(store, 'p1', ['c1']);
+      const written = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          store.withConnectionLock(key('p1', i % 2 ? 'c1' : `other-${i}`), async () => {
+            const current = await store.getConnection(k1);
+            return current ? store.writeTokens(k1, tokenWrite(`w${i}`), current.tokenGeneration) : null;
+          }),
+        ),
+      );
+      // Every k1 holder read and wrote without another k1 holder in between, so none lost its CAS.
+      expect((await store.getConnection(k1))?.tokenGeneration).toBe(written.filter((w) => w !== null).length);
+      expect(written.filter((w) => w !== null).length).toBeGreaterThanOrEqual(6);
+    });
+
+    it.runIf(target.name === 'postgres')('excludes holders in two replicas (separate stores) too', async () => {
+      const replica = await place.open();
+      const meter = overlapMeter();
+      const hold = (s: Store) => s.withConnectionLock(k1, () => meter.track(() => sleep(40)));
+      await Promise.all([hold(store), hold(replica), hold(store), hold(replica)]);
+      expect(meter.peak).toBe(1);
+      // Released on both sides: each replica can take it again right away.
+      await expect(replica.withConnectionLock(k1, async () => 'again')).resolves.toBe('again');
+    });
+  });
+});
+
+// Opening -------------------------------------------------------------------------------------
+
+describe('openStore', () => {
+  it('creates the SQLite file and its parent directories with mode 0600, in WAL mode', async () => {
+    const dir = await tempDir('cg-open-');
+    try {
+      const file = dir.file('a', 'b', 'credentials.db');
+      const store = await openStore(`sqlite:${file}`);
+      await store.insertProvider(provider('p1'), 10);
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect((await stat(`${file}-wal`)).mode & 0o777).toBe(0o600);
+      const db = new Database(file, { readonly: true });
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      db.close();
+      await store.close();
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it('opens sqlite:///absolute paths and in-memory stores', async () => {
+    const dir = await tempDir('cg-open-');
+    try {
+      const absolute = await openStore(`sqlite://${dir.file('x.db')}`);
+      expect(absolute.dialect).toBe('sqlite');
+      await absolute.close();
+      expect((await stat(dir.file('x.db'))).isFile()).toBe(true);
+      const memory = await openStore('sqlite::memory:');
+      await memory.insertProvider(provider('p1'), 10);
+      expect(await memory.countProviders()).toBe(1);
+      await memory.close();
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it('refuses URLs of other databases and an empty SQLite path', async () => {
+    await expect(openStore('mysql://localhost/x')).rejects.toThrow(/sqlite: or postgres:/);
+    await expect(openStore('sqlite:')).rejects.toThrow(/needs a file path/);
+  });
+
+  it('refuses a PostgreSQL schema name that is not a plain identifier', async () => {
+    await expect(openStore(pgUrl(), { pgSchema: 'x"; DROP TABLE y; --' })).rejects.toThrow(TypeError);
+    await expect(openStore(pgUrl(), { pgSchema: 'Upper' })).rejects.toThrow(TypeError);
+  });
+
+  it('fails fast when PostgreSQL is unreachable', async () => {
+    const started = Date.now();
+    await expect(openStore('postgres://postgres@127.0.0.1:1/test')).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(6_000);
+  });
+
+  it.runIf(hasPg)('survives the database dropping idle pooled connections', async () => {
+    const { schema, drop } = await freshPgSchema('store_pool_error');
+    const appName = `cg_pool_error_${schema.slice(-12)}`;
+    const url = new URL(pgUrl());
+    url.searchParams.set('application_name', appName);
+    const errors: Error[] = [];
+    const store = await openStore(url.toString(), { pgSchema: schema, onError: (e) => errors.push(e) });
+    try {
+      await Promise.all([store.ping(), store.ping(), store.ping()]);
+      const killed = await withPgClient(async (c) =>
+        (await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [appName])).rowCount,
+      );
+      expect(killed).toBeGreaterThan(0);
+      for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(20);
+      expect(errors.length).toBeGreaterThan(0);
+      await expect(store.ping()).resolves.toBeUndefined();
+    } finally {
+      await store.close();
+      await drop();
+    }
+  });
+});
+
+describe('KeyedMutex', () => {
+  it('runs holders of one key in arrival order and forgets idle keys', async () => {
+    const mutex = new KeyedMutex();
+    const order: string[] = [];
+    const run = (k: string, tag: string, ms: number) =>
+      mutex.run(k, async () => {
+        order.push(`start ${tag}`);
+        await sleep(ms);
+        order.push(`end ${tag}`);
+      });
+    const all = Promise.all([run('a', '1', 20), run('a', '2', 1), run('b', '3', 5), run('a', '4', 1)]);
+    expect(mutex.size).toBe(2);
+    await all;
+    expect(order.filter((s) => !s.endsWith('3'))).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 4', 'end 4']);
+    expect(order.indexOf('end 3')).toBeLessThan(order.indexOf('end 1'));
+    expect(mutex.size).toBe(0);
+  });
+
+  it('keeps the chain going after a holder fails', async () => {
+    const mutex = new KeyedMutex();
+    const failed = mutex.run('a', () => Promise.reject(new Error('x')));
+    const next = mutex.run('a', async () => 'ok');
+    await expect(failed).rejects.toThrow('x');
+    await expect(next).resolves.toBe('ok');
+    expect(mutex.size).toBe(0);
+  });
+});
