@@ -1,0 +1,57 @@
+/** The management graph: SDL from schema/, resolvers, authentication enforced per operation. */
+import { readFileSync } from 'node:fs';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import type { OperationDefinitionNode } from 'graphql';
+import type { Logger } from '../log.js';
+import { createErrorFormatter, toRequestError } from '../server/graphqlErrors.js';
+import type { AdminContext } from './context.js';
+import { adminResolvers } from './resolvers.js';
+
+const SCHEMA_FILE = new URL('../../schema/admin.graphql', import.meta.url);
+
+export function adminTypeDefs(): string {
+  return readFileSync(SCHEMA_FILE, 'utf8');
+}
+
+/** Introspection alone (what Sandbox sends to draw the schema) needs no credentials. */
+function isIntrospectionOnly(operation: OperationDefinitionNode): boolean {
+  return operation.selectionSet.selections.every(
+    (s) => s.kind === 'Field' && (s.name.value === '__schema' || s.name.value === '__type' || s.name.value === '__typename'),
+  );
+}
+
+const requireAdmin: ApolloServerPlugin<AdminContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation, contextValue }) {
+        if (contextValue.principal === null && !(operation && isIntrospectionOnly(operation))) {
+          throw toRequestError(contextValue.authError!);
+        }
+      },
+    };
+  },
+};
+
+export interface AdminApolloOptions {
+  readonly exploration: boolean;
+  readonly logger: Logger;
+}
+
+export function createAdminApollo(options: AdminApolloOptions): ApolloServer<AdminContext> {
+  return new ApolloServer<AdminContext>({
+    typeDefs: adminTypeDefs(),
+    resolvers: adminResolvers,
+    introspection: options.exploration,
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    formatError: createErrorFormatter(options.logger),
+    plugins: [
+      requireAdmin,
+      options.exploration
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : ApolloServerPluginLandingPageDisabled(),
+    ],
+  });
+}

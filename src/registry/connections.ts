@@ -1,0 +1,115 @@
+/** Connection operations. A connection belongs to one provider; its secrets are sealed to it. */
+import type { AccessPolicyRecord, ConnectionRecord, ConnectionState, ProviderRecord } from '../domain/model.js';
+import { badInput, GatewayError } from '../errors.js';
+import { validateId } from '../providers/validate.js';
+import type { ConnectionKey, ConnectionPatch } from '../store/types.js';
+import type { RegistryDeps } from './deps.js';
+import { requireProvider } from './providers.js';
+import { managedIdentityPolicy } from './policies.js';
+
+export interface ConnectionInputRaw {
+  readonly id?: unknown;
+  readonly displayName?: unknown;
+  readonly clientId?: unknown;
+  readonly clientSecret?: unknown;
+}
+
+const MAX_DISPLAY_NAME_CHARS = 256;
+const MAX_CLIENT_ID_CHARS = 1024;
+const MAX_CLIENT_SECRET_CHARS = 4096;
+
+function optionalString(value: unknown, field: string, max: number): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > max)
+    throw badInput(field, `must be a non-empty string of at most ${max} characters`);
+  return value;
+}
+
+/** Client credentials connections carry their own client; others must not. */
+function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: string) {
+  const clientId = optionalString(raw.clientId, `${path}.clientId`, MAX_CLIENT_ID_CHARS);
+  const clientSecret = optionalString(raw.clientSecret, `${path}.clientSecret`, MAX_CLIENT_SECRET_CHARS);
+  if (provider.grantType !== 'CLIENT_CREDENTIALS' && (clientId !== undefined || clientSecret !== undefined)) {
+    const field = clientId !== undefined ? 'clientId' : 'clientSecret';
+    throw badInput(`${path}.${field}`, 'is only accepted for client credentials connections (set it on the provider)');
+  }
+  return { clientId, clientSecret };
+}
+
+export async function requireConnection(deps: RegistryDeps, key: ConnectionKey): Promise<ConnectionRecord> {
+  const connection = await deps.store.getConnection(key);
+  if (!connection)
+    throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+  return connection;
+}
+
+/**
+ * Inserts a connection with the given initial policies. Shared by the admin API (which adds the
+ * gateway's managed identity) and by user-delegated auto-creation (which adds the user only).
+ */
+export async function insertConnection(
+  deps: RegistryDeps,
+  provider: ProviderRecord,
+  raw: ConnectionInputRaw,
+  initialPolicies: (key: ConnectionKey, now: Date) => readonly AccessPolicyRecord[],
+  path = 'input',
+): Promise<ConnectionRecord> {
+  const id = validateId(raw.id, `${path}.id`);
+  const displayName = optionalString(raw.displayName, `${path}.displayName`, MAX_DISPLAY_NAME_CHARS) ?? id;
+  const { clientId, clientSecret } = clientFields(provider, raw, path);
+  const key = { providerId: provider.id, connectionId: id };
+  const now = deps.now();
+  // Client credentials need no consent: usable at once with the connection's or the provider's client.
+  const state: ConnectionState = provider.grantType === 'CLIENT_CREDENTIALS' ? { status: 'CONNECTED' } : { status: 'NOT_CONNECTED' };
+  const record: ConnectionRecord = {
+    providerId: provider.id,
+    id,
+    displayName,
+    state,
+    clientId: clientId ?? null,
+    clientSecret:
+      clientSecret === undefined
+        ? null
+        : deps.envelope.seal(clientSecret, { kind: 'connection', field: 'clientSecret', ...key }),
+    tokens: null,
+    tokenExpiresAt: null,
+    lastRefreshedAt: null,
+    tokenGeneration: 0,
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+  };
+  return deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider);
+}
+
+export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {
+  const provider = await requireProvider(deps, providerId);
+  return insertConnection(deps, provider, raw, (key, now) => [managedIdentityPolicy(deps, key, now)]);
+}
+
+export async function updateConnection(
+  deps: RegistryDeps,
+  key: ConnectionKey,
+  raw: Omit<ConnectionInputRaw, 'id'>,
+  expectedVersion: number | null,
+): Promise<ConnectionRecord> {
+  const provider = await requireProvider(deps, key.providerId);
+  await requireConnection(deps, key);
+  const displayName = optionalString(raw.displayName, 'input.displayName', MAX_DISPLAY_NAME_CHARS);
+  const { clientId, clientSecret } = clientFields(provider, raw, 'input');
+  const patch: ConnectionPatch = {
+    ...(displayName !== undefined && { displayName }),
+    ...(clientId !== undefined && { clientId }),
+    ...(clientSecret !== undefined && {
+      clientSecret: deps.envelope.seal(clientSecret, { kind: 'connection', field: 'clientSecret', ...key }),
+    }),
+  };
+  const updated = await deps.store.updateConnection(key, patch, expectedVersion);
+  deps.changes.publish(key);
+  return updated;
+}
+
+export async function deleteConnection(deps: RegistryDeps, key: ConnectionKey, expectedVersion: number | null): Promise<void> {
+  await deps.store.deleteConnection(key, expectedVersion);
+  deps.changes.publish(key);
+}

@@ -1,0 +1,16 @@
+import type { Config } from '../config/schema.js';
+import type { Envelope } from '../crypto/envelope.js';
+import type { Store } from '../store/types.js';
+import type { ChangeFeed } from './changes.js';
+
+/** What the registry operations need; wired once in src/server/wire.ts. */
+export interface RegistryDeps {
+  readonly store: Store;
+  readonly envelope: Envelope;
+  readonly limits: Config['limits'];
+  readonly managedObjectId: string;
+  readonly allowInsecureHttp: boolean;
+  readonly now: () => Date;
+  /** Told after every change that can invalidate a cached token or access decision. */
+  readonly changes: ChangeFeed;
+}

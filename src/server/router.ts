@@ -1,0 +1,69 @@
+/** A tiny path router: exact paths and `:param` segments; every failure leaves as `{error, message}`. */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { asGatewayError, GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { sendJson } from './httpUtil.js';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Readonly<Record<string, string>>) => Promise<void>;
+
+export interface Route {
+  readonly methods: readonly string[];
+  readonly path: string;
+  readonly handler: RouteHandler;
+}
+
+interface CompiledRoute extends Route {
+  readonly pattern: RegExp;
+  readonly names: readonly string[];
+}
+
+function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((seg) => {
+      if (!seg.startsWith(':')) return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(seg.slice(1));
+      return '([^/]+)';
+    })
+    .join('/');
+  return { ...route, pattern: new RegExp(`^${source}$`), names };
+}
+
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+export function createRouter(routes: readonly Route[], logger: Logger): RequestListener {
+  const compiled = routes.map(compile);
+  return (req, res) => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    const run = async (): Promise<void> => {
+      for (const route of compiled) {
+        const m = route.pattern.exec(url.pathname);
+        if (!m) continue;
+        if (!route.methods.includes(req.method ?? 'GET')) {
+          res.setHeader('allow', route.methods.join(', '));
+          return sendJson(res, { error: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed here` }, 405);
+        }
+        let params: Record<string, string>;
+        try {
+          params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(m[i + 1]!)]));
+        } catch {
+          return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
+        }
+        return route.handler(req, res, url, params);
+      }
+      sendJson(res, new GatewayError('NOT_FOUND', `no route for ${url.pathname}`));
+    };
+    run().catch((e: unknown) => {
+      const err = asGatewayError(e);
+      if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: e, path: url.pathname }, 'request failed');
+      if (res.headersSent) res.destroy();
+      else sendJson(res, err);
+    });
+  };
+}

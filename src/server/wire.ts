@@ -1,0 +1,198 @@
+/**
+ * The one place concrete objects are built and connected. Everything below takes its
+ * dependencies as arguments; nothing reaches for a global.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.js';
+import { createAdminApollo } from '../admin/apollo.js';
+import type { AdminContext, AdminServices } from '../admin/context.js';
+import { createAdminLoaders } from '../admin/loaders.js';
+import { CALLBACK_PATH, ConsentFlow, LOGIN_PATH_PREFIX } from '../consent/flow.js';
+import { parseEnvKeyring } from '../crypto/envKeyring.js';
+import { Envelope } from '../crypto/envelope.js';
+import { openFileKeyring } from '../crypto/fileKeyring.js';
+import { asGatewayError } from '../errors.js';
+import { AdminAuthenticator, generateApiKey, hashApiKey } from '../identity/adminAuth.js';
+import { JwtVerifier } from '../identity/jwt.js';
+import { KeyRotation } from '../keys/rotation.js';
+import { createLogger, type Logger } from '../log.js';
+import { OAuthClient } from '../oauth/client.js';
+import { ChangeFeed } from '../registry/changes.js';
+import type { RegistryDeps } from '../registry/deps.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/types.js';
+import { TokenSource } from '../tokens/tokenSource.js';
+import { apolloHandler } from './apolloHttp.js';
+import { redirect, sendJson } from './httpUtil.js';
+import { createRouter, type Route } from './router.js';
+
+export interface AppOptions {
+  readonly logger?: Logger;
+  readonly now?: () => Date;
+  /** Told the generated admin API key once, on the first start without `admin.apiKeys`. */
+  readonly onAdminKeyGenerated?: (key: string) => void;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly url: string;
+  readonly publicUrl: string;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly tokens: TokenSource;
+  close(): Promise<void>;
+}
+
+const GENERATED_ADMIN_KEY_SETTING = 'admin.generatedApiKeySha256';
+
+/** Configured keys, or one generated on the very first start and remembered only as a hash. */
+async function adminKeyHashes(config: Config, store: Store, announce: (key: string) => void): Promise<Buffer[]> {
+  if (config.admin.apiKeys.length > 0) return config.admin.apiKeys.map(hashApiKey);
+  const existing = await store.getSetting(GENERATED_ADMIN_KEY_SETTING);
+  if (existing) return [Buffer.from(existing, 'hex')];
+  const key = generateApiKey();
+  const hash = hashApiKey(key).toString('hex');
+  const stored = await store.putSettingIfAbsent(GENERATED_ADMIN_KEY_SETTING, hash);
+  if (stored === hash) announce(key);
+  return [Buffer.from(stored, 'hex')];
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const now = options.now ?? (() => new Date());
+  const store = await openStore(config.store.url);
+  // Closed last-built-first (a stack): HTTP stops before the store goes.
+  const closers: (() => Promise<void>)[] = [() => store.close()];
+  try {
+    const keyring = config.keys.key ? parseEnvKeyring(config.keys.key) : await openFileKeyring(config.keys.keyringFile);
+    const envelope = new Envelope(keyring);
+    const rotation = new KeyRotation({
+      store,
+      keyring,
+      envelope,
+      onError: (err) => logger.error({ err }, 'key rotation step failed'),
+    });
+    closers.unshift(() => rotation.whenIdle());
+    const verifier = new JwtVerifier({
+      issuers: config.identity.issuers,
+      clockToleranceSeconds: config.identity.clockToleranceSeconds,
+      roleClaim: config.admin.roleClaim,
+      timeoutMs: config.oauth.timeoutMs,
+      allowInsecureHttp: config.oauth.allowInsecureHttp,
+    });
+    const adminAuth = new AdminAuthenticator({
+      apiKeyHashes: await adminKeyHashes(config, store, options.onAdminKeyGenerated ?? (() => {})),
+      verifier,
+      role: config.admin.role,
+    });
+
+    const server = createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 });
+    closers.unshift(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const address = await listen(server, config.server.port, config.server.host);
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host}:${address.port}`;
+    const publicUrl = config.server.publicUrl ?? url;
+
+    const registry: RegistryDeps = {
+      store,
+      envelope,
+      limits: config.limits,
+      managedObjectId: config.identity.managedObjectId,
+      allowInsecureHttp: config.oauth.allowInsecureHttp,
+      now,
+      changes: new ChangeFeed(),
+    };
+    const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    const tokens = new TokenSource({ store, envelope, oauth, now, logger, refreshSkewMs: config.cache.refreshSkewSeconds * 1000, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    const consent = new ConsentFlow({
+      store,
+      envelope,
+      oauth,
+      publicUrl,
+      allowedRedirectOrigins: config.consent.allowedRedirectOrigins.length > 0 ? config.consent.allowedRedirectOrigins : [new URL(publicUrl).origin],
+      stateTtlMs: config.consent.stateTtlSeconds * 1000,
+      allowInsecureHttp: config.oauth.allowInsecureHttp,
+      now,
+      logger,
+    });
+    const services: AdminServices = {
+      registry,
+      rotation,
+      redirectUrl: consent.callbackUrl,
+      createLoginLink: (key, postLoginRedirectUrl) => consent.createLoginLink(key, postLoginRedirectUrl),
+      testConnection: (key) => tokens.test(key),
+    };
+
+    const adminApollo = createAdminApollo({ exploration: config.server.exploration, logger });
+    await adminApollo.start();
+    closers.unshift(() => adminApollo.stop());
+    const adminContext = async (req: import('node:http').IncomingMessage): Promise<AdminContext> => {
+      const base = { services, loaders: createAdminLoaders(store) };
+      try {
+        return { ...base, principal: await adminAuth.authenticate(req.headers), authError: null };
+      } catch (e) {
+        return { ...base, principal: null, authError: asGatewayError(e) };
+      }
+    };
+
+    const routes: Route[] = [
+      { methods: ['GET'], path: '/healthz', handler: async (_req, res) => sendJson(res, { status: 'ok' }) },
+      {
+        methods: ['GET'],
+        path: '/readyz',
+        handler: async (_req, res) => {
+          try {
+            await store.ping();
+            sendJson(res, { status: 'ready', store: 'ok' });
+          } catch (err) {
+            logger.warn({ err }, 'readiness check failed');
+            sendJson(res, { status: 'not ready', store: 'unavailable' }, 503);
+          }
+        },
+      },
+      { methods: ['GET', 'POST'], path: '/admin/graphql', handler: apolloHandler(adminApollo, adminContext) },
+      {
+        methods: ['GET'],
+        path: `${LOGIN_PATH_PREFIX}:token`,
+        handler: async (_req, res, _url, { token }) => redirect(res, await consent.openLoginLink(token!)),
+      },
+      { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
+    ];
+    server.on('request', createRouter(routes, logger));
+    logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
+
+    let closed: Promise<void> | null = null;
+    return {
+      config,
+      url,
+      publicUrl,
+      store,
+      logger,
+      tokens,
+      close: () =>
+        (closed ??= (async () => {
+          for (const close of closers) await close().catch((err) => logger.warn({ err }, 'error while closing'));
+        })()),
+    };
+  } catch (e) {
+    for (const close of closers) await close().catch(() => {});
+    throw e;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * From a stored provider (and, for client credentials, its connection) to what the OAuth layer
+ * needs: catalog quirks, resolved endpoints, request parameters, the opened client secret.
+ */
+import type { Envelope } from '../crypto/envelope.js';
+import type { ConnectionRecord, ProviderRecord } from '../domain/model.js';
+import { GatewayError } from '../errors.js';
+import type { OAuthClientConfig } from '../oauth/types.js';
+import { findIdentityProvider } from '../providers/catalog.js';
+import { effectiveScopes, extraAuthorizationParameters, extraTokenParameters, resolveEndpoints } from '../providers/endpoints.js';
+
+export interface ResolvedClient {
+  readonly config: OAuthClientConfig;
+  readonly scopes: readonly string[];
+}
+
+export interface ClientOptions {
+  readonly allowInsecureHttp: boolean;
+}
+
+export function resolveClient(
+  envelope: Envelope,
+  provider: ProviderRecord,
+  options: ClientOptions,
+  connection?: ConnectionRecord,
+): ResolvedClient {
+  const entry = findIdentityProvider(provider.identityProvider);
+  if (!entry)
+    throw new GatewayError('INTERNAL_SERVER_ERROR', 'provider configuration is invalid', {
+      cause: new Error(`unknown identity provider ${provider.identityProvider}`),
+    });
+  const endpoints = resolveEndpoints(entry, provider.parameters, options);
+  // Client credentials connections may carry their own client; otherwise the provider's is used.
+  const own = connection !== undefined && connection.clientId !== null ? connection : null;
+  const clientSecret = own
+    ? own.clientSecret && envelope.open(own.clientSecret, { kind: 'connection', field: 'clientSecret', providerId: provider.id, connectionId: own.id })
+    : provider.clientSecret && envelope.open(provider.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: provider.id });
+  return {
+    scopes: effectiveScopes(entry, provider),
+    config: {
+      cacheKey: own ? `provider:${provider.id}/connection:${own.id}` : `provider:${provider.id}`,
+      issuer: endpoints.issuer,
+      discoveryUrl: endpoints.discoveryUrl,
+      authorizationUrl: endpoints.authorizationUrl,
+      tokenUrl: endpoints.tokenUrl,
+      clientId: own ? own.clientId! : provider.clientId,
+      clientSecret: clientSecret ?? null,
+      quirks: { ...entry.quirks, extraAuthorizationParams: extraAuthorizationParameters(entry, provider) },
+      extraTokenParams: extraTokenParameters(entry, provider),
+    },
+  };
+}
