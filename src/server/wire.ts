@@ -83,7 +83,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       envelope,
       onError: (err) => logger.error({ err }, 'key rotation step failed'),
     });
-    closers.unshift(async () => rotation.stop());
+    closers.unshift(() => rotation.stop());
     const verifier = new JwtVerifier({
       issuers: config.identity.issuers,
       clockToleranceSeconds: config.identity.clockToleranceSeconds,

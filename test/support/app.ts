@@ -18,7 +18,7 @@ export interface TestApp {
 }
 
 
-export async function startTestApp(overrides: Record<string, unknown> = {}, options: { storeUrl?: string; logLines?: string[] } = {}): Promise<TestApp> {
+export async function startTestApp(overrides: Record<string, unknown> = {}, options: { storeUrl?: string; logLines?: string[]; now?: () => Date } = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-app-'));
   const raw: Record<string, any> = {
     server: { host: '127.0.0.1', port: 0, ...(overrides['server'] as object) },
@@ -32,7 +32,7 @@ export async function startTestApp(overrides: Record<string, unknown> = {}, opti
   const config = validateConfig(raw);
   const lines = options.logLines ?? [];
   const logger = createLogger(config.log.level, { write: (line: string) => void lines.push(line) });
-  const app = await startApp(config, { logger });
+  const app = await startApp(config, { logger, ...(options.now && { now: options.now }) });
   return {
     app,
     dir,
