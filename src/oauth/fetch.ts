@@ -1,0 +1,63 @@
+/**
+ * The fetch every openid-client request goes through (its `customFetch` hook): one deadline for
+ * the whole exchange, body included; network failures tagged so they survive openid-client's
+ * error wrapping; and token responses rewritten to RFC 6749 form before openid-client reads them.
+ */
+import type { CustomFetch } from 'openid-client';
+import { ProviderTransportError } from './errors.js';
+import type { TransportFailureKind } from './errors.js';
+import { normalizeTokenResponse, rebuildResponse } from './normalize.js';
+import type { OAuthQuirks } from './types.js';
+
+const CONNECTION_REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED']);
+const CONNECTION_RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+function errorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
+    const code = (current as Error & { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = current.cause;
+  }
+  return undefined;
+}
+
+function classify(error: unknown, deadline: AbortSignal): TransportFailureKind {
+  if (deadline.aborted) return 'timeout';
+  const code = errorCode(error);
+  if (code !== undefined && CONNECTION_REFUSED_CODES.has(code)) return 'connection refused';
+  if (code !== undefined && CONNECTION_RESET_CODES.has(code)) return 'connection reset';
+  return 'unreachable';
+}
+
+export interface ProviderFetchOptions {
+  readonly timeoutMs: number;
+  readonly quirks: OAuthQuirks;
+}
+
+/**
+ * openid-client only POSTs to the token endpoint in this gateway (no introspection, revocation
+ * or PAR), so a POST is a token request: it gets the Accept quirk and the response rewrite.
+ */
+export function createProviderFetch({ timeoutMs, quirks }: ProviderFetchOptions): CustomFetch {
+  return async (url, options) => {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
+    const isTokenRequest = options.method.toUpperCase() === 'POST';
+    const headers =
+      isTokenRequest && quirks.tokenRequestAccept !== undefined
+        ? { ...options.headers, accept: quirks.tokenRequestAccept }
+        : options.headers;
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, { ...options, headers, signal });
+      // Reading the body here keeps it under the same deadline as the headers.
+      text = await response.text();
+    } catch (error) {
+      throw new ProviderTransportError(classify(error, deadline), { cause: error });
+    }
+    return isTokenRequest ? normalizeTokenResponse(response, text, quirks) : rebuildResponse(response, text);
+  };
+}
