@@ -151,9 +151,9 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
 
   it('refuses a post-login URL outside the allowlist, and creates no link', async () => {
     const res = await t.admin(LOGIN_LINK, { p: 'oidc-01', c: 'alice', r: 'https://evil.example.com/steal' });
-    expect(res.body.errors[0].extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'postLoginRedirectUrl' });
+    expect(res.body.errors![0].extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'postLoginRedirectUrl' });
     const sneaky = await t.admin(LOGIN_LINK, { p: 'oidc-01', c: 'alice', r: `${t.url}@evil.example.com/` });
-    expect(sneaky.body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(sneaky.body.errors![0].extensions.code).toBe('BAD_USER_INPUT');
   });
 
   it('uses a login link once only', async () => {

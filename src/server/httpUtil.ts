@@ -19,7 +19,12 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
 export function sendJson(res: ServerResponse, body: GatewayError | object, status = 200): void {
   const payload = body instanceof GatewayError ? toHttpBody(body) : body;
   const code = body instanceof GatewayError ? body.httpStatus : status;
-  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  const retryAfter = body instanceof GatewayError ? body.details['retryAfterSeconds'] : undefined;
+  res.writeHead(code, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    ...(typeof retryAfter === 'number' && { 'retry-after': String(retryAfter) }),
+  });
   res.end(JSON.stringify(payload));
 }
 

@@ -22,7 +22,15 @@ import { ChangeFeed } from '../registry/changes.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
+import { TokenCache } from '../tokens/cache.js';
+import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
+import { TokenResolver } from '../tokens/resolver.js';
 import { TokenSource } from '../tokens/tokenSource.js';
+import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
+import type { SupergraphConfig } from '../gateway/supergraphConfig.js';
+import { createSupergraphSource } from '../gateway/supergraphSource.js';
+import { CONSENT_DONE_PATH, consentDonePage } from './donePage.js';
+import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
 import { redirect, sendJson } from './httpUtil.js';
 import { createRouter, type Route } from './router.js';
@@ -45,6 +53,18 @@ export interface App {
 }
 
 const GENERATED_ADMIN_KEY_SETTING = 'admin.generatedApiKeySha256';
+const SUBGRAPH_TIMEOUT_MS = 30_000;
+const CONSENT_STATE_PURGE_INTERVAL_MS = 5 * 60_000;
+
+/** Bindings may name providers created later through the admin API: say so at start, do not fail. */
+async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphConfig, logger: Logger): Promise<void> {
+  const bound = supergraph.subgraphs.flatMap((s) => (s.authorization ? [{ subgraph: s.name, provider: s.authorization.providerId }] : []));
+  const found = await store.getProviders(bound.map((b) => b.provider));
+  bound.forEach((b, i) => {
+    if (found[i] === null)
+      logger.warn(b, 'supergraph binding names a credential provider that does not exist yet; its fields fail with CONNECTION_NOT_FOUND until it is created');
+  });
+}
 
 /** Configured keys, or one generated on the very first start and remembered only as a hash. */
 async function adminKeyHashes(config: Config, store: Store, announce: (key: string) => void): Promise<Buffer[]> {
@@ -126,12 +146,40 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       envelope,
       oauth,
       publicUrl,
-      allowedRedirectOrigins: config.consent.allowedRedirectOrigins.length > 0 ? config.consent.allowedRedirectOrigins : [new URL(publicUrl).origin],
+      // The gateway's own origin is always allowed: runtime login links come back to its done page.
+      allowedRedirectOrigins: [...config.consent.allowedRedirectOrigins, new URL(publicUrl).origin],
       stateTtlMs: config.consent.stateTtlSeconds * 1000,
       allowInsecureHttp: config.oauth.allowInsecureHttp,
       now,
       logger,
     });
+    const cache = new TokenCache({ enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: config.cache.refreshSkewSeconds * 1000, now: () => now().getTime() });
+    const resolver = new TokenResolver({
+      tokens,
+      registry,
+      cache,
+      limiter: new AcquisitionLimiter(config.limits.tokenAcquisitionsPerMinute, () => now().getTime()),
+      loginLinks: consent,
+      postLoginRedirectUrl: `${publicUrl}${CONSENT_DONE_PATH}`,
+      logger,
+    });
+    let graph: FederatedGraph | null = null;
+    if (config.supergraph) {
+      const supergraph = await createSupergraphSource(config.supergraph, logger);
+      graph = createFederatedGraph({
+        supergraph,
+        resolver,
+        verifier,
+        managedObjectId: config.identity.managedObjectId,
+        exploration: config.server.exploration,
+        subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
+        logger,
+      });
+      await graph.apollo.start();
+      const started = graph;
+      closers.unshift(() => started.stop());
+      await warnAboutUnknownProviders(store, supergraph.current(), logger);
+    }
     const services: AdminServices = {
       registry,
       rotation,
@@ -173,9 +221,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         path: `${LOGIN_PATH_PREFIX}:token`,
         handler: async (_req, res, _url, { token }) => redirect(res, await consent.openLoginLink(token!)),
       },
+      { methods: ['GET'], path: CONSENT_DONE_PATH, handler: consentDonePage },
+      { methods: ['GET'], path: '/tokens/:providerId/:connectionId', handler: tokenEndpoint({ verifier, resolver }) },
+      ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: apolloHandler(graph.apollo, (req) => graph!.context(req)) }] : []),
       { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
     ];
     server.on('request', createRouter(routes, logger));
+    const purge = setInterval(() => {
+      store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
+    }, CONSENT_STATE_PURGE_INTERVAL_MS).unref();
+    closers.unshift(async () => clearInterval(purge));
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
 
     let closed: Promise<void> | null = null;

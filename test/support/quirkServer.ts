@@ -7,7 +7,9 @@
  *   (the token never expires); comma-separated scopes; errors with HTTP 200.
  * - `slack`: the user token nested under `authed_user` next to a bot token (`token_type: bot`);
  *   refresh answers at the top level and rotates; errors as `{ok:false, error}` with HTTP 200.
- * - `google`: records the authorization parameters; refresh answers without a new refresh token.
+ * - `google`: records the authorization parameters; refresh answers without a new refresh token;
+ *   with `openid` in the scope, the code exchange also returns an RS256 ID token that carries
+ *   Google's issuer (`GOOGLE_ISSUER`), the client id as audience and the request's nonce.
  * - `salesforce`: no `expires_in`, extra fields (`instance_url`, `id`, `issued_at`).
  *
  * The authorization endpoint has no UI: it redirects straight back with a code (see
@@ -18,9 +20,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { generateKeyPair, SignJWT } from 'jose';
 
 export const QUIRK_PERSONALITIES = ['github', 'slack', 'google', 'salesforce'] as const;
 export type QuirkPersonality = (typeof QUIRK_PERSONALITIES)[number];
+
+/** The `iss` of the `google` personality's ID tokens: Google's own, so a client keeps its catalog issuer. */
+export const GOOGLE_ISSUER = 'https://accounts.google.com';
 
 export type RecordedClientAuth = 'client_secret_basic' | 'client_secret_post' | 'none';
 
@@ -59,6 +65,9 @@ interface IssuedCode {
   readonly personality: QuirkPersonality;
   readonly redirectUri: string;
   readonly codeChallenge: string | null;
+  /** The authorization request asked for `openid`: the code exchange returns an ID token (google only). */
+  readonly openid: boolean;
+  readonly nonce: string | null;
 }
 
 type Json = Record<string, unknown>;
@@ -70,6 +79,8 @@ interface TokenAnswer {
 
 const SLACK_USER_TOKEN_LIFETIME_SECONDS = 43_200;
 const GOOGLE_TOKEN_LIFETIME_SECONDS = 3_599;
+const ID_TOKEN_LIFETIME_SECONDS = 3_600;
+const ID_TOKEN_SUBJECT = '110000000000000000001';
 
 const token = (prefix: string): string => `${prefix}${randomBytes(12).toString('hex')}`;
 
@@ -125,7 +136,13 @@ export async function startQuirkServer(): Promise<QuirkServer> {
       return;
     }
     const code = token(`${personality}-code-`);
-    codes.set(code, { personality, redirectUri, codeChallenge: params['code_challenge'] ?? null });
+    codes.set(code, {
+      personality,
+      redirectUri,
+      codeChallenge: params['code_challenge'] ?? null,
+      openid: personality === 'google' && (params['scope'] ?? '').split(' ').includes('openid'),
+      nonce: params['nonce'] ?? null,
+    });
     const back = new URL(redirectUri);
     back.searchParams.set('code', code);
     if (params['state'] !== undefined) back.searchParams.set('state', params['state']);
@@ -144,6 +161,23 @@ export async function startQuirkServer(): Promise<QuirkServer> {
     if (personality === 'github') return { status: 200, body: { error, error_description: 'refused' } };
     if (personality === 'slack') return { status: 200, body: { ok: false, error } };
     return { status: kind === 'client' ? 401 : 400, body: { error } };
+  }
+
+  // Made on first use: the RSA key generation is only paid by tests that ask for an ID token.
+  let signingKey: ReturnType<typeof generateKeyPair> | null = null;
+
+  async function idTokenFor(code: IssuedCode): Promise<string> {
+    signingKey ??= generateKeyPair('RS256');
+    const { privateKey } = await signingKey;
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ azp: clientId, email: 'quirk.user@example.com', email_verified: true, ...(code.nonce === null ? {} : { nonce: code.nonce }) })
+      .setProtectedHeader({ alg: 'RS256', kid: 'quirk-google' })
+      .setIssuer(GOOGLE_ISSUER)
+      .setSubject(ID_TOKEN_SUBJECT)
+      .setAudience(clientId)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ID_TOKEN_LIFETIME_SECONDS)
+      .sign(privateKey);
   }
 
   function issue(personality: QuirkPersonality, grantType: string): Json {
@@ -204,7 +238,11 @@ export async function startQuirkServer(): Promise<QuirkServer> {
     }
   }
 
-  function answerToken(personality: QuirkPersonality, form: URLSearchParams, client: ReturnType<typeof parseClientAuth>): TokenAnswer {
+  async function answerToken(
+    personality: QuirkPersonality,
+    form: URLSearchParams,
+    client: ReturnType<typeof parseClientAuth>,
+  ): Promise<TokenAnswer> {
     if (client.id !== clientId || client.secret !== clientSecret) return refusal(personality, 'client');
     const grantType = form.get('grant_type') ?? '';
     if (grantType === 'authorization_code') {
@@ -217,7 +255,8 @@ export async function startQuirkServer(): Promise<QuirkServer> {
       if (code === undefined || code.personality !== personality || code.redirectUri !== form.get('redirect_uri') || !challengeOk) {
         return refusal(personality, 'code');
       }
-      return { status: 200, body: issue(personality, grantType) };
+      const body = issue(personality, grantType);
+      return { status: 200, body: code.openid ? { ...body, id_token: await idTokenFor(code) } : body };
     }
     if (grantType === 'refresh_token') {
       const presented = form.get('refresh_token') ?? '';
@@ -237,7 +276,7 @@ export async function startQuirkServer(): Promise<QuirkServer> {
     tokenRequests.push(
       Object.freeze({ personality, headers: Object.freeze(headers), form: Object.freeze(Object.fromEntries(form)), clientAuth: client.auth }),
     );
-    const answer = answerToken(personality, form, client);
+    const answer = await answerToken(personality, form, client);
     const wantsJson = (req.headers.accept ?? '').includes('application/json');
     if (personality === 'github' && !wantsJson) {
       const encoded = new URLSearchParams(Object.entries(answer.body).map(([k, v]): [string, string] => [k, String(v)]));

@@ -1,0 +1,156 @@
+/**
+ * The federated graph: Apollo Gateway over the subgraphs of supergraph.yaml, each call carrying
+ * the access token its binding names. The caller's JWT is verified once per operation; every token
+ * the query plan needs is resolved concurrently through one per-request DataLoader.
+ */
+import type { IncomingMessage } from 'node:http';
+import { ApolloGateway, type Experimental_DidResolveQueryPlanCallback } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import DataLoader from 'dataloader';
+import { asGatewayError, GatewayError } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
+import type { JwtVerifier } from '../identity/jwt.js';
+import type { Logger } from '../log.js';
+import { createErrorFormatter, toRequestError } from '../server/graphqlErrors.js';
+import type { Principal } from '../tokens/accessPolicy.js';
+import type { TokenResolver } from '../tokens/resolver.js';
+import type { AccessToken } from '../tokens/tokenSource.js';
+import { AuthorizingDataSource, type GatewayContext } from './dataSource.js';
+import { createSubgraphHttpClient } from './httpClient.js';
+import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
+import type { SupergraphSource } from './supergraphSource.js';
+
+export interface FederatedGraphDeps {
+  readonly supergraph: SupergraphSource;
+  readonly resolver: TokenResolver;
+  readonly verifier: JwtVerifier;
+  readonly managedObjectId: string;
+  readonly exploration: boolean;
+  /** Bound on each subgraph call. */
+  readonly subgraphTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+export interface FederatedGraph {
+  readonly apollo: ApolloServer<GatewayContext>;
+  context(req: IncomingMessage): Promise<GatewayContext>;
+  stop(): Promise<void>;
+}
+
+/** Every subgraph a query plan fetches from (Sequence, Parallel, Flatten, Defer, Condition nodes). */
+function serviceNamesOf(node: unknown, out: Set<string>): Set<string> {
+  if (typeof node !== 'object' || node === null) return out;
+  if (Array.isArray(node)) {
+    for (const child of node) serviceNamesOf(child, out);
+    return out;
+  }
+  const n = node as { kind?: unknown; serviceName?: unknown };
+  if (n.kind === 'Fetch' && typeof n.serviceName === 'string') out.add(n.serviceName);
+  else for (const value of Object.values(node)) serviceNamesOf(value, out);
+  return out;
+}
+
+/** Start resolving every token the plan will need, all at once, before the first fetch goes out. */
+const prefetchTokens: Experimental_DidResolveQueryPlanCallback = ({ queryPlan, requestContext }) => {
+  const context = requestContext.context as Partial<GatewayContext>;
+  if (!context.tokens) return;
+  // Failures surface at each subgraph's fetch; here they must not become unhandled rejections.
+  context.tokens.loadMany([...serviceNamesOf(queryPlan.node, new Set())]).catch(() => {});
+};
+
+export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
+  // The gateway reports telemetry to an outside host unless told not to; we never do.
+  process.env['APOLLO_TELEMETRY_DISABLED'] = '1';
+  const http = createSubgraphHttpClient({ timeoutMs: deps.subgraphTimeoutMs });
+  // Read per request: a reload may change a binding without changing the schema.
+  const bindingOf = (name: string): SubgraphBinding | null => deps.supergraph.binding(name);
+
+  const gateway = new ApolloGateway({
+    supergraphSdl: deps.supergraph,
+    buildService: ({ name, url }) =>
+      new AuthorizingDataSource({ name, url: url!, fetcher: http.fetcher, header: () => bindingOf(name)?.header ?? null }),
+    experimental_didResolveQueryPlan: prefetchTokens,
+    serviceHealthCheck: false,
+    logger: deps.logger,
+  });
+
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    introspection: deps.exploration,
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    formatError: createErrorFormatter(deps.logger),
+    plugins: [
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+    ],
+  });
+
+  /** What one subgraph's binding resolves to for this caller; null when it needs no token. */
+  async function tokenFor(name: string, caller: Caller | null): Promise<AccessToken | null> {
+    const binding = bindingOf(name);
+    if (!binding) return null;
+    try {
+      return await deps.resolver.resolve(requestFor(binding, caller));
+    } catch (e) {
+      if (!binding.ignoreError) throw e;
+      deps.logger.info({ subgraph: name, code: asGatewayError(e).code }, 'token resolution failed; sending without a token (ignore_error)');
+      return null;
+    }
+  }
+
+  function requestFor(binding: SubgraphBinding, caller: Caller | null) {
+    let principal: Principal;
+    if (binding.identity === 'managed') principal = { kind: 'managed', objectId: deps.managedObjectId };
+    else if (caller) principal = { kind: 'caller', caller };
+    else throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
+    let connectionId: string | null;
+    if (binding.connection.kind === 'fixed') connectionId = binding.connection.id;
+    else if (!caller) throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
+    else connectionId = renderConnectionId(binding.connection, caller.claims);
+    if (connectionId === null) throw new GatewayError('ACCESS_DENIED', 'the caller\'s token lacks the claims this subgraph\'s connection is named after');
+    return {
+      providerId: binding.providerId,
+      connectionId,
+      principal,
+      delegated: binding.identity === 'jwt' && binding.connection.kind === 'claims',
+    };
+  }
+
+  /** Two subgraphs bound to the same connection for the same caller share one resolution. */
+  function resolutionKey(name: string, caller: Caller | null): string {
+    const binding = bindingOf(name);
+    if (!binding) return `none:${name}`;
+    try {
+      const r = requestFor(binding, caller);
+      return `${r.providerId}/${r.connectionId}/${binding.identity}/${binding.ignoreError}`;
+    } catch {
+      return `invalid:${name}`;
+    }
+  }
+
+  return {
+    apollo,
+    async context(req) {
+      let caller: Caller | null;
+      try {
+        caller = await deps.verifier.verifyBearer(req.headers.authorization);
+      } catch (e) {
+        throw toRequestError(asGatewayError(e));
+      }
+      return {
+        tokens: new DataLoader<string, AccessToken | null, string>(
+          (names) => Promise.all(names.map((name) => tokenFor(name, caller).catch((e: unknown) => asGatewayError(e)))),
+          { cacheKeyFn: (name) => resolutionKey(name, caller) },
+        ),
+      };
+    },
+    async stop() {
+      await apollo.stop();
+      await http.close();
+    },
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * `GET /tokens/{providerId}/{connectionId}` for any compute holding a trusted JWT: a cached, fresh
+ * access token, under the same access policies and codes as the gateway. Never a refresh token.
+ */
+import { GatewayError } from '../errors.js';
+import type { JwtVerifier } from '../identity/jwt.js';
+import type { TokenResolver } from '../tokens/resolver.js';
+import { sendJson } from './httpUtil.js';
+import type { RouteHandler } from './router.js';
+
+export function tokenEndpoint(deps: { readonly verifier: JwtVerifier; readonly resolver: TokenResolver }): RouteHandler {
+  return async (req, res, _url, params) => {
+    const caller = await deps.verifier.verifyBearer(req.headers.authorization);
+    if (!caller) throw new GatewayError('UNAUTHENTICATED', 'send a bearer JWT from a trusted issuer');
+    const token = await deps.resolver.resolve({
+      providerId: params['providerId']!,
+      connectionId: params['connectionId']!,
+      principal: { kind: 'caller', caller },
+      delegated: false,
+    });
+    sendJson(res, {
+      access_token: token.accessToken,
+      token_type: token.tokenType,
+      expires_at: token.expiresAt === null ? null : Math.floor(token.expiresAt / 1000),
+      ...(Object.keys(token.extra).length > 0 && { extra: token.extra }),
+    });
+  };
+}

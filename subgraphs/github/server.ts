@@ -1,0 +1,59 @@
+/**
+ * A GitHub-like SaaS subgraph: the token's subject is the viewer, who owns two repositories.
+ *
+ *   ISSUER=http://127.0.0.1:9000 AUDIENCE=api://github npx tsx subgraphs/github/server.ts
+ */
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { parse, type GraphQLSchema } from 'graphql';
+import { tokenInfoOf } from '../shared/auth.js';
+import { stableNumber } from '../shared/fake.js';
+import { claimsOf, runFromEnv, serveSubgraph, type RunningSubgraph, type SubgraphContext, type SubgraphOptions } from '../shared/serve.js';
+
+export const GITHUB_DEFAULT_PORT = 4101;
+const REPOSITORY_NAMES = ['dotfiles', 'notes'] as const;
+const MAX_STARS = 500;
+
+interface UserRef {
+  readonly id: string;
+}
+
+interface Repository {
+  readonly id: string;
+  readonly name: string;
+  readonly owner: UserRef;
+  readonly stars: number;
+}
+
+function repository(owner: string, name: string): Repository {
+  const id = `${owner}/${name}`;
+  return Object.freeze({ id, name, owner: Object.freeze({ id: owner }), stars: stableNumber(id, MAX_STARS) });
+}
+
+const resolvers = {
+  Query: {
+    viewer: (_: unknown, __: unknown, context: SubgraphContext): UserRef => ({ id: claimsOf(context).sub }),
+    repository: (_: unknown, args: { owner: string; name: string }): Repository | null =>
+      (REPOSITORY_NAMES as readonly string[]).includes(args.name) ? repository(args.owner, args.name) : null,
+    githubTokenInfo: (_: unknown, __: unknown, context: SubgraphContext) => tokenInfoOf(claimsOf(context)),
+  },
+  User: {
+    __resolveReference: (ref: UserRef): UserRef => ({ id: ref.id }),
+    login: (user: UserRef): string => user.id,
+    repositories: (user: UserRef): Repository[] => REPOSITORY_NAMES.map((name) => repository(user.id, name)),
+  },
+};
+
+export function githubSchema(): GraphQLSchema {
+  const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
+  return buildSubgraphSchema([{ typeDefs, resolvers }]);
+}
+
+export function startGithubSubgraph(options: SubgraphOptions): Promise<RunningSubgraph> {
+  return serveSubgraph(githubSchema(), options);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runFromEnv('github', startGithubSubgraph, GITHUB_DEFAULT_PORT);
+}
