@@ -14,8 +14,8 @@ export interface Config {
   readonly server: {
     readonly host: string;
     readonly port: number;
-    /** Base of every URL the gateway hands out (callback, login links). */
-    readonly publicUrl: string;
+    /** Base of every URL the gateway hands out (callback, login links); null: `http://host:port` once listening. */
+    readonly publicUrl: string | null;
     /** Introspection and the Sandbox landing page on both graphs. */
     readonly exploration: boolean;
   };
@@ -235,9 +235,7 @@ export function validateConfig(input: unknown): Config {
 
 function crossCheck(out: Record<string, unknown>, problems: string[]): void {
   const server = out['server'] as { host: string; port: number; publicUrl: string | null };
-  if (server.publicUrl === null) {
-    server.publicUrl = `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
-  } else {
+  if (server.publicUrl !== null) {
     const u = httpUrl(server.publicUrl);
     if (!u) problems.push('server.publicUrl must be an http(s) URL');
     else server.publicUrl = u.href.replace(/\/+$/, '');
