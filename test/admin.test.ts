@@ -133,6 +133,14 @@ describe('management API', () => {
       expect(after.body.data.credentialProvider).toBeNull();
     });
 
+    it('does not echo a value typed into the wrong field back in the error', async () => {
+      const res = await t.admin(CREATE_PROVIDER, { input: genericProvider('echo-01', { grantType: 'secret-typed-here-42' }) });
+      expect(res.status).toBe(400);
+      expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
+      expect(JSON.stringify(res.body)).not.toContain('secret-typed-here-42');
+      expect(res.body.errors![0].message).toContain('input.grantType');
+    });
+
     it('refuses a parameter given twice', async () => {
       const input = genericProvider('dup-param', {
         parameters: [

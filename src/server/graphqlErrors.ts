@@ -13,8 +13,21 @@ export function toRequestError(e: GatewayError): GraphQLError {
   return new GraphQLError(e.message, { extensions: { ...toGraphQLExtensions(e), http: { status: e.httpStatus } } });
 }
 
-// Apollo echoes invalid variable values in its messages; a secret typed into the wrong field must not come back.
-const ECHOED_VALUE = /got invalid value .*?(; | at "|$)/s;
+/** Details of a variable coercion error that never quote the rejected value. */
+const SAFE_COERCION_DETAIL = /^(Field "\w+" is not defined by type "\w+"|Expected non-nullable type "[\w![\]]+" not to be null)\.?$/;
+
+/**
+ * graphql-js quotes rejected variable values in its messages; a secret typed into the wrong field
+ * must not come back (or reach a log). Keeps the variable, the path and value-free details.
+ */
+export function scrubVariableError(message: string): string {
+  const variable = /^Variable "(\$\w+)" got invalid value/.exec(message);
+  if (!variable) return message;
+  const at = / at "([\w.[\]]+)"(?:;|$)/.exec(message);
+  const detail = message.slice(message.lastIndexOf('; ') + 2).trim();
+  const safe = message.includes('; ') && SAFE_COERCION_DETAIL.test(detail) ? ` ${detail}` : '';
+  return `Variable "${variable[1]}" got an invalid value${at ? ` at "${at[1]}"` : ''}.${safe}`;
+}
 
 export function createErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
@@ -36,7 +49,8 @@ export function createErrorFormatter(logger: Logger) {
       logger.error({ err: original }, 'unexpected error in resolver');
       return { message: 'Internal server error', locations: formatted.locations, path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
     }
-    const message = formatted.message.replace(ECHOED_VALUE, 'got an invalid value$1');
-    return { ...formatted, message, extensions: { code } };
+    const message = scrubVariableError(formatted.message);
+    const serviceName = formatted.extensions?.['serviceName'];
+    return { ...formatted, message, extensions: { code, ...(typeof serviceName === 'string' && { serviceName }) } };
   };
 }
