@@ -19,7 +19,6 @@ import {
   templateParameters,
 } from '../src/providers/endpoints.js';
 import { checkParameterValue } from '../src/providers/formats.js';
-import { errorInSuccessBody, keptResponseFields, tokenFieldsOf } from '../src/providers/response.js';
 import {
   connectionParameterSpecs,
   validateId,
@@ -238,13 +237,12 @@ describe('identity provider catalog', () => {
 
     const github = entryOf('github').quirks;
     expect(entryOf('github').grantTypes).toEqual(['AUTHORIZATION_CODE']);
-    expect(github).toMatchObject({ tokensNeverExpire: true, tokenRequestAccept: 'application/json', errorsAsStatus200: true });
+    expect(github).toMatchObject({ tokensNeverExpire: true, tokenRequestAccept: 'application/json' });
 
     expect(entryOf('slack').quirks).toMatchObject({
       scopeSeparator: ',',
       tokenResponsePath: 'authed_user',
       scopeParameter: 'user_scope',
-      errorsAsStatus200: true,
     });
     expect(entryOf('salesforce').quirks.keepResponseFields).toEqual(expect.arrayContaining(['instance_url', 'id']));
 
@@ -870,39 +868,5 @@ describe('extra request parameters', () => {
       box_subject_id: '42',
     });
     expect(extraTokenParameters(box, { grantType: 'AUTHORIZATION_CODE', parameters: {} })).toEqual({});
-  });
-});
-
-describe('token responses', () => {
-  const slack = entryOf('slack');
-
-  it('finds Slack user tokens under authed_user, and flat refresh responses at the top', () => {
-    const exchange = {
-      ok: true,
-      access_token: 'xoxb-bot',
-      team: { id: 'T1', name: 'Acme' },
-      authed_user: { id: 'U1', access_token: 'xoxp-user', token_type: 'user', scope: 'users:read' },
-    };
-    expect(tokenFieldsOf(slack, exchange)['access_token']).toBe('xoxp-user');
-    const refresh = { ok: true, access_token: 'xoxe.xoxp-new', refresh_token: 'xoxe-1-new', expires_in: 43200 };
-    expect(tokenFieldsOf(slack, refresh)).toBe(refresh);
-    expect(keptResponseFields(slack, exchange)).toEqual({ 'team.id': 'T1', 'authed_user.id': 'U1' });
-  });
-
-  it('keeps Salesforce instance_url and id', () => {
-    const body = { access_token: 'a', instance_url: 'https://acme.my.salesforce.com', id: 'https://login.salesforce.com/id/00D/005', issued_at: '1' };
-    expect(keptResponseFields(entryOf('salesforce'), body)).toEqual({
-      instance_url: 'https://acme.my.salesforce.com',
-      id: 'https://login.salesforce.com/id/00D/005',
-    });
-    expect(tokenFieldsOf(entryOf('salesforce'), body)).toBe(body);
-  });
-
-  it('finds errors reported with HTTP 200 only where the catalog says so', () => {
-    expect(errorInSuccessBody(entryOf('github'), { error: 'bad_verification_code', error_description: 'x' })).toBe('bad_verification_code');
-    expect(errorInSuccessBody(slack, { ok: false, error: 'invalid_code' })).toBe('invalid_code');
-    expect(errorInSuccessBody(slack, { ok: false })).toBe('server_error');
-    expect(errorInSuccessBody(slack, { ok: true, access_token: 'x' })).toBeNull();
-    expect(errorInSuccessBody(entryOf('google'), { error: 'whatever' })).toBeNull();
   });
 });

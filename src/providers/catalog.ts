@@ -15,6 +15,7 @@
  * (ID tokens it may return, RFC 9207 authorization responses).
  */
 import type { GrantType } from '../domain/model.js';
+import type { OAuthQuirks } from '../oauth/types.js';
 
 export type ParameterType = 'string' | 'secret' | 'bool';
 export type ParameterLevel = 'PROVIDER' | 'CONNECTION';
@@ -54,41 +55,19 @@ export interface ParameterSpec {
   readonly sendAs: ParameterSendAs | null;
 }
 
-export interface Quirks {
-  readonly scopeSeparator: ' ' | ',';
+/**
+ * What the OAuth layer applies (`OAuthQuirks`), plus what the catalog itself needs to pick scopes
+ * and validate provider input.
+ */
+export interface Quirks extends OAuthQuirks {
   /** Name of the authorization request parameter carrying the scopes (Slack user tokens: `user_scope`). */
   readonly scopeParameter: string;
-  /** Whether to send PKCE S256 in authorization-code flows. */
-  readonly pkce: 'S256' | 'none';
-  /** Sent with every authorization request (Google `access_type=offline`, `prompt=consent`). */
-  readonly extraAuthorizationParams: Readonly<Record<string, string>>;
   /** Scopes always added to authorization-code requests (refresh tokens need `offline_access` at some providers). */
   readonly authorizationCodeScopes: readonly string[];
   /** Scope templates used for client credentials when the provider lists no scopes (Entra `{resourceUri}/.default`). */
   readonly clientCredentialsScopes: readonly string[];
-  /** A token response without `expires_in` means the token never expires (GitHub OAuth apps). */
-  readonly tokensNeverExpire: boolean;
-  /** Assumed lifetime when `expires_in` is absent and tokens do expire; null exactly when `tokensNeverExpire`. */
-  readonly defaultTokenLifetimeSeconds: number | null;
-  /**
-   * Dot path of the object holding the token fields in the authorization-code response (Slack user
-   * tokens: `authed_user`); null = top level. Responses without that object (refreshes) use the top level.
-   */
-  readonly tokenResponsePath: string | null;
-  /** Response fields (dot paths from the top level) kept with the tokens (Salesforce `instance_url`). */
-  readonly keepResponseFields: readonly string[];
-  /** A refresh may return a new refresh token that replaces the old one. */
-  readonly rotatesRefreshTokens: boolean;
-  /** How a confidential client authenticates at the token endpoint (a public client sends only `client_id`). */
-  readonly clientAuth: 'client_secret_basic' | 'client_secret_post';
   /** The client may be public: no client secret (PKCE protects the code instead). */
   readonly publicClientAllowed: boolean;
-  /** Request `openid` and expect, then validate, an ID token bound to a nonce. */
-  readonly openIdConnect: boolean;
-  /** The token endpoint may answer HTTP 200 with an `error` (GitHub) or `ok: false` + `error` (Slack). */
-  readonly errorsAsStatus200: boolean;
-  /** Accept header of token requests, where the provider's default answer is not JSON (GitHub). */
-  readonly tokenRequestAccept?: string;
 }
 
 export interface ProviderEndpoints {
@@ -128,7 +107,6 @@ const STANDARD_QUIRKS: Quirks = {
   clientAuth: 'client_secret_post',
   publicClientAllowed: false,
   openIdConnect: false,
-  errorsAsStatus200: false,
 };
 
 const NEVER_EXPIRE = { tokensNeverExpire: true, defaultTokenLifetimeSeconds: null } as const;
@@ -290,7 +268,6 @@ const CATALOG: readonly IdentityProviderEntry[] = [
       ...NEVER_EXPIRE,
       // GitHub Apps with expiring user tokens hand out single-use refresh tokens.
       rotatesRefreshTokens: true,
-      errorsAsStatus200: true,
       tokenRequestAccept: 'application/json',
     },
     docsUrl: 'https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps',
@@ -339,7 +316,6 @@ const CATALOG: readonly IdentityProviderEntry[] = [
       // Without token rotation Slack tokens never expire; with it, refresh tokens are single use.
       ...NEVER_EXPIRE,
       rotatesRefreshTokens: true,
-      errorsAsStatus200: true,
     },
     docsUrl: 'https://api.slack.com/authentication/oauth-v2',
   }),
