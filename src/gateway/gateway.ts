@@ -94,7 +94,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     const binding = bindingOf(name);
     if (!binding) return null;
     try {
-      return await deps.resolver.resolve(requestFor(binding, caller));
+      return await deps.resolver.resolve({ ...requestFor(binding, caller), subgraph: name });
     } catch (e) {
       if (!binding.ignoreError) throw e;
       deps.logger.info({ subgraph: name, code: asGatewayError(e).code }, 'token resolution failed; sending without a token (ignore_error)');

@@ -11,6 +11,7 @@ import { requireProvider } from '../registry/providers.js';
 import type { ConnectionKey } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
 import type { TokenCache } from './cache.js';
+import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
 import type { AcquisitionLimiter } from './rateLimiter.js';
 import type { AccessToken, TokenSource } from './tokenSource.js';
 
@@ -21,6 +22,8 @@ export interface TokenRequest extends ConnectionKey {
    * the caller alone, and consent errors carry a login link.
    */
   readonly delegated: boolean;
+  /** For the audit trail: which subgraph the token is for (absent: the token endpoint). */
+  readonly subgraph?: string;
 }
 
 export interface LoginLinks {
@@ -36,6 +39,7 @@ export interface ResolverDeps {
   /** Where the browser lands after consent started from a runtime error. */
   readonly postLoginRedirectUrl: string;
   readonly logger: Logger;
+  readonly events?: TokenEvents;
 }
 
 /** The policy id of a connection created for its user on first use. */
@@ -52,13 +56,29 @@ export class TokenResolver {
   }
 
   async resolve(request: TokenRequest): Promise<AccessToken> {
+    const events = this.#deps.events ?? NO_TOKEN_EVENTS;
+    const principal = request.principal.kind === 'managed' ? `managed:${request.principal.objectId}` : `${request.principal.caller.issuer}#${request.principal.caller.sub}`;
+    const use = { providerId: request.providerId, connectionId: request.connectionId, principal, ...(request.subgraph !== undefined && { subgraph: request.subgraph }) };
+    try {
+      const token = await this.#resolve(request, events);
+      events.tokenUse({ ...use, outcome: 'granted' });
+      return token;
+    } catch (e) {
+      events.tokenUse({ ...use, outcome: isGatewayError(e) ? e.code : 'INTERNAL_SERVER_ERROR' });
+      throw e;
+    }
+  }
+
+  async #resolve(request: TokenRequest, events: TokenEvents): Promise<AccessToken> {
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     const cacheKey = `${key.providerId}/${key.connectionId}`;
     const hit = this.#deps.cache.get(cacheKey);
     if (hit) {
+      events.cacheHit(key);
       if (!isAllowed(hit.policies, request.principal)) throw this.#denied(key);
       return hit.token;
     }
+    events.cacheMiss(key);
     this.#deps.limiter.take(cacheKey);
     const [policies = []] = await this.#deps.registry.store.listAccessPolicies([key]);
     if (!isAllowed(policies, request.principal)) {

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
+import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOutcome, type TokenEvents } from './events.js';
 import { openTokenSet, sealTokenSet, tokenSetFrom } from './tokenSet.js';
 
 export interface TokenSourceDeps {
@@ -22,6 +23,7 @@ export interface TokenSourceDeps {
   /** Tokens this close to expiry are refreshed before use (the reference's 3 minutes). */
   readonly refreshSkewMs: number;
   readonly allowInsecureHttp: boolean;
+  readonly events?: TokenEvents;
 }
 
 /** What callers get: never a refresh token. */
@@ -143,7 +145,7 @@ export class TokenSource {
     let next: StoredTokenSet;
     if (provider.grantType === 'CLIENT_CREDENTIALS') {
       const client = resolveClient(envelope, provider, this.#deps, connection);
-      next = tokenSetFrom(await oauth.clientCredentials(client.config, { scopes: [...client.scopes] }), null);
+      next = tokenSetFrom(await this.#timed(key, 'client_credentials', () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
     } else {
       if (!current) throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
       if (current.refreshToken === null) {
@@ -152,7 +154,8 @@ export class TokenSource {
         throw new GatewayError('REAUTHORIZATION_REQUIRED', `connection '${connection.id}' has no refresh token; authorize it again`);
       }
       const client = resolveClient(envelope, provider, this.#deps);
-      next = tokenSetFrom(await oauth.refresh(client.config, current.refreshToken), current.refreshToken);
+      const refreshToken = current.refreshToken;
+      next = tokenSetFrom(await this.#timed(key, 'refresh', () => oauth.refresh(client.config, refreshToken)), refreshToken);
     }
     const written = await store.writeTokens(
       key,
@@ -170,6 +173,23 @@ export class TokenSource {
     const tokens = this.#usableTokens(latest.connection);
     if (!tokens) throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
     return accessTokenOf(tokens);
+  }
+
+  async #timed<T>(key: ConnectionKey, kind: ProviderCallKind, call: () => Promise<T>): Promise<T> {
+    const events = this.#deps.events ?? NO_TOKEN_EVENTS;
+    const started = performance.now();
+    let outcome: ProviderCallOutcome = 'error';
+    try {
+      const result = await call();
+      outcome = 'success';
+      return result;
+    } catch (e) {
+      if (isGatewayError(e) && e.code === 'REAUTHORIZATION_REQUIRED') outcome = 'reauthorization_required';
+      else if (isGatewayError(e) && e.code === 'PROVIDER_UNAVAILABLE') outcome = 'provider_unavailable';
+      throw e;
+    } finally {
+      events.providerCall(key, kind, outcome, performance.now() - started);
+    }
   }
 
   async #onRenewFailure(

@@ -1,0 +1,33 @@
+/**
+ * What the token machinery reports as it works: metrics and audit subscribe here, so neither the
+ * resolver nor the token source knows about Prometheus or log formats.
+ */
+import type { ErrorCode } from '../errors.js';
+import type { ConnectionKey } from '../store/types.js';
+
+export type ProviderCallKind = 'refresh' | 'client_credentials';
+export type ProviderCallOutcome = 'success' | 'reauthorization_required' | 'provider_unavailable' | 'error';
+
+export interface TokenUse extends ConnectionKey {
+  /** Who asked: the caller's issuer and subject, or the gateway itself. */
+  readonly principal: string;
+  /** The subgraph the token was for; absent for the token endpoint. */
+  readonly subgraph?: string;
+  readonly outcome: 'granted' | ErrorCode;
+}
+
+export interface TokenEvents {
+  cacheHit(key: ConnectionKey): void;
+  cacheMiss(key: ConnectionKey): void;
+  /** One call to an identity provider's token endpoint and how it ended. */
+  providerCall(key: ConnectionKey, kind: ProviderCallKind, outcome: ProviderCallOutcome, durationMs: number): void;
+  /** Every access decision, for the audit trail (never the token). */
+  tokenUse(use: TokenUse): void;
+}
+
+export const NO_TOKEN_EVENTS: TokenEvents = Object.freeze({
+  cacheHit: () => {},
+  cacheMiss: () => {},
+  providerCall: () => {},
+  tokenUse: () => {},
+});
