@@ -29,7 +29,13 @@ export interface Config {
   };
   readonly admin: { readonly apiKeys: readonly string[]; readonly roleClaim: string; readonly role: string };
   readonly consent: { readonly allowedRedirectOrigins: readonly string[]; readonly stateTtlSeconds: number };
-  readonly cache: { readonly enabled: boolean; readonly refreshSkewSeconds: number; readonly maxEntries: number };
+  readonly cache: {
+    readonly enabled: boolean;
+    readonly refreshSkewSeconds: number;
+    readonly maxEntries: number;
+    /** Renew tokens in use in the background before they enter the refresh window. */
+    readonly proactiveRefresh: boolean;
+  };
   readonly limits: {
     readonly providersPerInstance: number;
     readonly connectionsPerProvider: number;
@@ -84,6 +90,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   { path: 'cache.enabled', kind: 'bool', default: true, doc: 'In-memory cache of decrypted access tokens.' },
   { path: 'cache.refreshSkewSeconds', kind: 'int', default: 180, min: 0, max: 3600, doc: 'Tokens are cached and used until this long before expiry, then refreshed.' },
   { path: 'cache.maxEntries', kind: 'int', default: 100_000, min: 1, max: 10_000_000, doc: 'Most tokens held in memory.' },
+  {
+    path: 'cache.proactiveRefresh',
+    kind: 'bool',
+    default: true,
+    doc: 'Renew tokens in use in the background shortly before they enter the refresh window (with jitter), so requests do not wait on identity providers; connections idle for two token lifetimes are left alone.',
+  },
   { path: 'limits.providersPerInstance', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Credential providers per instance.' },
   { path: 'limits.connectionsPerProvider', kind: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'Connections per provider.' },
   { path: 'limits.accessPoliciesPerConnection', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'Access policies per connection.' },
@@ -195,7 +207,7 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
             problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
           for (const k of Object.keys(item))
             if (!['issuer', 'audience', 'jwksUri', 'algorithms'].includes(k)) problems.push(`${at}.${k} is not a known key`);
-          return Object.freeze({ issuer, audience, jwksUri, algorithms: Object.freeze([...(algorithms as string[])]) });
+          return Object.freeze({ issuer, audience, jwksUri, algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []) });
         }),
       );
     }

@@ -105,11 +105,11 @@ export async function updateConnection(
     }),
   };
   const updated = await deps.store.updateConnection(key, patch, expectedVersion);
-  deps.changes.publish(key);
+  await deps.changes.publish(key);
   return updated;
 }
 
 export async function deleteConnection(deps: RegistryDeps, key: ConnectionKey, expectedVersion: number | null): Promise<void> {
   await deps.store.deleteConnection(key, expectedVersion);
-  deps.changes.publish(key);
+  await deps.changes.publish(key);
 }

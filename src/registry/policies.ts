@@ -60,11 +60,11 @@ export function validateAccessPolicy(key: ConnectionKey, raw: AccessPolicyInputR
 export async function createAccessPolicy(deps: RegistryDeps, key: ConnectionKey, raw: AccessPolicyInputRaw): Promise<AccessPolicyRecord> {
   const policy = validateAccessPolicy(key, raw, deps.now());
   const created = await deps.store.insertAccessPolicy(policy, deps.limits.accessPoliciesPerConnection);
-  deps.changes.publish(key);
+  await deps.changes.publish(key);
   return created;
 }
 
 export async function deleteAccessPolicy(deps: RegistryDeps, key: ConnectionKey, id: string): Promise<void> {
   await deps.store.deleteAccessPolicy(key, id);
-  deps.changes.publish(key);
+  await deps.changes.publish(key);
 }

@@ -56,11 +56,11 @@ export async function updateProvider(
     }),
   };
   const updated = await deps.store.updateProvider(id, patch, expectedVersion);
-  deps.changes.publish({ providerId: id });
+  await deps.changes.publish({ providerId: id });
   return updated;
 }
 
 export async function deleteProvider(deps: RegistryDeps, id: string, expectedVersion: number | null): Promise<void> {
   await deps.store.deleteProvider(id, expectedVersion);
-  deps.changes.publish({ providerId: id });
+  await deps.changes.publish({ providerId: id });
 }

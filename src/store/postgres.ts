@@ -2,10 +2,13 @@
  * The shared store for many replicas: PostgreSQL through a pg Pool. Transactions run on one
  * checked-out client; cross-replica locks are advisory locks named per schema, so several
  * gateways (or test files) can share a database in separate schemas without contending.
+ * Changes reach the other replicas by LISTEN/NOTIFY on a channel of the schema (pgNotify.ts).
  */
 import pg from 'pg';
-import type { PoolClient, PoolConfig } from 'pg';
+import type { ClientConfig, PoolClient, PoolConfig } from 'pg';
+import { ChangeHub } from './changeHub.js';
 import { migrate } from './migrations.js';
+import { PgNotifyTransport } from './pgNotify.js';
 import { raw, render, runWork, sql, type Dialect, type Driver, type Result, type Sql, type Work } from './sql.js';
 import { SqlStore } from './sqlStore.js';
 import type { Store } from './types.js';
@@ -38,11 +41,28 @@ export interface PostgresStoreOptions {
   readonly connectionString: string;
   /** Schema for every table (created if absent); lower-case letters, digits and `_`. */
   readonly schema?: string;
-  /** Errors of idle pooled connections (the database restarted, the network dropped). */
+  /**
+   * Errors of idle pooled connections (the database restarted, the network dropped) and of the
+   * change listener's session (which reconnects by itself).
+   */
   readonly onError?: (error: Error) => void;
 }
 
 type Session = PoolClient;
+
+/** What every session of the store is opened with: the pool's and the change listener's. */
+function sessionConfigOf(options: PostgresStoreOptions): ClientConfig {
+  return {
+    connectionString: options.connectionString,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    keepAlive: true,
+    fallback_application_name: 'credential-gateway',
+    // A startup parameter, so it holds from the first statement of every session at no cost.
+    ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+  };
+}
 
 class PostgresDriver implements Driver {
   readonly dialect = POSTGRES_DIALECT;
@@ -54,16 +74,9 @@ class PostgresDriver implements Driver {
 
   constructor(options: PostgresStoreOptions) {
     const config: PoolConfig = {
-      connectionString: options.connectionString,
+      ...sessionConfigOf(options),
       max: POOL_MAX_CLIENTS,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: IDLE_CLIENT_TIMEOUT_MS,
-      statement_timeout: STATEMENT_TIMEOUT_MS,
-      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
-      keepAlive: true,
-      fallback_application_name: 'credential-gateway',
-      // A startup parameter, so it holds from the first statement of every session at no cost.
-      ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
     };
     const onError = options.onError ?? (() => {});
     this.#pool = new pg.Pool(config);
@@ -166,12 +179,24 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   if (options.schema !== undefined && !SCHEMA_NAME.test(options.schema))
     throw new TypeError('a PostgreSQL schema name is 1-63 lower-case letters, digits or _, not starting with a digit');
   const driver = new PostgresDriver(options);
+  const onError = options.onError ?? (() => {});
+  const changes = new ChangeHub(
+    new PgNotifyTransport({
+      client: sessionConfigOf(options),
+      notifyViaPool: async (channel, payload) => void (await driver.run(sql`SELECT pg_notify(${channel}, ${payload})`)),
+      onError,
+    }),
+    (e) => onError(e instanceof Error ? e : new Error(String(e))),
+  );
   try {
     if (options.schema !== undefined) await createSchema(driver, options.schema);
     await migrate(driver);
+    // After migrating: the listener's channel follows the schema, which now exists.
+    await changes.start();
   } catch (e) {
+    await changes.close();
     await driver.close();
     throw e;
   }
-  return new SqlStore(driver);
+  return new SqlStore(driver, changes);
 }

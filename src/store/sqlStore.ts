@@ -15,6 +15,7 @@ import type {
   PageArgs,
   ProviderRecord,
 } from '../domain/model.js';
+import { ChangeHub } from './changeHub.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import {
   alreadyExists,
@@ -43,6 +44,8 @@ import {
 } from './rows.js';
 import { join, raw, sql, type Driver, type Result, type Row, type Sql } from './sql.js';
 import type {
+  ChangeEvent,
+  ChangeListener,
   ConnectionKey,
   ConnectionPatch,
   ProviderPatch,
@@ -135,9 +138,12 @@ export class SqlStore implements Store {
   readonly stats: StoreStats;
   readonly #db: Driver;
   readonly #locks = new KeyedMutex();
+  readonly #changes: ChangeHub;
 
-  constructor(db: Driver) {
+  /** `changes`: how changes reach other processes; in-process only by default (one SQLite file, one process). */
+  constructor(db: Driver, changes: ChangeHub = new ChangeHub()) {
     this.#db = db;
+    this.#changes = changes;
     this.dialect = db.dialect.name;
     this.stats = Object.freeze({
       get queries() {
@@ -150,8 +156,9 @@ export class SqlStore implements Store {
     await this.#db.run(sql`SELECT 1`);
   }
 
-  close(): Promise<void> {
-    return this.#db.close();
+  async close(): Promise<void> {
+    await this.#changes.close();
+    await this.#db.close();
   }
 
   // Providers ----------------------------------------------------------------------------
@@ -545,6 +552,16 @@ export class SqlStore implements Store {
     const name = connectionKeyOf(key);
     // In-process waiters queue here first, so only the holder occupies a database session.
     return this.#locks.run(name, () => this.#db.withSessionLock(`refresh/${name}`, fn));
+  }
+
+  // Change propagation ----------------------------------------------------------------------------
+
+  publishChange(event: ChangeEvent): Promise<void> {
+    return this.#changes.publish(event);
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    return this.#changes.on(listener);
   }
 }
 

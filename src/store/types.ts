@@ -41,6 +41,21 @@ export interface SealedField {
   readonly value: Sealed;
 }
 
+/**
+ * What changed, for whoever holds derived state (token caches): one connection, or a whole provider
+ * when `connectionId` is absent. Only ids travel: never a secret.
+ */
+export interface ChangeEvent {
+  readonly providerId: string;
+  readonly connectionId?: string;
+}
+
+/**
+ * Told of every change, by whichever process made it. `null`: changes may have been missed (the
+ * listening session was lost and is back), so anything may have changed.
+ */
+export type ChangeListener = (event: ChangeEvent | null) => void;
+
 export interface StoreStats {
   /** SQL statements sent to the database since the store was opened (tests count these). */
   readonly queries: number;
@@ -129,4 +144,14 @@ export interface Store {
    * keyed mutex; across replicas (PostgreSQL) an advisory lock held on a dedicated session.
    */
   withConnectionLock<T>(key: ConnectionKey, fn: () => Promise<T>): Promise<T>;
+
+  // Change propagation ----------------------------------------------------------------------------
+  /**
+   * Tells every process sharing this store: this process's listeners synchronously (before the
+   * returned promise settles), the others through the database (PostgreSQL LISTEN/NOTIFY; an
+   * SQLite file has one process). A process is not told twice of its own change.
+   */
+  publishChange(event: ChangeEvent): Promise<void>;
+  /** Subscribes to changes made by any process sharing this store; returns the unsubscribe function. */
+  onChange(listener: ChangeListener): () => void;
 }

@@ -7,6 +7,11 @@ import type { ConnectionKey } from '../store/types.js';
 
 export type ProviderCallKind = 'refresh' | 'client_credentials';
 export type ProviderCallOutcome = 'success' | 'reauthorization_required' | 'provider_unavailable' | 'error';
+/**
+ * Who waited on a provider call: `request` when any caller's request (a query, the token endpoint,
+ * an admin's testConnection) did, `background` when only the proactive refresher did.
+ */
+export type ProviderCallOrigin = 'request' | 'background';
 
 export interface TokenUse extends ConnectionKey {
   /** Who asked: the caller's issuer and subject, or the gateway itself. */
@@ -20,7 +25,7 @@ export interface TokenEvents {
   cacheHit(key: ConnectionKey): void;
   cacheMiss(key: ConnectionKey): void;
   /** One call to an identity provider's token endpoint and how it ended. */
-  providerCall(key: ConnectionKey, kind: ProviderCallKind, outcome: ProviderCallOutcome, durationMs: number): void;
+  providerCall(key: ConnectionKey, kind: ProviderCallKind, outcome: ProviderCallOutcome, durationMs: number, origin: ProviderCallOrigin): void;
   /** Every access decision, for the audit trail (never the token). */
   tokenUse(use: TokenUse): void;
 }
@@ -31,3 +36,14 @@ export const NO_TOKEN_EVENTS: TokenEvents = Object.freeze({
   providerCall: () => {},
   tokenUse: () => {},
 });
+
+/** Every listener hears every event, in order (metrics and audit beside a test's or a bench's own counters). */
+export function teeTokenEvents(...all: readonly TokenEvents[]): TokenEvents {
+  return Object.freeze({
+    cacheHit: (key: ConnectionKey) => all.forEach((e) => e.cacheHit(key)),
+    cacheMiss: (key: ConnectionKey) => all.forEach((e) => e.cacheMiss(key)),
+    providerCall: (key: ConnectionKey, kind: ProviderCallKind, outcome: ProviderCallOutcome, durationMs: number, origin: ProviderCallOrigin) =>
+      all.forEach((e) => e.providerCall(key, kind, outcome, durationMs, origin)),
+    tokenUse: (use: TokenUse) => all.forEach((e) => e.tokenUse(use)),
+  });
+}

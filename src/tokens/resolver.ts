@@ -1,6 +1,11 @@
 /**
  * The `get-authorization-context` step: access check → cache → store (decrypt) → refresh. Shared by
  * the federation gateway (one call per subgraph binding) and the token endpoint.
+ *
+ * Concurrent cache misses of one connection share one store read (and count as one acquisition).
+ * A change (from this replica or another) evicts the cache entry and marks reads in progress as
+ * stale, so a read that began before the change is served but never cached. A read is not made
+ * stale by the token write of its own renewal: that write is what it returns.
  */
 import type { AccessPolicyRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -8,11 +13,12 @@ import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { requireProvider } from '../registry/providers.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ChangeEvent, ConnectionKey } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
 import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
 import type { AcquisitionLimiter } from './rateLimiter.js';
+import type { ProactiveRefresher } from './refresher.js';
 import type { AccessToken, TokenSource } from './tokenSource.js';
 
 export interface TokenRequest extends ConnectionKey {
@@ -40,6 +46,28 @@ export interface ResolverDeps {
   readonly postLoginRedirectUrl: string;
   readonly logger: Logger;
   readonly events?: TokenEvents;
+  /** Told of every token served (src/tokens/refresher.ts), so tokens in use are renewed ahead of time. */
+  readonly refresher?: Pick<ProactiveRefresher, 'noteUse'> | null;
+}
+
+/** A store read whose result may end up in the cache. */
+interface Pending {
+  readonly cacheKey: string;
+  /** A change reached the connection after the read began: serve the result, do not cache it. */
+  stale: boolean;
+}
+
+/** One shared cache-miss read: the connection's policies, then (for an allowed caller) its token. */
+interface Load extends Pending {
+  readonly policies: Promise<readonly AccessPolicyRecord[]>;
+  token: Promise<AccessToken> | null;
+  users: number;
+}
+
+function affects(event: ChangeEvent | null, cacheKey: string): boolean {
+  if (event === null) return true;
+  if (event.connectionId !== undefined) return cacheKey === `${event.providerId}/${event.connectionId}`;
+  return cacheKey.startsWith(`${event.providerId}/`);
 }
 
 /** The policy id of a connection created for its user on first use. */
@@ -49,10 +77,41 @@ const CONSENT_CODES = new Set(['CONNECTION_NOT_CONNECTED', 'REAUTHORIZATION_REQU
 
 export class TokenResolver {
   readonly #deps: ResolverDeps;
+  readonly #loads = new Map<string, Load>();
+  readonly #pending = new Set<Pending>();
 
   constructor(deps: ResolverDeps) {
     this.#deps = deps;
-    deps.registry.changes.subscribe((e) => deps.cache.evict(e.providerId, e.connectionId));
+    deps.registry.changes.subscribe((event, cause) => this.#onChange(event, cause));
+  }
+
+  /**
+   * The proactive refresher's renewal: a token valid at least `minValidityMs` (another replica's
+   * fresh token will do), put back in the cache with the policies that admitted its last use.
+   */
+  async renewInBackground(key: ConnectionKey, minValidityMs: number): Promise<AccessToken> {
+    const pending: Pending = { cacheKey: `${key.providerId}/${key.connectionId}`, stale: false };
+    this.#pending.add(pending);
+    try {
+      const cached = this.#deps.cache.get(pending.cacheKey);
+      const token = await this.#deps.tokens.get(key, { minValidityMs, origin: 'background', cause: pending });
+      if (cached && !pending.stale) this.#deps.cache.set(pending.cacheKey, { token, policies: cached.policies });
+      return token;
+    } finally {
+      this.#pending.delete(pending);
+    }
+  }
+
+  /** `cause`: the read whose own renewal wrote the change, if any (TokenSource hands it on). */
+  #onChange(event: ChangeEvent | null, cause: unknown): void {
+    if (event === null) this.#deps.cache.clear();
+    else this.#deps.cache.evict(event.providerId, event.connectionId);
+    for (const pending of this.#pending) {
+      if (pending === cause || !affects(event, pending.cacheKey)) continue;
+      pending.stale = true;
+      // Misses from now on read afresh instead of joining a read from before the change.
+      if (this.#loads.get(pending.cacheKey) === pending) this.#loads.delete(pending.cacheKey);
+    }
   }
 
   async resolve(request: TokenRequest): Promise<AccessToken> {
@@ -62,6 +121,7 @@ export class TokenResolver {
     try {
       const token = await this.#resolve(request, events);
       events.tokenUse({ ...use, outcome: 'granted' });
+      this.#deps.refresher?.noteUse({ providerId: request.providerId, connectionId: request.connectionId }, token);
       return token;
     } catch (e) {
       events.tokenUse({ ...use, outcome: isGatewayError(e) ? e.code : 'INTERNAL_SERVER_ERROR' });
@@ -79,24 +139,55 @@ export class TokenResolver {
       return hit.token;
     }
     events.cacheMiss(key);
-    this.#deps.limiter.take(cacheKey);
-    const [policies = []] = await this.#deps.registry.store.listAccessPolicies([key]);
-    if (!isAllowed(policies, request.principal)) {
-      if (policies.length > 0) throw this.#denied(key);
-      // No policy at all: most often no connection yet.
-      const connection = await this.#deps.registry.store.getConnection(key);
-      if (connection) throw this.#denied(key);
-      if (request.delegated && request.principal.kind === 'caller') return this.#createForCaller(request);
-      throw new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
-    }
+    const load = this.#join(key, cacheKey);
     try {
-      const token = await this.#deps.tokens.get(key);
-      this.#deps.cache.set(cacheKey, { token, policies: policies as readonly AccessPolicyRecord[] });
-      return token;
-    } catch (e) {
-      if (request.delegated && isGatewayError(e) && CONSENT_CODES.has(e.code)) throw await this.#withLoginLink(key, e);
-      throw e;
+      const policies = await load.policies;
+      if (!isAllowed(policies, request.principal)) {
+        if (policies.length > 0) throw this.#denied(key);
+        // No policy at all: most often no connection yet.
+        const connection = await this.#deps.registry.store.getConnection(key);
+        if (connection) throw this.#denied(key);
+        if (request.delegated && request.principal.kind === 'caller') return await this.#createForCaller(request);
+        throw new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+      }
+      try {
+        load.token ??= this.#deps.tokens.get(key, { cause: load });
+        const token = await load.token;
+        if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
+        return token;
+      } catch (e) {
+        if (request.delegated && isGatewayError(e) && CONSENT_CODES.has(e.code)) throw await this.#withLoginLink(key, e);
+        throw e;
+      }
+    } finally {
+      this.#leave(load);
     }
+  }
+
+  /** Joins the read in progress for this connection, or starts one (which counts as an acquisition). */
+  #join(key: ConnectionKey, cacheKey: string): Load {
+    const current = this.#loads.get(cacheKey);
+    if (current) {
+      current.users++;
+      return current;
+    }
+    this.#deps.limiter.take(cacheKey);
+    const load: Load = {
+      cacheKey,
+      stale: false,
+      users: 1,
+      token: null,
+      policies: this.#deps.registry.store.listAccessPolicies([key]).then(([policies = []]) => Object.freeze(policies)),
+    };
+    this.#loads.set(cacheKey, load);
+    this.#pending.add(load);
+    return load;
+  }
+
+  #leave(load: Load): void {
+    if (--load.users > 0) return;
+    this.#pending.delete(load);
+    if (this.#loads.get(load.cacheKey) === load) this.#loads.delete(load.cacheKey);
   }
 
   #denied(key: ConnectionKey): GatewayError {
