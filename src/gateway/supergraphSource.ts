@@ -21,6 +21,13 @@ export interface SupergraphSourceOptions {
   readonly healthCheck?: boolean;
 }
 
+export interface SupergraphStatus {
+  /** ok: the files as last read are in use; stale: the latest reload failed and the last good supergraph is served. */
+  readonly state: 'ok' | 'stale';
+  /** Failed reloads since the last good (or unchanged) one. */
+  readonly failedReloads: number;
+}
+
 export interface SupergraphSource extends SupergraphManager {
   /** The configuration of the supergraph in use. */
   current(): SupergraphConfig;
@@ -28,6 +35,8 @@ export interface SupergraphSource extends SupergraphManager {
   currentSdl(): string;
   /** The current binding of a subgraph; null when it has none or there is no such subgraph. */
   binding(subgraph: string): SubgraphBinding | null;
+  /** Whether the latest reload took (for readiness). */
+  status(): SupergraphStatus;
 }
 
 /** Reads, validates and composes `file` (throws ConfigError when it cannot be used). */
@@ -39,6 +48,7 @@ export async function createSupergraphSource(
   let config = await loadSupergraphConfig(file);
   let supergraphSdl = composeSupergraph(config);
   let watcher: SupergraphWatcher | null = null;
+  let failedReloads = 0;
 
   const initialize: SupergraphSdlHook = async ({ update, healthCheck }) => {
     watcher?.close();
@@ -53,10 +63,15 @@ export async function createSupergraphSource(
               update(nextSdl);
               config = next;
               supergraphSdl = nextSdl;
+              failedReloads = 0;
               logger.info({ file: next.file, subgraphs: next.subgraphs.map((s) => s.name) }, 'supergraph updated');
             },
             onError(err) {
+              failedReloads += 1;
               logger.error({ err }, 'supergraph reload failed; the last good supergraph stays in use');
+            },
+            onUnchanged() {
+              failedReloads = 0;
             },
           });
     return {
@@ -73,5 +88,6 @@ export async function createSupergraphSource(
     current: () => config,
     currentSdl: () => supergraphSdl,
     binding: (subgraph: string) => findSubgraph(config, subgraph)?.authorization ?? null,
+    status: (): SupergraphStatus => Object.freeze({ state: failedReloads === 0 ? 'ok' : 'stale', failedReloads }),
   });
 }

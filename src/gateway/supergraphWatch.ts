@@ -15,6 +15,8 @@ export interface SupergraphWatchOptions {
   onUpdate(config: SupergraphConfig, supergraphSdl: string): void | Promise<void>;
   /** A reload failed (unreadable file, invalid config, composition errors) or a watch broke. */
   onError(error: unknown): void;
+  /** A reload found the supergraph already in use (for example, a broken edit was reverted). */
+  onUnchanged?(): void;
   readonly debounceMs?: number;
   /** The supergraph already in use: it is not reported again, only changes from it are. */
   readonly initial?: { readonly config: SupergraphConfig; readonly supergraphSdl: string };
@@ -104,7 +106,7 @@ export function watchSupergraph(file: string, options: SupergraphWatchOptions): 
     }
     arm(filesOf(config));
     const signature = signatureOf(config, supergraphSdl);
-    if (signature === lastSignature) return;
+    if (signature === lastSignature) return options.onUnchanged?.();
     try {
       await options.onUpdate(config, supergraphSdl);
     } catch (e) {
