@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { scrubVariableError } from '../src/server/graphqlErrors.js';
+import { scrubVariableError } from '../src/graphql/errors.js';
 
 describe('variable coercion errors', () => {
   it.each([

@@ -5,7 +5,8 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import type { OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../log.js';
-import { createErrorFormatter, toRequestError } from '../server/graphqlErrors.js';
+import { createErrorFormatter, toRequestError } from '../graphql/errors.js';
+import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, storableTextPlugin } from '../graphql/limits.js';
 import type { AdminContext } from './context.js';
 import { adminResolvers } from './resolvers.js';
 
@@ -45,10 +46,16 @@ export function createAdminApollo(options: AdminApolloOptions): ApolloServer<Adm
     resolvers: adminResolvers,
     introspection: options.exploration,
     csrfPrevention: true,
+    // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
+    // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
+    stopOnTerminationSignals: false,
+    parseOptions: GRAPHQL_PARSE_OPTIONS,
+    validationRules: graphqlLimitRules(),
     includeStacktraceInErrorResponses: false,
     formatError: createErrorFormatter(options.logger),
     plugins: [
       requireAdmin,
+      storableTextPlugin<AdminContext>(),
       options.exploration
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),

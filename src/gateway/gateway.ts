@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { ApolloGateway, type Experimental_DidResolveQueryPlanCallback } from '@apollo/gateway';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import DataLoader from 'dataloader';
@@ -13,7 +13,8 @@ import { asGatewayError, GatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { JwtVerifier } from '../identity/jwt.js';
 import type { Logger } from '../log.js';
-import { createErrorFormatter, toRequestError } from '../server/graphqlErrors.js';
+import { createErrorFormatter, toRequestError } from '../graphql/errors.js';
+import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin } from '../graphql/limits.js';
 import type { Principal } from '../tokens/accessPolicy.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
@@ -31,6 +32,8 @@ export interface FederatedGraphDeps {
   /** Bound on each subgraph call. */
   readonly subgraphTimeoutMs: number;
   readonly logger: Logger;
+  /** More Apollo Server plugins (metrics, for instance) for the federated graph. */
+  readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
 }
 
 export interface FederatedGraph {
@@ -80,12 +83,20 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     gateway,
     introspection: deps.exploration,
     csrfPrevention: true,
+    // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
+    // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
+    stopOnTerminationSignals: false,
+    parseOptions: GRAPHQL_PARSE_OPTIONS,
+    validationRules: graphqlLimitRules(),
     includeStacktraceInErrorResponses: false,
     formatError: createErrorFormatter(deps.logger),
     plugins: [
+      storableTextPlugin<GatewayContext>(),
+      plannerRefusalPlugin<GatewayContext>(),
       ApolloServerPluginUsageReportingDisabled(),
       ApolloServerPluginSchemaReportingDisabled(),
       deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+      ...(deps.plugins ?? []),
     ],
   });
 

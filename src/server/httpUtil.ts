@@ -1,18 +1,42 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toHttpBody } from '../errors.js';
 
-/** Reads a request body up to `maxBytes`; more is a BAD_USER_INPUT, not a memory spike. */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+/**
+ * Reads a request body up to `maxBytes`; more is a BAD_USER_INPUT, not a memory spike. Past the
+ * limit the rest is read and dropped rather than left unread: closing a socket with unread data
+ * resets the connection, and the client would see that instead of the 400.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const tooLarge = () => new GatewayError('BAD_USER_INPUT', `request body exceeds ${maxBytes} bytes`);
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > maxBytes) throw new GatewayError('BAD_USER_INPUT', `request body exceeds ${maxBytes} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new GatewayError('BAD_USER_INPUT', `request body exceeds ${maxBytes} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  if (declared > maxBytes) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= maxBytes) return void chunks.push(chunk);
+      stop();
+      req.resume();
+      reject(tooLarge());
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (e: Error): void => {
+      stop();
+      reject(e);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
 
 /** `{error, message}` with the code's HTTP status (the endpoints' error contract). */

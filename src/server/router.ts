@@ -30,6 +30,9 @@ function compile(route: Route): CompiledRoute {
   return { ...route, pattern: new RegExp(`^${source}$`), names };
 }
 
+/** No id or link token has one, and `%00` reaching PostgreSQL fails the query (a 500, not a 404). */
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
@@ -55,6 +58,7 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
         } catch {
           return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
         }
+        if (Object.values(params).some((p) => CONTROL_CHARACTER.test(p))) return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
         return route.handler(req, res, url, params);
       }
       sendJson(res, new GatewayError('NOT_FOUND', `no route for ${url.pathname}`));
