@@ -10,6 +10,7 @@ import type { ConnectionRecord, ProviderRecord } from '../domain/model.js';
 import { asGatewayError, badInput, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
+import type { ChangeFeed } from '../registry/changes.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from '../tokens/clientConfig.js';
 import { sealTokenSet, tokenSetFrom } from '../tokens/tokenSet.js';
@@ -31,6 +32,8 @@ export interface ConsentDeps {
   readonly allowInsecureHttp: boolean;
   readonly now: () => Date;
   readonly logger: Logger;
+  /** Told when consent stores new tokens: every replica's cache drops the connection's old token. */
+  readonly changes?: ChangeFeed;
 }
 
 export interface LoginLink {
@@ -184,7 +187,10 @@ export class ConsentFlow {
         },
         connection.tokenGeneration,
       );
-      if (written) return;
+      if (written) {
+        await this.#deps.changes?.publish(key);
+        return;
+      }
     }
     throw new GatewayError('INTERNAL_SERVER_ERROR', 'could not store the tokens', { cause: new Error('token generation kept moving') });
   }

@@ -2,16 +2,18 @@
  * Usable access tokens from the store: open, and when expired or inside the refresh skew, refresh
  * (authorization code) or acquire (client credentials). One refresh per connection at a time: a
  * shared promise in this process, the store's connection lock across processes, then a re-read,
- * because another holder may have refreshed already. New tokens are persisted before anyone uses them.
+ * because another holder may have refreshed already. New tokens are persisted before anyone uses them,
+ * and every replica is told (ChangeFeed), so that no cache keeps serving the token they replace.
  */
 import type { Envelope } from '../crypto/envelope.js';
 import type { ConnectionError, ConnectionRecord, ConnectionState, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
+import type { ChangeFeed } from '../registry/changes.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
-import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOutcome, type TokenEvents } from './events.js';
+import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
 import { openTokenSet, sealTokenSet, tokenSetFrom } from './tokenSet.js';
 
 export interface TokenSourceDeps {
@@ -24,6 +26,38 @@ export interface TokenSourceDeps {
   readonly refreshSkewMs: number;
   readonly allowInsecureHttp: boolean;
   readonly events?: TokenEvents;
+  /** Told of every token write and state change, so that every replica's cache lets go of the old token. */
+  readonly changes?: ChangeFeed;
+  /**
+   * How long a caller waits for a renewal (`oauth.timeoutMs`). The renewal itself may take longer
+   * (`oauth` is built with REFRESH_COMPLETION_FACTOR times this): see `#bounded`.
+   */
+  readonly callerTimeoutMs: number;
+}
+
+/**
+ * A refresh the provider answers late must still be stored: a rotating provider has already
+ * invalidated the old refresh token, so abandoning its answer would lose the connection. The
+ * OAuth client used for renewals gets this many times the callers' timeout to finish.
+ */
+export const REFRESH_COMPLETION_FACTOR = 4;
+
+export interface GetOptions {
+  /** Renew even if the stored token is fresh (testConnection). */
+  readonly forceRefresh?: boolean;
+  /**
+   * Renew unless the token stays valid at least this long (never less than the refresh skew). The
+   * proactive refresher asks for more than the skew: a token another replica has just renewed
+   * satisfies it, so that replica's work is re-read rather than repeated.
+   */
+  readonly minValidityMs?: number;
+  /** Who waits for a renewal, as reported on `providerCall`; default `request`. */
+  readonly origin?: ProviderCallOrigin;
+  /**
+   * Handed to change listeners with the change a renewal started by this call writes, so that the
+   * caller's own read is not taken for stale by its own write (see ChangeFeed).
+   */
+  readonly cause?: unknown;
 }
 
 /** What callers get: never a refresh token. */
@@ -32,6 +66,8 @@ export interface AccessToken {
   readonly tokenType: string;
   /** Epoch ms; null when the provider's tokens never expire. */
   readonly expiresAt: number | null;
+  /** Epoch ms when the gateway obtained it (its lifetime is `expiresAt - obtainedAt`); null if not recorded. */
+  readonly obtainedAt: number | null;
   /** Extra response fields the catalog keeps (for example `instance_url`). */
   readonly extra: Readonly<Record<string, string>>;
 }
@@ -45,24 +81,61 @@ export interface TestOutcome {
 
 const keyString = (k: ConnectionKey) => `${k.providerId}/${k.connectionId}`;
 
-function accessTokenOf(set: StoredTokenSet): AccessToken {
-  return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, extra: set.extra });
+/** One renewal in progress; a request that joins a background renewal waits on it too. */
+interface Flight {
+  requestWaiting: boolean;
+  readonly cause: unknown;
+}
+
+interface Wanted {
+  readonly force: boolean;
+  readonly minValidityMs: number;
+}
+
+function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
+  return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
 }
 
 export class TokenSource {
   readonly #deps: TokenSourceDeps;
-  readonly #inflight = new Map<string, Promise<AccessToken>>();
+  readonly #inflight = new Map<string, { readonly flight: Flight; readonly promise: Promise<AccessToken> }>();
 
   constructor(deps: TokenSourceDeps) {
     this.#deps = deps;
   }
 
   /** A token valid beyond the refresh skew (or, if the provider is down, one not yet expired). */
-  async get(key: ConnectionKey, options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
+  async get(key: ConnectionKey, options: GetOptions = {}): Promise<AccessToken> {
+    const wanted: Wanted = {
+      force: options.forceRefresh === true,
+      minValidityMs: Math.max(this.#deps.refreshSkewMs, options.minValidityMs ?? 0),
+    };
     const { connection, provider } = await this.#load(key);
     const current = this.#usableTokens(connection);
-    if (current && !options.forceRefresh && this.#fresh(current)) return accessTokenOf(current);
-    return this.#singleFlight(key, () => this.#renew(key, provider, options.forceRefresh === true));
+    if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
+    const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) => this.#renew(key, provider, wanted, flight));
+    return this.#bounded(renewal, wanted.force ? null : current, connection.lastRefreshedAt);
+  }
+
+  /**
+   * The caller waits at most `callerTimeoutMs`; the renewal goes on (holding the connection lock)
+   * until the provider answers or the longer completion deadline passes, and stores what it gets.
+   * A caller that gave up is served the current token while it is still valid.
+   */
+  async #bounded(renewal: Promise<AccessToken>, fallback: StoredTokenSet | null, obtainedAt: Date | null): Promise<AccessToken> {
+    const timeoutMs = this.#deps.callerTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), timeoutMs);
+    });
+    try {
+      const first = await Promise.race([renewal, deadline]);
+      if (first !== 'deadline') return first;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (fallback && this.#notExpired(fallback)) return accessTokenOf(fallback, obtainedAt);
+    throw new GatewayError('PROVIDER_UNAVAILABLE', `identity provider did not answer within ${timeoutMs} ms`);
   }
 
   /** Acquires or refreshes a token now and reports the outcome, never the token. */
@@ -108,74 +181,88 @@ export class TokenSource {
     return connection.tokens ? openTokenSet(this.#deps.envelope, { providerId: connection.providerId, connectionId: connection.id }, connection.tokens) : null;
   }
 
-  #fresh(set: StoredTokenSet): boolean {
-    return set.expiresAt === null || set.expiresAt - this.#deps.now().getTime() > this.#deps.refreshSkewMs;
+  #validFor(set: StoredTokenSet, ms: number): boolean {
+    return set.expiresAt === null || set.expiresAt - this.#deps.now().getTime() > ms;
   }
 
   #notExpired(set: StoredTokenSet): boolean {
     return set.expiresAt === null || set.expiresAt > this.#deps.now().getTime();
   }
 
-  #singleFlight(key: ConnectionKey, run: () => Promise<AccessToken>): Promise<AccessToken> {
+  #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: unknown, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
     const k = keyString(key);
     const existing = this.#inflight.get(k);
-    if (existing) return existing;
-    const p = run().finally(() => this.#inflight.delete(k));
-    this.#inflight.set(k, p);
-    return p;
+    if (existing) {
+      if (origin === 'request') existing.flight.requestWaiting = true;
+      return existing.promise;
+    }
+    const flight: Flight = { requestWaiting: origin === 'request', cause };
+    const entry = { flight, promise: run(flight).finally(() => this.#inflight.delete(k)) };
+    this.#inflight.set(k, entry);
+    return entry.promise;
   }
 
-  async #renew(key: ConnectionKey, provider: ProviderRecord, force: boolean): Promise<AccessToken> {
+  async #renew(key: ConnectionKey, provider: ProviderRecord, wanted: Wanted, flight: Flight): Promise<AccessToken> {
     return this.#deps.store.withConnectionLock(key, async () => {
-      // Another process may have refreshed while we waited for the lock.
+      // Another process may have refreshed while we waited for the lock: then its token is ours too.
       const { connection } = await this.#load(key);
       const current = this.#usableTokens(connection);
-      if (current && !force && this.#fresh(current)) return accessTokenOf(current);
+      if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
       try {
-        return await this.#fetchAndStore(key, provider, connection, current);
+        return await this.#fetchAndStore(key, provider, connection, current, flight);
       } catch (e) {
         if (!isGatewayError(e)) throw e;
-        return this.#onRenewFailure(key, connection, current, e, force);
+        return this.#onRenewFailure(key, connection, current, e, wanted.force);
       }
     });
   }
 
-  async #fetchAndStore(key: ConnectionKey, provider: ProviderRecord, connection: ConnectionRecord, current: StoredTokenSet | null): Promise<AccessToken> {
+  async #fetchAndStore(
+    key: ConnectionKey,
+    provider: ProviderRecord,
+    connection: ConnectionRecord,
+    current: StoredTokenSet | null,
+    flight: Flight,
+  ): Promise<AccessToken> {
     const { oauth, envelope, store, now } = this.#deps;
     let next: StoredTokenSet;
     if (provider.grantType === 'CLIENT_CREDENTIALS') {
       const client = resolveClient(envelope, provider, this.#deps, connection);
-      next = tokenSetFrom(await this.#timed(key, 'client_credentials', () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
+      next = tokenSetFrom(await this.#timed(key, 'client_credentials', flight, () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
     } else {
       if (!current) throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
       if (current.refreshToken === null) {
         // Nothing to refresh with (e.g. never-expiring tokens): serve what is still valid.
-        if (this.#notExpired(current)) return accessTokenOf(current);
+        if (this.#notExpired(current)) return accessTokenOf(current, connection.lastRefreshedAt);
         throw new GatewayError('REAUTHORIZATION_REQUIRED', `connection '${connection.id}' has no refresh token; authorize it again`);
       }
       const client = resolveClient(envelope, provider, this.#deps);
       const refreshToken = current.refreshToken;
-      next = tokenSetFrom(await this.#timed(key, 'refresh', () => oauth.refresh(client.config, refreshToken)), refreshToken);
+      next = tokenSetFrom(await this.#timed(key, 'refresh', flight, () => oauth.refresh(client.config, refreshToken)), refreshToken);
     }
+    const obtainedAt = now();
     const written = await store.writeTokens(
       key,
       {
         tokens: sealTokenSet(envelope, key, next),
         tokenExpiresAt: next.expiresAt === null ? null : new Date(next.expiresAt),
-        lastRefreshedAt: now(),
+        lastRefreshedAt: obtainedAt,
         state: { status: 'CONNECTED' },
       },
       connection.tokenGeneration,
     );
-    if (written) return accessTokenOf(next);
+    if (written) {
+      await this.#deps.changes?.publish(key, flight.cause);
+      return accessTokenOf(next, obtainedAt);
+    }
     // A consent landed meanwhile: its tokens win; ours (already rotated) are the older grant.
     const latest = await this.#load(key);
     const tokens = this.#usableTokens(latest.connection);
     if (!tokens) throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
-    return accessTokenOf(tokens);
+    return accessTokenOf(tokens, latest.connection.lastRefreshedAt);
   }
 
-  async #timed<T>(key: ConnectionKey, kind: ProviderCallKind, call: () => Promise<T>): Promise<T> {
+  async #timed<T>(key: ConnectionKey, kind: ProviderCallKind, flight: Flight, call: () => Promise<T>): Promise<T> {
     const events = this.#deps.events ?? NO_TOKEN_EVENTS;
     const started = performance.now();
     let outcome: ProviderCallOutcome = 'error';
@@ -188,7 +275,8 @@ export class TokenSource {
       else if (isGatewayError(e) && e.code === 'PROVIDER_UNAVAILABLE') outcome = 'provider_unavailable';
       throw e;
     } finally {
-      events.providerCall(key, kind, outcome, performance.now() - started);
+      // Read at the end: a request may have joined a background renewal while it ran.
+      events.providerCall(key, kind, outcome, performance.now() - started, flight.requestWaiting ? 'request' : 'background');
     }
   }
 
@@ -204,16 +292,17 @@ export class TokenSource {
       const { connection } = await this.#load(key);
       if (connection.tokenGeneration !== before.tokenGeneration) {
         const tokens = this.#usableTokens(connection);
-        if (tokens) return accessTokenOf(tokens);
+        if (tokens) return accessTokenOf(tokens, connection.lastRefreshedAt);
       }
       await this.#deps.store.setConnectionState(key, { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: e.message } });
+      await this.#deps.changes?.publish(key);
       this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId }, 'refresh token rejected; connection needs consent again');
       throw e;
     }
     // A forced renewal (testConnection) reports the failure instead of hiding it.
     if (e.code === 'PROVIDER_UNAVAILABLE' && !force && current && this.#notExpired(current)) {
       this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId, reason: e.message }, 'refresh failed; serving the still-valid token');
-      return accessTokenOf(current);
+      return accessTokenOf(current, before.lastRefreshedAt);
     }
     throw e;
   }

@@ -31,17 +31,21 @@ export interface Stage {
 
 export interface StageOptions {
   readonly accessTokenTtlSeconds?: number;
+  /** How long the authorization servers' `slow` fault holds an answer back. */
+  readonly slowFaultDelayMs?: number;
   /** Rewrites the repo's supergraph.yaml (already pointed at the test subgraphs) before use. */
   readonly editSupergraph?: (yaml: string) => string;
   readonly config?: Record<string, unknown>;
   readonly storeUrl?: string;
+  /** Receives the gateway's JSON log lines. */
+  readonly logLines?: string[];
 }
 
 export async function startStage(options: StageOptions = {}): Promise<Stage> {
   const ttl = options.accessTokenTtlSeconds ?? 60;
   const [authGithub, authGraph, idp] = await Promise.all([
-    startAuthServer({ accessTokenTtlSeconds: ttl }),
-    startAuthServer({ accessTokenTtlSeconds: ttl }),
+    startAuthServer({ accessTokenTtlSeconds: ttl, ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }) }),
+    startAuthServer({ accessTokenTtlSeconds: ttl, ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }) }),
     startJwtIssuer(),
   ]);
   const [github, graph] = await Promise.all([
@@ -62,7 +66,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       identity: { issuers: [idp.issuerConfig()] },
       ...options.config,
     },
-    options.storeUrl ? { storeUrl: options.storeUrl } : {},
+    { ...(options.storeUrl && { storeUrl: options.storeUrl }), ...(options.logLines && { logLines: options.logLines }) },
   );
   for (const [id, auth] of [
     ['github-01', authGithub],
