@@ -1,7 +1,7 @@
 /**
  * The HTTP side of a sample subgraph: a node:http server in front of Apollo Server that records
  * each request's Authorization header and authenticates every operation except the gateway's
- * `{ __typename }` health check.
+ * `{ __typename }` health check (and, with `allowAnonymous`, requests that carry no token at all).
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +18,11 @@ export interface SubgraphOptions extends TokenOptions {
   readonly port?: number;
   /** Default 127.0.0.1. */
   readonly host?: string;
+  /**
+   * Serve requests without an Authorization header as this subject instead of answering 401: for
+   * benchmarking gateways that send no tokens (bench/). A token that is sent is still verified.
+   */
+  readonly allowAnonymous?: { readonly subject: string } | null;
 }
 
 export interface RunningSubgraph {
@@ -66,9 +71,17 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
 }
 
 export async function serveSubgraph(schema: GraphQLSchema, options: SubgraphOptions): Promise<RunningSubgraph> {
-  const apollo = new ApolloServer<SubgraphContext>({ schema, introspection: true, logger: QUIET_LOGGER });
+  // close() stops it; Apollo's own signal handler would race that stop, and a second stop() during a
+  // stop never settles (@apollo/server 5.5.1).
+  const apollo = new ApolloServer<SubgraphContext>({ schema, introspection: true, logger: QUIET_LOGGER, stopOnTerminationSignals: false });
   await apollo.start();
   const verify = createTokenVerifier(options);
+  const anonymous: TokenClaims | null = options.allowAnonymous ? Object.freeze({ sub: options.allowAnonymous.subject }) : null;
+  const claimsFor = (query: unknown, authorization: string | null): Promise<TokenClaims | null> | TokenClaims | null => {
+    if (isTypenameOnly(query)) return null;
+    if (authorization === null && anonymous !== null) return anonymous;
+    return verify(authorization);
+  };
   const seen: { authorization: string | null }[] = [];
 
   const server = createServer((req, res) => {
@@ -94,7 +107,7 @@ export async function serveSubgraph(schema: GraphQLSchema, options: SubgraphOpti
       const query = req.method === 'GET' ? url.searchParams.get('query') : (body as { query?: unknown } | undefined)?.query;
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: (req.method ?? 'GET').toUpperCase(), headers, search: url.search, body },
-        context: async () => ({ claims: isTypenameOnly(query) ? null : await verify(authorization) }),
+        context: async () => ({ claims: await claimsFor(query, authorization) }),
       });
       for (const [name, value] of response.headers) res.setHeader(name, value);
       res.statusCode = response.status ?? 200;
