@@ -1,6 +1,7 @@
 /**
- * The HTTP client for subgraph calls: undici with kept-alive, pooled connections. The gateway's
- * default client opens far more connections and measured about 40% slower here (see bench/).
+ * The HTTP client for subgraph calls: undici with kept-alive, pooled connections. Against the
+ * gateway's default client it measured 0.93–1.46× the throughput (median about 1.2×) and up to 30%
+ * lower median latency on this machine: see docs/benchmarks.md, case b' against b.
  */
 import type { RemoteGraphQLDataSource } from '@apollo/gateway';
 import { Agent, fetch as undiciFetch } from 'undici';

@@ -3,6 +3,8 @@
  * step 1). Every failure is UNAUTHENTICATED with a fixed public message; jose's error (or the
  * discovery failure) stays in `cause` for the logs. The token itself never appears in an error.
  */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ConfigError, type IssuerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
@@ -165,8 +167,15 @@ function trustedIssuers(options: JwtVerifierOptions, timeoutMs: number): Map<str
   return new Map(options.issuers.map((config) => [config.issuer, new TrustedIssuer(config, timeoutMs, allowInsecureHttp)]));
 }
 
+/** Verified tokens remembered, so a caller sending the same JWT again costs no signature check. */
+const VERIFIED_CACHE_ENTRIES = 10_000;
+/** Upper bound on remembering one verification, whatever the token's own expiry. */
+const VERIFIED_CACHE_MAX_MS = 5 * 60_000;
+
 export class JwtVerifier {
   readonly #issuers: Map<string, TrustedIssuer>;
+  /** SHA-256 of a token → its caller, until the token expires (signature checks cost ~100 µs each). */
+  readonly #verified = new LRUCache<string, Caller>({ max: VERIFIED_CACHE_ENTRIES, ttlAutopurge: false });
   readonly #clockToleranceSeconds: number;
   readonly #roleClaim: string;
 
@@ -200,6 +209,17 @@ export class JwtVerifier {
   async verifyToken(token: string): Promise<Caller> {
     if (typeof token !== 'string' || token.length === 0) throw unauthenticated('token is missing');
     if (Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES) throw unauthenticated('token is too large');
+    const digest = createHash('sha256').update(token).digest('base64url');
+    const known = this.#verified.get(digest);
+    if (known) return known;
+    const caller = await this.#verify(token);
+    // Remembered until it expires (without the clock tolerance's grace) and never beyond the cap.
+    const ttl = Math.min(Number(caller.claims['exp']) * 1000 - Date.now(), VERIFIED_CACHE_MAX_MS);
+    if (ttl > 0) this.#verified.set(digest, caller, { ttl });
+    return caller;
+  }
+
+  async #verify(token: string): Promise<Caller> {
     let unverifiedIssuer: unknown;
     try {
       unverifiedIssuer = decodeJwt(token).iss;

@@ -2,13 +2,13 @@
  * The one place concrete objects are built and connected. Everything below takes its
  * dependencies as arguments; nothing reaches for a global.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { createAdminApollo } from '../admin/apollo.js';
 import type { AdminContext, AdminServices } from '../admin/context.js';
 import { createAdminLoaders } from '../admin/loaders.js';
-import { CALLBACK_PATH, ConsentFlow, LOGIN_PATH_PREFIX } from '../consent/flow.js';
+import { CALLBACK_PATH, ConsentFlow, LOGIN_PATH_PREFIX, type LoginLink } from '../consent/flow.js';
 import { parseEnvKeyring } from '../crypto/envKeyring.js';
 import { Envelope } from '../crypto/envelope.js';
 import { openFileKeyring } from '../crypto/fileKeyring.js';
@@ -16,19 +16,28 @@ import { asGatewayError } from '../errors.js';
 import { AdminAuthenticator, generateApiKey, hashApiKey } from '../identity/adminAuth.js';
 import { JwtVerifier } from '../identity/jwt.js';
 import { KeyRotation } from '../keys/rotation.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, unredactedSibling, type Logger } from '../log.js';
 import { OAuthClient } from '../oauth/client.js';
 import { ChangeFeed } from '../registry/changes.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { openStore } from '../store/open.js';
-import type { Store } from '../store/types.js';
+import type { ConnectionKey, Store } from '../store/types.js';
 import { TokenCache } from '../tokens/cache.js';
+import { teeTokenEvents, type TokenEvents } from '../tokens/events.js';
+import { ProactiveRefresher } from '../tokens/refresher.js';
 import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
 import { TokenResolver } from '../tokens/resolver.js';
-import { TokenSource } from '../tokens/tokenSource.js';
+import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
-import type { SupergraphConfig } from '../gateway/supergraphConfig.js';
-import { createSupergraphSource } from '../gateway/supergraphSource.js';
+import { findSubgraph, type SupergraphConfig } from '../gateway/supergraphConfig.js';
+import { createSupergraphSource, type SupergraphSource } from '../gateway/supergraphSource.js';
+import { createAuditLog } from '../observability/audit.js';
+import { createGatewayMetrics, observeSupergraph } from '../observability/gatewayMetrics.js';
+import { countResponses } from '../observability/http.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../observability/metrics.js';
+import { checkReadiness } from '../observability/readiness.js';
+import { subgraphErrorsPlugin } from '../observability/subgraphErrors.js';
+import { createObservedTokenEvents } from '../observability/tokenEvents.js';
 import { CONSENT_DONE_PATH, consentDonePage } from './donePage.js';
 import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
@@ -40,6 +49,10 @@ export interface AppOptions {
   readonly now?: () => Date;
   /** Told the generated admin API key once, on the first start without `admin.apiKeys`. */
   readonly onAdminKeyGenerated?: (key: string) => void;
+  /** Also told of the token machinery's events, beside metrics and audit (tests and benches count them). */
+  readonly tokenEvents?: TokenEvents;
+  /** Runs once with the registry, before the graphs are built: the demo seeds its providers here. */
+  readonly seed?: (registry: RegistryDeps) => Promise<void>;
 }
 
 export interface App {
@@ -49,12 +62,17 @@ export interface App {
   readonly store: Store;
   readonly logger: Logger;
   readonly tokens: TokenSource;
+  /** A single-use login link, as the management API's `createLoginLink`. */
+  createLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink>;
   close(): Promise<void>;
 }
 
 const GENERATED_ADMIN_KEY_SETTING = 'admin.generatedApiKeySha256';
 const SUBGRAPH_TIMEOUT_MS = 30_000;
 const CONSENT_STATE_PURGE_INTERVAL_MS = 5 * 60_000;
+const STARTING_RETRY_AFTER_SECONDS = 1;
+/** A store that does not answer a readiness ping within this time counts as unavailable. */
+const READINESS_TIMEOUT_MS = 3_000;
 
 /** Bindings may name providers created later through the admin API: say so at start, do not fail. */
 async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphConfig, logger: Logger): Promise<void> {
@@ -91,7 +109,9 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
-  const store = await openStore(config.store.url);
+  const metrics = createGatewayMetrics();
+  const tokenEvents = teeTokenEvents(createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))), ...(options.tokenEvents ? [options.tokenEvents] : []));
+  const store = await openStore(config.store.url, { onError: (err) => logger.warn({ err }, 'store session error') });
   // Closed last-built-first (a stack): HTTP stops before the store goes.
   const closers: (() => Promise<void>)[] = [() => store.close()];
   try {
@@ -118,6 +138,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
 
     const server = createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 });
+    // Listening starts before the routes exist (the public URL needs the port): until they do, a
+    // request would get no answer at all and hang, so it gets a 503 to retry (a restart under traffic).
+    const starting = (_req: IncomingMessage, res: ServerResponse): void => {
+      res.setHeader('retry-after', String(STARTING_RETRY_AFTER_SECONDS));
+      res.setHeader('connection', 'close');
+      sendJson(res, { status: 'starting', message: 'the gateway is starting; retry shortly' }, 503);
+    };
+    server.on('request', starting);
     closers.unshift(
       () =>
         new Promise<void>((resolve) => {
@@ -137,11 +165,26 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       managedObjectId: config.identity.managedObjectId,
       allowInsecureHttp: config.oauth.allowInsecureHttp,
       now,
-      changes: new ChangeFeed(),
+      // Through the store: every replica's token cache hears of every change.
+      changes: new ChangeFeed({ store, onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change') }),
     };
+    await options.seed?.(registry);
     const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp: config.oauth.allowInsecureHttp });
-    const tokens = new TokenSource({ store, envelope, oauth, now, logger, refreshSkewMs: config.cache.refreshSkewSeconds * 1000, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    const tokens = new TokenSource({
+      store,
+      envelope,
+      // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
+      oauth: new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp: config.oauth.allowInsecureHttp }),
+      callerTimeoutMs: config.oauth.timeoutMs,
+      now,
+      logger,
+      refreshSkewMs: config.cache.refreshSkewSeconds * 1000,
+      allowInsecureHttp: config.oauth.allowInsecureHttp,
+      events: tokenEvents,
+      changes: registry.changes,
+    });
     const consent = new ConsentFlow({
+      changes: registry.changes,
       store,
       envelope,
       oauth,
@@ -154,6 +197,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       logger,
     });
     const cache = new TokenCache({ enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: config.cache.refreshSkewSeconds * 1000, now: () => now().getTime() });
+    const refresher = config.cache.proactiveRefresh
+      ? new ProactiveRefresher({
+          refreshSkewMs: config.cache.refreshSkewSeconds * 1000,
+          renew: (key, minValidityMs) => resolver.renewInBackground(key, minValidityMs),
+          onError: (err, key) => logger.info({ provider: key.providerId, connection: key.connectionId, code: asGatewayError(err).code }, 'proactive refresh stopped for this connection'),
+        })
+      : null;
+    closers.unshift(async () => refresher?.stop());
     const resolver = new TokenResolver({
       tokens,
       registry,
@@ -162,23 +213,29 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       loginLinks: consent,
       postLoginRedirectUrl: `${publicUrl}${CONSENT_DONE_PATH}`,
       logger,
+      events: tokenEvents,
+      refresher,
     });
     let graph: FederatedGraph | null = null;
+    let supergraph: SupergraphSource | null = null;
     if (config.supergraph) {
-      const supergraph = await createSupergraphSource(config.supergraph, logger);
+      const source = await createSupergraphSource(config.supergraph, logger);
+      supergraph = source;
+      observeSupergraph(metrics, source);
       graph = createFederatedGraph({
-        supergraph,
+        supergraph: source,
         resolver,
         verifier,
         managedObjectId: config.identity.managedObjectId,
         exploration: config.server.exploration,
         subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
         logger,
+        plugins: [subgraphErrorsPlugin({ counter: metrics.subgraphErrors, isSubgraph: (name) => findSubgraph(source.current(), name) !== undefined })],
       });
       await graph.apollo.start();
       const started = graph;
       closers.unshift(() => started.stop());
-      await warnAboutUnknownProviders(store, supergraph.current(), logger);
+      await warnAboutUnknownProviders(store, source.current(), logger);
     }
     const services: AdminServices = {
       registry,
@@ -206,13 +263,17 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         methods: ['GET'],
         path: '/readyz',
         handler: async (_req, res) => {
-          try {
-            await store.ping();
-            sendJson(res, { status: 'ready', store: 'ok' });
-          } catch (err) {
-            logger.warn({ err }, 'readiness check failed');
-            sendJson(res, { status: 'not ready', store: 'unavailable' }, 503);
-          }
+          const readiness = await checkReadiness({ store, supergraph, timeoutMs: READINESS_TIMEOUT_MS });
+          if (!readiness.ready) logger.warn({ err: readiness.storeError }, 'readiness check failed');
+          sendJson(res, readiness.report, readiness.ready ? 200 : 503);
+        },
+      },
+      {
+        methods: ['GET'],
+        path: '/metrics',
+        handler: async (_req, res) => {
+          res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
+          res.end(metrics.registry.expose());
         },
       },
       { methods: ['GET', 'POST'], path: '/admin/graphql', handler: apolloHandler(adminApollo, adminContext) },
@@ -226,7 +287,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: apolloHandler(graph.apollo, (req) => graph!.context(req)) }] : []),
       { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
     ];
-    server.on('request', createRouter(routes, logger));
+    server.on('request', createRouter(routes.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
+    server.off('request', starting);
     const purge = setInterval(() => {
       store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
     }, CONSENT_STATE_PURGE_INTERVAL_MS).unref();
@@ -241,6 +303,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       store,
       logger,
       tokens,
+      createLoginLink: (key, postLoginRedirectUrl) => consent.createLoginLink(key, postLoginRedirectUrl),
       close: () =>
         (closed ??= (async () => {
           for (const close of closers) await close().catch((err) => logger.warn({ err }, 'error while closing'));
