@@ -16,43 +16,25 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { validateConfig } from '../src/config/schema.js';
-import { ConsentFlow } from '../src/consent/flow.js';
 import { parseEnvKeyring } from '../src/crypto/envKeyring.js';
 import { Envelope } from '../src/crypto/envelope.js';
-import { callerFromClaims } from '../src/identity/caller.js';
-import { createLogger } from '../src/log.js';
-import { OAuthClient } from '../src/oauth/client.js';
-import { ChangeFeed } from '../src/registry/changes.js';
 import { createConnection } from '../src/registry/connections.js';
-import type { RegistryDeps } from '../src/registry/deps.js';
 import { createAccessPolicy } from '../src/registry/policies.js';
 import { createProvider } from '../src/registry/providers.js';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/types.js';
-import { TokenCache } from '../src/tokens/cache.js';
-import { AcquisitionLimiter } from '../src/tokens/rateLimiter.js';
-import { TokenResolver, type TokenRequest } from '../src/tokens/resolver.js';
-import { openTokenSet, sealTokenSet } from '../src/tokens/tokenSet.js';
-import { TokenSource } from '../src/tokens/tokenSource.js';
+import type { TokenResolver, TokenRequest } from '../src/tokens/resolver.js';
+import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp } from '../test/support/app.js';
 import { freshPgSchema, pgAvailable, pgUrl, redactedPgUrl } from '../test/support/pg.js';
+import { benchProviderInput, benchResolver, callerRequest, sealBenchTokenSet } from './benchResolver.js';
 import { machineBusyMicros } from './cpuStat.js';
-import { summarize } from './stats.js';
+import { time, type Timing } from './timing.js';
 
-const DEFAULTS = validateConfig({});
-const REFRESH_SKEW_MS = DEFAULTS.cache.refreshSkewSeconds * 1000;
-const TOKEN_LIFETIME_MS = 60 * 60_000;
-/** A JWT-sized access token, as the store and the cache hold real ones. */
-const ACCESS_TOKEN_CHARS = 900;
 const PAGE_PROVIDERS = 50;
 const CONNECTIONS_PER_PROVIDER = 2;
 
-export interface Timing {
-  readonly iterations: number;
-  readonly median: number;
-  readonly p99: number;
-}
+export type { Timing };
 
 export type Maybe<T> = ({ readonly ok: true } & T) | { readonly ok: false; readonly reason: string };
 
@@ -73,89 +55,23 @@ export interface MicroResults {
   readonly otherCpuPercent: number | null;
 }
 
-/** Times `iterations` sequential calls after `warmup` untimed ones; µs each. */
-async function time(fn: () => Promise<unknown>, warmup: number, iterations: number, unit: 'us' | 'ms'): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const samples = new Float64Array(iterations);
-  for (let i = 0; i < iterations; i++) {
-    const t0 = performance.now();
-    await fn();
-    samples[i] = performance.now() - t0;
-  }
-  const s = summarize(samples);
-  const scale = unit === 'us' ? 1000 : 1;
-  return Object.freeze({ iterations, median: s.p50 * scale, p99: s.p99 * scale });
-}
-
-/** The resolver as src/server/wire.ts builds it, over `store`, with one consented connection for alice. */
+/** The resolver over `store`, with one consented connection for alice. */
 async function resolverFixture(store: Store, cacheEnabled: boolean): Promise<{ resolver: TokenResolver; request: TokenRequest; decrypt: () => unknown }> {
-  const now = () => new Date();
-  const logger = createLogger('silent');
   const envelope = new Envelope(parseEnvKeyring(`bench:${randomBytes(32).toString('base64')}`));
-  const registry: RegistryDeps = {
-    store,
-    envelope,
-    limits: DEFAULTS.limits,
-    managedObjectId: DEFAULTS.identity.managedObjectId,
-    allowInsecureHttp: true,
-    now,
-    changes: new ChangeFeed(),
-  };
-  const oauth = new OAuthClient({ timeoutMs: DEFAULTS.oauth.timeoutMs, allowInsecureHttp: true });
-  const tokens = new TokenSource({ store, envelope, oauth, now, logger, refreshSkewMs: REFRESH_SKEW_MS, allowInsecureHttp: true, callerTimeoutMs: DEFAULTS.oauth.timeoutMs });
-  const consent = new ConsentFlow({
-    store,
-    envelope,
-    oauth,
-    publicUrl: 'http://127.0.0.1:1',
-    allowedRedirectOrigins: ['http://127.0.0.1:1'],
-    stateTtlMs: DEFAULTS.consent.stateTtlSeconds * 1000,
-    allowInsecureHttp: true,
-    now,
-    logger,
-  });
-  const resolver = new TokenResolver({
-    tokens,
-    registry,
-    cache: new TokenCache({ enabled: cacheEnabled, maxEntries: DEFAULTS.cache.maxEntries, skewMs: REFRESH_SKEW_MS }),
-    // Without the cache every call is an acquisition; the per-minute limit would stop the loop.
-    limiter: new AcquisitionLimiter(Number.MAX_SAFE_INTEGER),
-    loginLinks: consent,
-    postLoginRedirectUrl: 'http://127.0.0.1:1/oauth/done',
-    logger,
-  });
-
-  await createProvider(registry, {
-    id: 'github-01',
-    identityProvider: 'oauth2',
-    grantType: 'AUTHORIZATION_CODE',
-    clientId: 'bench-client',
-    clientSecret: randomBytes(24).toString('base64url'),
-    scopes: ['read'],
-    parameters: { authorizationUrl: 'http://127.0.0.1:1/authorize', tokenUrl: 'http://127.0.0.1:1/token' },
-  });
+  const { resolver, registry } = benchResolver(store, envelope, cacheEnabled);
+  await createProvider(registry, benchProviderInput('github-01'));
   const key = { providerId: 'github-01', connectionId: 'alice' };
   await createConnection(registry, key.providerId, { id: key.connectionId });
   await createAccessPolicy(registry, key, { id: 'alice', kind: 'USER', objectId: 'alice' });
   const connection = (await store.getConnection(key))!;
-  const expiresAt = Date.now() + TOKEN_LIFETIME_MS;
-  const sealed = sealTokenSet(envelope, key, {
-    accessToken: randomBytes(ACCESS_TOKEN_CHARS).toString('base64url').slice(0, ACCESS_TOKEN_CHARS),
-    refreshToken: randomBytes(32).toString('base64url'),
-    tokenType: 'Bearer',
-    expiresAt,
-    scope: 'read',
-    idTokenClaims: null,
-    extra: {},
-  });
+  const { sealed, expiresAt } = sealBenchTokenSet(envelope, key);
   const written = await store.writeTokens(
     key,
-    { tokens: sealed, tokenExpiresAt: new Date(expiresAt), lastRefreshedAt: now(), state: { status: 'CONNECTED' } },
+    { tokens: sealed, tokenExpiresAt: expiresAt, lastRefreshedAt: new Date(), state: { status: 'CONNECTED' } },
     connection.tokenGeneration,
   );
   if (!written) throw new Error('could not store the benchmark token set');
-  const caller = callerFromClaims({ iss: 'http://127.0.0.1:1', sub: 'alice' }, DEFAULTS.admin.roleClaim);
-  const request: TokenRequest = { ...key, principal: { kind: 'caller', caller }, delegated: true, subgraph: 'github' };
+  const request = callerRequest(key, 'alice');
   await resolver.resolve(request); // fails loudly here rather than inside the timed loop
   return { resolver, request, decrypt: () => openTokenSet(envelope, key, sealed) };
 }
@@ -246,7 +162,8 @@ async function adminPage(storeUrl: string, warmup: number, iterations: number): 
   }
 }
 
-const settle = async <T>(fn: () => Promise<T>): Promise<Maybe<T>> => {
+/** `fn`'s result, or why it failed (a benchmark that cannot run says so and the others go on). */
+export const settle = async <T>(fn: () => Promise<T>): Promise<Maybe<T>> => {
   try {
     return { ok: true, ...(await fn()) };
   } catch (e) {

@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: gateway throughput and latency, side by side, from one run; then the in-process
- * micro-benchmarks (bench/micro.ts). Results go to bench/results/<timestamp>.json and latest.json.
+ * micro-benchmarks (bench/micro.ts) and the lookups at scale (bench/scale.ts). Results go to
+ * bench/results/<timestamp>.json and latest.json, and the chart to docs/benchmarks.svg.
  * docs/benchmarks.md says what each case is and how to read the figures.
  *
  *   BENCH_SECONDS=8 BENCH_CONNECTIONS=32 BENCH_WARMUP_SECONDS=2 BENCH_ROUNDS=2 npm run bench
- *   BENCH_CASES=a,c BENCH_MICRO=0 npm run bench     # a subset, no micro-benchmarks
+ *   BENCH_CASES=a,c BENCH_MICRO=0 BENCH_SCALE=0 npm run bench   # a subset, no micro-benchmarks, no scale
+ *   BENCH_CASES=none BENCH_MICRO=0 npm run bench               # the lookups at scale only
  *   BENCH_QUIET_SECONDS=20 npm run bench            # before each case, wait up to 20 s for other load to stop
  *   BENCH_CPU_PROF=/tmp/prof npm run bench          # V8 CPU profiles of the gateways (node --cpu-prof)
  *
@@ -17,9 +19,11 @@ import { performance } from 'node:perf_hooks';
 import { GATEWAY_OF, gatewayStep, LABELS, QUERIES, setUpOurs, startSpec, type DirectTokens, type GatewayCaseId, type QuerySpec } from './cases.js';
 import { GatewayProcess, LoadProcess, type GatewayStarted } from './children.js';
 import { machineBusyMicros } from './cpuStat.js';
+import { writeChart } from './chart.js';
 import { formatMicro, runMicro, type MicroResults } from './micro.js';
 import type { LoadStep } from './protocol.js';
 import { CASE_IDS, formatQueryTable, formatRatios, leastDisturbed, RATIOS, ratioOf, type CaseFigures, type CaseId, type CaseOutcome, type QueryReport } from './report.js';
+import { formatScale, largeConnectionsFromEnv, runScale, type ScaleResults } from './scale.js';
 import { BENCH_USER, startBenchStage, type BenchStage } from './stage.js';
 
 const RESULTS_DIR = new URL('./results/', import.meta.url).pathname;
@@ -39,9 +43,10 @@ function envNumber(name: string, fallback: number, min: number): number {
 function envCases(): readonly CaseId[] {
   const raw = process.env['BENCH_CASES'];
   if (!raw) return CASE_IDS;
+  if (raw.trim() === 'none') return [];
   const wanted = raw.split(',').map((s) => s.trim());
   const unknown = wanted.filter((w) => !(CASE_IDS as readonly string[]).includes(w));
-  if (unknown.length > 0) throw new Error(`BENCH_CASES: unknown case ${unknown.join(', ')} (use ${CASE_IDS.join(',')})`);
+  if (unknown.length > 0) throw new Error(`BENCH_CASES: unknown case ${unknown.join(', ')} (use ${CASE_IDS.join(',')}, or none)`);
   return CASE_IDS.filter((id) => wanted.includes(id));
 }
 
@@ -53,6 +58,8 @@ const SETTINGS = Object.freeze({
   rounds: Math.floor(envNumber('BENCH_ROUNDS', 2, 1)),
   cases: envCases(),
   micro: process.env['BENCH_MICRO'] !== '0',
+  /** Connections of the large store of the lookups at scale; null: skipped (BENCH_SCALE=0). */
+  scaleConnections: process.env['BENCH_SCALE'] === '0' ? null : largeConnectionsFromEnv(),
   cpuProfileDir: process.env['BENCH_CPU_PROF'] || null,
   quietWaitSeconds: envNumber('BENCH_QUIET_SECONDS', 0, 0),
 });
@@ -126,21 +133,8 @@ async function measure(stage: BenchStage, load: LoadProcess, gateway: GatewayPro
   };
 }
 
-async function main(): Promise<void> {
-  const startedAt = new Date();
-  const host = machine();
-  const roundSeconds = SETTINGS.seconds / SETTINGS.rounds;
-  console.log(`credential-gateway bench — ${startedAt.toISOString()}`);
-  console.log(
-    `machine: ${host.cpus} × ${host.cpuModel}, ${host.totalMemoryGiB} GiB, node ${host.node}, ${host.platform}, load average ${host.loadAverage1mAtStart.toFixed(2)}`,
-  );
-  console.log(
-    `settings: ${SETTINGS.connections} concurrent requests (closed loop); per case ${SETTINGS.rounds} round(s) of ${roundSeconds} s after ${SETTINGS.warmupSeconds} s warm-up, ` +
-      `the round with the least other load shown; cases ${SETTINGS.cases.join(' ')}` +
-      (SETTINGS.quietWaitSeconds > 0 ? `; waiting up to ${SETTINGS.quietWaitSeconds} s per case for other load to stop` : ''),
-  );
-  console.log('processes: backends (authorization servers, JWT issuer, subgraphs) here; each gateway in its own child; the load generator in another child (undici Pool, keep-alive)\n');
-
+/** Every selected case, round after round, each gateway in its own child; one report per query. */
+async function runHttp(cores: number): Promise<{ reports: QueryReport[]; started: ReadonlyMap<GatewayCaseId, GatewayStarted> }> {
   const stage = await startBenchStage();
   const load = new LoadProcess();
   const gateways = new Map<GatewayCaseId, GatewayProcess>();
@@ -176,7 +170,7 @@ async function main(): Promise<void> {
         for (const id of SETTINGS.cases) {
           const steps = stepsOf(q, id);
           if (steps === null) continue;
-          const figures = await measure(stage, load, id === 'a' ? null : gateways.get(id)!, steps, host.cpus);
+          const figures = await measure(stage, load, id === 'a' ? null : gateways.get(id)!, steps, cores);
           rounds.set(`${q.id}/${id}`, [...(rounds.get(`${q.id}/${id}`) ?? []), figures]);
           process.stderr.write(
             `  round ${round} ${q.id} ${id.padEnd(3)} ${figures.requestsPerSecond.toFixed(0).padStart(6)} req/s, ${figures.errors} errors, ` +
@@ -199,14 +193,46 @@ async function main(): Promise<void> {
     await stage.close();
   }
 
-  console.log(`\nHTTP, ${SETTINGS.connections} concurrent requests, ${roundSeconds} s windows\n`);
-  for (const r of reports) console.log(formatQueryTable(r, LABELS) + '\n');
-  console.log(formatRatios(reports) + '\n');
+  return { reports, started };
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const host = machine();
+  const roundSeconds = SETTINGS.seconds / SETTINGS.rounds;
+  console.log(`credential-gateway bench — ${startedAt.toISOString()}`);
+  console.log(
+    `machine: ${host.cpus} × ${host.cpuModel}, ${host.totalMemoryGiB} GiB, node ${host.node}, ${host.platform}, load average ${host.loadAverage1mAtStart.toFixed(2)}`,
+  );
+  console.log(
+    `settings: ${SETTINGS.connections} concurrent requests (closed loop); per case ${SETTINGS.rounds} round(s) of ${roundSeconds} s after ${SETTINGS.warmupSeconds} s warm-up, ` +
+      `the round with the least other load shown; cases ${SETTINGS.cases.join(' ') || 'none'}` +
+      (SETTINGS.quietWaitSeconds > 0 ? `; waiting up to ${SETTINGS.quietWaitSeconds} s per case for other load to stop` : ''),
+  );
+  if (SETTINGS.cases.length > 0)
+    console.log('processes: backends (authorization servers, JWT issuer, subgraphs) here; each gateway in its own child; the load generator in another child (undici Pool, keep-alive)');
+  console.log();
+
+  const http = SETTINGS.cases.length > 0 ? await runHttp(host.cpus) : null;
+  const reports = http?.reports ?? [];
+  const started = http?.started ?? new Map<GatewayCaseId, GatewayStarted>();
+
+  if (http) {
+    console.log(`\nHTTP, ${SETTINGS.connections} concurrent requests, ${roundSeconds} s windows\n`);
+    for (const r of reports) console.log(formatQueryTable(r, LABELS) + '\n');
+    console.log(formatRatios(reports) + '\n');
+  }
 
   let micro: MicroResults | null = null;
   if (SETTINGS.micro) {
     micro = await runMicro();
     console.log(formatMicro(micro) + '\n');
+  }
+
+  let scale: ScaleResults | null = null;
+  if (SETTINGS.scaleConnections !== null) {
+    scale = await runScale(SETTINGS.scaleConnections);
+    console.log(formatScale(scale) + '\n');
   }
 
   const finishedAt = new Date();
@@ -225,13 +251,26 @@ async function main(): Promise<void> {
     http: reports,
     ratios: Object.fromEntries(RATIOS.map((ratio) => [ratio.name, Object.fromEntries(reports.map((r) => [r.id, ratioOf(r, ratio)]))])),
     micro,
+    scale,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
   const text = JSON.stringify(results, null, 2) + '\n';
   const file = `${RESULTS_DIR}${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, text);
+  const elapsed = `${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s in all`;
+  if (!http) {
+    // latest.json and the chart stay with the last run that measured the gateways.
+    console.log(`results: bench/results/${file.slice(RESULTS_DIR.length)} (no HTTP cases: latest.json and docs/benchmarks.svg left as they were); ${elapsed}`);
+    return;
+  }
   writeFileSync(`${RESULTS_DIR}latest.json`, text);
-  console.log(`results: bench/results/${file.slice(RESULTS_DIR.length)} and bench/results/latest.json; ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s in all`);
+  let chart = 'docs/benchmarks.svg';
+  try {
+    writeChart(results);
+  } catch (e) {
+    chart = `not redrawn (${e instanceof Error ? e.message : String(e)})`;
+  }
+  console.log(`results: bench/results/${file.slice(RESULTS_DIR.length)} and bench/results/latest.json; chart: ${chart}; ${elapsed}`);
 }
 
 main().catch((e: unknown) => {
