@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.js';
-import { startAuthServer, type AuthServer } from './support/authServer.js';
+import { oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';
 import { chromiumAvailable, completeConsent, launchBrowser } from './support/browser.js';
 
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
@@ -31,17 +31,7 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     seenSecrets.add(auth.clients.web.clientSecret);
     const created = await t.admin(
       `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
-      {
-        input: {
-          id: 'oidc-01',
-          identityProvider: 'oidc',
-          grantType: 'AUTHORIZATION_CODE',
-          clientId: auth.clients.web.clientId,
-          clientSecret: auth.clients.web.clientSecret,
-          scopes: ['openid', 'offline_access', ...auth.apiScopes],
-          parameters: [{ name: 'issuer', value: auth.issuer }],
-        },
-      },
+      { input: oidcProviderInput('oidc-01', auth) },
     );
     expect(created.body.errors).toBeUndefined();
     const conn = await t.admin(`mutation { createConnection(providerId: "oidc-01", input: { id: "alice" }) { status } }`);

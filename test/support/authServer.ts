@@ -129,3 +129,19 @@ export async function consentOverHttp(
   }
   throw new Error(`consent did not finish within ${MAX_CONSENT_HOPS} hops; stuck at ${url.href}`);
 }
+
+/**
+ * Input of `createCredentialProvider` for a generic OpenID Connect provider backed by this server's
+ * web client (authorization code, refresh tokens, the API scopes).
+ */
+export function oidcProviderInput(id: string, auth: AuthServer) {
+  return {
+    id,
+    identityProvider: 'oidc',
+    grantType: 'AUTHORIZATION_CODE',
+    clientId: auth.clients.web.clientId,
+    clientSecret: auth.clients.web.clientSecret,
+    scopes: ['openid', 'offline_access', ...auth.apiScopes],
+    parameters: [{ name: 'issuer', value: auth.issuer }],
+  } as const;
+}

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { startGithubSubgraph } from '../../subgraphs/github/server.js';
 import { startGraphSubgraph } from '../../subgraphs/graph/server.js';
 import type { RunningSubgraph } from '../../subgraphs/shared/serve.js';
-import { consentOverHttp, startAuthServer, type AuthServer } from './authServer.js';
+import { consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './authServer.js';
 import { startJwtIssuer, type JwtIssuer } from './jwtIssuer.js';
 import { tempDir, type TempDir } from './tmp.js';
 
@@ -76,17 +76,7 @@ export async function createOidcProviders(admin: Post, b: Pick<Backends, 'authGi
     ['github-01', b.authGithub],
     ['graph-01', b.authGraph],
   ] as const) {
-    const res = await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: {
-        id,
-        identityProvider: 'oidc',
-        grantType: 'AUTHORIZATION_CODE',
-        clientId: auth.clients.web.clientId,
-        clientSecret: auth.clients.web.clientSecret,
-        scopes: ['openid', 'offline_access', ...auth.apiScopes],
-        parameters: [{ name: 'issuer', value: auth.issuer }],
-      },
-    });
+    const res = await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, { input: oidcProviderInput(id, auth) });
     if (res.errors) throw new Error(`creating ${id} failed: ${JSON.stringify(res.errors)}`);
   }
 }

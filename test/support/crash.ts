@@ -21,7 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { consentOverHttp, startAuthServer, type AuthServer } from './authServer.js';
+import { consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './authServer.js';
 import { freePort } from './freePort.js';
 import { startJwtIssuer, type JwtIssuer } from './jwtIssuer.js';
 import { pgUrl, withPgClient } from './pg.js';
@@ -247,17 +247,7 @@ export async function runCrashTest(options: CrashOptions): Promise<CrashReport> 
     let current = GatewayProcess.spawn(configFile, env);
     gateway = current;
     await current.ready(url);
-    await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: {
-        id: PROVIDER_ID,
-        identityProvider: 'oidc',
-        grantType: 'AUTHORIZATION_CODE',
-        clientId: auth.clients.web.clientId,
-        clientSecret: auth.clients.web.clientSecret,
-        scopes: ['openid', 'offline_access', ...auth.apiScopes],
-        parameters: [{ name: 'issuer', value: auth.issuer }],
-      },
-    });
+    await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, { input: oidcProviderInput(PROVIDER_ID, auth) });
     for (let i = 1; i <= connectionCount; i++) {
       const spec: ConnectionSpec = { id: `conn-${i}`, user: `user-${i}`, jwt: '' };
       spec.jwt = await idp.sign({ sub: spec.user }, { expiresIn: 24 * 3600 });

@@ -9,6 +9,7 @@ import { startGraphSubgraph } from '../../subgraphs/graph/server.js';
 import type { RunningSubgraph } from '../../subgraphs/shared/serve.js';
 import { startTestApp, type TestApp } from './app.js';
 import { startAuthServer, type AuthServer } from './authServer.js';
+import { createOidcProviders } from './backends.js';
 import { startJwtIssuer, type JwtIssuer } from './jwtIssuer.js';
 import { tempDir } from './tmp.js';
 
@@ -68,23 +69,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     },
     { ...(options.storeUrl && { storeUrl: options.storeUrl }), ...(options.logLines && { logLines: options.logLines }) },
   );
-  for (const [id, auth] of [
-    ['github-01', authGithub],
-    ['graph-01', authGraph],
-  ] as const) {
-    const res = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: {
-        id,
-        identityProvider: 'oidc',
-        grantType: 'AUTHORIZATION_CODE',
-        clientId: auth.clients.web.clientId,
-        clientSecret: auth.clients.web.clientSecret,
-        scopes: ['openid', 'offline_access', ...auth.apiScopes],
-        parameters: [{ name: 'issuer', value: auth.issuer }],
-      },
-    });
-    if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
-  }
+  await createOidcProviders(async (query, variables) => (await t.admin(query, variables)).body, { authGithub, authGraph });
   return {
     t,
     authGithub,
