@@ -6,11 +6,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConnectionRecord, ProviderRecord } from '../domain/model.js';
+import type { ProviderRecord } from '../domain/model.js';
 import { asGatewayError, badInput, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
+import { requireConnection } from '../registry/connections.js';
+import { requireProvider } from '../registry/providers.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from '../tokens/clientConfig.js';
 import { sealTokenSet, tokenSetFrom } from '../tokens/tokenSet.js';
@@ -75,13 +77,13 @@ export class ConsentFlow {
     return url.href;
   }
 
-  async #requireAuthorizationCode(key: ConnectionKey): Promise<{ provider: ProviderRecord; connection: ConnectionRecord }> {
-    const [provider, connection] = await Promise.all([this.#deps.store.getProvider(key.providerId), this.#deps.store.getConnection(key)]);
-    if (!provider) throw new GatewayError('NOT_FOUND', `credential provider '${key.providerId}' not found`);
-    if (!connection) throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+  /** The provider of an existing authorization-code connection (NOT_FOUND, BAD_USER_INPUT otherwise). */
+  async #requireAuthorizationCode(key: ConnectionKey): Promise<ProviderRecord> {
+    const provider = await requireProvider(this.#deps, key.providerId);
+    await requireConnection(this.#deps, key);
     if (provider.grantType !== 'AUTHORIZATION_CODE')
       throw badInput('providerId', `provider '${provider.id}' uses client credentials; its connections need no consent`);
-    return { provider, connection };
+    return provider;
   }
 
   async createLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink> {
@@ -108,7 +110,7 @@ export class ConsentFlow {
     const link = await this.#deps.store.consumeConsentState(hashOf('link', token), now);
     if (!link) throw new GatewayError('NOT_FOUND', 'this login link is unknown, used or expired; ask for a new one');
     const key = { providerId: link.providerId, connectionId: link.connectionId };
-    const { provider } = await this.#requireAuthorizationCode(key);
+    const provider = await this.#requireAuthorizationCode(key);
     const client = resolveClient(this.#deps.envelope, provider, this.#deps);
     const state = randomBytes(RANDOM_BYTES).toString('base64url');
     const stateHash = hashOf('state', state);
@@ -151,7 +153,7 @@ export class ConsentFlow {
       return back({ error: code === 'access_denied' ? 'ACCESS_DENIED' : 'PROVIDER_ERROR', error_description: `the identity provider answered ${code}` });
     }
     try {
-      const { provider } = await this.#requireAuthorizationCode(key);
+      const provider = await this.#requireAuthorizationCode(key);
       const client = resolveClient(this.#deps.envelope, provider, this.#deps);
       const currentUrl = new URL(`${this.callbackUrl}?${query.toString()}`);
       const result = await this.#deps.oauth.exchangeCode(client.config, {

@@ -36,7 +36,7 @@ function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: s
   return { clientId, clientSecret };
 }
 
-export async function requireConnection(deps: RegistryDeps, key: ConnectionKey): Promise<ConnectionRecord> {
+export async function requireConnection(deps: Pick<RegistryDeps, 'store'>, key: ConnectionKey): Promise<ConnectionRecord> {
   const connection = await deps.store.getConnection(key);
   if (!connection)
     throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);

@@ -5,7 +5,7 @@ import { validateProviderInput, validateProviderPatch, type ProviderInputRaw } f
 import type { ProviderPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 
-export async function requireProvider(deps: RegistryDeps, id: string): Promise<ProviderRecord> {
+export async function requireProvider(deps: Pick<RegistryDeps, 'store'>, id: string): Promise<ProviderRecord> {
   const provider = await deps.store.getProvider(id);
   if (!provider) throw new GatewayError('NOT_FOUND', `credential provider '${id}' not found`);
   return provider;

@@ -109,6 +109,7 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
+  const refreshSkewMs = config.cache.refreshSkewSeconds * 1000;
   const metrics = createGatewayMetrics();
   const tokenEvents = teeTokenEvents(createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))), ...(options.tokenEvents ? [options.tokenEvents] : []));
   const store = await openStore(config.store.url, { onError: (err) => logger.warn({ err }, 'store session error') });
@@ -178,7 +179,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       callerTimeoutMs: config.oauth.timeoutMs,
       now,
       logger,
-      refreshSkewMs: config.cache.refreshSkewSeconds * 1000,
+      refreshSkewMs,
       allowInsecureHttp: config.oauth.allowInsecureHttp,
       events: tokenEvents,
       changes: registry.changes,
@@ -196,10 +197,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       now,
       logger,
     });
-    const cache = new TokenCache({ enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: config.cache.refreshSkewSeconds * 1000, now: () => now().getTime() });
+    const cache = new TokenCache({ enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: refreshSkewMs, now: () => now().getTime() });
     const refresher = config.cache.proactiveRefresh
       ? new ProactiveRefresher({
-          refreshSkewMs: config.cache.refreshSkewSeconds * 1000,
+          refreshSkewMs,
           renew: (key, minValidityMs) => resolver.renewInBackground(key, minValidityMs),
           onError: (err, key) => logger.info({ provider: key.providerId, connection: key.connectionId, code: asGatewayError(err).code }, 'proactive refresh stopped for this connection'),
         })
@@ -248,7 +249,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const adminApollo = createAdminApollo({ exploration: config.server.exploration, logger });
     await adminApollo.start();
     closers.unshift(() => adminApollo.stop());
-    const adminContext = async (req: import('node:http').IncomingMessage): Promise<AdminContext> => {
+    const adminContext = async (req: IncomingMessage): Promise<AdminContext> => {
       const base = { services, loaders: createAdminLoaders(store) };
       try {
         return { ...base, principal: await adminAuth.authenticate(req.headers), authError: null };

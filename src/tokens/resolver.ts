@@ -19,7 +19,7 @@ import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
 import type { AcquisitionLimiter } from './rateLimiter.js';
 import type { ProactiveRefresher } from './refresher.js';
-import type { AccessToken, TokenSource } from './tokenSource.js';
+import { connectionNotFound, type AccessToken, type TokenSource } from './tokenSource.js';
 
 export interface TokenRequest extends ConnectionKey {
   readonly principal: Principal;
@@ -148,7 +148,7 @@ export class TokenResolver {
         const connection = await this.#deps.registry.store.getConnection(key);
         if (connection) throw this.#denied(key);
         if (request.delegated && request.principal.kind === 'caller') return await this.#createForCaller(request);
-        throw new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+        throw connectionNotFound(key);
       }
       try {
         load.token ??= this.#deps.tokens.get(key, { cause: load });

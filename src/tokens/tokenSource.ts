@@ -92,6 +92,12 @@ interface Wanted {
   readonly minValidityMs: number;
 }
 
+export function connectionNotFound(key: ConnectionKey): GatewayError {
+  return new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+}
+
+const needsConsent = (connectionId: string) => new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connectionId}' needs consent first`);
+
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
   return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
 }
@@ -120,7 +126,8 @@ export class TokenSource {
   /**
    * The caller waits at most `callerTimeoutMs`; the renewal goes on (holding the connection lock)
    * until the provider answers or the longer completion deadline passes, and stores what it gets.
-   * A caller that gave up is served the current token while it is still valid.
+   * A caller whose renewal failed at the provider, or took too long, is served the current token
+   * while it is still valid (never for a forced renewal: `fallback` is then null).
    */
   async #bounded(renewal: Promise<AccessToken>, fallback: StoredTokenSet | null, obtainedAt: Date | null): Promise<AccessToken> {
     const timeoutMs = this.#deps.callerTimeoutMs;
@@ -128,14 +135,19 @@ export class TokenSource {
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), timeoutMs);
     });
+    let failure: GatewayError;
     try {
       const first = await Promise.race([renewal, deadline]);
       if (first !== 'deadline') return first;
+      failure = new GatewayError('PROVIDER_UNAVAILABLE', `identity provider did not answer within ${timeoutMs} ms`);
+    } catch (e) {
+      if (!isGatewayError(e) || e.code !== 'PROVIDER_UNAVAILABLE') throw e;
+      failure = e;
     } finally {
       clearTimeout(timer);
     }
     if (fallback && this.#notExpired(fallback)) return accessTokenOf(fallback, obtainedAt);
-    throw new GatewayError('PROVIDER_UNAVAILABLE', `identity provider did not answer within ${timeoutMs} ms`);
+    throw failure;
   }
 
   /** Acquires or refreshes a token now and reports the outcome, never the token. */
@@ -150,15 +162,20 @@ export class TokenSource {
       error = { code: e.code, message: e.message };
     }
     const after = await this.#deps.store.getConnection(key);
-    if (!after) throw new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+    if (!after) throw connectionNotFound(key);
     return { ok, state: after.state, tokenExpiresAt: after.tokenExpiresAt, error };
   }
 
   async #load(key: ConnectionKey): Promise<{ connection: ConnectionRecord; provider: ProviderRecord }> {
     const [connection, provider] = await Promise.all([this.#deps.store.getConnection(key), this.#deps.store.getProvider(key.providerId)]);
-    if (!connection || !provider)
-      throw new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+    if (!connection || !provider) throw connectionNotFound(key);
     return { connection, provider };
+  }
+
+  async #connection(key: ConnectionKey): Promise<ConnectionRecord> {
+    const connection = await this.#deps.store.getConnection(key);
+    if (!connection) throw connectionNotFound(key);
+    return connection;
   }
 
   /** Tokens that may be used as far as the connection's state goes; throws the state's code otherwise. */
@@ -166,7 +183,7 @@ export class TokenSource {
     const state = connection.state;
     switch (state.status) {
       case 'NOT_CONNECTED':
-        throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
+        throw needsConsent(connection.id);
       case 'ERROR':
         if (state.error.code === 'REAUTHORIZATION_REQUIRED')
           throw new GatewayError('REAUTHORIZATION_REQUIRED', `connection '${connection.id}' must be authorized again`);
@@ -205,14 +222,14 @@ export class TokenSource {
   async #renew(key: ConnectionKey, provider: ProviderRecord, wanted: Wanted, flight: Flight): Promise<AccessToken> {
     return this.#deps.store.withConnectionLock(key, async () => {
       // Another process may have refreshed while we waited for the lock: then its token is ours too.
-      const { connection } = await this.#load(key);
+      const connection = await this.#connection(key);
       const current = this.#usableTokens(connection);
       if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
       try {
         return await this.#fetchAndStore(key, provider, connection, current, flight);
       } catch (e) {
         if (!isGatewayError(e)) throw e;
-        return this.#onRenewFailure(key, connection, current, e, wanted.force);
+        return this.#onRenewFailure(key, connection, e);
       }
     });
   }
@@ -230,7 +247,7 @@ export class TokenSource {
       const client = resolveClient(envelope, provider, this.#deps, connection);
       next = tokenSetFrom(await this.#timed(key, 'client_credentials', flight, () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
     } else {
-      if (!current) throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
+      if (!current) throw needsConsent(connection.id);
       if (current.refreshToken === null) {
         // Nothing to refresh with (e.g. never-expiring tokens): serve what is still valid.
         if (this.#notExpired(current)) return accessTokenOf(current, connection.lastRefreshedAt);
@@ -256,10 +273,10 @@ export class TokenSource {
       return accessTokenOf(next, obtainedAt);
     }
     // A consent landed meanwhile: its tokens win; ours (already rotated) are the older grant.
-    const latest = await this.#load(key);
-    const tokens = this.#usableTokens(latest.connection);
-    if (!tokens) throw new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' needs consent first`);
-    return accessTokenOf(tokens, latest.connection.lastRefreshedAt);
+    const latest = await this.#connection(key);
+    const tokens = this.#usableTokens(latest);
+    if (!tokens) throw needsConsent(connection.id);
+    return accessTokenOf(tokens, latest.lastRefreshedAt);
   }
 
   async #timed<T>(key: ConnectionKey, kind: ProviderCallKind, flight: Flight, call: () => Promise<T>): Promise<T> {
@@ -280,16 +297,10 @@ export class TokenSource {
     }
   }
 
-  async #onRenewFailure(
-    key: ConnectionKey,
-    before: ConnectionRecord,
-    current: StoredTokenSet | null,
-    e: GatewayError,
-    force: boolean,
-  ): Promise<AccessToken> {
+  async #onRenewFailure(key: ConnectionKey, before: ConnectionRecord, e: GatewayError): Promise<AccessToken> {
     if (e.code === 'REAUTHORIZATION_REQUIRED') {
       // The grant may have been rotated by someone else (another replica, a new consent) meanwhile.
-      const { connection } = await this.#load(key);
+      const connection = await this.#connection(key);
       if (connection.tokenGeneration !== before.tokenGeneration) {
         const tokens = this.#usableTokens(connection);
         if (tokens) return accessTokenOf(tokens, connection.lastRefreshedAt);
@@ -299,11 +310,9 @@ export class TokenSource {
       this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId }, 'refresh token rejected; connection needs consent again');
       throw e;
     }
-    // A forced renewal (testConnection) reports the failure instead of hiding it.
-    if (e.code === 'PROVIDER_UNAVAILABLE' && !force && current && this.#notExpired(current)) {
-      this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId, reason: e.message }, 'refresh failed; serving the still-valid token');
-      return accessTokenOf(current, before.lastRefreshedAt);
-    }
+    // Callers still holding a valid token keep it (see #bounded); once per renewal, say why.
+    if (e.code === 'PROVIDER_UNAVAILABLE')
+      this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId, reason: e.message }, 'refresh failed at the identity provider');
     throw e;
   }
 }
