@@ -4,7 +4,7 @@
  */
 import DataLoader from 'dataloader';
 import type { AccessPolicyRecord, ConnectionRecord, Page, PageArgs, ProviderRecord } from '../domain/model.js';
-import type { ConnectionKey, Store } from '../store/types.js';
+import { connectionKeyOf, type ConnectionKey, type Store } from '../store/types.js';
 
 export interface ConnectionsPageKey extends PageArgs {
   readonly providerId: string;
@@ -17,7 +17,6 @@ export interface AdminLoaders {
   readonly accessPolicies: DataLoader<ConnectionKey, AccessPolicyRecord[], string>;
 }
 
-const connectionKeyOf = (k: ConnectionKey): string => `${k.providerId}/${k.connectionId}`;
 
 export function createAdminLoaders(store: Store): AdminLoaders {
   return {

@@ -6,9 +6,6 @@ import { openPostgresStore } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
-export { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
-export { openSqliteStore } from './sqlite.js';
-
 export interface OpenStoreOptions {
   /** PostgreSQL only: the schema of every table, created if absent (tests use one each). */
   readonly pgSchema?: string;

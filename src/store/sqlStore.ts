@@ -43,16 +43,17 @@ import {
   toProvider,
 } from './rows.js';
 import { join, raw, sql, type Driver, type Result, type Row, type Sql } from './sql.js';
-import type {
-  ChangeEvent,
-  ChangeListener,
-  ConnectionKey,
-  ConnectionPatch,
-  ProviderPatch,
-  SealedField,
-  Store,
-  StoreStats,
-  TokenWrite,
+import {
+  connectionKeyOf,
+  type ChangeEvent,
+  type ChangeListener,
+  type ConnectionKey,
+  type ConnectionPatch,
+  type ProviderPatch,
+  type SealedField,
+  type Store,
+  type StoreStats,
+  type TokenWrite,
 } from './types.js';
 
 /** Serializes provider inserts so that the instance-wide count cannot race. */
@@ -105,7 +106,6 @@ function startsWith(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 }
 
-const connectionKeyOf = (key: ConnectionKey): string => `${key.providerId}/${key.connectionId}`;
 
 function firstRow(result: Result): Row | undefined {
   return result.rows[0];

@@ -22,6 +22,9 @@ export interface ConnectionKey {
   readonly connectionId: string;
 }
 
+/** One string per connection (ids cannot contain `/`): the key of every per-connection map and cache. */
+export const connectionKeyOf = (key: ConnectionKey): string => `${key.providerId}/${key.connectionId}`;
+
 export type ProviderPatch = Partial<
   Pick<ProviderRecord, 'displayName' | 'clientId' | 'clientSecret' | 'scopes' | 'parameters'>
 >;

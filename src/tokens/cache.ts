@@ -5,6 +5,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { AccessPolicyRecord } from '../domain/model.js';
+import { connectionKeyOf } from '../store/types.js';
 import type { AccessToken } from './tokenSource.js';
 
 /** Tokens that never expire are still re-read now and then, so a revoked grant is noticed. */
@@ -46,7 +47,7 @@ export class TokenCache {
   evict(providerId: string, connectionId?: string): void {
     if (!this.#lru) return;
     if (connectionId !== undefined) {
-      this.#lru.delete(`${providerId}/${connectionId}`);
+      this.#lru.delete(connectionKeyOf({ providerId, connectionId }));
       return;
     }
     const prefix = `${providerId}/`;

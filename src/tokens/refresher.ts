@@ -12,7 +12,7 @@
  * guard the rest.
  */
 import { LRUCache } from 'lru-cache';
-import type { ConnectionKey } from '../store/types.js';
+import { connectionKeyOf, type ConnectionKey } from '../store/types.js';
 
 /** Lead before the refresh window, as a fraction of the token's lifetime... */
 const LEAD_FRACTION = 0.1;
@@ -103,7 +103,7 @@ export class ProactiveRefresher {
   /** A request was served this token of the connection. */
   noteUse(key: ConnectionKey, token: TokenTimes): void {
     if (this.#stopped) return;
-    const name = `${key.providerId}/${key.connectionId}`;
+    const name = connectionKeyOf(key);
     const expiresAt = token.expiresAt;
     if (expiresAt === null) return void this.#entries.delete(name);
     const now = this.#now();

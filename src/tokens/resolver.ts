@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { requireProvider } from '../registry/providers.js';
-import type { ChangeEvent, ConnectionKey } from '../store/types.js';
+import { connectionKeyOf, type ChangeEvent, type ConnectionKey } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
 import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
@@ -66,7 +66,7 @@ interface Load extends Pending {
 
 function affects(event: ChangeEvent | null, cacheKey: string): boolean {
   if (event === null) return true;
-  if (event.connectionId !== undefined) return cacheKey === `${event.providerId}/${event.connectionId}`;
+  if (event.connectionId !== undefined) return cacheKey === connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId });
   return cacheKey.startsWith(`${event.providerId}/`);
 }
 
@@ -90,7 +90,7 @@ export class TokenResolver {
    * fresh token will do), put back in the cache with the policies that admitted its last use.
    */
   async renewInBackground(key: ConnectionKey, minValidityMs: number): Promise<AccessToken> {
-    const pending: Pending = { cacheKey: `${key.providerId}/${key.connectionId}`, stale: false };
+    const pending: Pending = { cacheKey: connectionKeyOf(key), stale: false };
     this.#pending.add(pending);
     try {
       const cached = this.#deps.cache.get(pending.cacheKey);
@@ -131,7 +131,7 @@ export class TokenResolver {
 
   async #resolve(request: TokenRequest, events: TokenEvents): Promise<AccessToken> {
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
-    const cacheKey = `${key.providerId}/${key.connectionId}`;
+    const cacheKey = connectionKeyOf(key);
     const hit = this.#deps.cache.get(cacheKey);
     if (hit) {
       events.cacheHit(key);

@@ -11,7 +11,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
-import type { ConnectionKey, Store } from '../store/types.js';
+import { connectionKeyOf, type ConnectionKey, type Store } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
 import { openTokenSet, sealTokenSet, tokenSetFrom } from './tokenSet.js';
@@ -79,7 +79,6 @@ export interface TestOutcome {
   readonly error: ConnectionError | null;
 }
 
-const keyString = (k: ConnectionKey) => `${k.providerId}/${k.connectionId}`;
 
 /** One renewal in progress; a request that joins a background renewal waits on it too. */
 interface Flight {
@@ -116,10 +115,10 @@ export class TokenSource {
       force: options.forceRefresh === true,
       minValidityMs: Math.max(this.#deps.refreshSkewMs, options.minValidityMs ?? 0),
     };
-    const { connection, provider } = await this.#load(key);
+    const connection = await this.#connection(key);
     const current = this.#usableTokens(connection);
     if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
-    const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) => this.#renew(key, provider, wanted, flight));
+    const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) => this.#renew(key, wanted, flight));
     return this.#bounded(renewal, wanted.force ? null : current, connection.lastRefreshedAt);
   }
 
@@ -166,12 +165,6 @@ export class TokenSource {
     return { ok, state: after.state, tokenExpiresAt: after.tokenExpiresAt, error };
   }
 
-  async #load(key: ConnectionKey): Promise<{ connection: ConnectionRecord; provider: ProviderRecord }> {
-    const [connection, provider] = await Promise.all([this.#deps.store.getConnection(key), this.#deps.store.getProvider(key.providerId)]);
-    if (!connection || !provider) throw connectionNotFound(key);
-    return { connection, provider };
-  }
-
   async #connection(key: ConnectionKey): Promise<ConnectionRecord> {
     const connection = await this.#deps.store.getConnection(key);
     if (!connection) throw connectionNotFound(key);
@@ -207,7 +200,7 @@ export class TokenSource {
   }
 
   #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: unknown, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
-    const k = keyString(key);
+    const k = connectionKeyOf(key);
     const existing = this.#inflight.get(k);
     if (existing) {
       if (origin === 'request') existing.flight.requestWaiting = true;
@@ -219,12 +212,15 @@ export class TokenSource {
     return entry.promise;
   }
 
-  async #renew(key: ConnectionKey, provider: ProviderRecord, wanted: Wanted, flight: Flight): Promise<AccessToken> {
+  async #renew(key: ConnectionKey, wanted: Wanted, flight: Flight): Promise<AccessToken> {
     return this.#deps.store.withConnectionLock(key, async () => {
       // Another process may have refreshed while we waited for the lock: then its token is ours too.
       const connection = await this.#connection(key);
       const current = this.#usableTokens(connection);
       if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
+      // Only a renewal needs the provider (its client and endpoints); a connection implies one (foreign key).
+      const provider = await this.#deps.store.getProvider(key.providerId);
+      if (!provider) throw connectionNotFound(key);
       try {
         return await this.#fetchAndStore(key, provider, connection, current, flight);
       } catch (e) {
