@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_KEYS, ConfigError, envNameOf, validateConfig, type Config } from './schema.js';
+import { CONFIG_KEYS, ConfigError, envNameOf, isRecord, setPath, validateConfig, type Config } from './schema.js';
 
 /** The config file named by `--config FILE` or `CONFIG`; null means embedded defaults. */
 export function configPathFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | null {
@@ -26,17 +26,10 @@ export function parseConfigText(text: string, source: string): unknown {
 
 /** Overlays `CG_*` environment variables (one per key) onto the raw object. */
 export function applyEnv(raw: unknown, env: NodeJS.ProcessEnv): unknown {
-  const out: Record<string, unknown> = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? structuredClone(raw as object) as Record<string, unknown> : {};
+  const out: Record<string, unknown> = isRecord(raw) ? structuredClone(raw) : {};
   for (const spec of CONFIG_KEYS) {
     const value = env[envNameOf(spec.path)];
-    if (value === undefined) continue;
-    const parts = spec.path.split('.');
-    let cur = out;
-    for (const part of parts.slice(0, -1)) {
-      const next = cur[part];
-      cur = cur[part] = typeof next === 'object' && next !== null && !Array.isArray(next) ? next as Record<string, unknown> : {};
-    }
-    cur[parts[parts.length - 1]!] = value;
+    if (value !== undefined) setPath(out, spec.path, value);
   }
   return out;
 }

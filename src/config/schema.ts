@@ -117,7 +117,7 @@ export class ConfigError extends Error {
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -130,7 +130,8 @@ function getPath(obj: Record<string, unknown>, path: string): unknown {
   return cur;
 }
 
-function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+/** Sets a dotted key path, creating (or replacing non-object) parents on the way. */
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');
   let cur = obj;
   for (const part of parts.slice(0, -1)) {
