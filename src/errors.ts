@@ -76,10 +76,6 @@ export function asGatewayError(e: unknown): GatewayError {
   return new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error', { cause: e });
 }
 
-export function httpStatusOf(code: ErrorCode): number {
-  return HTTP_STATUS[code];
-}
-
 /** `{ error, message }` body of the HTTP endpoints (token endpoint, login link, callback errors). */
 export function toHttpBody(e: GatewayError): { error: ErrorCode; message: string } & PublicDetails {
   return { ...e.details, error: e.code, message: e.message };

@@ -8,8 +8,6 @@ import { portInUseMessage } from './demo/ports.js';
 import type { Logger } from './log.js';
 import { startApp } from './server/wire.js';
 
-// The product never reports usage or probes cloud metadata unless the user configures it.
-process.env['APOLLO_TELEMETRY_DISABLED'] ??= '1';
 
 const DEMO_ENV = 'CG_DEMO';
 

@@ -44,10 +44,13 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
   return (req, res) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    // Logged instead of the path itself: a path can hold a login-link token.
+    let matched: string | null = null;
     const run = async (): Promise<void> => {
       for (const route of compiled) {
         const m = route.pattern.exec(url.pathname);
         if (!m) continue;
+        matched = route.path;
         if (!route.methods.includes(req.method ?? 'GET')) {
           res.setHeader('allow', route.methods.join(', '));
           return sendJson(res, { error: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed here` }, 405);
@@ -65,7 +68,7 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
     };
     run().catch((e: unknown) => {
       const err = asGatewayError(e);
-      if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: e, path: url.pathname }, 'request failed');
+      if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: e, route: matched }, 'request failed');
       if (res.headersSent) res.destroy();
       else sendJson(res, err);
     });
