@@ -55,12 +55,17 @@ function serviceNamesOf(node: unknown, out: Set<string>): Set<string> {
   return out;
 }
 
+/** Query plans are cached and reused by the gateway: walk each one once. */
+const servicesOfPlan = new WeakMap<object, readonly string[]>();
+
 /** Start resolving every token the plan will need, all at once, before the first fetch goes out. */
 const prefetchTokens: Experimental_DidResolveQueryPlanCallback = ({ queryPlan, requestContext }) => {
   const context = requestContext.context as Partial<GatewayContext>;
   if (!context.tokens) return;
+  let names = servicesOfPlan.get(queryPlan);
+  if (!names) servicesOfPlan.set(queryPlan, (names = [...serviceNamesOf(queryPlan.node, new Set())]));
   // Failures surface at each subgraph's fetch; here they must not become unhandled rejections.
-  context.tokens.loadMany([...serviceNamesOf(queryPlan.node, new Set())]).catch(() => {});
+  context.tokens.loadMany([...names]).catch(() => {});
 };
 
 export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
@@ -100,12 +105,26 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     ],
   });
 
-  /** What one subgraph's binding resolves to for this caller; null when it needs no token. */
-  async function tokenFor(name: string, caller: Caller | null): Promise<AccessToken | null> {
+  /** One subgraph's binding and what it asks for this caller, or why it cannot (decided once per request). */
+  type Planned = { readonly binding: SubgraphBinding; readonly request: ReturnType<typeof requestFor> | GatewayError } | null;
+
+  function plan(name: string, caller: Caller | null): Planned {
     const binding = bindingOf(name);
     if (!binding) return null;
     try {
-      return await deps.resolver.resolve({ ...requestFor(binding, caller), subgraph: name });
+      return { binding, request: requestFor(binding, caller) };
+    } catch (e) {
+      return { binding, request: asGatewayError(e) };
+    }
+  }
+
+  /** What one subgraph's binding resolves to for this caller; null when it needs no token. */
+  async function tokenFor(name: string, planned: Planned): Promise<AccessToken | null> {
+    if (!planned) return null;
+    const { binding, request } = planned;
+    try {
+      if (request instanceof GatewayError) throw request;
+      return await deps.resolver.resolve({ ...request, subgraph: name });
     } catch (e) {
       if (!binding.ignoreError) throw e;
       deps.logger.info({ subgraph: name, code: asGatewayError(e).code }, 'token resolution failed; sending without a token (ignore_error)');
@@ -132,15 +151,11 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   }
 
   /** Two subgraphs bound to the same connection for the same caller share one resolution. */
-  function resolutionKey(name: string, caller: Caller | null): string {
-    const binding = bindingOf(name);
-    if (!binding) return `none:${name}`;
-    try {
-      const r = requestFor(binding, caller);
-      return `${r.providerId}/${r.connectionId}/${binding.identity}/${binding.ignoreError}`;
-    } catch {
-      return `invalid:${name}`;
-    }
+  function resolutionKey(name: string, planned: Planned): string {
+    if (!planned) return `none:${name}`;
+    const { binding, request } = planned;
+    if (request instanceof GatewayError) return `invalid:${name}`;
+    return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
   }
 
   return {
@@ -152,10 +167,16 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       } catch (e) {
         throw toRequestError(asGatewayError(e));
       }
+      // The DataLoader asks for a key on every load and resolves each batch once: plan once per name.
+      const planned = new Map<string, Planned>();
+      const planOf = (name: string): Planned => {
+        if (!planned.has(name)) planned.set(name, plan(name, caller));
+        return planned.get(name)!;
+      };
       return {
         tokens: new DataLoader<string, AccessToken | null, string>(
-          (names) => Promise.all(names.map((name) => tokenFor(name, caller).catch((e: unknown) => asGatewayError(e)))),
-          { cacheKeyFn: (name) => resolutionKey(name, caller) },
+          (names) => Promise.all(names.map((name) => tokenFor(name, planOf(name)).catch((e: unknown) => asGatewayError(e)))),
+          { cacheKeyFn: (name) => resolutionKey(name, planOf(name)) },
         ),
       };
     },

@@ -228,13 +228,20 @@ function hasUnstorableLiteral(document: DocumentNode): boolean {
  * document. Runs once the operation is known, where Apollo turns a thrown error into a response.
  */
 export function storableTextPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
+  // Apollo hands back the same parsed document for a repeated query: check each document once.
+  const literalVerdicts = new WeakMap<DocumentNode, boolean>();
+  const unstorableLiteral = (document: DocumentNode): boolean => {
+    let verdict = literalVerdicts.get(document);
+    if (verdict === undefined) literalVerdicts.set(document, (verdict = hasUnstorableLiteral(document)));
+    return verdict;
+  };
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document }) {
           const where = request.variables ? unstorableVariable(request.variables) : null;
           if (where !== null) throw toRequestError(badInput(where, UNSTORABLE_MESSAGE));
-          if (hasUnstorableLiteral(document)) throw toRequestError(badInput('a string in the document', UNSTORABLE_MESSAGE));
+          if (unstorableLiteral(document)) throw toRequestError(badInput('a string in the document', UNSTORABLE_MESSAGE));
         },
       };
     },
