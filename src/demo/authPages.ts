@@ -4,10 +4,9 @@
  * selectors those rely on are `data-interaction` on <body> and the ids of the controls.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { escapeHtml } from '../server/donePage.js';
+import { readBody } from '../server/httpUtil.js';
 
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 const STYLE = 'body{font:16px system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}input,button{font:inherit;margin:.25rem 0}input{display:block;width:100%}';
 
@@ -53,14 +52,7 @@ export function consentPage(uid: string, displayName: string, clientId: string, 
 const MAX_FORM_BYTES = 16 * 1024;
 
 export async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_FORM_BYTES) throw new Error('form too large');
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return new URLSearchParams(await readBody(req, MAX_FORM_BYTES));
 }
 
 export function sendHtml(res: ServerResponse, status: number, html: string): void {

@@ -18,7 +18,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { consentPage, escapeHtml, loginPage, readForm, sendHtml } from './authPages.js';
+import { consentPage, loginPage, readForm, sendHtml } from './authPages.js';
+import { escapeHtml } from '../server/donePage.js';
 import { GrantMemory } from './grantMemory.js';
 
 /**

@@ -22,6 +22,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import type { IssuerConfig } from '../config/schema.js';
+import { sendJson } from '../server/httpUtil.js';
 
 export const DEFAULT_AUDIENCE = 'api://credential-gateway';
 const DEFAULT_EXPIRES_IN_SECONDS = 300;
@@ -86,11 +87,6 @@ async function publicJwkOf(key: CryptoKey, alg: string): Promise<JWK> {
   return Object.freeze({ ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
-}
-
 function unsecuredToken(header: Record<string, unknown>, payload: JWTPayload): string {
   const part = (v: unknown): string => base64url.encode(JSON.stringify(v));
   return `${part({ ...header, alg: 'none' })}.${part(payload)}.`;
@@ -117,22 +113,22 @@ export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<Jw
       if (options.hangDiscovery) return; // never answered; close() destroys the socket
       if (discoveryFailuresLeft > 0) {
         discoveryFailuresLeft--;
-        return sendJson(res, 503, { error: 'temporarily_unavailable' });
+        return sendJson(res, { error: 'temporarily_unavailable' }, 503);
       }
-      return sendJson(res, 200, {
+      return sendJson(res, {
         issuer: options.discoveryIssuer ?? issuer,
         jwks_uri: `${issuer}/jwks`,
         id_token_signing_alg_values_supported: ecJwk ? ['RS256', 'ES256'] : ['RS256'],
         response_types_supported: ['code'],
         subject_types_supported: ['public'],
-      });
+      }, 200);
     }
     if (req.method === 'GET' && path === '/jwks') {
       jwksFetches++;
       if (options.hangJwks) return; // never answered; close() destroys the socket
-      return sendJson(res, 200, jwks);
+      return sendJson(res, jwks, 200);
     }
-    sendJson(res, 404, { error: 'not_found' });
+    sendJson(res, { error: 'not_found' }, 404);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

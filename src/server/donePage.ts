@@ -1,7 +1,8 @@
 /** Where a browser lands after consent started from a runtime error (`extensions.loginUrl`). */
 import type { RouteHandler } from './router.js';
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Text made safe to place in HTML, attributes included. */
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export const CONSENT_DONE_PATH = '/oauth/done';
 
