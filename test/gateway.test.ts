@@ -14,6 +14,9 @@ if (!requireBrowser) console.warn('[gateway.test] /usr/bin/chromium is missing: 
 const BOTH = `{ viewer { login repositories { name } profile { displayName } } githubTokenInfo { issuer subject } graphTokenInfo { issuer subject } }`;
 const TOKEN_INFO = `{ githubTokenInfo { issuer subject } graphTokenInfo { issuer subject } }`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Short enough to expire during the test; long enough that a busy machine finishes a burst of queries inside one token's fresh period. */
+const ACCESS_TOKEN_TTL_SECONDS = 6;
+const untilExpired = () => sleep(ACCESS_TOKEN_TTL_SECONDS * 1000 + 200);
 
 function errorsByService(errors: any[] | undefined): Record<string, any> {
   return Object.fromEntries((errors ?? []).map((e) => [e.extensions?.serviceName, e]));
@@ -26,7 +29,8 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
   let bob: string;
 
   beforeAll(async () => {
-    s = await startStage({ accessTokenTtlSeconds: 3, config: { cache: { refreshSkewSeconds: 1 } } });
+    // Refreshes on demand only: these tests count what requests cause (test/proactiveRefresh.test.ts covers the background ones).
+    s = await startStage({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS, config: { cache: { refreshSkewSeconds: 1, proactiveRefresh: false } } });
     browser = await launchBrowser();
     alice = await s.jwtFor('alice');
     bob = await s.jwtFor('bob');
@@ -77,7 +81,7 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
   });
 
   it('refreshes after expiry with exactly one refresh per connection under 50 concurrent queries', async () => {
-    await sleep(3_200);
+    await untilExpired();
     s.authGithub.resetCounts();
     s.authGraph.resetCounts();
     const results = await Promise.all(Array.from({ length: 50 }, () => s.query(TOKEN_INFO, alice)));
@@ -160,7 +164,7 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
 
   it('reports a revoked grant as REAUTHORIZATION_REQUIRED and shows the connection in ERROR', async () => {
     s.authGithub.revokeGrantsOf('alice');
-    await sleep(3_200);
+    await untilExpired();
     const res = await s.query(TOKEN_INFO, alice);
     const errors = errorsByService(res.body.errors);
     expect(errors['github'].extensions.code).toBe('REAUTHORIZATION_REQUIRED');
