@@ -4,22 +4,25 @@
  * the query plan needs is resolved concurrently through one per-request DataLoader.
  */
 import type { IncomingMessage } from 'node:http';
-import { ApolloGateway, type Experimental_DidResolveQueryPlanCallback } from '@apollo/gateway';
+import { createRequire } from 'node:module';
+import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import DataLoader from 'dataloader';
+import type { GraphQLFormattedError } from 'graphql';
 import { asGatewayError, GatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { JwtVerifier } from '../identity/jwt.js';
 import type { Logger } from '../log.js';
-import { createErrorFormatter, toRequestError } from '../graphql/errors.js';
-import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin } from '../graphql/limits.js';
+import { createErrorFormatter, formatExecutionErrors, toRequestError } from '../graphql/errors.js';
+import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin, unstorableVariable } from '../graphql/limits.js';
 import type { Principal } from '../tokens/accessPolicy.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
-import { AuthorizingDataSource, type GatewayContext } from './dataSource.js';
+import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
 import { createSubgraphHttpClient } from './httpClient.js';
+import { PreparedOperations, serviceNamesOf } from './prepared.js';
 import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
 import type { SupergraphSource } from './supergraphSource.js';
 
@@ -32,41 +35,57 @@ export interface FederatedGraphDeps {
   /** Bound on each subgraph call. */
   readonly subgraphTimeoutMs: number;
   readonly logger: Logger;
-  /** More Apollo Server plugins (metrics, for instance) for the federated graph. */
-  readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
+  /** Told the formatted errors of every response that has some (metrics count them by subgraph). */
+  readonly onErrors?: (errors: readonly GraphQLFormattedError[]) => void;
+}
+
+/** A GraphQL request as a POST body brings it, its fields already checked for type. */
+export interface GraphQLPost {
+  readonly query: string;
+  readonly operationName: string | null;
+  readonly variables: Readonly<Record<string, unknown>> | null;
+}
+
+/** A complete `application/json` answer. */
+export interface GraphQLAnswer {
+  readonly status: number;
+  readonly body: string;
 }
 
 export interface FederatedGraph {
   readonly apollo: ApolloServer<GatewayContext>;
   context(req: IncomingMessage): Promise<GatewayContext>;
+  /**
+   * Runs an operation Apollo has accepted and planned before, without Apollo Server's pipeline.
+   * Null (nothing sent anywhere) when it has not, or when the request needs the full pipeline to
+   * answer it (variables it would refuse, a caller it would refuse): serve it through `apollo`.
+   */
+  executePrepared(post: GraphQLPost, authorization: string | undefined): Promise<GraphQLAnswer | null>;
   stop(): Promise<void>;
 }
 
-/** Every subgraph a query plan fetches from (Sequence, Parallel, Flatten, Defer, Condition nodes). */
-function serviceNamesOf(node: unknown, out: Set<string>): Set<string> {
-  if (typeof node !== 'object' || node === null) return out;
-  if (Array.isArray(node)) {
-    for (const child of node) serviceNamesOf(child, out);
-    return out;
-  }
-  const n = node as { kind?: unknown; serviceName?: unknown };
-  if (n.kind === 'Fetch' && typeof n.serviceName === 'string') out.add(n.serviceName);
-  else for (const value of Object.values(node)) serviceNamesOf(value, out);
-  return out;
+type RequestContext = Parameters<typeof executeQueryPlan>[2];
+
+/**
+ * Apollo Gateway is CommonJS: its schemas are instances of graphql's CommonJS build, which the ESM
+ * build's instanceof checks refuse outside production. Variables are checked with its own build.
+ */
+const { getVariableValues } = createRequire(import.meta.url)('graphql') as typeof import('graphql');
+
+/** Start resolving every token the plan will need, all at once, before the first fetch goes out. */
+function prefetchTokens(context: Partial<GatewayContext>, services: readonly string[]): void {
+  // Failures surface at each subgraph's fetch; here they must not become unhandled rejections.
+  context.tokens?.loadMany([...services]).catch(() => {});
 }
 
 /** Query plans are cached and reused by the gateway: walk each one once. */
 const servicesOfPlan = new WeakMap<object, readonly string[]>();
 
-/** Start resolving every token the plan will need, all at once, before the first fetch goes out. */
-const prefetchTokens: Experimental_DidResolveQueryPlanCallback = ({ queryPlan, requestContext }) => {
-  const context = requestContext.context as Partial<GatewayContext>;
-  if (!context.tokens) return;
+function servicesOf(queryPlan: { readonly node?: unknown }): readonly string[] {
   let names = servicesOfPlan.get(queryPlan);
-  if (!names) servicesOfPlan.set(queryPlan, (names = [...serviceNamesOf(queryPlan.node, new Set())]));
-  // Failures surface at each subgraph's fetch; here they must not become unhandled rejections.
-  context.tokens.loadMany([...names]).catch(() => {});
-};
+  if (!names) servicesOfPlan.set(queryPlan, (names = [...serviceNamesOf(queryPlan.node)]));
+  return names;
+}
 
 export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   // The gateway reports telemetry to an outside host unless told not to; we never do.
@@ -74,15 +93,37 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const http = createSubgraphHttpClient({ timeoutMs: deps.subgraphTimeoutMs });
   // Read per request: a reload may change a binding without changing the schema.
   const bindingOf = (name: string): SubgraphBinding | null => deps.supergraph.binding(name);
+  const prepared = new PreparedOperations();
+  // What the gateway built for each subgraph, for plans executed outside it.
+  const dataSources: Record<string, SubgraphDataSource> = Object.create(null);
 
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     buildService: ({ name, url }) =>
-      new AuthorizingDataSource({ name, url: url!, fetcher: http.fetcher, header: () => bindingOf(name)?.header ?? null }),
-    experimental_didResolveQueryPlan: prefetchTokens,
+      (dataSources[name] = new SubgraphDataSource({ name, url: url!, http, header: () => bindingOf(name)?.header ?? null })),
+    experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
+      const services = servicesOf(queryPlan);
+      prefetchTokens(requestContext.context as Partial<GatewayContext>, services);
+      const { query, operationName } = requestContext.request;
+      if (query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext, services);
+    },
     serviceHealthCheck: false,
     logger: deps.logger,
   });
+  gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => prepared.schemaChanged(apiSchema, coreSupergraphSdl));
+  const formatError = createErrorFormatter(deps.logger);
+  const onErrors = deps.onErrors ?? (() => {});
+  const errorsObserver: ApolloServerPlugin<GatewayContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response }) {
+          // Formatted by now: the codes are the ones the caller sees.
+          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
+          if (errors) onErrors(errors);
+        },
+      };
+    },
+  };
 
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -94,14 +135,14 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     parseOptions: GRAPHQL_PARSE_OPTIONS,
     validationRules: graphqlLimitRules(),
     includeStacktraceInErrorResponses: false,
-    formatError: createErrorFormatter(deps.logger),
+    formatError,
     plugins: [
       storableTextPlugin<GatewayContext>(),
       plannerRefusalPlugin<GatewayContext>(),
       ApolloServerPluginUsageReportingDisabled(),
       ApolloServerPluginSchemaReportingDisabled(),
       deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
-      ...(deps.plugins ?? []),
+      errorsObserver,
     ],
   });
 
@@ -158,27 +199,58 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
   }
 
+  function contextFor(caller: Caller | null): GatewayContext {
+    // The DataLoader asks for a key on every load and resolves each batch once: plan once per name.
+    const planned = new Map<string, Planned>();
+    const planOf = (name: string): Planned => {
+      if (!planned.has(name)) planned.set(name, plan(name, caller));
+      return planned.get(name)!;
+    };
+    return {
+      tokens: new DataLoader<string, AccessToken | null, string>(
+        (names) => Promise.all(names.map((name) => tokenFor(name, planOf(name)).catch((e: unknown) => asGatewayError(e)))),
+        { cacheKeyFn: (name) => resolutionKey(name, planOf(name)) },
+      ),
+    };
+  }
+
   return {
     apollo,
     async context(req) {
-      let caller: Caller | null;
       try {
-        caller = await deps.verifier.verifyBearer(req.headers.authorization);
+        return contextFor(await deps.verifier.verifyBearer(req.headers.authorization));
       } catch (e) {
         throw toRequestError(asGatewayError(e));
       }
-      // The DataLoader asks for a key on every load and resolves each batch once: plan once per name.
-      const planned = new Map<string, Planned>();
-      const planOf = (name: string): Planned => {
-        if (!planned.has(name)) planned.set(name, plan(name, caller));
-        return planned.get(name)!;
-      };
-      return {
-        tokens: new DataLoader<string, AccessToken | null, string>(
-          (names) => Promise.all(names.map((name) => tokenFor(name, planOf(name)).catch((e: unknown) => asGatewayError(e)))),
-          { cacheKeyFn: (name) => resolutionKey(name, planOf(name)) },
-        ),
-      };
+    },
+    async executePrepared(post, authorization) {
+      const operation = prepared.lookup(post.query, post.operationName);
+      const schemas = prepared.schemas;
+      if (!operation || !schemas) return null;
+      const variables = post.variables ?? {};
+      const definitions = operation.operationContext.operation.variableDefinitions ?? [];
+      if (definitions.length > 0 && getVariableValues(schemas.api, definitions, variables).errors) return null;
+      if (unstorableVariable(variables) !== null) return null;
+      let caller: Caller | null;
+      try {
+        caller = await deps.verifier.verifyBearer(authorization);
+      } catch {
+        return null;
+      }
+      const context = contextFor(caller);
+      prefetchTokens(context, operation.services);
+      const requestContext = {
+        request: { query: post.query, operationName: post.operationName ?? undefined, variables },
+        context,
+        logger: deps.logger,
+        metrics: {},
+      } as unknown as RequestContext;
+      const result = await executeQueryPlan(operation.queryPlan, dataSources, requestContext, operation.operationContext, schemas.supergraph, schemas.apiForPlans);
+      const formatted = result.errors ? formatExecutionErrors(result.errors, formatError) : null;
+      if (formatted) onErrors(formatted.errors);
+      // Apollo's field order: errors, data, extensions.
+      const body = { ...(formatted && { errors: formatted.errors }), data: result.data, ...(result.extensions && { extensions: result.extensions }) };
+      return { status: formatted?.status ?? 200, body: `${JSON.stringify(body)}\n` };
     },
     async stop() {
       await apollo.stop();

@@ -54,3 +54,32 @@ export function createErrorFormatter(logger: Logger) {
     return { ...formatted, message, extensions: { code, ...(typeof serviceName === 'string' && { serviceName }) } };
   };
 }
+
+type ErrorFormatter = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+
+function isHttpHead(value: unknown): value is { status?: number } {
+  return typeof value === 'object' && value !== null && (!('status' in value) || typeof value.status === 'number');
+}
+
+/**
+ * What Apollo Server does to an execution's errors before answering (its errorNormalize), for the
+ * answers that do not go through it: a default code, `extensions.http` lifted into the status,
+ * then `formatError`. A formatter that throws yields the masked internal error, as there.
+ */
+export function formatExecutionErrors(errors: readonly unknown[], formatError: ErrorFormatter): { errors: GraphQLFormattedError[]; status: number | null } {
+  let status: number | null = null;
+  const formatted = errors.map((error) => {
+    const graphqlError = error instanceof GraphQLError ? error : new GraphQLError(error instanceof Error ? error.message : `Unexpected error value: ${String(error)}`, { originalError: error instanceof Error ? error : undefined });
+    const extensions: Record<string, unknown> = { ...graphqlError.extensions, code: graphqlError.extensions['code'] ?? 'INTERNAL_SERVER_ERROR' };
+    if (isHttpHead(extensions['http'])) {
+      status = extensions['http'].status ?? status;
+      delete extensions['http'];
+    }
+    try {
+      return formatError({ ...graphqlError.toJSON(), extensions }, error);
+    } catch {
+      return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+    }
+  });
+  return { errors: formatted, status };
+}

@@ -192,7 +192,7 @@ const UNSTORABLE_TEXT = /\u0000|\p{Cs}/u;
 const UNSTORABLE_MESSAGE = 'contains U+0000 or an unpaired surrogate, which no text field accepts';
 
 /** The variable path holding an unstorable string (or key); walked without recursion. */
-function unstorableVariable(variables: Readonly<Record<string, unknown>>): string | null {
+export function unstorableVariable(variables: Readonly<Record<string, unknown>>): string | null {
   if (Object.keys(variables).some((name) => UNSTORABLE_TEXT.test(name))) return 'variables';
   const pending: [unknown, string][] = Object.entries(variables).map(([name, value]) => [value, `$${name}`]);
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {

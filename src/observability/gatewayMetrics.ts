@@ -20,6 +20,8 @@ export interface GatewayMetrics {
   readonly subgraphErrors: Counter;
   /** {route: the route's pattern, status} */
   readonly httpRequests: Counter;
+  /** {pipeline: prepared | full} */
+  readonly graphqlOperations: Counter;
 }
 
 export function createGatewayMetrics(registry: MetricsRegistry = new MetricsRegistry()): GatewayMetrics {
@@ -32,6 +34,11 @@ export function createGatewayMetrics(registry: MetricsRegistry = new MetricsRegi
     tokenUses: registry.counter('cg_token_uses_total', 'Token access decisions (federated subgraph calls and the token endpoint), by outcome.', ['outcome']),
     subgraphErrors: registry.counter('cg_subgraph_errors_total', 'GraphQL errors in federated responses, by subgraph and error code.', ['subgraph', 'code']),
     httpRequests: registry.counter('cg_http_requests_total', 'HTTP requests answered, by route pattern and status code.', ['route', 'status']),
+    graphqlOperations: registry.counter(
+      'cg_graphql_operations_total',
+      'Requests to /graphql, by the pipeline that answered: prepared (an operation planned before) or full (Apollo Server).',
+      ['pipeline'],
+    ),
   });
 }
 

@@ -1,10 +1,9 @@
 /**
- * An Apollo Server plugin for the federated graph: counts the errors of each response by the
+ * For the federated graph: counts the errors of each response by the
  * subgraph they came from (`extensions.serviceName`, set by the gateway) and their code. Subgraphs
  * may answer with codes of their own choosing; outside the known set they are counted as OTHER so
  * a subgraph cannot grow the metric without bound.
  */
-import type { ApolloServerPlugin, BaseContext, GraphQLRequestListener } from '@apollo/server';
 import { ApolloServerErrorCode } from '@apollo/server/errors';
 import type { GraphQLFormattedError } from 'graphql';
 import { MANAGEMENT_CODES, RUNTIME_CODES } from '../errors.js';
@@ -35,15 +34,4 @@ export function countSubgraphErrors(errors: readonly GraphQLFormattedError[], op
     const code = error.extensions?.['code'];
     options.counter.inc({ subgraph, code: typeof code === 'string' && KNOWN_ERROR_CODES.has(code) ? code : OTHER_ERROR_CODE });
   }
-}
-
-export function subgraphErrorsPlugin<TContext extends BaseContext>(options: SubgraphErrorsOptions): ApolloServerPlugin<TContext> {
-  const listener: GraphQLRequestListener<TContext> = {
-    async willSendResponse({ response }) {
-      // Errors are formatted by now: the codes are the ones the caller sees.
-      const errors = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
-      if (errors) countSubgraphErrors(errors, options);
-    },
-  };
-  return { requestDidStart: async () => listener };
 }

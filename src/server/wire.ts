@@ -36,11 +36,12 @@ import { createGatewayMetrics, observeSupergraph } from '../observability/gatewa
 import { countResponses } from '../observability/http.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observability/metrics.js';
 import { checkReadiness } from '../observability/readiness.js';
-import { subgraphErrorsPlugin } from '../observability/subgraphErrors.js';
+import { countSubgraphErrors } from '../observability/subgraphErrors.js';
 import { createObservedTokenEvents } from '../observability/tokenEvents.js';
 import { CONSENT_DONE_PATH, consentDonePage } from './donePage.js';
 import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
+import { federatedGraphHandler } from './gatewayHttp.js';
 import { redirect, sendJson } from './httpUtil.js';
 import { createRouter, type Route } from './router.js';
 
@@ -231,7 +232,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         exploration: config.server.exploration,
         subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
         logger,
-        plugins: [subgraphErrorsPlugin({ counter: metrics.subgraphErrors, isSubgraph: (name) => findSubgraph(source.current(), name) !== undefined })],
+        onErrors: (errors) => countSubgraphErrors(errors, { counter: metrics.subgraphErrors, isSubgraph: (name) => findSubgraph(source.current(), name) !== undefined }),
       });
       await graph.apollo.start();
       const started = graph;
@@ -285,7 +286,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       },
       { methods: ['GET'], path: CONSENT_DONE_PATH, handler: consentDonePage },
       { methods: ['GET'], path: '/tokens/:providerId/:connectionId', handler: tokenEndpoint({ verifier, resolver }) },
-      ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: apolloHandler(graph.apollo, (req) => graph!.context(req)) }] : []),
+      ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: federatedGraphHandler(graph, metrics.graphqlOperations) }] : []),
       { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
     ];
     server.on('request', createRouter(routes.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
