@@ -56,7 +56,7 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
       ok: false,
       status: 'NOT_CONNECTED',
       tokenExpiresAt: null,
-      error: { code: 'CONNECTION_NOT_CONNECTED', message: "connection 'alice' needs consent first" },
+      error: { code: 'CONNECTION_NOT_CONNECTED', message: "connection 'alice' of provider 'oidc-01' needs consent first" },
     });
   });
 

@@ -432,6 +432,15 @@ export class SqlStore implements Store {
 
   async listAccessPolicies(keys: readonly ConnectionKey[]): Promise<AccessPolicyRecord[][]> {
     if (keys.length === 0) return [];
+    // One key (every token resolution): plain equality, which PostgreSQL's planner always answers
+    // from the primary key; for a key list it guesses 100 rows and, on a small table, scans it.
+    if (keys.length === 1) {
+      const [key] = keys as [ConnectionKey];
+      const { rows } = await this.#db.run(
+        sql`SELECT ${POLICY_COLUMNS} FROM access_policies WHERE provider_id = ${key.providerId} AND connection_id = ${key.connectionId} ORDER BY id`,
+      );
+      return [rows.map(toPolicy)];
+    }
     const { rows } = await this.#db.run(
       sql`SELECT ${POLICY_COLUMNS} FROM access_policies
         WHERE (provider_id, connection_id) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})

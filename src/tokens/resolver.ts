@@ -7,7 +7,7 @@
  * stale, so a read that began before the change is served but never cached. A read is not made
  * stale by the token write of its own renewal: that write is what it returns.
  */
-import type { AccessPolicyRecord } from '../domain/model.js';
+import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
@@ -60,6 +60,8 @@ interface Pending {
 /** One shared cache-miss read: the connection's policies, then (for an allowed caller) its token. */
 interface Load extends Pending {
   readonly policies: Promise<readonly AccessPolicyRecord[]>;
+  /** Read beside the policies, not after them: a store hit costs one round trip, not two. Opened only for an allowed caller. */
+  readonly connection: Promise<ConnectionRecord | null>;
   token: Promise<AccessToken> | null;
   users: number;
 }
@@ -145,13 +147,13 @@ export class TokenResolver {
       if (!isAllowed(policies, request.principal)) {
         if (policies.length > 0) throw this.#denied(key);
         // No policy at all: most often no connection yet.
-        const connection = await this.#deps.registry.store.getConnection(key);
+        const connection = await load.connection;
         if (connection) throw this.#denied(key);
         if (request.delegated && request.principal.kind === 'caller') return await this.#createForCaller(request);
         throw connectionNotFound(key);
       }
       try {
-        load.token ??= this.#deps.tokens.get(key, { cause: load });
+        load.token ??= this.#deps.tokens.get(key, { cause: load, connection: load.connection });
         const token = await load.token;
         if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
         return token;
@@ -172,13 +174,17 @@ export class TokenResolver {
       return current;
     }
     this.#deps.limiter.take(cacheKey);
+    const { store } = this.#deps.registry;
     const load: Load = {
       cacheKey,
       stale: false,
       users: 1,
       token: null,
-      policies: this.#deps.registry.store.listAccessPolicies([key]).then(([policies = []]) => Object.freeze(policies)),
+      policies: store.listAccessPolicies([key]).then(([policies = []]) => Object.freeze(policies)),
+      connection: store.getConnection(key),
     };
+    // A refused caller never awaits it: its failure must not become an unhandled rejection.
+    load.connection.catch(() => {});
     this.#loads.set(cacheKey, load);
     this.#pending.add(load);
     return load;

@@ -58,6 +58,8 @@ export interface GetOptions {
    * caller's own read is not taken for stale by its own write (see ChangeFeed).
    */
   readonly cause?: unknown;
+  /** The connection as already being read by the caller (started beside its policy read), instead of a read of our own. */
+  readonly connection?: Promise<ConnectionRecord | null>;
 }
 
 /** What callers get: never a refresh token. */
@@ -95,7 +97,8 @@ export function connectionNotFound(key: ConnectionKey): GatewayError {
   return new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
 }
 
-const needsConsent = (connectionId: string) => new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connectionId}' needs consent first`);
+const needsConsent = (connection: { readonly id: string; readonly providerId: string }) =>
+  new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' of provider '${connection.providerId}' needs consent first`);
 
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
   return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
@@ -115,7 +118,7 @@ export class TokenSource {
       force: options.forceRefresh === true,
       minValidityMs: Math.max(this.#deps.refreshSkewMs, options.minValidityMs ?? 0),
     };
-    const connection = await this.#connection(key);
+    const connection = await this.#connection(key, options.connection);
     const current = this.#usableTokens(connection);
     if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
     const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) => this.#renew(key, wanted, flight));
@@ -165,8 +168,8 @@ export class TokenSource {
     return { ok, state: after.state, tokenExpiresAt: after.tokenExpiresAt, error };
   }
 
-  async #connection(key: ConnectionKey): Promise<ConnectionRecord> {
-    const connection = await this.#deps.store.getConnection(key);
+  async #connection(key: ConnectionKey, read?: Promise<ConnectionRecord | null>): Promise<ConnectionRecord> {
+    const connection = await (read ?? this.#deps.store.getConnection(key));
     if (!connection) throw connectionNotFound(key);
     return connection;
   }
@@ -176,7 +179,7 @@ export class TokenSource {
     const state = connection.state;
     switch (state.status) {
       case 'NOT_CONNECTED':
-        throw needsConsent(connection.id);
+        throw needsConsent(connection);
       case 'ERROR':
         if (state.error.code === 'REAUTHORIZATION_REQUIRED')
           throw new GatewayError('REAUTHORIZATION_REQUIRED', `connection '${connection.id}' must be authorized again`);
@@ -243,7 +246,7 @@ export class TokenSource {
       const client = resolveClient(envelope, provider, this.#deps, connection);
       next = tokenSetFrom(await this.#timed(key, 'client_credentials', flight, () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
     } else {
-      if (!current) throw needsConsent(connection.id);
+      if (!current) throw needsConsent(connection);
       if (current.refreshToken === null) {
         // Nothing to refresh with (e.g. never-expiring tokens): serve what is still valid.
         if (this.#notExpired(current)) return accessTokenOf(current, connection.lastRefreshedAt);
@@ -271,7 +274,7 @@ export class TokenSource {
     // A consent landed meanwhile: its tokens win; ours (already rotated) are the older grant.
     const latest = await this.#connection(key);
     const tokens = this.#usableTokens(latest);
-    if (!tokens) throw needsConsent(connection.id);
+    if (!tokens) throw needsConsent(connection);
     return accessTokenOf(tokens, latest.lastRefreshedAt);
   }
 
