@@ -4,13 +4,12 @@
  * the query plan needs is resolved concurrently through one per-request DataLoader.
  */
 import type { IncomingMessage } from 'node:http';
-import { createRequire } from 'node:module';
 import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import DataLoader from 'dataloader';
-import type { GraphQLFormattedError } from 'graphql';
+import { getVariableValues, type GraphQLFormattedError } from 'graphql';
 import { asGatewayError, GatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { JwtVerifier } from '../identity/jwt.js';
@@ -65,12 +64,6 @@ export interface FederatedGraph {
 }
 
 type RequestContext = Parameters<typeof executeQueryPlan>[2];
-
-/**
- * Apollo Gateway is CommonJS: its schemas are instances of graphql's CommonJS build, which the ESM
- * build's instanceof checks refuse outside production. Variables are checked with its own build.
- */
-const { getVariableValues } = createRequire(import.meta.url)('graphql') as typeof import('graphql');
 
 /** Start resolving every token the plan will need, all at once, before the first fetch goes out. */
 function prefetchTokens(context: Partial<GatewayContext>, services: readonly string[]): void {
