@@ -167,6 +167,8 @@ describe('prepared operations', () => {
     const apq = await counted(() => post({ query, extensions: { persistedQuery: { version: 1, sha256Hash } } }, asAlice()));
     expect(apq).toMatchObject({ prepared: 0, full: 1 });
     expect(apq.result.body).toEqual({ data: { viewer: { login: 'alice' } } });
+    const wrongHash = await post({ query, extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } } }, asAlice());
+    expect(wrongHash).toMatchObject({ status: 400, body: { errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }] } });
     const get = await counted(() => fetch(`${s.t.url}/graphql?query=${encodeURIComponent(query)}`, { headers: { ...asAlice(), 'apollo-require-preflight': '1' } }));
     expect(get).toMatchObject({ prepared: 0, full: 1 });
     expect(await get.result.json()).toEqual({ data: { viewer: { login: 'alice' } } });

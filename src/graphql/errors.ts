@@ -29,6 +29,13 @@ export function scrubVariableError(message: string): string {
   return `Variable "${variable[1]}" got an invalid value${at ? ` at "${at[1]}"` : ''}.${safe}`;
 }
 
+function isApolloRequestRefusal(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.extensions['code'] !== undefined || error.originalError !== undefined) return false;
+  const http = error.extensions['http'];
+  const status = typeof http === 'object' && http !== null && 'status' in http ? http.status : undefined;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 export function createErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const unwrapped = unwrapResolverError(error);
@@ -45,6 +52,9 @@ export function createErrorFormatter(logger: Logger) {
       };
     }
     const code = formatted.extensions?.['code'];
+    // Apollo refuses some requests (a persisted query whose hash does not match its text) with a
+    // 4xx status and no code: the request is at fault, not the server.
+    if (code === 'INTERNAL_SERVER_ERROR' && isApolloRequestRefusal(unwrapped)) return { message: formatted.message, extensions: { code: 'BAD_REQUEST' } };
     if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
       logger.error({ err: original }, 'unexpected error in resolver');
       return { message: 'Internal server error', locations: formatted.locations, path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
