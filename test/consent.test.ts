@@ -199,3 +199,40 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     for (const secret of seenSecrets) for (const bytes of files) expect(bytes.includes(Buffer.from(secret))).toBe(false);
   });
 });
+
+describe('client configurations of changed and deleted providers', () => {
+  it("drops a deleted provider's cached client configuration (it holds the client secret): the same provider created again discovers afresh", async () => {
+    const auth = await startAuthServer({ accessTokenTtlSeconds: 60 });
+    const t = await startTestApp();
+    try {
+      const create = async () => {
+        const created = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
+          input: oidcProviderInput('oidc-02', auth),
+        });
+        expect(created.body.errors).toBeUndefined();
+      };
+      /** Opens a fresh login link: the gateway builds an authorization request, discovering if it must. */
+      const openLoginLink = async (connectionId: string) => {
+        const made = await t.admin(`mutation { createConnection(providerId: "oidc-02", input: { id: "${connectionId}" }) { status } }`);
+        expect(made.body.errors).toBeUndefined();
+        const res = await t.admin(LOGIN_LINK, { p: 'oidc-02', c: connectionId, r: `${t.url}/done` });
+        const opened = await fetch(res.body.data.createLoginLink.url, { redirect: 'manual' });
+        expect(opened.status).toBe(302);
+        expect(opened.headers.get('location')).toMatch(new RegExp(`^${auth.issuer}`));
+      };
+      await create();
+      const before = auth.counts.discovery;
+      await openLoginLink('alice');
+      await openLoginLink('bob');
+      expect(auth.counts.discovery).toBe(before + 1);
+      const deleted = await t.admin(`mutation { deleteCredentialProvider(id: "oidc-02") }`);
+      expect(deleted.body.data.deleteCredentialProvider).toBe(true);
+      await create();
+      await openLoginLink('alice');
+      expect(auth.counts.discovery).toBe(before + 2);
+    } finally {
+      await t.close();
+      await auth.close();
+    }
+  });
+});

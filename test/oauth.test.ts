@@ -179,7 +179,7 @@ describe('authorization request', () => {
 });
 
 describe('configuration cache', () => {
-  it('discovers once per cache key and again after a change or forget()', async () => {
+  it('discovers once per cache key and again after a change or forgetWhere()', async () => {
     const cfg = webConfig();
     const before = as.counts.discovery;
     await Promise.all([1, 2, 3].map((n) => client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: `s${n}` })));
@@ -188,8 +188,11 @@ describe('configuration cache', () => {
     await client.authorizationRequest({ ...cfg, clientSecret: 'rotated' }, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
     expect(as.counts.discovery).toBe(before + 2);
 
-    client.forget(cfg.cacheKey);
-    await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
+    client.forgetWhere((key) => key === `${cfg.cacheKey}/elsewhere`);
+    await client.authorizationRequest({ ...cfg, clientSecret: 'rotated' }, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
+    expect(as.counts.discovery).toBe(before + 2);
+    client.forgetWhere((key) => key === cfg.cacheKey);
+    await client.authorizationRequest({ ...cfg, clientSecret: 'rotated' }, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
     expect(as.counts.discovery).toBe(before + 3);
   });
 

@@ -94,9 +94,12 @@ export class OAuthClient {
     this.#configurations = new LRUCache({ max: CONFIGURATION_CACHE_MAX_ENTRIES, ttl: CONFIGURATION_TTL_MS });
   }
 
-  /** Drops the cached Configuration of a client that was deleted or must be rediscovered. */
-  forget(cacheKey: string): void {
-    this.#configurations.delete(cacheKey);
+  /**
+   * Drops the cached Configurations whose cache key `matches`: clients that were deleted (their
+   * Configuration holds the client secret) or must be rediscovered.
+   */
+  forgetWhere(matches: (cacheKey: string) => boolean): void {
+    for (const cacheKey of [...this.#configurations.keys()]) if (matches(cacheKey)) this.#configurations.delete(cacheKey);
   }
 
   async authorizationRequest(cfg: OAuthClientConfig, params: AuthorizationRequestParams): Promise<AuthorizationRequest> {

@@ -33,7 +33,7 @@ export interface OAuthClientConfig {
   /**
    * Identifies the cached openid-client `Configuration` (for example `provider:github-01`).
    * A changed config under the same key is detected and rebuilt, so a version in the key is
-   * not needed; `OAuthClient.forget(cacheKey)` drops an entry whose owner was deleted.
+   * not needed; `OAuthClient.forgetWhere` drops entries whose owner was deleted.
    */
   readonly cacheKey: string;
   /** Issuer identifier: OIDC discovery and the `iss` the ID token must carry. */

@@ -23,6 +23,7 @@ import type { RegistryDeps } from '../registry/deps.js';
 import { openStore } from '../store/open.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { TokenCache } from '../tokens/cache.js';
+import { isClientOfProvider } from '../tokens/clientConfig.js';
 import { teeTokenEvents, type TokenEvents } from '../tokens/events.js';
 import { ProactiveRefresher } from '../tokens/refresher.js';
 import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
@@ -172,11 +173,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
     await options.seed?.(registry);
     const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
+    const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    // A provider changed or deleted (on any replica): its cached client configurations, which hold
+    // its client secret, go; they are rebuilt on next use if it still exists.
+    registry.changes.subscribe((event) => {
+      if (event === null || event.connectionId !== undefined) return;
+      for (const client of [oauth, renewalOAuth]) client.forgetWhere(isClientOfProvider(event.providerId));
+    });
     const tokens = new TokenSource({
       store,
       envelope,
-      // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
-      oauth: new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp: config.oauth.allowInsecureHttp }),
+      oauth: renewalOAuth,
       callerTimeoutMs: config.oauth.timeoutMs,
       now,
       logger,

@@ -18,6 +18,14 @@ export interface ClientOptions {
   readonly allowInsecureHttp: boolean;
 }
 
+const providerClientKey = (providerId: string): string => `provider:${providerId}`;
+
+/** Matches the OAuth client cache keys of a provider and of its connections' own clients. */
+export function isClientOfProvider(providerId: string): (cacheKey: string) => boolean {
+  const key = providerClientKey(providerId);
+  return (cacheKey) => cacheKey === key || cacheKey.startsWith(`${key}/`);
+}
+
 export function resolveClient(
   envelope: Envelope,
   provider: ProviderRecord,
@@ -38,7 +46,7 @@ export function resolveClient(
   return {
     scopes: effectiveScopes(entry, provider),
     config: {
-      cacheKey: own ? `provider:${provider.id}/connection:${own.id}` : `provider:${provider.id}`,
+      cacheKey: own ? `${providerClientKey(provider.id)}/connection:${own.id}` : providerClientKey(provider.id),
       issuer: endpoints.issuer,
       discoveryUrl: endpoints.discoveryUrl,
       authorizationUrl: endpoints.authorizationUrl,
