@@ -3,7 +3,7 @@
  *
  *   - `TokenResolver.resolve` answered from the token cache;
  *   - opening (decrypting) one stored token set alone, the crypto share of a store hit;
- *   - the same with the cache off: access policies, connection and provider read from the store
+ *   - the same with the cache off: access policies and connection read from the store (at once)
  *     and the token set decrypted, on SQLite and on PostgreSQL (its own schema, dropped after);
  *   - one admin page over the GraphQL admin API: `credentialProviders(first: 50)` with each
  *     provider's connections and their access policies (HTTP, as an admin console would ask).

@@ -70,7 +70,9 @@ export async function recordPostgres(fn: () => Promise<unknown>): Promise<Record
   const proto = (storeRequire('pg') as { Client: { prototype: { query: (...args: unknown[]) => unknown } } }).Client.prototype;
   const query = proto.query;
   proto.query = function (this: unknown, ...args: unknown[]) {
-    const [text, values] = args;
+    // The store sends a query config ({ text, values, name }: a named prepared statement).
+    const [first, second] = args;
+    const { text, values } = typeof first === 'object' && first !== null ? (first as { text?: unknown; values?: unknown }) : { text: first, values: second };
     if (typeof text === 'string' && Array.isArray(values) && /^\s*SELECT\b/i.test(text)) recorded.push({ text, values: [...values] });
     return query.apply(this, args);
   };

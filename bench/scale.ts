@@ -1,6 +1,6 @@
 /**
- * Lookups at scale: `TokenResolver.resolve` with the cache off (access policies, connection and
- * provider read from the store, the token set decrypted) against a store of 1,000 connections and
+ * Lookups at scale: `TokenResolver.resolve` with the cache off (access policies and connection
+ * read from the store at once, the token set decrypted) against a store of 1,000 connections and
  * one of 1,000,000, on SQLite and on PostgreSQL. A lookup that stays on the index costs about the
  * same at both sizes (one or two more B-tree levels); the target is a ratio 1M / 1k of at most 1.5.
  * Also the query plans of one lookup at the large size, as the databases explain them.
@@ -216,7 +216,7 @@ function shortStatement(statement: string): string {
 
 export function formatScale(r: ScaleResults): string {
   const lines = [
-    `Lookups at scale: TokenResolver.resolve, cache off (policies, connection, provider read; token set decrypted), ` +
+    `Lookups at scale: TokenResolver.resolve, cache off (policies and connection read at once; token set decrypted), ` +
       `${r.targets} connections spread over the key space, sizes interleaved; other load meanwhile, PostgreSQL's own work included: ` +
       `${r.otherCpuPercent === null ? 'n/a' : `${r.otherCpuPercent.toFixed(0)} %`}`,
   ];
