@@ -9,7 +9,7 @@ import type DataLoader from 'dataloader';
 import { GraphQLError } from 'graphql';
 import { asGatewayError, toGraphQLExtensions } from '../errors.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
-import type { SubgraphHttpClient } from './httpClient.js';
+import { MAX_SUBGRAPH_RESPONSE_BYTES, SubgraphResponseTooLarge, type SubgraphHttpClient } from './httpClient.js';
 
 export interface GatewayContext {
   /** Per request: the token each subgraph needs, resolved once per binding (keyed by subgraph name). */
@@ -52,8 +52,8 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
     let res;
     try {
       res = await this.#http.post(this.#url, headers, JSON.stringify({ query, variables, operationName }));
-    } catch {
-      throw this.#failure('could not be reached or did not answer in time');
+    } catch (e) {
+      throw this.#failure(e instanceof SubgraphResponseTooLarge ? `answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes` : 'could not be reached or did not answer in time');
     }
     if (res.status < 200 || res.status > 299) throw this.#failure(`answered HTTP ${res.status}`);
     let body: unknown;

@@ -10,6 +10,15 @@ type Fetcher = NonNullable<NonNullable<ConstructorParameters<typeof RemoteGraphQ
 
 const KEEP_ALIVE_MS = 30_000;
 const CONNECTIONS_PER_ORIGIN = 128;
+/** A subgraph answer larger than this is cut off and refused: one bad answer must not exhaust memory. */
+export const MAX_SUBGRAPH_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** The subgraph's answer was cut off at MAX_SUBGRAPH_RESPONSE_BYTES. */
+export class SubgraphResponseTooLarge extends Error {
+  constructor() {
+    super(`subgraph answer exceeds ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes`);
+  }
+}
 
 export interface SubgraphHttpResponse {
   readonly status: number;
@@ -18,7 +27,7 @@ export interface SubgraphHttpResponse {
 }
 
 export interface SubgraphHttpClient {
-  /** One POST; rejects when the subgraph cannot be reached or does not answer in time. */
+  /** One POST; rejects when the subgraph cannot be reached, does not answer in time, or answers too much (SubgraphResponseTooLarge). */
   post(url: URL, headers: Readonly<Record<string, string>>, body: string): Promise<SubgraphHttpResponse>;
   /** The same pool as a fetch function, for stock Apollo's data source (the bench's case b'). */
   readonly fetcher: Fetcher;
@@ -39,10 +48,20 @@ export function createSubgraphHttpClient(options: { timeoutMs: number }): Subgra
     async post(url, headers, body) {
       const res = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body });
       const contentType = res.headers['content-type'];
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > MAX_SUBGRAPH_RESPONSE_BYTES) {
+          res.body.destroy();
+          throw new SubgraphResponseTooLarge();
+        }
+        chunks.push(chunk);
+      }
       return {
         status: res.statusCode,
         contentType: typeof contentType === 'string' ? contentType : null,
-        body: await res.body.text(),
+        body: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'),
       };
     },
     close: () => agent.close(),
