@@ -3,6 +3,7 @@
  * fetch hook, before openid-client validates the body, so that openid-client sees an RFC 6749
  * response; `toTokenResult` turns what openid-client returns into the stored shape.
  */
+import { decodeJwt } from 'jose';
 import type { TokenEndpointResponse, TokenEndpointResponseHelpers } from 'openid-client';
 import type { OAuthQuirks, TokenResult } from './types.js';
 
@@ -100,8 +101,30 @@ function canonicalTokenType(tokenType: string): string {
   return tokenType === 'dpop' ? 'DPoP' : 'Bearer';
 }
 
-function expiresAtOf(expiresInSeconds: unknown, quirks: OAuthQuirks, nowMs: number): number | null {
+/** A JWT access token's `exp` further out than this is not believed (a year and a month). */
+const MAX_JWT_ACCESS_TOKEN_LIFETIME_MS = 400 * 24 * 3600 * 1000;
+
+/**
+ * The `exp` of a JWT access token, read without verifying it (the gateway is not its audience and
+ * only decides when to renew by it); null for an opaque token or an `exp` not in the near future.
+ */
+function jwtExpiresAt(accessToken: string, nowMs: number): number | null {
+  let exp: unknown;
+  try {
+    exp = decodeJwt(accessToken).exp;
+  } catch {
+    return null;
+  }
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return null;
+  const ms = exp * 1000;
+  return ms > nowMs && ms - nowMs <= MAX_JWT_ACCESS_TOKEN_LIFETIME_MS ? ms : null;
+}
+
+/** `expires_in`; without it, a JWT access token's own `exp`; then the catalog's assumption. */
+function expiresAtOf(expiresInSeconds: unknown, accessToken: string, quirks: OAuthQuirks, nowMs: number): number | null {
   if (typeof expiresInSeconds === 'number' && expiresInSeconds > 0) return nowMs + expiresInSeconds * 1000;
+  const fromJwt = jwtExpiresAt(accessToken, nowMs);
+  if (fromJwt !== null) return fromJwt;
   if (quirks.tokensNeverExpire) return null;
   return quirks.defaultTokenLifetimeSeconds === null ? null : nowMs + quirks.defaultTokenLifetimeSeconds * 1000;
 }
@@ -129,7 +152,7 @@ export function toTokenResult(
     accessToken: response.access_token,
     refreshToken: typeof response.refresh_token === 'string' && response.refresh_token !== '' ? response.refresh_token : null,
     tokenType: canonicalTokenType(response.token_type),
-    expiresAt: expiresAtOf(response.expires_in, quirks, nowMs),
+    expiresAt: expiresAtOf(response.expires_in, response.access_token, quirks, nowMs),
     scope: typeof response.scope === 'string' ? response.scope : null,
     idTokenClaims: claims === undefined ? null : Object.freeze({ ...claims }),
     extra: Object.freeze(keptFields(response, quirks)),

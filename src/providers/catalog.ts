@@ -89,7 +89,10 @@ export interface IdentityProviderEntry {
   readonly docsUrl: string | null;
 }
 
-/** Tokens without `expires_in` are refreshed after an hour: short enough to be safe, long enough to be cheap. */
+/**
+ * Opaque tokens without `expires_in` are refreshed after an hour: short enough to be safe, long
+ * enough to be cheap. (A JWT access token without `expires_in` is renewed by its own `exp`.)
+ */
 const ASSUMED_TOKEN_LIFETIME_SECONDS = 3600;
 
 const STANDARD_QUIRKS: Quirks = {
