@@ -12,7 +12,7 @@ import { MAX_SUBGRAPH_RESPONSE_BYTES } from '../src/gateway/httpClient.js';
 import { consentToAll } from './support/backends.js';
 import { startStage, type Stage } from './support/federation.js';
 
-type Fault = 'none' | 'html' | 'jsonArray' | 'http502' | 'huge' | 'reset';
+type Fault = 'none' | 'html' | 'jsonArray' | 'http502' | 'huge' | 'reset' | 'nullForNonNull';
 
 const QUERY = `{ githubTokenInfo { subject } graphTokenInfo { subject } }`;
 const SECRET_IN_BODY = 'internal-stack-trace-with-db-password-hunter2';
@@ -53,6 +53,10 @@ async function startFaultyProxy(target: () => string): Promise<{ url: string; fa
         }
         case 'reset':
           req.socket.destroy();
+          return;
+        case 'nullForNonNull':
+          // `subject: String!` answered null: a subgraph breaking its own schema.
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { githubTokenInfo: { subject: null } } }));
           return;
         case 'none': {
           const upstream = new URL(target());
@@ -128,5 +132,17 @@ describe('a subgraph that misbehaves', () => {
     }
     const healed = await s.query(QUERY, alice);
     expect(healed.body).toEqual({ data: { githubTokenInfo: { subject: 'alice' }, graphTokenInfo: { subject: 'alice' } } });
+  });
+
+  it('answers a subgraph that breaks its own schema (null for a non-null field) the same through both pipelines', async () => {
+    proxy.fault = 'nullForNonNull';
+    try {
+      const full = await s.query(`${QUERY} `, alice);
+      const prepared = await s.query(QUERY, alice);
+      expect(prepared).toEqual(full);
+      expect(prepared.body.data).toEqual({ githubTokenInfo: null, graphTokenInfo: { subject: 'alice' } });
+    } finally {
+      proxy.fault = 'none';
+    }
   });
 });
