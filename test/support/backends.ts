@@ -33,25 +33,31 @@ export interface Backends {
   close(): Promise<void>;
 }
 
-export async function startBackends(options: { readonly accessTokenTtlSeconds: number }): Promise<Backends> {
-  const [authGithub, authGraph, idp] = await Promise.all([
-    startAuthServer({ accessTokenTtlSeconds: options.accessTokenTtlSeconds }),
-    startAuthServer({ accessTokenTtlSeconds: options.accessTokenTtlSeconds }),
-    startJwtIssuer(),
-  ]);
+export interface BackendOptions {
+  readonly accessTokenTtlSeconds: number;
+  /** How long the authorization servers' `slow` fault holds an answer back. */
+  readonly slowFaultDelayMs?: number;
+  /** Rewrites the repo's supergraph.yaml (already pointed at these subgraphs) before use. */
+  readonly editSupergraph?: (yaml: string) => string;
+}
+
+export async function startBackends(options: BackendOptions): Promise<Backends> {
+  const authOptions = {
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds,
+    ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }),
+  };
+  const [authGithub, authGraph, idp] = await Promise.all([startAuthServer(authOptions), startAuthServer(authOptions), startJwtIssuer()]);
   const [github, graph] = await Promise.all([
     startGithubSubgraph({ issuer: authGithub.issuer, audience: authGithub.audience }),
     startGraphSubgraph({ issuer: authGraph.issuer, audience: authGraph.audience }),
   ]);
   const dir = await tempDir('cg-backends-');
   const supergraphFile = dir.file('supergraph.yaml');
-  writeFileSync(
-    supergraphFile,
-    readFileSync(join(REPO, 'supergraph.yaml'), 'utf8')
-      .replace('http://127.0.0.1:4101/graphql', github.url)
-      .replace('http://127.0.0.1:4102/graphql', graph.url)
-      .replaceAll('./subgraphs/', join(REPO, 'subgraphs') + '/'),
-  );
+  const yaml = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8')
+    .replace('http://127.0.0.1:4101/graphql', github.url)
+    .replace('http://127.0.0.1:4102/graphql', graph.url)
+    .replaceAll('./subgraphs/', join(REPO, 'subgraphs') + '/');
+  writeFileSync(supergraphFile, options.editSupergraph ? options.editSupergraph(yaml) : yaml);
   return {
     authGithub,
     authGraph,

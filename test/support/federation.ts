@@ -2,27 +2,11 @@
  * The whole federation stage for end-to-end tests: two authorization servers (one per SaaS), the
  * two sample subgraphs each trusting only its own, a caller-JWT issuer, and the gateway in front.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { startGithubSubgraph } from '../../subgraphs/github/server.js';
-import { startGraphSubgraph } from '../../subgraphs/graph/server.js';
-import type { RunningSubgraph } from '../../subgraphs/shared/serve.js';
 import { startTestApp, type TestApp } from './app.js';
-import { startAuthServer, type AuthServer } from './authServer.js';
-import { createOidcProviders } from './backends.js';
-import { startJwtIssuer, type JwtIssuer } from './jwtIssuer.js';
-import { tempDir } from './tmp.js';
+import { createOidcProviders, startBackends, type Backends } from './backends.js';
 
-const REPO = new URL('../../', import.meta.url).pathname;
-
-export interface Stage {
+export interface Stage extends Pick<Backends, 'authGithub' | 'authGraph' | 'idp' | 'github' | 'graph' | 'supergraphFile'> {
   readonly t: TestApp;
-  readonly authGithub: AuthServer;
-  readonly authGraph: AuthServer;
-  readonly idp: JwtIssuer;
-  readonly github: RunningSubgraph;
-  readonly graph: RunningSubgraph;
-  readonly supergraphFile: string;
   /** A caller JWT for `sub`. */
   jwtFor(sub: string, claims?: Record<string, unknown>): Promise<string>;
   /** POST /graphql with an optional caller JWT. */
@@ -32,9 +16,9 @@ export interface Stage {
 
 export interface StageOptions {
   readonly accessTokenTtlSeconds?: number;
-  /** How long the authorization servers' `slow` fault holds an answer back. */
+  /** As in BackendOptions. */
   readonly slowFaultDelayMs?: number;
-  /** Rewrites the repo's supergraph.yaml (already pointed at the test subgraphs) before use. */
+  /** As in BackendOptions. */
   readonly editSupergraph?: (yaml: string) => string;
   readonly config?: Record<string, unknown>;
   readonly storeUrl?: string;
@@ -43,42 +27,29 @@ export interface StageOptions {
 }
 
 export async function startStage(options: StageOptions = {}): Promise<Stage> {
-  const ttl = options.accessTokenTtlSeconds ?? 60;
-  const [authGithub, authGraph, idp] = await Promise.all([
-    startAuthServer({ accessTokenTtlSeconds: ttl, ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }) }),
-    startAuthServer({ accessTokenTtlSeconds: ttl, ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }) }),
-    startJwtIssuer(),
-  ]);
-  const [github, graph] = await Promise.all([
-    startGithubSubgraph({ issuer: authGithub.issuer, audience: authGithub.audience }),
-    startGraphSubgraph({ issuer: authGraph.issuer, audience: authGraph.audience }),
-  ]);
-  const dir = await tempDir('cg-stage-');
-  let yaml = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8')
-    .replace('http://127.0.0.1:4101/graphql', github.url)
-    .replace('http://127.0.0.1:4102/graphql', graph.url)
-    .replaceAll('./subgraphs/', join(REPO, 'subgraphs') + '/');
-  if (options.editSupergraph) yaml = options.editSupergraph(yaml);
-  const supergraphFile = dir.file('supergraph.yaml');
-  writeFileSync(supergraphFile, yaml);
+  const b = await startBackends({
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 60,
+    ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }),
+    ...(options.editSupergraph && { editSupergraph: options.editSupergraph }),
+  });
   const t = await startTestApp(
     {
-      supergraph: supergraphFile,
-      identity: { issuers: [idp.issuerConfig()] },
+      supergraph: b.supergraphFile,
+      identity: { issuers: [b.idp.issuerConfig()] },
       ...options.config,
     },
     { ...(options.storeUrl && { storeUrl: options.storeUrl }), ...(options.logLines && { logLines: options.logLines }) },
   );
-  await createOidcProviders(async (query, variables) => (await t.admin(query, variables)).body, { authGithub, authGraph });
+  await createOidcProviders(async (query, variables) => (await t.admin(query, variables)).body, b);
   return {
     t,
-    authGithub,
-    authGraph,
-    idp,
-    github,
-    graph,
-    supergraphFile,
-    jwtFor: (sub, claims = {}) => idp.sign({ sub, ...claims }),
+    authGithub: b.authGithub,
+    authGraph: b.authGraph,
+    idp: b.idp,
+    github: b.github,
+    graph: b.graph,
+    supergraphFile: b.supergraphFile,
+    jwtFor: (sub, claims = {}) => b.idp.sign({ sub, ...claims }),
     async query(query, jwt, variables = {}) {
       const res = await fetch(`${t.url}/graphql`, {
         method: 'POST',
@@ -89,9 +60,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     },
     async close() {
       await t.close();
-      await Promise.all([github.close(), graph.close()]);
-      await Promise.all([authGithub.close(), authGraph.close(), idp.close()]);
-      await dir.cleanup();
+      await b.close();
     },
   };
 }
