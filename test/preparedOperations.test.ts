@@ -157,12 +157,36 @@ describe('prepared operations', () => {
     }
   });
 
-  it('leaves other media types, persisted-query extensions and GET to the full pipeline', async () => {
+  it('answers in the media type the full pipeline negotiated for the same Accept header, once it has', async () => {
     const query = `{ viewer { login } }`;
     await post({ query }, asAlice());
-    const graphqlJson = await counted(() => post({ query }, { ...asAlice(), accept: 'application/graphql-response+json' }));
-    expect(graphqlJson).toMatchObject({ prepared: 0, full: 1 });
-    expect(graphqlJson.result.contentType).toBe('application/graphql-response+json; charset=utf-8');
+    for (const [accept, contentType] of [
+      ['application/graphql-response+json', 'application/graphql-response+json; charset=utf-8'],
+      ['application/graphql-response+json,application/json;q=0.9', 'application/graphql-response+json; charset=utf-8'],
+      ['application/json;q=0.5, application/graphql-response+json;q=0.7', 'application/graphql-response+json; charset=utf-8'],
+      ['application/json, */*', 'application/json; charset=utf-8'],
+    ]) {
+      const first = await counted(() => post({ query }, { ...asAlice(), accept: accept! }));
+      expect(first).toMatchObject({ prepared: 0, full: 1, result: { status: 200, contentType } });
+      const repeat = await counted(() => post({ query }, { ...asAlice(), accept: accept! }));
+      expect(repeat).toMatchObject({ prepared: 1, full: 0 });
+      expect(repeat.result).toEqual(first.result);
+    }
+    // Nothing acceptable: Apollo refuses every time, and the short path learns nothing from its error answers.
+    for (const accept of ['text/html', 'application/json;q=0']) {
+      // Apollo's error answers come back as JSON even so: nothing may be learned from them.
+      const error = await post({ query: '{ nope }' }, { ...asAlice(), accept });
+      expect(error).toMatchObject({ status: 406, contentType: 'application/json; charset=utf-8' });
+      for (let i = 0; i < 2; i++) {
+        const refused = await counted(() => post({ query }, { ...asAlice(), accept }));
+        expect(refused).toMatchObject({ prepared: 0, full: 1, result: { status: 406 } });
+      }
+    }
+  });
+
+  it('leaves persisted-query extensions and GET to the full pipeline', async () => {
+    const query = `{ viewer { login } }`;
+    await post({ query }, asAlice());
     const sha256Hash = createHash('sha256').update(query).digest('hex');
     const apq = await counted(() => post({ query, extensions: { persistedQuery: { version: 1, sha256Hash } } }, asAlice()));
     expect(apq).toMatchObject({ prepared: 0, full: 1 });

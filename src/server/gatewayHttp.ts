@@ -1,16 +1,32 @@
 /**
  * `/graphql`: a POST of an operation the federated graph has prepared before is answered without
  * Apollo Server's HTTP and request pipeline; everything else (GET, the landing page, first sight
- * of an operation, batches, persisted queries, other media types, any error Apollo would answer
- * itself) goes through Apollo Server, exactly as it would without this path.
+ * of an operation or of an Accept header, batches, persisted queries, any error Apollo would
+ * answer itself) goes through Apollo Server, exactly as it would without this path.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import type { FederatedGraph, GraphQLPost } from '../gateway/gateway.js';
 import type { Counter } from '../observability/metrics.js';
 import { readGraphQLBody, serveApollo } from './apolloHttp.js';
 
-/** Accept headers for which Apollo answers `application/json` (any other: the full pipeline decides). */
-const PLAIN_JSON_ACCEPT: ReadonlySet<string | undefined> = new Set([undefined, '', '*/*', 'application/json', 'application/json, */*', 'application/json,*/*']);
+/** The media types of Apollo's single-result answers; the short path answers in one of them only. */
+const SINGLE_RESULT_CONTENT_TYPES: ReadonlySet<string> = new Set(['application/json; charset=utf-8', 'application/graphql-response+json; charset=utf-8']);
+/** Distinct Accept headers whose negotiated media type is remembered (clients send few). */
+const MAX_REMEMBERED_ACCEPT_HEADERS = 256;
+/** A media type refused outright (`q=0`): Apollo's error answers then fall back to JSON, which proves nothing. */
+const REFUSED_MEDIA_TYPE = /;\s*q=0(?:\.0*)?\s*(?:[,;]|$)/i;
+
+/**
+ * Whether Apollo's answer shows what it negotiates for this Accept header. Its error answers fall
+ * back to JSON when nothing acceptable is left, where an execution would have been refused (406):
+ * only a 200 for a header that names the chosen type (or anything) is taken as its choice.
+ */
+function showsNegotiation(accept: string, status: number, chosen: string): boolean {
+  if (status !== 200 || REFUSED_MEDIA_TYPE.test(accept)) return false;
+  if (accept === '' || accept.includes('*/*') || accept.includes('application/*')) return true;
+  return accept.includes(chosen.slice(0, chosen.indexOf(';')));
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -30,7 +46,6 @@ function mayTakeShortPath(req: IncomingMessage): boolean {
   return (
     req.method === 'POST' &&
     (req.headers['content-type'] ?? '').startsWith('application/json') &&
-    PLAIN_JSON_ACCEPT.has(req.headers.accept) &&
     // Apollo Gateway shows its query plan on this header outside production.
     req.headers['apollo-query-plan-experimental'] === undefined
   );
@@ -39,13 +54,24 @@ function mayTakeShortPath(req: IncomingMessage): boolean {
 /** `operations` counts requests by the pipeline that answered them ({pipeline: prepared | full}). */
 export function federatedGraphHandler(graph: FederatedGraph, operations: Counter) {
   const context = (req: IncomingMessage) => graph.context(req);
+  // Apollo's content negotiation, as its own answers showed it: the short path answers an Accept
+  // header only once the full pipeline has answered it with a single-result media type.
+  const negotiated = new LRUCache<string, string>({ max: MAX_REMEMBERED_ACCEPT_HEADERS });
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const body = req.method === 'POST' ? await readGraphQLBody(req) : undefined;
-    const post = mayTakeShortPath(req) ? plainPost(body) : null;
+    const accept = req.headers.accept ?? '';
+    const contentType = negotiated.get(accept);
+    const post = contentType !== undefined && mayTakeShortPath(req) ? plainPost(body) : null;
     const answer = post && (await graph.executePrepared(post, req.headers.authorization));
     operations.inc({ pipeline: answer ? 'prepared' : 'full' });
-    if (!answer) return serveApollo(graph.apollo, context, req, res, url, body);
-    res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-    res.end(answer.body);
+    if (answer) {
+      res.writeHead(answer.status, { 'content-type': contentType!, 'cache-control': 'no-store' });
+      res.end(answer.body);
+      return;
+    }
+    await serveApollo(graph.apollo, context, req, res, url, body);
+    const chosen = res.getHeader('content-type');
+    if (req.method === 'POST' && typeof chosen === 'string' && SINGLE_RESULT_CONTENT_TYPES.has(chosen) && showsNegotiation(accept, res.statusCode, chosen))
+      negotiated.set(accept, chosen);
   };
 }
