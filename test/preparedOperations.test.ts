@@ -184,6 +184,15 @@ describe('prepared operations', () => {
     }
   });
 
+  it('never shows a query plan, whichever pipeline answers and whatever NODE_ENV says', async () => {
+    const query = `{ viewer { login profile { displayName } } } # plan`;
+    const headers = { ...asAlice(), 'apollo-query-plan-experimental': '1', 'apollo-query-plan-experimental-format': 'internal' };
+    for (let i = 0; i < 2; i++) {
+      const res = await post({ query }, headers);
+      expect(res.body).toEqual({ data: { viewer: { login: 'alice', profile: { displayName: expect.any(String) } } } });
+    }
+  });
+
   it('leaves persisted-query extensions and GET to the full pipeline', async () => {
     const query = `{ viewer { login } }`;
     await post({ query }, asAlice());

@@ -101,6 +101,9 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       if (query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext, services);
     },
     serviceHealthCheck: false,
+    // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
+    // operations sent to them) on an `Apollo-Query-Plan-Experimental` header: never here.
+    __exposeQueryPlanExperimental: false,
     logger: deps.logger,
   });
   gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => prepared.schemaChanged(apiSchema, coreSupergraphSdl));

@@ -43,12 +43,7 @@ function plainPost(body: unknown): GraphQLPost | null {
 }
 
 function mayTakeShortPath(req: IncomingMessage): boolean {
-  return (
-    req.method === 'POST' &&
-    (req.headers['content-type'] ?? '').startsWith('application/json') &&
-    // Apollo Gateway shows its query plan on this header outside production.
-    req.headers['apollo-query-plan-experimental'] === undefined
-  );
+  return req.method === 'POST' && (req.headers['content-type'] ?? '').startsWith('application/json');
 }
 
 /** `operations` counts requests by the pipeline that answered them ({pipeline: prepared | full}). */
