@@ -58,8 +58,9 @@ export interface FederatedGraph {
    * Runs an operation Apollo has accepted and planned before, without Apollo Server's pipeline.
    * Null (nothing sent anywhere) when it has not, or when the request needs the full pipeline to
    * answer it (variables it would refuse, a caller it would refuse): serve it through `apollo`.
+   * The caller is verified once per request, whichever pipeline, or both, asks.
    */
-  executePrepared(post: GraphQLPost, authorization: string | undefined): Promise<GraphQLAnswer | null>;
+  executePrepared(post: GraphQLPost, req: IncomingMessage): Promise<GraphQLAnswer | null>;
   stop(): Promise<void>;
 }
 
@@ -195,6 +196,14 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
   }
 
+  // A request the short path hands to the full one is not verified twice (a refused JWT included).
+  const callers = new WeakMap<IncomingMessage, Promise<Caller | null>>();
+  function callerOf(req: IncomingMessage): Promise<Caller | null> {
+    let caller = callers.get(req);
+    if (!caller) callers.set(req, (caller = deps.verifier.verifyBearer(req.headers.authorization)));
+    return caller;
+  }
+
   function contextFor(caller: Caller | null): GatewayContext {
     // The DataLoader asks for a key on every load and resolves each batch once: plan once per name.
     const planned = new Map<string, Planned>();
@@ -214,12 +223,12 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     apollo,
     async context(req) {
       try {
-        return contextFor(await deps.verifier.verifyBearer(req.headers.authorization));
+        return contextFor(await callerOf(req));
       } catch (e) {
         throw toRequestError(asGatewayError(e));
       }
     },
-    async executePrepared(post, authorization) {
+    async executePrepared(post, req) {
       const operation = prepared.lookup(post.query, post.operationName);
       const schemas = prepared.schemas;
       if (!operation || !schemas) return null;
@@ -229,7 +238,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       if (unstorableVariable(variables) !== null) return null;
       let caller: Caller | null;
       try {
-        caller = await deps.verifier.verifyBearer(authorization);
+        caller = await callerOf(req);
       } catch {
         return null;
       }

@@ -78,7 +78,7 @@ export class PreparedOperations {
     // A plan made while the schema was being replaced belongs to neither: not kept.
     if (operationContext.schema !== this.#schemas?.api) return;
     const key = cacheKey(query, operationName);
-    if (key !== null && key.length * (1 + PLAN_BYTES_PER_QUERY_BYTE) <= PREPARED_MAX_BYTES) this.#cache.set(key, { queryPlan, operationContext, services });
+    if (key !== null) this.#cache.set(key, { queryPlan, operationContext, services });
   }
 
   lookup(query: string, operationName: string | null): PreparedOperation | undefined {

@@ -57,7 +57,7 @@ export function federatedGraphHandler(graph: FederatedGraph, operations: Counter
     const accept = req.headers.accept ?? '';
     const contentType = negotiated.get(accept);
     const post = contentType !== undefined && mayTakeShortPath(req) ? plainPost(body) : null;
-    const answer = post && (await graph.executePrepared(post, req.headers.authorization));
+    const answer = post && (await graph.executePrepared(post, req));
     operations.inc({ pipeline: answer ? 'prepared' : 'full' });
     if (answer) {
       res.writeHead(answer.status, { 'content-type': contentType!, 'cache-control': 'no-store' });
