@@ -107,6 +107,18 @@ function startsWith(prefix: string): string {
 }
 
 
+/** Groups `items` by `keyOf`, keeping their order within each group. */
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+}
+
 function firstRow(result: Result): Row | undefined {
   return result.rows[0];
 }
@@ -186,6 +198,22 @@ export class SqlStore implements Store {
     });
   }
 
+  /**
+   * `column IN (values)` for a key list; one value as plain equality. PostgreSQL's planner answers
+   * equality from the primary key, while for a JSON key list it guesses 100 rows and, on a small
+   * table, scans it (every token resolution reads one key).
+   */
+  #textIn(column: string, values: readonly string[]): Sql {
+    if (values.length === 1) return sql`${raw(column)} = ${values[0]}`;
+    return sql`${raw(column)} IN (${this.#db.dialect.textsOf(json(values))})`;
+  }
+
+  /** `(first, second) IN (connection keys)`, as #textIn. */
+  #connectionKeyIn(first: string, second: string, keys: readonly ConnectionKey[]): Sql {
+    if (keys.length === 1) return sql`${raw(first)} = ${keys[0]!.providerId} AND ${raw(second)} = ${keys[0]!.connectionId}`;
+    return sql`(${raw(first)}, ${raw(second)}) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})`;
+  }
+
   async getProvider(id: string): Promise<ProviderRecord | null> {
     const row = firstRow(await this.#db.run(sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id = ${id}`));
     return row ? toProvider(row) : null;
@@ -194,7 +222,7 @@ export class SqlStore implements Store {
   async getProviders(ids: readonly string[]): Promise<(ProviderRecord | null)[]> {
     if (ids.length === 0) return [];
     const { rows } = await this.#db.run(
-      sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id IN (${this.#db.dialect.textsOf(json(ids))})`,
+      sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE ${this.#textIn('id', ids)}`,
     );
     const byId = new Map(rows.map((row) => [String(row['id']), toProvider(row)]));
     return ids.map((id) => byId.get(id) ?? null);
@@ -299,8 +327,7 @@ export class SqlStore implements Store {
   async getConnections(keys: readonly ConnectionKey[]): Promise<(ConnectionRecord | null)[]> {
     if (keys.length === 0) return [];
     const { rows } = await this.#db.run(
-      sql`SELECT ${CONNECTION_COLUMNS} FROM connections
-        WHERE (provider_id, id) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})`,
+      sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE ${this.#connectionKeyIn('provider_id', 'id', keys)}`,
     );
     const byKey = new Map(
       rows.map(toConnection).map((c) => [connectionKeyOf({ providerId: c.providerId, connectionId: c.id }), c] as const),
@@ -315,18 +342,12 @@ export class SqlStore implements Store {
       sql`SELECT ${CONNECTION_COLUMNS} FROM (
           SELECT ${CONNECTION_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY provider_id ORDER BY id) AS position
           FROM connections
-          WHERE provider_id IN (${this.#db.dialect.textsOf(json(providerIds))}) AND id > ${afterId(page)}
+          WHERE ${this.#textIn('provider_id', providerIds)} AND id > ${afterId(page)}
         ) AS numbered
         WHERE position <= ${page.first + 1}
         ORDER BY provider_id, id`,
     );
-    const byProvider = new Map<string, ConnectionRecord[]>();
-    for (const row of rows) {
-      const c = toConnection(row);
-      const list = byProvider.get(c.providerId);
-      if (list) list.push(c);
-      else byProvider.set(c.providerId, [c]);
-    }
+    const byProvider = groupBy(rows.map(toConnection), (c) => c.providerId);
     return providerIds.map((id) => pageOf(byProvider.get(id) ?? [], page.first));
   }
 
@@ -432,28 +453,12 @@ export class SqlStore implements Store {
 
   async listAccessPolicies(keys: readonly ConnectionKey[]): Promise<AccessPolicyRecord[][]> {
     if (keys.length === 0) return [];
-    // One key (every token resolution): plain equality, which PostgreSQL's planner always answers
-    // from the primary key; for a key list it guesses 100 rows and, on a small table, scans it.
-    if (keys.length === 1) {
-      const [key] = keys as [ConnectionKey];
-      const { rows } = await this.#db.run(
-        sql`SELECT ${POLICY_COLUMNS} FROM access_policies WHERE provider_id = ${key.providerId} AND connection_id = ${key.connectionId} ORDER BY id`,
-      );
-      return [rows.map(toPolicy)];
-    }
     const { rows } = await this.#db.run(
       sql`SELECT ${POLICY_COLUMNS} FROM access_policies
-        WHERE (provider_id, connection_id) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})
+        WHERE ${this.#connectionKeyIn('provider_id', 'connection_id', keys)}
         ORDER BY provider_id, connection_id, id`,
     );
-    const byKey = new Map<string, AccessPolicyRecord[]>();
-    for (const row of rows) {
-      const p = toPolicy(row);
-      const k = connectionKeyOf(p);
-      const list = byKey.get(k);
-      if (list) list.push(p);
-      else byKey.set(k, [p]);
-    }
+    const byKey = groupBy(rows.map(toPolicy), connectionKeyOf);
     return keys.map((key) => [...(byKey.get(connectionKeyOf(key)) ?? [])]);
   }
 
