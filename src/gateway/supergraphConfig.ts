@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseConfigText } from '../config/load.js';
-import { ConfigError } from '../config/schema.js';
+import { ConfigError, isRecord } from '../config/schema.js';
 import { isGatewayError } from '../errors.js';
 import { validateId } from '../providers/validate.js';
 
@@ -56,10 +56,6 @@ const SUBGRAPH_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CLAIM_PLACEHOLDER = /^jwt\.([A-Za-z0-9_]+)$/;
 const FEDERATION_VERSION = /^=?2(\.\d+){0,2}$/;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function unknownKeys(value: Record<string, unknown>, known: readonly string[], path: string, problems: string[]): void {
   for (const key of Object.keys(value)) {

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
+import { isRecord } from '../config/schema.js';
 import type { FederatedGraph, GraphQLPost } from '../gateway/gateway.js';
 import type { Counter } from '../observability/metrics.js';
 import { readGraphQLBody, serveApollo } from './apolloHttp.js';
@@ -26,10 +27,6 @@ function showsNegotiation(accept: string, status: number, chosen: string): boole
   if (status !== 200 || REFUSED_MEDIA_TYPE.test(accept)) return false;
   if (accept === '' || accept.includes('*/*') || accept.includes('application/*')) return true;
   return accept.includes(chosen.slice(0, chosen.indexOf(';')));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Only the three plain fields, well typed; anything more (extensions: persisted queries) is Apollo's. */

@@ -19,7 +19,7 @@ import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
 import type { AcquisitionLimiter } from './rateLimiter.js';
 import type { ProactiveRefresher } from './refresher.js';
-import { connectionNotFound, type AccessToken, type TokenSource } from './tokenSource.js';
+import { connectionNotFound, needsConsent, type AccessToken, type TokenSource } from './tokenSource.js';
 
 export interface TokenRequest extends ConnectionKey {
   readonly principal: Principal;
@@ -232,9 +232,6 @@ export class TokenResolver {
       const [policies = []] = await this.#deps.registry.store.listAccessPolicies([key]);
       if (!isAllowed(policies, request.principal)) throw this.#denied(key);
     }
-    throw await this.#withLoginLink(
-      key,
-      new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${key.connectionId}' of provider '${key.providerId}' needs consent first`),
-    );
+    throw await this.#withLoginLink(key, needsConsent({ id: key.connectionId, providerId: key.providerId }));
   }
 }

@@ -97,7 +97,7 @@ export function connectionNotFound(key: ConnectionKey): GatewayError {
   return new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
 }
 
-const needsConsent = (connection: { readonly id: string; readonly providerId: string }) =>
+export const needsConsent = (connection: { readonly id: string; readonly providerId: string }) =>
   new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' of provider '${connection.providerId}' needs consent first`);
 
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
