@@ -21,7 +21,7 @@ import type { TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
 import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
 import { createSubgraphHttpClient } from './httpClient.js';
-import { PreparedOperations, serviceNamesOf } from './prepared.js';
+import { PreparedOperations, servicesOf } from './prepared.js';
 import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
 import type { SupergraphSource } from './supergraphSource.js';
 
@@ -66,19 +66,12 @@ export interface FederatedGraph {
 
 type RequestContext = Parameters<typeof executeQueryPlan>[2];
 
-/** Start resolving every token the plan will need, all at once, before the first fetch goes out. */
+/**
+ * Start resolving every token the plan will need, all at once, before the first fetch goes out.
+ * Failures surface at each subgraph's fetch (`loadMany` settles every key; it never rejects).
+ */
 function prefetchTokens(context: Partial<GatewayContext>, services: readonly string[]): void {
-  // Failures surface at each subgraph's fetch; here they must not become unhandled rejections.
-  context.tokens?.loadMany([...services]).catch(() => {});
-}
-
-/** Query plans are cached and reused by the gateway: walk each one once. */
-const servicesOfPlan = new WeakMap<object, readonly string[]>();
-
-function servicesOf(queryPlan: { readonly node?: unknown }): readonly string[] {
-  let names = servicesOfPlan.get(queryPlan);
-  if (!names) servicesOfPlan.set(queryPlan, (names = [...serviceNamesOf(queryPlan.node)]));
-  return names;
+  void context.tokens?.loadMany(services);
 }
 
 export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
@@ -96,10 +89,9 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     buildService: ({ name, url }) =>
       (dataSources[name] = new SubgraphDataSource({ name, url: url!, http, header: () => bindingOf(name)?.header ?? null })),
     experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
-      const services = servicesOf(queryPlan);
-      prefetchTokens(requestContext.context as Partial<GatewayContext>, services);
+      prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
       const { query, operationName } = requestContext.request;
-      if (query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext, services);
+      if (query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext);
     },
     serviceHealthCheck: false,
     // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
@@ -175,10 +167,8 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     if (binding.identity === 'managed') principal = { kind: 'managed', objectId: deps.managedObjectId };
     else if (caller) principal = { kind: 'caller', caller };
     else throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
-    let connectionId: string | null;
-    if (binding.connection.kind === 'fixed') connectionId = binding.connection.id;
-    else if (!caller) throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
-    else connectionId = renderConnectionId(binding.connection, caller.claims);
+    // Without a caller only a managed binding is left, and those name a fixed connection (supergraphConfig).
+    const connectionId = renderConnectionId(binding.connection, caller?.claims ?? {});
     if (connectionId === null) throw new GatewayError('ACCESS_DENIED', 'the caller\'s token lacks the claims this subgraph\'s connection is named after');
     return {
       providerId: binding.providerId,
@@ -229,12 +219,13 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       }
     },
     async executePrepared(post, req) {
-      const operation = prepared.lookup(post.query, post.operationName);
-      const schemas = prepared.schemas;
-      if (!operation || !schemas) return null;
+      const found = prepared.lookup(post.query, post.operationName);
+      if (!found) return null;
+      const { operation } = found;
       const variables = post.variables ?? {};
-      const definitions = operation.operationContext.operation.variableDefinitions ?? [];
-      if (definitions.length > 0 && getVariableValues(schemas.api, definitions, variables).errors) return null;
+      const { schema, operation: definition } = operation.operationContext;
+      // What ApolloGateway's own request validation does, which this path does not go through.
+      if (definition.variableDefinitions?.length && getVariableValues(schema, definition.variableDefinitions, variables).errors) return null;
       if (unstorableVariable(variables) !== null) return null;
       let caller: Caller | null;
       try {
@@ -250,7 +241,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
         logger: deps.logger,
         metrics: {},
       } as unknown as RequestContext;
-      const result = await executeQueryPlan(operation.queryPlan, dataSources, requestContext, operation.operationContext, schemas.supergraph, schemas.apiForPlans);
+      const result = await executeQueryPlan(operation.queryPlan, dataSources, requestContext, operation.operationContext, found.supergraph, found.apiForPlans);
       const formatted = result.errors ? formatExecutionErrors(result.errors, formatError) : null;
       if (formatted) onErrors(formatted.errors);
       // Apollo's field order: errors, data, extensions.

@@ -29,10 +29,9 @@ export interface PreparedOperation {
   readonly services: readonly string[];
 }
 
-/** The schemas executing a plan needs, built from the same supergraph the gateway planned with. */
-export interface ExecutionSchemas {
-  /** graphql-js API schema: the gateway's, compared by identity with each operation's. */
-  readonly api: GraphQLSchema;
+/** What executing a prepared plan needs beside the plan: the schemas of the supergraph it was planned on. */
+export interface PreparedExecution {
+  readonly operation: PreparedOperation;
   readonly supergraph: GraphQLSchema;
   readonly apiForPlans: ApiSchema;
 }
@@ -43,7 +42,7 @@ function cacheKey(query: string, operationName: string | null): string | null {
 }
 
 /** Every subgraph a query plan fetches from (Sequence, Parallel, Flatten, Defer, Condition nodes). */
-export function serviceNamesOf(node: unknown, out: Set<string> = new Set()): Set<string> {
+function serviceNamesOf(node: unknown, out: Set<string> = new Set()): Set<string> {
   if (typeof node !== 'object' || node === null) return out;
   if (Array.isArray(node)) {
     for (const child of node) serviceNamesOf(child, out);
@@ -55,34 +54,45 @@ export function serviceNamesOf(node: unknown, out: Set<string> = new Set()): Set
   return out;
 }
 
+/** Query plans are cached and reused by the gateway: walk each one once. */
+const servicesOfPlan = new WeakMap<object, readonly string[]>();
+
+export function servicesOf(queryPlan: QueryPlan): readonly string[] {
+  let names = servicesOfPlan.get(queryPlan);
+  if (!names) servicesOfPlan.set(queryPlan, (names = [...serviceNamesOf(queryPlan.node)]));
+  return names;
+}
+
 export class PreparedOperations {
-  #schemas: ExecutionSchemas | null = null;
+  /** The gateway's graphql-js API schema: every operation it plans carries it. */
+  #api: GraphQLSchema | null = null;
+  #schemas: Omit<PreparedExecution, 'operation'> | null = null;
   readonly #cache = new LRUCache<string, PreparedOperation>({
     maxSize: PREPARED_MAX_BYTES,
     sizeCalculation: (_value, key) => key.length * (1 + PLAN_BYTES_PER_QUERY_BYTE),
   });
 
-  get schemas(): ExecutionSchemas | null {
-    return this.#schemas;
-  }
-
   /** The gateway loaded or replaced its schema: plans made for the previous one are dropped. */
   schemaChanged(api: GraphQLSchema, supergraphSdl: string): void {
     this.#cache.clear();
+    // The gateway built these too, but keeps them private: built again from the same text.
     const supergraph = Supergraph.build(supergraphSdl);
-    this.#schemas = { api, supergraph: supergraph.schema.toGraphQLJSSchema(), apiForPlans: supergraph.apiSchema() };
+    this.#api = api;
+    this.#schemas = { supergraph: supergraph.schema.toGraphQLJSSchema(), apiForPlans: supergraph.apiSchema() };
   }
 
   /** Called once the full pipeline has planned an operation. */
-  remember(query: string, operationName: string | null, queryPlan: QueryPlan, operationContext: OperationContext, services: readonly string[]): void {
+  remember(query: string, operationName: string | null, queryPlan: QueryPlan, operationContext: OperationContext): void {
     // A plan made while the schema was being replaced belongs to neither: not kept.
-    if (operationContext.schema !== this.#schemas?.api) return;
+    if (operationContext.schema !== this.#api) return;
     const key = cacheKey(query, operationName);
-    if (key !== null) this.#cache.set(key, { queryPlan, operationContext, services });
+    if (key !== null) this.#cache.set(key, { queryPlan, operationContext, services: servicesOf(queryPlan) });
   }
 
-  lookup(query: string, operationName: string | null): PreparedOperation | undefined {
+  lookup(query: string, operationName: string | null): PreparedExecution | null {
     const key = cacheKey(query, operationName);
-    return key === null ? undefined : this.#cache.get(key);
+    const operation = key === null ? undefined : this.#cache.get(key);
+    // An entry exists only once the schemas do.
+    return operation === undefined ? null : { operation, ...this.#schemas! };
   }
 }
