@@ -4,7 +4,7 @@
  * case the gateway CPU it used per request.
  *
  *   stock            @apollo/gateway + @apollo/server standalone, default data source and fetcher
- *   stock-keepalive  the same, with our undici keep-alive fetcher (src/gateway/httpClient.ts)
+ *   stock-keepalive  the same, with undici's fetch over our gateway's kept-alive pool (src/gateway/httpClient.ts)
  *   ours             startApp(config): caller JWT, per-subgraph tokens from the store, cache on
  *   hive             @graphql-hive/gateway (bench/node_modules) forwarding the caller's Authorization,
  *                    with its in-flight de-duplication of identical subgraph calls turned off
@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { validateConfig } from '../src/config/schema.js';
 import { createSubgraphHttpClient } from '../src/gateway/httpClient.js';
 import { createLogger } from '../src/log.js';
@@ -42,11 +43,18 @@ function versionOf(pkg: string): string {
   }
 }
 
+type Fetcher = NonNullable<NonNullable<ConstructorParameters<typeof RemoteGraphQLDataSource>[0]>['fetcher']>;
+
+/** undici's fetch over our gateway's kept-alive pool, in the shape stock Apollo's data source takes. */
+function fetcherOver(dispatcher: Dispatcher): Fetcher {
+  return ((url: string, init?: Record<string, unknown>) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as Fetcher;
+}
+
 async function startStock(sdl: string, keepAlive: boolean): Promise<Running> {
   const http = keepAlive ? createSubgraphHttpClient({ timeoutMs: SUBGRAPH_TIMEOUT_MS }) : null;
   const gateway = new ApolloGateway({
     supergraphSdl: sdl,
-    ...(http && { buildService: ({ url }) => new RemoteGraphQLDataSource({ url: url!, fetcher: http.fetcher }) }),
+    ...(http && { buildService: ({ url }) => new RemoteGraphQLDataSource({ url: url!, fetcher: fetcherOver(http.dispatcher) }) }),
   });
   const server = new ApolloServer({ gateway });
   const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
