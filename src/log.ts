@@ -35,8 +35,9 @@ const SECRET_KEYS = [
 const REDACT_PATHS = SECRET_KEYS.flatMap((k) => {
   const prop = /^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`;
   const join = (prefix: string) => (prop.startsWith('[') ? `${prefix}${prop}` : `${prefix}.${prop}`);
-  // Four levels: an error's cause or response (`err.response.headers.authorization`) sits that deep.
-  return [prop, join('*'), join('*.*'), join('*.*.*'), join('req.headers'), join('*.headers')];
+  // Four levels: an error's cause or response (`err.response.headers.authorization`) sits that deep;
+  // `req.headers.<k>` is one of the three-level paths.
+  return [prop, join('*'), join('*.*'), join('*.*.*')];
 });
 
 const BASE = { service: 'credential-gateway' };
@@ -46,7 +47,7 @@ const DESTINATIONS = new WeakMap<Logger, DestinationStream | undefined>();
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const logger = pino(
-    { level, base: BASE, redact: { paths: [...new Set(REDACT_PATHS)], censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
+    { level, base: BASE, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
     destination,
   );
   DESTINATIONS.set(logger, destination);
@@ -55,7 +56,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 
 /**
  * Same output and level, without redaction: for records built field by field from values that are
- * never secret (the audit trail, one line per token use). Path redaction costs about 140 µs a line
+ * never secret (the audit trail, one line per token use). Path redaction costs about 60 µs a line
  * here; a hot path cannot pay that. A logger not made by `createLogger` is returned as it is.
  */
 export function unredactedSibling(logger: Logger): Logger {
