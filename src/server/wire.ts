@@ -23,7 +23,7 @@ import type { RegistryDeps } from '../registry/deps.js';
 import { openStore } from '../store/open.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { TokenCache } from '../tokens/cache.js';
-import { isClientOfProvider } from '../tokens/clientConfig.js';
+import { clientsAffectedBy } from '../tokens/clientConfig.js';
 import { teeTokenEvents, type TokenEvents } from '../tokens/events.js';
 import { ProactiveRefresher } from '../tokens/refresher.js';
 import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
@@ -175,11 +175,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp: config.oauth.allowInsecureHttp });
     // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
     const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp: config.oauth.allowInsecureHttp });
-    // A provider changed or deleted (on any replica): its cached client configurations, which hold
-    // its client secret, go; they are rebuilt on next use if it still exists.
+    // A provider or connection changed or deleted (on any replica): the cached client configurations
+    // it touches, which hold client secrets, go; they are rebuilt on next use if their owner still exists.
     registry.changes.subscribe((event) => {
-      if (event === null || event.connectionId !== undefined) return;
-      for (const client of [oauth, renewalOAuth]) client.forgetWhere(isClientOfProvider(event.providerId));
+      for (const client of [oauth, renewalOAuth]) client.forgetWhere(clientsAffectedBy(event));
     });
     const tokens = new TokenSource({
       store,

@@ -7,6 +7,7 @@ import type { ConnectionRecord, ProviderRecord } from '../domain/model.js';
 import { GatewayError } from '../errors.js';
 import type { OAuthClientConfig } from '../oauth/types.js';
 import { findIdentityProvider } from '../providers/catalog.js';
+import type { ChangeEvent } from '../store/types.js';
 import { effectiveScopes, extraAuthorizationParameters, extraTokenParameters, resolveEndpoints } from '../providers/endpoints.js';
 
 export interface ResolvedClient {
@@ -19,10 +20,19 @@ export interface ClientOptions {
 }
 
 const providerClientKey = (providerId: string): string => `provider:${providerId}`;
+const connectionClientKey = (providerId: string, connectionId: string): string => `${providerClientKey(providerId)}/connection:${connectionId}`;
 
-/** Matches the OAuth client cache keys of a provider and of its connections' own clients. */
-export function isClientOfProvider(providerId: string): (cacheKey: string) => boolean {
-  const key = providerClientKey(providerId);
+/**
+ * The OAuth client cache keys a change may have made stale or ownerless: a provider's own and its
+ * connections' own clients; a connection's own client; everything after missed changes (null).
+ */
+export function clientsAffectedBy(event: ChangeEvent | null): (cacheKey: string) => boolean {
+  if (event === null) return () => true;
+  if (event.connectionId !== undefined) {
+    const key = connectionClientKey(event.providerId, event.connectionId);
+    return (cacheKey) => cacheKey === key;
+  }
+  const key = providerClientKey(event.providerId);
   return (cacheKey) => cacheKey === key || cacheKey.startsWith(`${key}/`);
 }
 
@@ -46,7 +56,7 @@ export function resolveClient(
   return {
     scopes: effectiveScopes(entry, provider),
     config: {
-      cacheKey: own ? `${providerClientKey(provider.id)}/connection:${own.id}` : providerClientKey(provider.id),
+      cacheKey: own ? connectionClientKey(provider.id, own.id) : providerClientKey(provider.id),
       issuer: endpoints.issuer,
       discoveryUrl: endpoints.discoveryUrl,
       authorizationUrl: endpoints.authorizationUrl,
