@@ -136,7 +136,8 @@ function keptFields(response: TokenEndpointResponse, quirks: OAuthQuirks): Recor
     if (SECRET_FIELDS.has(leaf)) continue;
     const value = readPath(response, path);
     if (value === undefined || value === null) continue;
-    extra[path] = typeof value === 'object' ? JSON.stringify(value) : String(value);
+    // An object kept whole (none in the catalog today) never carries a token inside it.
+    extra[path] = typeof value === 'object' ? JSON.stringify(value, (key, v: unknown) => (SECRET_FIELDS.has(key) ? undefined : v)) : String(value);
   }
   return extra;
 }
