@@ -15,7 +15,7 @@ import { requireConnection } from '../registry/connections.js';
 import { requireProvider } from '../registry/providers.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from '../tokens/clientConfig.js';
-import { sealTokenSet, tokenSetFrom } from '../tokens/tokenSet.js';
+import { connectedTokenWrite, tokenSetFrom } from '../tokens/tokenSet.js';
 
 export const CALLBACK_PATH = '/oauth/callback';
 export const LOGIN_PATH_PREFIX = '/oauth/login/';
@@ -179,16 +179,7 @@ export class ConsentFlow {
     for (let attempt = 0; attempt < TOKEN_WRITE_ATTEMPTS; attempt++) {
       const connection = await this.#deps.store.getConnection(key);
       if (!connection) throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' was deleted during consent`);
-      const written = await this.#deps.store.writeTokens(
-        key,
-        {
-          tokens: sealTokenSet(this.#deps.envelope, key, tokens),
-          tokenExpiresAt: tokens.expiresAt === null ? null : new Date(tokens.expiresAt),
-          lastRefreshedAt: this.#deps.now(),
-          state: { status: 'CONNECTED' },
-        },
-        connection.tokenGeneration,
-      );
+      const written = await this.#deps.store.writeTokens(key, connectedTokenWrite(this.#deps.envelope, key, tokens, this.#deps.now()), connection.tokenGeneration);
       if (written) {
         await this.#deps.changes?.publish(key);
         return;

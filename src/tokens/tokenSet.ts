@@ -3,7 +3,7 @@ import type { Envelope } from '../crypto/envelope.js';
 import type { Sealed } from '../crypto/sealed.js';
 import type { StoredTokenSet } from '../domain/model.js';
 import type { TokenResult } from '../oauth/types.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey, TokenWrite } from '../store/types.js';
 
 const ref = (key: ConnectionKey) => ({ kind: 'connection', field: 'tokens', ...key }) as const;
 
@@ -13,6 +13,16 @@ export function sealTokenSet(envelope: Envelope, key: ConnectionKey, tokens: Sto
 
 export function openTokenSet(envelope: Envelope, key: ConnectionKey, sealed: Sealed): StoredTokenSet {
   return Object.freeze(JSON.parse(envelope.open(sealed, ref(key))) as StoredTokenSet);
+}
+
+/** The store write that makes `tokens`, obtained at `obtainedAt`, the connection's CONNECTED token set. */
+export function connectedTokenWrite(envelope: Envelope, key: ConnectionKey, tokens: StoredTokenSet, obtainedAt: Date): TokenWrite {
+  return {
+    tokens: sealTokenSet(envelope, key, tokens),
+    tokenExpiresAt: tokens.expiresAt === null ? null : new Date(tokens.expiresAt),
+    lastRefreshedAt: obtainedAt,
+    state: { status: 'CONNECTED' },
+  };
 }
 
 /** A provider that omits a new refresh token keeps the old one valid: carry it over. */

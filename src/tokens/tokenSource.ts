@@ -14,7 +14,7 @@ import type { ChangeFeed } from '../registry/changes.js';
 import { connectionKeyOf, type ConnectionKey, type Store } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
-import { openTokenSet, sealTokenSet, tokenSetFrom } from './tokenSet.js';
+import { connectedTokenWrite, openTokenSet, tokenSetFrom } from './tokenSet.js';
 
 export interface TokenSourceDeps {
   readonly store: Store;
@@ -257,16 +257,7 @@ export class TokenSource {
       next = tokenSetFrom(await this.#timed(key, 'refresh', flight, () => oauth.refresh(client.config, refreshToken)), refreshToken);
     }
     const obtainedAt = now();
-    const written = await store.writeTokens(
-      key,
-      {
-        tokens: sealTokenSet(envelope, key, next),
-        tokenExpiresAt: next.expiresAt === null ? null : new Date(next.expiresAt),
-        lastRefreshedAt: obtainedAt,
-        state: { status: 'CONNECTED' },
-      },
-      connection.tokenGeneration,
-    );
+    const written = await store.writeTokens(key, connectedTokenWrite(envelope, key, next, obtainedAt), connection.tokenGeneration);
     if (written) {
       await this.#deps.changes?.publish(key, flight.cause);
       return accessTokenOf(next, obtainedAt);
