@@ -22,11 +22,10 @@ import Database from 'better-sqlite3';
 import { parseEnvKeyring } from '../src/crypto/envKeyring.js';
 import { Envelope } from '../src/crypto/envelope.js';
 import type { Sealed } from '../src/crypto/sealed.js';
-import { MANAGED_IDENTITY_POLICY_ID } from '../src/registry/policies.js';
+import { DELEGATED_USER_POLICY_ID, MANAGED_IDENTITY_POLICY_ID } from '../src/registry/policies.js';
 import { createProvider } from '../src/registry/providers.js';
 import { openStore } from '../src/store/open.js';
 import type { ConnectionKey, Store } from '../src/store/types.js';
-import { DELEGATED_USER_POLICY_ID } from '../src/tokens/resolver.js';
 import { withPgClient } from '../test/support/pg.js';
 import { benchProviderInput, benchResolver, DEFAULTS, sealBenchTokenSet } from './benchResolver.js';
 

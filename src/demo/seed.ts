@@ -16,10 +16,9 @@ import { ConfigError } from '../config/schema.js';
 import { MAX_PAGE_SIZE, type ProviderRecord } from '../domain/model.js';
 import { insertConnection } from '../registry/connections.js';
 import type { RegistryDeps } from '../registry/deps.js';
-import { validateAccessPolicy } from '../registry/policies.js';
+import { ownerPolicy } from '../registry/policies.js';
 import { createProvider, updateProvider } from '../registry/providers.js';
 import type { ConnectionKey } from '../store/types.js';
-import { DELEGATED_USER_POLICY_ID } from '../tokens/resolver.js';
 
 export interface DemoProvider {
   readonly id: string;
@@ -53,7 +52,7 @@ async function ensureConnectionOf(registry: RegistryDeps, provider: ProviderReco
   const key: ConnectionKey = { providerId: provider.id, connectionId: user };
   if ((await registry.store.getConnection(key)) !== null) return;
   await insertConnection(registry, provider, { id: user, displayName: user }, (k, now) => [
-    validateAccessPolicy(k, { id: DELEGATED_USER_POLICY_ID, kind: 'USER', objectId: user }, now),
+    ownerPolicy(k, user, null, now),
   ]);
 }
 

@@ -17,6 +17,8 @@ const MAX_OBJECT_ID_CHARS = 256;
 const MAX_APP_IDS = 100;
 /** The id of the policy every admin-created connection starts with. */
 export const MANAGED_IDENTITY_POLICY_ID = 'managed-identity';
+/** The policy id of a connection created for its user on first use. */
+export const DELEGATED_USER_POLICY_ID = 'owner';
 
 function boundedString(value: unknown, field: string): string {
   if (typeof value !== 'string' || value.trim().length === 0 || value.length > MAX_OBJECT_ID_CHARS)
@@ -34,6 +36,11 @@ export function managedIdentityPolicy(deps: RegistryDeps, key: ConnectionKey, no
     appIds: Object.freeze([]),
     createdAt: now,
   });
+}
+
+/** A user-delegated connection's own policy: its user (by object id, within its tenant) and no one else. */
+export function ownerPolicy(key: ConnectionKey, objectId: string, tenantId: string | null, now: Date): AccessPolicyRecord {
+  return Object.freeze({ ...key, id: DELEGATED_USER_POLICY_ID, kind: 'USER', objectId, tenantId, appIds: Object.freeze([]), createdAt: now });
 }
 
 export function validateAccessPolicy(key: ConnectionKey, raw: AccessPolicyInputRaw, now: Date, path = 'input'): AccessPolicyRecord {

@@ -11,6 +11,7 @@ import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
+import { ownerPolicy } from '../registry/policies.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { requireProvider } from '../registry/providers.js';
 import { connectionKeyOf, type ChangeEvent, type ConnectionKey } from '../store/types.js';
@@ -71,9 +72,6 @@ function affects(event: ChangeEvent | null, cacheKey: string): boolean {
   if (event.connectionId !== undefined) return cacheKey === connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId });
   return cacheKey.startsWith(`${event.providerId}/`);
 }
-
-/** The policy id of a connection created for its user on first use. */
-export const DELEGATED_USER_POLICY_ID = 'owner';
 
 const CONSENT_CODES = new Set(['CONNECTION_NOT_CONNECTED', 'REAUTHORIZATION_REQUIRED']);
 
@@ -213,15 +211,7 @@ export class TokenResolver {
     try {
       const provider = await requireProvider(this.#deps.registry, key.providerId);
       await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
-        Object.freeze({
-          ...k,
-          id: DELEGATED_USER_POLICY_ID,
-          kind: 'USER' as const,
-          objectId: caller.oid ?? caller.sub,
-          tenantId: caller.tenantId,
-          appIds: Object.freeze([]),
-          createdAt: now,
-        }),
+        ownerPolicy(k, caller.oid ?? caller.sub, caller.tenantId, now),
       ]);
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
