@@ -1,6 +1,7 @@
 /** Connection operations. A connection belongs to one provider; its secrets are sealed to it. */
 import type { AccessPolicyRecord, ConnectionRecord, ConnectionState, ProviderRecord } from '../domain/model.js';
-import { badInput, GatewayError } from '../errors.js';
+import { badInput } from '../errors.js';
+import { connectionLabel, notFound } from '../store/errors.js';
 import { validateId } from '../providers/validate.js';
 import type { ConnectionKey, ConnectionPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
@@ -38,8 +39,7 @@ function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: s
 
 export async function requireConnection(deps: Pick<RegistryDeps, 'store'>, key: ConnectionKey): Promise<ConnectionRecord> {
   const connection = await deps.store.getConnection(key);
-  if (!connection)
-    throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+  if (!connection) throw notFound(connectionLabel(key));
   return connection;
 }
 

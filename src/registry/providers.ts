@@ -1,13 +1,13 @@
 /** Credential provider operations: validate at the edge, seal secrets, let the store enforce the rest. */
 import type { ProviderRecord } from '../domain/model.js';
-import { GatewayError } from '../errors.js';
+import { notFound, providerLabel } from '../store/errors.js';
 import { validateProviderInput, validateProviderPatch, type ProviderInputRaw } from '../providers/validate.js';
 import type { ProviderPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 
 export async function requireProvider(deps: Pick<RegistryDeps, 'store'>, id: string): Promise<ProviderRecord> {
   const provider = await deps.store.getProvider(id);
-  if (!provider) throw new GatewayError('NOT_FOUND', `credential provider '${id}' not found`);
+  if (!provider) throw notFound(providerLabel(id));
   return provider;
 }
 

@@ -9,6 +9,7 @@
  */
 import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { providerLabel } from '../store/errors.js';
 import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import { ownerPolicy } from '../registry/policies.js';
@@ -216,7 +217,7 @@ export class TokenResolver {
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
       if (!isGatewayError(e)) throw e;
-      if (e.code === 'NOT_FOUND') throw new GatewayError('CONNECTION_NOT_FOUND', `credential provider '${key.providerId}' not found`);
+      if (e.code === 'NOT_FOUND') throw new GatewayError('CONNECTION_NOT_FOUND', `${providerLabel(key.providerId)} not found`);
       if (e.code !== 'ALREADY_EXISTS') throw e;
       // Created meanwhile: by this user's concurrent request, fine; by anyone else, not theirs.
       const [policies = []] = await this.#deps.registry.store.listAccessPolicies([key]);

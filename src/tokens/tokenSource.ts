@@ -8,6 +8,7 @@
 import type { Envelope } from '../crypto/envelope.js';
 import type { ConnectionError, ConnectionRecord, ConnectionState, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { connectionLabel } from '../store/errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
@@ -94,11 +95,11 @@ interface Wanted {
 }
 
 export function connectionNotFound(key: ConnectionKey): GatewayError {
-  return new GatewayError('CONNECTION_NOT_FOUND', `connection '${key.connectionId}' of provider '${key.providerId}' not found`);
+  return new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
 }
 
 export const needsConsent = (connection: { readonly id: string; readonly providerId: string }) =>
-  new GatewayError('CONNECTION_NOT_CONNECTED', `connection '${connection.id}' of provider '${connection.providerId}' needs consent first`);
+  new GatewayError('CONNECTION_NOT_CONNECTED', `${connectionLabel({ providerId: connection.providerId, connectionId: connection.id })} needs consent first`);
 
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
   return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
