@@ -330,8 +330,8 @@ for (const { name, make } of backends) {
         let raced = false;
         // The real store, with one refresh slipped in right after the rotation lists its first batch.
         const racing = withOverrides(store, {
-          listSealedNotWrappedBy: async (keyId: string, limit: number): Promise<SealedField[]> => {
-            const batch = await store.listSealedNotWrappedBy(keyId, limit);
+          listSealedNotWrappedBy: async (keyId: string, limit: number, after?: SealedRef | null): Promise<SealedField[]> => {
+            const batch = await store.listSealedNotWrappedBy(keyId, limit, after);
             const targetRef = associatedData(tokensRef(target));
             if (!raced && batch.some((f) => associatedData(f.ref) === targetRef)) {
               raced = true;
@@ -358,8 +358,8 @@ for (const { name, make } of backends) {
         const target = connections[connections.length - 1]!;
         let raced = false;
         const racing = withOverrides(store, {
-          listSealedNotWrappedBy: async (keyId: string, limit: number): Promise<SealedField[]> => {
-            const batch = await store.listSealedNotWrappedBy(keyId, limit);
+          listSealedNotWrappedBy: async (keyId: string, limit: number, after?: SealedRef | null): Promise<SealedField[]> => {
+            const batch = await store.listSealedNotWrappedBy(keyId, limit, after);
             const hit = batch.find((f) => f.ref.kind === 'provider' && f.ref.providerId === target.providerId);
             if (!raced && hit) {
               raced = true;

@@ -771,6 +771,19 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(await store.countSealedWrappedBy('k3')).toBe(0);
     });
 
+    it('lists in table and key order, resuming after the last ref: one value at a time reads each once', async () => {
+      const notK2 = await seed();
+      const all = await store.listSealedNotWrappedBy('k2', 100);
+      // Providers, connections' client secrets, connections' tokens, consent verifiers; each by key.
+      expect(all.map((f) => f.value)).toEqual([sealed('k1', 'a'), sealed('k1', 'c'), sealed('k10', 'f'), sealed('k1', 'd'), sealed('k1', 'g')]);
+      const paged: SealedField[] = [];
+      for (let batch = await store.listSealedNotWrappedBy('k2', 1); batch.length > 0; batch = await store.listSealedNotWrappedBy('k2', 1, batch[0]!.ref)) {
+        paged.push(...batch);
+      }
+      expect(paged).toEqual(all);
+      expect(byValue(paged)).toEqual(byValue(notK2));
+    });
+
     it('replaces a value only if it is still the expected one, moving no version or generation', async () => {
       const fields = await seed();
       const connectionBefore = await store.getConnection(key('p1', 'c1'));

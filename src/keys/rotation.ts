@@ -10,7 +10,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Envelope } from '../crypto/envelope.js';
 import type { Keyring, KeyringKey } from '../crypto/keyring.js';
-import { associatedData } from '../crypto/sealed.js';
+import { associatedData, type SealedRef } from '../crypto/sealed.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { SealedField, Store } from '../store/types.js';
 
@@ -182,17 +182,27 @@ export class KeyRotation {
   }
 
   async #rewrapAll(primaryId: string): Promise<void> {
-    // Values that cannot be re-wrapped stay in the store and keep being listed; asking for that
-    // many more than a batch guarantees they can never crowd out values still to do.
+    // Values that cannot be re-wrapped stay in the store: each pass lists them again, skips them.
     const unrewrappable = new Set<string>();
     const refused = new Set<string>();
+    // Passes over the store in key order, each row read once per pass. A value written behind the
+    // cursor under an old key (another replica not yet on the new primary) is left to the next
+    // pass; the work is done when a whole pass finds nothing to re-wrap.
+    let after: SealedRef | null = null;
+    let freshInPass = 0;
     try {
       for (;;) {
         await nextTurn();
         if (this.#stopRequested) return this.#update({ state: 'FAILED', finishedAt: new Date() });
-        const batch = await this.#store.listSealedNotWrappedBy(primaryId, this.#batchSize + unrewrappable.size);
+        const batch = await this.#store.listSealedNotWrappedBy(primaryId, this.#batchSize, after);
+        if (batch.length === 0) {
+          if (after === null || freshInPass === 0) break;
+          [after, freshInPass] = [null, 0];
+          continue;
+        }
+        after = batch[batch.length - 1]!.ref;
         const fresh = batch.filter((f) => !unrewrappable.has(fieldIdentity(f)));
-        if (fresh.length === 0) break;
+        freshInPass += fresh.length;
         let rewrapped = 0;
         for (const field of fresh) {
           const identity = fieldIdentity(field);

@@ -500,14 +500,19 @@ export class SqlStore implements Store {
 
   // Sealed fields (key rotation) ---------------------------------------------------------------
 
-  async listSealedNotWrappedBy(keyId: string, limit: number): Promise<SealedField[]> {
+  async listSealedNotWrappedBy(keyId: string, limit: number, after: SealedRef | null = null): Promise<SealedField[]> {
     const pattern = startsWith(sealedPrefix(keyId));
-    const branches = SEALED_COLUMNS.map((c) => {
-      const columns = raw(`'${c.kind}' AS kind, '${c.field}' AS field, ${c.keys[0]} AS a, ${c.keys[1] ?? 'NULL'} AS b`);
-      return sql`SELECT ${columns}, ${raw(c.column)} AS value FROM ${raw(c.table)}
-        WHERE ${raw(c.column)} IS NOT NULL AND ${raw(c.column)} NOT LIKE ${pattern} ESCAPE '\\'`;
+    const first = after === null ? 0 : SEALED_COLUMNS.indexOf(sealedColumnOf(after));
+    // Each column in primary-key order from where the last batch stopped: no pass rereads what it has done.
+    const branches = SEALED_COLUMNS.slice(first).map((c, i) => {
+      const columns = raw(`${first + i} AS position, '${c.kind}' AS kind, '${c.field}' AS field, ${c.keys[0]} AS a, ${c.keys[1] ?? 'NULL'} AS b`);
+      const keys = raw(c.keys.join(', '));
+      const resume = i === 0 && after !== null ? sql` AND (${keys}) > (${join(sealedKeyValues(after).map((v) => sql`${v}`), ', ')})` : sql``;
+      return sql`SELECT * FROM (SELECT ${columns}, ${raw(c.column)} AS value FROM ${raw(c.table)}
+        WHERE ${raw(c.column)} IS NOT NULL AND ${raw(c.column)} NOT LIKE ${pattern} ESCAPE '\\'${resume}
+        ORDER BY ${keys} LIMIT ${limit}) AS ${raw(`column_${first + i}`)}`;
     });
-    const { rows } = await this.#db.run(sql`${join(branches, ' UNION ALL ')} LIMIT ${limit}`);
+    const { rows } = await this.#db.run(sql`${join(branches, ' UNION ALL ')} ORDER BY position, a, b LIMIT ${limit}`);
     return rows.map((row) => Object.freeze({ ref: sealedRefOf(row), value: String(row['value']) as Sealed }));
   }
 

@@ -128,8 +128,12 @@ export interface Store {
   deleteExpiredConsentStates(now: Date): Promise<number>;
 
   // Sealed fields (key rotation) ---------------------------------------------------------------
-  /** Up to `limit` sealed values whose data key is not wrapped by `keyId`, across all tables. */
-  listSealedNotWrappedBy(keyId: string, limit: number): Promise<SealedField[]>;
+  /**
+   * Up to `limit` sealed values whose data key is not wrapped by `keyId`, across all tables, in a
+   * fixed order (table, then primary key); after `after` (the ref of the last value of the previous
+   * batch), so that a pass over a large store reads each row once.
+   */
+  listSealedNotWrappedBy(keyId: string, limit: number, after?: SealedRef | null): Promise<SealedField[]>;
   /** Replaces a sealed value only if it still equals `expected`; false when it changed meanwhile. */
   replaceSealed(ref: SealedRef, expected: Sealed, next: Sealed): Promise<boolean>;
   /** How many sealed values the key still wraps, across all tables. */
