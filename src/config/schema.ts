@@ -271,7 +271,8 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
   }
 }
 
-function deepFreeze<T>(v: T): T {
+/** Freezes `v` and everything reachable from it. */
+export function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
     Object.freeze(v);
     for (const child of Object.values(v)) deepFreeze(child);

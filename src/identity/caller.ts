@@ -3,6 +3,7 @@
  * match on these fields: USER by `sub`/`oid` and tenant, GROUP by `groups`, SERVICE_PRINCIPAL by
  * `appId`; admin JWTs by `roles`.
  */
+import { deepFreeze } from '../config/schema.js';
 
 export interface Caller {
   readonly issuer: string;
@@ -31,14 +32,6 @@ function stringListClaim(value: unknown): readonly string[] {
   if (typeof value === 'string') return value.length > 0 ? Object.freeze([value]) : Object.freeze([]);
   if (!Array.isArray(value)) return Object.freeze([]);
   return Object.freeze(value.filter((v): v is string => typeof v === 'string' && v.length > 0));
-}
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const child of Object.values(v)) deepFreeze(child);
-  }
-  return v;
 }
 
 /**

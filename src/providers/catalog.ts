@@ -14,6 +14,7 @@
  * URLs are used as they are, and `issuer` (when known) is the value the provider puts in `iss`
  * (ID tokens it may return, RFC 9207 authorization responses).
  */
+import { deepFreeze } from '../config/schema.js';
 import type { GrantType } from '../domain/model.js';
 import type { OAuthQuirks } from '../oauth/types.js';
 
@@ -580,14 +581,6 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     docsUrl: 'https://developers.notion.com/docs/authorization',
   }),
 ];
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const inner of Object.values(value)) deepFreeze(inner);
-  }
-  return value;
-}
 
 export const IDENTITY_PROVIDERS: readonly IdentityProviderEntry[] = deepFreeze(CATALOG);
 
