@@ -33,16 +33,18 @@ function compile(route: Route): CompiledRoute {
 /** No id or link token has one, and `%00` reaching PostgreSQL fails the query (a 500, not a 404). */
 const CONTROL_CHARACTER = /\p{Cc}/u;
 
-const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-};
+const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
+  ['x-content-type-options', 'nosniff'],
+  ['referrer-policy', 'no-referrer'],
+  ['x-frame-options', 'DENY'],
+];
+
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 export function createRouter(routes: readonly Route[], logger: Logger): RequestListener {
   const compiled = routes.map(compile);
   return (req, res) => {
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    for (const [k, v] of SECURITY_HEADERS) res.setHeader(k, v);
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     // Logged instead of the path itself: a path can hold a login-link token.
     let matched: string | null = null;
@@ -55,6 +57,7 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
           res.setHeader('allow', route.methods.join(', '));
           return sendJson(res, { error: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed here` }, 405);
         }
+        if (route.names.length === 0) return route.handler(req, res, url, NO_PARAMS);
         let params: Record<string, string>;
         try {
           params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(m[i + 1]!)]));
