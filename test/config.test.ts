@@ -49,6 +49,12 @@ describe('configuration', () => {
     ]);
   });
 
+  it.each([['hs256'], ['None'], ['HS512']])('refuses the JWS algorithm %s in any case, as the verifier would at start', (algorithm) => {
+    expect(problemsOf({ identity: { issuers: [{ issuer: 'https://a', audience: 'x', algorithms: ['RS256', algorithm] }] } })).toEqual([
+      'identity.issuers[0].algorithms must be a non-empty list of asymmetric JWS algorithms',
+    ]);
+  });
+
   it('refuses unknown keys instead of ignoring a typo', () => {
     expect(problemsOf({ server: { prot: 1 }, stroe: {} })).toEqual([
       'server.prot is not a known configuration key',

@@ -204,7 +204,7 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
           if (typeof audience !== 'string' || !audience) problems.push(`${at}.audience must be a non-empty string`);
           if (jwksUri !== null && (typeof jwksUri !== 'string' || !httpUrl(jwksUri)))
             problems.push(`${at}.jwksUri must be an http(s) URL`);
-          if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => typeof a !== 'string' || a === 'none' || a.startsWith('HS')))
+          if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a)))
             problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
           for (const k of Object.keys(item))
             if (!['issuer', 'audience', 'jwksUri', 'algorithms'].includes(k)) problems.push(`${at}.${k} is not a known key`);
@@ -269,6 +269,11 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
         problems.push(`keys.key[${i}] must be kid:base64 of 32 bytes (kid of a-z, 0-9, -)`);
     });
   }
+}
+
+/** `none` and the HMAC algorithms, in any case: a verifier of caller JWTs accepts neither. */
+export function isForbiddenJwsAlgorithm(algorithm: string): boolean {
+  return /^(none$|hs)/i.test(algorithm);
 }
 
 /** Freezes `v` and everything reachable from it. */
