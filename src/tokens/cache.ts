@@ -30,7 +30,11 @@ export class TokenCache {
   constructor(options: { enabled: boolean; maxEntries: number; skewMs: number; now?: () => number }) {
     this.#now = options.now ?? Date.now;
     this.#skewMs = options.skewMs;
-    this.#lru = options.enabled ? new LRUCache({ max: options.maxEntries, ttlAutopurge: false, perf: { now: this.#now } }) : null;
+    // ttlResolution 0: lru-cache otherwise reuses one reading of the clock for a millisecond of real
+    // time, so an injected clock that jumps (tests, benches) would see stale entries served.
+    this.#lru = options.enabled
+      ? new LRUCache({ max: options.maxEntries, ttlAutopurge: false, ttlResolution: 0, perf: { now: this.#now } })
+      : null;
   }
 
   get(key: string): CachedToken | undefined {
