@@ -80,13 +80,13 @@ export interface SeedReport {
   readonly expiredConnections: number;
 }
 
-/** Providers up to date with the running authorization servers, and a connection for `user` on each. */
 /** The connected user: a subject of the demo's caller issuer. */
 export interface DemoUser {
   readonly sub: string;
   readonly issuer: string;
 }
 
+/** Providers up to date with the running authorization servers, and a connection for `user` on each. */
 export async function seedDemo(registry: RegistryDeps, providers: readonly DemoProvider[], user: DemoUser): Promise<SeedReport> {
   let expiredConnections = 0;
   for (const p of providers) {
