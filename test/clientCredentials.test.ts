@@ -31,7 +31,7 @@ describe('client credentials', () => {
       { id: auth.clients.service.clientId, secret: auth.clients.service.clientSecret },
     );
     expect(conn.body.data.createConnection.status).toBe('CONNECTED');
-    await t.admin(`mutation { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "worker", kind: SERVICE_PRINCIPAL, objectId: "worker-app" }) { id } }`);
+    await t.admin(`mutation { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "worker", kind: SERVICE_PRINCIPAL, objectId: "worker", appIds: ["worker-app"] }) { id } }`);
   });
 
   afterAll(async () => {

@@ -28,7 +28,7 @@ const REFUSAL_CODES: readonly string[] = MANAGEMENT_CODES.filter((c) => c !== 'U
 const UNSTORABLE = /\u0000|\p{Cs}/u;
 
 const PROVIDER = `id displayName identityProvider grantType clientId hasClientSecret scopes parameters { name value } version`;
-const POLICY = `id kind objectId tenantId appIds`;
+const POLICY = `id kind objectId tenantId appIds issuer`;
 const CONNECTION = `id providerId displayName status clientId hasClientSecret version accessPolicies { ${POLICY} }`;
 
 const Q = {
@@ -140,6 +140,7 @@ const policyInput = withHostileFields(
       objectId: fc.constantFrom('alice', '00000000-0000-0000-0000-000000000001', 'ö'.repeat(256)),
       tenantId: fc.option(fc.constantFrom('contoso', 'tenant-1'), { nil: undefined }),
       appIds: fc.option(fc.array(fc.constantFrom('app-1', 'app-2'), { maxLength: 3 }), { nil: undefined }),
+      issuer: fc.option(fc.constantFrom('https://login.example.com/t1/v2.0', 'http://127.0.0.1:4555'), { nil: undefined }),
     },
     { requiredKeys: ['id', 'kind', 'objectId'] },
   ),
@@ -149,6 +150,7 @@ const policyInput = withHostileFields(
     objectId: hostileString(300),
     tenantId: hostileString(300),
     appIds: fc.oneof(fc.array(hostileString(300), { minLength: 1, maxLength: 3 }), fc.constant(Array.from({ length: 101 }, (_, i) => `app-${i}`))),
+    issuer: fc.oneof(hostileString(300), fc.constantFrom('login.example.com', ' https://login.example.com', '/relative')),
   },
 );
 
@@ -159,7 +161,7 @@ function pick<T>(items: readonly T[], t: Target, name: (item: T) => string): str
 
 /** What a success must have kept exactly as sent (GraphQL wraps a lone value given for a list). */
 function expectStoredAsSent(view: View, input: Record<string, unknown>, fallbackDisplayName: string | null): void {
-  for (const k of ['id', 'clientId', 'objectId', 'tenantId', 'kind'] as const) if (typeof input[k] === 'string') expect(view[k], k).toBe(input[k]);
+  for (const k of ['id', 'clientId', 'objectId', 'tenantId', 'kind', 'issuer'] as const) if (typeof input[k] === 'string') expect(view[k], k).toBe(input[k]);
   if (typeof input['displayName'] === 'string') expect(view['displayName']).toBe(input['displayName']);
   else if (fallbackDisplayName !== null && 'displayName' in view) expect(view['displayName']).toBe(fallbackDisplayName);
   if (typeof input['clientSecret'] === 'string' && input['clientSecret'] !== '') expect(view['hasClientSecret']).toBe(true);
@@ -398,7 +400,7 @@ describe.each([{ store: 'SQLite', pg: false }, ...(hasPg ? [{ store: 'PostgreSQL
               expect(before).toBeUndefined();
               expect(model.providers.has(p)).toBe(true);
               expectStoredAsSent(created, raw, typeof raw['id'] === 'string' ? raw['id'] : null);
-              expect(created.accessPolicies).toEqual([{ id: 'managed-identity', kind: 'MANAGED_IDENTITY', objectId: 'credential-gateway', tenantId: null, appIds: [] }]);
+              expect(created.accessPolicies).toEqual([{ id: 'managed-identity', kind: 'MANAGED_IDENTITY', objectId: 'credential-gateway', tenantId: null, appIds: [], issuer: null }]);
               expect(await readConnection(p, created.id)).toEqual(created);
               model.connections.set(keyOf(p, created.id), created);
             } else if (before) {

@@ -1,6 +1,6 @@
 import { generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, type IssuerConfig } from '../src/config/schema.js';
+import { ConfigError, issuerNameOf, type IssuerConfig } from '../src/config/schema.js';
 import { GatewayError } from '../src/errors.js';
 import { callerFromClaims } from '../src/identity/caller.js';
 import { JwtVerifier, MAX_TOKEN_BYTES, type JwtVerifierOptions } from '../src/identity/jwt.js';
@@ -70,6 +70,7 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
     const caller = await verifier.verifyBearer(`Bearer ${token}`);
     expect(caller).toEqual({
       issuer: idp.issuer,
+      issuerName: issuerNameOf({ issuer: idp.issuer }),
       sub: 'alice',
       oid: 'alice-oid',
       tenantId: 'tenant-1',

@@ -79,6 +79,7 @@ function policy(providerId: string, connectionId: string, id: string, over: Part
     objectId: `user-${id}`,
     tenantId: 'tenant-1',
     appIds: ['app-a', 'app-b'],
+    issuer: 'https://issuer.example.com',
     createdAt: T0,
     ...over,
   };

@@ -161,10 +161,10 @@ describe('parseSupergraphConfig', () => {
   });
 
   it.each([
-    ['{jwt}', 'has an unknown placeholder {jwt}: expected {jwt.<claim>}'],
-    ['{env.X}', 'has an unknown placeholder {env.X}: expected {jwt.<claim>}'],
-    ['user-{jwt.sub-id}', 'has an unknown placeholder {jwt.sub-id}: expected {jwt.<claim>}'],
-    ['{}', 'has an unknown placeholder {}: expected {jwt.<claim>}'],
+    ['{jwt}', 'has an unknown placeholder {jwt}: expected {jwt.<claim>} or {issuer}'],
+    ['{env.X}', 'has an unknown placeholder {env.X}: expected {jwt.<claim>} or {issuer}'],
+    ['user-{jwt.sub-id}', 'has an unknown placeholder {jwt.sub-id}: expected {jwt.<claim>} or {issuer}'],
+    ['{}', 'has an unknown placeholder {}: expected {jwt.<claim>} or {issuer}'],
     ['user-{jwt.sub', 'has an unbalanced {'],
     ['{{jwt.sub}}', 'has an unbalanced {'],
     ['user-jwt.sub}', 'has an unbalanced }'],

@@ -4,6 +4,11 @@
  */
 
 export interface IssuerConfig {
+  /**
+   * Short name (`[a-z0-9-]`) for `{issuer}` in connection templates. validateConfig always sets
+   * it (default: derived from the issuer URL, see issuerNameOf); absent only in hand-built configs.
+   */
+  readonly name?: string;
   readonly issuer: string;
   readonly audience: string;
   readonly jwksUri: string | null;
@@ -79,7 +84,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     default: null,
     doc: 'Key-encryption keys from the environment instead of a file: `kid:base64key[,kid:base64key…]`, the first is primary.',
   },
-  { path: 'identity.issuers', kind: 'issuers', default: [], doc: 'Trusted JWT issuers: list of `{issuer, audience, jwksUri?, algorithms?}`.' },
+  {
+    path: 'identity.issuers',
+    kind: 'issuers',
+    default: [],
+    doc:
+      'Trusted JWT issuers: list of `{issuer, audience, jwksUri?, algorithms?, name?}`. `name` (`[a-z0-9-]`, at most 64) is what `{issuer}` renders to in connection templates; ' +
+      'default: the issuer URL\'s host and path in lower case, every other run of characters as `-` (`https://login.example.com/t1` → `login-example-com-t1`).',
+  },
   { path: 'identity.managedObjectId', kind: 'string', default: 'credential-gateway', doc: "The gateway's own principal (MANAGED_IDENTITY policies)." },
   { path: 'identity.clockToleranceSeconds', kind: 'int', default: 30, min: 0, max: 300, doc: 'Clock skew allowed when checking `exp`/`nbf`.' },
   { path: 'admin.apiKeys', kind: 'stringList', default: [], doc: 'Admin API keys (header `x-api-key`). None: one is generated on first start and printed once.' },
@@ -207,8 +219,11 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
           if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a)))
             problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
           for (const k of Object.keys(item))
-            if (!['issuer', 'audience', 'jwksUri', 'algorithms'].includes(k)) problems.push(`${at}.${k} is not a known key`);
-          return Object.freeze({ issuer, audience, jwksUri, algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []) });
+            if (!['issuer', 'audience', 'jwksUri', 'algorithms', 'name'].includes(k)) problems.push(`${at}.${k} is not a known key`);
+          const name = item['name'] ?? (typeof issuer === 'string' ? issuerNameOf({ issuer }) : '');
+          if (item['name'] !== undefined && (typeof name !== 'string' || !ISSUER_NAME.test(name)))
+            problems.push(`${at}.name must be 1-64 characters of a-z, 0-9 and -`);
+          return Object.freeze({ name, issuer, audience, jwksUri, algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []) });
         }),
       );
     }
@@ -246,7 +261,40 @@ export function validateConfig(input: unknown): Config {
   return deepFreeze(out) as unknown as Config;
 }
 
+/** An explicit `identity.issuers[].name`. */
+const ISSUER_NAME = /^[a-z0-9-]{1,64}$/;
+
+/**
+ * The name `{issuer}` renders to: the configured one, else derived from the issuer (a URL's host
+ * and path, lower-cased, every other run of characters as `-`), so that it stays the same as long
+ * as the issuer does.
+ */
+export function issuerNameOf(config: Pick<IssuerConfig, 'issuer' | 'name'>): string {
+  if (config.name !== undefined) return config.name;
+  let text = config.issuer;
+  try {
+    const url = new URL(config.issuer);
+    if (url.host !== '') text = url.host + url.pathname;
+  } catch {
+    // Not a URL: the whole string.
+  }
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+}
+
+/** Two issuers with one name would render the same connection ids for their users. */
+function issuerNameProblems(issuers: readonly IssuerConfig[], problems: string[]): void {
+  const seen = new Map<string, number>();
+  issuers.forEach((config, i) => {
+    const name = issuerNameOf(config);
+    const first = seen.get(name);
+    if (name === '') problems.push(`identity.issuers[${i}].name must be set: no name can be derived from its issuer`);
+    else if (first !== undefined) problems.push(`identity.issuers[${i}].name ${name} is also the name of identity.issuers[${first}]: set distinct names`);
+    else seen.set(name, i);
+  });
+}
+
 function crossCheck(out: Record<string, unknown>, problems: string[]): void {
+  issuerNameProblems((out['identity'] as { issuers: readonly IssuerConfig[] }).issuers, problems);
   const server = out['server'] as { host: string; port: number; publicUrl: string | null };
   if (server.publicUrl !== null) {
     const u = httpUrl(server.publicUrl);

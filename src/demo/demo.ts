@@ -177,7 +177,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       ...(options.onAdminKeyGenerated && { onAdminKeyGenerated: options.onAdminKeyGenerated }),
       // Before the graphs serve: no request meets a provider still pointing at the last run's servers.
       seed: async (registry) => {
-        ({ expiredConnections } = await seedDemo(registry, providers, CONNECTED_USER));
+        ({ expiredConnections } = await seedDemo(registry, providers, { sub: CONNECTED_USER, issuer: callers.issuer }));
       },
     });
     closers.push(() => app.close());

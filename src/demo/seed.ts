@@ -48,11 +48,11 @@ async function upsertProvider(registry: RegistryDeps, p: DemoProvider): Promise<
   return updateProvider(registry, p.id, fields, null);
 }
 
-async function ensureConnectionOf(registry: RegistryDeps, provider: ProviderRecord, user: string): Promise<void> {
-  const key: ConnectionKey = { providerId: provider.id, connectionId: user };
+async function ensureConnectionOf(registry: RegistryDeps, provider: ProviderRecord, user: DemoUser): Promise<void> {
+  const key: ConnectionKey = { providerId: provider.id, connectionId: user.sub };
   if ((await registry.store.getConnection(key)) !== null) return;
-  await insertConnection(registry, provider, { id: user, displayName: user }, (k, now) => [
-    ownerPolicy(k, user, null, now),
+  await insertConnection(registry, provider, { id: user.sub, displayName: user.sub }, (k, now) => [
+    ownerPolicy(k, { objectId: user.sub, tenantId: null, issuer: user.issuer }, now),
   ]);
 }
 
@@ -80,8 +80,14 @@ export interface SeedReport {
   readonly expiredConnections: number;
 }
 
+/** The connected user: a subject of the demo's caller issuer. */
+export interface DemoUser {
+  readonly sub: string;
+  readonly issuer: string;
+}
+
 /** Providers up to date with the running authorization servers, and a connection for `user` on each. */
-export async function seedDemo(registry: RegistryDeps, providers: readonly DemoProvider[], user: string): Promise<SeedReport> {
+export async function seedDemo(registry: RegistryDeps, providers: readonly DemoProvider[], user: DemoUser): Promise<SeedReport> {
   let expiredConnections = 0;
   for (const p of providers) {
     const provider = await upsertProvider(registry, p);

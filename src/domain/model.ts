@@ -66,6 +66,11 @@ export interface AccessPolicyRecord {
   readonly objectId: string;
   readonly tenantId: string | null;
   readonly appIds: readonly string[];
+  /**
+   * The `iss` a caller's verified token must carry (the issuer URL, compared exactly); null admits
+   * callers of every trusted issuer. DESIGN.md "Principals are issuer-scoped".
+   */
+  readonly issuer: string | null;
   readonly createdAt: Date;
 }
 

@@ -168,7 +168,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     else if (caller) principal = { kind: 'caller', caller };
     else throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
     // Without a caller only a managed binding is left, and those name a fixed connection (supergraphConfig).
-    const connectionId = renderConnectionId(binding.connection, caller?.claims ?? {});
+    const connectionId = renderConnectionId(binding.connection, caller?.claims ?? {}, caller?.issuerName ?? null);
     if (connectionId === null) throw new GatewayError('ACCESS_DENIED', 'the caller\'s token lacks the claims this subgraph\'s connection is named after');
     return {
       providerId: binding.providerId,

@@ -11,9 +11,12 @@ import { ConfigError, isRecord } from '../config/schema.js';
 import { isGatewayError } from '../errors.js';
 import { validateId } from '../providers/validate.js';
 
+/** `{jwt.<claim>}` is a claim of the caller's token; `{issuer}` the configured name of its issuer. */
+export type TemplatePart = { readonly literal: string } | { readonly claim: string } | { readonly issuer: true };
+
 export type ConnectionTemplate =
   | { readonly kind: 'fixed'; readonly id: string }
-  | { readonly kind: 'claims'; readonly template: string; readonly parts: readonly ({ readonly literal: string } | { readonly claim: string })[] };
+  | { readonly kind: 'claims'; readonly template: string; readonly parts: readonly TemplatePart[] };
 
 export interface SubgraphBinding {
   readonly providerId: string;
@@ -48,13 +51,30 @@ export const DEFAULT_AUTHORIZATION_HEADER = 'Authorization';
 
 const TOP_KEYS = ['federation_version', 'subgraphs'];
 const SUBGRAPH_KEYS = ['routing_url', 'schema', 'authorization'];
-const AUTHORIZATION_KEYS = ['provider', 'connection', 'identity', 'ignore_error', 'header'];
+const AUTHORIZATION_KEYS = ['provider', 'connection', 'identity', 'ignore_error', 'header', 'allow_mutable_claims'];
+/**
+ * Claims a user (or a directory admin) can change, or reuse after someone else gave them up: a
+ * connection named after one would pass to whoever holds the value next.
+ */
+export const MUTABLE_CLAIMS: readonly string[] = Object.freeze([
+  'email',
+  'preferred_username',
+  'upn',
+  'unique_name',
+  'name',
+  'given_name',
+  'family_name',
+  'middle_name',
+  'nickname',
+  'phone_number',
+]);
 /** Rover's other schema sources need Apollo's registry or a running subgraph; we compose from files. */
 const ROVER_SCHEMA_SOURCES = ['subgraph_url', 'introspection_headers', 'graphref', 'subgraph', 'sdl'];
 /** Names become enum values of the supergraph (`join__Graph`). */
 const SUBGRAPH_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CLAIM_PLACEHOLDER = /^jwt\.([A-Za-z0-9_]+)$/;
+const ISSUER_PLACEHOLDER = 'issuer';
 const FEDERATION_VERSION = /^=?2(\.\d+){0,2}$/;
 
 function unknownKeys(value: Record<string, unknown>, known: readonly string[], path: string, problems: string[]): void {
@@ -79,7 +99,7 @@ function idProblem(value: unknown, path: string): string | null {
  * claims. Returns the template or a problem naming `path`.
  */
 export function parseConnectionTemplate(text: string, path: string): ConnectionTemplate | string {
-  const parts: ({ literal: string } | { claim: string })[] = [];
+  const parts: TemplatePart[] = [];
   let literal = '';
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
@@ -93,30 +113,41 @@ export function parseConnectionTemplate(text: string, path: string): ConnectionT
     if (end < 0 || (open >= 0 && open < end)) return `${path} has an unbalanced {`;
     const inner = text.slice(i + 1, end);
     const claim = CLAIM_PLACEHOLDER.exec(inner)?.[1];
-    if (claim === undefined) return `${path} has an unknown placeholder {${inner}}: expected {jwt.<claim>}`;
+    if (claim === undefined && inner !== ISSUER_PLACEHOLDER) return `${path} has an unknown placeholder {${inner}}: expected {jwt.<claim>} or {issuer}`;
     if (literal) parts.push(Object.freeze({ literal }));
     literal = '';
-    parts.push(Object.freeze({ claim }));
+    parts.push(Object.freeze(claim === undefined ? { issuer: true as const } : { claim }));
     i = end;
   }
   if (literal) parts.push(Object.freeze({ literal }));
-  if (!parts.some((p) => 'claim' in p)) return idProblem(text, path) ?? Object.freeze({ kind: 'fixed', id: text });
+  if (parts.every((p) => 'literal' in p)) return idProblem(text, path) ?? Object.freeze({ kind: 'fixed', id: text });
   // The literals alone must not make every rendered id invalid (`users/{jwt.sub}`).
-  const sample = parts.map((p) => ('claim' in p ? 'x' : p.literal)).join('');
+  const sample = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
   if (idProblem(sample, path) !== null) return `${path} would render invalid connection ids: ids have no * # & + : < > ? / or whitespace`;
   return Object.freeze({ kind: 'claims', template: text, parts: Object.freeze(parts) });
 }
 
+/** Whether the template names the caller's issuer (`{issuer}`). */
+export function usesIssuer(template: ConnectionTemplate): boolean {
+  return template.kind === 'claims' && template.parts.some((p) => 'issuer' in p);
+}
+
 /**
- * The connection id for a caller's claims; null when a claim is missing, is not a string or a
- * number, or the result is not a valid id (a caller must not steer the id outside its own).
+ * The connection id for a caller's claims and issuer name; null when a claim is missing, is not a
+ * string or a number, the template needs an issuer and has none, or the result is not a valid id
+ * (a caller must not steer the id outside its own).
  */
-export function renderConnectionId(template: ConnectionTemplate, claims: Readonly<Record<string, unknown>>): string | null {
+export function renderConnectionId(template: ConnectionTemplate, claims: Readonly<Record<string, unknown>>, issuerName: string | null = null): string | null {
   if (template.kind === 'fixed') return template.id;
   let id = '';
   for (const part of template.parts) {
     if ('literal' in part) {
       id += part.literal;
+      continue;
+    }
+    if ('issuer' in part) {
+      if (issuerName === null || issuerName === '') return null;
+      id += issuerName;
       continue;
     }
     const value = Object.hasOwn(claims, part.claim) ? claims[part.claim] : undefined;
@@ -125,6 +156,16 @@ export function renderConnectionId(template: ConnectionTemplate, claims: Readonl
     else return null;
   }
   return idProblem(id, 'connection') === null ? id : null;
+}
+
+function mutableClaimProblem(template: ConnectionTemplate, path: string): string | null {
+  if (template.kind !== 'claims') return null;
+  const mutable = template.parts.flatMap((p) => ('claim' in p && MUTABLE_CLAIMS.includes(p.claim) ? [p.claim] : []));
+  if (mutable.length === 0) return null;
+  return (
+    `${path} uses ${mutable.map((c) => `{jwt.${c}}`).join(', ')}, a claim its holder can change or reuse: the connection would pass to the next holder; ` +
+    'name connections after an immutable claim such as {jwt.sub} or {jwt.oid}, or set allow_mutable_claims: true'
+  );
 }
 
 function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphBinding | null {
@@ -153,6 +194,12 @@ function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphB
   }
   if (identity === 'managed' && connection?.kind === 'claims') {
     problems.push(`${path}.connection must be a fixed connection id with identity managed (there are no caller claims)`);
+  }
+  const allowMutableClaims = raw['allow_mutable_claims'] ?? false;
+  if (typeof allowMutableClaims !== 'boolean') problems.push(`${path}.allow_mutable_claims must be true or false`);
+  else if (!allowMutableClaims && connection !== null) {
+    const problem = mutableClaimProblem(connection, `${path}.connection`);
+    if (problem !== null) problems.push(problem);
   }
 
   const ignoreError = raw['ignore_error'] ?? false;
@@ -275,6 +322,17 @@ export async function loadSupergraphConfig(file: string): Promise<SupergraphConf
     throw new ConfigError([`cannot read supergraph file ${absolute}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`]);
   }
   return parseSupergraphConfig(text, absolute);
+}
+
+/**
+ * Subgraphs whose connection ids are rendered from claims without `{issuer}`: with more than one
+ * trusted issuer, two users with the same `sub` render the same id. Never a leak (the connection's
+ * owner policy names its issuer), but the second user is refused the connection named after them.
+ */
+export function issuerlessTemplates(config: SupergraphConfig): readonly { readonly subgraph: string; readonly connection: string }[] {
+  return config.subgraphs.flatMap(({ name, authorization: b }) =>
+    b?.identity === 'jwt' && b.connection.kind === 'claims' && !usesIssuer(b.connection) ? [{ subgraph: name, connection: b.connection.template }] : [],
+  );
 }
 
 /** The subgraph of that name, if the supergraph has one. */

@@ -1,12 +1,16 @@
 /**
  * The verified identity of whoever sent a request (DESIGN.md "Runtime" step 1). Access policies
- * match on these fields: USER by `sub`/`oid` and tenant, GROUP by `groups`, SERVICE_PRINCIPAL by
- * `appId`; admin JWTs by `roles`.
+ * match on these fields, always within the caller's issuer when the policy names one: USER by
+ * `sub`/`oid` and tenant, GROUP by `groups`, SERVICE_PRINCIPAL by `oid`/`sub` (and `appId` when the
+ * policy lists app ids); admin JWTs by `roles`.
  */
-import { deepFreeze } from '../config/schema.js';
+import { deepFreeze, issuerNameOf } from '../config/schema.js';
 
 export interface Caller {
+  /** The verified `iss`: a caller is the pair (issuer, subject). */
   readonly issuer: string;
+  /** The configured name of that issuer, which `{issuer}` renders to in connection templates. */
+  readonly issuerName: string;
   readonly sub: string;
   readonly oid: string | null;
   /** The `tid` claim. */
@@ -38,10 +42,12 @@ function stringListClaim(value: unknown): readonly string[] {
  * Builds a frozen Caller from claims that have ALREADY been verified (signature, issuer,
  * audience, expiry, a non-empty string `iss` and `sub`). It checks nothing itself.
  */
-export function callerFromClaims(claims: Readonly<Record<string, unknown>>, roleClaim: string): Caller {
+export function callerFromClaims(claims: Readonly<Record<string, unknown>>, roleClaim: string, issuerName?: string): Caller {
   const copy = deepFreeze(structuredClone({ ...claims }));
+  const issuer = String(copy['iss']);
   return Object.freeze({
-    issuer: String(copy['iss']),
+    issuer,
+    issuerName: issuerName ?? issuerNameOf({ issuer }),
     sub: String(copy['sub']),
     oid: stringClaim(copy['oid']),
     tenantId: stringClaim(copy['tid']),

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { ConfigError, isForbiddenJwsAlgorithm, type IssuerConfig } from '../config/schema.js';
+import { ConfigError, isForbiddenJwsAlgorithm, issuerNameOf, type IssuerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { callerFromClaims, type Caller } from './caller.js';
 
@@ -149,10 +149,14 @@ function trustedIssuers(options: JwtVerifierOptions, timeoutMs: number): Map<str
   const allowInsecureHttp = options.allowInsecureHttp ?? false;
   const problems: string[] = [];
   const seen = new Set<string>();
+  const names = new Set<string>();
   options.issuers.forEach((config, i) => {
     const at = `identity.issuers[${i}]`;
     if (seen.has(config.issuer)) problems.push(`${at}.issuer ${config.issuer} is listed twice`);
+    // `{issuer}` must tell the issuers apart.
+    else if (names.has(issuerNameOf(config))) problems.push(`${at}.name ${issuerNameOf(config)} is the name of another issuer`);
     seen.add(config.issuer);
+    names.add(issuerNameOf(config));
     if (config.algorithms.length === 0 || config.algorithms.some(isForbiddenJwsAlgorithm))
       problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
     const keySource = config.jwksUri ?? config.issuer;
@@ -244,6 +248,6 @@ export class JwtVerifier {
       throw unauthenticated(publicMessageOf(e), e);
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthenticated('token sub claim is invalid');
-    return callerFromClaims(payload, this.#roleClaim);
+    return callerFromClaims(payload, this.#roleClaim, issuerNameOf(trusted.config));
   }
 }

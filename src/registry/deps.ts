@@ -9,6 +9,8 @@ export interface RegistryDeps {
   readonly envelope: Envelope;
   readonly limits: Config['limits'];
   readonly managedObjectId: string;
+  /** `identity.issuers[].issuer`: what an access policy's `issuer` may name besides an absolute URL. */
+  readonly trustedIssuers?: readonly string[];
   readonly allowInsecureHttp: boolean;
   readonly now: () => Date;
   /** Told after every change that can invalidate a cached token or access decision. */

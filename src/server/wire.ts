@@ -30,7 +30,7 @@ import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
 import { TokenResolver } from '../tokens/resolver.js';
 import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
-import { findSubgraph, type SupergraphConfig } from '../gateway/supergraphConfig.js';
+import { findSubgraph, issuerlessTemplates, type SupergraphConfig } from '../gateway/supergraphConfig.js';
 import { createSupergraphSource, type SupergraphSource } from '../gateway/supergraphSource.js';
 import { createAuditLog } from '../observability/audit.js';
 import { createGatewayMetrics, observeSupergraph } from '../observability/gatewayMetrics.js';
@@ -86,6 +86,16 @@ async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphCon
   });
 }
 
+/** DESIGN.md "Principals are issuer-scoped": same-`sub` users of two issuers would collide. */
+function warnAboutIssuerlessTemplates(supergraph: SupergraphConfig, issuers: number, logger: Logger): void {
+  if (issuers < 2) return;
+  for (const t of issuerlessTemplates(supergraph))
+    logger.warn(
+      { ...t, issuers },
+      'connection template has no {issuer} while several issuers are trusted: users of two issuers with the same sub render the same connection id, and only its owner may use it; add {issuer} (e.g. "{issuer}.{jwt.sub}")',
+    );
+}
+
 /** Configured keys, or one generated on the very first start and remembered only as a hash. */
 async function adminKeyHashes(config: Config, store: Store, announce: (key: string) => void): Promise<Buffer[]> {
   if (config.admin.apiKeys.length > 0) return config.admin.apiKeys.map(hashApiKey);
@@ -114,7 +124,17 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const refreshSkewMs = config.cache.refreshSkewSeconds * 1000;
   const metrics = createGatewayMetrics();
   const tokenEvents = teeTokenEvents(createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))), ...(options.tokenEvents ? [options.tokenEvents] : []));
-  const store = await openStore(config.store.url, { onError: (err) => logger.warn({ err }, 'store session error') });
+  const store = await openStore(config.store.url, {
+    onError: (err) => logger.warn({ err }, 'store session error'),
+    migration: {
+      issuers: config.identity.issuers.map((i) => i.issuer),
+      review: (f) =>
+        logger.warn(
+          { migration: f.version, provider: f.providerId, connection: f.connectionId, policy: f.policyId, review: f.message },
+          'store migration: an access policy needs an admin to review it',
+        ),
+    },
+  });
   // Closed last-built-first (a stack): HTTP stops before the store goes.
   const closers: (() => Promise<void>)[] = [() => store.close()];
   try {
@@ -166,6 +186,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       envelope,
       limits: config.limits,
       managedObjectId: config.identity.managedObjectId,
+      trustedIssuers: config.identity.issuers.map((i) => i.issuer),
       allowInsecureHttp: config.oauth.allowInsecureHttp,
       now,
       // Through the store: every replica's token cache hears of every change.
@@ -245,6 +266,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const started = graph;
       closers.unshift(() => started.stop());
       await warnAboutUnknownProviders(store, source.current(), logger);
+      warnAboutIssuerlessTemplates(source.current(), config.identity.issuers.length, logger);
     }
     const services: AdminServices = {
       registry,

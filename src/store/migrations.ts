@@ -5,13 +5,80 @@
  * Migrations are append-only: never edit a released one, add the next version.
  */
 import { num } from './rows.js';
-import { raw, sql, type Dialect, type Driver, type Work } from './sql.js';
+import { raw, sql, type Dialect, type Driver, type Row, type Work } from './sql.js';
+
+/** What a migration may need from the configuration the store is opened with. */
+export interface MigrationContext {
+  /** `identity.issuers[].issuer`, in configuration order. */
+  readonly issuers: readonly string[];
+  /** Told, after the migration committed, of each record it could not decide for an admin. */
+  readonly review: (finding: MigrationFinding) => void;
+}
+
+/** A record a migration left for an admin to review. Holds ids, never secrets. */
+export interface MigrationFinding {
+  readonly version: number;
+  readonly providerId: string;
+  readonly connectionId: string;
+  readonly policyId: string;
+  readonly message: string;
+}
+
+export const NO_MIGRATION_CONTEXT: MigrationContext = Object.freeze({ issuers: Object.freeze([]), review: () => {} });
 
 export interface Migration {
   readonly version: number;
   readonly name: string;
   /** Statements run in order inside the migration's transaction. */
   statements(types: Dialect['types']): readonly string[];
+  /** Data changes run after the statements, in the same transaction; returns what an admin should review. */
+  data?(context: MigrationContext): Work<readonly MigrationFinding[]>;
+}
+
+/** The policy id version 1 gave a connection created for its user on first use. */
+const V1_OWNER_POLICY_ID = 'owner';
+
+function findingsOf(rows: readonly Row[], version: number, message: string): MigrationFinding[] {
+  return rows.map((row) =>
+    Object.freeze({ version, providerId: String(row['provider_id']), connectionId: String(row['connection_id']), policyId: String(row['id']), message }),
+  );
+}
+
+/**
+ * Version 2: principals are issuer-scoped. An owner policy names its user by `sub`/`oid`, which is
+ * only unique within one issuer. With exactly one trusted issuer every owner was verified by it,
+ * so the policy gets that issuer; otherwise nobody can tell which, and an admin decides.
+ * SERVICE_PRINCIPAL policies used to match the app id; they now match the principal's own object
+ * id, which no migration can know: each one is reported.
+ */
+function* issuerScopedPrincipals(context: MigrationContext): Work<readonly MigrationFinding[]> {
+  const findings: MigrationFinding[] = [];
+  const [only] = context.issuers;
+  if (context.issuers.length === 1 && only !== undefined) {
+    yield sql`UPDATE access_policies SET issuer = ${only} WHERE kind = 'USER' AND id = ${V1_OWNER_POLICY_ID} AND issuer IS NULL`;
+  } else {
+    const owners = yield sql`SELECT provider_id, connection_id, id FROM access_policies
+      WHERE kind = 'USER' AND id = ${V1_OWNER_POLICY_ID} AND issuer IS NULL ORDER BY provider_id, connection_id`;
+    findings.push(
+      ...findingsOf(
+        owners.rows,
+        2,
+        `owner policy left without an issuer (${context.issuers.length} trusted issuers configured): it admits a caller with its sub from any of them; ` +
+          'replace it with one that sets issuer',
+      ),
+    );
+  }
+  const servicePrincipals = yield sql`SELECT provider_id, connection_id, id FROM access_policies
+    WHERE kind = 'SERVICE_PRINCIPAL' ORDER BY provider_id, connection_id, id`;
+  findings.push(
+    ...findingsOf(
+      servicePrincipals.rows,
+      2,
+      "SERVICE_PRINCIPAL policy: objectId now matches the service principal's own object id (oid, else sub of an app-only token), " +
+        'not the app id; if it holds an app id, set objectId to the principal and move the app id to appIds',
+    ),
+  );
+  return findings;
 }
 
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
@@ -83,6 +150,12 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       )${tableSuffix}`,
     ],
   },
+  {
+    version: 2,
+    name: 'issuer-scoped principals',
+    statements: ({ text }) => [`ALTER TABLE access_policies ADD COLUMN issuer ${text}`],
+    data: issuerScopedPrincipals,
+  },
 ]);
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
@@ -102,20 +175,21 @@ function* ensureLedger(dialect: Dialect): Work<void> {
   );
 }
 
-/** Applies `migration` unless another process did meanwhile; true when this call applied it. */
-function* apply(dialect: Dialect, migration: Migration): Work<boolean> {
+/** Applies `migration` unless another process did meanwhile; its findings when this call applied it, else null. */
+function* apply(dialect: Dialect, migration: Migration, context: MigrationContext): Work<readonly MigrationFinding[] | null> {
   const lock = dialect.transactionLock(MIGRATION_LOCK);
   if (lock) yield lock;
   const seen = yield sql`SELECT version FROM schema_migrations WHERE version = ${migration.version}`;
-  if (seen.rows.length > 0) return false;
+  if (seen.rows.length > 0) return null;
   for (const statement of migration.statements(dialect.types)) yield raw(statement);
+  const findings = migration.data ? yield* migration.data(context) : [];
   yield sql`INSERT INTO schema_migrations (version, name, applied_at)
     VALUES (${migration.version}, ${migration.name}, ${Date.now()})`;
-  return true;
+  return findings;
 }
 
 /** Brings the schema to LATEST_SCHEMA_VERSION; returns the versions this call applied. */
-export async function migrate(db: Driver): Promise<number[]> {
+export async function migrate(db: Driver, context: MigrationContext = NO_MIGRATION_CONTEXT): Promise<number[]> {
   await db.transaction(() => ensureLedger(db.dialect));
   const { rows } = await db.run(sql`SELECT version FROM schema_migrations`);
   const present = new Set(rows.map((row) => num(row, 'version')));
@@ -127,7 +201,11 @@ export async function migrate(db: Driver): Promise<number[]> {
   const applied: number[] = [];
   for (const migration of MIGRATIONS) {
     if (present.has(migration.version)) continue;
-    if (await db.transaction(() => apply(db.dialect, migration))) applied.push(migration.version);
+    const findings = await db.transaction(() => apply(db.dialect, migration, context));
+    if (findings === null) continue;
+    applied.push(migration.version);
+    // Only once committed: a rolled-back migration has nothing to review.
+    for (const finding of findings) context.review(finding);
   }
   return applied;
 }

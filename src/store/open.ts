@@ -2,6 +2,7 @@
  * Opens the store named by `store.url`: `sqlite:<file>` (embedded) or `postgres://…` (shared by
  * replicas). Either way the schema is migrated before the store is handed out.
  */
+import type { MigrationContext } from './migrations.js';
 import { openPostgresStore } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
@@ -11,6 +12,8 @@ export interface OpenStoreOptions {
   readonly pgSchema?: string;
   /** PostgreSQL only: errors of idle pooled connections, which must never crash the process. */
   readonly onError?: (error: Error) => void;
+  /** What the migrations need from the configuration: the trusted issuers, and where findings go. */
+  readonly migration?: MigrationContext;
 }
 
 /** `sqlite:./data/x.db`, `sqlite:///abs/x.db` and `sqlite::memory:` name SQLite stores. */
@@ -22,12 +25,13 @@ export function sqliteFileOf(url: string): string {
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
-  if (url.startsWith('sqlite:')) return openSqliteStore(sqliteFileOf(url));
+  if (url.startsWith('sqlite:')) return openSqliteStore(sqliteFileOf(url), options.migration);
   if (/^postgres(ql)?:\/\//.test(url))
     return openPostgresStore({
       connectionString: url,
       ...(options.pgSchema === undefined ? {} : { schema: options.pgSchema }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
+      ...(options.migration === undefined ? {} : { migration: options.migration }),
     });
   throw new TypeError('store.url must start with sqlite: or postgres://');
 }

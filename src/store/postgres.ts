@@ -7,7 +7,7 @@
 import pg from 'pg';
 import type { ClientConfig, PoolClient, PoolConfig } from 'pg';
 import { ChangeHub } from './changeHub.js';
-import { migrate } from './migrations.js';
+import { migrate, type MigrationContext } from './migrations.js';
 import { PgNotifyTransport } from './pgNotify.js';
 import { raw, render, runWork, sql, type Dialect, type Driver, type Result, type Sql, type Work } from './sql.js';
 import { SqlStore } from './sqlStore.js';
@@ -52,6 +52,8 @@ export interface PostgresStoreOptions {
    * change listener's session (which reconnects by itself).
    */
   readonly onError?: (error: Error) => void;
+  /** What the migrations need from the configuration (src/store/migrations.ts). */
+  readonly migration?: MigrationContext;
 }
 
 type Session = PoolClient;
@@ -200,7 +202,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   );
   try {
     if (options.schema !== undefined) await createSchema(driver, options.schema);
-    await migrate(driver);
+    await migrate(driver, options.migration);
     // After migrating: the listener's channel follows the schema, which now exists.
     await changes.start();
   } catch (e) {

@@ -25,7 +25,7 @@ export const CONNECTION_COLUMNS = raw(
     'token_expires_at, last_refreshed_at, token_generation, version, created_at, updated_at',
 );
 
-export const POLICY_COLUMNS = raw('provider_id, connection_id, id, kind, object_id, tenant_id, app_ids, created_at');
+export const POLICY_COLUMNS = raw('provider_id, connection_id, id, kind, object_id, tenant_id, app_ids, created_at, issuer');
 
 export const CONSENT_COLUMNS = raw(
   'state_hash, provider_id, connection_id, code_verifier, nonce, post_login_redirect_url, expires_at, created_at',
@@ -154,6 +154,7 @@ export function toPolicy(row: Row): AccessPolicyRecord {
     objectId: str(row, 'object_id'),
     tenantId: strOrNull(row, 'tenant_id'),
     appIds: stringArray(row, 'app_ids'),
+    issuer: strOrNull(row, 'issuer'),
     createdAt: date(row, 'created_at'),
   });
 }

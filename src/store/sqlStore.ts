@@ -586,7 +586,7 @@ export class SqlStore implements Store {
 
 function insertPolicy(p: AccessPolicyRecord): Sql {
   return sql`INSERT INTO access_policies (${POLICY_COLUMNS})
-    VALUES (${p.providerId}, ${p.connectionId}, ${p.id}, ${p.kind}, ${p.objectId}, ${p.tenantId}, ${json(p.appIds)}, ${ms(p.createdAt)})
+    VALUES (${p.providerId}, ${p.connectionId}, ${p.id}, ${p.kind}, ${p.objectId}, ${p.tenantId}, ${json(p.appIds)}, ${ms(p.createdAt)}, ${p.issuer})
     ON CONFLICT (provider_id, connection_id, id) DO NOTHING
     RETURNING ${POLICY_COLUMNS}`;
 }

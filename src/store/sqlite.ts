@@ -6,7 +6,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { migrate } from './migrations.js';
+import { migrate, type MigrationContext } from './migrations.js';
 import { EMPTY, render, runWorkSync, sql, type Dialect, type Driver, type Result, type Row, type Sql, type Work } from './sql.js';
 import { SqlStore } from './sqlStore.js';
 import type { Store } from './types.js';
@@ -93,7 +93,7 @@ function createPrivateFile(file: string): void {
 }
 
 /** Opens (creating if needed) and migrates the store in `file`; `:memory:` keeps it in memory. */
-export async function openSqliteStore(file: string): Promise<Store> {
+export async function openSqliteStore(file: string, migration?: MigrationContext): Promise<Store> {
   if (file !== ':memory:') createPrivateFile(file);
   const db = new Database(file);
   const driver = new SqliteDriver(db);
@@ -101,7 +101,7 @@ export async function openSqliteStore(file: string): Promise<Store> {
     driver.pragma('journal_mode = WAL');
     driver.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     driver.pragma('foreign_keys = ON');
-    await migrate(driver);
+    await migrate(driver, migration);
   } catch (e) {
     await driver.close();
     throw e;

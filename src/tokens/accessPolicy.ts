@@ -12,6 +12,16 @@ function tenantMatches(policy: AccessPolicyRecord, caller: Caller): boolean {
   return policy.tenantId === null || policy.tenantId === caller.tenantId;
 }
 
+/** A subject is only unique within its issuer: a policy naming one admits no caller of another. */
+function issuerMatches(policy: AccessPolicyRecord, caller: Caller): boolean {
+  return policy.issuer === null || policy.issuer === caller.issuer;
+}
+
+/** What every caller policy checks beside its principal: issuer and tenant. */
+function scopeMatches(policy: AccessPolicyRecord, caller: Caller): boolean {
+  return issuerMatches(policy, caller) && tenantMatches(policy, caller);
+}
+
 /** Policies listing application ids admit the principal only through one of those applications. */
 function appMatches(policy: AccessPolicyRecord, caller: Caller): boolean {
   return policy.appIds.length === 0 || (caller.appId !== null && policy.appIds.includes(caller.appId));
@@ -24,17 +34,20 @@ export function policyAdmits(policy: AccessPolicyRecord, principal: Principal): 
     case 'USER': {
       if (principal.kind !== 'caller') return false;
       const c = principal.caller;
-      return (c.oid === policy.objectId || c.sub === policy.objectId) && tenantMatches(policy, c) && appMatches(policy, c);
+      return (c.oid === policy.objectId || c.sub === policy.objectId) && scopeMatches(policy, c) && appMatches(policy, c);
     }
     case 'GROUP': {
       if (principal.kind !== 'caller') return false;
       const c = principal.caller;
-      return c.groups.includes(policy.objectId) && tenantMatches(policy, c) && appMatches(policy, c);
+      return c.groups.includes(policy.objectId) && scopeMatches(policy, c) && appMatches(policy, c);
     }
     case 'SERVICE_PRINCIPAL': {
+      // The principal itself, not the application it signed in through: a user's token issued to
+      // the same app carries the user's own oid / sub and is refused. An app-only token carries the
+      // service principal's (Entra: oid = sub = its object id; RFC 9068 client credentials: sub = client id).
       if (principal.kind !== 'caller') return false;
       const c = principal.caller;
-      return c.appId === policy.objectId && tenantMatches(policy, c);
+      return (c.oid ?? c.sub) === policy.objectId && scopeMatches(policy, c) && appMatches(policy, c);
     }
     default: {
       const never: never = policy.kind;

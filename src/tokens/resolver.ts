@@ -212,7 +212,7 @@ export class TokenResolver {
     try {
       const provider = await requireProvider(this.#deps.registry, key.providerId);
       await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
-        ownerPolicy(k, caller.oid ?? caller.sub, caller.tenantId, now),
+        ownerPolicy(k, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, now),
       ]);
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
