@@ -213,7 +213,7 @@ export class TokenResolver {
       const provider = await requireProvider(this.#deps.registry, key.providerId);
       await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
         ownerPolicy(k, caller.oid ?? caller.sub, caller.tenantId, now),
-      ]);
+      ], { autoCreated: true });
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
       if (!isGatewayError(e)) throw e;
