@@ -607,10 +607,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
 
     it('deletes those still NOT_CONNECTED created before the cutoff, oldest first, at most the limit, returning their keys', async () => {
-      await store.insertConsentState(consent('h1', key('p1', 'old-1')));
-      expect(await store.deleteUnconsentedConnections(at(30), 1)).toEqual([key('p1', 'old-1')]);
-      expect(await store.deleteUnconsentedConnections(at(30), 10)).toEqual([key('p1', 'old-2')]);
-      expect(await store.deleteUnconsentedConnections(at(30), 10)).toEqual([]);
+      await store.insertConsentState(consent('h1', key('p1', 'old-1'), { expiresAt: at(80) }));
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 1)).toEqual([key('p1', 'old-1')]);
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 10)).toEqual([key('p1', 'old-2')]);
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 10)).toEqual([]);
       expect(await ids()).toEqual(['admin', 'consented', 'failed', 'young']);
       expect(await store.listAccessPolicies([key('p1', 'old-1')])).toEqual([[]]);
       expect(await store.consumeConsentState('h1', T0)).toBeNull();
@@ -620,8 +620,14 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
 
     it('lets replicas sweep at once: each connection is deleted and reported once', async () => {
       const other = await place.open();
-      const [a, b] = await Promise.all([store.deleteUnconsentedConnections(at(30), 10), other.deleteUnconsentedConnections(at(30), 10)]);
+      const [a, b] = await Promise.all([store.deleteUnconsentedConnections(at(30), at(90), 10), other.deleteUnconsentedConnections(at(30), at(90), 10)]);
       expect([...a, ...b].map((k) => k.connectionId).sort()).toEqual(['old-1', 'old-2']);
+    });
+
+    it('keeps one whose user has a consent in progress until that consent expires', async () => {
+      await store.insertConsentState(consent('h1', key('p1', 'old-1'), { expiresAt: at(100) }));
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 10)).toEqual([key('p1', 'old-2')]);
+      expect(await store.deleteUnconsentedConnections(at(30), at(100), 10)).toEqual([key('p1', 'old-1')]);
     });
   });
 

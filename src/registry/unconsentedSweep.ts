@@ -62,10 +62,11 @@ export class UnconsentedSweep {
 
   async #sweep(): Promise<number> {
     const { registry, ttlMs } = this.#options;
-    const createdBefore = new Date(registry.now().getTime() - ttlMs);
+    const now = registry.now();
+    const createdBefore = new Date(now.getTime() - ttlMs);
     let deleted = 0;
     for (let batch = 0; batch < MAX_BATCHES_PER_SWEEP; batch++) {
-      const keys = await registry.store.deleteUnconsentedConnections(createdBefore, SWEEP_BATCH_SIZE);
+      const keys = await registry.store.deleteUnconsentedConnections(createdBefore, now, SWEEP_BATCH_SIZE);
       if (keys.length === 0) break;
       deleted += keys.length;
       await Promise.all(keys.map((key) => registry.changes.publish(key)));

@@ -392,8 +392,11 @@ export class SqlStore implements Store {
     });
   }
 
-  async deleteUnconsentedConnections(createdBefore: Date, limit: number): Promise<ConnectionKey[]> {
-    const unconsented = sql`auto_created_at IS NOT NULL AND auto_created_at < ${ms(createdBefore)} AND status = 'NOT_CONNECTED'`;
+  async deleteUnconsentedConnections(createdBefore: Date, now: Date, limit: number): Promise<ConnectionKey[]> {
+    // A user who has just opened a login link may finish consenting: the connection waits for that.
+    const unconsented = sql`auto_created_at IS NOT NULL AND auto_created_at < ${ms(createdBefore)} AND status = 'NOT_CONNECTED'
+      AND NOT EXISTS (SELECT 1 FROM consent_states AS s
+        WHERE s.provider_id = connections.provider_id AND s.connection_id = connections.id AND s.expires_at > ${ms(now)})`;
     // The condition is repeated outside the subquery: PostgreSQL re-checks only the outer one on a
     // row another transaction changed meanwhile, so a connection consented during the sweep stays.
     const { rows } = await this.#db.run(

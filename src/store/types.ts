@@ -104,11 +104,11 @@ export interface Store {
   ): Promise<ConnectionRecord>;
   /**
    * Deletes at most `limit` connections the gateway created on first use (`autoCreated`) before
-   * `createdBefore` that are still NOT_CONNECTED, with their policies and consents in progress;
-   * returns their keys. Connections an admin created are never touched. Safe to run on every
-   * replica at once: each connection is deleted, and reported, once.
+   * `createdBefore` that are still NOT_CONNECTED and have no consent in progress (unexpired at
+   * `now`), with their policies; returns their keys. Connections an admin created are never
+   * touched. Safe to run on every replica at once: each connection is deleted, and reported, once.
    */
-  deleteUnconsentedConnections(createdBefore: Date, limit: number): Promise<ConnectionKey[]>;
+  deleteUnconsentedConnections(createdBefore: Date, now: Date, limit: number): Promise<ConnectionKey[]>;
   getConnection(key: ConnectionKey): Promise<ConnectionRecord | null>;
   getConnections(keys: readonly ConnectionKey[]): Promise<(ConnectionRecord | null)[]>;
   /**
