@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '../src/store/types.js';
 import { consentOverHttp } from './support/authServer.js';
 import { startStage, type Stage } from './support/federation.js';
+import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
+
+const hasPg = await requirePgOrSkip('the unconsented-connection sweep on PostgreSQL');
 
 const TTL_SECONDS = 3600;
 const TOKEN_INFO = `{ githubTokenInfo { subject } graphTokenInfo { subject } }`;
@@ -15,8 +18,9 @@ function errorsByService(errors: any[] | undefined): Record<string, any> {
   return Object.fromEntries((errors ?? []).map((e) => [e.extensions?.serviceName, e]));
 }
 
-describe('the sweep of connections created on first use and never consented to', () => {
+describe.each(hasPg ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const))('the sweep of connections created on first use and never consented to (%s)', (dialect) => {
   let s: Stage;
+  let pg: PgSchema | null = null;
   let clockMs = Date.now();
   const events: (ChangeEvent | null)[] = [];
 
@@ -27,10 +31,19 @@ describe('the sweep of connections created on first use and never consented to',
   };
 
   beforeAll(async () => {
-    s = await startStage({ now: () => new Date(clockMs), config: { limits: { unconsentedConnectionTtlSeconds: TTL_SECONDS } } });
+    if (dialect === 'postgres') pg = await freshPgSchema('cg_unconsented_sweep');
+    const storeUrl = pg ? `${pg.url}?options=${encodeURIComponent(`-c search_path=${pg.schema}`)}` : undefined;
+    s = await startStage({
+      now: () => new Date(clockMs),
+      config: { limits: { unconsentedConnectionTtlSeconds: TTL_SECONDS } },
+      ...(storeUrl && { storeUrl }),
+    });
     s.t.app.store.onChange((event) => events.push(event));
   }, 60_000);
-  afterAll(() => s?.close());
+  afterAll(async () => {
+    await s?.close();
+    await pg?.drop();
+  });
 
   it('deletes a connection created on first use after the TTL, keeps a consented one and an admin-created one', async () => {
     const created = await s.t.admin(`mutation { createConnection(providerId: "github-01", input: { id: "shared", displayName: "Shared" }) { status } }`);
