@@ -70,7 +70,7 @@ export interface JwtIssuer {
   readonly audience: string;
   readonly rsaKid: string;
   readonly ecKid: string | null;
-  /** The RSA public key as SPKI PEM, for the HS256-signed-with-the-public-key attack. */
+  /** The first RSA public key as SPKI PEM (not changed by rotateRsaKey), for the HS256-signed-with-the-public-key attack. */
   readonly publicKeyPem: string;
   /** The RSA public key as published in the JWKS. */
   readonly publicJwk: JWK;
