@@ -24,6 +24,7 @@ describe('configuration', () => {
     expect(config.limits).toEqual({
       providersPerInstance: 1000,
       connectionsPerProvider: 10_000,
+      unconsentedConnectionTtlSeconds: 86_400,
       accessPoliciesPerConnection: 100,
       tokenAcquisitionsPerMinute: 250,
     });

@@ -16,6 +16,9 @@ import { createLogger } from '../src/log.js';
 import { consentOverHttp } from './support/authServer.js';
 import { chromiumAvailable, completeConsent, launchBrowser } from './support/browser.js';
 import { tempDir, type TempDir } from './support/tmp.js';
+import { createHash } from 'node:crypto';
+import { openStore } from '../src/store/open.js';
+import { freshPgSchema, requirePgOrSkip, withPgClient } from './support/pg.js';
 
 const REPO = new URL('../', import.meta.url).pathname;
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
@@ -106,6 +109,62 @@ describe('demo start with a port taken', () => {
       );
     } finally {
       await closeServer(squatter);
+      await dir.cleanup();
+    }
+    expect(await allFree(ports)).toBe(true);
+  });
+});
+
+const hasPg = await requirePgOrSkip('the demo store guard on PostgreSQL');
+
+/** Starts the demo expecting a refusal; a demo that starts after all is closed again (so the test fails cleanly). */
+async function refusal(options: Parameters<typeof startDemo>[0]): Promise<unknown> {
+  const outcome = await startDemo(options).then(
+    async (demo) => {
+      await demo.close();
+      return null;
+    },
+    (e: unknown) => e,
+  );
+  expect(outcome).toBeInstanceOf(ConfigError);
+  return outcome;
+}
+
+describe('the demo writes only into a store it created', () => {
+  it.runIf(hasPg)('refuses a PostgreSQL store with a clear message and creates nothing in it', async () => {
+    const ports = await freePorts();
+    const pg = await freshPgSchema('cg_demo_guard');
+    try {
+      const url = `${pg.url}?options=${encodeURIComponent(`-c search_path=${pg.schema}`)}`;
+      const error = await refusal({ ports, env: { CG_STORE_URL: url }, logger: createLogger('silent') });
+      expect(String(error)).toMatch(/store\.url: the demo does not write into a PostgreSQL .*store.*unset CG_STORE_URL/);
+      const tables = await withPgClient((c) => c.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [pg.schema]));
+      expect(tables.rows).toEqual([]);
+    } finally {
+      await pg.drop();
+    }
+    expect(await allFree(ports)).toBe(true);
+  });
+
+  it('refuses a SQLite store holding a provider that is not the demo\'s, naming it, and leaves the file unchanged', async () => {
+    const ports = await freePorts();
+    const dir = await tempDir('cg-demo-foreign-');
+    try {
+      const file = dir.file('credentials.db');
+      const store = await openStore(`sqlite:${file}`);
+      const now = new Date();
+      await store.insertProvider(
+        { id: 'payroll', displayName: 'Payroll', identityProvider: 'oauth2', grantType: 'CLIENT_CREDENTIALS', clientId: 'c', clientSecret: null,
+          scopes: [], parameters: {}, version: 1, createdAt: now, updatedAt: now },
+        10,
+      );
+      await store.close();
+      const digest = () => createHash('sha256').update(readFileSync(file)).digest('hex');
+      const before = digest();
+      const error = await refusal({ ports, dataDir: dir.path, logger: createLogger('silent') });
+      expect(String(error)).toMatch(/holds credential providers that are not the demo's \(payroll\).*run the demo on a store of its own/);
+      expect(digest()).toBe(before);
+    } finally {
       await dir.cleanup();
     }
     expect(await allFree(ports)).toBe(true);

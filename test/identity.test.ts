@@ -1,9 +1,9 @@
 import { generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, issuerNameOf, type IssuerConfig } from '../src/config/schema.js';
 import { GatewayError } from '../src/errors.js';
 import { callerFromClaims } from '../src/identity/caller.js';
-import { JwtVerifier, MAX_TOKEN_BYTES, type JwtVerifierOptions } from '../src/identity/jwt.js';
+import { JWKS_REFRESH_MS, JwtVerifier, MAX_TOKEN_BYTES, type JwtVerifierOptions } from '../src/identity/jwt.js';
 import { startJwtIssuer, type JwtIssuer, type JwtIssuerOptions } from './support/jwtIssuer.js';
 
 const TOLERANCE_SECONDS = 30;
@@ -284,6 +284,26 @@ describe('JwtVerifier key retrieval', () => {
       for (let i = 0; i < 5; i++) await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'x' }, { kid: `rotated-${i}` })));
       expect(idp.discoveryFetches).toBe(1);
       expect(idp.jwksFetches).toBe(1);
+    });
+  });
+
+  it("stops accepting a cached token once its signing key has left the JWKS for longer than the refresh interval", async () => {
+    await withIssuer({ ecKey: false }, async (idp) => {
+      const verifier = verifierFor([idp.issuerConfig()]);
+      const oldKeyToken = await idp.sign({ sub: 'alice' }, { expiresIn: 3600 });
+      expect((await verifier.verifyToken(oldKeyToken)).sub).toBe('alice');
+      await idp.rotateRsaKey();
+      // Only Date is faked: jose ages its JWKS by Date, the HTTP servers keep their real timers.
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+      try {
+        vi.setSystemTime(Date.now() + JWKS_REFRESH_MS + 1_000);
+        await expectUnauthenticated(verifier.verifyToken(oldKeyToken), 'token signing key is not known');
+        expect(idp.jwksFetches).toBe(2);
+        const newKeyToken = await idp.sign({ sub: 'alice' }, { expiresIn: 3600 });
+        expect((await verifier.verifyToken(newKeyToken)).sub).toBe('alice');
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 

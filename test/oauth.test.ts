@@ -586,6 +586,27 @@ describe('provider quirks (quirk server)', () => {
   });
 });
 
+describe('token responses with null fields and array scopes (quirk server)', () => {
+  it('normalises scope as an array into a space-separated string instead of refusing the response', async () => {
+    const cfg = quirkConfig('sloppy', { pkce: 'S256' });
+    const tokens = await quirkCodeFlow(client, cfg, ['read', 'write']);
+    expect(tokens.accessToken).toMatch(/^sloppy-/);
+    expect(tokens.scope).toBe('read write');
+    expect(tokens.refreshToken).toMatch(/^sloppy-rt-/);
+  });
+
+  it('treats refresh_token: null on a refresh as no new refresh token instead of refusing the response', async () => {
+    const cfg = quirkConfig('sloppy', { pkce: 'S256' });
+    const tokens = await quirkCodeFlow(client, cfg, ['read']);
+    const refreshed = await client.refresh(cfg, tokens.refreshToken as string);
+    expect(quirky.lastTokenRequest('sloppy')?.form).toMatchObject({ grant_type: 'refresh_token' });
+    expect(refreshed.accessToken).not.toBe(tokens.accessToken);
+    expect(refreshed.refreshToken).toBeNull();
+    expect(refreshed.idTokenClaims).toBeNull();
+    expect(refreshed.scope).toBe('read write');
+  });
+});
+
 describe('error helpers', () => {
   it('reads Retry-After as seconds or as an HTTP date, bounded', () => {
     const now = Date.parse('2030-01-01T00:00:00Z');

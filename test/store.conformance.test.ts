@@ -18,7 +18,7 @@ import type {
 import { GatewayError } from '../src/errors.js';
 import { decodeCursor, encodeCursor } from '../src/store/cursor.js';
 import { KeyedMutex } from '../src/store/keyedMutex.js';
-import { LATEST_SCHEMA_VERSION } from '../src/store/migrations.js';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
 import type { ConnectionKey, SealedField, Store, TokenWrite } from '../src/store/types.js';
 import { freshPgSchema, pgUrl, requirePgOrSkip, withPgClient } from './support/pg.js';
@@ -587,6 +587,51 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
   });
 
+  describe('unconsented auto-created connections', () => {
+    const MINUTE_MS = 60_000;
+    const at = (minutes: number) => new Date(T0.getTime() + minutes * MINUTE_MS);
+    const auto = (id: string, minutes: number) =>
+      store.insertConnection(connection('p1', id, { createdAt: at(minutes), updatedAt: at(minutes) }), [policy('p1', id, 'owner')], 100, { autoCreated: true });
+    const ids = async () => (await store.listConnectionsOfProviders(['p1'], { first: 100, after: null }))[0]?.items.map((c) => c.id);
+
+    beforeEach(async () => {
+      await store.insertProvider(provider('p1'), 10);
+      await auto('old-1', 0);
+      await auto('old-2', 1);
+      await auto('young', 60);
+      await auto('consented', 0);
+      await store.writeTokens(key('p1', 'consented'), tokenWrite('c'), 0);
+      await auto('failed', 0);
+      await store.setConnectionState(key('p1', 'failed'), { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'gone' } });
+      // An admin's connection waiting for consent is never swept, however old.
+      await store.insertConnection(connection('p1', 'admin', { createdAt: at(-600) }), [], 100);
+    });
+
+    it('deletes those still NOT_CONNECTED created before the cutoff, oldest first, at most the limit, returning their keys', async () => {
+      await store.insertConsentState(consent('h1', key('p1', 'old-1'), { expiresAt: at(80) }));
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 1)).toEqual([key('p1', 'old-1')]);
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 10)).toEqual([key('p1', 'old-2')]);
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 10)).toEqual([]);
+      expect(await ids()).toEqual(['admin', 'consented', 'failed', 'young']);
+      expect(await store.listAccessPolicies([key('p1', 'old-1')])).toEqual([[]]);
+      expect(await store.consumeConsentState('h1', T0)).toBeNull();
+      // The ids are free again.
+      await auto('old-1', 90);
+    });
+
+    it('lets replicas sweep at once: each connection is deleted and reported once', async () => {
+      const other = await place.open();
+      const [a, b] = await Promise.all([store.deleteUnconsentedConnections(at(30), at(90), 10), other.deleteUnconsentedConnections(at(30), at(90), 10)]);
+      expect([...a, ...b].map((k) => k.connectionId).sort()).toEqual(['old-1', 'old-2']);
+    });
+
+    it('keeps one whose user has a consent in progress until that consent expires', async () => {
+      await store.insertConsentState(consent('h1', key('p1', 'old-1'), { expiresAt: at(100) }));
+      expect(await store.deleteUnconsentedConnections(at(30), at(90), 10)).toEqual([key('p1', 'old-2')]);
+      expect(await store.deleteUnconsentedConnections(at(30), at(100), 10)).toEqual([key('p1', 'old-1')]);
+    });
+  });
+
   describe('token writes', () => {
     beforeEach(() => seedConnections(store, 'p1', ['c1']));
 
@@ -840,7 +885,7 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.close();
       const again = await place.open();
       expect(await again.getProvider('p1')).toEqual(provider('p1'));
-      expect(await versions()).toEqual(Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1));
+      expect(await versions()).toEqual(MIGRATIONS.map((m) => m.version));
       const rows = await place.sql('SELECT applied_at FROM schema_migrations');
       expect(Number(rows[0]?.['applied_at'])).toBeGreaterThan(T0.getTime());
     });
@@ -851,7 +896,7 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
         const stores = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
         await stores[0]?.insertProvider(provider('p1'), 10);
         expect(await stores[2]?.getProvider('p1')).toEqual(provider('p1'));
-        expect((await fresh.sql('SELECT version FROM schema_migrations')).length).toBe(LATEST_SCHEMA_VERSION);
+        expect((await fresh.sql('SELECT version FROM schema_migrations')).length).toBe(MIGRATIONS.length);
       } finally {
         await fresh.cleanup();
       }

@@ -12,7 +12,7 @@ const HEALTH_CHECK_QUERY = 'query __ApolloServiceHealthCheck__ { __typename }';
 
 interface GraphQLBody {
   data?: Record<string, any> | null;
-  errors?: { message: string; extensions?: Record<string, unknown> }[];
+  errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
 }
 
 async function post(
@@ -162,21 +162,32 @@ describe('graph subgraph', () => {
     });
   });
 
-  it('resolves User entities by id for the gateway (_entities)', async () => {
+  it('resolves the token\'s own User entity for the gateway (_entities), and refuses another user\'s with FORBIDDEN', async () => {
     const token = await graphIdp.sign({ sub: 'alice' });
     const { body } = await post(
       graph.url,
-      'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { id profile { displayName } mail { subject } } } }',
+      'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { id profile { displayName mail } mail { subject } } } }',
       `Bearer ${token}`,
       { representations: [{ __typename: 'User', id: 'alice' }, { __typename: 'User', id: 'bob' }] },
     );
-    expect(body.errors).toBeUndefined();
-    const entities = body.data?.['_entities'] as { id: string; profile: { displayName: string }; mail: { subject: string }[] }[];
-    expect(entities.map((e) => [e.id, e.profile.displayName])).toEqual([
-      ['alice', 'Alice'],
-      ['bob', 'Bob'],
-    ]);
+    const entities = body.data?.['_entities'] as ({ id: string; profile: { displayName: string }; mail: { subject: string }[] } | null)[];
+    expect(entities[0]).toMatchObject({ id: 'alice', profile: { displayName: 'Alice', mail: 'alice@example.com' } });
     expect(entities[0]?.mail).toHaveLength(3);
+    expect(entities[1]).toBeNull();
+    expect(body.errors?.map((e) => [e.extensions?.['code'], e.path])).toEqual([['FORBIDDEN', ['_entities', 1]]]);
+    expect(JSON.stringify(body)).not.toContain('bob@example.com');
+  });
+
+  it('refuses a User entity of another subject on the github subgraph too', async () => {
+    const token = await githubIdp.sign({ sub: 'bob' });
+    const { body } = await post(
+      github.url,
+      'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { login repositories { id } } } }',
+      `Bearer ${token}`,
+      { representations: [{ __typename: 'User', id: 'alice' }, { __typename: 'User', id: 'bob' }] },
+    );
+    expect(body.data?.['_entities']).toEqual([null, { login: 'bob', repositories: [{ id: 'bob/dotfiles' }, { id: 'bob/notes' }] }]);
+    expect(body.errors?.map((e) => e.extensions?.['code'])).toEqual(['FORBIDDEN']);
   });
 
   it('refuses a page size out of range with BAD_USER_INPUT', async () => {

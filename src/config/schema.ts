@@ -44,6 +44,8 @@ export interface Config {
   readonly limits: {
     readonly providersPerInstance: number;
     readonly connectionsPerProvider: number;
+    /** Connections created on first use and still unconsented are deleted after this long. */
+    readonly unconsentedConnectionTtlSeconds: number;
     readonly accessPoliciesPerConnection: number;
     readonly tokenAcquisitionsPerMinute: number;
   };
@@ -110,6 +112,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   },
   { path: 'limits.providersPerInstance', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Credential providers per instance.' },
   { path: 'limits.connectionsPerProvider', kind: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'Connections per provider.' },
+  { path: 'limits.unconsentedConnectionTtlSeconds', kind: 'int', default: 86_400, min: 3600, max: 31_536_000, doc: 'Connections the gateway created for a user on first use that are still `NOT_CONNECTED` after this long are deleted (so self-registered callers cannot fill `connectionsPerProvider`); connections an admin created are kept.' },
   { path: 'limits.accessPoliciesPerConnection', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'Access policies per connection.' },
   { path: 'limits.tokenAcquisitionsPerMinute', kind: 'int', default: 250, min: 1, max: 1_000_000, doc: 'Token acquisitions per connection per minute that reach the store or the provider (cache hits are free).' },
   { path: 'oauth.allowInsecureHttp', kind: 'bool', default: false, doc: 'Allow `http:` identity provider URLs (local development and tests only).' },

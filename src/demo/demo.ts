@@ -21,6 +21,7 @@ import { startAuthServer, type AuthServer } from './authServer.js';
 import { startJwtIssuer } from './jwtIssuer.js';
 import { assertPortsFree, asPortInUse, demoPortsFromEnv, type DemoPorts } from './ports.js';
 import { seedDemo } from './seed.js';
+import { assertDemoStore } from './storeGuard.js';
 import { loadDemoSupergraph, SAMPLE_SUBGRAPH_NAMES, supergraphFileFor, type SampleSubgraphName } from './supergraph.js';
 
 interface SampleSetup {
@@ -114,8 +115,9 @@ function rawConfig(options: DemoOptions, env: NodeJS.ProcessEnv): Record<string,
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const env = options.env ?? {};
   const raw = rawConfig(options, env);
-  const server = validateConfig(raw).server;
+  const { server, store } = validateConfig(raw);
   const supergraph = await loadDemoSupergraph();
+  assertDemoStore(store.url, SAMPLE_SUBGRAPH_NAMES.map((name) => supergraph.subgraphs[name].providerId));
   const given = { ...demoPortsFromEnv(env), ...options.ports };
   const wanted: DemoPorts = {
     ...DEFAULT_PORTS,

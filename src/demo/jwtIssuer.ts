@@ -70,7 +70,7 @@ export interface JwtIssuer {
   readonly audience: string;
   readonly rsaKid: string;
   readonly ecKid: string | null;
-  /** The RSA public key as SPKI PEM, for the HS256-signed-with-the-public-key attack. */
+  /** The first RSA public key as SPKI PEM (not changed by rotateRsaKey), for the HS256-signed-with-the-public-key attack. */
   readonly publicKeyPem: string;
   /** The RSA public key as published in the JWKS. */
   readonly publicJwk: JWK;
@@ -79,6 +79,8 @@ export interface JwtIssuer {
   /** An `identity.issuers[]` entry for this issuer (discovery by default, `jwksUri: null`). */
   issuerConfig(overrides?: Partial<IssuerConfig>): IssuerConfig;
   sign(claims: JWTPayload, options?: SignOptions): Promise<string>;
+  /** Replaces the RSA key: the old one leaves the JWKS, later RS256 tokens use the new one. Returns its kid. */
+  rotateRsaKey(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -94,12 +96,18 @@ function unsecuredToken(header: Record<string, unknown>, payload: JWTPayload): s
 
 export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<JwtIssuer> {
   const audience = options.audience ?? DEFAULT_AUDIENCE;
-  const rsa = await generateKeyPair('RS256', { extractable: true });
+  let rsa = await generateKeyPair('RS256', { extractable: true });
   const ec = options.ecKey === false ? null : await generateKeyPair('ES256', { extractable: true });
-  const rsaJwk = await publicJwkOf(rsa.publicKey, 'RS256');
+  let rsaJwk = await publicJwkOf(rsa.publicKey, 'RS256');
   const ecJwk = ec ? await publicJwkOf(ec.publicKey, 'ES256') : null;
   const publicKeyPem = await exportSPKI(rsa.publicKey);
   const jwks = { keys: ecJwk ? [rsaJwk, ecJwk] : [rsaJwk] };
+  const rotateRsaKey = async (): Promise<string> => {
+    rsa = await generateKeyPair('RS256', { extractable: true });
+    rsaJwk = await publicJwkOf(rsa.publicKey, 'RS256');
+    jwks.keys = ecJwk ? [rsaJwk, ecJwk] : [rsaJwk];
+    return rsaJwk.kid!;
+  };
 
   let jwksFetches = 0;
   let discoveryFetches = 0;
@@ -150,10 +158,14 @@ export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<Jw
     issuer,
     jwksUri: `${issuer}/jwks`,
     audience,
-    rsaKid: rsaJwk.kid!,
+    get rsaKid() {
+      return rsaJwk.kid!;
+    },
     ecKid: ecJwk?.kid ?? null,
     publicKeyPem,
-    publicJwk: rsaJwk,
+    get publicJwk() {
+      return rsaJwk;
+    },
     get jwksFetches() {
       return jwksFetches;
     },
@@ -183,6 +195,7 @@ export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<Jw
         .setProtectedHeader({ ...header, alg })
         .sign(signOptions.key ?? keyFor(alg));
     },
+    rotateRsaKey,
     async close(): Promise<void> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

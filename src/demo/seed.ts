@@ -29,7 +29,8 @@ export interface DemoProvider {
   readonly scopes: readonly string[];
 }
 
-const IDENTITY_PROVIDER = 'oidc';
+/** Every demo provider is of this catalog kind; a provider of another kind is not the demo's. */
+export const DEMO_IDENTITY_PROVIDER = 'oidc';
 const GRANT_TYPE = 'AUTHORIZATION_CODE';
 const FORGOTTEN_GRANT_MESSAGE = 'the demo authorization server was restarted and no longer knows this grant; consent again';
 
@@ -37,9 +38,9 @@ async function upsertProvider(registry: RegistryDeps, p: DemoProvider): Promise<
   const fields = { clientId: p.clientId, clientSecret: p.clientSecret, scopes: p.scopes, parameters: { issuer: p.issuer } };
   const existing = await registry.store.getProvider(p.id);
   if (existing === null) {
-    return createProvider(registry, { id: p.id, displayName: p.displayName, identityProvider: IDENTITY_PROVIDER, grantType: GRANT_TYPE, ...fields });
+    return createProvider(registry, { id: p.id, displayName: p.displayName, identityProvider: DEMO_IDENTITY_PROVIDER, grantType: GRANT_TYPE, ...fields });
   }
-  if (existing.identityProvider !== IDENTITY_PROVIDER || existing.grantType !== GRANT_TYPE) {
+  if (existing.identityProvider !== DEMO_IDENTITY_PROVIDER || existing.grantType !== GRANT_TYPE) {
     throw new ConfigError([
       `credential provider '${p.id}' in the store is not the demo's (${existing.identityProvider}, ${existing.grantType}); ` +
         'delete it through the admin API, or run the demo on another store (CG_STORE_URL)',

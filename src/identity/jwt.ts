@@ -5,7 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  errors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { ConfigError, isForbiddenJwsAlgorithm, issuerNameOf, type IssuerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { callerFromClaims, type Caller } from './caller.js';
@@ -15,7 +22,8 @@ export const MAX_TOKEN_BYTES = 8 * 1024;
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** An unknown `kid` may refetch the JWKS (key rotation) at most this often per issuer. */
 const JWKS_COOLDOWN_MS = 30_000;
-const JWKS_CACHE_MAX_AGE_MS = 10 * 60_000;
+/** A JWKS older than this is fetched again before it is used: how long a removed key can linger. */
+export const JWKS_REFRESH_MS = 10 * 60_000;
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
 /** Symmetric algorithms would let anyone holding the public key forge tokens; `none` needs no key. */
 /** Bearer credentials are b64token (RFC 6750 §2.1); the scheme is case-insensitive (RFC 7235). */
@@ -108,7 +116,7 @@ class TrustedIssuer {
     const remote = createRemoteJWKSet(url, {
       timeoutDuration: this.#timeoutMs,
       cooldownDuration: JWKS_COOLDOWN_MS,
-      cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+      cacheMaxAge: JWKS_REFRESH_MS,
     });
     return async (header, token) => {
       try {
@@ -175,10 +183,36 @@ const VERIFIED_CACHE_ENTRIES = 10_000;
 /** Upper bound on remembering one verification, whatever the token's own expiry. */
 const VERIFIED_CACHE_MAX_MS = 5 * 60_000;
 
+/** Resolved key objects are compared by identity: jose hands out the same object until the JWKS is fetched again. */
+type VerificationKey = Awaited<ReturnType<JWTVerifyGetKey>>;
+
+/** One remembered verification and the key that proved it. */
+interface Verified {
+  readonly caller: Caller;
+  readonly issuer: TrustedIssuer;
+  /** The arguments jose resolved the key with, to ask the key set again later. */
+  readonly keyQuery: Parameters<JWTVerifyGetKey>;
+  readonly key: VerificationKey;
+}
+
+/**
+ * Whether the key set still resolves this header to the very key that verified the token. Asking the
+ * key set also fetches it again once older than JWKS_REFRESH_MS, so a remembered verification dies
+ * with its key at the latest one refresh interval after the issuer removed it.
+ */
+async function stillSigned(entry: Verified): Promise<boolean> {
+  try {
+    const keys = await entry.issuer.keys();
+    return (await keys(...entry.keyQuery)) === entry.key;
+  } catch {
+    return false; // the full verification below says why
+  }
+}
+
 export class JwtVerifier {
   readonly #issuers: Map<string, TrustedIssuer>;
   /** SHA-256 of a token → its caller, until the token expires (signature checks cost ~100 µs each). */
-  readonly #verified = new LRUCache<string, Caller>({ max: VERIFIED_CACHE_ENTRIES, ttlAutopurge: false });
+  readonly #verified = new LRUCache<string, Verified>({ max: VERIFIED_CACHE_ENTRIES, ttlAutopurge: false });
   readonly #clockToleranceSeconds: number;
   readonly #roleClaim: string;
 
@@ -214,15 +248,16 @@ export class JwtVerifier {
     if (Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES) throw unauthenticated('token is too large');
     const digest = createHash('sha256').update(token).digest('base64url');
     const known = this.#verified.get(digest);
-    if (known) return known;
-    const caller = await this.#verify(token);
+    if (known && (await stillSigned(known))) return known.caller;
+    this.#verified.delete(digest);
+    const verified = await this.#verify(token);
     // Remembered until it expires (without the clock tolerance's grace) and never beyond the cap.
-    const ttl = Math.min(Number(caller.claims['exp']) * 1000 - Date.now(), VERIFIED_CACHE_MAX_MS);
-    if (ttl > 0) this.#verified.set(digest, caller, { ttl });
-    return caller;
+    const ttl = Math.min(Number(verified.caller.claims['exp']) * 1000 - Date.now(), VERIFIED_CACHE_MAX_MS);
+    if (ttl > 0) this.#verified.set(digest, verified, { ttl });
+    return verified.caller;
   }
 
-  async #verify(token: string): Promise<Caller> {
+  async #verify(token: string): Promise<Verified> {
     let unverifiedIssuer: unknown;
     try {
       unverifiedIssuer = decodeJwt(token).iss;
@@ -234,9 +269,15 @@ export class JwtVerifier {
     if (!trusted) throw unauthenticated('token issuer is not trusted');
 
     let payload: JWTPayload;
+    let keyQuery: Parameters<JWTVerifyGetKey> | undefined;
+    let key: VerificationKey | undefined;
     try {
       const keys = await trusted.keys();
-      ({ payload } = await jwtVerify(token, keys, {
+      const recordingKeys: JWTVerifyGetKey = async (...query) => {
+        keyQuery = query;
+        return (key = await keys(...query));
+      };
+      ({ payload } = await jwtVerify(token, recordingKeys, {
         issuer: trusted.config.issuer,
         audience: trusted.config.audience,
         algorithms: [...trusted.config.algorithms],
@@ -248,6 +289,6 @@ export class JwtVerifier {
       throw unauthenticated(publicMessageOf(e), e);
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthenticated('token sub claim is invalid');
-    return callerFromClaims(payload, this.#roleClaim, issuerNameOf(trusted.config));
+    return { caller: callerFromClaims(payload, this.#roleClaim, issuerNameOf(trusted.config)), issuer: trusted, keyQuery: keyQuery!, key: key! };
   }
 }

@@ -13,6 +13,9 @@ const TOKEN_FIELDS = ['access_token', 'token_type', 'expires_in', 'refresh_token
 /** Never copied into `extra`, whatever the catalog says: `extra` is not meant for secrets. */
 const SECRET_FIELDS: ReadonlySet<string> = new Set(['access_token', 'refresh_token', 'id_token', 'client_secret']);
 
+/** Optional token fields some providers send as `null` rather than leaving out; openid-client refuses a null. */
+const OPTIONAL_TOKEN_FIELDS = ['refresh_token', 'scope', 'expires_in', 'id_token'] as const;
+
 /** Statuses whose Response may not carry a body (the Response constructor rejects one). */
 const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
 
@@ -62,6 +65,10 @@ function applyQuirks(body: JsonObject, status: number, quirks: OAuthQuirks): num
       }
     }
   }
+  for (const field of OPTIONAL_TOKEN_FIELDS) if (body[field] === null) delete body[field];
+  // RFC 6749 §3.3 makes `scope` one space-separated string; Twitch and others send a JSON array.
+  const scope = body['scope'];
+  if (Array.isArray(scope) && scope.every((s) => typeof s === 'string')) body['scope'] = scope.join(' ');
   // Only `bearer` and `dpop` pass openid-client; other names (Slack's `bot`, `user`) are bearer
   // tokens in practice, and some providers leave the field out.
   const tokenType = body['token_type'];

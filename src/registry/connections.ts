@@ -43,6 +43,13 @@ export async function requireConnection(deps: Pick<RegistryDeps, 'store'>, key: 
   return connection;
 }
 
+export interface InsertOptions {
+  /** Where the input sits in the request, for error messages. Default `input`. */
+  readonly path?: string;
+  /** Created for its user on first use: deleted if still unconsented after `limits.unconsentedConnectionTtlSeconds`. */
+  readonly autoCreated?: boolean;
+}
+
 /**
  * Inserts a connection with the given initial policies. Shared by the admin API (which adds the
  * gateway's managed identity) and by user-delegated auto-creation (which adds the user only).
@@ -52,7 +59,7 @@ export async function insertConnection(
   provider: ProviderRecord,
   raw: ConnectionInputRaw,
   initialPolicies: (key: ConnectionKey, now: Date) => readonly AccessPolicyRecord[],
-  path = 'input',
+  { path = 'input', autoCreated = false }: InsertOptions = {},
 ): Promise<ConnectionRecord> {
   const id = validateId(raw.id, `${path}.id`);
   const displayName = optionalString(raw.displayName, `${path}.displayName`, MAX_DISPLAY_NAME_CHARS) ?? id;
@@ -79,7 +86,7 @@ export async function insertConnection(
     createdAt: now,
     updatedAt: now,
   };
-  return deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider);
+  return deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
 }
 
 export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {

@@ -20,6 +20,7 @@ import { createLogger, unredactedSibling, type Logger } from '../log.js';
 import { OAuthClient } from '../oauth/client.js';
 import { ChangeFeed } from '../registry/changes.js';
 import type { RegistryDeps } from '../registry/deps.js';
+import { UnconsentedSweep } from '../registry/unconsentedSweep.js';
 import { openStore } from '../store/open.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { TokenCache } from '../tokens/cache.js';
@@ -66,6 +67,8 @@ export interface App {
   readonly tokens: TokenSource;
   /** A single-use login link, as the management API's `createLoginLink`. */
   createLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink>;
+  /** Runs the periodic sweep of unconsented auto-created connections now; resolves with how many it deleted. */
+  sweepUnconsentedConnections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -324,6 +327,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
     }, CONSENT_STATE_PURGE_INTERVAL_MS).unref();
     closers.unshift(async () => clearInterval(purge));
+    const sweep = new UnconsentedSweep({
+      registry,
+      ttlMs: config.limits.unconsentedConnectionTtlSeconds * 1000,
+      onSwept: (keys) => logger.info({ count: keys.length }, 'deleted connections created on first use and never consented to'),
+      onError: (err) => logger.warn({ err }, 'sweeping unconsented connections failed'),
+    });
+    sweep.start();
+    closers.unshift(() => sweep.stop());
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
 
     let closed: Promise<void> | null = null;
@@ -335,6 +346,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       logger,
       tokens,
       createLoginLink: (key, postLoginRedirectUrl) => consent.createLoginLink(key, postLoginRedirectUrl),
+      sweepUnconsentedConnections: () => sweep.sweep(),
       close: () =>
         (closed ??= (async () => {
           for (const close of closers) await close().catch((err) => logger.warn({ err }, 'error while closing'));

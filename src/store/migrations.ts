@@ -156,6 +156,16 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     statements: ({ text }) => [`ALTER TABLE access_policies ADD COLUMN issuer ${text}`],
     data: issuerScopedPrincipals,
   },
+  {
+    version: 5,
+    name: 'auto-created connections',
+    // When the gateway created the connection for its user on first use; null when an admin did.
+    // Unconsented ones are swept after `limits.unconsentedConnectionTtlSeconds`.
+    statements: ({ ms }) => [
+      `ALTER TABLE connections ADD COLUMN auto_created_at ${ms}`,
+      `CREATE INDEX connections_auto_created ON connections (auto_created_at) WHERE auto_created_at IS NOT NULL`,
+    ],
+  },
 ]);
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -49,6 +49,7 @@ import {
   type ChangeListener,
   type ConnectionKey,
   type ConnectionPatch,
+  type InsertConnectionOptions,
   type ProviderPatch,
   type SealedField,
   type Store,
@@ -277,8 +278,10 @@ export class SqlStore implements Store {
     connection: ConnectionRecord,
     policies: readonly AccessPolicyRecord[],
     maxConnections: number,
+    options: InsertConnectionOptions = {},
   ): Promise<ConnectionRecord> {
     const c = connection;
+    const autoCreatedAt = options.autoCreated ? ms(c.createdAt) : null;
     const key = { providerId: c.providerId, connectionId: c.id };
     const stranger = policies.find((p) => p.providerId !== c.providerId || p.connectionId !== c.id);
     if (stranger) {
@@ -299,10 +302,10 @@ export class SqlStore implements Store {
       if (counts && num(counts, 'total') >= maxConnections)
         throw limitExceeded(providerLabel(c.providerId), maxConnections, 'connections');
       const inserted = firstRow(
-        yield sql`INSERT INTO connections (${CONNECTION_COLUMNS})
+        yield sql`INSERT INTO connections (${CONNECTION_COLUMNS}, auto_created_at)
           VALUES (${c.providerId}, ${c.id}, ${c.displayName}, ${state.status}, ${state.errorCode}, ${state.errorMessage},
             ${c.clientId}, ${c.clientSecret}, ${c.tokens}, ${msOrNull(c.tokenExpiresAt)}, ${msOrNull(c.lastRefreshedAt)},
-            ${c.tokenGeneration}, ${c.version}, ${ms(c.createdAt)}, ${ms(c.updatedAt)})
+            ${c.tokenGeneration}, ${c.version}, ${ms(c.createdAt)}, ${ms(c.updatedAt)}, ${autoCreatedAt})
           ON CONFLICT (provider_id, id) DO NOTHING
           RETURNING ${CONNECTION_COLUMNS}`,
       );
@@ -387,6 +390,21 @@ export class SqlStore implements Store {
       checkVersion(label, num(found, 'version'), expectedVersion);
       yield sql`DELETE FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}`;
     });
+  }
+
+  async deleteUnconsentedConnections(createdBefore: Date, now: Date, limit: number): Promise<ConnectionKey[]> {
+    // A user who has just opened a login link may finish consenting: the connection waits for that.
+    const unconsented = sql`auto_created_at IS NOT NULL AND auto_created_at < ${ms(createdBefore)} AND status = 'NOT_CONNECTED'
+      AND NOT EXISTS (SELECT 1 FROM consent_states AS s
+        WHERE s.provider_id = connections.provider_id AND s.connection_id = connections.id AND s.expires_at > ${ms(now)})`;
+    // The condition is repeated outside the subquery: PostgreSQL re-checks only the outer one on a
+    // row another transaction changed meanwhile, so a connection consented during the sweep stays.
+    const { rows } = await this.#db.run(
+      sql`DELETE FROM connections WHERE ${unconsented} AND (provider_id, id) IN (
+          SELECT provider_id, id FROM connections WHERE ${unconsented} ORDER BY auto_created_at LIMIT ${limit})
+        RETURNING provider_id, id`,
+    );
+    return rows.map((row) => Object.freeze({ providerId: String(row['provider_id']), connectionId: String(row['id']) }));
   }
 
   async writeTokens(key: ConnectionKey, write: TokenWrite, expectedGeneration: number): Promise<ConnectionRecord | null> {

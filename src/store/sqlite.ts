@@ -108,3 +108,31 @@ export async function openSqliteStore(file: string, migration?: MigrationContext
   }
   return new SqlStore(driver);
 }
+
+/** A provider as `peekSqliteProviders` reads it. */
+export interface PeekedProvider {
+  readonly id: string;
+  readonly identityProvider: string;
+}
+
+/**
+ * The providers of an existing SQLite store, read without writing anything (no file is created,
+ * no migration runs): null when the file does not exist. Throws when it is not a credential store.
+ */
+export function peekSqliteProviders(file: string): readonly PeekedProvider[] | null {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'SQLITE_CANTOPEN') return null;
+    throw e;
+  }
+  try {
+    const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'providers'").get();
+    if (hasTable === undefined) return [];
+    const rows = db.prepare('SELECT id, identity_provider FROM providers ORDER BY id').all() as { id: string; identity_provider: string }[];
+    return rows.map((r) => Object.freeze({ id: r.id, identityProvider: r.identity_provider }));
+  } finally {
+    db.close();
+  }
+}

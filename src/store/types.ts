@@ -59,6 +59,11 @@ export interface ChangeEvent {
  */
 export type ChangeListener = (event: ChangeEvent | null) => void;
 
+export interface InsertConnectionOptions {
+  /** Created by the gateway for its user on first use, not by an admin: swept while unconsented. */
+  readonly autoCreated?: boolean;
+}
+
 export interface StoreStats {
   /** SQL statements sent to the database since the store was opened (tests count these). */
   readonly queries: number;
@@ -95,7 +100,15 @@ export interface Store {
     connection: ConnectionRecord,
     policies: readonly AccessPolicyRecord[],
     maxConnections: number,
+    options?: InsertConnectionOptions,
   ): Promise<ConnectionRecord>;
+  /**
+   * Deletes at most `limit` connections the gateway created on first use (`autoCreated`) before
+   * `createdBefore` that are still NOT_CONNECTED and have no consent in progress (unexpired at
+   * `now`), with their policies; returns their keys. Connections an admin created are never
+   * touched. Safe to run on every replica at once: each connection is deleted, and reported, once.
+   */
+  deleteUnconsentedConnections(createdBefore: Date, now: Date, limit: number): Promise<ConnectionKey[]>;
   getConnection(key: ConnectionKey): Promise<ConnectionRecord | null>;
   getConnections(keys: readonly ConnectionKey[]): Promise<(ConnectionRecord | null)[]>;
   /**

@@ -213,7 +213,7 @@ export class TokenResolver {
       const provider = await requireProvider(this.#deps.registry, key.providerId);
       await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
         ownerPolicy(k, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, now),
-      ]);
+      ], { autoCreated: true });
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
       if (!isGatewayError(e)) throw e;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { parse, type GraphQLSchema } from 'graphql';
-import { tokenInfoOf } from '../shared/auth.js';
+import { ownUser, tokenInfoOf } from '../shared/auth.js';
 import { stableNumber } from '../shared/fake.js';
 import { claimsOf, runFromEnv, serveSubgraph, type RunningSubgraph, type SubgraphContext, type SubgraphOptions } from '../shared/serve.js';
 
@@ -34,12 +34,14 @@ function repository(owner: string, name: string): Repository {
 const resolvers = {
   Query: {
     viewer: (_: unknown, __: unknown, context: SubgraphContext): UserRef => ({ id: claimsOf(context).sub }),
+    // Repositories are public, as on GitHub: anyone may look one up by owner.
     repository: (_: unknown, args: { owner: string; name: string }): Repository | null =>
       (REPOSITORY_NAMES as readonly string[]).includes(args.name) ? repository(args.owner, args.name) : null,
     githubTokenInfo: (_: unknown, __: unknown, context: SubgraphContext) => tokenInfoOf(claimsOf(context)),
   },
   User: {
-    __resolveReference: (ref: UserRef): UserRef => ({ id: ref.id }),
+    // A reference from another subgraph resolves only to the token's own user (see ownUser).
+    __resolveReference: async (ref: UserRef, context: SubgraphContext): Promise<UserRef> => ({ id: ownUser(ref, claimsOf(context)).id }),
     login: (user: UserRef): string => user.id,
     repositories: (user: UserRef): Repository[] => REPOSITORY_NAMES.map((name) => repository(user.id, name)),
   },

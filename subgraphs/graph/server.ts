@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { GraphQLError, parse, type GraphQLSchema } from 'graphql';
-import { tokenInfoOf } from '../shared/auth.js';
+import { ownUser, tokenInfoOf } from '../shared/auth.js';
 import { pick } from '../shared/fake.js';
 import { claimsOf, runFromEnv, serveSubgraph, type RunningSubgraph, type SubgraphContext, type SubgraphOptions } from '../shared/serve.js';
 
@@ -62,7 +62,8 @@ const resolvers = {
     graphTokenInfo: (_: unknown, __: unknown, context: SubgraphContext) => tokenInfoOf(claimsOf(context)),
   },
   User: {
-    __resolveReference: (ref: UserRef): UserRef => ({ id: ref.id }),
+    // A mailbox is private: a reference to another user's is refused, whatever id the query named.
+    __resolveReference: async (ref: UserRef, context: SubgraphContext): Promise<UserRef> => ({ id: ownUser(ref, claimsOf(context)).id }),
     profile: (user: UserRef): Profile => profile(user.id),
     mail: (user: UserRef, args: { first: number }): Message[] => mailbox(user.id, args.first),
   },

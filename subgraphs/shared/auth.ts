@@ -81,6 +81,22 @@ export function createTokenVerifier(options: TokenOptions): (authorization: stri
   };
 }
 
+export function forbidden(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
+}
+
+/**
+ * The user entity a reference names, if the token is that user's own. The gateway attaches the
+ * caller's identity, but any caller can write a query that makes the gateway send any `id` in a
+ * `_entities` representation: the subgraph, which owns the data, decides who may read it.
+ * Call it from an async `__resolveReference`: a rejection fails that one entity of the batch, a
+ * synchronous throw fails them all.
+ */
+export function ownUser<T extends { readonly id: string }>(ref: T, claims: TokenClaims): T {
+  if (ref.id !== claims.sub) throw forbidden('this access token may read only its own user');
+  return ref;
+}
+
 export function tokenInfoOf(claims: TokenClaims): TokenInfo {
   const aud = claims.aud === undefined ? [] : typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
   const clientId = claims['azp'] ?? claims['client_id'];

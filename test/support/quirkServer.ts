@@ -11,6 +11,8 @@
  *   with `openid` in the scope, the code exchange also returns an RS256 ID token that carries
  *   Google's issuer (`GOOGLE_ISSUER`), the client id as audience and the request's nonce.
  * - `salesforce`: no `expires_in`, extra fields (`instance_url`, `id`, `issued_at`).
+ * - `sloppy`: a generic server that writes `scope` as a JSON array (as Twitch does) and answers a
+ *   refresh with `refresh_token: null` (and `id_token: null`) instead of leaving them out.
  *
  * The authorization endpoint has no UI: it redirects straight back with a code (see
  * `followAuthorizationRedirect`). Every token request is recorded with its headers, form and
@@ -22,7 +24,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
 
-export const QUIRK_PERSONALITIES = ['github', 'slack', 'google', 'salesforce'] as const;
+export const QUIRK_PERSONALITIES = ['github', 'slack', 'google', 'salesforce', 'sloppy'] as const;
 export type QuirkPersonality = (typeof QUIRK_PERSONALITIES)[number];
 
 /** The `iss` of the `google` personality's ID tokens: Google's own, so a client keeps its catalog issuer. */
@@ -156,6 +158,7 @@ export async function startQuirkServer(): Promise<QuirkServer> {
       slack: { client: 'invalid_client_id', code: 'invalid_code', refresh: 'invalid_refresh_token' },
       google: { client: 'invalid_client', code: 'invalid_grant', refresh: 'invalid_grant' },
       salesforce: { client: 'invalid_client', code: 'invalid_grant', refresh: 'invalid_grant' },
+      sloppy: { client: 'invalid_client', code: 'invalid_grant', refresh: 'invalid_grant' },
     };
     const error = words[personality][kind];
     if (personality === 'github') return { status: 200, body: { error, error_description: 'refused' } };
@@ -234,6 +237,15 @@ export async function startQuirkServer(): Promise<QuirkServer> {
           issued_at: String(Date.now()),
           signature: randomBytes(12).toString('base64'),
           ...(grantType === 'refresh_token' ? {} : { refresh_token: refreshToken('5Aep') }),
+        };
+      case 'sloppy':
+        return {
+          access_token: token('sloppy-'),
+          token_type: 'bearer',
+          expires_in: GOOGLE_TOKEN_LIFETIME_SECONDS,
+          scope: ['read', 'write'],
+          // Keeps the refresh token valid, but says so with nulls rather than by leaving fields out.
+          ...(grantType === 'refresh_token' ? { refresh_token: null, id_token: null } : { refresh_token: refreshToken('sloppy-rt-') }),
         };
     }
   }
