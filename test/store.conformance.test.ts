@@ -92,6 +92,8 @@ function consent(stateHash: string, key: ConnectionKey, over: Partial<ConsentSta
     codeVerifier: sealed('k1', `cv-${stateHash}`),
     nonce: `nonce-${stateHash}`,
     postLoginRedirectUrl: 'https://app.example/done',
+    startedBy: 'ADMIN',
+    linkToken: null,
     expiresAt: T1,
     createdAt: T0,
     ...over,
