@@ -24,6 +24,8 @@ export interface StageOptions {
   readonly storeUrl?: string;
   /** Receives the gateway's JSON log lines. */
   readonly logLines?: string[];
+  /** The gateway's clock. */
+  readonly now?: () => Date;
 }
 
 export async function startStage(options: StageOptions = {}): Promise<Stage> {
@@ -38,7 +40,11 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       identity: { issuers: [b.idp.issuerConfig()] },
       ...options.config,
     },
-    { ...(options.storeUrl && { storeUrl: options.storeUrl }), ...(options.logLines && { logLines: options.logLines }) },
+    {
+      ...(options.storeUrl && { storeUrl: options.storeUrl }),
+      ...(options.logLines && { logLines: options.logLines }),
+      ...(options.now && { now: options.now }),
+    },
   );
   await createOidcProviders(async (query, variables) => (await t.admin(query, variables)).body, b);
   return {
