@@ -10,6 +10,8 @@ export interface RegistryDeps {
   readonly limits: Config['limits'];
   readonly managedObjectId: string;
   readonly allowInsecureHttp: boolean;
+  /** `oauth.allowPrivateNetworks`: literal private addresses are refused at input unless set. */
+  readonly allowPrivateNetworks: boolean;
   readonly now: () => Date;
   /** Told after every change that can invalidate a cached token or access decision. */
   readonly changes: ChangeFeed;

@@ -31,6 +31,19 @@ export const CONSENT_COLUMNS = raw(
   'state_hash, provider_id, connection_id, code_verifier, nonce, post_login_redirect_url, expires_at, created_at',
 );
 
+/**
+ * `providers.client_id` is NOT NULL in the released schema; a provider without a client of its own
+ * is stored with '' there (never a valid client id: they have at least one character).
+ */
+export function providerClientIdColumn(clientId: string | null): string {
+  return clientId ?? '';
+}
+
+function providerClientIdOf(row: Row): string | null {
+  const value = str(row, 'client_id');
+  return value === '' ? null : value;
+}
+
 export function ms(date: Date): number {
   return date.getTime();
 }
@@ -117,7 +130,7 @@ export function toProvider(row: Row): ProviderRecord {
     displayName: str(row, 'display_name'),
     identityProvider: str(row, 'identity_provider'),
     grantType: oneOf(GRANT_TYPES, row, 'grant_type'),
-    clientId: str(row, 'client_id'),
+    clientId: providerClientIdOf(row),
     clientSecret: sealedOrNull(row, 'client_secret'),
     scopes: stringArray(row, 'scopes'),
     parameters: stringMap(row, 'parameters'),

@@ -31,6 +31,21 @@ export type ProviderPatch = Partial<
 
 export type ConnectionPatch = Partial<Pick<ConnectionRecord, 'displayName' | 'clientId' | 'clientSecret' | 'state'>>;
 
+export interface ProviderUpdateOptions {
+  /**
+   * The provider's endpoints or client id change: in the same transaction every connection of it
+   * loses its tokens, its own client secret (client credentials) and its consents in progress, and
+   * becomes NOT_CONNECTED, except client-credentials connections using the provider's client (its
+   * new secret comes with this update), which stay CONNECTED and fetch a new token on next use.
+   */
+  readonly unbindConnections?: boolean;
+}
+
+export interface ConnectionUpdateOptions {
+  /** The connection's own client changes: its tokens go in the same transaction. */
+  readonly dropTokens?: boolean;
+}
+
 /** A token write: the new sealed token set and what follows from it, applied together. */
 export interface TokenWrite {
   readonly tokens: Sealed;
@@ -82,7 +97,7 @@ export interface Store {
   listProviders(page: PageArgs): Promise<Page<ProviderRecord>>;
   countProviders(): Promise<number>;
   /** Bumps version and updatedAt. NOT_FOUND / VERSION_CONFLICT. */
-  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null): Promise<ProviderRecord>;
+  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null, options?: ProviderUpdateOptions): Promise<ProviderRecord>;
   /** Deletes the provider, its connections, their policies and tokens. NOT_FOUND / VERSION_CONFLICT. */
   deleteProvider(id: string, expectedVersion: number | null): Promise<void>;
 
@@ -103,7 +118,12 @@ export interface Store {
    * (The same `page` for all: that is how the admin API asks for them.)
    */
   listConnectionsOfProviders(providerIds: readonly string[], page: PageArgs): Promise<Page<ConnectionRecord>[]>;
-  updateConnection(key: ConnectionKey, patch: ConnectionPatch, expectedVersion: number | null): Promise<ConnectionRecord>;
+  updateConnection(
+    key: ConnectionKey,
+    patch: ConnectionPatch,
+    expectedVersion: number | null,
+    options?: ConnectionUpdateOptions,
+  ): Promise<ConnectionRecord>;
   deleteConnection(key: ConnectionKey, expectedVersion: number | null): Promise<void>;
   /**
    * Writes tokens, expiry and state in one statement, only if the token generation is still
