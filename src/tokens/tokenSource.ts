@@ -218,12 +218,15 @@ export class TokenSource {
 
   async #renew(key: ConnectionKey, wanted: Wanted, flight: Flight): Promise<AccessToken> {
     return this.#deps.store.withConnectionLock(key, async () => {
+      // The provider first, then the connection: a change of the provider's endpoints drops the
+      // tokens in the same transaction, so tokens read after the provider were never bound to
+      // endpoints newer than the ones read. (The other order could send old tokens to new endpoints.)
+      const provider = await this.#deps.store.getProvider(key.providerId);
       // Another process may have refreshed while we waited for the lock: then its token is ours too.
       const connection = await this.#connection(key);
       const current = this.#usableTokens(connection);
       if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
-      // Only a renewal needs the provider (its client and endpoints); a connection implies one (foreign key).
-      const provider = await this.#deps.store.getProvider(key.providerId);
+      // A connection implies its provider (foreign key): it was deleted meanwhile.
       if (!provider) throw connectionNotFound(key);
       try {
         return await this.#fetchAndStore(key, provider, connection, current, flight);
