@@ -93,8 +93,12 @@ async function updateProviderOnce(
   };
   // The patch was checked against `current` (parameters merge into it, the binding compares with
   // it): it applies to that version only.
-  const unbindConnections = valid.rebinds !== undefined;
-  const updated = await deps.store.updateProvider(id, patch, expectedVersion ?? current.version, { unbindConnections });
+  const rebinds = valid.rebinds ?? [];
+  const updated = await deps.store.updateProvider(id, patch, expectedVersion ?? current.version, {
+    dropConnectionTokens: rebinds.length > 0,
+    // Connections' own client secrets are bound to the endpoints, not to the provider's client id.
+    dropConnectionClientSecrets: rebinds.some((field) => field !== 'clientId'),
+  });
   await deps.changes.publish({ providerId: id });
   return updated;
 }

@@ -131,17 +131,23 @@ const DROPPED_TOKENS = raw('tokens = NULL, token_expires_at = NULL, last_refresh
 
 /**
  * Every connection of `provider` loses what its old endpoints or client were trusted with (see
- * `ProviderUpdateOptions.unbindConnections`). Runs inside the provider update's transaction.
+ * `ProviderUpdateOptions`). Runs inside the provider update's transaction.
  */
-function* unbindConnections(provider: ProviderRecord): Work<void> {
-  // A client-credentials connection on the provider's client needs no consent: the update brought the new secret.
-  const status =
-    provider.grantType === 'CLIENT_CREDENTIALS'
-      ? raw("CASE WHEN client_id IS NULL THEN 'CONNECTED' ELSE 'NOT_CONNECTED' END")
-      : raw("'NOT_CONNECTED'");
-  yield sql`UPDATE connections SET ${DROPPED_TOKENS}, client_secret = NULL, status = ${status}, error_code = NULL,
-      error_message = NULL, version = version + 1, updated_at = ${Date.now()}
-    WHERE provider_id = ${provider.id}`;
+function* unbindConnections(provider: ProviderRecord, dropClientSecrets: boolean): Work<void> {
+  const now = Date.now();
+  if (provider.grantType === 'AUTHORIZATION_CODE') {
+    yield sql`UPDATE connections SET ${DROPPED_TOKENS}, status = 'NOT_CONNECTED', error_code = NULL, error_message = NULL,
+        version = version + 1, updated_at = ${now}
+      WHERE provider_id = ${provider.id}`;
+  } else if (dropClientSecrets) {
+    // Client credentials need no consent: a connection on the provider's client has the new secret already.
+    yield sql`UPDATE connections SET ${DROPPED_TOKENS}, client_secret = NULL,
+        status = CASE WHEN client_id IS NULL THEN 'CONNECTED' ELSE 'NOT_CONNECTED' END, error_code = NULL, error_message = NULL,
+        version = version + 1, updated_at = ${now}
+      WHERE provider_id = ${provider.id}`;
+  } else {
+    yield sql`UPDATE connections SET ${DROPPED_TOKENS} WHERE provider_id = ${provider.id}`;
+  }
   yield sql`DELETE FROM consent_states WHERE provider_id = ${provider.id}`;
 }
 
@@ -283,7 +289,7 @@ export class SqlStore implements Store {
           RETURNING ${PROVIDER_COLUMNS}`,
       );
       if (!updated) throw notFound(providerLabel(id));
-      if (options.unbindConnections === true) yield* unbindConnections(current);
+      if (options.dropConnectionTokens === true) yield* unbindConnections(current, options.dropConnectionClientSecrets === true);
       return toProvider(updated);
     });
   }

@@ -31,14 +31,19 @@ export type ProviderPatch = Partial<
 
 export type ConnectionPatch = Partial<Pick<ConnectionRecord, 'displayName' | 'clientId' | 'clientSecret' | 'state'>>;
 
+/** What a provider update takes from its connections, in the same transaction. */
 export interface ProviderUpdateOptions {
   /**
-   * The provider's endpoints or client id change: in the same transaction every connection of it
-   * loses its tokens, its own client secret (client credentials) and its consents in progress, and
-   * becomes NOT_CONNECTED, except client-credentials connections using the provider's client (its
-   * new secret comes with this update), which stay CONNECTED and fetch a new token on next use.
+   * The provider's endpoints or client id change: every connection loses its tokens and its
+   * consents in progress; authorization-code connections become NOT_CONNECTED.
    */
-  readonly unbindConnections?: boolean;
+  readonly dropConnectionTokens?: boolean;
+  /**
+   * The endpoints change: client-credentials connections with a client of their own also lose its
+   * secret and become NOT_CONNECTED; those on the provider's client (whose new secret comes with the
+   * update) stay CONNECTED and fetch a new token on next use.
+   */
+  readonly dropConnectionClientSecrets?: boolean;
 }
 
 export interface ConnectionUpdateOptions {
