@@ -265,6 +265,24 @@ describe('client-credentials providers and connections', () => {
     parameters: [{ name: 'tokenUrl', value: `${auth.issuer}/token` }],
   });
 
+  it('marks in the catalog which parameters are part of the endpoints (and so bound to the secret)', async () => {
+    const res = await t.admin(`{ identityProviders { name parameters { name endpoint } } }`);
+    const endpointParameters = Object.fromEntries(
+      (res.body.data.identityProviders as { name: string; parameters: { name: string; endpoint: boolean }[] }[]).map((e) => [
+        e.name,
+        e.parameters.filter((p) => p.endpoint).map((p) => p.name),
+      ]),
+    );
+    expect(endpointParameters['oauth2']).toEqual(['authorizationUrl', 'tokenUrl', 'issuer']);
+    expect(endpointParameters['oidc']).toEqual(['issuer']);
+    expect(endpointParameters['entra']).toEqual(['tenantId']);
+    expect(endpointParameters['github']).toEqual(['domain']);
+    expect(endpointParameters['salesforce']).toEqual(['instanceName']);
+    expect(endpointParameters['servicenow']).toEqual(['instanceName']);
+    expect(endpointParameters['okta']).toEqual(['domain', 'authorizationServerId']);
+    expect(endpointParameters['google']).toEqual([]);
+  });
+
   it('creates a provider without a client; each connection brings its own and gets tokens end to end', async () => {
     const created = await t.admin(CREATE_PROVIDER, { input: serviceProvider('svc-bare', {}) });
     expect(created.body.errors).toBeUndefined();
