@@ -7,14 +7,26 @@
  * server, and a hostile token server (a plain HTTP server on loopback that records every byte it
  * receives and answers like a willing authorization server).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Envelope } from '../src/crypto/envelope.js';
 import { openFileKeyring } from '../src/crypto/fileKeyring.js';
+import { validateConfig } from '../src/config/schema.js';
+import { createLogger } from '../src/log.js';
+import { OAuthClient } from '../src/oauth/client.js';
 import { isPrivateAddress } from '../src/oauth/network.js';
-import { openTokenSet } from '../src/tokens/tokenSet.js';
+import { ChangeFeed } from '../src/registry/changes.js';
+import { createConnection } from '../src/registry/connections.js';
+import type { RegistryDeps } from '../src/registry/deps.js';
+import { createProvider, updateProvider } from '../src/registry/providers.js';
+import { openStore } from '../src/store/open.js';
+import type { Store } from '../src/store/types.js';
+import { TokenSource } from '../src/tokens/tokenSource.js';
+import { connectedTokenWrite, openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';
 import { startJwtIssuer, type JwtIssuer } from './support/jwtIssuer.js';
@@ -133,7 +145,7 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
 
     beforeAll(async () => {
       if (postgres) schema = await freshPgSchema('cg_endpoints');
-      [auth, hostile, idp] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: 60 }), startHostileServer(), startJwtIssuer()]);
+      [auth, hostile, idp] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: 60, slowFaultDelayMs: 1_000 }), startHostileServer(), startJwtIssuer()]);
       // allowPrivateNetworks stays on (test/support/app.ts): both servers live on loopback.
       // Tokens live a minute and are renewed 5 s before expiry: nothing renews them during these tests unless asked.
       t = await startTestApp(
@@ -227,6 +239,36 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
       for (const secret of before) expect(seen.includes(secret), `${secret.slice(0, 6)}… reached the new host`).toBe(false);
     });
 
+    it('keeps out the tokens of a consent whose code exchange began before an endpoint change', async () => {
+      expect((await t.admin(CREATE_PROVIDER, { input: oidcProviderInput('race-01', auth) })).body.errors).toBeUndefined();
+      expect((await t.admin(CREATE_CONNECTION, { p: 'race-01', input: { id: 'bob' } })).body.errors).toBeUndefined();
+      const link = await t.admin(`mutation($r: String!) { createLoginLink(providerId: "race-01", connectionId: "bob", postLoginRedirectUrl: $r) { url } }`, {
+        r: `${t.url}/after-login`,
+      });
+      const callback = await consentOverHttp(link.body.data.createLoginLink.url, { login: 'bob', stopAt: (u) => u.pathname === '/oauth/callback' });
+      auth.resetCounts();
+      auth.setFault('slow', 'token');
+      try {
+        // The gateway exchanges the code at the old endpoints; the answer is held back while the admin moves them.
+        const landing = fetch(callback, { redirect: 'manual' });
+        for (let i = 0; i < 100 && auth.counts.authorizationCode === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(auth.counts.authorizationCode).toBe(1);
+        const changed = await t.admin(UPDATE_PROVIDER, {
+          id: 'race-01',
+          input: { parameters: [{ name: 'issuer', value: hostile.origin }], clientSecret: 'another-chosen-secret' },
+        });
+        expect(changed.body.errors).toBeUndefined();
+        const landed = new URL((await landing).headers.get('location')!);
+        expect(landed.searchParams.get('error')).toBe('CONNECTION_NOT_CONNECTED');
+      } finally {
+        auth.setFault('none', 'token');
+      }
+      expect((await t.admin(CONNECTION_QUERY, { p: 'race-01', id: 'bob' })).body.data.connection.status).toBe('NOT_CONNECTED');
+      expect(await storedTokens(t, 'race-01', 'bob')).toBeNull();
+      expect((await t.admin(TEST_CONNECTION, { p: 'race-01', id: 'bob' })).body.data.testConnection.ok).toBe(false);
+      expect(hostile.received.filter((r) => r.url === '/token')).toEqual([]);
+    });
+
     it('lets a new consent start against the new endpoints only', async () => {
       const link = await t.admin(`mutation($r: String!) { createLoginLink(providerId: "corp-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`, {
         r: `${t.url}/after-login`,
@@ -240,6 +282,82 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
     });
   },
 );
+
+describe('a renewal racing an endpoint change', () => {
+  let hostile: RecordingServer;
+  let dir: string;
+  let store: Store;
+
+  beforeAll(async () => {
+    hostile = await startHostileServer();
+    dir = mkdtempSync(join(tmpdir(), 'cg-endpoints-'));
+    store = await openStore(`sqlite:${join(dir, 'credentials.db')}`);
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await hostile?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never sends tokens read before the change to the endpoints read after it', async () => {
+    const envelope = new Envelope(await openFileKeyring(join(dir, 'keyring.json')));
+    const now = () => new Date();
+    const registry: RegistryDeps = {
+      store,
+      envelope,
+      limits: validateConfig({}).limits,
+      managedObjectId: 'gateway',
+      allowInsecureHttp: true,
+      allowPrivateNetworks: true,
+      now,
+      changes: new ChangeFeed(),
+    };
+    await createProvider(registry, {
+      id: 'race-02',
+      identityProvider: 'oauth2',
+      grantType: 'AUTHORIZATION_CODE',
+      clientId: 'app',
+      clientSecret: 'the-old-client-secret',
+      parameters: { authorizationUrl: 'http://127.0.0.1:9/authorize', tokenUrl: 'http://127.0.0.1:9/token' },
+    });
+    const key = { providerId: 'race-02', connectionId: 'carol' };
+    await createConnection(registry, 'race-02', { id: 'carol' });
+    const expired = { accessToken: 'the-old-access-token', refreshToken: 'the-old-refresh-token', tokenType: 'Bearer', expiresAt: Date.now() - 1_000, scope: null, idTokenClaims: null, extra: {} };
+    expect(await store.writeTokens(key, connectedTokenWrite(envelope, key, expired, now()), 0)).not.toBeNull();
+
+    // A fault injector around the real store: the admin's change commits just as the renewal reads the provider.
+    let armed = true;
+    const getProvider = async (id: string) => {
+      if (armed) {
+        armed = false;
+        await updateProvider(registry, id, { parameters: { tokenUrl: `${hostile.origin}/token` }, clientSecret: 'a-new-secret' }, null);
+      }
+      return store.getProvider(id);
+    };
+    const racing = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'getProvider') return getProvider;
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const tokens = new TokenSource({
+      store: racing,
+      envelope,
+      oauth: new OAuthClient({ timeoutMs: 3_000, allowInsecureHttp: true, allowPrivateNetworks: true }),
+      now,
+      logger: createLogger('silent'),
+      refreshSkewMs: 0,
+      allowInsecureHttp: true,
+      callerTimeoutMs: 3_000,
+    });
+    await expect(tokens.get(key)).rejects.toMatchObject({ code: 'CONNECTION_NOT_CONNECTED' });
+    expect(armed).toBe(false);
+    const seen = hostile.everything();
+    for (const secret of ['the-old-client-secret', 'the-old-access-token', 'the-old-refresh-token']) expect(seen.includes(secret), secret).toBe(false);
+  });
+});
 
 describe('client-credentials providers and connections', () => {
   let auth: AuthServer;

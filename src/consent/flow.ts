@@ -13,6 +13,8 @@ import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
 import { requireConnection } from '../registry/connections.js';
 import { requireProvider } from '../registry/providers.js';
+import { sameBinding } from '../providers/binding.js';
+import { findIdentityProvider } from '../providers/catalog.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from '../tokens/clientConfig.js';
 import { connectedTokenWrite, tokenSetFrom } from '../tokens/tokenSet.js';
@@ -164,7 +166,7 @@ export class ConsentFlow {
           record.codeVerifier === null ? null : this.#deps.envelope.open(record.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
         nonce: record.nonce,
       });
-      await this.#storeTokens(key, tokenSetFrom(result, null));
+      await this.#storeTokens(key, tokenSetFrom(result, null), provider);
       this.#deps.logger.info(key, 'consent completed; connection connected');
       return back({ status: 'CONNECTED' });
     } catch (e) {
@@ -174,11 +176,22 @@ export class ConsentFlow {
     }
   }
 
-  /** A new consent supersedes whatever tokens the connection had; retry if a refresh races us. */
-  async #storeTokens(key: ConnectionKey, tokens: ReturnType<typeof tokenSetFrom>): Promise<void> {
+  /**
+   * A new consent supersedes whatever tokens the connection had; retry if a refresh races us. Not
+   * when the provider's endpoints or client changed during the exchange: these tokens belong to the
+   * old ones and would be refreshed at the new ones.
+   */
+  async #storeTokens(key: ConnectionKey, tokens: ReturnType<typeof tokenSetFrom>, exchangedWith: ProviderRecord): Promise<void> {
+    const entry = findIdentityProvider(exchangedWith.identityProvider);
     for (let attempt = 0; attempt < TOKEN_WRITE_ATTEMPTS; attempt++) {
       const connection = await this.#deps.store.getConnection(key);
       if (!connection) throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' was deleted during consent`);
+      // Read after the connection: such a change drops tokens in the transaction that moves the
+      // endpoints, so if the provider is still bound as it was, the generation below predates it.
+      const provider = await this.#deps.store.getProvider(key.providerId);
+      if (!provider || entry === undefined || !sameBinding(entry, exchangedWith, provider)) {
+        throw new GatewayError('CONNECTION_NOT_CONNECTED', "the provider's endpoints or client changed during consent; start again from a new login link");
+      }
       const written = await this.#deps.store.writeTokens(key, connectedTokenWrite(this.#deps.envelope, key, tokens, this.#deps.now()), connection.tokenGeneration);
       if (written) {
         await this.#deps.changes?.publish(key);

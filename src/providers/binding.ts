@@ -9,6 +9,15 @@ import type { ProviderRecord } from '../domain/model.js';
 import type { IdentityProviderEntry } from './catalog.js';
 import { parameterValue } from './endpoints.js';
 
+/** Whether two states of one provider send secrets and tokens to the same client at the same endpoints. */
+export function sameBinding(
+  entry: IdentityProviderEntry,
+  a: Pick<ProviderRecord, 'clientId' | 'parameters'>,
+  b: Pick<ProviderRecord, 'clientId' | 'parameters'>,
+): boolean {
+  return a.clientId === b.clientId && bindingChanges(entry, a, { parameters: b.parameters }).length === 0;
+}
+
 /**
  * The bound fields the patch changes, as input paths relative to the input (`clientId`,
  * `parameters.tokenUrl`); empty when the binding stays. Effective values are compared, defaults
