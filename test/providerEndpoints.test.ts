@@ -23,6 +23,7 @@ import { ChangeFeed } from '../src/registry/changes.js';
 import { createConnection } from '../src/registry/connections.js';
 import type { RegistryDeps } from '../src/registry/deps.js';
 import { createProvider, updateProvider } from '../src/registry/providers.js';
+import { validateProviderPatch } from '../src/providers/validate.js';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/types.js';
 import { TokenSource } from '../src/tokens/tokenSource.js';
@@ -282,6 +283,39 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
     });
   },
 );
+
+describe('which changes rebind a provider (catalog data)', () => {
+  const github = { id: 'gh', identityProvider: 'github', grantType: 'AUTHORIZATION_CODE' as const, clientId: 'app', clientSecret: 'sealed' as never, parameters: {} };
+  const pkce = {
+    id: 'pk',
+    identityProvider: 'oauth2pkce',
+    grantType: 'AUTHORIZATION_CODE' as const,
+    clientId: 'public-app',
+    clientSecret: null,
+    parameters: { authorizationUrl: 'https://idp.example.com/a', tokenUrl: 'https://idp.example.com/t' },
+  };
+
+  it('compares effective values: a default given explicitly is no change, another host is', () => {
+    expect(validateProviderPatch(github, { parameters: { domain: 'github.com' } }).rebinds).toBeUndefined();
+    expect(validateProviderPatch(github, { parameters: { domain: 'GitHub.com' } }).rebinds).toBeUndefined();
+    expect(() => validateProviderPatch(github, { parameters: { domain: 'ghe.corp.example' } })).toThrow(/input\.clientSecret is required with a change of input\.parameters\.domain/);
+    expect(validateProviderPatch(github, { parameters: { domain: 'ghe.corp.example' }, clientSecret: 'new' }).rebinds).toEqual(['parameters.domain']);
+    expect(validateProviderPatch(github, { clientId: 'app' }).rebinds).toBeUndefined();
+    expect(validateProviderPatch(github, { clientId: 'app-2', clientSecret: 'new' }).rebinds).toEqual(['clientId']);
+  });
+
+  it('does not bind parameters that are only sent along (audience, resource) or that pick scopes', () => {
+    const oauth2 = { ...pkce, identityProvider: 'oauth2', clientSecret: 'sealed' as never };
+    expect(validateProviderPatch(oauth2, { parameters: { audience: 'https://api.example.com' } }).rebinds).toBeUndefined();
+    const entra = { ...github, identityProvider: 'entra', parameters: { tenantId: 'contoso' } };
+    expect(validateProviderPatch(entra, { parameters: { resourceUri: 'https://management.azure.com' } }).rebinds).toBeUndefined();
+    expect(() => validateProviderPatch(entra, { parameters: { tenantId: 'fabrikam' } })).toThrow(/input\.clientSecret/);
+  });
+
+  it('needs no secret for a public client, but still rebinds it (its refresh tokens need no secret at all)', () => {
+    expect(validateProviderPatch(pkce, { parameters: { tokenUrl: 'https://other.example.com/t' } }).rebinds).toEqual(['parameters.tokenUrl']);
+  });
+});
 
 describe('a renewal racing an endpoint change', () => {
   let hostile: RecordingServer;
