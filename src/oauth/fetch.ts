@@ -7,11 +7,10 @@ import type { CustomFetch } from 'openid-client';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { ProviderTransportError } from './errors.js';
 import type { TransportFailureKind } from './errors.js';
-import { PrivateNetworkRefused } from './network.js';
+import { PRIVATE_NETWORK_REFUSED_CODE } from './network.js';
 import { normalizeTokenResponse, rebuildResponse } from './normalize.js';
 import type { OAuthQuirks } from './types.js';
 
-const PRIVATE_NETWORK_REFUSED = new PrivateNetworkRefused().code;
 const CONNECTION_REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED']);
 const CONNECTION_RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
@@ -28,7 +27,7 @@ function errorCode(error: unknown): string | undefined {
 function classify(error: unknown, deadline: AbortSignal): TransportFailureKind {
   if (deadline.aborted) return 'timeout';
   const code = errorCode(error);
-  if (code === PRIVATE_NETWORK_REFUSED) return 'private network refused';
+  if (code === PRIVATE_NETWORK_REFUSED_CODE) return 'private network refused';
   if (code !== undefined && CONNECTION_REFUSED_CODES.has(code)) return 'connection refused';
   if (code !== undefined && CONNECTION_RESET_CODES.has(code)) return 'connection reset';
   return 'unreachable';

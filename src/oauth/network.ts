@@ -54,9 +54,12 @@ export function isPrivateAddress(host: string): boolean {
   return PRIVATE.check(address, 'ipv6') || IPV4_MAPPED.check(address, 'ipv6');
 }
 
+/** The `code` of a PrivateNetworkRefused, as the fetch hook finds it among a failure's causes. */
+export const PRIVATE_NETWORK_REFUSED_CODE = 'PRIVATE_NETWORK_REFUSED';
+
 /** Raised at connect time; the transport layer reports it as a refusal, not as an unreachable host. */
 export class PrivateNetworkRefused extends Error {
-  readonly code = 'PRIVATE_NETWORK_REFUSED';
+  readonly code = PRIVATE_NETWORK_REFUSED_CODE;
 
   constructor() {
     super(`identity provider endpoint resolves to a refused address: ${PRIVATE_NETWORK_RULE}`);
