@@ -37,13 +37,14 @@ function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: s
   return { clientId, clientSecret };
 }
 
-/** A new client-credentials connection has a client: its own (id and secret), or else the provider's. */
+/** A new client-credentials connection has a client: its own (id and secret together), or else the provider's. */
 function requireClient(provider: ProviderRecord, client: { clientId?: string; clientSecret?: string }, path: string): void {
   if (provider.grantType !== 'CLIENT_CREDENTIALS') return;
   if (client.clientId === undefined && client.clientSecret !== undefined) throw badInput(`${path}.clientId`, `is required with ${path}.clientSecret`);
-  if (provider.clientId !== null) return;
-  const missing = client.clientId === undefined ? 'clientId' : client.clientSecret === undefined ? 'clientSecret' : null;
-  if (missing !== null) throw badInput(`${path}.${missing}`, `is required: credential provider '${provider.id}' has no client of its own`);
+  if (client.clientId !== undefined && client.clientSecret === undefined) throw badInput(`${path}.clientSecret`, `is required with ${path}.clientId`);
+  if (client.clientId === undefined && provider.clientId === null) {
+    throw badInput(`${path}.clientId`, `is required: credential provider '${provider.id}' has no client of its own`);
+  }
 }
 
 export async function requireConnection(deps: Pick<RegistryDeps, 'store'>, key: ConnectionKey): Promise<ConnectionRecord> {
