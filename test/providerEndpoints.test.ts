@@ -502,7 +502,9 @@ describe('client-credentials providers and connections', () => {
     expect(changed.body.errors).toBeUndefined();
     const after = (await t.admin(CONNECTION_QUERY, { p: 'svc-bare', id: 'daemon' })).body.data.connection;
     expect(after).toMatchObject({ status: 'NOT_CONNECTED', hasClientSecret: false, tokenExpiresAt: null });
-    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection.ok).toBe(false);
+    const refused = (await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection;
+    expect(refused).toMatchObject({ ok: false, error: { code: 'CONNECTION_NOT_CONNECTED' } });
+    expect(refused.error.message).toContain('needs a new client secret');
     expect(hostile.received).toEqual([]);
 
     // The admin gives the connection a client for the new host; only that is ever sent there.

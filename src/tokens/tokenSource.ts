@@ -98,8 +98,12 @@ export function connectionNotFound(key: ConnectionKey): GatewayError {
   return new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
 }
 
-export const needsConsent = (connection: { readonly id: string; readonly providerId: string }) =>
-  new GatewayError('CONNECTION_NOT_CONNECTED', `${connectionLabel({ providerId: connection.providerId, connectionId: connection.id })} needs consent first`);
+export const needsConsent = (connection: Pick<ConnectionRecord, 'id' | 'providerId'> & Partial<Pick<ConnectionRecord, 'clientId' | 'clientSecret'>>) => {
+  const label = connectionLabel({ providerId: connection.providerId, connectionId: connection.id });
+  // A client-credentials connection whose own secret went with an endpoint change needs a new secret, not a consent.
+  const why = typeof connection.clientId === 'string' && connection.clientSecret === null ? 'needs a new client secret (updateConnection)' : 'needs consent first';
+  return new GatewayError('CONNECTION_NOT_CONNECTED', `${label} ${why}`);
+};
 
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
   return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
