@@ -42,10 +42,11 @@ export function benchResolver(store: Store, envelope: Envelope, cacheEnabled: bo
     limits: DEFAULTS.limits,
     managedObjectId: DEFAULTS.identity.managedObjectId,
     allowInsecureHttp: true,
+    allowPrivateNetworks: true,
     now,
     changes: new ChangeFeed(),
   };
-  const oauth = new OAuthClient({ timeoutMs: DEFAULTS.oauth.timeoutMs, allowInsecureHttp: true });
+  const oauth = new OAuthClient({ timeoutMs: DEFAULTS.oauth.timeoutMs, allowInsecureHttp: true, allowPrivateNetworks: true });
   const tokens = new TokenSource({ store, envelope, oauth, now, logger, refreshSkewMs: REFRESH_SKEW_MS, allowInsecureHttp: true, callerTimeoutMs: DEFAULTS.oauth.timeoutMs });
   const consent = new ConsentFlow({
     store,

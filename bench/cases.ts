@@ -107,7 +107,7 @@ export function startSpec(kind: GatewayKind, stage: BenchStage): GatewayStart {
           keys: { keyringFile: stage.dir.file('keyring.json') },
           admin: { apiKeys: [ADMIN_KEY] },
           identity: { issuers: [stage.idp.issuerConfig()] },
-          oauth: { allowInsecureHttp: true },
+          oauth: { allowInsecureHttp: true, allowPrivateNetworks: true },
           cache: { enabled: true },
         },
       };

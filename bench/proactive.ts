@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       keys: { keyringFile: dir.file('keyring.json') },
       identity: { issuers: [idp.issuerConfig()] },
       admin: { apiKeys: [ADMIN_KEY] },
-      oauth: { allowInsecureHttp: true },
+      oauth: { allowInsecureHttp: true, allowPrivateNetworks: true },
       cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh: true },
       log: { level: 'warn' },
     }),

@@ -19,7 +19,7 @@ describe.skipIf(!chromiumAvailable())('consent in a real browser (Chromium + oid
   let callbackServer: Server;
   let redirectUri: string;
   const callbacksReceived: string[] = [];
-  const client = new OAuthClient({ timeoutMs: 3_000, allowInsecureHttp: true });
+  const client = new OAuthClient({ timeoutMs: 3_000, allowInsecureHttp: true, allowPrivateNetworks: true });
   let config: OAuthClientConfig;
 
   beforeAll(async () => {

@@ -646,6 +646,8 @@ describe('validateProviderPatch', () => {
     id: 'entra-01',
     identityProvider: 'entra',
     grantType: 'AUTHORIZATION_CODE' as const,
+    clientId: 'app-1',
+    clientSecret: null,
     parameters: { tenantId: 'contoso.onmicrosoft.com', resourceUri: 'https://graph.microsoft.com' },
   };
 

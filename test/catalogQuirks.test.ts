@@ -31,7 +31,7 @@ let tmp: TempDir;
 let envelope: Envelope;
 let providerSequence = 0;
 
-const client = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: true });
+const client = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: true, allowPrivateNetworks: true });
 
 beforeAll(async () => {
   [quirky, tmp] = await Promise.all([startQuirkServer(), tempDir('cg-catalog-quirks-')]);

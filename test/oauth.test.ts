@@ -88,7 +88,7 @@ async function quirkCodeFlow(client: OAuthClient, cfg: OAuthClientConfig, scopes
   return client.exchangeCode(cfg, exchange(await followAuthorizationRedirect(request.url), 'quirk-state', request));
 }
 
-const client = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: true });
+const client = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: true, allowPrivateNetworks: true });
 
 beforeAll(async () => {
   [as, quirky] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS }), startQuirkServer()]);
@@ -159,7 +159,7 @@ describe('authorization request', () => {
   });
 
   it('refuses an http endpoint unless insecure HTTP is allowed, before any request', async () => {
-    const strict = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: false });
+    const strict = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: false, allowPrivateNetworks: true });
     const discoveries = as.counts.discovery;
     const error = await rejection(
       strict.authorizationRequest(webConfig(), { redirectUri: REDIRECT_URI, scopes: [], state: 's' }),
@@ -391,7 +391,7 @@ describe('token endpoint faults', () => {
   });
 
   it('gives up on a hanging provider within the timeout', async () => {
-    const impatient = new OAuthClient({ timeoutMs: 500, allowInsecureHttp: true });
+    const impatient = new OAuthClient({ timeoutMs: 500, allowInsecureHttp: true, allowPrivateNetworks: true });
     const cfg = serviceConfig();
     await impatient.clientCredentials(cfg, { scopes: [] }); // discovery done while healthy
     as.setFault('hang');
@@ -626,7 +626,7 @@ describe('error helpers', () => {
   });
 
   it('rejects a client without a usable timeout', () => {
-    expect(() => new OAuthClient({ timeoutMs: 0, allowInsecureHttp: true })).toThrow(TypeError);
-    expect(() => new OAuthClient({ timeoutMs: 1.5, allowInsecureHttp: true })).toThrow(TypeError);
+    expect(() => new OAuthClient({ timeoutMs: 0, allowInsecureHttp: true, allowPrivateNetworks: true })).toThrow(TypeError);
+    expect(() => new OAuthClient({ timeoutMs: 1.5, allowInsecureHttp: true, allowPrivateNetworks: true })).toThrow(TypeError);
   });
 });

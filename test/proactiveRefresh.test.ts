@@ -53,7 +53,7 @@ async function startGateway(b: Backends, store: { url: string; keysKey?: string 
     keys: store.keysKey ? { key: store.keysKey } : { keyringFile: b.dir.file('keyring.json') },
     identity: { issuers: [b.idp.issuerConfig()] },
     admin: { apiKeys: [ADMIN_KEY] },
-    oauth: { allowInsecureHttp: true, timeoutMs: 5_000 },
+    oauth: { allowInsecureHttp: true, allowPrivateNetworks: true, timeoutMs: 5_000 },
     cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS },
     log: { level: 'warn' },
     ...extra,

@@ -196,4 +196,20 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
     // The federated graph's binding is user-delegated: the next use creates a new connection that needs consent.
     for (const i of [0, 1]) expect(codesByService(await query(i, `{ graphTokenInfo { subject } }`))['graph']).toBe('CONNECTION_NOT_CONNECTED');
   }, 60_000);
+
+  it("stops serving a provider's tokens on every replica within a second once one replica moved its endpoints", async () => {
+    for (const i of [0, 1, 2]) expect(await githubHeaderVia(i)).not.toBeNull();
+    const moved = await replicas[1]!.admin(
+      `mutation { updateCredentialProvider(id: "github-01", input: { parameters: [{ name: "issuer", value: "http://127.0.0.1:9" }], clientSecret: "for-the-new-issuer" }) { version } }`,
+    );
+    expect(moved.body.errors).toBeUndefined();
+    for (const i of [0, 2]) {
+      const ms = await within(PROPAGATION_BOUND_MS, async () => codesByService(await query(i, GITHUB_ONLY))['github'] === 'CONNECTION_NOT_CONNECTED');
+      expect(ms).toBeLessThan(PROPAGATION_BOUND_MS);
+    }
+    // From then on no replica sends the subgraph a token of the old endpoints.
+    const settled = b.github.seen.length;
+    for (const i of [0, 1, 2]) expect(codesByService(await query(i, GITHUB_ONLY))['github']).toBe('CONNECTION_NOT_CONNECTED');
+    expect(b.github.seen.length).toBe(settled);
+  }, 60_000);
 });

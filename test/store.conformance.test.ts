@@ -376,6 +376,55 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(unconditional).toMatchObject({ clientId: 'new-client', displayName: 'Renamed', version: 3 });
     });
 
+    it('drops every connection token and pending consent with a rebinding update, in the same transaction', async () => {
+      await store.insertProvider(provider('p1'), 10);
+      await store.insertProvider(provider('p2'), 10);
+      for (const [p, c] of [['p1', 'a'], ['p1', 'b'], ['p2', 'a']] as const) {
+        await store.insertConnection(connection(p, c), [], 10);
+        await store.writeTokens(key(p, c), tokenWrite(`${p}${c}`), 0);
+      }
+      await store.setConnectionState(key('p1', 'b'), { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'again' } });
+      await store.insertConsentState(consent('h1', key('p1', 'a')));
+      await store.insertConsentState(consent('h2', key('p2', 'a')));
+
+      await store.updateProvider('p1', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, 1, { dropConnectionTokens: true });
+      for (const c of ['a', 'b']) {
+        expect(await store.getConnection(key('p1', c))).toMatchObject({ tokens: null, tokenExpiresAt: null, lastRefreshedAt: null, tokenGeneration: 2, state: { status: 'NOT_CONNECTED' } });
+      }
+      expect(await store.consumeConsentState('h1', T0)).toBeNull();
+      // Another provider's connections and consents are untouched.
+      expect(await store.getConnection(key('p2', 'a'))).toMatchObject({ tokens: sealed('k1', 'tok-p2a'), state: { status: 'CONNECTED' } });
+      expect(await store.consumeConsentState('h2', T0)).not.toBeNull();
+    });
+
+    it('drops client-credentials connections\' own secrets with an endpoint change; those on the provider\'s client stay connected', async () => {
+      await store.insertProvider(provider('cc', { grantType: 'CLIENT_CREDENTIALS', clientId: null, clientSecret: null }), 10);
+      expect((await store.getProvider('cc'))?.clientId).toBeNull();
+      await store.insertConnection(connection('cc', 'own', { clientId: 'own-client', clientSecret: sealed('k1', 'cs-own'), state: { status: 'CONNECTED' } }), [], 10);
+      await store.insertConnection(connection('cc', 'shared', { state: { status: 'CONNECTED' } }), [], 10);
+      await store.writeTokens(key('cc', 'own'), tokenWrite('own'), 0);
+
+      await store.updateProvider('cc', { clientId: 'now-a-client', clientSecret: sealed('k1', 'ps-new') }, null, { dropConnectionTokens: true });
+      expect(await store.getConnection(key('cc', 'own'))).toMatchObject({ tokens: null, clientSecret: sealed('k1', 'cs-own'), state: { status: 'CONNECTED' } });
+
+      await store.updateProvider('cc', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, null, {
+        dropConnectionTokens: true,
+        dropConnectionClientSecrets: true,
+      });
+      expect(await store.getConnection(key('cc', 'own'))).toMatchObject({ clientId: 'own-client', clientSecret: null, state: { status: 'NOT_CONNECTED' } });
+      expect(await store.getConnection(key('cc', 'shared'))).toMatchObject({ clientSecret: null, state: { status: 'CONNECTED' } });
+    });
+
+    it('drops a connection\'s tokens with its own client change, and moves its generation', async () => {
+      await seedConnections(store, 'p1', ['a']);
+      await store.writeTokens(key('p1', 'a'), tokenWrite('a'), 0);
+      const kept = await store.updateConnection(key('p1', 'a'), { displayName: 'renamed' }, null);
+      expect(kept).toMatchObject({ tokens: sealed('k1', 'tok-a'), tokenGeneration: 1 });
+      const dropped = await store.updateConnection(key('p1', 'a'), { clientId: 'c2', clientSecret: sealed('k1', 'cs2') }, null, { dropTokens: true });
+      expect(dropped).toMatchObject({ clientId: 'c2', tokens: null, tokenExpiresAt: null, tokenGeneration: 2, version: 3 });
+      expect(await store.writeTokens(key('p1', 'a'), tokenWrite('late'), 1)).toBeNull();
+    });
+
     it('refuses a stale expected version with VERSION_CONFLICT and a missing id with NOT_FOUND', async () => {
       await store.insertProvider(provider('p1'), 10);
       await store.updateProvider('p1', { displayName: 'x' }, null);
@@ -839,6 +888,12 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
       expect(await store.consumeConsentState('s2', T0)).not.toBeNull();
       expect(await store.consumePendingConsent('ph2', T0)).not.toBeNull();
+    });
+
+    it("drops a re-pointed provider's pending consents with its tokens: they came from the old endpoints", async () => {
+      await store.insertPendingConsent(pending('ph1', key('p1', 'c1')));
+      await store.updateProvider('p1', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, null, { dropConnectionTokens: true });
+      expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
     });
 
     it('sweeps expired pending consents with the expired states', async () => {

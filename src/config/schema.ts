@@ -49,7 +49,7 @@ export interface Config {
     readonly accessPoliciesPerConnection: number;
     readonly tokenAcquisitionsPerMinute: number;
   };
-  readonly oauth: { readonly allowInsecureHttp: boolean; readonly timeoutMs: number };
+  readonly oauth: { readonly allowInsecureHttp: boolean; readonly allowPrivateNetworks: boolean; readonly timeoutMs: number };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 
@@ -116,6 +116,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   { path: 'limits.accessPoliciesPerConnection', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'Access policies per connection.' },
   { path: 'limits.tokenAcquisitionsPerMinute', kind: 'int', default: 250, min: 1, max: 1_000_000, doc: 'Token acquisitions per connection per minute that reach the store or the provider (cache hits are free).' },
   { path: 'oauth.allowInsecureHttp', kind: 'bool', default: false, doc: 'Allow `http:` identity provider URLs (local development and tests only).' },
+  {
+    path: 'oauth.allowPrivateNetworks',
+    kind: 'bool',
+    default: false,
+    doc: 'Allow identity provider endpoints on loopback, private and link-local addresses (local development and tests only); checked when connecting.',
+  },
   { path: 'oauth.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of every call to an identity provider.' },
   { path: 'log.level', kind: 'logLevel', default: 'info', doc: 'JSON log level.' },
 ] satisfies KeySpec[]);

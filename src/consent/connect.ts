@@ -4,8 +4,10 @@
  * links, states and pending consents stop working.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { StoredTokenSet } from '../domain/model.js';
+import type { ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError } from '../errors.js';
+import { sameBinding } from '../providers/binding.js';
+import { findIdentityProvider } from '../providers/catalog.js';
 import type { ChangeFeed } from '../registry/changes.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { connectedTokenWrite } from '../tokens/tokenSet.js';
@@ -19,11 +21,33 @@ export interface ConnectDeps {
   readonly changes?: ChangeFeed;
 }
 
-/** A new consent supersedes whatever tokens the connection had; retry if a refresh races us. */
-export async function connectWithConsentedTokens(deps: ConnectDeps, key: ConnectionKey, tokens: StoredTokenSet): Promise<void> {
+/**
+ * Tokens obtained from `exchangedWith` belong to its endpoints and client: once the provider is
+ * re-pointed (which drops every token of its connections), they would be refreshed at the new ones.
+ */
+export async function requireSameBinding(store: Store, exchangedWith: ProviderRecord): Promise<void> {
+  const entry = findIdentityProvider(exchangedWith.identityProvider);
+  const provider = await store.getProvider(exchangedWith.id);
+  if (!provider || entry === undefined || !sameBinding(entry, exchangedWith, provider))
+    throw new GatewayError('CONNECTION_NOT_CONNECTED', "the provider's endpoints or client changed during consent; start again from a new login link");
+}
+
+/**
+ * A new consent supersedes whatever tokens the connection had; retry if a refresh races us.
+ * `exchangedWith`: the provider the tokens came from, still bound as it was when they are written.
+ */
+export async function connectWithConsentedTokens(
+  deps: ConnectDeps,
+  key: ConnectionKey,
+  tokens: StoredTokenSet,
+  exchangedWith: ProviderRecord,
+): Promise<void> {
   for (let attempt = 0; attempt < TOKEN_WRITE_ATTEMPTS; attempt++) {
     const connection = await deps.store.getConnection(key);
     if (!connection) throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' was deleted during consent`);
+    // Read after the connection: a re-pointing drops tokens in the transaction that moves the
+    // endpoints, so if the provider is still bound as it was, the generation read above predates it.
+    await requireSameBinding(deps.store, exchangedWith);
     const written = await deps.store.writeTokens(key, connectedTokenWrite(deps.envelope, key, tokens, deps.now()), connection.tokenGeneration);
     if (written) {
       // A link sent around before this consent must not bring another identity in after it.

@@ -20,7 +20,7 @@ import { requireProvider } from '../registry/providers.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from '../tokens/clientConfig.js';
 import { tokenSetFrom } from '../tokens/tokenSet.js';
-import { connectWithConsentedTokens } from './connect.js';
+import { connectWithConsentedTokens, requireSameBinding } from './connect.js';
 import { confirmPendingConsent, holdPendingConsent, type Confirmed } from './pending.js';
 import { hashOf, newSecret } from './secrets.js';
 
@@ -213,7 +213,7 @@ export class ConsentFlow {
           record.codeVerifier === null ? null : this.#deps.envelope.open(record.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
         nonce: record.nonce,
       });
-      return back(await this.#finish(record.startedBy, key, tokenSetFrom(result, null)));
+      return back(await this.#finish(record.startedBy, key, tokenSetFrom(result, null), provider));
     } catch (e) {
       const err = asGatewayError(e);
       this.#deps.logger.warn({ ...key, code: err.code, err: err.cause ?? err }, 'consent callback failed');
@@ -221,13 +221,24 @@ export class ConsentFlow {
     }
   }
 
-  /** An admin's consent connects now; a runtime one waits for its owner. Returns the result parameters. */
-  async #finish(startedBy: ConsentStarter, key: ConnectionKey, tokens: ReturnType<typeof tokenSetFrom>): Promise<Record<string, string>> {
+  /**
+   * An admin's consent connects now; a runtime one waits for its owner. Returns the result
+   * parameters. `exchangedWith`: the provider as the code exchange used it.
+   */
+  async #finish(
+    startedBy: ConsentStarter,
+    key: ConnectionKey,
+    tokens: ReturnType<typeof tokenSetFrom>,
+    exchangedWith: ProviderRecord,
+  ): Promise<Record<string, string>> {
     if (startedBy === 'ADMIN') {
-      await connectWithConsentedTokens(this.#deps, key, tokens);
+      await connectWithConsentedTokens(this.#deps, key, tokens, exchangedWith);
       this.#deps.logger.info(key, 'consent completed; connection connected');
       return { status: 'CONNECTED' };
     }
+    // A provider re-pointed during the exchange drops pending consents in the same transaction; one
+    // re-pointed before this line must not get tokens of its old endpoints held for it.
+    await requireSameBinding(this.#deps.store, exchangedWith);
     const consent = await holdPendingConsent(this.#deps, key, tokens);
     this.#deps.logger.info(key, 'consent completed; tokens wait for the connection owner to confirm');
     return { consent };

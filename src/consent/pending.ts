@@ -62,7 +62,11 @@ export async function confirmPendingConsent(deps: PendingDeps, consentId: string
     throw new GatewayError('ACCESS_DENIED', `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`);
   }
   const tokens = Object.freeze(JSON.parse(deps.envelope.open(pending.tokens as Sealed, refOf(key, consentHash))) as StoredTokenSet);
-  await connectWithConsentedTokens(deps, key, tokens);
+  // Re-pointing the provider deletes its pending consents in the same transaction, so a consent
+  // consumed above was held under the binding read here (up to a change landing between the two).
+  const provider = await deps.store.getProvider(key.providerId);
+  if (!provider) throw unknownConsent();
+  await connectWithConsentedTokens(deps, key, tokens, provider);
   deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'consent confirmed by the connection owner; connection connected');
   return { ...key, status: 'CONNECTED' };
 }

@@ -162,7 +162,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       supergraph: supergraphFile.path,
       identity: { ...identity, issuers: [callers.issuerConfig()] },
       // The demo authorization servers speak plain http on loopback.
-      oauth: { ...oauth, allowInsecureHttp: true },
+      oauth: { ...oauth, allowInsecureHttp: true, allowPrivateNetworks: true },
       consent: { stateTtlSeconds: LOGIN_LINK_TTL_SECONDS, ...consent },
     });
     const providers = started.map(({ name, auth }) => ({

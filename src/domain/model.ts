@@ -29,7 +29,8 @@ export interface ProviderRecord {
   readonly displayName: string;
   readonly identityProvider: string;
   readonly grantType: GrantType;
-  readonly clientId: string;
+  /** Null only for a client-credentials provider whose connections each carry their own client. */
+  readonly clientId: string | null;
   readonly clientSecret: Sealed | null;
   readonly scopes: readonly string[];
   readonly parameters: Readonly<Record<string, string>>;

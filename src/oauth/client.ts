@@ -6,8 +6,10 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import * as oidc from 'openid-client';
+import type { Dispatcher } from 'undici';
 import { authorizationResponseError, callbackInputError, configurationError, toGatewayError } from './errors.js';
 import { createProviderFetch } from './fetch.js';
+import { createProviderDispatcher } from './network.js';
 import { toTokenResult } from './normalize.js';
 import type {
   AuthorizationRequest,
@@ -85,6 +87,7 @@ function joinScopes(scopes: readonly string[], quirks: OAuthQuirks): string {
 export class OAuthClient {
   readonly #options: OAuthOptions;
   readonly #configurations: LRUCache<string, CachedConfiguration>;
+  readonly #dispatcher: Dispatcher;
 
   constructor(options: OAuthOptions) {
     if (!Number.isInteger(options.timeoutMs) || options.timeoutMs <= 0) {
@@ -92,6 +95,7 @@ export class OAuthClient {
     }
     this.#options = Object.freeze({ ...options });
     this.#configurations = new LRUCache({ max: CONFIGURATION_CACHE_MAX_ENTRIES, ttl: CONFIGURATION_TTL_MS });
+    this.#dispatcher = createProviderDispatcher({ allowPrivateNetworks: options.allowPrivateNetworks });
   }
 
   /**
@@ -209,7 +213,7 @@ export class OAuthClient {
 
   async #createConfiguration(cfg: OAuthClientConfig): Promise<oidc.Configuration> {
     const { allowInsecureHttp, timeoutMs } = this.#options;
-    const fetch = createProviderFetch({ timeoutMs, quirks: cfg.quirks });
+    const fetch = createProviderFetch({ timeoutMs, quirks: cfg.quirks, dispatcher: this.#dispatcher });
     const metadata: Partial<oidc.ClientMetadata> = cfg.clientSecret === null ? {} : { client_secret: cfg.clientSecret };
     const execute = allowInsecureHttp ? [oidc.allowInsecureRequests] : [];
     // openid-client's own timeout (whole seconds) stays behind ours so that ours is the one reported.

@@ -11,8 +11,9 @@ import {
 } from 'openid-client';
 import { asGatewayError, GatewayError } from '../errors.js';
 import type { PublicDetails } from '../errors.js';
+import { PRIVATE_NETWORK_RULE } from './network.js';
 
-export type TransportFailureKind = 'timeout' | 'connection refused' | 'connection reset' | 'unreachable';
+export type TransportFailureKind = 'timeout' | 'connection refused' | 'connection reset' | 'unreachable' | 'private network refused';
 
 /** Raised by our fetch hook so that a network failure survives openid-client's error wrapping. */
 export class ProviderTransportError extends Error {
@@ -154,9 +155,15 @@ const isTransportError = (e: unknown): e is ProviderTransportError => e instance
 const isResponse = (e: unknown): e is Response => e instanceof Response;
 
 function transportMessage(kind: TransportFailureKind, context: ErrorContext): string {
-  return kind === 'timeout'
-    ? `identity provider did not answer within ${context.timeoutMs} ms`
-    : `identity provider could not be reached (${kind})`;
+  switch (kind) {
+    case 'timeout':
+      return `identity provider did not answer within ${context.timeoutMs} ms`;
+    case 'private network refused':
+      // Nothing was sent: say so, and never whether something listens there.
+      return `identity provider endpoint refused: ${PRIVATE_NETWORK_RULE}`;
+    default:
+      return `identity provider could not be reached (${kind})`;
+  }
 }
 
 /** openid-client's ClientError codes (oauth4webapi's constants), by what they tell the caller. */

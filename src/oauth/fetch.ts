@@ -4,8 +4,10 @@
  * error wrapping; and token responses rewritten to RFC 6749 form before openid-client reads them.
  */
 import type { CustomFetch } from 'openid-client';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { ProviderTransportError } from './errors.js';
 import type { TransportFailureKind } from './errors.js';
+import { PRIVATE_NETWORK_REFUSED_CODE } from './network.js';
 import { normalizeTokenResponse, rebuildResponse } from './normalize.js';
 import type { OAuthQuirks } from './types.js';
 
@@ -25,6 +27,7 @@ function errorCode(error: unknown): string | undefined {
 function classify(error: unknown, deadline: AbortSignal): TransportFailureKind {
   if (deadline.aborted) return 'timeout';
   const code = errorCode(error);
+  if (code === PRIVATE_NETWORK_REFUSED_CODE) return 'private network refused';
   if (code !== undefined && CONNECTION_REFUSED_CODES.has(code)) return 'connection refused';
   if (code !== undefined && CONNECTION_RESET_CODES.has(code)) return 'connection reset';
   return 'unreachable';
@@ -33,13 +36,15 @@ function classify(error: unknown, deadline: AbortSignal): TransportFailureKind {
 export interface ProviderFetchOptions {
   readonly timeoutMs: number;
   readonly quirks: OAuthQuirks;
+  /** Where connections come from: the one that refuses private networks unless they are allowed (./network.ts). */
+  readonly dispatcher: Dispatcher;
 }
 
 /**
  * openid-client only POSTs to the token endpoint in this gateway (no introspection, revocation
  * or PAR), so a POST is a token request: it gets the Accept quirk and the response rewrite.
  */
-export function createProviderFetch({ timeoutMs, quirks }: ProviderFetchOptions): CustomFetch {
+export function createProviderFetch({ timeoutMs, quirks, dispatcher }: ProviderFetchOptions): CustomFetch {
   return async (url, options) => {
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
@@ -52,7 +57,8 @@ export function createProviderFetch({ timeoutMs, quirks }: ProviderFetchOptions)
     let response: Response;
     let text: string;
     try {
-      response = await fetch(url, { ...options, headers, signal });
+      // undici's own fetch: the dispatcher must come from the same undici as the fetch using it.
+      response = (await undiciFetch(url, { ...options, headers, signal, dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as Response;
       // Reading the body here keeps it under the same deadline as the headers.
       text = await response.text();
     } catch (error) {

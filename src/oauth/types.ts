@@ -54,6 +54,8 @@ export interface OAuthOptions {
   readonly timeoutMs: number;
   /** Permits `http:` endpoints; for local identity providers in development and tests only. */
   readonly allowInsecureHttp: boolean;
+  /** Permits loopback, private and link-local provider addresses (`oauth.allowPrivateNetworks`); development and tests only. */
+  readonly allowPrivateNetworks: boolean;
 }
 
 /** What every grant yields: exactly the shape the store seals. */

@@ -54,6 +54,11 @@ export interface ParameterSpec {
   readonly grantTypes: readonly GrantType[];
   /** When set, the value is also sent as this request parameter. */
   readonly sendAs: ParameterSendAs | null;
+  /**
+   * The value is part of an endpoint URL (a placeholder of `endpoints`): it decides where the
+   * client secret and the tokens are sent, so changing it needs a new secret and drops every token.
+   */
+  readonly endpoint: boolean;
 }
 
 /**
@@ -118,7 +123,7 @@ const NEVER_EXPIRE = { tokensNeverExpire: true, defaultTokenLifetimeSeconds: nul
 const BOTH: readonly GrantType[] = ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'];
 const CODE_ONLY: readonly GrantType[] = ['AUTHORIZATION_CODE'];
 
-type ParameterDraft = Omit<ParameterSpec, 'type' | 'level' | 'required' | 'default' | 'grantTypes' | 'sendAs' | 'format'> &
+type ParameterDraft = Omit<ParameterSpec, 'type' | 'level' | 'required' | 'default' | 'grantTypes' | 'sendAs' | 'format' | 'endpoint'> &
   Partial<Pick<ParameterSpec, 'type' | 'level' | 'required' | 'default' | 'format' | 'sendAs'>> & {
     readonly grantTypes?: readonly GrantType[];
   };
@@ -129,7 +134,22 @@ interface EntryDraft extends Omit<IdentityProviderEntry, 'parameters' | 'quirks'
   readonly endpoints: Partial<ProviderEndpoints>;
 }
 
+/** A `{parameter}` placeholder of an endpoint or scope template. */
+export const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g;
+
+/** Names of the `{parameter}` placeholders of a template, in order. */
+export function templateParameters(template: string): string[] {
+  return [...template.matchAll(PLACEHOLDER)].map((m) => m[1] as string);
+}
+
+/** Names of the parameters the endpoint templates are made of: derived, so it cannot drift from them. */
+function endpointParameterNames(endpoints: Partial<ProviderEndpoints>): ReadonlySet<string> {
+  const templates = Object.values(endpoints).filter((t): t is string => typeof t === 'string');
+  return new Set(templates.flatMap(templateParameters));
+}
+
 function entry(draft: EntryDraft): IdentityProviderEntry {
+  const endpointNames = endpointParameterNames(draft.endpoints);
   return {
     ...draft,
     parameters: draft.parameters.map((p) => ({
@@ -141,6 +161,7 @@ function entry(draft: EntryDraft): IdentityProviderEntry {
       sendAs: null,
       ...p,
       grantTypes: p.grantTypes ?? draft.grantTypes,
+      endpoint: endpointNames.has(p.name),
     })),
     endpoints: { authorizationUrl: null, tokenUrl: null, discovery: null, issuer: null, ...draft.endpoints },
     quirks: { ...STANDARD_QUIRKS, ...draft.quirks },

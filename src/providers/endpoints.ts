@@ -4,7 +4,7 @@
  */
 import { badInput } from '../errors.js';
 import type { GrantType } from '../domain/model.js';
-import type { IdentityProviderEntry, ParameterSpec, RequestPart } from './catalog.js';
+import { PLACEHOLDER, type IdentityProviderEntry, type ParameterSpec, type RequestPart } from './catalog.js';
 import { checkParameterValue, type UrlOptions } from './formats.js';
 
 export interface ResolvedEndpoints {
@@ -21,12 +21,7 @@ export interface ProviderSettings {
   readonly parameters: Readonly<Record<string, string>>;
 }
 
-const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g;
-
-/** Names of the `{parameter}` placeholders of a template, in order. */
-export function templateParameters(template: string): string[] {
-  return [...template.matchAll(PLACEHOLDER)].map((m) => m[1] as string);
-}
+export { templateParameters } from './catalog.js';
 
 /** A parameter's value, its default when unset; null when neither exists. */
 export function parameterValue(spec: ParameterSpec, parameters: Readonly<Record<string, string>>): string | null {

@@ -3,11 +3,18 @@
  * endpoint expansion (at use time, on stored values) both run them, so a value that reached the
  * store by another path still cannot point an endpoint at a foreign host.
  */
+import { isPrivateAddress, PRIVATE_NETWORK_RULE } from '../oauth/network.js';
 import type { ParameterSpec } from './catalog.js';
 
 export interface UrlOptions {
   /** `http:` URLs for local identity providers in development and tests (`oauth.allowInsecureHttp`). */
   readonly allowInsecureHttp?: boolean;
+  /**
+   * Refuse literal loopback, private and link-local addresses at once, with a clear message (input
+   * validation, `oauth.allowPrivateNetworks` off). Host names, and every connection whatever this
+   * says, are checked when connecting (src/oauth/network.ts).
+   */
+  readonly refusePrivateAddresses?: boolean;
 }
 
 export type ValueCheck = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly problem: string };
@@ -49,7 +56,14 @@ function checkUrl(value: string, options: UrlOptions, issuer: boolean): ValueChe
   if (!schemeAllowed || url.hostname === '') return problem(`must be ${schemes}`);
   if (url.username !== '' || url.password !== '' || value.includes('#')) return problem(rule);
   if (issuer && value.includes('?')) return problem(rule);
+  if (options.refusePrivateAddresses === true && isPrivateAddress(url.hostname)) return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);
   return ok(value);
+}
+
+function checkHost(value: string, options: UrlOptions): ValueCheck {
+  if (!isHostName(value)) return problem('must be a host name (letters, digits, dots and hyphens)');
+  if (options.refusePrivateAddresses === true && isPrivateAddress(value)) return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);
+  return ok(value.toLowerCase());
 }
 
 /** Checks one value against its spec; the value returned is the normalized one to store. */
@@ -63,7 +77,7 @@ export function checkParameterValue(spec: ParameterSpec, value: string, options:
     case 'issuer':
       return checkUrl(value, options, true);
     case 'host':
-      return isHostName(value) ? ok(value.toLowerCase()) : problem('must be a host name (letters, digits, dots and hyphens)');
+      return checkHost(value, options);
     case 'hostLabel':
       return HOST_LABEL.test(value)
         ? ok(value.toLowerCase())

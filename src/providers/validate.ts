@@ -12,6 +12,7 @@ import {
   type ParameterLevel,
   type ParameterSpec,
 } from './catalog.js';
+import { bindingChanges } from './binding.js';
 import { checkParameterValue, hasWhitespaceOrControl, type UrlOptions } from './formats.js';
 
 export const MAX_ID_LENGTH = 256;
@@ -46,7 +47,8 @@ export interface ValidProviderInput {
   readonly displayName: string;
   readonly identityProvider: string;
   readonly grantType: GrantType;
-  readonly clientId: string;
+  /** Null only for client credentials: then each connection carries its own client. */
+  readonly clientId: string | null;
   readonly clientSecret: string | null;
   readonly scopes: readonly string[];
   readonly parameters: Readonly<Record<string, string>>;
@@ -59,6 +61,11 @@ export interface ValidProviderPatch {
   readonly clientSecret?: string | null;
   readonly scopes?: readonly string[];
   readonly parameters?: Readonly<Record<string, string>>;
+  /**
+   * The client id and endpoint parameters the patch changes (`clientId`, `parameters.tokenUrl`):
+   * when any, the connections' tokens must go with the update (src/providers/binding.ts).
+   */
+  readonly rebinds?: readonly string[];
 }
 
 export type ValidationOptions = UrlOptions;
@@ -235,6 +242,33 @@ export function validateParameters(
   return Object.freeze(out);
 }
 
+function refuseSecretWithoutClient(secret: unknown, path: string): void {
+  if (!absent(secret) && secret !== '') throw badInput(`${path}.clientSecret`, `is only accepted with ${path}.clientId`);
+}
+
+/**
+ * A change of the client id or an endpoint needs a new client secret in the same update: the stored
+ * one must never reach wherever the new values point. Not for a public client (it has no secret)
+ * nor for a provider left without a client.
+ */
+function requireSecretForRebinding(
+  current: Pick<ProviderRecord, 'clientId' | 'clientSecret'>,
+  patch: Pick<ValidProviderPatch, 'clientId' | 'clientSecret'>,
+  rebinds: readonly string[],
+  entry: IdentityProviderEntry,
+  path: string,
+): void {
+  if (patch.clientSecret !== undefined) return;
+  if ((patch.clientId ?? current.clientId) === null) return;
+  if (current.clientSecret === null && entry.quirks.publicClientAllowed) return;
+  const changed = rebinds.map((field) => `${path}.${field}`).join(', ');
+  throw badInput(
+    `${path}.clientSecret`,
+    `is required with a change of ${changed}: the stored client secret is bound to the endpoints and the client id ` +
+      "(the change also disconnects the provider's connections)",
+  );
+}
+
 /** A new credential provider, checked against the catalog, defaults applied, frozen. */
 export function validateProviderInput(
   input: ProviderInputRaw,
@@ -245,13 +279,14 @@ export function validateProviderInput(
   const displayName = validateDisplayName(input.displayName, `${path}.displayName`, id);
   const entry = validateIdentityProvider(input.identityProvider, `${path}.identityProvider`);
   const grantType = validateGrantType(input.grantType, `${path}.grantType`, entry);
-  const clientId = validateClientId(input.clientId, `${path}.clientId`);
-  const clientSecret = validateClientSecret(
-    input.clientSecret,
-    `${path}.clientSecret`,
-    !entry.quirks.publicClientAllowed,
-    `identity provider ${entry.name}`,
-  );
+  // A client-credentials provider needs no client: each connection may carry its own.
+  const clientId =
+    grantType === 'CLIENT_CREDENTIALS' && absent(input.clientId) ? null : validateClientId(input.clientId, `${path}.clientId`);
+  if (clientId === null) refuseSecretWithoutClient(input.clientSecret, path);
+  const clientSecret =
+    clientId === null
+      ? null
+      : validateClientSecret(input.clientSecret, `${path}.clientSecret`, !entry.quirks.publicClientAllowed, `identity provider ${entry.name}`);
   const scopes = validateScopes(input.scopes, `${path}.scopes`, entry);
   const parameters = validateParameters(entry, grantType, input.parameters, {
     ...options,
@@ -267,7 +302,7 @@ export function validateProviderInput(
  * the current ones, an empty value unsets one; scopes replace the current list.
  */
 export function validateProviderPatch(
-  current: Pick<ProviderRecord, 'id' | 'identityProvider' | 'grantType' | 'parameters'>,
+  current: Pick<ProviderRecord, 'id' | 'identityProvider' | 'grantType' | 'parameters' | 'clientId' | 'clientSecret'>,
   input: ProviderInputRaw,
   path = 'input',
   options: ValidationOptions = {},
@@ -286,7 +321,9 @@ export function validateProviderPatch(
   const patch: { -readonly [K in keyof ValidProviderPatch]: ValidProviderPatch[K] } = {};
   if (!absent(input.displayName)) patch.displayName = validateDisplayName(input.displayName, `${path}.displayName`, current.id);
   if (!absent(input.clientId)) patch.clientId = validateClientId(input.clientId, `${path}.clientId`);
-  if (input.clientSecret !== undefined && input.clientSecret !== null) {
+  if ((patch.clientId ?? current.clientId) === null) {
+    refuseSecretWithoutClient(input.clientSecret, path);
+  } else if (input.clientSecret !== undefined && input.clientSecret !== null) {
     patch.clientSecret = validateClientSecret(
       input.clientSecret,
       `${path}.clientSecret`,
@@ -309,6 +346,11 @@ export function validateProviderPatch(
       path: field,
       level: 'PROVIDER',
     });
+  }
+  const rebinds = bindingChanges(entry, current, patch);
+  if (rebinds.length > 0) {
+    requireSecretForRebinding(current, patch, rebinds, entry, path);
+    patch.rebinds = rebinds;
   }
   return Object.freeze(patch);
 }

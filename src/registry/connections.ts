@@ -37,6 +37,16 @@ function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: s
   return { clientId, clientSecret };
 }
 
+/** A new client-credentials connection has a client: its own (id and secret together), or else the provider's. */
+function requireClient(provider: ProviderRecord, client: { clientId?: string; clientSecret?: string }, path: string): void {
+  if (provider.grantType !== 'CLIENT_CREDENTIALS') return;
+  if (client.clientId === undefined && client.clientSecret !== undefined) throw badInput(`${path}.clientId`, `is required with ${path}.clientSecret`);
+  if (client.clientId !== undefined && client.clientSecret === undefined) throw badInput(`${path}.clientSecret`, `is required with ${path}.clientId`);
+  if (client.clientId === undefined && provider.clientId === null) {
+    throw badInput(`${path}.clientId`, `is required: credential provider '${provider.id}' has no client of its own`);
+  }
+}
+
 export async function requireConnection(deps: Pick<RegistryDeps, 'store'>, key: ConnectionKey): Promise<ConnectionRecord> {
   const connection = await deps.store.getConnection(key);
   if (!connection) throw notFound(connectionLabel(key));
@@ -64,6 +74,7 @@ export async function insertConnection(
   const id = validateId(raw.id, `${path}.id`);
   const displayName = optionalString(raw.displayName, `${path}.displayName`, MAX_DISPLAY_NAME_CHARS) ?? id;
   const { clientId, clientSecret } = clientFields(provider, raw, path);
+  requireClient(provider, { ...(clientId !== undefined && { clientId }), ...(clientSecret !== undefined && { clientSecret }) }, path);
   const key = { providerId: provider.id, connectionId: id };
   const now = deps.now();
   // Client credentials need no consent: usable at once with the connection's or the provider's client.
@@ -94,6 +105,12 @@ export async function createConnection(deps: RegistryDeps, providerId: string, r
   return insertConnection(deps, provider, raw, (key, now) => [managedIdentityPolicy(deps, key, now)]);
 }
 
+/**
+ * A connection's own client id is bound to its secret and its tokens, as a provider's is: changing
+ * it needs a new clientSecret in the same update and drops the connection's tokens with it. A new
+ * secret on a client-credentials connection that lost its own (its provider's endpoints changed)
+ * makes it usable again.
+ */
 export async function updateConnection(
   deps: RegistryDeps,
   key: ConnectionKey,
@@ -101,17 +118,24 @@ export async function updateConnection(
   expectedVersion: number | null,
 ): Promise<ConnectionRecord> {
   const provider = await requireProvider(deps, key.providerId);
-  await requireConnection(deps, key);
+  const current = await requireConnection(deps, key);
   const displayName = optionalString(raw.displayName, 'input.displayName', MAX_DISPLAY_NAME_CHARS);
   const { clientId, clientSecret } = clientFields(provider, raw, 'input');
+  const rebinds = clientId !== undefined && clientId !== current.clientId;
+  if (rebinds && clientSecret === undefined) {
+    throw badInput('input.clientSecret', "is required with a change of input.clientId: the connection's secret and tokens are bound to its client");
+  }
+  if (clientSecret !== undefined && (clientId ?? current.clientId) === null) throw badInput('input.clientId', 'is required with input.clientSecret');
+  const reconnects = clientSecret !== undefined && current.state.status === 'NOT_CONNECTED';
   const patch: ConnectionPatch = {
     ...(displayName !== undefined && { displayName }),
     ...(clientId !== undefined && { clientId }),
     ...(clientSecret !== undefined && {
       clientSecret: deps.envelope.seal(clientSecret, { kind: 'connection', field: 'clientSecret', ...key }),
     }),
+    ...(reconnects && { state: { status: 'CONNECTED' as const } }),
   };
-  const updated = await deps.store.updateConnection(key, patch, expectedVersion);
+  const updated = await deps.store.updateConnection(key, patch, expectedVersion, { dropTokens: rebinds });
   await deps.changes.publish(key);
   return updated;
 }

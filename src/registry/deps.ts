@@ -12,6 +12,8 @@ export interface RegistryDeps {
   /** `identity.issuers[].issuer`: what an access policy's `issuer` may name besides an absolute URL. */
   readonly trustedIssuers?: readonly string[];
   readonly allowInsecureHttp: boolean;
+  /** `oauth.allowPrivateNetworks`: literal private addresses are refused at input unless set. */
+  readonly allowPrivateNetworks: boolean;
   readonly now: () => Date;
   /** Told after every change that can invalidate a cached token or access decision. */
   readonly changes: ChangeFeed;

@@ -1,7 +1,13 @@
 /** Credential provider operations: validate at the edge, seal secrets, let the store enforce the rest. */
 import type { ProviderRecord } from '../domain/model.js';
 import { notFound, providerLabel } from '../store/errors.js';
-import { validateProviderInput, validateProviderPatch, type ProviderInputRaw } from '../providers/validate.js';
+import { isGatewayError } from '../errors.js';
+import {
+  validateProviderInput,
+  validateProviderPatch,
+  type ProviderInputRaw,
+  type ValidationOptions,
+} from '../providers/validate.js';
 import type { ProviderPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 
@@ -11,8 +17,13 @@ export async function requireProvider(deps: Pick<RegistryDeps, 'store'>, id: str
   return provider;
 }
 
+/** How provider URLs are checked at input: literal private addresses are refused at once unless allowed. */
+function urlOptions(deps: RegistryDeps): ValidationOptions {
+  return { allowInsecureHttp: deps.allowInsecureHttp, refusePrivateAddresses: !deps.allowPrivateNetworks };
+}
+
 export async function createProvider(deps: RegistryDeps, raw: ProviderInputRaw): Promise<ProviderRecord> {
-  const input = validateProviderInput(raw, 'input', { allowInsecureHttp: deps.allowInsecureHttp });
+  const input = validateProviderInput(raw, 'input', urlOptions(deps));
   const now = deps.now();
   return deps.store.insertProvider(
     {
@@ -35,14 +46,39 @@ export async function createProvider(deps: RegistryDeps, raw: ProviderInputRaw):
   );
 }
 
+/** An update without an expected version is retried this often when another one lands between read and write. */
+const UNCONDITIONAL_UPDATE_ATTEMPTS = 3;
+
+/**
+ * A change of the client id or of an endpoint (catalog: `ParameterSpec.endpoint`) needs a new client
+ * secret, and drops every connection's tokens in the same transaction: a leaked admin key must not
+ * be a way to send stored secrets and refresh tokens to a new host. Replicas hear of it through the
+ * change feed and drop their cached tokens and clients.
+ */
 export async function updateProvider(
   deps: RegistryDeps,
   id: string,
   raw: Omit<ProviderInputRaw, 'id' | 'identityProvider' | 'grantType'>,
   expectedVersion: number | null,
 ): Promise<ProviderRecord> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await updateProviderOnce(deps, id, raw, expectedVersion);
+    } catch (e) {
+      const raced = expectedVersion === null && isGatewayError(e) && e.code === 'VERSION_CONFLICT';
+      if (!raced || attempt >= UNCONDITIONAL_UPDATE_ATTEMPTS) throw e;
+    }
+  }
+}
+
+async function updateProviderOnce(
+  deps: RegistryDeps,
+  id: string,
+  raw: Omit<ProviderInputRaw, 'id' | 'identityProvider' | 'grantType'>,
+  expectedVersion: number | null,
+): Promise<ProviderRecord> {
   const current = await requireProvider(deps, id);
-  const valid = validateProviderPatch(current, raw, 'input', { allowInsecureHttp: deps.allowInsecureHttp });
+  const valid = validateProviderPatch(current, raw, 'input', urlOptions(deps));
   const patch: ProviderPatch = {
     ...(valid.displayName !== undefined && { displayName: valid.displayName }),
     ...(valid.clientId !== undefined && { clientId: valid.clientId }),
@@ -55,7 +91,14 @@ export async function updateProvider(
           : deps.envelope.seal(valid.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: id }),
     }),
   };
-  const updated = await deps.store.updateProvider(id, patch, expectedVersion);
+  // The patch was checked against `current` (parameters merge into it, the binding compares with
+  // it): it applies to that version only.
+  const rebinds = valid.rebinds ?? [];
+  const updated = await deps.store.updateProvider(id, patch, expectedVersion ?? current.version, {
+    dropConnectionTokens: rebinds.length > 0,
+    // Connections' own client secrets are bound to the endpoints, not to the provider's client id.
+    dropConnectionClientSecrets: rebinds.some((field) => field !== 'clientId'),
+  });
   await deps.changes.publish({ providerId: id });
   return updated;
 }

@@ -192,14 +192,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       managedObjectId: config.identity.managedObjectId,
       trustedIssuers: config.identity.issuers.map((i) => i.issuer),
       allowInsecureHttp: config.oauth.allowInsecureHttp,
+      allowPrivateNetworks: config.oauth.allowPrivateNetworks,
       now,
       // Through the store: every replica's token cache hears of every change.
       changes: new ChangeFeed({ store, onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change') }),
     };
     await options.seed?.(registry);
-    const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
+    const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks });
     // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
-    const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp: config.oauth.allowInsecureHttp });
+    const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp, allowPrivateNetworks });
     // A provider or connection changed or deleted (on any replica): the cached client configurations
     // it touches, which hold client secrets, go; they are rebuilt on next use if their owner still exists.
     registry.changes.subscribe((event) => {

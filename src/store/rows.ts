@@ -34,6 +34,18 @@ export const CONSENT_COLUMNS = raw(
 );
 
 export const PENDING_CONSENT_COLUMNS = raw('consent_hash, provider_id, connection_id, tokens, expires_at, created_at');
+/**
+ * `providers.client_id` is NOT NULL in the released schema; a provider without a client of its own
+ * is stored with '' there (never a valid client id: they have at least one character).
+ */
+export function providerClientIdColumn(clientId: string | null): string {
+  return clientId ?? '';
+}
+
+function providerClientIdOf(row: Row): string | null {
+  const value = str(row, 'client_id');
+  return value === '' ? null : value;
+}
 
 export function ms(date: Date): number {
   return date.getTime();
@@ -121,7 +133,7 @@ export function toProvider(row: Row): ProviderRecord {
     displayName: str(row, 'display_name'),
     identityProvider: str(row, 'identity_provider'),
     grantType: oneOf(GRANT_TYPES, row, 'grant_type'),
-    clientId: str(row, 'client_id'),
+    clientId: providerClientIdOf(row),
     clientSecret: sealedOrNull(row, 'client_secret'),
     scopes: stringArray(row, 'scopes'),
     parameters: stringMap(row, 'parameters'),

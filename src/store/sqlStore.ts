@@ -38,6 +38,7 @@ import {
   ms,
   msOrNull,
   num,
+  providerClientIdColumn,
   stateColumns,
   toConnection,
   toConsentState,
@@ -45,7 +46,7 @@ import {
   toPolicy,
   toProvider,
 } from './rows.js';
-import { join, raw, sql, type Driver, type Result, type Row, type Sql } from './sql.js';
+import { EMPTY, join, raw, sql, type Driver, type Result, type Row, type Sql, type Work } from './sql.js';
 import {
   connectionKeyOf,
   type ChangeEvent,
@@ -53,7 +54,9 @@ import {
   type ConnectionKey,
   type ConnectionPatch,
   type InsertConnectionOptions,
+  type ConnectionUpdateOptions,
   type ProviderPatch,
+  type ProviderUpdateOptions,
   type SealedField,
   type Store,
   type StoreStats,
@@ -133,6 +136,33 @@ function firstRow(result: Result): Row | undefined {
   return result.rows[0];
 }
 
+/** Columns of a connection without tokens; the generation moves so that no refresh in flight writes old ones back. */
+const DROPPED_TOKENS = raw('tokens = NULL, token_expires_at = NULL, last_refreshed_at = NULL, token_generation = token_generation + 1');
+
+/**
+ * Every connection of `provider` loses what its old endpoints or client were trusted with (see
+ * `ProviderUpdateOptions`). Runs inside the provider update's transaction.
+ */
+function* unbindConnections(provider: ProviderRecord, dropClientSecrets: boolean): Work<void> {
+  const now = Date.now();
+  if (provider.grantType === 'AUTHORIZATION_CODE') {
+    yield sql`UPDATE connections SET ${DROPPED_TOKENS}, status = 'NOT_CONNECTED', error_code = NULL, error_message = NULL,
+        version = version + 1, updated_at = ${now}
+      WHERE provider_id = ${provider.id}`;
+  } else if (dropClientSecrets) {
+    // Client credentials need no consent: a connection on the provider's client has the new secret already.
+    yield sql`UPDATE connections SET ${DROPPED_TOKENS}, client_secret = NULL,
+        status = CASE WHEN client_id IS NULL THEN 'CONNECTED' ELSE 'NOT_CONNECTED' END, error_code = NULL, error_message = NULL,
+        version = version + 1, updated_at = ${now}
+      WHERE provider_id = ${provider.id}`;
+  } else {
+    yield sql`UPDATE connections SET ${DROPPED_TOKENS} WHERE provider_id = ${provider.id}`;
+  }
+  yield sql`DELETE FROM consent_states WHERE provider_id = ${provider.id}`;
+  // Tokens waiting for their owner's confirmation came from the old endpoints too.
+  yield sql`DELETE FROM pending_consents WHERE provider_id = ${provider.id}`;
+}
+
 function checkVersion(label: string, current: number, expected: number | null): void {
   if (expected !== null && expected !== current) throw versionConflict(label, expected, current);
 }
@@ -198,7 +228,7 @@ export class SqlStore implements Store {
       if (counts && num(counts, 'total') >= maxProviders) throw limitExceeded('the instance', maxProviders, 'credential providers');
       const inserted = firstRow(
         yield sql`INSERT INTO providers (${PROVIDER_COLUMNS})
-          VALUES (${p.id}, ${p.displayName}, ${p.identityProvider}, ${p.grantType}, ${p.clientId}, ${p.clientSecret},
+          VALUES (${p.id}, ${p.displayName}, ${p.identityProvider}, ${p.grantType}, ${providerClientIdColumn(p.clientId)}, ${p.clientSecret},
             ${json(p.scopes)}, ${json(p.parameters)}, ${p.version}, ${ms(p.createdAt)}, ${ms(p.updatedAt)})
           ON CONFLICT (id) DO NOTHING
           RETURNING ${PROVIDER_COLUMNS}`,
@@ -250,7 +280,12 @@ export class SqlStore implements Store {
     return row ? num(row, 'n') : 0;
   }
 
-  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null): Promise<ProviderRecord> {
+  updateProvider(
+    id: string,
+    patch: ProviderPatch,
+    expectedVersion: number | null,
+    options: ProviderUpdateOptions = {},
+  ): Promise<ProviderRecord> {
     const d = this.#db.dialect;
     return this.#db.transaction(function* () {
       const found = firstRow(yield sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id = ${id}${d.forUpdate}`);
@@ -259,13 +294,14 @@ export class SqlStore implements Store {
       checkVersion(providerLabel(id), current.version, expectedVersion);
       const next = patched(current, patch);
       const updated = firstRow(
-        yield sql`UPDATE providers SET display_name = ${next.displayName}, client_id = ${next.clientId},
+        yield sql`UPDATE providers SET display_name = ${next.displayName}, client_id = ${providerClientIdColumn(next.clientId)},
             client_secret = ${next.clientSecret}, scopes = ${json(next.scopes)}, parameters = ${json(next.parameters)},
             version = ${current.version + 1}, updated_at = ${Date.now()}
           WHERE id = ${id}
           RETURNING ${PROVIDER_COLUMNS}`,
       );
       if (!updated) throw notFound(providerLabel(id));
+      if (options.dropConnectionTokens === true) yield* unbindConnections(current, options.dropConnectionClientSecrets === true);
       return toProvider(updated);
     });
   }
@@ -363,7 +399,12 @@ export class SqlStore implements Store {
     return providerIds.map((id) => pageOf(byProvider.get(id) ?? [], page.first));
   }
 
-  updateConnection(key: ConnectionKey, patch: ConnectionPatch, expectedVersion: number | null): Promise<ConnectionRecord> {
+  updateConnection(
+    key: ConnectionKey,
+    patch: ConnectionPatch,
+    expectedVersion: number | null,
+    options: ConnectionUpdateOptions = {},
+  ): Promise<ConnectionRecord> {
     const d = this.#db.dialect;
     const label = connectionLabel(key);
     return this.#db.transaction(function* () {
@@ -380,6 +421,7 @@ export class SqlStore implements Store {
         yield sql`UPDATE connections SET display_name = ${next.displayName}, client_id = ${next.clientId},
             client_secret = ${next.clientSecret}, status = ${state.status}, error_code = ${state.errorCode},
             error_message = ${state.errorMessage}, version = ${current.version + 1}, updated_at = ${Date.now()}
+            ${options.dropTokens === true ? sql`, ${DROPPED_TOKENS}` : EMPTY}
           WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}
           RETURNING ${CONNECTION_COLUMNS}`,
       );

@@ -32,6 +32,26 @@ export type ProviderPatch = Partial<
 
 export type ConnectionPatch = Partial<Pick<ConnectionRecord, 'displayName' | 'clientId' | 'clientSecret' | 'state'>>;
 
+/** What a provider update takes from its connections, in the same transaction. */
+export interface ProviderUpdateOptions {
+  /**
+   * The provider's endpoints or client id change: every connection loses its tokens and its
+   * consents in progress; authorization-code connections become NOT_CONNECTED.
+   */
+  readonly dropConnectionTokens?: boolean;
+  /**
+   * The endpoints change: client-credentials connections with a client of their own also lose its
+   * secret and become NOT_CONNECTED; those on the provider's client (whose new secret comes with the
+   * update) stay CONNECTED and fetch a new token on next use.
+   */
+  readonly dropConnectionClientSecrets?: boolean;
+}
+
+export interface ConnectionUpdateOptions {
+  /** The connection's own client changes: its tokens go in the same transaction. */
+  readonly dropTokens?: boolean;
+}
+
 /** A token write: the new sealed token set and what follows from it, applied together. */
 export interface TokenWrite {
   readonly tokens: Sealed;
@@ -88,7 +108,7 @@ export interface Store {
   listProviders(page: PageArgs): Promise<Page<ProviderRecord>>;
   countProviders(): Promise<number>;
   /** Bumps version and updatedAt. NOT_FOUND / VERSION_CONFLICT. */
-  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null): Promise<ProviderRecord>;
+  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null, options?: ProviderUpdateOptions): Promise<ProviderRecord>;
   /** Deletes the provider, its connections, their policies and tokens. NOT_FOUND / VERSION_CONFLICT. */
   deleteProvider(id: string, expectedVersion: number | null): Promise<void>;
 
@@ -117,7 +137,12 @@ export interface Store {
    * (The same `page` for all: that is how the admin API asks for them.)
    */
   listConnectionsOfProviders(providerIds: readonly string[], page: PageArgs): Promise<Page<ConnectionRecord>[]>;
-  updateConnection(key: ConnectionKey, patch: ConnectionPatch, expectedVersion: number | null): Promise<ConnectionRecord>;
+  updateConnection(
+    key: ConnectionKey,
+    patch: ConnectionPatch,
+    expectedVersion: number | null,
+    options?: ConnectionUpdateOptions,
+  ): Promise<ConnectionRecord>;
   deleteConnection(key: ConnectionKey, expectedVersion: number | null): Promise<void>;
   /**
    * Writes tokens, expiry and state in one statement, only if the token generation is still

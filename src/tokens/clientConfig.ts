@@ -50,6 +50,11 @@ export function resolveClient(
   const endpoints = resolveEndpoints(entry, provider.parameters, options);
   // Client credentials connections may carry their own client; otherwise the provider's is used.
   const own = connection !== undefined && connection.clientId !== null ? connection : null;
+  const clientId = own ? own.clientId : provider.clientId;
+  if (clientId === null) {
+    // Creation refuses such a connection; this is a store edited by other means.
+    throw new GatewayError('PROVIDER_UNAVAILABLE', `credential provider '${provider.id}' has no client and the connection none of its own`);
+  }
   const clientSecret = own
     ? own.clientSecret && envelope.open(own.clientSecret, { kind: 'connection', field: 'clientSecret', providerId: provider.id, connectionId: own.id })
     : provider.clientSecret && envelope.open(provider.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: provider.id });
@@ -61,7 +66,7 @@ export function resolveClient(
       discoveryUrl: endpoints.discoveryUrl,
       authorizationUrl: endpoints.authorizationUrl,
       tokenUrl: endpoints.tokenUrl,
-      clientId: own ? own.clientId! : provider.clientId,
+      clientId,
       clientSecret: clientSecret ?? null,
       quirks: { ...entry.quirks, extraAuthorizationParams: extraAuthorizationParameters(entry, provider) },
       extraTokenParams: extraTokenParameters(entry, provider),

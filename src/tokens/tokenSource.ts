@@ -98,8 +98,12 @@ export function connectionNotFound(key: ConnectionKey): GatewayError {
   return new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
 }
 
-export const needsConsent = (connection: { readonly id: string; readonly providerId: string }) =>
-  new GatewayError('CONNECTION_NOT_CONNECTED', `${connectionLabel({ providerId: connection.providerId, connectionId: connection.id })} needs consent first`);
+export const needsConsent = (connection: Pick<ConnectionRecord, 'id' | 'providerId'> & Partial<Pick<ConnectionRecord, 'clientId' | 'clientSecret'>>) => {
+  const label = connectionLabel({ providerId: connection.providerId, connectionId: connection.id });
+  // A client-credentials connection whose own secret went with an endpoint change needs a new secret, not a consent.
+  const why = typeof connection.clientId === 'string' && connection.clientSecret === null ? 'needs a new client secret (updateConnection)' : 'needs consent first';
+  return new GatewayError('CONNECTION_NOT_CONNECTED', `${label} ${why}`);
+};
 
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
   return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
@@ -218,12 +222,15 @@ export class TokenSource {
 
   async #renew(key: ConnectionKey, wanted: Wanted, flight: Flight): Promise<AccessToken> {
     return this.#deps.store.withConnectionLock(key, async () => {
+      // The provider first, then the connection: a change of the provider's endpoints drops the
+      // tokens in the same transaction, so tokens read after the provider were never bound to
+      // endpoints newer than the ones read. (The other order could send old tokens to new endpoints.)
+      const provider = await this.#deps.store.getProvider(key.providerId);
       // Another process may have refreshed while we waited for the lock: then its token is ours too.
       const connection = await this.#connection(key);
       const current = this.#usableTokens(connection);
       if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
-      // Only a renewal needs the provider (its client and endpoints); a connection implies one (foreign key).
-      const provider = await this.#deps.store.getProvider(key.providerId);
+      // A connection implies its provider (foreign key): it was deleted meanwhile.
       if (!provider) throw connectionNotFound(key);
       try {
         return await this.#fetchAndStore(key, provider, connection, current, flight);

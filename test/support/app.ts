@@ -25,7 +25,7 @@ export async function startTestApp(overrides: Record<string, unknown> = {}, opti
     store: { url: options.storeUrl ?? `sqlite:${join(dir, 'credentials.db')}` },
     keys: { keyringFile: join(dir, 'keyring.json') },
     admin: { apiKeys: [ADMIN_KEY], ...(overrides['admin'] as object) },
-    oauth: { allowInsecureHttp: true, timeoutMs: 3000, ...(overrides['oauth'] as object) },
+    oauth: { allowInsecureHttp: true, allowPrivateNetworks: true, timeoutMs: 3000, ...(overrides['oauth'] as object) },
     log: { level: 'info' },
   };
   for (const [k, v] of Object.entries(overrides)) if (!['server', 'admin', 'oauth'].includes(k)) raw[k] = v;

@@ -213,6 +213,7 @@ export async function runCrashTest(options: CrashOptions): Promise<CrashReport> 
         '  host: 127.0.0.1',
         'oauth:',
         '  allowInsecureHttp: true',
+        '  allowPrivateNetworks: true',
         `  timeoutMs: ${OAUTH_TIMEOUT_MS}`,
         'cache:',
         `  refreshSkewSeconds: ${REFRESH_SKEW_SECONDS}`,

@@ -51,6 +51,7 @@ export async function startReplica(env: Readonly<Record<string, string>>): Promi
       CG_SERVER_PORT: '0',
       CG_ADMIN_API_KEYS: ADMIN_KEY,
       CG_OAUTH_ALLOW_INSECURE_HTTP: 'true',
+      CG_OAUTH_ALLOW_PRIVATE_NETWORKS: 'true',
       CG_LOG_LEVEL: 'warn',
       ...env,
     },
