@@ -2,7 +2,8 @@
  * The `get-authorization-context` step: access check → cache → store (decrypt) → refresh. Shared by
  * the federation gateway (one call per subgraph binding) and the token endpoint.
  *
- * Concurrent cache misses of one connection share one store read (and count as one acquisition).
+ * Concurrent cache misses of one connection share one store read (and count as one acquisition,
+ * taken only once an allowed caller needs the token: a refused caller never spends the budget).
  * A change (from this replica or another) evicts the cache entry and marks reads in progress as
  * stale, so a read that began before the change is served but never cached. A read is not made
  * stale by the token write of its own renewal: that write is what it returns.
@@ -152,7 +153,7 @@ export class TokenResolver {
         throw connectionNotFound(key);
       }
       try {
-        load.token ??= this.#deps.tokens.get(key, { cause: load, connection: load.connection });
+        load.token ??= this.#acquire(key, load);
         const token = await load.token;
         if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
         return token;
@@ -165,14 +166,22 @@ export class TokenResolver {
     }
   }
 
-  /** Joins the read in progress for this connection, or starts one (which counts as an acquisition). */
+  /**
+   * The token of a shared read, fetched for the first allowed caller: only then is it counted as the
+   * connection's acquisition, so that callers its policies refuse never spend the connection's budget.
+   */
+  #acquire(key: ConnectionKey, load: Load): Promise<AccessToken> {
+    this.#deps.limiter.take(load.cacheKey);
+    return this.#deps.tokens.get(key, { cause: load, connection: load.connection });
+  }
+
+  /** Joins the read in progress for this connection, or starts one (counted only once a caller is allowed: #acquire). */
   #join(key: ConnectionKey, cacheKey: string): Load {
     const current = this.#loads.get(cacheKey);
     if (current) {
       current.users++;
       return current;
     }
-    this.#deps.limiter.take(cacheKey);
     const { store } = this.#deps.registry;
     const load: Load = {
       cacheKey,
