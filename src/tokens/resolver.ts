@@ -10,7 +10,7 @@
  */
 import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { providerLabel } from '../store/errors.js';
+import { orStoreUnavailable, providerLabel } from '../store/errors.js';
 import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import { ownerPolicy } from '../registry/policies.js';
@@ -188,8 +188,8 @@ export class TokenResolver {
       stale: false,
       users: 1,
       token: null,
-      policies: store.listAccessPolicies([key]).then(([policies = []]) => Object.freeze(policies)),
-      connection: store.getConnection(key),
+      policies: orStoreUnavailable(store.listAccessPolicies([key])).then(([policies = []]) => Object.freeze(policies)),
+      connection: orStoreUnavailable(store.getConnection(key)),
     };
     // A refused caller never awaits it: its failure must not become an unhandled rejection.
     load.connection.catch(() => {});
