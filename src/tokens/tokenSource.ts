@@ -305,7 +305,14 @@ export class TokenSource {
       this.#keptAside.delete(name);
       return null;
     }
-    const written = await this.#writeTokens(key, kept.write, kept.generation);
+    let written: ConnectionRecord | null;
+    try {
+      written = await this.#writeTokens(key, kept.write, kept.generation);
+    } catch (e) {
+      // Kept while the store fails; a connection gone (NOT_FOUND) has no use for it.
+      if (!isGatewayError(e) || e.code !== 'STORE_UNAVAILABLE') this.#keptAside.delete(name);
+      throw e;
+    }
     this.#keptAside.delete(name);
     if (written) {
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'stored a token set kept aside after a failed store write');
