@@ -166,6 +166,23 @@ describe('renewals the store gets in the way of', () => {
     expect(again.body.data.testConnection).toEqual({ ok: true, status: 'CONNECTED', error: null });
   }, 20_000);
 
+  it('stores a kept-aside set in the background once the store takes writes again, without waiting for a renewal', async () => {
+    const before = await stored();
+    const faulty = failingWrites(Number.POSITIVE_INFINITY);
+    const source = sourceOver(faulty.store, ACCESS_TOKEN_TTL_SECONDS * 1000);
+    s.authGithub.resetCounts();
+    await source.get(GITHUB);
+    expect(s.authGithub.counts.refresh).toBe(1);
+    faulty.heal();
+    // Nobody asks for the token again: the set must still reach the store (a crash would lose it in memory).
+    const deadline = Date.now() + 15_000;
+    while ((await stored()).tokenGeneration === before.tokenGeneration && Date.now() < deadline) await sleep(200);
+    expect((await stored()).tokenGeneration).toBe(before.tokenGeneration + 1);
+    expect(s.authGithub.counts.refresh).toBe(1);
+    const again = await s.t.admin(TEST_CONNECTION);
+    expect(again.body.data.testConnection).toEqual({ ok: true, status: 'CONNECTED', error: null });
+  }, 30_000);
+
   it('maps a store that fails every read on the token path to STORE_UNAVAILABLE, never an unmapped error', async () => {
     const real = s.t.app.store;
     const down = withOverrides(real, { getConnection: () => Promise.reject(busy()) });

@@ -56,6 +56,12 @@ export const MAX_CONCURRENT_RENEWALS_PER_PROVIDER = 4;
 
 /** Waits before retrying a failed token write (a busy SQLite file, a reset PostgreSQL session); then it is kept aside. */
 const TOKEN_WRITE_RETRY_DELAYS_MS: readonly number[] = [50, 250, 1_000];
+/**
+ * A kept-aside set is also stored in the background, this often, this many times, so that it does
+ * not wait in memory (where a crash loses it) for the connection's next renewal.
+ */
+const KEPT_ASIDE_RETRY_INTERVAL_MS = 5_000;
+const KEPT_ASIDE_BACKGROUND_ATTEMPTS = 60;
 
 /** Failures after which the connection's current token must not be served any more, even if still valid. */
 const NO_FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set(['REAUTHORIZATION_REQUIRED', 'CONNECTION_NOT_CONNECTED', 'CONNECTION_NOT_FOUND']);
@@ -321,6 +327,22 @@ export class TokenSource {
     return written;
   }
 
+  /** Tries to store the connection's kept-aside set in the background, under its lock, until stored, dropped or out of attempts. */
+  #persistLater(key: ConnectionKey, attemptsLeft: number): void {
+    const timer = setTimeout(async () => {
+      const name = connectionKeyOf(key);
+      if (!this.#keptAside.has(name)) return;
+      const flight: Flight = { requestWaiting: false, cause: undefined };
+      try {
+        await this.#slots.run(key.providerId, () => this.#locked(key, async () => void (await this.#persistKeptAside(key, await this.#connection(key), flight))));
+      } catch {
+        // Still failing (logged by the write): the next attempt, or the next renewal, tries again.
+      }
+      if (this.#keptAside.has(name) && attemptsLeft > 1) this.#persistLater(key, attemptsLeft - 1);
+    }, KEPT_ASIDE_RETRY_INTERVAL_MS);
+    timer.unref();
+  }
+
   /**
    * writeTokens, retried with backoff on store failures (NOT_FOUND and a moved generation are
    * answers, not failures); STORE_UNAVAILABLE once the retries are spent.
@@ -369,7 +391,10 @@ export class TokenSource {
       written = await this.#writeTokens(key, write, connection.tokenGeneration);
     } catch (e) {
       // Never dropped: the provider may have rotated the refresh token already (see #keptAside).
-      if (isGatewayError(e) && e.code === 'STORE_UNAVAILABLE') this.#keptAside.set(connectionKeyOf(key), { generation: connection.tokenGeneration, write });
+      if (isGatewayError(e) && e.code === 'STORE_UNAVAILABLE') {
+        this.#keptAside.set(connectionKeyOf(key), { generation: connection.tokenGeneration, write });
+        this.#persistLater(key, KEPT_ASIDE_BACKGROUND_ATTEMPTS);
+      }
       throw e;
     }
     if (written) {
