@@ -77,6 +77,28 @@ describe('refused callers and the acquisition budget', () => {
     expect(res.body.data).toEqual({ graphTokenInfo: { subject: 'team-bot' } });
   });
 
+  it("costs a stranger's repeated refused calls no store read each", async () => {
+    const mallory = await s.jwtFor('mallory');
+    await s.t.app.store.publishChange({ providerId: 'github-01', connectionId: 'alice' });
+    const queriesBefore = s.t.app.store.stats.queries;
+    for (let i = 0; i < 20; i++) expect((await tokenEndpoint('github-01/alice', mallory)).status).toBe(403);
+    // One read of the policies (and the connection beside it), then the refusal is remembered briefly;
+    // a slow machine may need a fresh read or two. Reading per call would be 40.
+    expect(s.t.app.store.stats.queries - queriesBefore).toBeLessThanOrEqual(10);
+  });
+
+  it('admits a refused caller at once when a policy for them is added', async () => {
+    const mallet = await s.jwtFor('mallet');
+    expect((await tokenEndpoint('graph-01/team', mallet)).status).toBe(403);
+    const added = await s.t.admin(
+      `mutation { createAccessPolicy(providerId: "graph-01", connectionId: "team", input: { id: "mallet", kind: USER, objectId: "mallet" }) { id } }`,
+    );
+    expect(added.body.errors).toBeUndefined();
+    const admitted = await tokenEndpoint('graph-01/team', mallet);
+    expect(admitted.body.error).toBeUndefined();
+    expect(admitted.status).toBe(200);
+  });
+
   it('allowed callers still spend it: past the limit of cache misses, RATE_LIMITED', async () => {
     const alice = await s.jwtFor('alice');
     const codes: (string | undefined)[] = [];

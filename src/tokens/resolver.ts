@@ -8,6 +8,7 @@
  * stale, so a read that began before the change is served but never cached. A read is not made
  * stale by the token write of its own renewal: that write is what it returns.
  */
+import { LRUCache } from 'lru-cache';
 import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { orStoreUnavailable, providerLabel } from '../store/errors.js';
@@ -77,10 +78,19 @@ function affects(event: ChangeEvent | null, cacheKey: string): boolean {
 
 const CONSENT_CODES = new Set(['CONNECTION_NOT_CONNECTED', 'REAUTHORIZATION_REQUIRED']);
 
+/**
+ * Policies that refused a caller, kept this long (and dropped at once on any change of the
+ * connection), so that a stranger calling again and again costs no store read per call: refused
+ * callers spend none of the connection's acquisitions, and this keeps what they cost the store bounded.
+ */
+const REFUSING_POLICIES_TTL_MS = 1_000;
+const MAX_REFUSING_POLICIES = 10_000;
+
 export class TokenResolver {
   readonly #deps: ResolverDeps;
   readonly #loads = new Map<string, Load>();
   readonly #pending = new Set<Pending>();
+  readonly #refusing = new LRUCache<string, readonly AccessPolicyRecord[]>({ max: MAX_REFUSING_POLICIES, ttl: REFUSING_POLICIES_TTL_MS });
 
   constructor(deps: ResolverDeps) {
     this.#deps = deps;
@@ -108,6 +118,7 @@ export class TokenResolver {
   #onChange(event: ChangeEvent | null, cause: unknown): void {
     if (event === null) this.#deps.cache.clear();
     else this.#deps.cache.evict(event.providerId, event.connectionId);
+    for (const cacheKey of [...this.#refusing.keys()]) if (affects(event, cacheKey)) this.#refusing.delete(cacheKey);
     for (const pending of this.#pending) {
       if (pending === cause || !affects(event, pending.cacheKey)) continue;
       pending.stale = true;
@@ -141,11 +152,16 @@ export class TokenResolver {
       return hit.token;
     }
     events.cacheMiss(key);
+    const refusing = this.#refusing.get(cacheKey);
+    if (refusing && !isAllowed(refusing, request.principal)) throw this.#denied(key);
     const load = this.#join(key, cacheKey);
     try {
       const policies = await load.policies;
       if (!isAllowed(policies, request.principal)) {
-        if (policies.length > 0) throw this.#denied(key);
+        if (policies.length > 0) {
+          if (!load.stale) this.#refusing.set(cacheKey, policies);
+          throw this.#denied(key);
+        }
         // No policy at all: most often no connection yet.
         const connection = await load.connection;
         if (connection) throw this.#denied(key);
