@@ -118,7 +118,8 @@ export class TokenResolver {
   #onChange(event: ChangeEvent | null, cause: unknown): void {
     if (event === null) this.#deps.cache.clear();
     else this.#deps.cache.evict(event.providerId, event.connectionId);
-    for (const cacheKey of [...this.#refusing.keys()]) if (affects(event, cacheKey)) this.#refusing.delete(cacheKey);
+    if (event?.connectionId !== undefined) this.#refusing.delete(connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId }));
+    else for (const cacheKey of [...this.#refusing.keys()]) if (affects(event, cacheKey)) this.#refusing.delete(cacheKey);
     for (const pending of this.#pending) {
       if (pending === cause || !affects(event, pending.cacheKey)) continue;
       pending.stale = true;
