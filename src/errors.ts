@@ -12,6 +12,7 @@ export const RUNTIME_CODES = [
   'REAUTHORIZATION_REQUIRED',
   'PROVIDER_UNAVAILABLE',
   'RATE_LIMITED',
+  'STORE_UNAVAILABLE',
 ] as const;
 
 export const MANAGEMENT_CODES = [
@@ -44,6 +45,7 @@ const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   BAD_USER_INPUT: 400,
   RATE_LIMITED: 429,
   PROVIDER_UNAVAILABLE: 503,
+  STORE_UNAVAILABLE: 503,
   INTERNAL_SERVER_ERROR: 500,
 });
 

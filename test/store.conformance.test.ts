@@ -641,6 +641,18 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(after).toMatchObject({ version: 2, tokenGeneration: 0, tokens: sealed('k1', 't') });
       expect((await store.setConnectionState(key('p1', 'c1'), { status: 'CONNECTED' })).state).toEqual({ status: 'CONNECTED' });
     });
+
+    it('sets a state decided from one token generation only while that generation is current', async () => {
+      await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't') }), [], 10);
+      const rejected: ConnectionState = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refresh token rejected' } };
+      // A consent writes a new token set in between: the rejection of the older one must not land on it.
+      const consented = await store.writeTokens(key('p1', 'c1'), tokenWrite('consent'), 0);
+      expect(await store.setConnectionStateIfGeneration(key('p1', 'c1'), rejected, 0)).toBeNull();
+      expect(await store.getConnection(key('p1', 'c1'))).toEqual(consented);
+      const marked = await store.setConnectionStateIfGeneration(key('p1', 'c1'), rejected, 1);
+      expect(marked).toMatchObject({ state: rejected, tokenGeneration: 1, version: 2 });
+      expect((await failure(store.setConnectionStateIfGeneration(key('p1', 'nope'), rejected, 0))).code).toBe('NOT_FOUND');
+    });
   });
 
   describe('unconsented auto-created connections', () => {
@@ -1108,6 +1120,37 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(meter.peak).toBe(1);
       // Released on both sides: each replica can take it again right away.
       await expect(replica.withConnectionLock(k1, async () => 'again')).resolves.toBe('again');
+    });
+
+    if (target.name === 'postgres')
+    it("waits for another replica's lock without holding a pooled session, so holders of other locks still get theirs", async () => {
+      const replica = await place.open();
+      let releaseReplica!: () => void;
+      const replicaDone = new Promise<void>((resolve) => (releaseReplica = resolve));
+      const held = Array.from({ length: 5 }, (_, i) => key('p1', `held-${i}`));
+      let replicaHolding = 0;
+      const replicaHolds = held.map((k) => replica.withConnectionLock(k, async () => {
+        replicaHolding++;
+        await replicaDone;
+      }));
+      while (replicaHolding < held.length) await sleep(10);
+      // Five waiters here for the replica's locks...
+      const waiters = held.map((k) => store.withConnectionLock(k, async () => 'got it'));
+      await sleep(200);
+      // ...and ten holders of other locks, all holding at once (more than the lock sessions the waiters would leave).
+      const others = Array.from({ length: 10 }, (_, i) => key('p1', `other-${i}`));
+      let holding = 0;
+      let allHold!: () => void;
+      const allHolding = new Promise<void>((resolve) => (allHold = resolve));
+      const holders = others.map((k) => store.withConnectionLock(k, async () => {
+        if (++holding === others.length) allHold();
+        await allHolding;
+        return 'held';
+      }));
+      expect(await Promise.all(holders)).toEqual(Array(others.length).fill('held'));
+      releaseReplica();
+      await Promise.all(replicaHolds);
+      expect(await Promise.all(waiters)).toEqual(Array(held.length).fill('got it'));
     });
   });
 });

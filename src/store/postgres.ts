@@ -20,6 +20,13 @@ const STATEMENT_TIMEOUT_MS = 30_000;
 const IDLE_CLIENT_TIMEOUT_MS = 10_000;
 /** A transaction left open by a stalled process stops holding its row locks after this. */
 const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+/** A lock held by another replica is tried again after this, doubling up to the maximum... */
+const LOCK_POLL_MIN_MS = 10;
+const LOCK_POLL_MAX_MS = 250;
+/** ...for at most this long (as long as a blocking pg_advisory_lock could wait under the statement timeout). */
+const LOCK_WAIT_TIMEOUT_MS = STATEMENT_TIMEOUT_MS;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /**
@@ -149,11 +156,27 @@ class PostgresDriver implements Driver {
     });
   }
 
-  withSessionLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Tries the lock and, while another replica holds it, waits with no session checked out: a
+   * waiter blocked in pg_advisory_lock would hold one of the lock pool's few sessions hostage, and
+   * enough of them would leave none for the holders of other locks. Only holders keep a session.
+   */
+  async withSessionLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + LOCK_WAIT_TIMEOUT_MS;
+    for (let delayMs = LOCK_POLL_MIN_MS; ; delayMs = Math.min(2 * delayMs, LOCK_POLL_MAX_MS)) {
+      const outcome = await this.#tryWithSessionLock(name, fn);
+      if (outcome.held) return outcome.value;
+      if (Date.now() + delayMs > deadline) throw new Error(`advisory lock ${name} not obtained within ${LOCK_WAIT_TIMEOUT_MS} ms`);
+      await sleep(delayMs);
+    }
+  }
+
+  #tryWithSessionLock<T>(name: string, fn: () => Promise<T>): Promise<{ readonly held: true; readonly value: T } | { readonly held: false }> {
     return this.#withSession(this.#lockPool, async (session, discard) => {
-      await this.#query(session, sql`SELECT pg_advisory_lock(${lockKey(name)})`);
+      const tried = await this.#query(session, sql`SELECT pg_try_advisory_lock(${lockKey(name)}) AS locked`);
+      if (tried.rows[0]?.['locked'] !== true) return { held: false };
       try {
-        return await fn();
+        return { held: true, value: await fn() };
       } finally {
         // If unlocking fails the session is suspect: destroying it ends the session, and the lock with it.
         const unlocked = await this.#query(session, sql`SELECT pg_advisory_unlock(${lockKey(name)}) AS released`).then(

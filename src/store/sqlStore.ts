@@ -476,17 +476,29 @@ export class SqlStore implements Store {
   }
 
   async setConnectionState(key: ConnectionKey, state: ConnectionState): Promise<ConnectionRecord> {
+    const updated = await this.#setState(key, state, EMPTY);
+    if (!updated) throw notFound(connectionLabel(key));
+    return updated;
+  }
+
+  async setConnectionStateIfGeneration(key: ConnectionKey, state: ConnectionState, expectedGeneration: number): Promise<ConnectionRecord | null> {
+    const updated = await this.#setState(key, state, sql` AND token_generation = ${expectedGeneration}`);
+    if (updated) return updated;
+    if (!(await this.#exists(key))) throw notFound(connectionLabel(key));
+    return null;
+  }
+
+  async #setState(key: ConnectionKey, state: ConnectionState, condition: Sql): Promise<ConnectionRecord | null> {
     const s = stateColumns(state);
     const updated = firstRow(
       await this.#db.run(
         sql`UPDATE connections SET status = ${s.status}, error_code = ${s.errorCode}, error_message = ${s.errorMessage},
             version = version + 1, updated_at = ${Date.now()}
-          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}
+          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}${condition}
           RETURNING ${CONNECTION_COLUMNS}`,
       ),
     );
-    if (!updated) throw notFound(connectionLabel(key));
-    return toConnection(updated);
+    return updated ? toConnection(updated) : null;
   }
 
   async #exists(key: ConnectionKey): Promise<boolean> {

@@ -152,6 +152,12 @@ export interface Store {
   writeTokens(key: ConnectionKey, write: TokenWrite, expectedGeneration: number): Promise<ConnectionRecord | null>;
   /** Sets the state without touching tokens (for example ERROR after a rejected refresh). */
   setConnectionState(key: ConnectionKey, state: ConnectionState): Promise<ConnectionRecord>;
+  /**
+   * Sets the state only while the token generation is still `expectedGeneration`: a state that
+   * follows from one token set (its refresh token was rejected) never lands on a newer set (a
+   * consent that came in between). Null when the generation moved on. NOT_FOUND if the connection is gone.
+   */
+  setConnectionStateIfGeneration(key: ConnectionKey, state: ConnectionState, expectedGeneration: number): Promise<ConnectionRecord | null>;
 
   // Access policies -----------------------------------------------------------------------
   /** NOT_FOUND (connection), ALREADY_EXISTS, LIMIT_EXCEEDED past `maxPolicies`. */

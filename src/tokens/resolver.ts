@@ -2,14 +2,16 @@
  * The `get-authorization-context` step: access check → cache → store (decrypt) → refresh. Shared by
  * the federation gateway (one call per subgraph binding) and the token endpoint.
  *
- * Concurrent cache misses of one connection share one store read (and count as one acquisition).
+ * Concurrent cache misses of one connection share one store read (and count as one acquisition,
+ * taken only once an allowed caller needs the token: a refused caller never spends the budget).
  * A change (from this replica or another) evicts the cache entry and marks reads in progress as
  * stale, so a read that began before the change is served but never cached. A read is not made
  * stale by the token write of its own renewal: that write is what it returns.
  */
+import { LRUCache } from 'lru-cache';
 import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { providerLabel } from '../store/errors.js';
+import { orStoreUnavailable, providerLabel } from '../store/errors.js';
 import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import { ownerPolicy } from '../registry/policies.js';
@@ -77,10 +79,19 @@ function affects(event: ChangeEvent | null, cacheKey: string): boolean {
 
 const CONSENT_CODES = new Set(['CONNECTION_NOT_CONNECTED', 'REAUTHORIZATION_REQUIRED']);
 
+/**
+ * Policies that refused a caller, kept this long (and dropped at once on any change of the
+ * connection), so that a stranger calling again and again costs no store read per call: refused
+ * callers spend none of the connection's acquisitions, and this keeps what they cost the store bounded.
+ */
+const REFUSING_POLICIES_TTL_MS = 1_000;
+const MAX_REFUSING_POLICIES = 10_000;
+
 export class TokenResolver {
   readonly #deps: ResolverDeps;
   readonly #loads = new Map<string, Load>();
   readonly #pending = new Set<Pending>();
+  readonly #refusing = new LRUCache<string, readonly AccessPolicyRecord[]>({ max: MAX_REFUSING_POLICIES, ttl: REFUSING_POLICIES_TTL_MS });
 
   constructor(deps: ResolverDeps) {
     this.#deps = deps;
@@ -108,6 +119,8 @@ export class TokenResolver {
   #onChange(event: ChangeEvent | null, cause: unknown): void {
     if (event === null) this.#deps.cache.clear();
     else this.#deps.cache.evict(event.providerId, event.connectionId);
+    if (event?.connectionId !== undefined) this.#refusing.delete(connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId }));
+    else for (const cacheKey of [...this.#refusing.keys()]) if (affects(event, cacheKey)) this.#refusing.delete(cacheKey);
     for (const pending of this.#pending) {
       if (pending === cause || !affects(event, pending.cacheKey)) continue;
       pending.stale = true;
@@ -141,11 +154,16 @@ export class TokenResolver {
       return hit.token;
     }
     events.cacheMiss(key);
+    const refusing = this.#refusing.get(cacheKey);
+    if (refusing && !isAllowed(refusing, request.principal)) throw this.#denied(key);
     const load = this.#join(key, cacheKey);
     try {
       const policies = await load.policies;
       if (!isAllowed(policies, request.principal)) {
-        if (policies.length > 0) throw this.#denied(key);
+        if (policies.length > 0) {
+          if (!load.stale) this.#refusing.set(cacheKey, policies);
+          throw this.#denied(key);
+        }
         // No policy at all: most often no connection yet.
         const connection = await load.connection;
         if (connection) throw this.#denied(key);
@@ -153,7 +171,7 @@ export class TokenResolver {
         throw connectionNotFound(key);
       }
       try {
-        load.token ??= this.#deps.tokens.get(key, { cause: load, connection: load.connection });
+        load.token ??= this.#acquire(key, load);
         const token = await load.token;
         if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
         return token;
@@ -166,22 +184,30 @@ export class TokenResolver {
     }
   }
 
-  /** Joins the read in progress for this connection, or starts one (which counts as an acquisition). */
+  /**
+   * The token of a shared read, fetched for the first allowed caller: only then is it counted as the
+   * connection's acquisition, so that callers its policies refuse never spend the connection's budget.
+   */
+  #acquire(key: ConnectionKey, load: Load): Promise<AccessToken> {
+    this.#deps.limiter.take(load.cacheKey);
+    return this.#deps.tokens.get(key, { cause: load, connection: load.connection });
+  }
+
+  /** Joins the read in progress for this connection, or starts one (counted only once a caller is allowed: #acquire). */
   #join(key: ConnectionKey, cacheKey: string): Load {
     const current = this.#loads.get(cacheKey);
     if (current) {
       current.users++;
       return current;
     }
-    this.#deps.limiter.take(cacheKey);
     const { store } = this.#deps.registry;
     const load: Load = {
       cacheKey,
       stale: false,
       users: 1,
       token: null,
-      policies: store.listAccessPolicies([key]).then(([policies = []]) => Object.freeze(policies)),
-      connection: store.getConnection(key),
+      policies: orStoreUnavailable(store.listAccessPolicies([key])).then(([policies = []]) => Object.freeze(policies)),
+      connection: orStoreUnavailable(store.getConnection(key)),
     };
     // A refused caller never awaits it: its failure must not become an unhandled rejection.
     load.connection.catch(() => {});

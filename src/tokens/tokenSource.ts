@@ -7,14 +7,15 @@
  */
 import type { Envelope } from '../crypto/envelope.js';
 import type { ConnectionError, ConnectionRecord, ConnectionState, ProviderRecord, StoredTokenSet } from '../domain/model.js';
-import { GatewayError, isGatewayError } from '../errors.js';
-import { connectionLabel } from '../store/errors.js';
+import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
+import { connectionLabel, orStoreUnavailable, storeUnavailable } from '../store/errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
-import { connectionKeyOf, type ConnectionKey, type Store } from '../store/types.js';
+import { connectionKeyOf, type ConnectionKey, type Store, type TokenWrite } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
+import { RenewalSlots } from './renewalSlots.js';
 import { connectedTokenWrite, openTokenSet, tokenSetFrom } from './tokenSet.js';
 
 export interface TokenSourceDeps {
@@ -42,6 +43,30 @@ export interface TokenSourceDeps {
  * OAuth client used for renewals gets this many times the callers' timeout to finish.
  */
 export const REFRESH_COMPLETION_FACTOR = 4;
+
+/**
+ * Renewals running at once in this process, and for any one provider. Each holds a store lock (on
+ * PostgreSQL one of the 10 sessions of the lock pool, see postgres.ts) while its provider answers:
+ * fewer than that pool, so that a renewal never waits for a session; and a provider's share is
+ * half, so that one slow provider leaves the others room. The rest queue (callers are served the
+ * current token meanwhile while it is valid, see `#bounded`).
+ */
+export const MAX_CONCURRENT_RENEWALS = 8;
+export const MAX_CONCURRENT_RENEWALS_PER_PROVIDER = 4;
+
+/** Waits before retrying a failed token write (a busy SQLite file, a reset PostgreSQL session); then it is kept aside. */
+const TOKEN_WRITE_RETRY_DELAYS_MS: readonly number[] = [50, 250, 1_000];
+/**
+ * A kept-aside set is also stored in the background, this often, this many times, so that it does
+ * not wait in memory (where a crash loses it) for the connection's next renewal.
+ */
+const KEPT_ASIDE_RETRY_INTERVAL_MS = 5_000;
+const KEPT_ASIDE_BACKGROUND_ATTEMPTS = 60;
+
+/** Failures after which the connection's current token must not be served any more, even if still valid. */
+const NO_FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set(['REAUTHORIZATION_REQUIRED', 'CONNECTION_NOT_CONNECTED', 'CONNECTION_NOT_FOUND']);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface GetOptions {
   /** Renew even if the stored token is fresh (testConnection). */
@@ -94,6 +119,12 @@ interface Wanted {
   readonly minValidityMs: number;
 }
 
+/** A token set the provider gave but the store did not take: sealed, with the generation it replaces. */
+interface KeptAside {
+  readonly generation: number;
+  readonly write: TokenWrite;
+}
+
 export function connectionNotFound(key: ConnectionKey): GatewayError {
   return new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
 }
@@ -112,6 +143,15 @@ function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToke
 export class TokenSource {
   readonly #deps: TokenSourceDeps;
   readonly #inflight = new Map<string, { readonly flight: Flight; readonly promise: Promise<AccessToken> }>();
+  readonly #slots = new RenewalSlots({ total: MAX_CONCURRENT_RENEWALS, perGroup: MAX_CONCURRENT_RENEWALS_PER_PROVIDER });
+  /**
+   * Token sets obtained but not yet stored, by connection: persisted before that connection's next
+   * provider call (the provider has already rotated the refresh token they replace). Kept in this
+   * process's memory, sealed: a crash before they are stored loses them, and no gateway can close that
+   * window alone, since only the provider could take the rotated-out refresh token back (see README,
+   * "Crashes"). Bounded by the number of connections, and only filled while the store fails writes.
+   */
+  readonly #keptAside = new Map<string, KeptAside>();
 
   constructor(deps: TokenSourceDeps) {
     this.#deps = deps;
@@ -133,8 +173,9 @@ export class TokenSource {
   /**
    * The caller waits at most `callerTimeoutMs`; the renewal goes on (holding the connection lock)
    * until the provider answers or the longer completion deadline passes, and stores what it gets.
-   * A caller whose renewal failed at the provider, or took too long, is served the current token
-   * while it is still valid (never for a forced renewal: `fallback` is then null).
+   * A caller whose renewal failed for any reason (provider, store, lock) or took too long is served
+   * the current token while it is still valid (never for a forced renewal: `fallback` is then null),
+   * unless the failure says the connection may not be used any more (NO_FALLBACK_CODES).
    */
   async #bounded(renewal: Promise<AccessToken>, fallback: StoredTokenSet | null, obtainedAt: Date | null): Promise<AccessToken> {
     const timeoutMs = this.#deps.callerTimeoutMs;
@@ -142,19 +183,20 @@ export class TokenSource {
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), timeoutMs);
     });
-    let failure: GatewayError;
+    let failure: unknown;
     try {
       const first = await Promise.race([renewal, deadline]);
       if (first !== 'deadline') return first;
       failure = new GatewayError('PROVIDER_UNAVAILABLE', `identity provider did not answer within ${timeoutMs} ms`);
     } catch (e) {
-      if (!isGatewayError(e) || e.code !== 'PROVIDER_UNAVAILABLE') throw e;
+      if (isGatewayError(e) && NO_FALLBACK_CODES.has(e.code)) throw e;
       failure = e;
     } finally {
       clearTimeout(timer);
     }
-    if (fallback && this.#notExpired(fallback)) return accessTokenOf(fallback, obtainedAt);
-    throw failure;
+    if (!fallback || !this.#notExpired(fallback)) throw failure;
+    if (!isGatewayError(failure)) this.#deps.logger.error({ err: failure }, 'token renewal failed unexpectedly; serving the current token while it is valid');
+    return accessTokenOf(fallback, obtainedAt);
   }
 
   /** Acquires or refreshes a token now and reports the outcome, never the token. */
@@ -168,13 +210,12 @@ export class TokenSource {
       if (!isGatewayError(e) || e.code === 'INTERNAL_SERVER_ERROR') throw e;
       error = { code: e.code, message: e.message };
     }
-    const after = await this.#deps.store.getConnection(key);
-    if (!after) throw connectionNotFound(key);
+    const after = await this.#connection(key);
     return { ok, state: after.state, tokenExpiresAt: after.tokenExpiresAt, error };
   }
 
   async #connection(key: ConnectionKey, read?: Promise<ConnectionRecord | null>): Promise<ConnectionRecord> {
-    const connection = await (read ?? this.#deps.store.getConnection(key));
+    const connection = await orStoreUnavailable(read ?? this.#deps.store.getConnection(key));
     if (!connection) throw connectionNotFound(key);
     return connection;
   }
@@ -221,24 +262,110 @@ export class TokenSource {
   }
 
   async #renew(key: ConnectionKey, wanted: Wanted, flight: Flight): Promise<AccessToken> {
-    return this.#deps.store.withConnectionLock(key, async () => {
-      // The provider first, then the connection: a change of the provider's endpoints drops the
-      // tokens in the same transaction, so tokens read after the provider were never bound to
-      // endpoints newer than the ones read. (The other order could send old tokens to new endpoints.)
-      const provider = await this.#deps.store.getProvider(key.providerId);
-      // Another process may have refreshed while we waited for the lock: then its token is ours too.
-      const connection = await this.#connection(key);
-      const current = this.#usableTokens(connection);
-      if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
-      // A connection implies its provider (foreign key): it was deleted meanwhile.
-      if (!provider) throw connectionNotFound(key);
+    return this.#slots.run(key.providerId, () => this.#locked(key, () => this.#renewLocked(key, wanted, flight)));
+  }
+
+  /** Runs `fn` holding the connection's lock; failing to take the lock is a store failure. */
+  async #locked<T>(key: ConnectionKey, fn: () => Promise<T>): Promise<T> {
+    let entered = false;
+    try {
+      return await this.#deps.store.withConnectionLock(key, () => {
+        entered = true;
+        return fn();
+      });
+    } catch (e) {
+      throw entered || isGatewayError(e) ? e : storeUnavailable(e);
+    }
+  }
+
+  async #renewLocked(key: ConnectionKey, wanted: Wanted, flight: Flight): Promise<AccessToken> {
+    // The provider first, then the connection: a change of the provider's endpoints drops the
+    // tokens in the same transaction, so tokens read after the provider were never bound to
+    // endpoints newer than the ones read. (The other order could send old tokens to new endpoints.)
+    const provider = await orStoreUnavailable(this.#deps.store.getProvider(key.providerId));
+    // Another process may have refreshed while we waited for the lock: then its token is ours too.
+    let connection = await this.#connection(key);
+    const persisted = await this.#persistKeptAside(key, connection, flight);
+    if (persisted) {
+      connection = persisted;
+      const tokens = this.#usableTokens(connection);
+      // Obtained by the renewal that could not store it: as new as a forced renewal asks for.
+      if (tokens && this.#notExpired(tokens) && (wanted.force || this.#validFor(tokens, wanted.minValidityMs))) return accessTokenOf(tokens, connection.lastRefreshedAt);
+    }
+    const current = this.#usableTokens(connection);
+    if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
+    // A connection implies its provider (foreign key): it was deleted meanwhile.
+    if (!provider) throw connectionNotFound(key);
+    try {
+      return await this.#fetchAndStore(key, provider, connection, current, flight);
+    } catch (e) {
+      if (!isGatewayError(e)) throw e;
+      return this.#onRenewFailure(key, connection, e);
+    }
+  }
+
+  /**
+   * Stores the token set an earlier renewal of this connection could not store, if any, before
+   * anything asks the provider again: returns the connection as written, or null when there was
+   * nothing to store or a newer set (a consent) was stored meanwhile and wins. A store that still
+   * fails throws STORE_UNAVAILABLE, so the provider is not called with a refresh token it rotated out.
+   */
+  async #persistKeptAside(key: ConnectionKey, connection: ConnectionRecord, flight: Flight): Promise<ConnectionRecord | null> {
+    const name = connectionKeyOf(key);
+    const kept = this.#keptAside.get(name);
+    if (!kept) return null;
+    if (connection.tokenGeneration !== kept.generation) {
+      this.#keptAside.delete(name);
+      return null;
+    }
+    let written: ConnectionRecord | null;
+    try {
+      written = await this.#writeTokens(key, kept.write, kept.generation);
+    } catch (e) {
+      // Kept while the store fails; a connection gone (NOT_FOUND) has no use for it.
+      if (!isGatewayError(e) || e.code !== 'STORE_UNAVAILABLE') this.#keptAside.delete(name);
+      throw e;
+    }
+    this.#keptAside.delete(name);
+    if (written) {
+      this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'stored a token set kept aside after a failed store write');
+      await this.#deps.changes?.publish(key, flight.cause);
+    }
+    return written;
+  }
+
+  /** Tries to store the connection's kept-aside set in the background, under its lock, until stored, dropped or out of attempts. */
+  #persistLater(key: ConnectionKey, attemptsLeft: number): void {
+    const timer = setTimeout(async () => {
+      const name = connectionKeyOf(key);
+      if (!this.#keptAside.has(name)) return;
+      const flight: Flight = { requestWaiting: false, cause: undefined };
       try {
-        return await this.#fetchAndStore(key, provider, connection, current, flight);
-      } catch (e) {
-        if (!isGatewayError(e)) throw e;
-        return this.#onRenewFailure(key, connection, e);
+        await this.#slots.run(key.providerId, () => this.#locked(key, async () => void (await this.#persistKeptAside(key, await this.#connection(key), flight))));
+      } catch {
+        // Still failing (logged by the write): the next attempt, or the next renewal, tries again.
       }
-    });
+      if (this.#keptAside.has(name) && attemptsLeft > 1) this.#persistLater(key, attemptsLeft - 1);
+    }, KEPT_ASIDE_RETRY_INTERVAL_MS);
+    timer.unref();
+  }
+
+  /**
+   * writeTokens, retried with backoff on store failures (NOT_FOUND and a moved generation are
+   * answers, not failures); STORE_UNAVAILABLE once the retries are spent.
+   */
+  async #writeTokens(key: ConnectionKey, write: TokenWrite, generation: number): Promise<ConnectionRecord | null> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#deps.store.writeTokens(key, write, generation);
+      } catch (e) {
+        if (isGatewayError(e)) throw e;
+        const delayMs = TOKEN_WRITE_RETRY_DELAYS_MS[attempt];
+        if (delayMs === undefined) throw storeUnavailable(e);
+        this.#deps.logger.warn({ err: e, provider: key.providerId, connection: key.connectionId, attempt: attempt + 1 }, 'token write failed; retrying');
+        await sleep(delayMs);
+      }
+    }
   }
 
   async #fetchAndStore(
@@ -248,7 +375,7 @@ export class TokenSource {
     current: StoredTokenSet | null,
     flight: Flight,
   ): Promise<AccessToken> {
-    const { oauth, envelope, store, now } = this.#deps;
+    const { oauth, envelope, now } = this.#deps;
     let next: StoredTokenSet;
     if (provider.grantType === 'CLIENT_CREDENTIALS') {
       const client = resolveClient(envelope, provider, this.#deps, connection);
@@ -265,7 +392,18 @@ export class TokenSource {
       next = tokenSetFrom(await this.#timed(key, 'refresh', flight, () => oauth.refresh(client.config, refreshToken)), refreshToken);
     }
     const obtainedAt = now();
-    const written = await store.writeTokens(key, connectedTokenWrite(envelope, key, next, obtainedAt), connection.tokenGeneration);
+    const write = connectedTokenWrite(envelope, key, next, obtainedAt);
+    let written: ConnectionRecord | null;
+    try {
+      written = await this.#writeTokens(key, write, connection.tokenGeneration);
+    } catch (e) {
+      // Never dropped: the provider may have rotated the refresh token already (see #keptAside).
+      if (isGatewayError(e) && e.code === 'STORE_UNAVAILABLE') {
+        this.#keptAside.set(connectionKeyOf(key), { generation: connection.tokenGeneration, write });
+        this.#persistLater(key, KEPT_ASIDE_BACKGROUND_ATTEMPTS);
+      }
+      throw e;
+    }
     if (written) {
       await this.#deps.changes?.publish(key, flight.cause);
       return accessTokenOf(next, obtainedAt);
@@ -303,7 +441,16 @@ export class TokenSource {
         const tokens = this.#usableTokens(connection);
         if (tokens) return accessTokenOf(tokens, connection.lastRefreshedAt);
       }
-      await this.#deps.store.setConnectionState(key, { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: e.message } });
+      // Guarded by the generation rejected: a consent landing after the re-read above keeps its tokens.
+      const marked = await orStoreUnavailable(
+        this.#deps.store.setConnectionStateIfGeneration(key, { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: e.message } }, before.tokenGeneration),
+      );
+      if (!marked) {
+        const latest = await this.#connection(key);
+        const tokens = this.#usableTokens(latest);
+        if (tokens) return accessTokenOf(tokens, latest.lastRefreshedAt);
+        throw needsConsent(latest);
+      }
       await this.#deps.changes?.publish(key);
       this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId }, 'refresh token rejected; connection needs consent again');
       throw e;
@@ -311,6 +458,7 @@ export class TokenSource {
     // Callers still holding a valid token keep it (see #bounded); once per renewal, say why.
     if (e.code === 'PROVIDER_UNAVAILABLE')
       this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId, reason: e.message }, 'refresh failed at the identity provider');
+    if (e.code === 'STORE_UNAVAILABLE') this.#deps.logger.warn({ err: e.cause, provider: key.providerId, connection: key.connectionId }, 'renewal failed at the store');
     throw e;
   }
 }
