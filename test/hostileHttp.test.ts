@@ -75,6 +75,8 @@ describe('hostile HTTP against the gateway', () => {
   let s: Stage;
   let url: string;
   let stranger: JwtIssuer;
+  /** The gateway's JSON log lines. */
+  const logLines: string[] = [];
 
   const gql = (path: '/graphql' | '/admin/graphql', body: unknown, headers: Record<string, string> = {}) =>
     send(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -88,7 +90,7 @@ describe('hostile HTTP against the gateway', () => {
   }
 
   beforeAll(async () => {
-    s = await startStage({ config: { consent: { allowedRedirectOrigins: [APP_ORIGIN, DEV_ORIGIN] } } });
+    s = await startStage({ config: { consent: { allowedRedirectOrigins: [APP_ORIGIN, DEV_ORIGIN] } }, logLines });
     url = s.t.url;
     stranger = await startJwtIssuer({ audience: s.idp.audience });
     for (const p of ['github-01', 'graph-01']) {
@@ -226,6 +228,44 @@ describe('hostile HTTP against the gateway', () => {
       const r3 = await gql('/graphql', { query: TOKEN_INFO }, { authorization: `Bearer ${adminJwt}` });
       expect(r3.status).toBe(200);
       expect(r3.body.errors[0].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
+    });
+  });
+
+  describe('ids at the edge: checked against the id rule before any lookup, counter or log line', () => {
+    const LONG_ID = 'x'.repeat(15_000);
+
+    it.each([
+      ['connection', `/tokens/github-01/${LONG_ID}`, 'connectionId'],
+      ['provider', `/tokens/${LONG_ID}/victim`, 'providerId'],
+    ])('refuses a 15 KB %s id at /tokens with 400 BAD_USER_INPUT, with no audit or other log line', async (_what, path, field) => {
+      const jwt = await s.jwtFor('mallory');
+      const linesBefore = logLines.length;
+      const r = await send(`${url}${path}`, { headers: { authorization: `Bearer ${jwt}` } });
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ error: 'BAD_USER_INPUT', field, message: `${field} must be 1-256 characters without * # & + : < > ? / or whitespace` });
+      // Not even the request log: the id reached nothing that writes one.
+      expect(logLines.slice(linesBefore).filter((l) => l.includes('xxxxxxxx') || l.includes('"audit":true'))).toEqual([]);
+    });
+
+    it('a well-formed id still reaches the access check (and its audit line): the control', async () => {
+      const jwt = await s.jwtFor('mallory');
+      const linesBefore = logLines.length;
+      const r = await send(`${url}/tokens/github-01/victim`, { headers: { authorization: `Bearer ${jwt}` } });
+      expect(r.status).toBe(403);
+      expect(logLines.slice(linesBefore).some((l) => l.includes('"audit":true') && l.includes('"connection":"victim"'))).toBe(true);
+    });
+
+    it('refuses a caller whose sub holds an unpaired surrogate with ACCESS_DENIED naming the rule, and stores nothing', async () => {
+      const before = await snapshot();
+      const seenBefore = s.github.seen.length;
+      const r = await gql('/graphql', { query: TOKEN_INFO }, { authorization: `Bearer ${await s.jwtFor('ali\ud800ce')}` });
+      expect(r.status).toBe(200);
+      expect(r.body.data).toEqual({ githubTokenInfo: null });
+      expect(r.body.errors[0].extensions.code).toBe('ACCESS_DENIED');
+      expect(r.body.errors[0].message).toBe("the connection id rendered from the caller's claims must be well-formed Unicode (it holds an unpaired surrogate)");
+      expect(r.body.errors[0].extensions.loginUrl).toBeUndefined();
+      expect(s.github.seen.length).toBe(seenBefore);
+      expect(await snapshot()).toEqual(before);
     });
   });
 

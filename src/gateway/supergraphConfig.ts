@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseConfigText } from '../config/load.js';
 import { ConfigError, isRecord } from '../config/schema.js';
-import { isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import { validateId } from '../providers/validate.js';
 
 export type ConnectionTemplate =
@@ -108,8 +108,10 @@ export function parseConnectionTemplate(text: string, path: string): ConnectionT
 }
 
 /**
- * The connection id for a caller's claims; null when a claim is missing, is not a string or a
- * number, or the result is not a valid id (a caller must not steer the id outside its own).
+ * The connection id for a caller's claims; null when a claim is missing or is not a string or a
+ * number. A result that breaks the id rule (too long, a forbidden character, an unpaired surrogate)
+ * is refused as ACCESS_DENIED, before anything looks it up or stores it: a caller must not steer the
+ * id outside its own, nor create a connection no one could address again.
  */
 export function renderConnectionId(template: ConnectionTemplate, claims: Readonly<Record<string, unknown>>): string | null {
   if (template.kind === 'fixed') return template.id;
@@ -124,7 +126,9 @@ export function renderConnectionId(template: ConnectionTemplate, claims: Readonl
     else if (typeof value === 'string' && value !== '') id += value;
     else return null;
   }
-  return idProblem(id, 'connection') === null ? id : null;
+  const problem = idProblem(id, 'the connection id rendered from the caller\'s claims');
+  if (problem !== null) throw new GatewayError('ACCESS_DENIED', problem);
+  return id;
 }
 
 function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphBinding | null {
