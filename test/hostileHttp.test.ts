@@ -18,6 +18,8 @@ import {
   MAX_OPERATIONS_PER_DOCUMENT,
   MAX_QUERY_DEPTH,
   MAX_ROOT_FIELDS_PER_OPERATION,
+  MAX_VARIABLE_DEPTH,
+  MAX_VARIABLE_VALUES,
 } from '../src/graphql/limits.js';
 import { ADMIN_KEY } from './support/app.js';
 import { startStage, type Stage } from './support/federation.js';
@@ -391,6 +393,36 @@ describe('hostile HTTP against the gateway', () => {
       });
       expect(chunked.status).toBe(400);
       expect(JSON.parse(chunked.body).error).toBe('BAD_USER_INPUT');
+    });
+
+    it.each(graphs)('%s: refuses a body nesting JSON deeper than any variable may, before parsing it, naming MAX_VARIABLE_DEPTH', async (graph) => {
+      // 100,000 levels (JSON.stringify would overflow its stack on them): sent as text.
+      const text = `{"query":"{ __typename }","variables":{"v":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+      const res = await send(`${url}${graph}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: text });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body nests JSON more than ${MAX_VARIABLE_DEPTH + 2} levels deep (MAX_VARIABLE_DEPTH)` });
+    });
+
+    it.each(graphs)('%s: refuses a body holding more JSON values than the variables may, before parsing it', async (graph) => {
+      const keys = Object.fromEntries(Array.from({ length: MAX_VARIABLE_VALUES + 100 }, (_, i) => [`k${i}`, i]));
+      const r = await post(graph, '{ __typename }', { variables: { junk: keys } });
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body holds more than ${MAX_VARIABLE_VALUES + 64} JSON values (MAX_VARIABLE_VALUES)` });
+    });
+
+    it.each(graphs)('%s: refuses a declared variable nested deeper than MAX_VARIABLE_DEPTH, naming it (GET: no body to measure)', async (graph) => {
+      // Its declared type does not matter: the limits are checked before values are coerced.
+      const q = encodeURIComponent('query($v: String!) { __type(name: $v) { name } }');
+      const v = encodeURIComponent(JSON.stringify({ v: JSON.parse(`${'['.repeat(MAX_VARIABLE_DEPTH + 1)}${']'.repeat(MAX_VARIABLE_DEPTH + 1)}`) }));
+      const r = await send(`${url}${graph}?query=${q}&variables=${v}`, { headers: { 'apollo-require-preflight': 'true', 'x-api-key': ADMIN_KEY } });
+      expect(r.status).toBe(400);
+      expect(r.body.errors[0]).toMatchObject({ message: '$v nests lists and input objects more than 32 levels deep (MAX_VARIABLE_DEPTH)', extensions: { code: 'BAD_USER_INPUT' } });
+    });
+
+    it.each(graphs)('%s: ignores variables the operation does not declare (a lone surrogate in one refuses nothing)', async (graph) => {
+      const r = await post(graph, '{ __typename }', { variables: { junk: ['x\ud800', { 'k\u0000': 1 }] } });
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ data: { __typename: 'Query' } });
     });
 
     it.each(graphs)('%s: refuses batched requests (a JSON array) with 400 and runs none of them', async (graph) => {
