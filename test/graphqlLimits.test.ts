@@ -16,7 +16,7 @@ import {
   MAX_VARIABLE_VALUES,
   variablesProblem,
 } from '../src/graphql/limits.js';
-import { jsonShapeProblem } from '../src/server/jsonShape.js';
+import { JsonShapeMeter } from '../src/server/jsonShape.js';
 
 const problems = (query: string) => documentLimitProblems(parse(query));
 /** `levels` nested `a { … }` selections ending in `b`: that many field levels. */
@@ -178,23 +178,52 @@ describe('variable limits', () => {
   });
 });
 
-describe('jsonShapeProblem (before JSON.parse)', () => {
+describe('JsonShapeMeter (before a body is decoded)', () => {
+  /** Feeds `text` as UTF-8 in chunks of `size` bytes; the first problem, or null. */
+  const shape = (text: string, maxDepth: number, maxValues: number, size = Infinity) => {
+    const meter = new JsonShapeMeter(maxDepth, maxValues);
+    const bytes = Buffer.from(text);
+    for (let at = 0; at < bytes.length; at += Math.min(size, bytes.length)) {
+      const problem = meter.feed(bytes.subarray(at, at + size));
+      if (problem !== null) return problem;
+    }
+    return null;
+  };
+
   it('measures depth and values of well-formed JSON like JSON.parse would read it', () => {
-    expect(jsonShapeProblem('[[[1]]]', 3, 100)).toBeNull();
-    expect(jsonShapeProblem('[[[[1]]]]', 3, 100)).toBe('too-deep');
+    expect(shape('[[[1]]]', 3, 100)).toBeNull();
+    expect(shape('[[[[1]]]]', 3, 100)).toBe('too-deep');
     // One per list or object, one per comma: 6 here (the root object, a, b, 1, 2, 3).
-    expect(jsonShapeProblem('{"a":[1,2,3],"b":{}}', 10, 6)).toBeNull();
-    expect(jsonShapeProblem('{"a":[1,2,3],"b":{},"c":1}', 10, 6)).toBe('too-many-values');
+    expect(shape('{"a":[1,2,3],"b":{}}', 10, 6)).toBeNull();
+    expect(shape('{"a":[1,2,3],"b":{},"c":1}', 10, 6)).toBe('too-many-values');
   });
 
-  it('skips strings, escaped quotes and backslashes included', () => {
-    const text = JSON.stringify({ query: '[[[[{{{{,,,,', v: 'a\\"[[[[', w: '\\', x: '"]]]]' });
-    expect(jsonShapeProblem(text, 1, 4)).toBeNull();
-    expect(jsonShapeProblem(`${text.slice(0, -1)},"y":[[1]]}`, 1, 10)).toBe('too-deep');
+  it('skips strings, escaped quotes and backslashes included, in any chunking', () => {
+    const text = JSON.stringify({ query: '[[[[{{{{,,,,', v: 'a\\"[[[[', w: '\\', x: '"]]]]', y: '€"[[' });
+    const deeper = `${text.slice(0, -1)},"z":[[1]]}`;
+    for (const size of [1, 2, 3, 5, 7, Infinity]) {
+      expect(shape(text, 1, 6, size), `chunks of ${size}`).toBeNull();
+      expect(shape(deeper, 1, 10, size), `chunks of ${size}`).toBe('too-deep');
+    }
+  });
+
+  it('skips long strings (past the byte-by-byte scan) with escapes anywhere, in any chunking', () => {
+    const long = `${'a'.repeat(70)}\\"[[[${'\\\\'.repeat(40)}{{{\\"${'é'.repeat(50)}\\\\`;
+    const text = `{"a":"${long}","b":[1]}`;
+    expect(JSON.parse(text).b).toEqual([1]);
+    for (const size of [1, 2, 3, 64, 65, 66, 67, 100, Infinity]) {
+      expect(shape(text, 2, 10, size), `chunks of ${size}`).toBeNull();
+      expect(shape(`[${text}]`, 2, 10, size), `chunks of ${size}`).toBe('too-deep');
+    }
+  });
+
+  it('refuses in the first chunk that shows the problem', () => {
+    const meter = new JsonShapeMeter(34, 10_064);
+    expect(meter.feed(Buffer.from(`{"query":"{ __typename }","variables":{"v":${'['.repeat(40)}`))).toBe('too-deep');
   });
 
   it('leaves malformed JSON to JSON.parse', () => {
-    expect(jsonShapeProblem('{"a": "never closed [[[[[[', 1, 1)).toBeNull();
-    expect(jsonShapeProblem(']]]]', 1, 1)).toBeNull();
+    expect(shape('{"a": "never closed [[[[[[', 1, 1)).toBeNull();
+    expect(shape(']]]]', 1, 1)).toBeNull();
   });
 });

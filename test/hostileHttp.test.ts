@@ -384,6 +384,7 @@ describe('hostile HTTP against the gateway', () => {
       const declared = await send(`${url}${graph}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: big });
       expect(declared.status).toBe(400);
       expect(declared.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body exceeds ${MAX_GRAPHQL_BODY_BYTES} bytes` });
+      expect(declared.headers.get('connection')).toBe('close');
       const chunk = 'x'.repeat(64 * 1024);
       const chunked = await raw(url, {
         method: 'POST',
@@ -401,6 +402,8 @@ describe('hostile HTTP against the gateway', () => {
       const res = await send(`${url}${graph}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: text });
       expect(res.status).toBe(400);
       expect(res.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body nests JSON more than ${MAX_VARIABLE_DEPTH + 2} levels deep (MAX_VARIABLE_DEPTH)` });
+      // The rest of the body is not read (that would cost what parsing it would): the connection ends.
+      expect(res.headers.get('connection')).toBe('close');
     });
 
     it.each(graphs)('%s: refuses a body holding more JSON values than the variables may, before parsing it', async (graph) => {
