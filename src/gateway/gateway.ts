@@ -117,6 +117,8 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: deps.exploration,
+    // Without exploration, errors do not spell the schema out either ("Did you mean ...?").
+    hideSchemaDetailsFromClientErrors: !deps.exploration,
     csrfPrevention: true,
     // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
     // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
