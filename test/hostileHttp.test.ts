@@ -352,6 +352,24 @@ describe('hostile HTTP against the gateway', () => {
       expect(r.body.errors[0].extensions.code).toBe('GRAPHQL_PARSE_FAILED');
     });
 
+    it.each(graphs)('%s: answers list values nested 4,900 deep (within the token limit) with 400 and a message of its own, not the parser\'s stack overflow', async (graph) => {
+      const r = await post(graph, `{ __typename(a: ${'['.repeat(4900)}${']'.repeat(4900)}) }`);
+      expect(r.status).toBe(400);
+      expect(r.body.errors).toEqual([{ message: 'Syntax Error: the document nests too deeply to be parsed.', extensions: { code: 'GRAPHQL_PARSE_FAILED' } }]);
+    });
+
+    it.each(graphs)('%s: answers any document nested as deep as the token limit allows with 400 and no runtime message', async (graph) => {
+      // Whether these overflow the parser's stack depends on how its code was compiled: either way, no internal message.
+      for (const query of [`{ __typename(a: ${'{a: '.repeat(2400)}1${'}'.repeat(2400)}) }`, `${'{a'.repeat(3300)}${'}'.repeat(3300)}`]) {
+        const r = await post(graph, query);
+        expect(r.status).toBe(400);
+        for (const e of r.body.errors) {
+          expect(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED']).toContain(e.extensions.code);
+          expect(e.message).not.toMatch(/call stack|RangeError|Maximum/);
+        }
+      }
+    });
+
     it.each(graphs)('%s: lets the full introspection query (Sandbox\'s, every option on) through every limit', async (graph) => {
       // The federation query planner has no __Type.isOneOf yet (see the next test).
       const query = getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true, oneOf: graph === '/admin/graphql' });
@@ -426,6 +444,22 @@ describe('hostile HTTP against the gateway', () => {
       const r = await post(graph, '{ __typename }', { variables: { junk: ['x\ud800', { 'k\u0000': 1 }] } });
       expect(r.status).toBe(200);
       expect(r.body).toEqual({ data: { __typename: 'Query' } });
+    });
+
+    it.each(graphs)('%s: logs a client that disconnects mid-body at warn, not error', async (graph) => {
+      const linesBefore = logLines.length;
+      const u = new URL(url);
+      await new Promise<void>((resolve) => {
+        const req = request({ host: u.hostname, port: u.port, path: graph, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+        req.on('error', () => resolve());
+        req.write('{"query":"{ __typ', () => setTimeout(() => req.destroy(), 50));
+      });
+      let lines: any[] = [];
+      for (let i = 0; i < 100 && lines.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        lines = logLines.slice(linesBefore).map((l) => JSON.parse(l)).filter((l) => l.level >= 40);
+      }
+      expect(lines.map((l) => [l.level, l.msg])).toEqual([[40, 'client disconnected before its request was read']]);
     });
 
     it.each(graphs)('%s: refuses batched requests (a JSON array) with 400 and runs none of them', async (graph) => {
