@@ -4,14 +4,18 @@
  *
  *   1. A normal federated query (`{ githubTokenInfo { subject } graphTokenInfo { subject } }`, a
  *      consented caller, tokens cached) sent back to back by one client: its latency idle, then
- *      while EDGE_HOSTILE_CLIENTS anonymous clients post, back to back, the largest `/graphql` body
- *      the gateway accepts (MAX_GRAPHQL_BODY_BYTES), its variables nested as deep as fits or
- *      holding as many keys as fit (the operation declares none). Printed: both p50s and their ratio.
+ *      while EDGE_HOSTILE_CLIENTS anonymous clients post, back to back, `/graphql` bodies of 1 MiB
+ *      (the issue's attack), then of the largest size the gateway accepts (MAX_GRAPHQL_BODY_BYTES),
+ *      their variables nested as deep as fits or holding as many keys as fit (the operation
+ *      declares none), then the control: `{ __typename }`. Printed: each p50 and its ratio to idle.
  *   2. The gateway's RSS and heap (after a full collection) before and after EDGE_LONG_ID_REQUESTS
  *      `/tokens/github-01/<id>` requests by a signed-in caller, each with a distinct id of
  *      EDGE_LONG_ID_CHARS characters, and the bytes of log it wrote meanwhile.
  *
  *   EDGE_SECONDS=10 EDGE_HOSTILE_CLIENTS=4 EDGE_LONG_ID_REQUESTS=10000 EDGE_LONG_ID_CHARS=15000 npx tsx bench/edgeInput.ts
+ *   EDGE_CPU_PROF=/tmp/prof npx tsx bench/edgeInput.ts     # a V8 CPU profile of the gateway
+ *
+ * docs/benchmarks.md has the figures before and after the edge checks.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
