@@ -370,6 +370,15 @@ describe('validateProviderInput', () => {
       expectBadInput(() => validateId('.', 'input.id'), 'input.id', 'must not be . or ..');
     });
 
+    it.each(['\ud800', 'ali\udc00ce', 'a\ud83d', '\ude00b'])('refuses %j, which holds an unpaired surrogate (stored, it would come back as U+FFFD)', (id) => {
+      expectBadInput(() => validateId(id, 'connectionId'), 'connectionId', 'must be well-formed Unicode (it holds an unpaired surrogate)');
+    });
+
+    it('refuses a 15 KB id by its length', () => {
+      expectBadInput(() => validateId('x'.repeat(15_000), 'connectionId'), 'connectionId', RULE);
+      expectBadInput(() => validateId('\u{1F600}'.repeat(257), 'connectionId'), 'connectionId', RULE);
+    });
+
     it('names the field it was given, for other resources', () => {
       expectBadInput(() => validateId('a/b', 'input.policy.id'), 'input.policy.id', RULE);
       expectBadInput(() => validateId(undefined, 'connectionId'), 'connectionId', 'is required');

@@ -18,6 +18,8 @@ import {
   MAX_OPERATIONS_PER_DOCUMENT,
   MAX_QUERY_DEPTH,
   MAX_ROOT_FIELDS_PER_OPERATION,
+  MAX_VARIABLE_DEPTH,
+  MAX_VARIABLE_VALUES,
 } from '../src/graphql/limits.js';
 import { ADMIN_KEY } from './support/app.js';
 import { startStage, type Stage } from './support/federation.js';
@@ -75,6 +77,8 @@ describe('hostile HTTP against the gateway', () => {
   let s: Stage;
   let url: string;
   let stranger: JwtIssuer;
+  /** The gateway's JSON log lines. */
+  const logLines: string[] = [];
 
   const gql = (path: '/graphql' | '/admin/graphql', body: unknown, headers: Record<string, string> = {}) =>
     send(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -88,7 +92,7 @@ describe('hostile HTTP against the gateway', () => {
   }
 
   beforeAll(async () => {
-    s = await startStage({ config: { consent: { allowedRedirectOrigins: [APP_ORIGIN, DEV_ORIGIN] } } });
+    s = await startStage({ config: { consent: { allowedRedirectOrigins: [APP_ORIGIN, DEV_ORIGIN] } }, logLines });
     url = s.t.url;
     stranger = await startJwtIssuer({ audience: s.idp.audience });
     for (const p of ['github-01', 'graph-01']) {
@@ -229,6 +233,44 @@ describe('hostile HTTP against the gateway', () => {
     });
   });
 
+  describe('ids at the edge: checked against the id rule before any lookup, counter or log line', () => {
+    const LONG_ID = 'x'.repeat(15_000);
+
+    it.each([
+      ['connection', `/tokens/github-01/${LONG_ID}`, 'connectionId'],
+      ['provider', `/tokens/${LONG_ID}/victim`, 'providerId'],
+    ])('refuses a 15 KB %s id at /tokens with 400 BAD_USER_INPUT, with no audit or other log line', async (_what, path, field) => {
+      const jwt = await s.jwtFor('mallory');
+      const linesBefore = logLines.length;
+      const r = await send(`${url}${path}`, { headers: { authorization: `Bearer ${jwt}` } });
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ error: 'BAD_USER_INPUT', field, message: `${field} must be 1-256 characters without * # & + : < > ? / or whitespace` });
+      // Not even the request log: the id reached nothing that writes one.
+      expect(logLines.slice(linesBefore).filter((l) => l.includes('xxxxxxxx') || l.includes('"audit":true'))).toEqual([]);
+    });
+
+    it('a well-formed id still reaches the access check (and its audit line): the control', async () => {
+      const jwt = await s.jwtFor('mallory');
+      const linesBefore = logLines.length;
+      const r = await send(`${url}/tokens/github-01/victim`, { headers: { authorization: `Bearer ${jwt}` } });
+      expect(r.status).toBe(403);
+      expect(logLines.slice(linesBefore).some((l) => l.includes('"audit":true') && l.includes('"connection":"victim"'))).toBe(true);
+    });
+
+    it('refuses a caller whose sub holds an unpaired surrogate with ACCESS_DENIED naming the rule, and stores nothing', async () => {
+      const before = await snapshot();
+      const seenBefore = s.github.seen.length;
+      const r = await gql('/graphql', { query: TOKEN_INFO }, { authorization: `Bearer ${await s.jwtFor('ali\ud800ce')}` });
+      expect(r.status).toBe(200);
+      expect(r.body.data).toEqual({ githubTokenInfo: null });
+      expect(r.body.errors[0].extensions.code).toBe('ACCESS_DENIED');
+      expect(r.body.errors[0].message).toBe("the connection id rendered from the caller's claims must be well-formed Unicode (it holds an unpaired surrogate)");
+      expect(r.body.errors[0].extensions.loginUrl).toBeUndefined();
+      expect(s.github.seen.length).toBe(seenBefore);
+      expect(await snapshot()).toEqual(before);
+    });
+  });
+
   describe('GraphQL limits on both graphs', () => {
     /** A valid query `levels` field levels deep on each graph (introspection's ofType, GitHub's owner/repositories). */
     const deepQuery = {
@@ -310,6 +352,24 @@ describe('hostile HTTP against the gateway', () => {
       expect(r.body.errors[0].extensions.code).toBe('GRAPHQL_PARSE_FAILED');
     });
 
+    it.each(graphs)('%s: answers list values nested 4,900 deep (within the token limit) with 400 and a message of its own, not the parser\'s stack overflow', async (graph) => {
+      const r = await post(graph, `{ __typename(a: ${'['.repeat(4900)}${']'.repeat(4900)}) }`);
+      expect(r.status).toBe(400);
+      expect(r.body.errors).toEqual([{ message: 'Syntax Error: the document nests too deeply to be parsed.', extensions: { code: 'GRAPHQL_PARSE_FAILED' } }]);
+    });
+
+    it.each(graphs)('%s: answers any document nested as deep as the token limit allows with 400 and no runtime message', async (graph) => {
+      // Whether these overflow the parser's stack depends on how its code was compiled: either way, no internal message.
+      for (const query of [`{ __typename(a: ${'{a: '.repeat(2400)}1${'}'.repeat(2400)}) }`, `${'{a'.repeat(3300)}${'}'.repeat(3300)}`]) {
+        const r = await post(graph, query);
+        expect(r.status).toBe(400);
+        for (const e of r.body.errors) {
+          expect(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED']).toContain(e.extensions.code);
+          expect(e.message).not.toMatch(/call stack|RangeError|Maximum/);
+        }
+      }
+    });
+
     it.each(graphs)('%s: lets the full introspection query (Sandbox\'s, every option on) through every limit', async (graph) => {
       // The federation query planner has no __Type.isOneOf yet (see the next test).
       const query = getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true, oneOf: graph === '/admin/graphql' });
@@ -342,6 +402,7 @@ describe('hostile HTTP against the gateway', () => {
       const declared = await send(`${url}${graph}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: big });
       expect(declared.status).toBe(400);
       expect(declared.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body exceeds ${MAX_GRAPHQL_BODY_BYTES} bytes` });
+      expect(declared.headers.get('connection')).toBe('close');
       const chunk = 'x'.repeat(64 * 1024);
       const chunked = await raw(url, {
         method: 'POST',
@@ -351,6 +412,54 @@ describe('hostile HTTP against the gateway', () => {
       });
       expect(chunked.status).toBe(400);
       expect(JSON.parse(chunked.body).error).toBe('BAD_USER_INPUT');
+    });
+
+    it.each(graphs)('%s: refuses a body nesting JSON deeper than any variable may, before parsing it, naming MAX_VARIABLE_DEPTH', async (graph) => {
+      // 100,000 levels (JSON.stringify would overflow its stack on them): sent as text.
+      const text = `{"query":"{ __typename }","variables":{"v":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+      const res = await send(`${url}${graph}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: text });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body nests JSON more than ${MAX_VARIABLE_DEPTH + 2} levels deep (MAX_VARIABLE_DEPTH)` });
+      // The rest of the body is not read (that would cost what parsing it would): the connection ends.
+      expect(res.headers.get('connection')).toBe('close');
+    });
+
+    it.each(graphs)('%s: refuses a body holding more JSON values than the variables may, before parsing it', async (graph) => {
+      const keys = Object.fromEntries(Array.from({ length: MAX_VARIABLE_VALUES + 100 }, (_, i) => [`k${i}`, i]));
+      const r = await post(graph, '{ __typename }', { variables: { junk: keys } });
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ error: 'BAD_USER_INPUT', message: `request body holds more than ${MAX_VARIABLE_VALUES + 64} JSON values (MAX_VARIABLE_VALUES)` });
+    });
+
+    it.each(graphs)('%s: refuses a declared variable nested deeper than MAX_VARIABLE_DEPTH, naming it (GET: no body to measure)', async (graph) => {
+      // Its declared type does not matter: the limits are checked before values are coerced.
+      const q = encodeURIComponent('query($v: String!) { __type(name: $v) { name } }');
+      const v = encodeURIComponent(JSON.stringify({ v: JSON.parse(`${'['.repeat(MAX_VARIABLE_DEPTH + 1)}${']'.repeat(MAX_VARIABLE_DEPTH + 1)}`) }));
+      const r = await send(`${url}${graph}?query=${q}&variables=${v}`, { headers: { 'apollo-require-preflight': 'true', 'x-api-key': ADMIN_KEY } });
+      expect(r.status).toBe(400);
+      expect(r.body.errors[0]).toMatchObject({ message: '$v nests lists and input objects more than 32 levels deep (MAX_VARIABLE_DEPTH)', extensions: { code: 'BAD_USER_INPUT' } });
+    });
+
+    it.each(graphs)('%s: ignores variables the operation does not declare (a lone surrogate in one refuses nothing)', async (graph) => {
+      const r = await post(graph, '{ __typename }', { variables: { junk: ['x\ud800', { 'k\u0000': 1 }] } });
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ data: { __typename: 'Query' } });
+    });
+
+    it.each(graphs)('%s: logs a client that disconnects mid-body at warn, not error', async (graph) => {
+      const linesBefore = logLines.length;
+      const u = new URL(url);
+      await new Promise<void>((resolve) => {
+        const req = request({ host: u.hostname, port: u.port, path: graph, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+        req.on('error', () => resolve());
+        req.write('{"query":"{ __typ', () => setTimeout(() => req.destroy(), 50));
+      });
+      let lines: any[] = [];
+      for (let i = 0; i < 100 && lines.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        lines = logLines.slice(linesBefore).map((l) => JSON.parse(l)).filter((l) => l.level >= 40);
+      }
+      expect(lines.map((l) => [l.level, l.msg])).toEqual([[40, 'client disconnected before its request was read']]);
     });
 
     it.each(graphs)('%s: refuses batched requests (a JSON array) with 400 and runs none of them', async (graph) => {

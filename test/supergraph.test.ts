@@ -4,6 +4,7 @@ import { ApolloGateway } from '@apollo/gateway';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../src/config/schema.js';
+import type { GatewayError } from '../src/errors.js';
 import { composeSupergraph } from '../src/gateway/compose.js';
 import {
   loadSupergraphConfig,
@@ -270,12 +271,25 @@ describe('renderConnectionId', () => {
     expect(renderConnectionId(template('{jwt.constructor}'), {})).toBeNull();
   });
 
-  it('returns null when a claim would make an invalid id', () => {
+  it('refuses with ACCESS_DENIED, naming the rule and not the value, a claim that would make an invalid id', () => {
     const sub = template('{jwt.sub}');
-    expect(renderConnectionId(sub, { sub: 'a/b' })).toBeNull();
-    expect(renderConnectionId(sub, { sub: '..' })).toBeNull();
-    expect(renderConnectionId(sub, { sub: 'alice bob' })).toBeNull();
-    expect(renderConnectionId(sub, { sub: 'x'.repeat(257) })).toBeNull();
+    const refusal = (claim: string) => {
+      try {
+        renderConnectionId(sub, { sub: claim });
+      } catch (e) {
+        return { code: (e as GatewayError).code, message: (e as Error).message };
+      }
+      return null;
+    };
+    for (const claim of ['a/b', 'alice bob', 'x'.repeat(257), '..']) {
+      const r = refusal(claim);
+      expect(r?.code, claim).toBe('ACCESS_DENIED');
+      expect(r?.message).toMatch(/^the connection id rendered from the caller's claims must /);
+      if (claim !== '..') expect(r?.message).not.toContain(claim);
+    }
+    // An unpaired surrogate would be stored as U+FFFD: a connection no one could address again.
+    expect(refusal('ali\ud800ce')).toEqual({ code: 'ACCESS_DENIED', message: "the connection id rendered from the caller's claims must be well-formed Unicode (it holds an unpaired surrogate)" });
+    expect(renderConnectionId(sub, { sub: 'ali\ud83d\ude00ce' })).toBe('ali\ud83d\ude00ce');
   });
 });
 

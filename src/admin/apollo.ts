@@ -45,6 +45,8 @@ export function createAdminApollo(options: AdminApolloOptions): ApolloServer<Adm
     typeDefs: adminTypeDefs(),
     resolvers: adminResolvers,
     introspection: options.exploration,
+    // Without exploration, errors do not spell the schema out either ("Did you mean ...?").
+    hideSchemaDetailsFromClientErrors: !options.exploration,
     csrfPrevention: true,
     // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
     // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).

@@ -15,7 +15,7 @@ import type { Caller } from '../identity/caller.js';
 import type { JwtVerifier } from '../identity/jwt.js';
 import type { Logger } from '../log.js';
 import { createErrorFormatter, formatExecutionErrors, toRequestError } from '../graphql/errors.js';
-import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin, unstorableVariable } from '../graphql/limits.js';
+import { declaredVariables, GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin, variablesProblem } from '../graphql/limits.js';
 import type { Principal } from '../tokens/accessPolicy.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
@@ -117,6 +117,8 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: deps.exploration,
+    // Without exploration, errors do not spell the schema out either ("Did you mean ...?").
+    hideSchemaDetailsFromClientErrors: !deps.exploration,
     csrfPrevention: true,
     // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
     // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
@@ -224,9 +226,10 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       const { operation } = found;
       const variables = post.variables ?? {};
       const { schema, operation: definition } = operation.operationContext;
-      // What ApolloGateway's own request validation does, which this path does not go through.
+      // The full pipeline's checks, in its order: the variables' limits first (they bound the cost of
+      // what follows), then what ApolloGateway's own request validation does.
+      if (variablesProblem(variables, declaredVariables(definition)) !== null) return null;
       if (definition.variableDefinitions?.length && getVariableValues(schema, definition.variableDefinitions, variables).errors) return null;
-      if (unstorableVariable(variables) !== null) return null;
       let caller: Caller | null;
       try {
         caller = await callerOf(req);

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseConfigText } from '../config/load.js';
 import { ConfigError, isRecord } from '../config/schema.js';
-import { isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import { validateId } from '../providers/validate.js';
 
 /** `{jwt.<claim>}` is a claim of the caller's token; `{issuer}` the configured name of its issuer. */
@@ -133,9 +133,11 @@ export function usesIssuer(template: ConnectionTemplate): boolean {
 }
 
 /**
- * The connection id for a caller's claims and issuer name; null when a claim is missing, is not a
- * string or a number, the template needs an issuer and has none, or the result is not a valid id
- * (a caller must not steer the id outside its own).
+ * The connection id for a caller's claims and issuer name; null when a claim is missing or is not
+ * a string or a number, or the template needs an issuer and has none. A result that breaks the id
+ * rule (too long, a forbidden character, an unpaired surrogate) is refused as ACCESS_DENIED, before
+ * anything looks it up or stores it: a caller must not steer the id outside its own, nor create a
+ * connection no one could address again.
  */
 export function renderConnectionId(template: ConnectionTemplate, claims: Readonly<Record<string, unknown>>, issuerName: string | null = null): string | null {
   if (template.kind === 'fixed') return template.id;
@@ -155,7 +157,9 @@ export function renderConnectionId(template: ConnectionTemplate, claims: Readonl
     else if (typeof value === 'string' && value !== '') id += value;
     else return null;
   }
-  return idProblem(id, 'connection') === null ? id : null;
+  const problem = idProblem(id, 'the connection id rendered from the caller\'s claims');
+  if (problem !== null) throw new GatewayError('ACCESS_DENIED', problem);
+  return id;
 }
 
 function mutableClaimProblem(template: ConnectionTemplate, path: string): string | null {

@@ -36,6 +36,26 @@ function isApolloRequestRefusal(error: unknown): boolean {
   return typeof status === 'number' && status >= 400 && status < 500;
 }
 
+/** Codes of a document Apollo could not parse or validate: their messages are graphql-js's own, else internal. */
+const DOCUMENT_CODES: ReadonlySet<unknown> = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED']);
+
+/** What was thrown first, under the GraphQLErrors Apollo and graphql-js wrap it in. */
+function rootCause(error: unknown): unknown {
+  let e = error;
+  while (e instanceof GraphQLError && e.originalError !== undefined && e.originalError !== e) e = e.originalError;
+  return e;
+}
+
+/**
+ * The public message of a document refusal whose cause is not graphql-js's own error: the parser
+ * overflowing its stack on a deeply nested document (which the token limit does not catch), or
+ * anything else it threw. Its message is the runtime's, not ours to show.
+ */
+function documentFailure(code: string, cause: unknown): string {
+  const stage = code === 'GRAPHQL_PARSE_FAILED' ? 'parsed' : 'validated';
+  return cause instanceof RangeError ? `Syntax Error: the document nests too deeply to be ${stage}.` : `Syntax Error: the document could not be ${stage}.`;
+}
+
 export function createErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const unwrapped = unwrapResolverError(error);
@@ -58,6 +78,14 @@ export function createErrorFormatter(logger: Logger) {
     if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
       logger.error({ err: original }, 'unexpected error in resolver');
       return { message: 'Internal server error', locations: formatted.locations, path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+    }
+    if (DOCUMENT_CODES.has(code)) {
+      const cause = rootCause(unwrapped);
+      if (!(cause instanceof GraphQLError)) {
+        // The client's document did it (a warning, not an error), but the message is the runtime's.
+        logger.warn({ err: cause, code }, 'a document failed outside graphql-js');
+        return { message: documentFailure(code as string, cause), extensions: { code } };
+      }
     }
     const message = scrubVariableError(formatted.message);
     const serviceName = formatted.extensions?.['serviceName'];

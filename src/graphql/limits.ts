@@ -10,9 +10,10 @@
  *   operation its depth, nesting, aliases and root fields, fragments expanded. Refused as
  *   `GRAPHQL_VALIDATION_FAILED`, Apollo's code for "this document cannot run", with a message
  *   naming the limit.
- * - Once the operation is known (`storableTextPlugin`): strings no store keeps as given (U+0000,
- *   unpaired surrogates), in variables or literals. Refused as `BAD_USER_INPUT`, naming the
- *   variable path.
+ * - Once the operation is known (`storableTextPlugin`): the variables it declares (the others are
+ *   ignored) nested at most MAX_VARIABLE_DEPTH levels and holding at most MAX_VARIABLE_VALUES
+ *   values; strings no store keeps as given (U+0000, unpaired surrogates), in variables or
+ *   literals. Refused as `BAD_USER_INPUT`, naming the variable path.
  * - On the federated graph (`plannerRefusalPlugin`): an operation the query planner cannot plan is
  *   the client's fault (400), not the server's.
  *
@@ -37,7 +38,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { badInput } from '../errors.js';
+import { badInput, type GatewayError } from '../errors.js';
 import { toRequestError } from './errors.js';
 
 /** Lexical tokens of a document (comments excluded); enforced by graphql-js while parsing. */
@@ -191,21 +192,62 @@ export function graphqlLimitRules(): ValidationRule[] {
 const UNSTORABLE_TEXT = /\u0000|\p{Cs}/u;
 const UNSTORABLE_MESSAGE = 'contains U+0000 or an unpaired surrogate, which no text field accepts';
 
-/** The variable path holding an unstorable string (or key); walked without recursion. */
-export function unstorableVariable(variables: Readonly<Record<string, unknown>>): string | null {
-  if (Object.keys(variables).some((name) => UNSTORABLE_TEXT.test(name))) return 'variables';
-  const pending: [unknown, string][] = Object.entries(variables).map(([name, value]) => [value, `$${name}`]);
+/** Levels of lists and input objects in one variable's value (a list of strings is one). */
+export const MAX_VARIABLE_DEPTH = 32;
+/** Values in the declared variables of one request: scalars, lists, objects and object members. */
+export const MAX_VARIABLE_VALUES = 10_000;
+
+/** A value met on the walk; its path is spelled out only for an error message. */
+interface Visit {
+  readonly value: unknown;
+  /** Lists and objects enclosing it within its variable. */
+  readonly depth: number;
+  readonly parent: Visit | null;
+  /** `$name` for a variable, an index in a list, a key in an object. */
+  readonly key: string | number;
+}
+
+function pathOf(visit: Visit): string {
+  let path = '';
+  for (let v: Visit | null = visit; v !== null; v = v.parent) path = typeof v.key === 'number' ? `[${v.key}]${path}` : v.parent ? `.${v.key}${path}` : `${v.key}${path}`;
+  return path;
+}
+
+function variableOf(visit: Visit): string {
+  let v = visit;
+  while (v.parent !== null) v = v.parent;
+  return String(v.key);
+}
+
+/**
+ * Why the declared variables of a request cannot be taken, or null: nested deeper than
+ * MAX_VARIABLE_DEPTH, more than MAX_VARIABLE_VALUES values, or a string (or key) no store keeps as
+ * given. Variables the operation does not declare are not looked at: execution ignores them too,
+ * and they may be anything up to the body limit. Walked without recursion, counting as it goes:
+ * a hostile value costs at most MAX_VARIABLE_VALUES steps.
+ */
+export function variablesProblem(variables: Readonly<Record<string, unknown>>, declared: readonly string[]): GatewayError | null {
+  const pending: Visit[] = [];
+  for (const name of declared) if (Object.hasOwn(variables, name)) pending.push({ value: variables[name], depth: 0, parent: null, key: `$${name}` });
+  let values = pending.length;
+  const tooMany = (at: Visit) => badInput(variableOf(at), `holds more than ${MAX_VARIABLE_VALUES} values, counting every list item and object member (MAX_VARIABLE_VALUES)`);
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [value, path] = next;
+    const { value, depth } = next;
     if (typeof value === 'string') {
-      if (UNSTORABLE_TEXT.test(value)) return path;
-    } else if (Array.isArray(value)) {
-      value.forEach((item, i) => pending.push([item, `${path}[${i}]`]));
-    } else if (typeof value === 'object' && value !== null) {
-      for (const [key, item] of Object.entries(value)) {
-        if (UNSTORABLE_TEXT.test(key)) return path;
-        pending.push([item, `${path}.${key}`]);
-      }
+      if (UNSTORABLE_TEXT.test(value)) return badInput(pathOf(next), UNSTORABLE_MESSAGE);
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= MAX_VARIABLE_DEPTH) return badInput(variableOf(next), `nests lists and input objects more than ${MAX_VARIABLE_DEPTH} levels deep (MAX_VARIABLE_DEPTH)`);
+    if (Array.isArray(value)) {
+      if ((values += value.length) > MAX_VARIABLE_VALUES) return tooMany(next);
+      for (let i = 0; i < value.length; i++) pending.push({ value: value[i], depth: depth + 1, parent: next, key: i });
+      continue;
+    }
+    for (const key in value) {
+      if (++values > MAX_VARIABLE_VALUES) return tooMany(next);
+      if (UNSTORABLE_TEXT.test(key)) return badInput(pathOf(next), UNSTORABLE_MESSAGE);
+      pending.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1, parent: next, key });
     }
   }
   return null;
@@ -223,8 +265,13 @@ function hasUnstorableLiteral(document: DocumentNode): boolean {
   return found;
 }
 
+/** The names of the variables an operation declares. */
+export function declaredVariables(operation: OperationDefinitionNode | undefined): string[] {
+  return operation?.variableDefinitions?.map((d) => d.variable.name.value) ?? [];
+}
+
 /**
- * Refuses (400 BAD_USER_INPUT) strings no store can keep as given, in variables or in the
+ * Refuses (400 BAD_USER_INPUT) variables over their limits, and strings no store can keep as given, in variables or in the
  * document. Runs once the operation is known, where Apollo turns a thrown error into a response.
  */
 export function storableTextPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
@@ -238,9 +285,9 @@ export function storableTextPlugin<TContext extends BaseContext>(): ApolloServer
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document }) {
-          const where = request.variables ? unstorableVariable(request.variables) : null;
-          if (where !== null) throw toRequestError(badInput(where, UNSTORABLE_MESSAGE));
+        async didResolveOperation({ request, document, operation }) {
+          const problem = request.variables ? variablesProblem(request.variables, declaredVariables(operation)) : null;
+          if (problem !== null) throw toRequestError(problem);
           if (unstorableLiteral(document)) throw toRequestError(badInput('a string in the document', UNSTORABLE_MESSAGE));
         },
       };

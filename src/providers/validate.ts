@@ -71,6 +71,8 @@ export interface ValidProviderPatch {
 export type ValidationOptions = UrlOptions;
 
 const ID_FORBIDDEN = /[*#&+:<>?/\s\p{Cc}]/u;
+/** An unpaired surrogate (with the `u` flag a pair is one code point): UTF-8 cannot carry it, so no store keeps it as given. */
+const UNPAIRED_SURROGATE = /\p{Cs}/u;
 const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
 
 const absent = (value: unknown): value is null | undefined => value === null || value === undefined;
@@ -85,15 +87,21 @@ function requireString(value: unknown, field: string): string {
   return value;
 }
 
-/** DESIGN.md ID rule, shared by providers, connections and access policies. */
+/**
+ * DESIGN.md ID rule, shared by providers, connections and access policies, and checked at the edge
+ * on every id a URL brings or a template renders from claims, before any lookup, counter or log line.
+ */
 export function validateId(value: unknown, field: string): string {
   const id = requireString(value, field);
-  const length = characters(id);
+  // A code point is at most two UTF-16 units: a longer string is refused without counting.
+  const length = id.length > 2 * MAX_ID_LENGTH ? Infinity : characters(id);
   if (length < 1 || length > MAX_ID_LENGTH || ID_FORBIDDEN.test(id)) {
     throw badInput(field, `must be 1-${MAX_ID_LENGTH} characters without * # & + : < > ? / or whitespace`);
   }
   // They would vanish from the /tokens/{providerId}/{connectionId} path once a client normalizes it.
   if (id === '.' || id === '..') throw badInput(field, 'must not be . or ..');
+  // Stored, it would come back as U+FFFD: a record nobody could address again.
+  if (UNPAIRED_SURROGATE.test(id)) throw badInput(field, 'must be well-formed Unicode (it holds an unpaired surrogate)');
   return id;
 }
 

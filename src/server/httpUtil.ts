@@ -1,15 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toHttpBody } from '../errors.js';
 
+/** Requests whose body was refused unread: their answer closes the connection (sendJson). */
+const refusedBodies = new WeakSet<IncomingMessage>();
+
 /**
- * Reads a request body up to `maxBytes`; more is a BAD_USER_INPUT, not a memory spike. Past the
- * limit the rest is read and dropped rather than left unread: closing a socket with unread data
- * resets the connection, and the client would see that instead of the 400.
+ * Reads a request body up to `maxBytes`; more is a BAD_USER_INPUT, not a memory spike. `inspect`
+ * sees each chunk as it arrives; an error it returns refuses the body the same way, before it is
+ * decoded. The rest of a refused body is not read: reading it costs the event loop as much as
+ * accepting it would, so the 400 goes out with `connection: close` and the connection ends.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+export function readBody(req: IncomingMessage, maxBytes: number, inspect?: (chunk: Buffer) => GatewayError | null): Promise<string> {
   const tooLarge = () => new GatewayError('BAD_USER_INPUT', `request body exceeds ${maxBytes} bytes`);
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > maxBytes) return Promise.reject(tooLarge());
+  if (declared > maxBytes) {
+    refusedBodies.add(req);
+    return Promise.reject(tooLarge());
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -20,10 +27,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size <= maxBytes) return void chunks.push(chunk);
+      const refused = size > maxBytes ? tooLarge() : (inspect?.(chunk) ?? null);
+      if (refused === null) return void chunks.push(chunk);
       stop();
-      req.resume();
-      reject(tooLarge());
+      req.pause();
+      refusedBodies.add(req);
+      reject(refused);
     };
     const onEnd = (): void => {
       stop();
@@ -47,6 +56,7 @@ export function sendJson(res: ServerResponse, body: GatewayError | object, statu
   res.writeHead(code, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
+    ...(refusedBodies.has(res.req) && { connection: 'close' }),
     ...(typeof retryAfter === 'number' && { 'retry-after': String(retryAfter) }),
   });
   res.end(JSON.stringify(payload));

@@ -70,6 +70,12 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
       sendJson(res, new GatewayError('NOT_FOUND', `no route for ${url.pathname}`));
     };
     run().catch((e: unknown) => {
+      // The client hung up before its body arrived: nothing is wrong here and no one is left to answer.
+      if (req.readableAborted) {
+        logger.warn({ route: matched }, 'client disconnected before its request was read');
+        res.destroy();
+        return;
+      }
       const err = asGatewayError(e);
       if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: e, route: matched }, 'request failed');
       if (res.headersSent) res.destroy();

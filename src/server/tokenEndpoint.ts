@@ -4,17 +4,21 @@
  */
 import { GatewayError } from '../errors.js';
 import type { JwtVerifier } from '../identity/jwt.js';
+import { validateId } from '../providers/validate.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import { sendJson } from './httpUtil.js';
 import type { RouteHandler } from './router.js';
 
 export function tokenEndpoint(deps: { readonly verifier: JwtVerifier; readonly resolver: TokenResolver }): RouteHandler {
   return async (req, res, _url, params) => {
+    // Checked first: an id no connection can have reaches no store, rate-limit window or audit line.
+    const providerId = validateId(params['providerId'], 'providerId');
+    const connectionId = validateId(params['connectionId'], 'connectionId');
     const caller = await deps.verifier.verifyBearer(req.headers.authorization);
     if (!caller) throw new GatewayError('UNAUTHENTICATED', 'send a bearer JWT from a trusted issuer');
     const token = await deps.resolver.resolve({
-      providerId: params['providerId']!,
-      connectionId: params['connectionId']!,
+      providerId,
+      connectionId,
       principal: { kind: 'caller', caller },
       delegated: false,
     });
