@@ -116,7 +116,15 @@ describe('prepared operations', () => {
     expect(good.prepared).toBe(1);
     expect(good.result.body).toEqual({ data: { repository: null } });
 
-    for (const bad of [{ owner: 'alice' }, { owner: 'alice', name: 42 }, { owner: 'alice', name: 'a\u0000b' }, { owner: 'alice', name: 'x', extra: { deep: ['\ud800'] } }]) {
+    // A variable the operation does not declare is ignored by both, whatever it holds.
+    const undeclared = { owner: 'alice', name: 'nothing-here', extra: { deep: ['\ud800'] } };
+    const undeclaredTwin = await post({ query: `${REPOSITORY} `, variables: undeclared }, asAlice());
+    const undeclaredRepeat = await counted(() => post({ query: REPOSITORY, variables: undeclared }, asAlice()));
+    expect(undeclaredRepeat).toMatchObject({ prepared: 1, full: 0 });
+    expect(undeclaredRepeat.result).toEqual(undeclaredTwin);
+    expect(undeclaredTwin.body).toEqual({ data: { repository: null } });
+
+    for (const bad of [{ owner: 'alice' }, { owner: 'alice', name: 42 }, { owner: 'alice', name: 'a\u0000b' }]) {
       const twin = await post({ query: `${REPOSITORY} `, variables: bad }, asAlice());
       const repeat = await counted(() => post({ query: REPOSITORY, variables: bad }, asAlice()));
       expect(repeat).toMatchObject({ prepared: 0, full: 1 });
