@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/schema.js';
+import { corsOriginsOf, type Config } from '../config/schema.js';
 import { createAdminApollo } from '../admin/apollo.js';
 import type { AdminContext, AdminServices } from '../admin/context.js';
 import { createAdminLoaders } from '../admin/loaders.js';
@@ -45,6 +45,7 @@ import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
 import { federatedGraphHandler } from './gatewayHttp.js';
 import { redirect, sendJson } from './httpUtil.js';
+import { applyCors } from './cors.js';
 import { createRouter, type Route } from './router.js';
 import { webAssetRoute } from './webApps.js';
 
@@ -327,7 +328,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       webAssetRoute(),
       ...(options.routes ?? []),
     ];
-    server.on('request', createRouter(routes.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
+    const served = applyCors({ origins: corsOriginsOf(config.server) }, routes);
+    server.on('request', createRouter(served.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
     server.off('request', starting);
     const purge = setInterval(() => {
       store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
