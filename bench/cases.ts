@@ -137,7 +137,7 @@ export async function setUpOurs(stage: BenchStage, base: string, callerJwt: stri
     headers: { ...JSON_HEADERS, ...bearer(callerJwt) },
     body: JSON.stringify({ query: '{ githubTokenInfo { subject } graphTokenInfo { subject } }' }),
   }).then((r) => r.json())) as { errors?: { extensions?: { loginUrl?: string } }[] };
-  const consented = await consentToAll(first.errors, BENCH_USER);
+  const consented = await consentToAll(first.errors, BENCH_USER, callerJwt);
   if (consented !== 2) throw new Error(`expected two login links, got ${JSON.stringify(first)}`);
   const token = async (provider: string): Promise<string> =>
     (await json(`${base}/tokens/${provider}/${BENCH_USER}`, { headers: bearer(callerJwt) })).access_token as string;

@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     const jwts: string[] = [];
     for (let u = 0; u < USERS; u++) {
       const jwt = await idp.sign({ sub: `user-${u}` }, { expiresIn: Math.ceil(DURATION_MS / 1000) + 3_600 });
-      await consentToAll((await post('/graphql', TOKEN_INFO, { authorization: `Bearer ${jwt}` })).errors, `user-${u}`);
+      await consentToAll((await post('/graphql', TOKEN_INFO, { authorization: `Bearer ${jwt}` })).errors, `user-${u}`, jwt);
       jwts.push(jwt);
     }
     authGithub.resetCounts();

@@ -139,6 +139,21 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     expect(res.body.data.connection).toMatchObject({ status: 'NOT_CONNECTED', error: null });
   });
 
+  it("drops a stale error parameter of the admin's post-login URL after a successful consent, needing no confirmation", async () => {
+    const final = await completeConsent(browser, await loginLink('alice', `${t.url}/done?error=ACCESS_DENIED&error_description=earlier&keep=1`), { login: 'alice' });
+    expect(Object.fromEntries(final.searchParams)).toEqual({ keep: '1', providerId: 'oidc-01', connectionId: 'alice', status: 'CONNECTED' });
+  });
+
+  it("makes the connection's other outstanding links and states unusable once a consent succeeds", async () => {
+    const spare = await loginLink();
+    const atProvider = new URL((await fetch(await loginLink(), { redirect: 'manual' })).headers.get('location')!);
+    const final = await completeConsent(browser, await loginLink(), { login: 'alice' });
+    expect(final.searchParams.get('status')).toBe('CONNECTED');
+    expect((await fetch(spare, { redirect: 'manual' })).status).toBe(404);
+    const late = await fetch(`${t.url}/oauth/callback?state=${atProvider.searchParams.get('state')}&code=x`, { redirect: 'manual' });
+    expect(late.status).toBe(400);
+  });
+
   it('refuses a post-login URL outside the allowlist, and creates no link', async () => {
     const res = await t.admin(LOGIN_LINK, { p: 'oidc-01', c: 'alice', r: 'https://evil.example.com/steal' });
     expect(res.body.errors![0].extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'postLoginRedirectUrl' });

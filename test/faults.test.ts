@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consentOverHttp, FAULT_RETRY_AFTER_SECONDS, type AuthServerFault } from './support/authServer.js';
+import { confirmAsOwner } from './support/consent.js';
 import { openStore } from '../src/store/open.js';
 import type { ConnectionRecord } from '../src/domain/model.js';
 import type { ChangeEvent } from '../src/store/types.js';
@@ -71,7 +72,7 @@ function useFaultStage(proactiveRefresh: boolean): FaultStage {
     const first = await s.query(TOKEN_INFO, alice);
     expect(first.body.errors?.[0]?.extensions?.code).toBe('CONNECTION_NOT_CONNECTED');
     const done = await consentOverHttp(first.body.errors![0].extensions.loginUrl, { login: 'alice' });
-    expect(done.searchParams.get('status')).toBe('CONNECTED');
+    await confirmAsOwner(s.t.url, done, alice);
   }, 60_000);
   afterAll(async () => {
     s?.authGithub.setFault('none');
@@ -294,7 +295,7 @@ describe.runIf(hasPostgres)('PostgreSQL stopped and started under traffic', () =
     alice = await s.jwtFor('alice');
     const first = await s.query(TOKEN_INFO, alice);
     const done = await consentOverHttp(first.body.errors![0].extensions.loginUrl, { login: 'alice' });
-    expect(done.searchParams.get('status')).toBe('CONNECTED');
+    await confirmAsOwner(s.t.url, done, alice);
   }, 90_000);
 
   afterAll(async () => {

@@ -6,6 +6,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumAvailable, completeConsent, launchBrowser } from './support/browser.js';
+import { confirmAsOwner } from './support/consent.js';
 import { startStage, type Stage } from './support/federation.js';
 
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
@@ -41,10 +42,11 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
     await s?.close();
   });
 
-  async function consentVia(loginUrl: string, login: string): Promise<void> {
+  /** Consents in the browser as `login`, then confirms as the connection's owner with their JWT. */
+  async function consentVia(loginUrl: string, login: 'alice' | 'bob'): Promise<void> {
     const final = await completeConsent(browser, loginUrl, { login });
     expect(final.pathname).toBe('/oauth/done');
-    expect(final.searchParams.get('status')).toBe('CONNECTED');
+    await confirmAsOwner(s.t.url, final, login === 'alice' ? alice : bob);
   }
 
   it('asks a new user to consent, per subgraph, with a working login link', async () => {

@@ -80,6 +80,8 @@ async function seed(store: Store, envelope: Envelope): Promise<{ connections: Co
     codeVerifier: envelope.seal('pkce-verifier-1', consentRef('state-hash-1')),
     nonce: null,
     postLoginRedirectUrl: 'https://app.example/done',
+    startedBy: 'ADMIN',
+    linkToken: null,
     expiresAt: new Date(now.getTime() + 600_000),
     createdAt: now,
   });

@@ -18,6 +18,7 @@ import { countSubgraphErrors, OTHER_ERROR_CODE } from '../src/observability/subg
 import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { consentOverHttp } from './support/authServer.js';
+import { confirmConsent } from './support/consent.js';
 import { startStage, type Stage } from './support/federation.js';
 import { freshPgSchema, pgUrl, requirePgOrSkip } from './support/pg.js';
 import { tempDir, type TempDir } from './support/tmp.js';
@@ -372,7 +373,7 @@ describe('metrics and audit after real traffic through the gateway', () => {
       ['graph', errors['graph'].extensions.loginUrl],
     ]) {
       const final = await consentOverHttp(link, { login: 'alice' });
-      expect(final.searchParams.get('status'), name).toBe('CONNECTED');
+      expect((await confirmConsent(s.t.url, final, alice)).status, name).toBe(200);
     }
   });
 

@@ -61,7 +61,7 @@ describe('prepared operations', () => {
     s = await startStage({ editSupergraph: (yaml) => yaml.replace(join(REPO, 'subgraphs/github/schema.graphql'), githubSchema) });
     alice = await s.jwtFor('alice');
     const first = await s.query(BOTH, alice);
-    expect(await consentToAll(first.body.errors, 'alice')).toBe(2);
+    expect(await consentToAll(first.body.errors, 'alice', alice)).toBe(2);
   }, 60_000);
 
   afterAll(async () => {

@@ -53,7 +53,7 @@ describe('two trusted issuers whose users share a sub', () => {
 
     // alice of corp consents to both subgraphs and gets her own tokens.
     const first = await query(corpAlice);
-    expect(await consentToAll(first.errors, 'alice')).toBe(2);
+    expect(await consentToAll(first.errors, 'alice', corpAlice)).toBe(2);
     const ready = await query(corpAlice);
     expect(ready.errors).toBeUndefined();
     expect(ready.data).toEqual({ githubTokenInfo: { issuer: b.authGithub.issuer, subject: 'alice' }, graphTokenInfo: { issuer: b.authGraph.issuer, subject: 'alice' } });
@@ -101,7 +101,7 @@ describe('two trusted issuers whose users share a sub', () => {
   it('gives each alice her own token once the second one consents to her own connection', async () => {
     const first = await query(partnerAlice);
     // She signs in at the SaaS as someone else: the token she gets shows whose it is.
-    expect(await consentToAll([errorsByService(first.errors)['graph']], 'mallory')).toBe(1);
+    expect(await consentToAll([errorsByService(first.errors)['graph']], 'mallory', partnerAlice)).toBe(1);
     const hers = await query(partnerAlice);
     expect(hers.data.graphTokenInfo).toEqual({ issuer: b.authGraph.issuer, subject: 'mallory' });
     const corp = await query(corpAlice);

@@ -81,7 +81,7 @@ async function startGateway(b: Backends, store: { url: string; keysKey?: string 
 async function setUpAlice(g: Gateway, b: Backends): Promise<string> {
   await createOidcProviders(g.admin, b);
   const alice = await b.idp.sign({ sub: 'alice' }, { expiresIn: 3_600 });
-  expect(await consentToAll((await g.query(TOKEN_INFO, alice)).errors, 'alice')).toBe(2);
+  expect(await consentToAll((await g.query(TOKEN_INFO, alice)).errors, 'alice', alice)).toBe(2);
   return alice;
 }
 

@@ -91,7 +91,7 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
     await createOidcProviders(async (q, v) => (await replicas[0]!.admin(q, v)).body, b);
     alice = await b.idp.sign({ sub: 'alice' }, { expiresIn: 3_600 });
     // Alice's first query creates her connections and hands out login links; she consents to both.
-    expect(await consentToAll((await query(0, TOKEN_INFO)).errors, 'alice')).toBe(2);
+    expect(await consentToAll((await query(0, TOKEN_INFO)).errors, 'alice', alice)).toBe(2);
     consentedAt = Date.now();
     // Every replica warm (caller JWKS fetched, query plan cached), so that in the burst below all
     // three reach the expired token at once instead of one after the other.

@@ -12,6 +12,7 @@ import { Envelope } from '../src/crypto/envelope.js';
 import { openFileKeyring } from '../src/crypto/fileKeyring.js';
 import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { consentOverHttp } from './support/authServer.js';
+import { confirmAsOwner, consentIdOf } from './support/consent.js';
 import { startStage, type Stage } from './support/federation.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
 import { pgSchemaUrl } from './support/replicas.js';
@@ -37,7 +38,9 @@ async function fullRun(s: Stage, run: Run): Promise<void> {
   record(first.body);
   for (const e of first.body.errors ?? []) {
     const done = await consentOverHttp(e.extensions.loginUrl, { login: 'alice' });
-    expect(done.searchParams.get('status')).toBe('CONNECTED');
+    // The consent id is a bearer secret too: it must not show up anywhere either.
+    run.secrets.add(consentIdOf(done));
+    await confirmAsOwner(s.t.url, done, alice);
   }
   for (let i = 0; i < 3; i++) {
     const res = await s.query(QUERY, alice);

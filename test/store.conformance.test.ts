@@ -13,6 +13,7 @@ import type {
   ConnectionRecord,
   ConnectionState,
   ConsentStateRecord,
+  PendingConsentRecord,
   ProviderRecord,
 } from '../src/domain/model.js';
 import { GatewayError } from '../src/errors.js';
@@ -93,6 +94,8 @@ function consent(stateHash: string, key: ConnectionKey, over: Partial<ConsentSta
     codeVerifier: sealed('k1', `cv-${stateHash}`),
     nonce: `nonce-${stateHash}`,
     postLoginRedirectUrl: 'https://app.example/done',
+    startedBy: 'ADMIN',
+    linkToken: null,
     expiresAt: T1,
     createdAt: T0,
     ...over,
@@ -100,6 +103,10 @@ function consent(stateHash: string, key: ConnectionKey, over: Partial<ConsentSta
 }
 
 const key = (providerId: string, connectionId: string): ConnectionKey => ({ providerId, connectionId });
+
+function pending(consentHash: string, key: ConnectionKey, over: Partial<PendingConsentRecord> = {}): PendingConsentRecord {
+  return { consentHash, ...key, tokens: sealed('k1', `tokens-${consentHash}`), expiresAt: T1, createdAt: T0, ...over };
+}
 
 /** Provider `providerId` with plain connections `connectionIds`. */
 async function seedConnections(store: Store, providerId: string, connectionIds: readonly string[]): Promise<void> {
@@ -775,6 +782,80 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
   });
 
+  describe('runtime login links and pending consents', () => {
+    beforeEach(() => seedConnections(store, 'p1', ['c1', 'c2']));
+    const runtimeLink = (hash: string, k: ConnectionKey, over: Partial<ConsentStateRecord> = {}) =>
+      consent(hash, k, { codeVerifier: null, nonce: null, startedBy: 'RUNTIME', linkToken: sealed('k1', `link-${hash}`), ...over });
+
+    it('hands out one runtime link per connection while it is valid at reuseUntil, then replaces it', async () => {
+      const first = await store.runtimeLoginLink(runtimeLink('l1', key('p1', 'c1')), T0);
+      expect(first).toEqual(runtimeLink('l1', key('p1', 'c1')));
+      expect((await store.runtimeLoginLink(runtimeLink('l2', key('p1', 'c1')), T0)).stateHash).toBe('l1');
+      expect((await store.runtimeLoginLink(runtimeLink('l3', key('p1', 'c2')), T0)).stateHash).toBe('l3');
+      // An admin's link and a state are not runtime links: they neither count nor go.
+      await store.insertConsentState(consent('admin', key('p1', 'c1')));
+      expect((await store.runtimeLoginLink(runtimeLink('l4', key('p1', 'c1')), T0)).stateHash).toBe('l1');
+      // Valid until T1 only: asked to last until T1, it is replaced.
+      expect((await store.runtimeLoginLink(runtimeLink('l5', key('p1', 'c1'), { expiresAt: new Date(T1.getTime() + 1) }), T1)).stateHash).toBe('l5');
+      expect(await store.consumeConsentState('l1', T0)).toBeNull();
+      expect(await store.consumeConsentState('admin', T0)).not.toBeNull();
+      // Used: the next one is new.
+      expect(await store.consumeConsentState('l5', T0)).not.toBeNull();
+      expect((await store.runtimeLoginLink(runtimeLink('l6', key('p1', 'c1')), T0)).stateHash).toBe('l6');
+    });
+
+    it('gives concurrent callers, on replicas too, the same runtime link', async () => {
+      const replica = await place.open();
+      const links = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : replica).runtimeLoginLink(runtimeLink(`c-${i}`, key('p1', 'c1')), T0)),
+      );
+      expect(new Set(links.map((l) => l.stateHash)).size).toBe(1);
+      expect(await store.deleteExpiredConsentStates(new Date(T1.getTime() + 1))).toBe(1);
+    });
+
+    it('refuses a runtime link or a pending consent for a missing connection with NOT_FOUND', async () => {
+      expect((await failure(store.runtimeLoginLink(runtimeLink('l1', key('p1', 'nope')), T0))).code).toBe('NOT_FOUND');
+      expect((await failure(store.insertPendingConsent(pending('ph', key('p1', 'nope'))))).code).toBe('NOT_FOUND');
+    });
+
+    it('consumes a pending consent once, never once expired', async () => {
+      await store.insertPendingConsent(pending('ph1', key('p1', 'c1')));
+      await store.insertPendingConsent(pending('ph2', key('p1', 'c1')));
+      expect(await store.consumePendingConsent('ph1', T0)).toEqual(pending('ph1', key('p1', 'c1')));
+      expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
+      expect(await store.consumePendingConsent('ph2', T1)).toBeNull();
+      expect(await store.consumePendingConsent('ph2', T0)).toBeNull();
+      expect(await store.consumePendingConsent('unknown', T0)).toBeNull();
+    });
+
+    it("drops one connection's links, states and pending consents, and nobody else's", async () => {
+      await store.runtimeLoginLink(runtimeLink('l1', key('p1', 'c1')), T0);
+      await store.insertConsentState(consent('s1', key('p1', 'c1')));
+      await store.insertPendingConsent(pending('ph1', key('p1', 'c1')));
+      await store.insertConsentState(consent('s2', key('p1', 'c2')));
+      await store.insertPendingConsent(pending('ph2', key('p1', 'c2')));
+      await store.deleteConsentsOf(key('p1', 'c1'));
+      for (const hash of ['l1', 's1']) expect(await store.consumeConsentState(hash, T0)).toBeNull();
+      expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
+      expect(await store.consumeConsentState('s2', T0)).not.toBeNull();
+      expect(await store.consumePendingConsent('ph2', T0)).not.toBeNull();
+    });
+
+    it('sweeps expired pending consents with the expired states', async () => {
+      await store.insertPendingConsent(pending('old', key('p1', 'c1'), { expiresAt: T0 }));
+      await store.insertPendingConsent(pending('live', key('p1', 'c1'), { expiresAt: new Date(T1.getTime() + 1) }));
+      await store.insertConsentState(consent('old-state', key('p1', 'c1'), { expiresAt: T0 }));
+      expect(await store.deleteExpiredConsentStates(T1)).toBe(2);
+      expect(await store.consumePendingConsent('live', T0)).not.toBeNull();
+    });
+
+    it('drops pending consents with their connection', async () => {
+      await store.insertPendingConsent(pending('ph1', key('p1', 'c1')));
+      await store.deleteConnection(key('p1', 'c1'), null);
+      expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
+    });
+  });
+
   describe('sealed fields', () => {
     /** One value per sealed column wrapped by k1, others by k2 or k10, some columns empty. */
     async function seed(): Promise<SealedField[]> {
@@ -786,18 +867,22 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertConnection(connection('p2', 'c1', { clientSecret: sealed('k10', 'f') }), [], 10);
       await store.insertConsentState(consent('s1', key('p1', 'c1'), { codeVerifier: sealed('k1', 'g') }));
       await store.insertConsentState(consent('s2', key('p1', 'c1'), { codeVerifier: null }));
+      await store.insertConsentState(consent('s3', key('p1', 'c1'), { codeVerifier: null, startedBy: 'RUNTIME', linkToken: sealed('k1', 'h') }));
+      await store.insertPendingConsent(pending('ph1', key('p1', 'c1'), { tokens: sealed('k1', 'i') }));
       return [
         { ref: { kind: 'provider', field: 'clientSecret', providerId: 'p1' }, value: sealed('k1', 'a') },
         { ref: { kind: 'connection', field: 'clientSecret', providerId: 'p1', connectionId: 'c1' }, value: sealed('k1', 'c') },
         { ref: { kind: 'connection', field: 'tokens', providerId: 'p1', connectionId: 'c1' }, value: sealed('k1', 'd') },
         { ref: { kind: 'connection', field: 'clientSecret', providerId: 'p2', connectionId: 'c1' }, value: sealed('k10', 'f') },
         { ref: { kind: 'consent', field: 'codeVerifier', stateHash: 's1' }, value: sealed('k1', 'g') },
+        { ref: { kind: 'consent', field: 'linkToken', stateHash: 's3' }, value: sealed('k1', 'h') },
+        { ref: { kind: 'pendingConsent', field: 'tokens', providerId: 'p1', connectionId: 'c1', consentHash: 'ph1' }, value: sealed('k1', 'i') },
       ];
     }
 
     const byValue = (fields: readonly SealedField[]) => [...fields].sort((a, b) => a.value.localeCompare(b.value));
 
-    it('lists what a key does not wrap across all four columns, with the right refs', async () => {
+    it('lists what a key does not wrap across every sealed column, with the right refs', async () => {
       const notK2 = await seed();
       expect(byValue(await store.listSealedNotWrappedBy('k2', 100))).toEqual(byValue(notK2));
       const limited = await store.listSealedNotWrappedBy('k2', 2);
@@ -809,9 +894,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       );
     });
 
-    it('counts what a key wraps across all four columns', async () => {
+    it('counts what a key wraps across every sealed column', async () => {
       await seed();
-      expect(await store.countSealedWrappedBy('k1')).toBe(4);
+      expect(await store.countSealedWrappedBy('k1')).toBe(6);
       expect(await store.countSealedWrappedBy('k2')).toBe(2);
       expect(await store.countSealedWrappedBy('k10')).toBe(1);
       expect(await store.countSealedWrappedBy('k3')).toBe(0);
@@ -820,8 +905,16 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     it('lists in table and key order, resuming after the last ref: one value at a time reads each once', async () => {
       const notK2 = await seed();
       const all = await store.listSealedNotWrappedBy('k2', 100);
-      // Providers, connections' client secrets, connections' tokens, consent verifiers; each by key.
-      expect(all.map((f) => f.value)).toEqual([sealed('k1', 'a'), sealed('k1', 'c'), sealed('k10', 'f'), sealed('k1', 'd'), sealed('k1', 'g')]);
+      // Providers, connections' client secrets, connections' tokens, consent verifiers, link tokens, pending tokens; each by key.
+      expect(all.map((f) => f.value)).toEqual([
+        sealed('k1', 'a'),
+        sealed('k1', 'c'),
+        sealed('k10', 'f'),
+        sealed('k1', 'd'),
+        sealed('k1', 'g'),
+        sealed('k1', 'h'),
+        sealed('k1', 'i'),
+      ]);
       const paged: SealedField[] = [];
       for (let batch = await store.listSealedNotWrappedBy('k2', 1); batch.length > 0; batch = await store.listSealedNotWrappedBy('k2', 1, batch[0]!.ref)) {
         paged.push(...batch);
@@ -840,12 +933,14 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
         expect(await store.replaceSealed(ref, value, next)).toBe(false);
       }
       expect(await store.listSealedNotWrappedBy('k2', 100)).toEqual([]);
-      expect(await store.countSealedWrappedBy('k2')).toBe(7);
+      expect(await store.countSealedWrappedBy('k2')).toBe(9);
       const p1 = await store.getProvider('p1');
       expect(p1).toMatchObject({ clientSecret: sealed('k2', 're-a'), version: 1, updatedAt: T0 });
       const c1 = await store.getConnection(key('p1', 'c1'));
       expect(c1).toEqual({ ...connectionBefore, clientSecret: sealed('k2', 're-c'), tokens: sealed('k2', 're-d') });
       expect(await store.consumeConsentState('s1', T0)).toMatchObject({ codeVerifier: sealed('k2', 're-g') });
+      expect(await store.consumeConsentState('s3', T0)).toMatchObject({ linkToken: sealed('k2', 're-h') });
+      expect(await store.consumePendingConsent('ph1', T0)).toMatchObject({ tokens: sealed('k2', 're-i') });
     });
 
     it('replaces nothing for a ref that does not exist', async () => {
@@ -885,7 +980,7 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.close();
       const again = await place.open();
       expect(await again.getProvider('p1')).toEqual(provider('p1'));
-      expect(await versions()).toEqual(MIGRATIONS.map((m) => m.version));
+      expect(await versions()).toEqual(MIGRATIONS.map((m) => m.version).sort((a, b) => a - b));
       const rows = await place.sql('SELECT applied_at FROM schema_migrations');
       expect(Number(rows[0]?.['applied_at'])).toBeGreaterThan(T0.getTime());
     });

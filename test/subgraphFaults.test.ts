@@ -97,7 +97,7 @@ describe('a subgraph that misbehaves', () => {
     s = await startStage({ editSupergraph: (yaml) => yaml.replace(/(github:\n\s+routing_url: )\S+/, `$1${proxy.url}`) });
     alice = await s.jwtFor('alice');
     const first = await s.query(QUERY, alice);
-    expect(await consentToAll(first.body.errors, 'alice')).toBe(2);
+    expect(await consentToAll(first.body.errors, 'alice', alice)).toBe(2);
   }, 60_000);
 
   afterAll(async () => {

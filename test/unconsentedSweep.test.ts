@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '../src/store/types.js';
 import { consentOverHttp } from './support/authServer.js';
+import { confirmAsOwner } from './support/consent.js';
 import { startStage, type Stage } from './support/federation.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
 
@@ -51,9 +52,10 @@ describe.each(hasPg ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const))
 
     const carol = await s.query(TOKEN_INFO, await s.jwtFor('carol'));
     expect(errorsByService(carol.body.errors)['github'].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
-    const dave = await s.query(TOKEN_INFO, await s.jwtFor('dave'));
+    const daveJwt = await s.jwtFor('dave');
+    const dave = await s.query(TOKEN_INFO, daveJwt);
     const daveLink = errorsByService(dave.body.errors)['github'].extensions.loginUrl;
-    expect((await consentOverHttp(daveLink, { login: 'dave' })).searchParams.get('status')).toBe('CONNECTED');
+    await confirmAsOwner(s.t.url, await consentOverHttp(daveLink, { login: 'dave' }), daveJwt);
     expect(await status('github-01', 'carol')).toBe('NOT_CONNECTED');
 
     // Just before the TTL nothing goes.
@@ -81,10 +83,12 @@ describe.each(hasPg ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const))
   });
 
   it('gives a swept user a new connection and a working login link on their next query', async () => {
-    const carol = await s.query(TOKEN_INFO, await s.jwtFor('carol'));
+    const carolJwt = await s.jwtFor('carol');
+    const carol = await s.query(TOKEN_INFO, carolJwt);
     const github = errorsByService(carol.body.errors)['github'];
     expect(github.extensions.code).toBe('CONNECTION_NOT_CONNECTED');
     expect(await status('github-01', 'carol')).toBe('NOT_CONNECTED');
-    expect((await consentOverHttp(github.extensions.loginUrl, { login: 'carol' })).searchParams.get('status')).toBe('CONNECTED');
+    await confirmAsOwner(s.t.url, await consentOverHttp(github.extensions.loginUrl, { login: 'carol' }), carolJwt);
+    expect(await status('github-01', 'carol')).toBe('CONNECTED');
   });
 });

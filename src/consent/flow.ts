@@ -2,12 +2,16 @@
  * Consent (reference steps 3–11). A login link is a single-use gateway URL; opening it consumes
  * the link and starts one authorization request whose `state` is random, single use, expiring and
  * bound server-side to provider, connection, PKCE verifier, nonce and post-login URL. The one
- * callback URL exchanges the code, seals and stores the tokens, and sends the browser on.
+ * callback URL exchanges the code, seals the tokens, and sends the browser on.
+ *
+ * An admin's link connects at the callback. A runtime link (a query's `loginUrl`) is a bearer
+ * link, so its tokens wait for the owner's confirmation (src/consent/pending.ts) and the browser
+ * leaves with `consent=<id>` instead.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import type { Envelope } from '../crypto/envelope.js';
-import type { ProviderRecord } from '../domain/model.js';
+import type { ConsentStarter, ProviderRecord } from '../domain/model.js';
 import { asGatewayError, badInput, GatewayError } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
@@ -15,13 +19,16 @@ import { requireConnection } from '../registry/connections.js';
 import { requireProvider } from '../registry/providers.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { resolveClient } from '../tokens/clientConfig.js';
-import { connectedTokenWrite, tokenSetFrom } from '../tokens/tokenSet.js';
+import { tokenSetFrom } from '../tokens/tokenSet.js';
+import { connectWithConsentedTokens } from './connect.js';
+import { confirmPendingConsent, holdPendingConsent, type Confirmed } from './pending.js';
+import { hashOf, newSecret } from './secrets.js';
 
 export const CALLBACK_PATH = '/oauth/callback';
 export const LOGIN_PATH_PREFIX = '/oauth/login/';
-const RANDOM_BYTES = 32;
 const MAX_REDIRECT_URL_CHARS = 2048;
-const TOKEN_WRITE_ATTEMPTS = 3;
+/** The query parameters the gateway writes on a post-login URL: whatever the URL carried under these names goes first. */
+const RESULT_PARAMS = ['providerId', 'connectionId', 'status', 'consent', 'error', 'error_description'] as const;
 
 export interface ConsentDeps {
   readonly store: Store;
@@ -43,14 +50,15 @@ export interface LoginLink {
   readonly expiresAt: Date;
 }
 
-/** Link tokens and states live in one table; the prefix keeps one from passing for the other. */
-const hashOf = (purpose: 'link' | 'state', value: string) => createHash('sha256').update(`${purpose}:${value}`).digest('base64url');
-
-function withParams(base: string, params: Record<string, string>): string {
+/** `base` with the consent's result as its only result parameters (a stale `error` must not survive a success). */
+function withResult(base: string, params: Record<string, string>): string {
   const url = new URL(base);
+  for (const k of RESULT_PARAMS) url.searchParams.delete(k);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   return url.href;
 }
+
+const linkTokenRef = (stateHash: string) => ({ kind: 'consent', field: 'linkToken', stateHash }) as const;
 
 export class ConsentFlow {
   readonly callbackUrl: string;
@@ -86,10 +94,11 @@ export class ConsentFlow {
     return provider;
   }
 
+  /** An admin's link: whoever the admin gives it to connects the connection, no confirmation. */
   async createLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink> {
     const redirectUrl = this.#checkRedirectUrl(postLoginRedirectUrl, 'postLoginRedirectUrl');
     await this.#requireAuthorizationCode(key);
-    const token = randomBytes(RANDOM_BYTES).toString('base64url');
+    const token = newSecret();
     const now = this.#deps.now();
     const expiresAt = new Date(now.getTime() + this.#deps.stateTtlMs);
     await this.#deps.store.insertConsentState({
@@ -98,21 +107,59 @@ export class ConsentFlow {
       codeVerifier: null,
       nonce: null,
       postLoginRedirectUrl: redirectUrl,
+      startedBy: 'ADMIN',
+      linkToken: null,
       expiresAt,
       createdAt: now,
     });
-    return { url: `${this.#deps.publicUrl}${LOGIN_PATH_PREFIX}${token}`, expiresAt };
+    return { url: this.#linkUrl(token), expiresAt };
   }
 
-  /** Opening a login link: consume it, start the authorization request, return where to send the browser. */
-  async openLoginLink(token: string): Promise<string> {
+  /**
+   * The link in a runtime consent error. One per connection is outstanding: it is handed out again
+   * until it is used or has less than half its life left (then a fresh one replaces it), so a burst
+   * of failing queries leaves one row, not one per query.
+   */
+  async runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink> {
+    const token = newSecret();
+    const stateHash = hashOf('link', token);
+    const now = this.#deps.now();
+    const stored = await this.#deps.store.runtimeLoginLink(
+      {
+        stateHash,
+        ...key,
+        codeVerifier: null,
+        nonce: null,
+        postLoginRedirectUrl: this.#checkRedirectUrl(postLoginRedirectUrl, 'postLoginRedirectUrl'),
+        startedBy: 'RUNTIME',
+        linkToken: this.#deps.envelope.seal(token, linkTokenRef(stateHash)),
+        expiresAt: new Date(now.getTime() + this.#deps.stateTtlMs),
+        createdAt: now,
+      },
+      new Date(now.getTime() + this.#deps.stateTtlMs / 2),
+    );
+    if (stored.stateHash === stateHash || stored.linkToken === null) return { url: this.#linkUrl(token), expiresAt: stored.expiresAt };
+    return { url: this.#linkUrl(this.#deps.envelope.open(stored.linkToken, linkTokenRef(stored.stateHash))), expiresAt: stored.expiresAt };
+  }
+
+  #linkUrl(token: string): string {
+    return `${this.#deps.publicUrl}${LOGIN_PATH_PREFIX}${token}`;
+  }
+
+  /**
+   * Opening a login link: consume it, start the authorization request, return where to send the
+   * browser. `redirect` (allowlisted origins only) replaces a runtime link's post-login URL; an
+   * admin's link keeps the one the admin chose.
+   */
+  async openLoginLink(token: string, redirect: string | null = null): Promise<string> {
+    const redirectUrl = redirect === null ? null : this.#checkRedirectUrl(redirect, 'redirect');
     const now = this.#deps.now();
     const link = await this.#deps.store.consumeConsentState(hashOf('link', token), now);
     if (!link) throw new GatewayError('NOT_FOUND', 'this login link is unknown, used or expired; ask for a new one');
     const key = { providerId: link.providerId, connectionId: link.connectionId };
     const provider = await this.#requireAuthorizationCode(key);
     const client = resolveClient(this.#deps.envelope, provider, this.#deps);
-    const state = randomBytes(RANDOM_BYTES).toString('base64url');
+    const state = newSecret();
     const stateHash = hashOf('state', state);
     const request = await this.#deps.oauth.authorizationRequest(client.config, {
       redirectUri: this.callbackUrl,
@@ -125,7 +172,9 @@ export class ConsentFlow {
       codeVerifier:
         request.codeVerifier === null ? null : this.#deps.envelope.seal(request.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
       nonce: request.nonce,
-      postLoginRedirectUrl: link.postLoginRedirectUrl,
+      postLoginRedirectUrl: link.startedBy === 'RUNTIME' && redirectUrl !== null ? redirectUrl : link.postLoginRedirectUrl,
+      startedBy: link.startedBy,
+      linkToken: null,
       expiresAt: new Date(now.getTime() + this.#deps.stateTtlMs),
       createdAt: now,
     });
@@ -143,7 +192,7 @@ export class ConsentFlow {
     const record = await this.#deps.store.consumeConsentState(stateHash, this.#deps.now());
     if (!record) throw badInput('state', 'is unknown, already used or expired; start again from a new login link');
     const key = { providerId: record.providerId, connectionId: record.connectionId };
-    const back = (params: Record<string, string>) => withParams(record.postLoginRedirectUrl, { providerId: key.providerId, connectionId: key.connectionId, ...params });
+    const back = (params: Record<string, string>) => withResult(record.postLoginRedirectUrl, { providerId: key.providerId, connectionId: key.connectionId, ...params });
 
     const providerError = query.get('error');
     if (providerError !== null) {
@@ -164,9 +213,7 @@ export class ConsentFlow {
           record.codeVerifier === null ? null : this.#deps.envelope.open(record.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
         nonce: record.nonce,
       });
-      await this.#storeTokens(key, tokenSetFrom(result, null));
-      this.#deps.logger.info(key, 'consent completed; connection connected');
-      return back({ status: 'CONNECTED' });
+      return back(await this.#finish(record.startedBy, key, tokenSetFrom(result, null)));
     } catch (e) {
       const err = asGatewayError(e);
       this.#deps.logger.warn({ ...key, code: err.code, err: err.cause ?? err }, 'consent callback failed');
@@ -174,17 +221,20 @@ export class ConsentFlow {
     }
   }
 
-  /** A new consent supersedes whatever tokens the connection had; retry if a refresh races us. */
-  async #storeTokens(key: ConnectionKey, tokens: ReturnType<typeof tokenSetFrom>): Promise<void> {
-    for (let attempt = 0; attempt < TOKEN_WRITE_ATTEMPTS; attempt++) {
-      const connection = await this.#deps.store.getConnection(key);
-      if (!connection) throw new GatewayError('NOT_FOUND', `connection '${key.connectionId}' was deleted during consent`);
-      const written = await this.#deps.store.writeTokens(key, connectedTokenWrite(this.#deps.envelope, key, tokens, this.#deps.now()), connection.tokenGeneration);
-      if (written) {
-        await this.#deps.changes?.publish(key);
-        return;
-      }
+  /** An admin's consent connects now; a runtime one waits for its owner. Returns the result parameters. */
+  async #finish(startedBy: ConsentStarter, key: ConnectionKey, tokens: ReturnType<typeof tokenSetFrom>): Promise<Record<string, string>> {
+    if (startedBy === 'ADMIN') {
+      await connectWithConsentedTokens(this.#deps, key, tokens);
+      this.#deps.logger.info(key, 'consent completed; connection connected');
+      return { status: 'CONNECTED' };
     }
-    throw new GatewayError('INTERNAL_SERVER_ERROR', 'could not store the tokens', { cause: new Error('token generation kept moving') });
+    const consent = await holdPendingConsent(this.#deps, key, tokens);
+    this.#deps.logger.info(key, 'consent completed; tokens wait for the connection owner to confirm');
+    return { consent };
+  }
+
+  /** `POST /oauth/confirm`. */
+  confirm(consentId: string, caller: Caller): Promise<Confirmed> {
+    return confirmPendingConsent(this.#deps, consentId, caller);
   }
 }

@@ -21,7 +21,14 @@ export type SealedRef =
       readonly providerId: string;
       readonly connectionId: string;
     }
-  | { readonly kind: 'consent'; readonly field: 'codeVerifier'; readonly stateHash: string };
+  | { readonly kind: 'consent'; readonly field: 'codeVerifier' | 'linkToken'; readonly stateHash: string }
+  | {
+      readonly kind: 'pendingConsent';
+      readonly field: 'tokens';
+      readonly providerId: string;
+      readonly connectionId: string;
+      readonly consentHash: string;
+    };
 
 /** IDs cannot contain `/`, so this string is unambiguous. */
 export function associatedData(ref: SealedRef): string {
@@ -32,6 +39,8 @@ export function associatedData(ref: SealedRef): string {
       return `cg/connection/${ref.providerId}/${ref.connectionId}/${ref.field}`;
     case 'consent':
       return `cg/consent/${ref.stateHash}/${ref.field}`;
+    case 'pendingConsent':
+      return `cg/pending-consent/${ref.providerId}/${ref.connectionId}/${ref.consentHash}/${ref.field}`;
   }
 }
 

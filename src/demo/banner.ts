@@ -31,6 +31,8 @@ export function demoBanner(demo: Demo): string {
     '',
     `   Each subgraph is called with ${connected}'s token from its own provider. With another user's JWT, the`,
     '   fields fail with CONNECTION_NOT_CONNECTED and extensions.loginUrl, that user\'s own consent link.',
+    '   A loginUrl is a bearer link, so its consent waits for that user to confirm it: the page it ends on',
+    `   shows the curl (POST ${new URL(demo.sandboxUrl).origin}/oauth/confirm with the user's JWT).`,
     '',
     'Ctrl-C stops everything.',
     '',

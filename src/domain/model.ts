@@ -88,7 +88,14 @@ export interface StoredTokenSet {
   readonly extra: Readonly<Record<string, string>>;
 }
 
-/** Server-side half of a consent in progress (the `state` parameter's record). */
+/**
+ * Who started a consent. An admin chose who gets an ADMIN link; a RUNTIME link (a query's
+ * `loginUrl`) is a bearer link, so the tokens it brings wait for the connection's owner to confirm.
+ */
+export const CONSENT_STARTERS = ['ADMIN', 'RUNTIME'] as const;
+export type ConsentStarter = (typeof CONSENT_STARTERS)[number];
+
+/** Server-side half of a consent in progress (a login link's or the `state` parameter's record). */
 export interface ConsentStateRecord {
   /** SHA-256 of the state value: the raw state never rests in the store. */
   readonly stateHash: string;
@@ -97,6 +104,24 @@ export interface ConsentStateRecord {
   readonly codeVerifier: Sealed | null;
   readonly nonce: string | null;
   readonly postLoginRedirectUrl: string;
+  readonly startedBy: ConsentStarter;
+  /**
+   * A runtime login link's own token, sealed, so that the link can be handed out again until it
+   * is used or expires (one outstanding runtime link per connection); null for everything else.
+   */
+  readonly linkToken: Sealed | null;
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+}
+
+/** Tokens a runtime consent brought, held sealed and unusable until the connection's owner confirms. */
+export interface PendingConsentRecord {
+  /** SHA-256 of the consent id: the id itself never rests in the store. */
+  readonly consentHash: string;
+  readonly providerId: string;
+  readonly connectionId: string;
+  /** The StoredTokenSet, sealed under a ref of this record (never the connection's `tokens` ref). */
+  readonly tokens: Sealed;
   readonly expiresAt: Date;
   readonly createdAt: Date;
 }

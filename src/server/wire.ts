@@ -40,7 +40,8 @@ import { PROMETHEUS_CONTENT_TYPE } from '../observability/metrics.js';
 import { checkReadiness } from '../observability/readiness.js';
 import { countSubgraphErrors } from '../observability/subgraphErrors.js';
 import { createObservedTokenEvents } from '../observability/tokenEvents.js';
-import { CONSENT_DONE_PATH, consentDonePage } from './donePage.js';
+import { confirmEndpoint, CONFIRM_PATH } from './confirmEndpoint.js';
+import { CONSENT_DONE_PATH, CONSENT_DONE_SCRIPT_PATH, consentDonePage, consentDoneScript } from './donePage.js';
 import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
 import { federatedGraphHandler } from './gatewayHttp.js';
@@ -220,14 +221,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       events: tokenEvents,
       changes: registry.changes,
     });
+    // The gateway's own origin is always allowed: runtime login links come back to its done page.
+    const allowedRedirectOrigins = [...new Set([...config.consent.allowedRedirectOrigins.map((o) => new URL(o).origin), new URL(publicUrl).origin])];
     const consent = new ConsentFlow({
       changes: registry.changes,
       store,
       envelope,
       oauth,
       publicUrl,
-      // The gateway's own origin is always allowed: runtime login links come back to its done page.
-      allowedRedirectOrigins: [...config.consent.allowedRedirectOrigins, new URL(publicUrl).origin],
+      allowedRedirectOrigins,
       stateTtlMs: config.consent.stateTtlSeconds * 1000,
       allowInsecureHttp: config.oauth.allowInsecureHttp,
       now,
@@ -318,9 +320,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       {
         methods: ['GET'],
         path: `${LOGIN_PATH_PREFIX}:token`,
-        handler: async (_req, res, _url, { token }) => redirect(res, await consent.openLoginLink(token!)),
+        handler: async (_req, res, url, { token }) => redirect(res, await consent.openLoginLink(token!, url.searchParams.get('redirect'))),
       },
-      { methods: ['GET'], path: CONSENT_DONE_PATH, handler: consentDonePage },
+      { methods: ['GET'], path: CONSENT_DONE_PATH, handler: consentDonePage({ publicUrl, messageOrigins: allowedRedirectOrigins }) },
+      { methods: ['GET'], path: CONSENT_DONE_SCRIPT_PATH, handler: consentDoneScript },
+      { methods: ['POST'], path: CONFIRM_PATH, handler: confirmEndpoint({ verifier, consent }) },
       { methods: ['GET'], path: '/tokens/:providerId/:connectionId', handler: tokenEndpoint({ verifier, resolver }) },
       ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: federatedGraphHandler(graph, metrics.graphqlOperations) }] : []),
       { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },

@@ -157,6 +157,30 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     data: issuerScopedPrincipals,
   },
   {
+    version: 3,
+    name: 'runtime consents confirmed by the connection owner',
+    statements: ({ id, text, ms, tableSuffix }) => [
+      // Rows from before cannot tell an admin's link from a runtime one. They live ten minutes:
+      // dropping them costs a new link, guessing wrong would skip the owner's confirmation.
+      'DELETE FROM consent_states',
+      `ALTER TABLE consent_states ADD COLUMN started_by ${text} NOT NULL DEFAULT 'RUNTIME' CHECK (started_by IN ('ADMIN', 'RUNTIME'))`,
+      `ALTER TABLE consent_states ADD COLUMN link_token ${text}`,
+      // One outstanding runtime link per connection: failing queries hand out the same one.
+      'CREATE UNIQUE INDEX consent_states_runtime_link ON consent_states (provider_id, connection_id) WHERE link_token IS NOT NULL',
+      `CREATE TABLE pending_consents (
+        consent_hash ${id} PRIMARY KEY,
+        provider_id ${id} NOT NULL,
+        connection_id ${id} NOT NULL,
+        tokens ${text} NOT NULL,
+        expires_at ${ms} NOT NULL,
+        created_at ${ms} NOT NULL,
+        FOREIGN KEY (provider_id, connection_id) REFERENCES connections (provider_id, id) ON DELETE CASCADE
+      )${tableSuffix}`,
+      'CREATE INDEX pending_consents_connection ON pending_consents (provider_id, connection_id)',
+      'CREATE INDEX pending_consents_expiry ON pending_consents (expires_at)',
+    ],
+  },
+  {
     version: 5,
     name: 'auto-created connections',
     // When the gateway created the connection for its user on first use; null when an admin did.

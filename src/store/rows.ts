@@ -6,12 +6,14 @@
 import type { Sealed } from '../crypto/sealed.js';
 import {
   CONNECTION_STATUSES,
+  CONSENT_STARTERS,
   GRANT_TYPES,
   POLICY_KINDS,
   type AccessPolicyRecord,
   type ConnectionRecord,
   type ConnectionState,
   type ConsentStateRecord,
+  type PendingConsentRecord,
   type ProviderRecord,
 } from '../domain/model.js';
 import { raw, type Row } from './sql.js';
@@ -28,8 +30,10 @@ export const CONNECTION_COLUMNS = raw(
 export const POLICY_COLUMNS = raw('provider_id, connection_id, id, kind, object_id, tenant_id, app_ids, created_at, issuer');
 
 export const CONSENT_COLUMNS = raw(
-  'state_hash, provider_id, connection_id, code_verifier, nonce, post_login_redirect_url, expires_at, created_at',
+  'state_hash, provider_id, connection_id, code_verifier, nonce, post_login_redirect_url, started_by, link_token, expires_at, created_at',
 );
+
+export const PENDING_CONSENT_COLUMNS = raw('consent_hash, provider_id, connection_id, tokens, expires_at, created_at');
 
 export function ms(date: Date): number {
   return date.getTime();
@@ -167,6 +171,19 @@ export function toConsentState(row: Row): ConsentStateRecord {
     codeVerifier: sealedOrNull(row, 'code_verifier'),
     nonce: strOrNull(row, 'nonce'),
     postLoginRedirectUrl: str(row, 'post_login_redirect_url'),
+    startedBy: oneOf(CONSENT_STARTERS, row, 'started_by'),
+    linkToken: sealedOrNull(row, 'link_token'),
+    expiresAt: date(row, 'expires_at'),
+    createdAt: date(row, 'created_at'),
+  });
+}
+
+export function toPendingConsent(row: Row): PendingConsentRecord {
+  return Object.freeze({
+    consentHash: str(row, 'consent_hash'),
+    providerId: str(row, 'provider_id'),
+    connectionId: str(row, 'connection_id'),
+    tokens: str(row, 'tokens') as Sealed,
     expiresAt: date(row, 'expires_at'),
     createdAt: date(row, 'created_at'),
   });

@@ -13,6 +13,7 @@ import type {
   ConsentStateRecord,
   Page,
   PageArgs,
+  PendingConsentRecord,
   ProviderRecord,
 } from '../domain/model.js';
 import { ChangeHub } from './changeHub.js';
@@ -30,6 +31,7 @@ import { KeyedMutex } from './keyedMutex.js';
 import {
   CONNECTION_COLUMNS,
   CONSENT_COLUMNS,
+  PENDING_CONSENT_COLUMNS,
   POLICY_COLUMNS,
   PROVIDER_COLUMNS,
   json,
@@ -39,6 +41,7 @@ import {
   stateColumns,
   toConnection,
   toConsentState,
+  toPendingConsent,
   toPolicy,
   toProvider,
 } from './rows.js';
@@ -66,6 +69,8 @@ const SEALED_COLUMNS = Object.freeze([
   { kind: 'connection', field: 'clientSecret', table: 'connections', column: 'client_secret', keys: ['provider_id', 'id'] },
   { kind: 'connection', field: 'tokens', table: 'connections', column: 'tokens', keys: ['provider_id', 'id'] },
   { kind: 'consent', field: 'codeVerifier', table: 'consent_states', column: 'code_verifier', keys: ['state_hash'] },
+  { kind: 'consent', field: 'linkToken', table: 'consent_states', column: 'link_token', keys: ['state_hash'] },
+  { kind: 'pendingConsent', field: 'tokens', table: 'pending_consents', column: 'tokens', keys: ['provider_id', 'connection_id', 'consent_hash'] },
 ] as const);
 
 type SealedColumn = (typeof SEALED_COLUMNS)[number];
@@ -84,12 +89,14 @@ function sealedKeyValues(ref: SealedRef): readonly string[] {
       return [ref.providerId, ref.connectionId];
     case 'consent':
       return [ref.stateHash];
+    case 'pendingConsent':
+      return [ref.providerId, ref.connectionId, ref.consentHash];
   }
 }
 
 function sealedRefOf(row: Row): SealedRef {
   const column = SEALED_COLUMNS.find((c) => c.kind === row['kind'] && c.field === row['field']);
-  const [a, b] = [String(row['a']), String(row['b'])];
+  const [a, b, c] = [String(row['a']), String(row['b']), String(row['c'])];
   switch (column?.kind) {
     case 'provider':
       return Object.freeze({ kind: 'provider', field: column.field, providerId: a });
@@ -97,6 +104,8 @@ function sealedRefOf(row: Row): SealedRef {
       return Object.freeze({ kind: 'connection', field: column.field, providerId: a, connectionId: b });
     case 'consent':
       return Object.freeze({ kind: 'consent', field: column.field, stateHash: a });
+    case 'pendingConsent':
+      return Object.freeze({ kind: 'pendingConsent', field: column.field, providerId: a, connectionId: b, consentHash: c });
     default:
       throw new TypeError('unknown sealed field in listing');
   }
@@ -490,15 +499,9 @@ export class SqlStore implements Store {
   // Consent state -------------------------------------------------------------------------
 
   async insertConsentState(state: ConsentStateRecord): Promise<void> {
-    const s = state;
     // Inserted only alongside a live connection: a consent for nothing would dangle.
-    const { rowCount } = await this.#db.run(
-      sql`INSERT INTO consent_states (${CONSENT_COLUMNS})
-        SELECT ${s.stateHash}, ${s.providerId}, ${s.connectionId}, ${s.codeVerifier}, ${s.nonce}, ${s.postLoginRedirectUrl},
-          ${ms(s.expiresAt)}, ${ms(s.createdAt)}
-        FROM connections WHERE provider_id = ${s.providerId} AND id = ${s.connectionId}`,
-    );
-    if (rowCount === 0) throw notFound(connectionLabel({ providerId: s.providerId, connectionId: s.connectionId }));
+    const { rowCount } = await this.#db.run(insertConsent(state));
+    if (rowCount === 0) throw notFound(connectionLabel({ providerId: state.providerId, connectionId: state.connectionId }));
   }
 
   async consumeConsentState(stateHash: string, now: Date): Promise<ConsentStateRecord | null> {
@@ -511,9 +514,54 @@ export class SqlStore implements Store {
     return consent.expiresAt.getTime() > now.getTime() ? consent : null;
   }
 
-  async deleteExpiredConsentStates(now: Date): Promise<number> {
-    const { rowCount } = await this.#db.run(sql`DELETE FROM consent_states WHERE expires_at <= ${ms(now)}`);
-    return rowCount;
+  runtimeLoginLink(fresh: ConsentStateRecord, reuseUntil: Date): Promise<ConsentStateRecord> {
+    const { providerId, connectionId } = fresh;
+    const ofConnection = sql`provider_id = ${providerId} AND connection_id = ${connectionId} AND link_token IS NOT NULL`;
+    return this.#db.transaction(function* () {
+      yield sql`DELETE FROM consent_states WHERE ${ofConnection} AND expires_at <= ${ms(reuseUntil)}`;
+      // A concurrent caller's row wins the unique index; everyone reads back the one that stays.
+      yield sql`${insertConsent(fresh)} ON CONFLICT DO NOTHING`;
+      const row = firstRow(yield sql`SELECT ${CONSENT_COLUMNS} FROM consent_states WHERE ${ofConnection}`);
+      if (!row) throw notFound(connectionLabel({ providerId, connectionId }));
+      return toConsentState(row);
+    });
+  }
+
+  deleteConsentsOf(key: ConnectionKey): Promise<void> {
+    return this.#db.transaction(function* () {
+      yield sql`DELETE FROM consent_states WHERE provider_id = ${key.providerId} AND connection_id = ${key.connectionId}`;
+      yield sql`DELETE FROM pending_consents WHERE provider_id = ${key.providerId} AND connection_id = ${key.connectionId}`;
+    });
+  }
+
+  deleteExpiredConsentStates(now: Date): Promise<number> {
+    return this.#db.transaction(function* () {
+      const states: Result = yield sql`DELETE FROM consent_states WHERE expires_at <= ${ms(now)}`;
+      const pending: Result = yield sql`DELETE FROM pending_consents WHERE expires_at <= ${ms(now)}`;
+      return states.rowCount + pending.rowCount;
+    });
+  }
+
+  // Pending consents ----------------------------------------------------------------------
+
+  async insertPendingConsent(pending: PendingConsentRecord): Promise<void> {
+    const p = pending;
+    const { rowCount } = await this.#db.run(
+      sql`INSERT INTO pending_consents (${PENDING_CONSENT_COLUMNS})
+        SELECT ${p.consentHash}, ${p.providerId}, ${p.connectionId}, ${p.tokens}, ${ms(p.expiresAt)}, ${ms(p.createdAt)}
+        FROM connections WHERE provider_id = ${p.providerId} AND id = ${p.connectionId}`,
+    );
+    if (rowCount === 0) throw notFound(connectionLabel({ providerId: p.providerId, connectionId: p.connectionId }));
+  }
+
+  async consumePendingConsent(consentHash: string, now: Date): Promise<PendingConsentRecord | null> {
+    // Spent by its first use, expired or not.
+    const row = firstRow(
+      await this.#db.run(sql`DELETE FROM pending_consents WHERE consent_hash = ${consentHash} RETURNING ${PENDING_CONSENT_COLUMNS}`),
+    );
+    if (!row) return null;
+    const pending = toPendingConsent(row);
+    return pending.expiresAt.getTime() > now.getTime() ? pending : null;
   }
 
   // Sealed fields (key rotation) ---------------------------------------------------------------
@@ -523,14 +571,15 @@ export class SqlStore implements Store {
     const first = after === null ? 0 : SEALED_COLUMNS.indexOf(sealedColumnOf(after));
     // Each column in primary-key order from where the last batch stopped: no pass rereads what it has done.
     const branches = SEALED_COLUMNS.slice(first).map((c, i) => {
-      const columns = raw(`${first + i} AS position, '${c.kind}' AS kind, '${c.field}' AS field, ${c.keys[0]} AS a, ${c.keys[1] ?? 'NULL'} AS b`);
+      const [a, b = 'NULL', c3 = 'NULL'] = c.keys as readonly string[];
+      const columns = raw(`${first + i} AS position, '${c.kind}' AS kind, '${c.field}' AS field, ${a} AS a, ${b} AS b, ${c3} AS c`);
       const keys = raw(c.keys.join(', '));
       const resume = i === 0 && after !== null ? sql` AND (${keys}) > (${join(sealedKeyValues(after).map((v) => sql`${v}`), ', ')})` : sql``;
       return sql`SELECT * FROM (SELECT ${columns}, ${raw(c.column)} AS value FROM ${raw(c.table)}
         WHERE ${raw(c.column)} IS NOT NULL AND ${raw(c.column)} NOT LIKE ${pattern} ESCAPE '\\'${resume}
         ORDER BY ${keys} LIMIT ${limit}) AS ${raw(`column_${first + i}`)}`;
     });
-    const { rows } = await this.#db.run(sql`${join(branches, ' UNION ALL ')} ORDER BY position, a, b LIMIT ${limit}`);
+    const { rows } = await this.#db.run(sql`${join(branches, ' UNION ALL ')} ORDER BY position, a, b, c LIMIT ${limit}`);
     return rows.map((row) => Object.freeze({ ref: sealedRefOf(row), value: String(row['value']) as Sealed }));
   }
 
@@ -600,6 +649,14 @@ export class SqlStore implements Store {
   onChange(listener: ChangeListener): () => void {
     return this.#changes.on(listener);
   }
+}
+
+/** Inserts nothing when the connection is gone (rowCount 0). */
+function insertConsent(s: ConsentStateRecord): Sql {
+  return sql`INSERT INTO consent_states (${CONSENT_COLUMNS})
+    SELECT ${s.stateHash}, ${s.providerId}, ${s.connectionId}, ${s.codeVerifier}, ${s.nonce}, ${s.postLoginRedirectUrl},
+      ${s.startedBy}, ${s.linkToken}, ${ms(s.expiresAt)}, ${ms(s.createdAt)}
+    FROM connections WHERE provider_id = ${s.providerId} AND id = ${s.connectionId}`;
 }
 
 function insertPolicy(p: AccessPolicyRecord): Sql {

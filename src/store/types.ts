@@ -13,6 +13,7 @@ import type {
   ConnectionState,
   ConsentStateRecord,
   Page,
+  PendingConsentRecord,
   PageArgs,
   ProviderRecord,
 } from '../domain/model.js';
@@ -138,7 +139,22 @@ export interface Store {
   insertConsentState(state: ConsentStateRecord): Promise<void>;
   /** Deletes and returns the state if present and not expired at `now` (single use). */
   consumeConsentState(stateHash: string, now: Date): Promise<ConsentStateRecord | null>;
+  /**
+   * The connection's one outstanding runtime login link: the stored one while it is still valid at
+   * `reuseUntil`, else `fresh` (which carries a `linkToken`) in its place; concurrent callers get
+   * the same row. NOT_FOUND if the connection is gone.
+   */
+  runtimeLoginLink(fresh: ConsentStateRecord, reuseUntil: Date): Promise<ConsentStateRecord>;
+  /** Drops a connection's links, states and pending consents in progress (a consent succeeded). */
+  deleteConsentsOf(key: ConnectionKey): Promise<void>;
+  /** Expired consent states and pending consents; returns how many went. */
   deleteExpiredConsentStates(now: Date): Promise<number>;
+
+  // Pending consents ----------------------------------------------------------------------
+  /** NOT_FOUND if the connection is gone. */
+  insertPendingConsent(pending: PendingConsentRecord): Promise<void>;
+  /** Deletes and returns the pending consent if present and not expired at `now` (single use). */
+  consumePendingConsent(consentHash: string, now: Date): Promise<PendingConsentRecord | null>;
 
   // Sealed fields (key rotation) ---------------------------------------------------------------
   /**

@@ -35,7 +35,8 @@ export interface TokenRequest extends ConnectionKey {
 }
 
 export interface LoginLinks {
-  createLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<{ readonly url: string }>;
+  /** The connection's outstanding runtime link (reused until used or expired); its consent waits for the owner's confirmation. */
+  runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<{ readonly url: string }>;
 }
 
 export interface ResolverDeps {
@@ -200,7 +201,7 @@ export class TokenResolver {
   }
 
   async #withLoginLink(key: ConnectionKey, e: GatewayError): Promise<GatewayError> {
-    const link = await this.#deps.loginLinks.createLoginLink(key, this.#deps.postLoginRedirectUrl);
+    const link = await this.#deps.loginLinks.runtimeLoginLink(key, this.#deps.postLoginRedirectUrl);
     return new GatewayError(e.code, `${e.message}: open extensions.loginUrl to consent`, { details: { ...e.details, loginUrl: link.url }, cause: e.cause });
   }
 

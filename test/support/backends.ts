@@ -7,7 +7,7 @@
  *   const b = await startBackends({ accessTokenTtlSeconds: 4 });
  *   // gateway with supergraph: b.supergraphFile, identity.issuers: [b.idp.issuerConfig()]
  *   await createOidcProviders((q, v) => adminPost(q, v), b);
- *   await consentToAll(await firstQueryErrors(), 'alice');
+ *   await consentToAll(await firstQueryErrors(), 'alice', aliceJwt); // consents and confirms as alice
  *   await b.close();
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { startGithubSubgraph } from '../../subgraphs/github/server.js';
 import { startGraphSubgraph } from '../../subgraphs/graph/server.js';
 import type { RunningSubgraph } from '../../subgraphs/shared/serve.js';
 import { consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './authServer.js';
+import { confirmAsOwner } from './consent.js';
 import { startJwtIssuer, type JwtIssuer } from './jwtIssuer.js';
 import { tempDir, type TempDir } from './tmp.js';
 
@@ -89,15 +90,19 @@ export async function createOidcProviders(admin: Post, b: Pick<Backends, 'authGi
 
 /**
  * Consents, as `login`, to every login link in a user's first query's errors (one per subgraph
- * whose connection was just created for them); returns how many.
+ * whose connection was just created for them), and confirms each consent with the user's own
+ * JWT at the gateway that gave the link; returns how many.
  */
-export async function consentToAll(errors: readonly { readonly extensions?: { readonly loginUrl?: string } }[] | undefined, login: string): Promise<number> {
+export async function consentToAll(
+  errors: readonly { readonly extensions?: { readonly loginUrl?: string } }[] | undefined,
+  login: string,
+  jwt: string,
+): Promise<number> {
   let consented = 0;
   for (const e of errors ?? []) {
     const link = e.extensions?.loginUrl;
     if (link === undefined) throw new Error(`expected a login link, got ${JSON.stringify(e)}`);
-    const final = await consentOverHttp(link, { login });
-    if (final.searchParams.get('status') !== 'CONNECTED') throw new Error(`consent for ${login} ended at ${final.pathname}${final.search}`);
+    await confirmAsOwner(new URL(link).origin, await consentOverHttp(link, { login }), jwt);
     consented++;
   }
   return consented;

@@ -65,6 +65,27 @@ async function submit(page: Page, selector: string): Promise<void> {
 }
 
 /**
+ * Signs in and allows (or denies) on `page`, which is on its way to the authorization server, and
+ * returns the URL it ended on once no interaction page is left (a popup's page too).
+ */
+export async function driveConsent(page: Page, options: ConsentOptions): Promise<URL> {
+  for (let step = 0; step < MAX_INTERACTION_STEPS; step += 1) {
+    const interaction = await interactionOf(page);
+    if (interaction === 'login') {
+      if ((await page.locator('#error').count()) > 0) throw new Error(`login refused for ${options.login}`);
+      await page.fill('#login', options.login);
+      await page.fill('#password', options.password ?? options.login);
+      await submit(page, '#submit');
+    } else if (interaction === 'consent') {
+      await submit(page, options.deny === true ? '#deny' : '#confirm');
+    } else {
+      return new URL(page.url());
+    }
+  }
+  throw new Error(`consent did not finish within ${MAX_INTERACTION_STEPS} pages; stuck at ${page.url()}`);
+}
+
+/**
  * Opens `startUrl` in a fresh browser context (no cookies from earlier consents), signs in,
  * allows (or denies) and returns the URL the browser ended on once no interaction page is left.
  */
@@ -73,20 +94,7 @@ export async function completeConsent(browser: Browser, startUrl: string, option
   try {
     const page = await context.newPage();
     await page.goto(startUrl, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
-    for (let step = 0; step < MAX_INTERACTION_STEPS; step += 1) {
-      const interaction = await interactionOf(page);
-      if (interaction === 'login') {
-        if ((await page.locator('#error').count()) > 0) throw new Error(`login refused for ${options.login}`);
-        await page.fill('#login', options.login);
-        await page.fill('#password', options.password ?? options.login);
-        await submit(page, '#submit');
-      } else if (interaction === 'consent') {
-        await submit(page, options.deny === true ? '#deny' : '#confirm');
-      } else {
-        return new URL(page.url());
-      }
-    }
-    throw new Error(`consent did not finish within ${MAX_INTERACTION_STEPS} pages; stuck at ${page.url()}`);
+    return await driveConsent(page, options);
   } finally {
     await context.close();
   }
