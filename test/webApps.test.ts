@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoBanner } from '../src/demo/banner.js';
 import type { Demo } from '../src/demo/demo.js';
 import { DEMO_SESSION_JWT_SECONDS, DEMO_SESSION_PATH } from '../src/demo/demoWeb.js';
 import { createLogger } from '../src/log.js';
@@ -95,6 +96,12 @@ describe('the demo page on the demo gateway', () => {
     const res = await fetch(`${base}${path}`);
     expect(res.status).toBe(404);
     expect(await res.text()).not.toContain('"name": "credential-gateway"');
+  });
+
+  it('is the first address in the demo banner', () => {
+    const banner = demoBanner(demo);
+    expect(banner).toContain(`Demo app (start here)      ${demo.app.publicUrl}/demo`);
+    expect(banner.indexOf('/demo ')).toBeLessThan(banner.indexOf('/graphql'));
   });
 
   it('mints a short-lived JWT for a demo user only', async () => {
