@@ -3,7 +3,8 @@
  * query asks for consent per provider in a popup, the kit confirms it as bob, and his data shows
  * with tokens for `sub = bob`; the second run opens no popup. A hijack of bob's loginUrl by alice
  * in another browser (no opener) connects nothing. Closing a popup reports "cancelled" and keeps
- * the other subgraph's data on screen.
+ * the other subgraph's data on screen. The tests share one demo and run in order: each says
+ * which connections the ones before it left connected.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,6 +132,37 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
       await expect.poll(() => view.page.locator('[data-subgraph="graph"] .problem').textContent()).toContain('CONNECTION_NOT_CONNECTED');
       expect(await view.page.locator('[data-subgraph="github"] .data').textContent()).toContain('login alice');
       await view.screenshot('demo-cancelled');
+      expect(view.problems()).toEqual([]);
+    } finally {
+      await view.close();
+    }
+  });
+
+  it('can be used from the keyboard alone: named controls, visible focus, the popup opens on Enter', async () => {
+    const view = await openPage(browser);
+    try {
+      await view.page.goto(`${demo.app.url}/demo`);
+      const unnamed = await view.page.locator('button, input').evaluateAll((els) =>
+        els.filter((el) => (el as any).labels?.length === 0 && (el.textContent ?? '').trim() === '' && !el.getAttribute('aria-label')).length,
+      );
+      expect(unnamed).toBe(0);
+      const focusRing = () => view.page.evaluate(() => {
+        const el = (globalThis as any).document.activeElement;
+        return `${el.tagName} ${el.textContent.trim()} ${(globalThis as any).getComputedStyle(el).outlineStyle}`;
+      });
+      // alice's graph connection still waits for consent (the test before cancelled it).
+      await view.page.keyboard.press('Tab'); // the user radios, on bob
+      await view.page.keyboard.press('ArrowLeft'); // alice
+      expect(await view.page.getByRole('radio', { name: 'alice' }).isChecked()).toBe(true);
+      await view.page.keyboard.press('Tab'); // Run query
+      expect(await focusRing()).toBe('BUTTON Run query solid');
+      await view.page.keyboard.press('Enter');
+      const open = view.page.getByRole('button', { name: /Open consent window for/ });
+      await open.waitFor({ timeout: STEP_TIMEOUT_MS });
+      await expect.poll(() => view.page.evaluate(() => (globalThis as any).document.activeElement.textContent)).toMatch(/^Open consent window for/);
+      const [popup] = await Promise.all([view.page.waitForEvent('popup', { timeout: STEP_TIMEOUT_MS }), view.page.keyboard.press('Enter')]);
+      await popup.close();
+      await expect.poll(() => steps(view), { timeout: STEP_TIMEOUT_MS }).toEqual(['waiting', 'cancelled']);
       expect(view.problems()).toEqual([]);
     } finally {
       await view.close();
