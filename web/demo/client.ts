@@ -1,5 +1,6 @@
 /** The demo's Apollo Client: the consent kit's link in front, then the user's JWT, then HTTP to /graphql. */
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
+import { SetContextLink } from '@apollo/client/link/context';
 import { createConsentLink, type ConsentProgress, type ConsentPrompt } from 'credential-gateway/client';
 
 export interface DemoClientOptions {
@@ -10,13 +11,11 @@ export interface DemoClientOptions {
 }
 
 export function createDemoClient(options: DemoClientOptions): ApolloClient {
-  const bearer = new ApolloLink((operation, forward) => {
+  const bearer = new SetContextLink(({ headers }) => {
     const token = options.getToken();
-    operation.setContext(({ headers = {} }: { headers?: Record<string, string> }) => ({
-      headers: { ...headers, ...(token !== null && { authorization: `Bearer ${token}` }) },
-    }));
-    return forward(operation);
+    return { headers: { ...headers, ...(token !== null && { authorization: `Bearer ${token}` }) } };
   });
+  // The page is served by the gateway: same origin, so no CORS and the done page may post to it.
   const consent = createConsentLink({
     gatewayOrigin: window.location.origin,
     getToken: options.getToken,
