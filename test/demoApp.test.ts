@@ -110,6 +110,12 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
       expect(await subjectIn(view, 'graph').textContent()).toBe('bob');
       expect(await view.page.getByRole('button', { name: /Open consent window/ }).count()).toBe(0);
       expect(popups).toBe(2);
+      // The JWT lived in the page's memory only: no storage, no cookie.
+      const stored = await view.page.evaluate(() => {
+        const g = globalThis as any;
+        return { local: g.localStorage.length, session: g.sessionStorage.length, cookie: g.document.cookie };
+      });
+      expect(stored).toEqual({ local: 0, session: 0, cookie: '' });
       expect(view.problems()).toEqual([]);
       expect(view.blocked).toEqual([]);
     } finally {
