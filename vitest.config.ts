@@ -9,6 +9,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds web/ when web/dist is missing or stale (the browser tests load the built apps).
+    globalSetup: ['test/support/webBuild.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -14,6 +14,8 @@ const LAYERS: Readonly<Record<string, number>> = {
   'domain': 0,
   'log.ts': 0,
   'crypto/sealed.ts': 0,
+  // The browser kit (credential-gateway/client): a leaf that runs in browsers; see the test below.
+  'client': 0,
   'config': 1,
   'crypto': 2,
   'store': 2,
@@ -86,6 +88,18 @@ describe('architecture', () => {
     };
     for (const f of ALL) if (!state.has(f)) visit(f);
     expect(cycles).toEqual([]);
+  });
+
+  it('keeps the browser kit (src/client) to itself, @apollo/client and rxjs: nothing of the server, nothing of Node', () => {
+    const kit = ALL.filter((f) => relative(SRC, f).startsWith('client/'));
+    expect(kit.length).toBeGreaterThan(0);
+    const foreign = kit.flatMap((f) =>
+      [...readFileSync(f, 'utf8').matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/g)]
+        .map((m) => m[1]!)
+        .filter((spec) => (spec.startsWith('.') ? !resolve(dirname(f), spec).startsWith(join(SRC, 'client')) : !/^(@apollo\/client|rxjs)(\/|$)/.test(spec)))
+        .map((spec) => `${relative(SRC, f)} → ${spec}`),
+    );
+    expect(foreign).toEqual([]);
   });
 
   it('has no default exports', () => {

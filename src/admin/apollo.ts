@@ -2,13 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import type { OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../log.js';
 import { createErrorFormatter, toRequestError } from '../graphql/errors.js';
 import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, storableTextPlugin } from '../graphql/limits.js';
 import type { AdminContext } from './context.js';
 import { adminResolvers } from './resolvers.js';
+import { explorationLandingPage } from '../graphql/landingPage.js';
 
 const SCHEMA_FILE = new URL('../../schema/admin.graphql', import.meta.url);
 
@@ -59,7 +59,7 @@ export function createAdminApollo(options: AdminApolloOptions): ApolloServer<Adm
       requireAdmin,
       storableTextPlugin<AdminContext>(),
       options.exploration
-        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        ? explorationLandingPage({ authHeader: 'x-api-key: <admin API key>' })
         : ApolloServerPluginLandingPageDisabled(),
     ],
   });

@@ -23,6 +23,8 @@ export interface Config {
     readonly publicUrl: string | null;
     /** Introspection and the Sandbox landing page on both graphs. */
     readonly exploration: boolean;
+    /** Origins (or `*`) whose scripts may call /graphql, /tokens/... and /oauth/confirm; null: see corsOriginsOf. */
+    readonly cors: { readonly origins: readonly string[] | null };
   };
   readonly supergraph: string | null;
   readonly store: { readonly url: string };
@@ -53,7 +55,7 @@ export interface Config {
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 
-type Kind = 'string' | 'nullableString' | 'int' | 'bool' | 'stringList' | 'issuers' | 'url' | 'logLevel';
+type Kind = 'string' | 'nullableString' | 'int' | 'bool' | 'stringList' | 'corsOrigins' | 'issuers' | 'url' | 'logLevel';
 
 interface KeySpec {
   readonly path: string;
@@ -77,6 +79,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     doc: 'Base URL users reach the gateway at; the OAuth callback is `<publicUrl>/oauth/callback`. Default `http://<host>:<port>`.',
   },
   { path: 'server.exploration', kind: 'bool', default: true, doc: 'Introspection and the Apollo Sandbox landing page on both graphs; turn off in production.' },
+  {
+    path: 'server.cors.origins',
+    kind: 'corsOrigins',
+    default: null,
+    doc: 'Exact origins (or `"*"`) whose browser scripts may call `/graphql`, `/tokens/...` and `/oauth/confirm` (CORS); other origins get no CORS headers. Default: Apollo Studio (`https://studio.apollographql.com`) when `server.exploration` is on, else none.',
+  },
   { path: 'supergraph', kind: 'nullableString', default: null, doc: 'Path to `supergraph.yaml`; none means the management API only.' },
   { path: 'store.url', kind: 'string', default: 'sqlite:./data/credentials.db', doc: '`sqlite:<file>` or `postgres://…`.' },
   { path: 'keys.keyringFile', kind: 'string', default: './data/keyring.json', doc: 'Keyring file, created with mode 0600 on first start (used when `keys.key` is unset).' },
@@ -197,6 +205,9 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
       if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
         return void problems.push(`${p} must be one of ${LOG_LEVELS.join(', ')}`);
       return raw;
+    case 'corsOrigins':
+      if (raw === null) return null;
+      return checkValue({ ...spec, kind: 'stringList' }, raw, problems);
     case 'stringList': {
       const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
       if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0))
@@ -315,6 +326,7 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
     const u = httpUrl(o);
     if (!u || u.origin !== o.replace(/\/$/, '')) problems.push(`consent.allowedRedirectOrigins[${i}] must be an origin like https://app.example.com`);
   });
+  corsOriginProblems((out['server'] as { cors: { origins: readonly string[] | null } }).cors.origins, problems);
   const storeUrl = (out['store'] as { url: string }).url;
   if (!/^sqlite:/.test(storeUrl) && !/^postgres(ql)?:\/\//.test(storeUrl))
     problems.push('store.url must start with sqlite: or postgres://');
@@ -326,6 +338,21 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
         problems.push(`keys.key[${i}] must be kid:base64 of 32 bytes (kid of a-z, 0-9, -)`);
     });
   }
+}
+
+function corsOriginProblems(origins: readonly string[] | null, problems: string[]): void {
+  origins?.forEach((o, i) => {
+    const u = httpUrl(o);
+    if (o !== '*' && (!u || u.origin !== o)) problems.push(`server.cors.origins[${i}] must be "*" or an origin like https://app.example.com (scheme, host, port; no path or trailing slash)`);
+  });
+}
+
+/** Apollo Studio's Explorer calls the gateway from this origin. */
+export const APOLLO_STUDIO_ORIGIN = 'https://studio.apollographql.com';
+
+/** The CORS origins in force: the configured ones, else Apollo Studio while exploration is on. */
+export function corsOriginsOf(server: Config['server']): readonly string[] {
+  return server.cors.origins ?? (server.exploration ? [APOLLO_STUDIO_ORIGIN] : []);
 }
 
 /** `none` and the HMAC algorithms, in any case: a verifier of caller JWTs accepts neither. */

@@ -13,6 +13,7 @@ export function demoBanner(demo: Demo): string {
     '',
     'Credential gateway demo (local test identities only; nothing here is fit for production)',
     '',
+    `  Demo app (start here)      ${demo.app.publicUrl}/demo   (sign in as alice or bob, run the query, consent in a popup)`,
     `  Sandbox (federated graph)  ${demo.sandboxUrl}`,
     `  Admin API                  ${demo.adminUrl}   (header x-api-key: the key printed on the first start)`,
     ...demo.subgraphs.map((s) => `  ${pad(s.authServer.displayName, 26)} ${s.authServer.issuer}   provider ${s.providerId}, subgraph ${s.url}`),

@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { CONSENT_DONE_PATH } from '../server/donePage.js';
 import { startApp, type App } from '../server/wire.js';
 import { startAuthServer, type AuthServer } from './authServer.js';
+import { demoWebRoutes } from './demoWeb.js';
 import { startJwtIssuer } from './jwtIssuer.js';
 import { assertPortsFree, asPortInUse, demoPortsFromEnv, type DemoPorts } from './ports.js';
 import { seedDemo } from './seed.js';
@@ -177,6 +178,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const app = await startApp(config, {
       ...(options.logger && { logger: options.logger }),
       ...(options.onAdminKeyGenerated && { onAdminKeyGenerated: options.onAdminKeyGenerated }),
+      routes: demoWebRoutes(callers, DEMO_USERS),
       // Before the graphs serve: no request meets a provider still pointing at the last run's servers.
       seed: async (registry) => {
         ({ expiredConnections } = await seedDemo(registry, providers, { sub: CONNECTED_USER, issuer: callers.issuer }));

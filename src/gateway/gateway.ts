@@ -7,7 +7,6 @@ import type { IncomingMessage } from 'node:http';
 import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import DataLoader from 'dataloader';
 import { getVariableValues, type GraphQLFormattedError } from 'graphql';
 import { asGatewayError, GatewayError } from '../errors.js';
@@ -24,6 +23,7 @@ import { createSubgraphHttpClient } from './httpClient.js';
 import { PreparedOperations, servicesOf } from './prepared.js';
 import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
 import type { SupergraphSource } from './supergraphSource.js';
+import { explorationLandingPage } from '../graphql/landingPage.js';
 
 export interface FederatedGraphDeps {
   readonly supergraph: SupergraphSource;
@@ -132,7 +132,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       plannerRefusalPlugin<GatewayContext>(),
       ApolloServerPluginUsageReportingDisabled(),
       ApolloServerPluginSchemaReportingDisabled(),
-      deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+      deps.exploration ? explorationLandingPage({ authHeader: 'authorization: Bearer <JWT>', alsoTry: 'The demo app at /demo (when the demo runs) needs no internet access either.' }) : ApolloServerPluginLandingPageDisabled(),
       errorsObserver,
     ],
   });

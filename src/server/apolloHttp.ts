@@ -56,7 +56,11 @@ export async function serveApollo<TContext extends BaseContext>(
     httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
     context: () => context(req),
   });
-  for (const [name, value] of result.headers) res.setHeader(name, value);
+  for (const [name, value] of result.headers) {
+    // Keep a `vary` set before (CORS: Origin) beside Apollo's own.
+    const before = name === 'vary' ? res.getHeader('vary') : undefined;
+    res.setHeader(name, typeof before === 'string' ? `${before}, ${value}` : value);
+  }
   res.statusCode = result.status ?? 200;
   if (result.body.kind === 'complete') {
     res.end(result.body.string);

@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/schema.js';
+import { corsOriginsOf, type Config } from '../config/schema.js';
 import { createAdminApollo } from '../admin/apollo.js';
 import type { AdminContext, AdminServices } from '../admin/context.js';
 import { createAdminLoaders } from '../admin/loaders.js';
@@ -46,7 +46,9 @@ import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
 import { federatedGraphHandler } from './gatewayHttp.js';
 import { redirect, sendJson } from './httpUtil.js';
+import { applyCors } from './cors.js';
 import { createRouter, type Route } from './router.js';
+import { webAssetRoute } from './webApps.js';
 
 export interface AppOptions {
   readonly logger?: Logger;
@@ -57,6 +59,8 @@ export interface AppOptions {
   readonly tokenEvents?: TokenEvents;
   /** Runs once with the registry, before the graphs are built: the demo seeds its providers here. */
   readonly seed?: (registry: RegistryDeps) => Promise<void>;
+  /** More routes beside the gateway's own (the demo adds its page and its JWT minting here). */
+  readonly routes?: readonly Route[];
 }
 
 export interface App {
@@ -326,8 +330,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       { methods: ['GET'], path: '/tokens/:providerId/:connectionId', handler: tokenEndpoint({ verifier, resolver }) },
       ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: federatedGraphHandler(graph, metrics.graphqlOperations) }] : []),
       { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
+      // The browser apps' shared assets; each app's page is its own route (webAppRoutes).
+      webAssetRoute(),
+      ...(options.routes ?? []),
     ];
-    server.on('request', createRouter(routes.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
+    const served = applyCors({ origins: corsOriginsOf(config.server) }, routes);
+    server.on('request', createRouter(served.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
     server.off('request', starting);
     const purge = setInterval(() => {
       store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
