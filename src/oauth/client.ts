@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { authorizationResponseError, callbackInputError, configurationError, toGatewayError } from './errors.js';
 import { createProviderFetch } from './fetch.js';
 import { createProviderDispatcher } from './network.js';
+import { probeStatus } from './probe.js';
 import { toTokenResult } from './normalize.js';
 import type {
   AuthorizationRequest,
@@ -178,6 +179,11 @@ export class OAuthClient {
     if (params.scopes.length > 0) parameters['scope'] = joinScopes(params.scopes, cfg.quirks);
     const response = await this.#callAsync(() => oidc.clientCredentialsGrant(configuration, parameters));
     return toTokenResult(response, cfg.quirks);
+  }
+
+  /** GETs `url` with the headers (a static credential's check): the status, never the body. */
+  checkCredential(url: string, headers: Readonly<Record<string, string>>): Promise<number> {
+    return probeStatus(url, headers, { dispatcher: this.#dispatcher, timeoutMs: this.#options.timeoutMs });
   }
 
   #call<T>(operation: () => T): T {

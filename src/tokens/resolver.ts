@@ -9,7 +9,7 @@
  * stale by the token write of its own renewal: that write is what it returns.
  */
 import { LRUCache } from 'lru-cache';
-import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
+import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { orStoreUnavailable, providerLabel } from '../store/errors.js';
 import type { Logger } from '../log.js';
@@ -227,6 +227,9 @@ export class TokenResolver {
   }
 
   async #withLoginLink(key: ConnectionKey, e: GatewayError): Promise<GatewayError> {
+    // No consent brings an API key or a password: their connections take a new one from an admin.
+    const provider = await orStoreUnavailable(this.#deps.registry.store.getProvider(key.providerId));
+    if (provider && isStaticCredential(provider.grantType)) return e;
     const link = await this.#deps.loginLinks.runtimeLoginLink(key, this.#deps.postLoginRedirectUrl);
     return new GatewayError(e.code, `${e.message}: open extensions.loginUrl to consent`, { details: { ...e.details, loginUrl: link.url }, cause: e.cause });
   }
@@ -238,6 +241,8 @@ export class TokenResolver {
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     try {
       const provider = await requireProvider(this.#deps.registry, key.providerId);
+      // An API key or a password comes from an admin, never from a user's first query.
+      if (isStaticCredential(provider.grantType)) throw connectionNotFound(key);
       await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
         ownerPolicy(k, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, now),
       ], { autoCreated: true });
