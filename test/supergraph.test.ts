@@ -9,6 +9,7 @@ import {
   loadSupergraphConfig,
   parseSupergraphConfig,
   renderConnectionId,
+  type ConnectionBinding,
   type ConnectionTemplate,
   type SupergraphConfig,
 } from '../src/gateway/supergraphConfig.js';
@@ -118,7 +119,7 @@ describe('parseSupergraphConfig', () => {
   it('returns deeply frozen values', () => {
     const file = writeFixture(binding({ connection: 'user-{jwt.sub}' }));
     const config = parseSupergraphConfig(readFileSync(file, 'utf8'), file);
-    const auth = config.subgraphs[0]!.authorization!;
+    const auth = config.subgraphs[0]!.authorization! as ConnectionBinding;
     for (const value of [config, config.subgraphs, config.subgraphs[0], auth, auth.connection]) expect(Object.isFrozen(value)).toBe(true);
     expect(auth.connection.kind === 'claims' && Object.isFrozen(auth.connection.parts)).toBe(true);
   });
@@ -245,7 +246,7 @@ describe('parseSupergraphConfig', () => {
 describe('renderConnectionId', () => {
   const template = (text: string): ConnectionTemplate => {
     const file = writeFixture(binding({ connection: text }));
-    return parseSupergraphConfig(readFileSync(file, 'utf8'), file).subgraphs[0]!.authorization!.connection;
+    return (parseSupergraphConfig(readFileSync(file, 'utf8'), file).subgraphs[0]!.authorization! as ConnectionBinding).connection;
   };
 
   it('returns a fixed connection whatever the claims', () => {
