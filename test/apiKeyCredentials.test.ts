@@ -162,6 +162,7 @@ describe('API-key and basic credentials', () => {
     const refused = await query(`{ internal { apiKey } }`);
     expect(refused.body.errors![0].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
     expect(refused.body.errors![0].extensions.loginUrl).toBeUndefined();
+    expect(refused.body.errors![0].message).toContain('needs a new API key (updateConnection)');
 
     await admin(UPDATE_CONNECTION, { p: 'internal-01', id: 'ops', input: { apiKey: ROTATED_KEY } });
     const result = await admin(TEST, { p: 'internal-01', c: 'ops' });

@@ -137,7 +137,7 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('refuses an identity other than jwt or managed', () => {
-    expect(parseProblems(binding({ identity: 'user' }))).toEqual(['subgraphs.a.authorization.identity must be jwt or managed']);
+    expect(parseProblems(binding({ identity: 'user' }))).toEqual(['subgraphs.a.authorization.identity must be jwt, managed or exchange']);
   });
 
   it('refuses a routing_url that is not an http(s) URL', () => {
@@ -194,7 +194,9 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('refuses an unknown key under authorization', () => {
-    expect(parseProblems(binding({ scope: 'repo' }))).toEqual(['subgraphs.a.authorization.scope is not a known key']);
+    expect(parseProblems(binding({ scopes: 'repo' }))).toEqual(['subgraphs.a.authorization.scopes is not a known key']);
+    // Exchange bindings' own keys mean nothing to a connection binding.
+    expect(parseProblems(binding({ scope: 'repo' }))).toEqual(['subgraphs.a.authorization.scope is only used with identity exchange']);
   });
 
   it('refuses a missing or invalid provider id and a non-boolean ignore_error', () => {
@@ -226,7 +228,7 @@ describe('parseSupergraphConfig', () => {
   it('reports every problem at once', () => {
     const problems = parseProblems(binding({ identity: 'robot', header: 'a b' }), (doc) => (doc.subgraphs.b.routing_url = 'nope'));
     expect(problems).toEqual([
-      'subgraphs.a.authorization.identity must be jwt or managed',
+      'subgraphs.a.authorization.identity must be jwt, managed or exchange',
       'subgraphs.a.authorization.header must be an HTTP header name',
       'subgraphs.b.routing_url must be an http(s) URL',
     ]);
@@ -424,7 +426,7 @@ describe('watchSupergraph', () => {
     writeFileSync(file, good.replace('identity: jwt', 'identity: robot'));
     const broken = await events.next();
     expect(broken.kind === 'error' && (broken.error as ConfigError).problems).toEqual([
-      `${file}: subgraphs.github.authorization.identity must be jwt or managed`,
+      `${file}: subgraphs.github.authorization.identity must be jwt, managed or exchange`,
     ]);
 
     writeFileSync(file, good.replace('ignore_error: false', 'ignore_error: true'));

@@ -176,7 +176,7 @@ export class TokenResolver {
         if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
         return token;
       } catch (e) {
-        if (request.delegated && isGatewayError(e) && CONSENT_CODES.has(e.code)) throw await this.#withLoginLink(key, e);
+        if (isGatewayError(e) && CONSENT_CODES.has(e.code)) throw await this.#consentError(key, e, request.delegated);
         throw e;
       }
     } finally {
@@ -226,10 +226,18 @@ export class TokenResolver {
     return new GatewayError('ACCESS_DENIED', `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`);
   }
 
-  async #withLoginLink(key: ConnectionKey, e: GatewayError): Promise<GatewayError> {
-    // No consent brings an API key or a password: their connections take a new one from an admin.
+  /**
+   * A connection that needs consent: with a login link for delegated use; an API key or basic
+   * connection (no consent brings a key or a password) says it needs a new credential from an admin.
+   */
+  async #consentError(key: ConnectionKey, e: GatewayError, delegated: boolean): Promise<GatewayError> {
     const provider = await orStoreUnavailable(this.#deps.registry.store.getProvider(key.providerId));
-    if (provider && isStaticCredential(provider.grantType)) return e;
+    if (provider && isStaticCredential(provider.grantType))
+      return new GatewayError(e.code, `connection '${key.connectionId}' of provider '${key.providerId}' needs a new ${provider.grantType === 'BASIC' ? 'username and password' : 'API key'} (updateConnection)`);
+    return delegated ? this.#withLoginLink(key, e) : e;
+  }
+
+  async #withLoginLink(key: ConnectionKey, e: GatewayError): Promise<GatewayError> {
     const link = await this.#deps.loginLinks.runtimeLoginLink(key, this.#deps.postLoginRedirectUrl);
     return new GatewayError(e.code, `${e.message}: open extensions.loginUrl to consent`, { details: { ...e.details, loginUrl: link.url }, cause: e.cause });
   }

@@ -145,10 +145,7 @@ export function connectionNotFound(key: ConnectionKey): GatewayError {
 export const needsConsent = (connection: Pick<ConnectionRecord, 'id' | 'providerId'> & Partial<Pick<ConnectionRecord, 'clientId' | 'clientSecret'>>) => {
   const label = connectionLabel({ providerId: connection.providerId, connectionId: connection.id });
   // A client-credentials connection whose own secret went with an endpoint change needs a new secret, not a consent.
-  const why =
-    typeof connection.clientId === 'string' && connection.clientSecret === null
-      ? 'needs a new client secret (updateConnection)'
-      : 'needs consent first (an API key or basic connection: a new credential through updateConnection)';
+  const why = typeof connection.clientId === 'string' && connection.clientSecret === null ? 'needs a new client secret (updateConnection)' : 'needs consent first';
   return new GatewayError('CONNECTION_NOT_CONNECTED', `${label} ${why}`);
 };
 
