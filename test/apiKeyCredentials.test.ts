@@ -193,6 +193,11 @@ describe('API-key and basic credentials', () => {
     expect(withClient.body.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.clientId' });
     const badHeader = await admin(CREATE_PROVIDER, { input: { id: 'bad-02', identityProvider: 'apikey', grantType: 'API_KEY', parameters: [{ name: 'headerName', value: 'X-Key: injected' }] } });
     expect(badHeader.body.errors![0].extensions, JSON.stringify(badHeader.body.errors)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.parameters.headerName' });
+    // A key must not frame or route the request to the subgraph.
+    for (const name of ['Host', 'content-length', 'Transfer-Encoding', 'traceparent']) {
+      const framing = await admin(CREATE_PROVIDER, { input: { id: 'bad-03', identityProvider: 'apikey', grantType: 'API_KEY', parameters: [{ name: 'headerName', value: name }] } });
+      expect(framing.body.errors![0].extensions, name).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.parameters.headerName' });
+    }
   });
 
   it('lists the credential kinds in the catalog, with how each is sent', async () => {

@@ -108,7 +108,8 @@ function sampleValue(spec: ParameterSpec): string {
     hostLabel: 'acme',
     pathSegment: 'segment',
     text: 'value',
-    httpToken: 'X-API-Key',
+    httpToken: 'Token',
+    headerName: 'X-API-Key',
   } as const;
   return samples[spec.format];
 }

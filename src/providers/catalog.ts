@@ -29,9 +29,10 @@ export type ParameterLevel = 'PROVIDER' | 'CONNECTION';
  * - `hostLabel`: a single DNS label (a sub-domain of the provider's own domain);
  * - `pathSegment`: one URL path segment (letters, digits, `. _ ~ -`);
  * - `text`: any value without whitespace or control characters (URL-encoded in endpoint templates);
- * - `httpToken`: an HTTP token (RFC 9110: letters, digits and ``!#$%&'*+.^_`|~-``), for header names and schemes.
+ * - `httpToken`: an HTTP token (RFC 9110: letters, digits and ``!#$%&'*+.^_`|~-``), for authentication schemes;
+ * - `headerName`: an HTTP token naming a header a credential may go in (not `Host`, `Content-Length`, ...).
  */
-export type ParameterFormat = 'url' | 'issuer' | 'host' | 'hostLabel' | 'pathSegment' | 'text' | 'httpToken';
+export type ParameterFormat = 'url' | 'issuer' | 'host' | 'hostLabel' | 'pathSegment' | 'text' | 'httpToken' | 'headerName';
 
 /** Where a parameter is sent when it carries `sendAs`: the authorization request, token requests, or both. */
 export type RequestPart = 'authorization' | 'token';
@@ -657,7 +658,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     displayName: 'Generic API key',
     grantTypes: API_KEY,
     parameters: [
-      { name: 'headerName', default: 'Authorization', format: 'httpToken', description: 'The request header the key goes in, for example `X-API-Key`.' },
+      { name: 'headerName', default: 'Authorization', format: 'headerName', description: 'The request header the key goes in, for example `X-API-Key`.' },
       {
         name: 'scheme',
         default: 'Bearer',

@@ -68,6 +68,7 @@ export function expandUrl(
       case 'pathSegment':
       case 'text':
       case 'httpToken':
+      case 'headerName':
         return encodeURIComponent(check.value);
     }
   });
