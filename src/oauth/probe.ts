@@ -17,8 +17,8 @@ export async function probeStatus(url: string, headers: Readonly<Record<string, 
   const deadline = AbortSignal.timeout(options.timeoutMs);
   try {
     const response = await undiciFetch(url, { method: 'GET', headers: { ...headers }, redirect: 'manual', signal: deadline, dispatcher: options.dispatcher });
-    // Drained under the same deadline; the body is not ours to read.
-    await response.arrayBuffer();
+    // Only the status counts: the body, however large, is dropped unread.
+    await response.body?.cancel();
     return response.status;
   } catch (error) {
     throw new GatewayError('PROVIDER_UNAVAILABLE', `the check URL could not be reached (${classify(error, deadline)})`);
