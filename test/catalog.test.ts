@@ -2,7 +2,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../src/errors.js';
-import { GRANT_TYPES, type GrantType } from '../src/domain/model.js';
+import { GRANT_TYPES, isStaticCredential, type GrantType } from '../src/domain/model.js';
+import { credentialCheckUrl, credentialHeader } from '../src/providers/credentials.js';
 import {
   IDENTITY_PROVIDERS,
   IDENTITY_PROVIDER_NAMES,
@@ -107,6 +108,8 @@ function sampleValue(spec: ParameterSpec): string {
     hostLabel: 'acme',
     pathSegment: 'segment',
     text: 'value',
+    httpToken: 'Token',
+    headerName: 'X-API-Key',
   } as const;
   return samples[spec.format];
 }
@@ -200,6 +203,15 @@ describe('identity provider catalog', () => {
 
     it('can reach its endpoints for every grant type with only the required parameters', () => {
       for (const grantType of entry.grantTypes) {
+        if (isStaticCredential(grantType)) {
+          // API keys and passwords reach no authorization server: the entry says how they are sent instead.
+          const header = credentialHeader(entry, minimalParameters(entry, grantType));
+          expect(header.name).toMatch(/^[A-Za-z-]+$/);
+          const check = credentialCheckUrl(entry, minimalParameters(entry, grantType), {});
+          if (check !== null) expect(new URL(check).protocol).toBe('https:');
+          continue;
+        }
+        expect(entry.credential).toBeNull();
         const resolved = resolveEndpoints(entry, minimalParameters(entry, grantType));
         const configured = resolved.discoveryUrl !== null;
         if (grantType === 'AUTHORIZATION_CODE') expect(configured || resolved.authorizationUrl !== null).toBe(true);
@@ -342,7 +354,7 @@ describe('validateProviderInput', () => {
       expectBadInput(
         () => validateProviderInput(with_(ENTRA, { grantType: 'IMPLICIT' })),
         'input.grantType',
-        'must be one of AUTHORIZATION_CODE, CLIENT_CREDENTIALS',
+        'must be one of AUTHORIZATION_CODE, CLIENT_CREDENTIALS, API_KEY, BASIC',
       );
     });
   });

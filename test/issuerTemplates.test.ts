@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError, issuerNameOf, validateConfig } from '../src/config/schema.js';
 import { callerFromClaims } from '../src/identity/caller.js';
-import { parseSupergraphConfig, renderConnectionId, type SupergraphConfig } from '../src/gateway/supergraphConfig.js';
+import { parseSupergraphConfig, renderConnectionId, type ConnectionBinding, type SupergraphConfig } from '../src/gateway/supergraphConfig.js';
 import { startTestApp } from './support/app.js';
 import { tempDir, type TempDir } from './support/tmp.js';
 
@@ -47,7 +47,7 @@ function problemsOf(fn: () => unknown): readonly string[] {
 
 describe('{issuer} in connection templates', () => {
   it('renders the name of the issuer that verified the caller', () => {
-    const template = parse({ provider: 'p1', connection: '{issuer}.{jwt.sub}' }).subgraphs[0]!.authorization!.connection;
+    const template = (parse({ provider: 'p1', connection: '{issuer}.{jwt.sub}' }).subgraphs[0]!.authorization! as ConnectionBinding).connection;
     expect(template.kind).toBe('claims');
     expect(renderConnectionId(template, { sub: 'alice' }, 'corp')).toBe('corp.alice');
     expect(renderConnectionId(template, { sub: 'alice' }, 'partner')).toBe('partner.alice');
@@ -75,7 +75,7 @@ describe('templates over mutable claims', () => {
   });
 
   it('accepts them when the binding sets allow_mutable_claims: true', () => {
-    const template = parse({ provider: 'p1', connection: '{issuer}.{jwt.email}', allow_mutable_claims: true }).subgraphs[0]!.authorization!.connection;
+    const template = (parse({ provider: 'p1', connection: '{issuer}.{jwt.email}', allow_mutable_claims: true }).subgraphs[0]!.authorization! as ConnectionBinding).connection;
     expect(renderConnectionId(template, { email: 'alice@example.com' }, 'corp')).toBe('corp.alice@example.com');
   });
 

@@ -54,6 +54,21 @@ async function fullRun(s: Stage, run: Run): Promise<void> {
   record((await s.t.admin(`{ credentialProviders { items { id clientId hasClientSecret parameters { name value } connections { items { id status error { code message } } } } } }`)).body);
   record((await s.query(QUERY, 'not-a-jwt')).body);
 
+  // API keys and passwords: created, rotated, tested (no check URL), listed.
+  const apiKeys = ['hygiene-api-key-4c1d9e', 'hygiene-api-key-rotated-7b2f'];
+  const password = 'hygiene-password-91ae';
+  apiKeys.forEach((k) => run.secrets.add(k));
+  run.secrets.add(password).add(Buffer.from(`svc:${password}`).toString('base64'));
+  record((await s.t.admin(`mutation { createCredentialProvider(input: { id: "keys-01", identityProvider: "apikey", grantType: API_KEY }) { id } }`)).body);
+  record((await s.t.admin(`mutation { createCredentialProvider(input: { id: "basic-01", identityProvider: "basic", grantType: BASIC }) { id } }`)).body);
+  record((await s.t.admin(`mutation($k: String!) { createConnection(providerId: "keys-01", input: { id: "k", apiKey: $k }) { status hasCredential } }`, { k: apiKeys[0] })).body);
+  const rotated = await s.t.admin(`mutation($k: String!) { updateConnection(providerId: "keys-01", id: "k", input: { apiKey: $k }) { status hasCredential } }`, { k: apiKeys[1] });
+  expect(rotated.body.data.updateConnection).toEqual({ status: 'CONNECTED', hasCredential: true });
+  record(rotated.body);
+  record((await s.t.admin(`mutation($p: String!) { createConnection(providerId: "basic-01", input: { id: "b", username: "svc", password: $p }) { status } }`, { p: password })).body);
+  record((await s.t.admin(`mutation { testConnection(providerId: "keys-01", connectionId: "k") { ok tested error { code message } } }`)).body);
+  record((await s.t.admin(`{ credentialProvider(id: "keys-01") { parameters { name value } connections { items { id status hasCredential } } } }`)).body);
+
   // The tokens themselves, as the gateway holds them (decrypted with the run's own keyring).
   const envelope = new Envelope(await openFileKeyring(join(s.t.dir, 'keyring.json')));
   for (const providerId of ['github-01', 'graph-01']) {

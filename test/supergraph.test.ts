@@ -10,6 +10,7 @@ import {
   loadSupergraphConfig,
   parseSupergraphConfig,
   renderConnectionId,
+  type ConnectionBinding,
   type ConnectionTemplate,
   type SupergraphConfig,
 } from '../src/gateway/supergraphConfig.js';
@@ -119,7 +120,7 @@ describe('parseSupergraphConfig', () => {
   it('returns deeply frozen values', () => {
     const file = writeFixture(binding({ connection: 'user-{jwt.sub}' }));
     const config = parseSupergraphConfig(readFileSync(file, 'utf8'), file);
-    const auth = config.subgraphs[0]!.authorization!;
+    const auth = config.subgraphs[0]!.authorization! as ConnectionBinding;
     for (const value of [config, config.subgraphs, config.subgraphs[0], auth, auth.connection]) expect(Object.isFrozen(value)).toBe(true);
     expect(auth.connection.kind === 'claims' && Object.isFrozen(auth.connection.parts)).toBe(true);
   });
@@ -137,7 +138,7 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('refuses an identity other than jwt or managed', () => {
-    expect(parseProblems(binding({ identity: 'user' }))).toEqual(['subgraphs.a.authorization.identity must be jwt or managed']);
+    expect(parseProblems(binding({ identity: 'user' }))).toEqual(['subgraphs.a.authorization.identity must be jwt, managed or exchange']);
   });
 
   it('refuses a routing_url that is not an http(s) URL', () => {
@@ -194,7 +195,9 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('refuses an unknown key under authorization', () => {
-    expect(parseProblems(binding({ scope: 'repo' }))).toEqual(['subgraphs.a.authorization.scope is not a known key']);
+    expect(parseProblems(binding({ scopes: 'repo' }))).toEqual(['subgraphs.a.authorization.scopes is not a known key']);
+    // Exchange bindings' own keys mean nothing to a connection binding.
+    expect(parseProblems(binding({ scope: 'repo' }))).toEqual(['subgraphs.a.authorization.scope is only used with identity exchange']);
   });
 
   it('refuses a missing or invalid provider id and a non-boolean ignore_error', () => {
@@ -226,7 +229,7 @@ describe('parseSupergraphConfig', () => {
   it('reports every problem at once', () => {
     const problems = parseProblems(binding({ identity: 'robot', header: 'a b' }), (doc) => (doc.subgraphs.b.routing_url = 'nope'));
     expect(problems).toEqual([
-      'subgraphs.a.authorization.identity must be jwt or managed',
+      'subgraphs.a.authorization.identity must be jwt, managed or exchange',
       'subgraphs.a.authorization.header must be an HTTP header name',
       'subgraphs.b.routing_url must be an http(s) URL',
     ]);
@@ -246,7 +249,7 @@ describe('parseSupergraphConfig', () => {
 describe('renderConnectionId', () => {
   const template = (text: string): ConnectionTemplate => {
     const file = writeFixture(binding({ connection: text }));
-    return parseSupergraphConfig(readFileSync(file, 'utf8'), file).subgraphs[0]!.authorization!.connection;
+    return (parseSupergraphConfig(readFileSync(file, 'utf8'), file).subgraphs[0]!.authorization! as ConnectionBinding).connection;
   };
 
   it('returns a fixed connection whatever the claims', () => {
@@ -437,7 +440,7 @@ describe('watchSupergraph', () => {
     writeFileSync(file, good.replace('identity: jwt', 'identity: robot'));
     const broken = await events.next();
     expect(broken.kind === 'error' && (broken.error as ConfigError).problems).toEqual([
-      `${file}: subgraphs.github.authorization.identity must be jwt or managed`,
+      `${file}: subgraphs.github.authorization.identity must be jwt, managed or exchange`,
     ]);
 
     writeFileSync(file, good.replace('ignore_error: false', 'ignore_error: true'));

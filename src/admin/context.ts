@@ -13,6 +13,8 @@ export interface LoginLink {
 
 export interface ConnectionTestResult {
   readonly ok: boolean;
+  /** False when nothing could be tried (an API key or basic credential without a check URL). */
+  readonly tested: boolean;
   readonly state: ConnectionState;
   readonly tokenExpiresAt: Date | null;
   /** Why the test failed (also when the connection's own state did not change, e.g. provider down). */

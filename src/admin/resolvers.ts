@@ -59,6 +59,7 @@ function identityProviderView(entry: IdentityProviderEntry) {
     parameters: entry.parameters.map((p) => ({ ...p, type: p.type.toUpperCase() })),
     defaultScopes: entry.defaultScopes,
     docsUrl: entry.docsUrl,
+    credential: entry.credential,
     quirks: {
       scopeSeparator: entry.quirks.scopeSeparator,
       pkce: entry.quirks.pkce === 'S256',
@@ -131,7 +132,7 @@ export const adminResolvers = {
       const key = { providerId, connectionId };
       await requireConnection(ctx.services.registry, key);
       const result = await ctx.services.testConnection(key);
-      return { ok: result.ok, tokenExpiresAt: result.tokenExpiresAt, status: result.state.status, error: result.error };
+      return { ok: result.ok, tested: result.tested, tokenExpiresAt: result.tokenExpiresAt, status: result.state.status, error: result.error };
     },
     rotateEncryptionKey: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.rotate(),
     retireEncryptionKey: async (_: unknown, { id }: Args, ctx: AdminContext) => {
@@ -150,6 +151,7 @@ export const adminResolvers = {
     status: (c: ConnectionRecord) => c.state.status,
     error: (c: ConnectionRecord) => (c.state.status === 'ERROR' ? c.state.error : null),
     hasClientSecret: (c: ConnectionRecord) => c.clientSecret !== null,
+    hasCredential: (c: ConnectionRecord) => c.tokens !== null,
     accessPolicies: (c: ConnectionRecord, _: Args, ctx: AdminContext) =>
       ctx.loaders.accessPolicies.load({ providerId: c.providerId, connectionId: c.id }),
   },

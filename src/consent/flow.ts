@@ -90,7 +90,7 @@ export class ConsentFlow {
     const provider = await requireProvider(this.#deps, key.providerId);
     await requireConnection(this.#deps, key);
     if (provider.grantType !== 'AUTHORIZATION_CODE')
-      throw badInput('providerId', `provider '${provider.id}' uses client credentials; its connections need no consent`);
+      throw badInput('providerId', `provider '${provider.id}' uses ${provider.grantType}; its connections need no consent`);
     return provider;
   }
 

@@ -61,6 +61,12 @@ export interface AuthServerOptions {
   readonly slowFaultDelayMs?: number;
   /** See GrantMemoryOptions: 0 (default) revokes the grant on any reuse of a rotated-out refresh token. */
   readonly refreshTokenReuseIntervalSeconds?: number;
+  /** More clients, as oidc-provider client metadata (tests add one allowed a grant they register in `extend`). */
+  readonly extraClients?: readonly Readonly<Record<string, unknown>>[];
+  /** Called with the provider before it serves: tests register extra grant types (RFC 8693 token exchange) here. */
+  readonly extend?: (provider: import('oidc-provider').Provider, errors: typeof import('oidc-provider').errors) => void;
+  /** oidc-provider's `extraTokenClaims`: claims added to JWT access tokens (RFC 8693 `act` of exchanged ones). */
+  readonly extraTokenClaims?: import('oidc-provider').Configuration['extraTokenClaims'];
 }
 
 export interface AuthServerClient {
@@ -211,6 +217,7 @@ function serve(
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      ...((options.extraClients ?? []) as import('oidc-provider').ClientMetadata[]),
     ],
     jwks: { keys: [{ ...signingKey, kid: 'signing-key', alg: 'RS256', use: 'sig' }] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -240,6 +247,7 @@ function serve(
     // Always for the web client, not only with offline_access: the gateway needs the refresh token.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
+    ...(options.extraTokenClaims && { extraTokenClaims: options.extraTokenClaims }),
     ttl: {
       AccessToken: accessTokenTtlSeconds,
       AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
@@ -256,6 +264,7 @@ function serve(
     },
   });
   provider.silent = true;
+  options.extend?.(provider, errors);
   provider.use(async (ctx, next) => {
     await next();
     const oidcCtx = (ctx as KoaContextWithOIDC).oidc;

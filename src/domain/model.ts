@@ -4,8 +4,20 @@
  */
 import type { Sealed } from '../crypto/sealed.js';
 
-export const GRANT_TYPES = ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'] as const;
+export const GRANT_TYPES = ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS', 'API_KEY', 'BASIC'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
+
+/**
+ * Credential kinds whose connection holds the credential itself (an API key, a username and
+ * password) rather than OAuth tokens: no consent, no renewal; the credential is served like a token
+ * that never expires, in the header the catalog entry names.
+ */
+export const STATIC_CREDENTIAL_KINDS = ['API_KEY', 'BASIC'] as const;
+export type StaticCredentialKind = (typeof STATIC_CREDENTIAL_KINDS)[number];
+
+export function isStaticCredential(grantType: GrantType): grantType is StaticCredentialKind {
+  return (STATIC_CREDENTIAL_KINDS as readonly string[]).includes(grantType);
+}
 
 export const POLICY_KINDS = ['USER', 'GROUP', 'SERVICE_PRINCIPAL', 'MANAGED_IDENTITY'] as const;
 export type AccessPolicyKind = (typeof POLICY_KINDS)[number];
@@ -87,6 +99,17 @@ export interface StoredTokenSet {
   readonly idTokenClaims: Readonly<Record<string, unknown>> | null;
   /** Extra response fields the catalog says to keep (for example Salesforce `instance_url`). */
   readonly extra: Readonly<Record<string, string>>;
+  /**
+   * API_KEY and BASIC connections: how the credential is sent, from the catalog when it was stored
+   * (absent for OAuth tokens, which go in the binding's header as `Bearer`).
+   */
+  readonly sendAs?: CredentialHeader;
+}
+
+/** A static credential's header: `<name>: <scheme> <credential>`, or the bare credential when `scheme` is null. */
+export interface CredentialHeader {
+  readonly name: string;
+  readonly scheme: string | null;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo
 import type DataLoader from 'dataloader';
 import { GraphQLError } from 'graphql';
 import { asGatewayError, toGraphQLExtensions } from '../errors.js';
+import { headerValue } from '../providers/credentials.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
 import { MAX_SUBGRAPH_RESPONSE_BYTES, SubgraphResponseTooLarge, type SubgraphHttpClient } from './httpClient.js';
 
@@ -46,7 +47,11 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       const header = this.#header();
       const token = header === null ? null : await this.#token(options.context);
       // null: no token needed, or the binding says ignore_error and resolution failed.
-      if (header !== null && token !== null) headers[header] = `Bearer ${token.accessToken}`;
+      // An API key or basic credential goes where its catalog entry says, not in the binding's header.
+      if (header !== null && token !== null) {
+        if (token.sendAs) headers[token.sendAs.name.toLowerCase()] = headerValue(token.sendAs, token.accessToken);
+        else headers[header] = `Bearer ${token.accessToken}`;
+      }
     }
     const { query, variables, operationName } = options.request;
     let res;

@@ -16,7 +16,8 @@ import type { Logger } from '../log.js';
 import { createErrorFormatter, formatExecutionErrors, toRequestError } from '../graphql/errors.js';
 import { declaredVariables, GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin, variablesProblem } from '../graphql/limits.js';
 import type { Principal } from '../tokens/accessPolicy.js';
-import type { TokenResolver } from '../tokens/resolver.js';
+import type { TokenExchanger } from '../tokens/exchange.js';
+import type { TokenRequest, TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
 import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
 import { createSubgraphHttpClient } from './httpClient.js';
@@ -28,6 +29,8 @@ import { explorationLandingPage } from '../graphql/landingPage.js';
 export interface FederatedGraphDeps {
   readonly supergraph: SupergraphSource;
   readonly resolver: TokenResolver;
+  /** `identity: exchange` bindings: the caller's JWT exchanged for the subgraph's own audience. */
+  readonly exchanger: TokenExchanger;
   readonly verifier: JwtVerifier;
   readonly managedObjectId: string;
   readonly exploration: boolean;
@@ -65,6 +68,8 @@ export interface FederatedGraph {
 }
 
 type RequestContext = Parameters<typeof executeQueryPlan>[2];
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /**
  * Start resolving every token the plan will need, all at once, before the first fetch goes out.
@@ -137,14 +142,18 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     ],
   });
 
+  /** A verified caller and the bearer JWT it was verified from (held for this request only: exchange bindings send it on). */
+  type Verified = { readonly caller: Caller; readonly jwt: string } | null;
+  type ExchangeRequest = { readonly exchange: true; readonly providerId: string; readonly caller: Caller; readonly jwt: string; readonly audience: string; readonly scope: string | null };
+  type Request = Omit<TokenRequest, 'subgraph'> | ExchangeRequest;
   /** One subgraph's binding and what it asks for this caller, or why it cannot (decided once per request). */
-  type Planned = { readonly binding: SubgraphBinding; readonly request: ReturnType<typeof requestFor> | GatewayError } | null;
+  type Planned = { readonly binding: SubgraphBinding; readonly request: Request | GatewayError } | null;
 
-  function plan(name: string, caller: Caller | null): Planned {
+  function plan(name: string, verified: Verified): Planned {
     const binding = bindingOf(name);
     if (!binding) return null;
     try {
-      return { binding, request: requestFor(binding, caller) };
+      return { binding, request: requestFor(binding, verified) };
     } catch (e) {
       return { binding, request: asGatewayError(e) };
     }
@@ -156,6 +165,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     const { binding, request } = planned;
     try {
       if (request instanceof GatewayError) throw request;
+      if ('exchange' in request) return await deps.exchanger.exchange({ ...request, subjectToken: request.jwt });
       return await deps.resolver.resolve({ ...request, subgraph: name });
     } catch (e) {
       if (!binding.ignoreError) throw e;
@@ -164,7 +174,12 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     }
   }
 
-  function requestFor(binding: SubgraphBinding, caller: Caller | null) {
+  function requestFor(binding: SubgraphBinding, verified: Verified): Request {
+    const caller = verified?.caller ?? null;
+    if (binding.identity === 'exchange') {
+      if (!verified) throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
+      return { exchange: true, providerId: binding.providerId, caller: verified.caller, jwt: verified.jwt, audience: binding.audience, scope: binding.scope };
+    }
     let principal: Principal;
     if (binding.identity === 'managed') principal = { kind: 'managed', objectId: deps.managedObjectId };
     else if (caller) principal = { kind: 'caller', caller };
@@ -185,6 +200,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     if (!planned) return `none:${name}`;
     const { binding, request } = planned;
     if (request instanceof GatewayError) return `invalid:${name}`;
+    if ('exchange' in request) return `exchange:${JSON.stringify([request.providerId, request.audience, request.scope, binding.ignoreError])}`;
     return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
   }
 
@@ -196,11 +212,14 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     return caller;
   }
 
-  function contextFor(caller: Caller | null): GatewayContext {
+  function contextFor(caller: Caller | null, req: IncomingMessage): GatewayContext {
+    // Verified from this very header: the JWT an exchange binding sends to the authorization server.
+    const jwt = caller === null ? null : (BEARER.exec(req.headers.authorization ?? '')?.[1] ?? null);
+    const verified: Verified = caller !== null && jwt !== null ? { caller, jwt } : null;
     // The DataLoader asks for a key on every load and resolves each batch once: plan once per name.
     const planned = new Map<string, Planned>();
     const planOf = (name: string): Planned => {
-      if (!planned.has(name)) planned.set(name, plan(name, caller));
+      if (!planned.has(name)) planned.set(name, plan(name, verified));
       return planned.get(name)!;
     };
     return {
@@ -215,7 +234,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     apollo,
     async context(req) {
       try {
-        return contextFor(await callerOf(req));
+        return contextFor(await callerOf(req), req);
       } catch (e) {
         throw toRequestError(asGatewayError(e));
       }
@@ -236,7 +255,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       } catch {
         return null;
       }
-      const context = contextFor(caller);
+      const context = contextFor(caller, req);
       prefetchTokens(context, operation.services);
       const requestContext = {
         request: { query: post.query, operationName: post.operationName ?? undefined, variables },

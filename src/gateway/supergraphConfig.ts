@@ -18,16 +18,33 @@ export type ConnectionTemplate =
   | { readonly kind: 'fixed'; readonly id: string }
   | { readonly kind: 'claims'; readonly template: string; readonly parts: readonly TemplatePart[] };
 
-export interface SubgraphBinding {
+interface BindingBase {
   readonly providerId: string;
-  readonly connection: ConnectionTemplate;
-  /** jwt: access checked for the caller's verified JWT; managed: for the gateway's own identity. */
-  readonly identity: 'jwt' | 'managed';
   /** true: when no token can be had, call the subgraph without one instead of failing its fields. */
   readonly ignoreError: boolean;
   /** Request header carrying `Bearer <access token>`. */
   readonly header: string;
 }
+
+/** A connection's token: the caller's own or a shared one, under the connection's access policies. */
+export interface ConnectionBinding extends BindingBase {
+  readonly connection: ConnectionTemplate;
+  /** jwt: access checked for the caller's verified JWT; managed: for the gateway's own identity. */
+  readonly identity: 'jwt' | 'managed';
+}
+
+/**
+ * RFC 8693 token exchange: the caller's verified JWT is exchanged at the provider's token endpoint
+ * for a token of the subgraph's own `audience`; no connection, the authorization server decides.
+ */
+export interface ExchangeBinding extends BindingBase {
+  readonly identity: 'exchange';
+  readonly audience: string;
+  /** Space-separated scopes to ask for; null asks for none. */
+  readonly scope: string | null;
+}
+
+export type SubgraphBinding = ConnectionBinding | ExchangeBinding;
 
 export interface SubgraphConfig {
   readonly name: string;
@@ -51,7 +68,11 @@ export const DEFAULT_AUTHORIZATION_HEADER = 'Authorization';
 
 const TOP_KEYS = ['federation_version', 'subgraphs'];
 const SUBGRAPH_KEYS = ['routing_url', 'schema', 'authorization'];
-const AUTHORIZATION_KEYS = ['provider', 'connection', 'identity', 'ignore_error', 'header', 'allow_mutable_claims'];
+const AUTHORIZATION_KEYS = ['provider', 'connection', 'identity', 'ignore_error', 'header', 'allow_mutable_claims', 'audience', 'scope'];
+const MAX_EXCHANGE_PARAMETER_CHARS = 1024;
+// A scope list or an audience: printable, no control characters (they go into a form body as they are).
+const EXCHANGE_AUDIENCE = /^[\x21-\x7e]+$/;
+const EXCHANGE_SCOPE = /^[\x21-\x7e]+( [\x21-\x7e]+)*$/;
 /**
  * Claims a user (or a directory admin) can change, or reuse after someone else gave them up: a
  * connection named after one would pass to whoever holds the value next.
@@ -172,6 +193,21 @@ function mutableClaimProblem(template: ConnectionTemplate, path: string): string
   );
 }
 
+/** `audience` (required) and `scope` of an exchange binding; it names no connection: the caller is the subject. */
+function parseExchange(raw: Record<string, unknown>, path: string, problems: string[]): Pick<ExchangeBinding, 'audience' | 'scope'> | null {
+  const before = problems.length;
+  if (raw['connection'] !== undefined) problems.push(`${path}.connection is not used with identity exchange (the caller's JWT is exchanged, no connection is involved)`);
+  if (raw['allow_mutable_claims'] !== undefined) problems.push(`${path}.allow_mutable_claims is not used with identity exchange`);
+  const audience = raw['audience'];
+  if (typeof audience !== 'string' || audience.length > MAX_EXCHANGE_PARAMETER_CHARS || !EXCHANGE_AUDIENCE.test(audience))
+    problems.push(`${path}.audience must be the subgraph's audience (identity exchange asks for a token for it): printable characters, no spaces`);
+  const scope = raw['scope'] ?? null;
+  if (scope !== null && (typeof scope !== 'string' || scope.length > MAX_EXCHANGE_PARAMETER_CHARS || !EXCHANGE_SCOPE.test(scope)))
+    problems.push(`${path}.scope must be space-separated scopes`);
+  if (problems.length > before) return null;
+  return { audience: audience as string, scope: scope as string | null };
+}
+
 function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphBinding | null {
   if (raw === undefined || raw === null) return null;
   if (!isRecord(raw)) {
@@ -185,7 +221,17 @@ function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphB
   if (providerProblem !== null) problems.push(providerProblem);
 
   const identity = raw['identity'] ?? 'jwt';
-  if (identity !== 'jwt' && identity !== 'managed') problems.push(`${path}.identity must be jwt or managed`);
+  if (identity !== 'jwt' && identity !== 'managed' && identity !== 'exchange') problems.push(`${path}.identity must be jwt, managed or exchange`);
+  const ignoreError = raw['ignore_error'] ?? false;
+  if (typeof ignoreError !== 'boolean') problems.push(`${path}.ignore_error must be true or false`);
+  const header = raw['header'] ?? DEFAULT_AUTHORIZATION_HEADER;
+  if (typeof header !== 'string' || !HTTP_TOKEN.test(header)) problems.push(`${path}.header must be an HTTP header name`);
+  if (identity === 'exchange') {
+    const exchange = parseExchange(raw, path, problems);
+    if (problems.length > before || exchange === null) return null;
+    return Object.freeze({ providerId: raw['provider'] as string, identity, ...exchange, ignoreError: ignoreError as boolean, header: header as string });
+  }
+  for (const key of ['audience', 'scope']) if (raw[key] !== undefined) problems.push(`${path}.${key} is only used with identity exchange`);
 
   let connection: ConnectionTemplate | null = null;
   const rawConnection = raw['connection'];
@@ -205,12 +251,6 @@ function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphB
     const problem = mutableClaimProblem(connection, `${path}.connection`);
     if (problem !== null) problems.push(problem);
   }
-
-  const ignoreError = raw['ignore_error'] ?? false;
-  if (typeof ignoreError !== 'boolean') problems.push(`${path}.ignore_error must be true or false`);
-
-  const header = raw['header'] ?? DEFAULT_AUTHORIZATION_HEADER;
-  if (typeof header !== 'string' || !HTTP_TOKEN.test(header)) problems.push(`${path}.header must be an HTTP header name`);
 
   if (problems.length > before || connection === null) return null;
   return Object.freeze({

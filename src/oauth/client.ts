@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import * as oidc from 'openid-client';
 import type { Dispatcher } from 'undici';
-import { authorizationResponseError, callbackInputError, configurationError, toGatewayError } from './errors.js';
+import { authorizationResponseError, callbackInputError, configurationError, exchangeError, toGatewayError } from './errors.js';
 import { createProviderFetch } from './fetch.js';
 import { createProviderDispatcher } from './network.js';
+import { probeStatus } from './probe.js';
 import { toTokenResult } from './normalize.js';
 import type {
   AuthorizationRequest,
@@ -19,8 +20,10 @@ import type {
   OAuthClientConfig,
   OAuthOptions,
   OAuthQuirks,
+  TokenExchangeParams,
   TokenResult,
 } from './types.js';
+import { JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './types.js';
 
 const CONFIGURATION_CACHE_MAX_ENTRIES = 5_000;
 /** Discovered metadata is re-read now and then: providers move endpoints and add features. */
@@ -178,6 +181,29 @@ export class OAuthClient {
     if (params.scopes.length > 0) parameters['scope'] = joinScopes(params.scopes, cfg.quirks);
     const response = await this.#callAsync(() => oidc.clientCredentialsGrant(configuration, parameters));
     return toTokenResult(response, cfg.quirks);
+  }
+
+  /** RFC 8693: exchanges the caller's JWT for a token of `audience`. A refusal is ACCESS_DENIED. */
+  async tokenExchange(cfg: OAuthClientConfig, params: TokenExchangeParams): Promise<TokenResult> {
+    const configuration = await this.#configuration(cfg);
+    const parameters: Record<string, string> = {
+      ...cfg.extraTokenParams,
+      subject_token: params.subjectToken,
+      subject_token_type: JWT_TOKEN_TYPE,
+      audience: params.audience,
+      ...(params.scope !== null && { scope: params.scope }),
+    };
+    try {
+      const response = await oidc.genericGrantRequest(configuration, TOKEN_EXCHANGE_GRANT, parameters);
+      return toTokenResult(response, cfg.quirks);
+    } catch (error) {
+      throw exchangeError(error, this.#options);
+    }
+  }
+
+  /** GETs `url` with the headers (a static credential's check): the status, never the body. */
+  checkCredential(url: string, headers: Readonly<Record<string, string>>): Promise<number> {
+    return probeStatus(url, headers, { dispatcher: this.#dispatcher, timeoutMs: this.#options.timeoutMs });
   }
 
   #call<T>(operation: () => T): T {

@@ -138,6 +138,18 @@ function tokenEndpointError(oauthError: unknown, cause: unknown): GatewayError {
   return unavailable(`identity provider rejected the token request: ${code}`, cause, details);
 }
 
+/**
+ * A token exchange the authorization server answered with an OAuth error: it decided the caller may
+ * not have a token for that audience (ACCESS_DENIED). Only a refused client (the gateway's own
+ * credentials) and what `toGatewayError` finds transient stay PROVIDER_UNAVAILABLE.
+ */
+export function exchangeError(error: unknown, context: ErrorContext): GatewayError {
+  const mapped = toGatewayError(error, context);
+  const refusal = error instanceof ResponseBodyError && !isTransientStatus(error.status) ? safeOAuthErrorCode(error.error) : null;
+  if (refusal === null || refusal === 'invalid_client') return mapped;
+  return new GatewayError('ACCESS_DENIED', `the authorization server refused the token exchange (${refusal})`, { cause: error, details: { oauthError: refusal } });
+}
+
 function isTransientStatus(status: number): boolean {
   return status === 429 || status >= 500;
 }

@@ -24,7 +24,7 @@ function errorCode(error: unknown): string | undefined {
   return undefined;
 }
 
-function classify(error: unknown, deadline: AbortSignal): TransportFailureKind {
+export function classify(error: unknown, deadline: AbortSignal): TransportFailureKind {
   if (deadline.aborted) return 'timeout';
   const code = errorCode(error);
   if (code === PRIVATE_NETWORK_REFUSED_CODE) return 'private network refused';

@@ -88,3 +88,15 @@ export interface CodeExchangeParams {
 export interface ClientCredentialsParams {
   readonly scopes: readonly string[];
 }
+
+/** RFC 8693: the grant type, and the type of a JWT subject token. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+export interface TokenExchangeParams {
+  /** The caller's verified JWT: sent to the provider only, never stored. */
+  readonly subjectToken: string;
+  readonly audience: string;
+  /** Space-separated; null asks for none. */
+  readonly scope: string | null;
+}

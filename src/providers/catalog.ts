@@ -28,9 +28,11 @@ export type ParameterLevel = 'PROVIDER' | 'CONNECTION';
  * - `host`: a DNS host name (letters, digits, dots, hyphens), so it cannot redirect to another host;
  * - `hostLabel`: a single DNS label (a sub-domain of the provider's own domain);
  * - `pathSegment`: one URL path segment (letters, digits, `. _ ~ -`);
- * - `text`: any value without whitespace or control characters (URL-encoded in endpoint templates).
+ * - `text`: any value without whitespace or control characters (URL-encoded in endpoint templates);
+ * - `httpToken`: an HTTP token (RFC 9110: letters, digits and ``!#$%&'*+.^_`|~-``), for authentication schemes;
+ * - `headerName`: an HTTP token naming a header a credential may go in (not `Host`, `Content-Length`, ...).
  */
-export type ParameterFormat = 'url' | 'issuer' | 'host' | 'hostLabel' | 'pathSegment' | 'text';
+export type ParameterFormat = 'url' | 'issuer' | 'host' | 'hostLabel' | 'pathSegment' | 'text' | 'httpToken' | 'headerName';
 
 /** Where a parameter is sent when it carries `sendAs`: the authorization request, token requests, or both. */
 export type RequestPart = 'authorization' | 'token';
@@ -83,6 +85,21 @@ export interface ProviderEndpoints {
   readonly issuer: string | null;
 }
 
+/** The scheme value that sends a key bare, without a scheme (`X-API-Key: <key>`). */
+export const NO_SCHEME = 'none';
+
+/**
+ * How an API_KEY or BASIC credential is sent, as templates over the entry's parameters: the header
+ * `header: <scheme> <credential>` (BASIC: `Authorization: Basic base64(username:password)`), and
+ * the URL `testConnection` sends it to (GET, any 2xx: accepted), when the entry knows one.
+ */
+export interface CredentialSpec {
+  readonly header: string;
+  /** `Bearer`, `Basic`, `Token`, ...; NO_SCHEME sends the credential bare. */
+  readonly scheme: string;
+  readonly checkUrl: string | null;
+}
+
 export interface IdentityProviderEntry {
   readonly name: string;
   readonly displayName: string;
@@ -93,6 +110,8 @@ export interface IdentityProviderEntry {
   readonly endpoints: ProviderEndpoints;
   readonly quirks: Quirks;
   readonly docsUrl: string | null;
+  /** Entries of the API_KEY and BASIC kinds: how the credential is sent; null for OAuth entries. */
+  readonly credential: CredentialSpec | null;
 }
 
 /**
@@ -128,10 +147,11 @@ type ParameterDraft = Omit<ParameterSpec, 'type' | 'level' | 'required' | 'defau
     readonly grantTypes?: readonly GrantType[];
   };
 
-interface EntryDraft extends Omit<IdentityProviderEntry, 'parameters' | 'quirks' | 'endpoints'> {
+interface EntryDraft extends Omit<IdentityProviderEntry, 'parameters' | 'quirks' | 'endpoints' | 'credential'> {
   readonly parameters: readonly ParameterDraft[];
   readonly quirks: Partial<Quirks>;
   readonly endpoints: Partial<ProviderEndpoints>;
+  readonly credential?: CredentialSpec;
 }
 
 /** A `{parameter}` placeholder of an endpoint or scope template. */
@@ -142,14 +162,17 @@ export function templateParameters(template: string): string[] {
   return [...template.matchAll(PLACEHOLDER)].map((m) => m[1] as string);
 }
 
-/** Names of the parameters the endpoint templates are made of: derived, so it cannot drift from them. */
-function endpointParameterNames(endpoints: Partial<ProviderEndpoints>): ReadonlySet<string> {
-  const templates = Object.values(endpoints).filter((t): t is string => typeof t === 'string');
+/**
+ * Names of the parameters the endpoint templates (and a credential's header and check URL) are made
+ * of: derived, so it cannot drift from them. A stored credential is bound to them like tokens are.
+ */
+function endpointParameterNames(endpoints: Partial<ProviderEndpoints>, credential: CredentialSpec | undefined): ReadonlySet<string> {
+  const templates = [...Object.values(endpoints), ...(credential ? Object.values(credential) : [])].filter((t): t is string => typeof t === 'string');
   return new Set(templates.flatMap(templateParameters));
 }
 
 function entry(draft: EntryDraft): IdentityProviderEntry {
-  const endpointNames = endpointParameterNames(draft.endpoints);
+  const endpointNames = endpointParameterNames(draft.endpoints, draft.credential);
   return {
     ...draft,
     parameters: draft.parameters.map((p) => ({
@@ -165,6 +188,7 @@ function entry(draft: EntryDraft): IdentityProviderEntry {
     })),
     endpoints: { authorizationUrl: null, tokenUrl: null, discovery: null, issuer: null, ...draft.endpoints },
     quirks: { ...STANDARD_QUIRKS, ...draft.quirks },
+    credential: draft.credential ?? null,
   };
 }
 
@@ -200,6 +224,34 @@ const RESOURCE: ParameterDraft = {
 };
 
 const OIDC_SCOPES = ['openid', 'profile', 'email'];
+
+// API keys and HTTP Basic credentials -----------------------------------------------------------
+
+const API_KEY: readonly GrantType[] = ['API_KEY'];
+const BASIC: readonly GrantType[] = ['BASIC'];
+/** Static credentials are never refreshed and need no endpoint of an authorization server. */
+const STATIC_CREDENTIAL_QUIRKS: Partial<Quirks> = { ...NEVER_EXPIRE, pkce: 'none' };
+
+const CHECK_URL: ParameterDraft = {
+  name: 'checkUrl',
+  format: 'url',
+  description: '`testConnection` sends the credential here (GET) and expects a 2xx answer; without it the credential cannot be tested.',
+};
+
+/** A well-known API whose keys go in `Authorization: Bearer <key>`. */
+function bearerKeyApi(name: string, displayName: string, checkUrl: string, docsUrl: string): IdentityProviderEntry {
+  return entry({
+    name,
+    displayName,
+    grantTypes: API_KEY,
+    parameters: [],
+    defaultScopes: [],
+    endpoints: {},
+    quirks: STATIC_CREDENTIAL_QUIRKS,
+    credential: { header: 'Authorization', scheme: 'Bearer', checkUrl },
+    docsUrl,
+  });
+}
 
 const CATALOG: readonly IdentityProviderEntry[] = [
   entry({
@@ -600,6 +652,58 @@ const CATALOG: readonly IdentityProviderEntry[] = [
       clientAuth: 'client_secret_basic',
     },
     docsUrl: 'https://developers.notion.com/docs/authorization',
+  }),
+  entry({
+    name: 'apikey',
+    displayName: 'Generic API key',
+    grantTypes: API_KEY,
+    parameters: [
+      { name: 'headerName', default: 'Authorization', format: 'headerName', description: 'The request header the key goes in, for example `X-API-Key`.' },
+      {
+        name: 'scheme',
+        default: 'Bearer',
+        format: 'httpToken',
+        description: `The scheme before the key (\`Authorization: Bearer <key>\`); \`${NO_SCHEME}\` sends the key bare (\`X-API-Key: <key>\`).`,
+      },
+      CHECK_URL,
+    ],
+    defaultScopes: [],
+    endpoints: {},
+    quirks: STATIC_CREDENTIAL_QUIRKS,
+    credential: { header: '{headerName}', scheme: '{scheme}', checkUrl: '{checkUrl}' },
+    docsUrl: 'https://www.rfc-editor.org/rfc/rfc6750#section-2.1',
+  }),
+  entry({
+    name: 'basic',
+    displayName: 'Generic HTTP Basic (username and password)',
+    grantTypes: BASIC,
+    parameters: [CHECK_URL],
+    defaultScopes: [],
+    endpoints: {},
+    quirks: STATIC_CREDENTIAL_QUIRKS,
+    credential: { header: 'Authorization', scheme: 'Basic', checkUrl: '{checkUrl}' },
+    docsUrl: 'https://www.rfc-editor.org/rfc/rfc7617',
+  }),
+  bearerKeyApi('stripe', 'Stripe (secret key)', 'https://api.stripe.com/v1/balance', 'https://docs.stripe.com/api/authentication'),
+  bearerKeyApi('sendgrid', 'SendGrid', 'https://api.sendgrid.com/v3/scopes', 'https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/authentication'),
+  bearerKeyApi('openai', 'OpenAI', 'https://api.openai.com/v1/models', 'https://platform.openai.com/docs/api-reference/authentication'),
+  entry({
+    name: 'mailgun',
+    displayName: 'Mailgun (username `api`, password: the API key)',
+    grantTypes: BASIC,
+    parameters: [
+      {
+        name: 'apiHost',
+        default: 'api.mailgun.net',
+        format: 'host',
+        description: 'API host: `api.mailgun.net` (US) or `api.eu.mailgun.net` (EU).',
+      },
+    ],
+    defaultScopes: [],
+    endpoints: {},
+    quirks: STATIC_CREDENTIAL_QUIRKS,
+    credential: { header: 'Authorization', scheme: 'Basic', checkUrl: 'https://{apiHost}/v3/domains' },
+    docsUrl: 'https://documentation.mailgun.com/docs/mailgun/api-reference/authentication',
   }),
 ];
 

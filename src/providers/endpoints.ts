@@ -41,7 +41,7 @@ function specOf(entry: IdentityProviderEntry, name: string): ParameterSpec {
  * rule), path values are URL-encoded, and a URL value's trailing `/` merges with the template's.
  * Null when a placeholder has no value (for example `{authorizationUrl}` of a client-credentials provider).
  */
-function expandUrl(
+export function expandUrl(
   entry: IdentityProviderEntry,
   template: string | null,
   parameters: Readonly<Record<string, string>>,
@@ -67,6 +67,8 @@ function expandUrl(
         return check.value;
       case 'pathSegment':
       case 'text':
+      case 'httpToken':
+      case 'headerName':
         return encodeURIComponent(check.value);
     }
   });
@@ -76,8 +78,8 @@ function expandUrl(
   return expanded;
 }
 
-/** Expands a scope template with raw values; null when a placeholder has no value. */
-function expandScope(entry: IdentityProviderEntry, template: string, parameters: Readonly<Record<string, string>>): string | null {
+/** Expands a scope (or header) template with raw values; null when a placeholder has no value. */
+export function expandScope(entry: IdentityProviderEntry, template: string, parameters: Readonly<Record<string, string>>): string | null {
   let missing = false;
   const expanded = template.replace(PLACEHOLDER, (_match, name: string) => {
     const value = parameterValue(specOf(entry, name), parameters);

@@ -28,6 +28,16 @@ const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const HOST_NAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`, 'i');
 const HOST_LABEL = new RegExp(`^${LABEL}$`, 'i');
 const PATH_SEGMENT = /^[A-Za-z0-9._~-]+$/;
+// RFC 9110 token: what a header name or an authentication scheme may be (no `:`, space or CR/LF).
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+/**
+ * Headers a credential must not be sent in: they frame or route the request to the subgraph, or
+ * carry the gateway's own trace context. Compared lower-cased.
+ */
+const RESERVED_HEADER_NAMES: ReadonlySet<string> = new Set([
+  'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'expect', 'proxy-authorization', 'proxy-connection', 'traceparent', 'tracestate', 'cookie',
+]);
 // Whitespace and control characters, Unicode line and paragraph separators included.
 const WHITESPACE_OR_CONTROL = /[\s\p{Cc}]/u;
 
@@ -90,5 +100,10 @@ export function checkParameterValue(spec: ParameterSpec, value: string, options:
       return value.length <= MAX_PARAMETER_VALUE_LENGTH && !hasWhitespaceOrControl(value)
         ? ok(value)
         : problem(`must be 1-${MAX_PARAMETER_VALUE_LENGTH} characters without whitespace or control characters`);
+    case 'httpToken':
+      return HTTP_TOKEN.test(value) ? ok(value) : problem("must be 1-64 characters of letters, digits and !#$%&'*+.^_`|~-");
+    case 'headerName':
+      if (!HTTP_TOKEN.test(value)) return problem("must be a header name: 1-64 characters of letters, digits and !#$%&'*+.^_`|~-");
+      return RESERVED_HEADER_NAMES.has(value.toLowerCase()) ? problem(`must not be ${value.toLowerCase()}: that header frames or routes the request`) : ok(value);
   }
 }

@@ -4,7 +4,7 @@
  * echoed back, since some of them are secrets.
  */
 import { badInput } from '../errors.js';
-import { GRANT_TYPES, type GrantType, type ProviderRecord } from '../domain/model.js';
+import { GRANT_TYPES, isStaticCredential, type GrantType, type ProviderRecord } from '../domain/model.js';
 import {
   IDENTITY_PROVIDER_NAMES,
   findIdentityProvider,
@@ -254,6 +254,14 @@ function refuseSecretWithoutClient(secret: unknown, path: string): void {
   if (!absent(secret) && secret !== '') throw badInput(`${path}.clientSecret`, `is only accepted with ${path}.clientId`);
 }
 
+/** API_KEY and BASIC providers have no OAuth client: each connection holds its credential. */
+function refuseClientOfStaticCredential(input: Pick<ProviderInputRaw, 'clientId' | 'clientSecret'>, grantType: GrantType, path: string): void {
+  for (const field of ['clientId', 'clientSecret'] as const) {
+    if (!absent(input[field]) && input[field] !== '')
+      throw badInput(`${path}.${field}`, `is not used with grant type ${grantType}: each connection holds its own credential`);
+  }
+}
+
 /**
  * A change of the client id or an endpoint needs a new client secret in the same update: the stored
  * one must never reach wherever the new values point. Not for a public client (it has no secret)
@@ -287,9 +295,12 @@ export function validateProviderInput(
   const displayName = validateDisplayName(input.displayName, `${path}.displayName`, id);
   const entry = validateIdentityProvider(input.identityProvider, `${path}.identityProvider`);
   const grantType = validateGrantType(input.grantType, `${path}.grantType`, entry);
+  if (isStaticCredential(grantType)) refuseClientOfStaticCredential(input, grantType, path);
   // A client-credentials provider needs no client: each connection may carry its own.
   const clientId =
-    grantType === 'CLIENT_CREDENTIALS' && absent(input.clientId) ? null : validateClientId(input.clientId, `${path}.clientId`);
+    isStaticCredential(grantType) || (grantType === 'CLIENT_CREDENTIALS' && absent(input.clientId))
+      ? null
+      : validateClientId(input.clientId, `${path}.clientId`);
   if (clientId === null) refuseSecretWithoutClient(input.clientSecret, path);
   const clientSecret =
     clientId === null
@@ -327,6 +338,7 @@ export function validateProviderPatch(
     throw badInput(`${path}.identityProvider`, `${current.identityProvider} is no longer in the catalog; create a new provider instead`);
   }
   const patch: { -readonly [K in keyof ValidProviderPatch]: ValidProviderPatch[K] } = {};
+  if (isStaticCredential(current.grantType)) refuseClientOfStaticCredential(input, current.grantType, path);
   if (!absent(input.displayName)) patch.displayName = validateDisplayName(input.displayName, `${path}.displayName`, current.id);
   if (!absent(input.clientId)) patch.clientId = validateClientId(input.clientId, `${path}.clientId`);
   if ((patch.clientId ?? current.clientId) === null) {

@@ -1,18 +1,44 @@
 /** Connection operations. A connection belongs to one provider; its secrets are sealed to it. */
-import type { AccessPolicyRecord, ConnectionRecord, ConnectionState, ProviderRecord } from '../domain/model.js';
-import { badInput } from '../errors.js';
+import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord, type ConnectionState, type ProviderRecord } from '../domain/model.js';
+import { badInput, GatewayError } from '../errors.js';
 import { connectionLabel, notFound } from '../store/errors.js';
+import { findIdentityProvider } from '../providers/catalog.js';
+import { credentialHeader, credentialTokenSet, credentialValue, type CredentialInputRaw } from '../providers/credentials.js';
 import { validateId } from '../providers/validate.js';
-import type { ConnectionKey, ConnectionPatch } from '../store/types.js';
+import type { ConnectionKey, ConnectionPatch, TokenWrite } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
 import { managedIdentityPolicy } from './policies.js';
 
-export interface ConnectionInputRaw {
+export interface ConnectionInputRaw extends CredentialInputRaw {
   readonly id?: unknown;
   readonly displayName?: unknown;
   readonly clientId?: unknown;
   readonly clientSecret?: unknown;
+}
+
+/**
+ * An API_KEY or BASIC connection's credential as the write that makes it the connection's token set
+ * (sealed in the same field as OAuth tokens, tokens/tokenSet.ts), CONNECTED; null when none is given.
+ */
+function credentialWrite(deps: RegistryDeps, provider: ProviderRecord, key: ConnectionKey, raw: CredentialInputRaw, path: string): TokenWrite | null {
+  const kind = isStaticCredential(provider.grantType) ? provider.grantType : null;
+  const credential = credentialValue(kind, raw, path);
+  if (credential === null) return null;
+  const entry = findIdentityProvider(provider.identityProvider);
+  if (!entry) throw new GatewayError('INTERNAL_SERVER_ERROR', 'provider configuration is invalid', { cause: new Error(`unknown identity provider ${provider.identityProvider}`) });
+  const set = credentialTokenSet(credential, credentialHeader(entry, provider.parameters));
+  return {
+    tokens: deps.envelope.seal(JSON.stringify(set), { kind: 'connection', field: 'tokens', ...key }),
+    tokenExpiresAt: null,
+    lastRefreshedAt: deps.now(),
+    state: { status: 'CONNECTED' },
+  };
+}
+
+function credentialRequired(provider: ProviderRecord, path: string): GatewayError {
+  const fields = provider.grantType === 'BASIC' ? 'username and password' : 'apiKey';
+  return badInput(`${path}.${provider.grantType === 'BASIC' ? 'username' : 'apiKey'}`, `is required: ${provider.grantType} connections hold their ${fields}`);
 }
 
 const MAX_DISPLAY_NAME_CHARS = 256;
@@ -76,9 +102,11 @@ export async function insertConnection(
   const { clientId, clientSecret } = clientFields(provider, raw, path);
   requireClient(provider, { ...(clientId !== undefined && { clientId }), ...(clientSecret !== undefined && { clientSecret }) }, path);
   const key = { providerId: provider.id, connectionId: id };
+  const credential = credentialWrite(deps, provider, key, raw, path);
+  if (credential === null && isStaticCredential(provider.grantType)) throw credentialRequired(provider, path);
   const now = deps.now();
   // Client credentials need no consent: usable at once with the connection's or the provider's client.
-  const state: ConnectionState = provider.grantType === 'CLIENT_CREDENTIALS' ? { status: 'CONNECTED' } : { status: 'NOT_CONNECTED' };
+  const state: ConnectionState = provider.grantType === 'CLIENT_CREDENTIALS' || credential !== null ? { status: 'CONNECTED' } : { status: 'NOT_CONNECTED' };
   const record: ConnectionRecord = {
     providerId: provider.id,
     id,
@@ -89,9 +117,9 @@ export async function insertConnection(
       clientSecret === undefined
         ? null
         : deps.envelope.seal(clientSecret, { kind: 'connection', field: 'clientSecret', ...key }),
-    tokens: null,
+    tokens: credential?.tokens ?? null,
     tokenExpiresAt: null,
-    lastRefreshedAt: null,
+    lastRefreshedAt: credential?.lastRefreshedAt ?? null,
     tokenGeneration: 0,
     version: 1,
     createdAt: now,
@@ -121,6 +149,8 @@ export async function updateConnection(
   const current = await requireConnection(deps, key);
   const displayName = optionalString(raw.displayName, 'input.displayName', MAX_DISPLAY_NAME_CHARS);
   const { clientId, clientSecret } = clientFields(provider, raw, 'input');
+  // An API key or password is rotated here: the new one replaces the old at once, on every replica.
+  const credential = credentialWrite(deps, provider, key, raw, 'input');
   const rebinds = clientId !== undefined && clientId !== current.clientId;
   if (rebinds && clientSecret === undefined) {
     throw badInput('input.clientSecret', "is required with a change of input.clientId: the connection's secret and tokens are bound to its client");
@@ -135,7 +165,7 @@ export async function updateConnection(
     }),
     ...(reconnects && { state: { status: 'CONNECTED' as const } }),
   };
-  const updated = await deps.store.updateConnection(key, patch, expectedVersion, { dropTokens: rebinds });
+  const updated = await deps.store.updateConnection(key, patch, expectedVersion, { dropTokens: rebinds, ...(credential !== null && { tokens: credential }) });
   await deps.changes.publish(key);
   return updated;
 }

@@ -26,6 +26,8 @@ export function tokenEndpoint(deps: { readonly verifier: JwtVerifier; readonly r
       access_token: token.accessToken,
       token_type: token.tokenType,
       expires_at: token.expiresAt === null ? null : Math.floor(token.expiresAt / 1000),
+      // API key and basic credentials: the header to send it in (`token_type` is its scheme, or ApiKey when bare).
+      ...(token.sendAs && { header: token.sendAs.name }),
       ...(Object.keys(token.extra).length > 0 && { extra: token.extra }),
     });
   };

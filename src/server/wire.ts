@@ -29,6 +29,7 @@ import { teeTokenEvents, type TokenEvents } from '../tokens/events.js';
 import { ProactiveRefresher } from '../tokens/refresher.js';
 import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
 import { TokenResolver } from '../tokens/resolver.js';
+import { TokenExchanger } from '../tokens/exchange.js';
 import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
 import { findSubgraph, issuerlessTemplates, type SupergraphConfig } from '../gateway/supergraphConfig.js';
@@ -266,6 +267,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       graph = createFederatedGraph({
         supergraph: source,
         resolver,
+        exchanger: new TokenExchanger({
+          store,
+          envelope,
+          oauth,
+          changes: registry.changes,
+          limiter: new AcquisitionLimiter(config.limits.tokenAcquisitionsPerMinute, () => now().getTime()),
+          allowInsecureHttp,
+          cache: { enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: refreshSkewMs },
+          now: () => now().getTime(),
+        }),
         verifier,
         managedObjectId: config.identity.managedObjectId,
         exploration: config.server.exploration,

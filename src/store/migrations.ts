@@ -190,6 +190,15 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       `CREATE INDEX connections_auto_created ON connections (auto_created_at) WHERE auto_created_at IS NOT NULL`,
     ],
   },
+  {
+    version: 7,
+    name: 'API-key and basic credentials',
+    // Version 1's CHECK on `grant_type` admits the two OAuth grants only, and relaxing a CHECK in
+    // SQLite means rebuilding `providers` under its connections' foreign keys. So the kind gets a
+    // column of its own; such rows keep CLIENT_CREDENTIALS (no consent, the connection holds the
+    // credential) in `grant_type`, and the store reads `credential_kind` first (rows.ts).
+    statements: ({ text }) => [`ALTER TABLE providers ADD COLUMN credential_kind ${text} CHECK (credential_kind IN ('API_KEY', 'BASIC'))`],
+  },
 ]);
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

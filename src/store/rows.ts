@@ -9,6 +9,10 @@ import {
   CONSENT_STARTERS,
   GRANT_TYPES,
   POLICY_KINDS,
+  STATIC_CREDENTIAL_KINDS,
+  isStaticCredential,
+  type GrantType,
+  type StaticCredentialKind,
   type AccessPolicyRecord,
   type ConnectionRecord,
   type ConnectionState,
@@ -19,8 +23,17 @@ import {
 import { raw, type Row } from './sql.js';
 
 export const PROVIDER_COLUMNS = raw(
-  'id, display_name, identity_provider, grant_type, client_id, client_secret, scopes, parameters, version, created_at, updated_at',
+  'id, display_name, identity_provider, grant_type, client_id, client_secret, scopes, parameters, version, created_at, updated_at, credential_kind',
 );
+
+/** `grant_type` and `credential_kind` of a provider row (migration 7 says why there are two). */
+export function grantTypeColumns(grantType: GrantType): { readonly grantType: GrantType; readonly credentialKind: StaticCredentialKind | null } {
+  return isStaticCredential(grantType) ? { grantType: 'CLIENT_CREDENTIALS', credentialKind: grantType } : { grantType, credentialKind: null };
+}
+
+function grantTypeOf(row: Row): GrantType {
+  return row['credential_kind'] === null || row['credential_kind'] === undefined ? oneOf(GRANT_TYPES, row, 'grant_type') : oneOf(STATIC_CREDENTIAL_KINDS, row, 'credential_kind');
+}
 
 export const CONNECTION_COLUMNS = raw(
   'provider_id, id, display_name, status, error_code, error_message, client_id, client_secret, tokens, ' +
@@ -132,7 +145,7 @@ export function toProvider(row: Row): ProviderRecord {
     id: str(row, 'id'),
     displayName: str(row, 'display_name'),
     identityProvider: str(row, 'identity_provider'),
-    grantType: oneOf(GRANT_TYPES, row, 'grant_type'),
+    grantType: grantTypeOf(row),
     clientId: providerClientIdOf(row),
     clientSecret: sealedOrNull(row, 'client_secret'),
     scopes: stringArray(row, 'scopes'),

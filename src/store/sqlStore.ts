@@ -39,6 +39,7 @@ import {
   msOrNull,
   num,
   providerClientIdColumn,
+  grantTypeColumns,
   stateColumns,
   toConnection,
   toConsentState,
@@ -145,7 +146,8 @@ const DROPPED_TOKENS = raw('tokens = NULL, token_expires_at = NULL, last_refresh
  */
 function* unbindConnections(provider: ProviderRecord, dropClientSecrets: boolean): Work<void> {
   const now = Date.now();
-  if (provider.grantType === 'AUTHORIZATION_CODE') {
+  // Authorization code: a new consent; API key and basic: a new credential (updateConnection).
+  if (provider.grantType !== 'CLIENT_CREDENTIALS') {
     yield sql`UPDATE connections SET ${DROPPED_TOKENS}, status = 'NOT_CONNECTED', error_code = NULL, error_message = NULL,
         version = version + 1, updated_at = ${now}
       WHERE provider_id = ${provider.id}`;
@@ -226,10 +228,11 @@ export class SqlStore implements Store {
       );
       if (counts && num(counts, 'taken') > 0) throw alreadyExists(providerLabel(p.id));
       if (counts && num(counts, 'total') >= maxProviders) throw limitExceeded('the instance', maxProviders, 'credential providers');
+      const kind = grantTypeColumns(p.grantType);
       const inserted = firstRow(
         yield sql`INSERT INTO providers (${PROVIDER_COLUMNS})
-          VALUES (${p.id}, ${p.displayName}, ${p.identityProvider}, ${p.grantType}, ${providerClientIdColumn(p.clientId)}, ${p.clientSecret},
-            ${json(p.scopes)}, ${json(p.parameters)}, ${p.version}, ${ms(p.createdAt)}, ${ms(p.updatedAt)})
+          VALUES (${p.id}, ${p.displayName}, ${p.identityProvider}, ${kind.grantType}, ${providerClientIdColumn(p.clientId)}, ${p.clientSecret},
+            ${json(p.scopes)}, ${json(p.parameters)}, ${p.version}, ${ms(p.createdAt)}, ${ms(p.updatedAt)}, ${kind.credentialKind})
           ON CONFLICT (id) DO NOTHING
           RETURNING ${PROVIDER_COLUMNS}`,
       );
@@ -416,12 +419,20 @@ export class SqlStore implements Store {
       const current = toConnection(found);
       checkVersion(label, current.version, expectedVersion);
       const next = patched(current, patch);
-      const state = stateColumns(next.state);
+      const written = options.tokens;
+      const state = stateColumns(written?.state ?? next.state);
+      const tokenColumns =
+        written !== undefined
+          ? sql`, tokens = ${written.tokens}, token_expires_at = ${msOrNull(written.tokenExpiresAt)}, last_refreshed_at = ${ms(written.lastRefreshedAt)},
+              token_generation = token_generation + 1`
+          : options.dropTokens === true
+            ? sql`, ${DROPPED_TOKENS}`
+            : EMPTY;
       const updated = firstRow(
         yield sql`UPDATE connections SET display_name = ${next.displayName}, client_id = ${next.clientId},
             client_secret = ${next.clientSecret}, status = ${state.status}, error_code = ${state.errorCode},
             error_message = ${state.errorMessage}, version = ${current.version + 1}, updated_at = ${Date.now()}
-            ${options.dropTokens === true ? sql`, ${DROPPED_TOKENS}` : EMPTY}
+            ${tokenColumns}
           WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}
           RETURNING ${CONNECTION_COLUMNS}`,
       );

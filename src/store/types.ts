@@ -50,6 +50,11 @@ export interface ProviderUpdateOptions {
 export interface ConnectionUpdateOptions {
   /** The connection's own client changes: its tokens go in the same transaction. */
   readonly dropTokens?: boolean;
+  /**
+   * An API_KEY or BASIC connection's new credential (its token set), written with the update; the
+   * token generation moves, so that nothing in flight writes the old one back. Its state wins over the patch's.
+   */
+  readonly tokens?: TokenWrite;
 }
 
 /** A token write: the new sealed token set and what follows from it, applied together. */

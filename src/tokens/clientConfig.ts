@@ -6,7 +6,7 @@ import type { Envelope } from '../crypto/envelope.js';
 import type { ConnectionRecord, ProviderRecord } from '../domain/model.js';
 import { GatewayError } from '../errors.js';
 import type { OAuthClientConfig } from '../oauth/types.js';
-import { findIdentityProvider } from '../providers/catalog.js';
+import { findIdentityProvider, type IdentityProviderEntry } from '../providers/catalog.js';
 import type { ChangeEvent } from '../store/types.js';
 import { effectiveScopes, extraAuthorizationParameters, extraTokenParameters, resolveEndpoints } from '../providers/endpoints.js';
 
@@ -36,17 +36,23 @@ export function clientsAffectedBy(event: ChangeEvent | null): (cacheKey: string)
   return (cacheKey) => cacheKey === key || cacheKey.startsWith(`${key}/`);
 }
 
+/** The provider's catalog entry; a stored provider whose entry is gone is a configuration fault. */
+export function catalogEntryOf(provider: Pick<ProviderRecord, 'identityProvider'>): IdentityProviderEntry {
+  const entry = findIdentityProvider(provider.identityProvider);
+  if (!entry)
+    throw new GatewayError('INTERNAL_SERVER_ERROR', 'provider configuration is invalid', {
+      cause: new Error(`unknown identity provider ${provider.identityProvider}`),
+    });
+  return entry;
+}
+
 export function resolveClient(
   envelope: Envelope,
   provider: ProviderRecord,
   options: ClientOptions,
   connection?: ConnectionRecord,
 ): ResolvedClient {
-  const entry = findIdentityProvider(provider.identityProvider);
-  if (!entry)
-    throw new GatewayError('INTERNAL_SERVER_ERROR', 'provider configuration is invalid', {
-      cause: new Error(`unknown identity provider ${provider.identityProvider}`),
-    });
+  const entry = catalogEntryOf(provider);
   const endpoints = resolveEndpoints(entry, provider.parameters, options);
   // Client credentials connections may carry their own client; otherwise the provider's is used.
   const own = connection !== undefined && connection.clientId !== null ? connection : null;

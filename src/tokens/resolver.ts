@@ -9,7 +9,7 @@
  * stale by the token write of its own renewal: that write is what it returns.
  */
 import { LRUCache } from 'lru-cache';
-import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
+import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { orStoreUnavailable, providerLabel } from '../store/errors.js';
 import type { Logger } from '../log.js';
@@ -176,7 +176,7 @@ export class TokenResolver {
         if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
         return token;
       } catch (e) {
-        if (request.delegated && isGatewayError(e) && CONSENT_CODES.has(e.code)) throw await this.#withLoginLink(key, e);
+        if (isGatewayError(e) && CONSENT_CODES.has(e.code)) throw await this.#consentError(key, e, request.delegated);
         throw e;
       }
     } finally {
@@ -226,6 +226,17 @@ export class TokenResolver {
     return new GatewayError('ACCESS_DENIED', `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`);
   }
 
+  /**
+   * A connection that needs consent: with a login link for delegated use; an API key or basic
+   * connection (no consent brings a key or a password) says it needs a new credential from an admin.
+   */
+  async #consentError(key: ConnectionKey, e: GatewayError, delegated: boolean): Promise<GatewayError> {
+    const provider = await orStoreUnavailable(this.#deps.registry.store.getProvider(key.providerId));
+    if (provider && isStaticCredential(provider.grantType))
+      return new GatewayError(e.code, `connection '${key.connectionId}' of provider '${key.providerId}' needs a new ${provider.grantType === 'BASIC' ? 'username and password' : 'API key'} (updateConnection)`);
+    return delegated ? this.#withLoginLink(key, e) : e;
+  }
+
   async #withLoginLink(key: ConnectionKey, e: GatewayError): Promise<GatewayError> {
     const link = await this.#deps.loginLinks.runtimeLoginLink(key, this.#deps.postLoginRedirectUrl);
     return new GatewayError(e.code, `${e.message}: open extensions.loginUrl to consent`, { details: { ...e.details, loginUrl: link.url }, cause: e.cause });
@@ -238,6 +249,8 @@ export class TokenResolver {
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     try {
       const provider = await requireProvider(this.#deps.registry, key.providerId);
+      // An API key or a password comes from an admin, never from a user's first query.
+      if (isStaticCredential(provider.grantType)) throw connectionNotFound(key);
       await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
         ownerPolicy(k, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, now),
       ], { autoCreated: true });

@@ -6,14 +6,16 @@
  * and every replica is told (ChangeFeed), so that no cache keeps serving the token they replace.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConnectionError, ConnectionRecord, ConnectionState, ProviderRecord, StoredTokenSet } from '../domain/model.js';
+import type { ConnectionError, ConnectionRecord, ConnectionState, CredentialHeader, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
 import { connectionLabel, orStoreUnavailable, storeUnavailable } from '../store/errors.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
 import { connectionKeyOf, type ConnectionKey, type Store, type TokenWrite } from '../store/types.js';
-import { resolveClient } from './clientConfig.js';
+import { isStaticCredential } from '../domain/model.js';
+import { credentialCheckUrl, headerValue } from '../providers/credentials.js';
+import { catalogEntryOf, resolveClient } from './clientConfig.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
 import { RenewalSlots } from './renewalSlots.js';
 import { connectedTokenWrite, openTokenSet, tokenSetFrom } from './tokenSet.js';
@@ -98,14 +100,25 @@ export interface AccessToken {
   readonly obtainedAt: number | null;
   /** Extra response fields the catalog keeps (for example `instance_url`). */
   readonly extra: Readonly<Record<string, string>>;
+  /** API_KEY and BASIC: the header the catalog sends the credential in; null for OAuth tokens (the binding's header, `Bearer`). */
+  readonly sendAs: CredentialHeader | null;
 }
 
 export interface TestOutcome {
   readonly ok: boolean;
+  /** False when nothing could be tried: an API key or basic credential whose catalog entry names no check URL. */
+  readonly tested: boolean;
   readonly state: ConnectionState;
   readonly tokenExpiresAt: Date | null;
   readonly error: ConnectionError | null;
 }
+
+/**
+ * Codes of a static credential's test outcome (ConnectionTestResult.error), beside the stable codes:
+ * the check URL refused the credential (401, 403), or there is no check URL to try it at.
+ */
+export const CREDENTIAL_REJECTED = 'CREDENTIAL_REJECTED';
+export const NOT_TESTABLE = 'NOT_TESTABLE';
 
 
 /** One renewal in progress; a request that joins a background renewal waits on it too. */
@@ -137,7 +150,14 @@ export const needsConsent = (connection: Pick<ConnectionRecord, 'id' | 'provider
 };
 
 function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToken {
-  return Object.freeze({ accessToken: set.accessToken, tokenType: set.tokenType, expiresAt: set.expiresAt, obtainedAt: obtainedAt?.getTime() ?? null, extra: set.extra });
+  return Object.freeze({
+    accessToken: set.accessToken,
+    tokenType: set.tokenType,
+    expiresAt: set.expiresAt,
+    obtainedAt: obtainedAt?.getTime() ?? null,
+    extra: set.extra,
+    sendAs: set.sendAs ?? null,
+  });
 }
 
 export class TokenSource {
@@ -199,19 +219,46 @@ export class TokenSource {
     return accessTokenOf(fallback, obtainedAt);
   }
 
-  /** Acquires or refreshes a token now and reports the outcome, never the token. */
+  /**
+   * Acquires or refreshes a token now and reports the outcome, never the token. An API key or basic
+   * credential is sent to its catalog entry's check URL instead, when there is one.
+   */
   async test(key: ConnectionKey): Promise<TestOutcome> {
     let error: ConnectionError | null = null;
     let ok = false;
+    let tested = true;
     try {
-      await this.get(key, { forceRefresh: true });
-      ok = true;
+      const provider = await orStoreUnavailable(this.#deps.store.getProvider(key.providerId));
+      if (provider && isStaticCredential(provider.grantType)) {
+        const outcome = await this.#checkCredential(provider, await this.#connection(key));
+        ({ ok, tested, error } = outcome);
+      } else {
+        await this.get(key, { forceRefresh: true });
+        ok = true;
+      }
     } catch (e) {
       if (!isGatewayError(e) || e.code === 'INTERNAL_SERVER_ERROR') throw e;
       error = { code: e.code, message: e.message };
     }
     const after = await this.#connection(key);
-    return { ok, state: after.state, tokenExpiresAt: after.tokenExpiresAt, error };
+    return { ok, tested, state: after.state, tokenExpiresAt: after.tokenExpiresAt, error };
+  }
+
+  /** Sends the credential to the check URL: any 2xx accepts it; the state of the connection stays as it is. */
+  async #checkCredential(provider: ProviderRecord, connection: ConnectionRecord): Promise<Pick<TestOutcome, 'ok' | 'tested' | 'error'>> {
+    const current = this.#usableTokens(connection);
+    if (!current?.sendAs) throw needsConsent(connection);
+    const entry = catalogEntryOf(provider);
+    const url = credentialCheckUrl(entry, provider.parameters, this.#deps);
+    if (url === null) {
+      const message = `the credential cannot be tested: identity provider ${entry.name} names no check URL${entry.parameters.some((p) => p.name === 'checkUrl') ? ' (set the checkUrl parameter)' : ''}`;
+      return { ok: false, tested: false, error: { code: NOT_TESTABLE, message } };
+    }
+    const status = await this.#deps.oauth.checkCredential(url, { [current.sendAs.name]: headerValue(current.sendAs, current.accessToken) });
+    if (status >= 200 && status <= 299) return { ok: true, tested: true, error: null };
+    if (status === 401 || status === 403)
+      return { ok: false, tested: true, error: { code: CREDENTIAL_REJECTED, message: `the check URL refused the credential (HTTP ${status}); give a new one through updateConnection` } };
+    throw new GatewayError('PROVIDER_UNAVAILABLE', `the check URL answered HTTP ${status}`);
   }
 
   async #connection(key: ConnectionKey, read?: Promise<ConnectionRecord | null>): Promise<ConnectionRecord> {
@@ -377,6 +424,11 @@ export class TokenSource {
   ): Promise<AccessToken> {
     const { oauth, envelope, now } = this.#deps;
     let next: StoredTokenSet;
+    // An API key or password never renews: only an admin gives a new one (updateConnection).
+    if (isStaticCredential(provider.grantType)) {
+      if (current && this.#notExpired(current)) return accessTokenOf(current, connection.lastRefreshedAt);
+      throw needsConsent(connection);
+    }
     if (provider.grantType === 'CLIENT_CREDENTIALS') {
       const client = resolveClient(envelope, provider, this.#deps, connection);
       next = tokenSetFrom(await this.#timed(key, 'client_credentials', flight, () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
