@@ -91,7 +91,7 @@ export const adminResolvers: Resolvers = {
     },
     credentialProviders: async (_, { first, after }, ctx) => {
       const page = await ctx.services.registry.store.listProviders(pageArgs(first, after, 'first'));
-      page.items.forEach((p) => ctx.loaders.provider.prime(p.id, p));
+      for (const p of page.items) ctx.loaders.provider.prime(p.id, p);
       return page;
     },
     credentialProvider: (_, { id }, ctx) => ctx.loaders.provider.load(id),
