@@ -17,7 +17,8 @@ const CONTEXT = '../context.js';
 /**
  * GraphQL type → the value its resolvers receive as parent (and its fields' resolvers return).
  * A type backed by a record of ours goes here; a type whose resolvers build a plain object of the
- * GraphQL shape needs no entry.
+ * GraphQL shape needs no entry. Name a type only once the schema has it (an entry is imported even
+ * when unused), and alias a record named like its GraphQL type: `${CONTEXT}#LoginLink as LoginLinkModel`.
  */
 export const ADMIN_MAPPERS: Readonly<Record<string, string>> = {
   CredentialProvider: `${MODEL}#ProviderRecord`,
