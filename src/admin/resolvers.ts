@@ -1,17 +1,24 @@
 /** Thin resolvers: arguments in, registry operations out; records become views field by field. */
 import { GraphQLScalarType, Kind } from 'graphql';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type AccessPolicyRecord, type ConnectionRecord, type PageArgs, type ProviderRecord } from '../domain/model.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type PageArgs } from '../domain/model.js';
 import { badInput } from '../errors.js';
-import { IDENTITY_PROVIDERS, findIdentityProvider, type IdentityProviderEntry } from '../providers/catalog.js';
+import {
+  IDENTITY_PROVIDERS,
+  findIdentityProvider,
+  type IdentityProviderEntry,
+  type ParameterType as CatalogParameterType,
+} from '../providers/catalog.js';
 import { createConnection, deleteConnection, requireConnection, updateConnection } from '../registry/connections.js';
 import { createAccessPolicy, deleteAccessPolicy } from '../registry/policies.js';
 import { createProvider, deleteProvider, requireProvider, updateProvider } from '../registry/providers.js';
-import type { AdminContext } from './context.js';
+import type { IdentityProvider, Parameter, ParameterInput, ParameterType, Resolvers } from './generated/types.js';
 
-interface ParameterInput {
-  readonly name: string;
-  readonly value: string;
-}
+/** The catalog's parameter types as the schema spells them. */
+const PARAMETER_TYPES: Readonly<Record<CatalogParameterType, ParameterType>> = {
+  string: 'STRING',
+  secret: 'SECRET',
+  bool: 'BOOL',
+};
 
 const DateTime = new GraphQLScalarType<Date | null, string>({
   name: 'DateTime',
@@ -48,15 +55,15 @@ function parameterMap(list: readonly ParameterInput[] | null | undefined, path: 
   return out;
 }
 
-const toParameterList = (map: Readonly<Record<string, string>>): ParameterInput[] =>
+const toParameterList = (map: Readonly<Record<string, string>>): Parameter[] =>
   Object.entries(map).map(([name, value]) => ({ name, value }));
 
-function identityProviderView(entry: IdentityProviderEntry) {
+function identityProviderView(entry: IdentityProviderEntry): IdentityProvider {
   return {
     name: entry.name,
     displayName: entry.displayName,
     grantTypes: entry.grantTypes,
-    parameters: entry.parameters.map((p) => ({ ...p, type: p.type.toUpperCase() })),
+    parameters: entry.parameters.map((p) => ({ ...p, type: PARAMETER_TYPES[p.type] })),
     defaultScopes: entry.defaultScopes,
     docsUrl: entry.docsUrl,
     credential: entry.credential,
@@ -74,88 +81,83 @@ function identityProviderView(entry: IdentityProviderEntry) {
   };
 }
 
-
-type Args = Record<string, any>;
-
-export const adminResolvers = {
+/** Typed by the schema (src/admin/generated/types.ts, `npm run codegen`): parents, arguments, results. */
+export const adminResolvers: Resolvers = {
   DateTime,
   Query: {
     identityProviders: () => IDENTITY_PROVIDERS.map(identityProviderView),
-    identityProvider: (_: unknown, { name }: Args) => {
+    identityProvider: (_, { name }) => {
       const entry = findIdentityProvider(name);
       return entry ? identityProviderView(entry) : null;
     },
-    credentialProviders: async (_: unknown, { first, after }: Args, ctx: AdminContext) => {
+    credentialProviders: async (_, { first, after }, ctx) => {
       const page = await ctx.services.registry.store.listProviders(pageArgs(first, after, 'first'));
-      page.items.forEach((p) => ctx.loaders.provider.prime(p.id, p));
+      for (const p of page.items) ctx.loaders.provider.prime(p.id, p);
       return page;
     },
-    credentialProvider: (_: unknown, { id }: Args, ctx: AdminContext) => ctx.loaders.provider.load(id),
-    connection: (_: unknown, { providerId, id }: Args, ctx: AdminContext) =>
-      ctx.loaders.connection.load({ providerId, connectionId: id }),
-    encryptionKeys: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.keys(),
-    keyRotation: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.status(),
+    credentialProvider: (_, { id }, ctx) => ctx.loaders.provider.load(id),
+    connection: (_, { providerId, id }, ctx) => ctx.loaders.connection.load({ providerId, connectionId: id }),
+    encryptionKeys: (_, __, ctx) => ctx.services.rotation.keys(),
+    keyRotation: (_, __, ctx) => ctx.services.rotation.status(),
   },
   Mutation: {
-    createCredentialProvider: (_: unknown, { input }: Args, ctx: AdminContext) =>
+    createCredentialProvider: (_, { input }, ctx) =>
       createProvider(ctx.services.registry, { ...input, parameters: parameterMap(input.parameters, 'input.parameters') }),
-    updateCredentialProvider: (_: unknown, { id, input, expectedVersion }: Args, ctx: AdminContext) =>
+    updateCredentialProvider: (_, { id, input, expectedVersion }, ctx) =>
       updateProvider(
         ctx.services.registry,
         id,
         { ...input, parameters: parameterMap(input.parameters, 'input.parameters') },
         expectedVersion ?? null,
       ),
-    deleteCredentialProvider: async (_: unknown, { id, expectedVersion }: Args, ctx: AdminContext) => {
+    deleteCredentialProvider: async (_, { id, expectedVersion }, ctx) => {
       await deleteProvider(ctx.services.registry, id, expectedVersion ?? null);
       return true;
     },
-    createConnection: (_: unknown, { providerId, input }: Args, ctx: AdminContext) =>
-      createConnection(ctx.services.registry, providerId, input),
-    updateConnection: (_: unknown, { providerId, id, input, expectedVersion }: Args, ctx: AdminContext) =>
+    createConnection: (_, { providerId, input }, ctx) => createConnection(ctx.services.registry, providerId, input),
+    updateConnection: (_, { providerId, id, input, expectedVersion }, ctx) =>
       updateConnection(ctx.services.registry, { providerId, connectionId: id }, input, expectedVersion ?? null),
-    deleteConnection: async (_: unknown, { providerId, id, expectedVersion }: Args, ctx: AdminContext) => {
+    deleteConnection: async (_, { providerId, id, expectedVersion }, ctx) => {
       await deleteConnection(ctx.services.registry, { providerId, connectionId: id }, expectedVersion ?? null);
       return true;
     },
-    createAccessPolicy: async (_: unknown, { providerId, connectionId, input }: Args, ctx: AdminContext) => {
+    createAccessPolicy: async (_, { providerId, connectionId, input }, ctx) => {
       await requireProvider(ctx.services.registry, providerId);
       return createAccessPolicy(ctx.services.registry, { providerId, connectionId }, input);
     },
-    deleteAccessPolicy: async (_: unknown, { providerId, connectionId, id }: Args, ctx: AdminContext) => {
+    deleteAccessPolicy: async (_, { providerId, connectionId, id }, ctx) => {
       await deleteAccessPolicy(ctx.services.registry, { providerId, connectionId }, id);
       return true;
     },
-    createLoginLink: (_: unknown, { providerId, connectionId, postLoginRedirectUrl }: Args, ctx: AdminContext) =>
+    createLoginLink: (_, { providerId, connectionId, postLoginRedirectUrl }, ctx) =>
       ctx.services.createLoginLink({ providerId, connectionId }, postLoginRedirectUrl),
-    testConnection: async (_: unknown, { providerId, connectionId }: Args, ctx: AdminContext) => {
+    testConnection: async (_, { providerId, connectionId }, ctx) => {
       const key = { providerId, connectionId };
       await requireConnection(ctx.services.registry, key);
       const result = await ctx.services.testConnection(key);
       return { ok: result.ok, tested: result.tested, tokenExpiresAt: result.tokenExpiresAt, status: result.state.status, error: result.error };
     },
-    rotateEncryptionKey: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.rotate(),
-    retireEncryptionKey: async (_: unknown, { id }: Args, ctx: AdminContext) => {
+    rotateEncryptionKey: (_, __, ctx) => ctx.services.rotation.rotate(),
+    retireEncryptionKey: async (_, { id }, ctx) => {
       await ctx.services.rotation.retire(id);
       return true;
     },
   },
   CredentialProvider: {
-    hasClientSecret: (p: ProviderRecord) => p.clientSecret !== null,
-    parameters: (p: ProviderRecord) => toParameterList(p.parameters),
-    redirectUrl: (_: ProviderRecord, __: Args, ctx: AdminContext) => ctx.services.redirectUrl,
-    connections: (p: ProviderRecord, { first, after }: Args, ctx: AdminContext) =>
+    hasClientSecret: (p) => p.clientSecret !== null,
+    parameters: (p) => toParameterList(p.parameters),
+    redirectUrl: (_, __, ctx) => ctx.services.redirectUrl,
+    connections: (p, { first, after }, ctx) =>
       ctx.loaders.connectionsOfProvider.load({ providerId: p.id, ...pageArgs(first, after, 'first') }),
   },
   Connection: {
-    status: (c: ConnectionRecord) => c.state.status,
-    error: (c: ConnectionRecord) => (c.state.status === 'ERROR' ? c.state.error : null),
-    hasClientSecret: (c: ConnectionRecord) => c.clientSecret !== null,
-    hasCredential: (c: ConnectionRecord) => c.tokens !== null,
-    accessPolicies: (c: ConnectionRecord, _: Args, ctx: AdminContext) =>
-      ctx.loaders.accessPolicies.load({ providerId: c.providerId, connectionId: c.id }),
+    status: (c) => c.state.status,
+    error: (c) => (c.state.status === 'ERROR' ? c.state.error : null),
+    hasClientSecret: (c) => c.clientSecret !== null,
+    hasCredential: (c) => c.tokens !== null,
+    accessPolicies: (c, _, ctx) => ctx.loaders.accessPolicies.load({ providerId: c.providerId, connectionId: c.id }),
   },
   AccessPolicy: {
-    appIds: (p: AccessPolicyRecord) => p.appIds,
+    appIds: (p) => p.appIds,
   },
 };
