@@ -20,6 +20,7 @@ import type {
   OAuthOptions,
   OAuthQuirks,
   TokenResult,
+  TokenTypeHint,
 } from './types.js';
 
 const CONFIGURATION_CACHE_MAX_ENTRIES = 5_000;
@@ -40,6 +41,7 @@ function fingerprintOf(cfg: OAuthClientConfig): string {
         cfg.discoveryUrl,
         cfg.authorizationUrl,
         cfg.tokenUrl,
+        cfg.revocationUrl ?? null,
         cfg.clientId,
         cfg.clientSecret,
         cfg.quirks,
@@ -180,6 +182,18 @@ export class OAuthClient {
     return toTokenResult(response, cfg.quirks);
   }
 
+  /**
+   * RFC 7009: revokes `token` at the provider. False when the provider names no revocation
+   * endpoint (nothing was sent); a refusal or failure throws as any other exchange does.
+   */
+  async revoke(cfg: OAuthClientConfig, token: string, hint: TokenTypeHint): Promise<boolean> {
+    if (token === '') throw new TypeError('OAuthClient.revoke: token is empty');
+    const configuration = await this.#configuration(cfg);
+    if (configuration.serverMetadata().revocation_endpoint === undefined) return false;
+    await this.#callAsync(() => oidc.tokenRevocation(configuration, token, { token_type_hint: hint }));
+    return true;
+  }
+
   #call<T>(operation: () => T): T {
     try {
       return operation();
@@ -231,6 +245,7 @@ export class OAuthClient {
     }
 
     const tokenEndpoint = endpointUrl('tokenUrl', cfg.tokenUrl, allowInsecureHttp);
+    const revocationEndpoint = endpointUrl('revocationUrl', cfg.revocationUrl ?? null, allowInsecureHttp);
     const authorizationEndpoint = endpointUrl('authorizationUrl', cfg.authorizationUrl, allowInsecureHttp);
     const anyEndpoint = tokenEndpoint ?? authorizationEndpoint;
     if (anyEndpoint === null) throw configurationError('no discovery URL, issuer or endpoint URL');
@@ -240,6 +255,7 @@ export class OAuthClient {
       issuer: cfg.issuer ?? anyEndpoint.origin,
       ...(tokenEndpoint === null ? {} : { token_endpoint: tokenEndpoint.href }),
       ...(authorizationEndpoint === null ? {} : { authorization_endpoint: authorizationEndpoint.href }),
+      ...(revocationEndpoint === null ? {} : { revocation_endpoint: revocationEndpoint.href }),
     };
     const configuration = new oidc.Configuration(server, cfg.clientId, metadata, clientAuthOf(cfg));
     configuration[oidc.customFetch] = fetch;

@@ -7,6 +7,7 @@ import type { ConnectionKey, ConnectionPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
 import { managedIdentityPolicy } from './policies.js';
+import { tokenRetirement } from './retirement.js';
 
 export interface ConnectionInputRaw {
   readonly id?: unknown;
@@ -141,6 +142,8 @@ export async function updateConnection(
 }
 
 export async function deleteConnection(deps: RegistryDeps, key: ConnectionKey, expectedVersion: number | null): Promise<void> {
-  await deps.store.deleteConnection(key, expectedVersion);
+  // Its tokens move to the revocation queue in the same transaction; the provider is not waited on.
+  await deps.store.deleteConnection(key, expectedVersion, { retire: tokenRetirement(deps.envelope) });
+  deps.onTokensRetired?.();
   await deps.changes.publish(key);
 }

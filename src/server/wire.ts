@@ -30,6 +30,7 @@ import { ProactiveRefresher } from '../tokens/refresher.js';
 import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
 import { TokenResolver } from '../tokens/resolver.js';
 import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
+import { RevocationWorker } from '../tokens/revocations.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
 import { findSubgraph, issuerlessTemplates, type SupergraphConfig } from '../gateway/supergraphConfig.js';
 import { createSupergraphSource, type SupergraphSource } from '../gateway/supergraphSource.js';
@@ -79,6 +80,10 @@ const CONSENT_STATE_PURGE_INTERVAL_MS = 5 * 60_000;
 const STARTING_RETRY_AFTER_SECONDS = 1;
 /** A store that does not answer a readiness ping within this time counts as unavailable. */
 const READINESS_TIMEOUT_MS = 3_000;
+/** A revocation attempt: discovery, then the refresh token and the access token. */
+const REVOCATION_CALLS_PER_ATTEMPT = 3;
+/** Added to a queue claim's lease beyond its calls' timeouts. */
+const LEASE_MARGIN_MS = 5_000;
 
 /** Bindings may name providers created later through the admin API: say so at start, do not fail. */
 async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphConfig, logger: Logger): Promise<void> {
@@ -185,6 +190,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const url = `http://${host}:${address.port}`;
     const publicUrl = config.server.publicUrl ?? url;
 
+    const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
+    const revocations = new RevocationWorker({
+      store,
+      envelope,
+      oauth: new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks }),
+      allowInsecureHttp,
+      // Discovery and two revocations, each within the timeout, and room to record the outcome.
+      leaseMs: config.oauth.timeoutMs * REVOCATION_CALLS_PER_ATTEMPT + LEASE_MARGIN_MS,
+      logger,
+      onOutcome: (outcome) => metrics.revocations.inc({ outcome }),
+    });
+    closers.unshift(() => revocations.stop());
     const registry: RegistryDeps = {
       store,
       envelope,
@@ -196,9 +213,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       now,
       // Through the store: every replica's token cache hears of every change.
       changes: new ChangeFeed({ store, onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change') }),
+      onTokensRetired: () => revocations.wake(),
     };
     await options.seed?.(registry);
-    const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
     const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks });
     // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
     const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp, allowPrivateNetworks });
@@ -340,6 +357,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       onError: (err) => logger.warn({ err }, 'sweeping unconsented connections failed'),
     });
     sweep.start();
+    revocations.start();
     closers.unshift(() => sweep.stop());
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
 

@@ -1,0 +1,150 @@
+/**
+ * Revocation on delete (RFC 7009): deleting a connection, or a provider with its connections,
+ * revokes the refresh token at the provider, from a durable queue the delete writes in its own
+ * transaction. The provider is a real oidc-provider with revocation enabled; "revoked" means the
+ * provider itself refuses the old refresh token afterwards.
+ */
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Envelope } from '../src/crypto/envelope.js';
+import { openFileKeyring } from '../src/crypto/fileKeyring.js';
+import { isGatewayError } from '../src/errors.js';
+import { OAuthClient } from '../src/oauth/client.js';
+import type { ConnectionKey } from '../src/store/types.js';
+import { openTokenSet } from '../src/tokens/tokenSet.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { clientConfigFor, consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';
+import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
+import { pgSchemaUrl } from './support/replicas.js';
+
+const PROVIDER = 'idp';
+const QUEUE_WAIT_MS = 20_000;
+const hasPg = await requirePgOrSkip('revocation on delete on PostgreSQL');
+
+const CREATE_PROVIDER = `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`;
+
+async function consented(t: TestApp, auth: AuthServer, envelope: Envelope, connectionId: string): Promise<string> {
+  const created = await t.admin(`mutation($id: ID!) { createConnection(providerId: "${PROVIDER}", input: { id: $id }) { id } }`, { id: connectionId });
+  expect(created.body.errors).toBeUndefined();
+  const link = await t.admin(
+    `mutation($c: ID!, $r: String!) { createLoginLink(providerId: "${PROVIDER}", connectionId: $c, postLoginRedirectUrl: $r) { url } }`,
+    { c: connectionId, r: `${t.url}/oauth/done` },
+  );
+  const landed = await consentOverHttp(link.body.data.createLoginLink.url, { login: connectionId });
+  expect(landed.searchParams.get('status')).toBe('CONNECTED');
+  const key: ConnectionKey = { providerId: PROVIDER, connectionId };
+  const connection = await t.app.store.getConnection(key);
+  const refreshToken = openTokenSet(envelope, key, connection!.tokens!).refreshToken;
+  expect(refreshToken).toBeTruthy();
+  return refreshToken!;
+}
+
+/** What the provider says to the refresh token now: 'accepted' or the gateway error code. */
+async function providerSays(auth: AuthServer, refreshToken: string): Promise<string> {
+  const client = new OAuthClient({ timeoutMs: 5_000, allowInsecureHttp: true, allowPrivateNetworks: true });
+  try {
+    await client.refresh(clientConfigFor(auth, 'web'), refreshToken);
+    return 'accepted';
+  } catch (e) {
+    if (isGatewayError(e)) return e.code;
+    throw e;
+  }
+}
+
+async function queueEmptied(t: TestApp): Promise<void> {
+  const deadline = Date.now() + QUEUE_WAIT_MS;
+  while ((await t.app.store.countRevocations()) > 0) {
+    if (Date.now() > deadline) throw new Error('the revocation queue was not worked off in time');
+    await sleep(100);
+  }
+}
+
+function metric(body: string, outcome: string): number {
+  const line = body.split('\n').find((l) => l.startsWith(`cg_revocations_total{outcome="${outcome}"}`));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+async function revocationMetric(t: TestApp, outcome: string): Promise<number> {
+  return metric(await (await fetch(`${t.url}/metrics`)).text(), outcome);
+}
+
+const stores: { name: string; enabled: boolean; url: () => Promise<{ storeUrl?: string; drop?: () => Promise<void> }> }[] = [
+  { name: 'SQLite', enabled: true, url: async () => ({}) },
+  {
+    name: 'PostgreSQL',
+    enabled: hasPg,
+    url: async () => {
+      const schema: PgSchema = await freshPgSchema('revocation');
+      return { storeUrl: pgSchemaUrl(schema), drop: () => schema.drop() };
+    },
+  },
+];
+
+for (const store of stores) {
+  describe.skipIf(!store.enabled)(`revocation on delete (${store.name})`, () => {
+    let auth: AuthServer;
+    let t: TestApp;
+    let envelope: Envelope;
+    let drop: (() => Promise<void>) | undefined;
+
+    beforeAll(async () => {
+      auth = await startAuthServer();
+      const where = await store.url();
+      drop = where.drop;
+      t = await startTestApp({}, where.storeUrl === undefined ? {} : { storeUrl: where.storeUrl });
+      envelope = new Envelope(await openFileKeyring(join(t.dir, 'keyring.json')));
+      const created = await t.admin(CREATE_PROVIDER, { input: oidcProviderInput(PROVIDER, auth) });
+      expect(created.body.errors).toBeUndefined();
+    }, 60_000);
+
+    afterAll(async () => {
+      await t?.close();
+      await auth?.close();
+      await drop?.();
+    });
+
+    afterEach(async () => {
+      if (auth) await auth.resume().catch(() => undefined);
+    });
+
+    it('a deleted connection\'s refresh token is refused by the provider afterwards', async () => {
+      const refreshToken = await consented(t, auth, envelope, 'alice');
+      const before = await revocationMetric(t, 'revoked');
+      const deleted = await t.admin(`mutation { deleteConnection(providerId: "${PROVIDER}", id: "alice") }`);
+      expect(deleted.body.errors).toBeUndefined();
+      await queueEmptied(t);
+      expect(await providerSays(auth, refreshToken)).toBe('REAUTHORIZATION_REQUIRED');
+      expect(await revocationMetric(t, 'revoked')).toBe(before + 1);
+    }, 60_000);
+
+    it('a delete while the provider is down succeeds at once; the revocation is retried until the provider is back', async () => {
+      const refreshToken = await consented(t, auth, envelope, 'bob');
+      await auth.suspend();
+      const deleted = await t.admin(`mutation { deleteConnection(providerId: "${PROVIDER}", id: "bob") }`);
+      expect(deleted.body.errors).toBeUndefined();
+      expect(await t.app.store.getConnection({ providerId: PROVIDER, connectionId: 'bob' })).toBeNull();
+      // The failed first attempt leaves the row queued, its tokens sealed to it.
+      const deadline = Date.now() + QUEUE_WAIT_MS;
+      while ((await revocationMetric(t, 'retried')) === 0 && Date.now() < deadline) await sleep(100);
+      expect(await revocationMetric(t, 'retried')).toBeGreaterThan(0);
+      expect(await t.app.store.countRevocations()).toBe(1);
+      await auth.resume();
+      await queueEmptied(t);
+      expect(await providerSays(auth, refreshToken)).toBe('REAUTHORIZATION_REQUIRED');
+    }, 60_000);
+
+    it("deleting a provider revokes every connection's refresh token, though the provider's record is gone", async () => {
+      const carol = await consented(t, auth, envelope, 'carol');
+      const dave = await consented(t, auth, envelope, 'dave');
+      await auth.suspend();
+      const deleted = await t.admin(`mutation { deleteCredentialProvider(id: "${PROVIDER}") }`);
+      expect(deleted.body.errors).toBeUndefined();
+      expect(await t.app.store.countRevocations()).toBe(2);
+      await auth.resume();
+      await queueEmptied(t);
+      expect(await providerSays(auth, carol)).toBe('REAUTHORIZATION_REQUIRED');
+      expect(await providerSays(auth, dave)).toBe('REAUTHORIZATION_REQUIRED');
+    }, 90_000);
+  });
+}
