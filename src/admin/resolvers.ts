@@ -6,6 +6,8 @@ import { IDENTITY_PROVIDERS, findIdentityProvider, type IdentityProviderEntry } 
 import { createConnection, deleteConnection, requireConnection, updateConnection } from '../registry/connections.js';
 import { createAccessPolicy, deleteAccessPolicy } from '../registry/policies.js';
 import { createProvider, deleteProvider, requireProvider, updateProvider } from '../registry/providers.js';
+import { createWebhook, deleteWebhook } from '../registry/webhooks.js';
+import type { WebhookRecord } from '../store/types.js';
 import type { AdminContext } from './context.js';
 
 interface ParameterInput {
@@ -76,6 +78,14 @@ function identityProviderView(entry: IdentityProviderEntry) {
 
 type Args = Record<string, any>;
 
+/** Deliveries listed at most per webhook and request. */
+const MAX_DELIVERIES_PAGE = 500;
+
+/** A webhook as the API shows it: never its sealed secret; the clear one only right after creation. */
+function webhookView(w: WebhookRecord, secret: string | null = null) {
+  return { id: w.id, url: w.url, events: w.events, createdAt: w.createdAt, secret };
+}
+
 export const adminResolvers = {
   DateTime,
   Query: {
@@ -94,6 +104,7 @@ export const adminResolvers = {
       ctx.loaders.connection.load({ providerId, connectionId: id }),
     encryptionKeys: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.keys(),
     keyRotation: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.status(),
+    webhooks: async (_: unknown, __: Args, ctx: AdminContext) => (await ctx.services.registry.store.listWebhooks()).map((w) => webhookView(w)),
   },
   Mutation: {
     createCredentialProvider: (_: unknown, { input }: Args, ctx: AdminContext) =>
@@ -137,6 +148,21 @@ export const adminResolvers = {
     retireEncryptionKey: async (_: unknown, { id }: Args, ctx: AdminContext) => {
       await ctx.services.rotation.retire(id);
       return true;
+    },
+    createWebhook: async (_: unknown, { input }: Args, ctx: AdminContext) => {
+      const created = await createWebhook(ctx.services.registry, input);
+      return webhookView(created.webhook, created.secret);
+    },
+    deleteWebhook: async (_: unknown, { id }: Args, ctx: AdminContext) => {
+      await deleteWebhook(ctx.services.registry, id);
+      return true;
+    },
+  },
+  Webhook: {
+    deliveries: (w: { id: string }, { status, first }: Args, ctx: AdminContext) => {
+      const n = first ?? DEFAULT_PAGE_SIZE;
+      if (!Number.isInteger(n) || n < 1 || n > MAX_DELIVERIES_PAGE) throw badInput('first', `must be between 1 and ${MAX_DELIVERIES_PAGE}`);
+      return ctx.services.registry.store.listWebhookDeliveries(w.id, status ?? null, n);
     },
   },
   CredentialProvider: {

@@ -21,6 +21,7 @@ import { OAuthClient } from '../oauth/client.js';
 import { ChangeFeed } from '../registry/changes.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { UnconsentedSweep } from '../registry/unconsentedSweep.js';
+import { WebhookDelivery } from '../registry/webhookDelivery.js';
 import { openStore } from '../store/open.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { TokenCache } from '../tokens/cache.js';
@@ -215,6 +216,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       changes: new ChangeFeed({ store, onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change') }),
       onTokensRetired: () => revocations.wake(),
     };
+    const webhooks = new WebhookDelivery({
+      store,
+      envelope,
+      logger,
+      allowInsecureHttp,
+      allowPrivateNetworks,
+      ...config.webhooks,
+      onOutcome: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
+    });
+    closers.unshift(() => webhooks.stop());
+    // Every change, on any replica, may have written events: look at once rather than at the next poll.
+    registry.changes.subscribe(() => webhooks.wake());
     await options.seed?.(registry);
     const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks });
     // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
@@ -358,6 +371,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
     sweep.start();
     revocations.start();
+    webhooks.start();
     closers.unshift(() => sweep.stop());
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
 

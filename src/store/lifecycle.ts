@@ -34,14 +34,15 @@ export function newEventId(): string {
 
 /** The payload names the provider, the connection and its status; never a token or secret. */
 export function eventPayload(type: LifecycleEventType, connection: ConnectionRecord, at: Date): string {
-  const state = stateColumns(connection.state);
+  const deleted = type === 'connection.deleted';
+  const state = stateColumns(deleted ? { status: 'NOT_CONNECTED' } : connection.state);
   return JSON.stringify({
     type,
     timestamp: at.toISOString(),
     data: {
       providerId: connection.providerId,
       connectionId: connection.id,
-      status: type === 'connection.deleted' ? 'DELETED' : state.status,
+      status: deleted ? 'DELETED' : state.status,
       error: state.errorCode === null ? null : { code: state.errorCode, message: state.errorMessage },
     },
   });
