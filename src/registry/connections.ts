@@ -98,7 +98,10 @@ export async function insertConnection(
     createdAt: now,
     updatedAt: now,
   };
-  return deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
+  const inserted = await deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
+  // Nothing cached knows it yet; told anyway so that its `connection.created` webhooks go out at once.
+  await deps.changes.publish(key);
+  return inserted;
 }
 
 export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {
