@@ -166,12 +166,32 @@ describe('lifecycle webhooks', () => {
 
 describe('lifecycle webhooks without private networks', () => {
   let t: TestApp;
+  let receiver: WebhookReceiver;
 
   beforeAll(async () => {
-    t = await startTestApp({ oauth: { allowPrivateNetworks: false } });
+    receiver = await startWebhookReceiver();
+    t = await startTestApp({ oauth: { allowPrivateNetworks: false }, webhooks: { maxAttempts: 1, pollIntervalMs: 100 } });
+    expect((await t.admin(CREATE_PROVIDER, { input: OFFLINE_PROVIDER })).body.errors).toBeUndefined();
   }, 60_000);
 
-  afterAll(() => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await receiver?.close();
+  });
+
+  it('never connects to a host name that resolves to a private address (checked at delivery, as for providers)', async () => {
+    const url = receiver.url.replace('127.0.0.1', 'localhost');
+    const created = await t.admin(CREATE_WEBHOOK, { input: { id: 'rebound', url, events: ['connection.created'] } });
+    expect(created.body.errors).toBeUndefined();
+    expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "probe" }) { id } }`)).body.errors).toBeUndefined();
+    let dead: { lastError: string }[] = [];
+    for (let i = 0; i < 200 && dead.length === 0; i++) {
+      dead = (await t.admin(DELIVERIES, { status: 'DEAD' })).body.data.webhooks[0].deliveries;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(dead).toMatchObject([{ lastError: 'the receiver could not be reached (PRIVATE_NETWORK_REFUSED)' }]);
+    expect(receiver.received).toEqual([]);
+  }, 30_000);
 
   it('refuses a webhook URL on a loopback or private address', async () => {
     for (const url of ['http://127.0.0.1:9/h', 'http://169.254.169.254/latest', 'http://[::1]/h']) {
