@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Envelope } from '../src/crypto/envelope.js';
+import { parseEnvKeyring } from '../src/crypto/envKeyring.js';
 import { openFileKeyring } from '../src/crypto/fileKeyring.js';
 import { isGatewayError } from '../src/errors.js';
 import { OAuthClient } from '../src/oauth/client.js';
@@ -16,7 +17,7 @@ import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { clientConfigFor, consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
-import { pgSchemaUrl } from './support/replicas.js';
+import { pgSchemaUrl, sharedKeysKey } from './support/replicas.js';
 
 const PROVIDER = 'idp';
 const QUEUE_WAIT_MS = 20_000;
@@ -148,3 +149,40 @@ for (const store of stores) {
     }, 90_000);
   });
 }
+
+describe.skipIf(!hasPg)('revocation by two gateways sharing PostgreSQL', () => {
+  const CONNECTIONS = 6;
+  let auth: AuthServer;
+  let schema: PgSchema;
+  const apps: TestApp[] = [];
+
+  beforeAll(async () => {
+    auth = await startAuthServer();
+    schema = await freshPgSchema('revocation_replicas');
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const t of apps) await t.close();
+    await auth?.close();
+    await schema?.drop();
+  });
+
+  it("revokes every connection's refresh token once, whichever replica takes it", async () => {
+    const keysKey = sharedKeysKey();
+    for (let i = 0; i < 2; i++) apps.push(await startTestApp({ keys: { key: keysKey } }, { storeUrl: pgSchemaUrl(schema) }));
+    const [a, b] = apps as [TestApp, TestApp];
+    const envelope = new Envelope(parseEnvKeyring(keysKey));
+    expect((await a.admin(CREATE_PROVIDER, { input: oidcProviderInput(PROVIDER, auth) })).body.errors).toBeUndefined();
+    const refreshTokens: string[] = [];
+    for (let i = 0; i < CONNECTIONS; i++) refreshTokens.push(await consented(a, auth, envelope, `user-${i}`));
+    // Down while the delete commits: both replicas find the rows due at once when it is back.
+    await auth.suspend();
+    expect((await b.admin(`mutation { deleteCredentialProvider(id: "${PROVIDER}") }`)).body.errors).toBeUndefined();
+    expect(await a.app.store.countRevocations()).toBe(CONNECTIONS);
+    await auth.resume();
+    await queueEmptied(a);
+    for (const token of refreshTokens) expect(await providerSays(auth, token)).toBe('REAUTHORIZATION_REQUIRED');
+    const revoked = (await revocationMetric(a, 'revoked')) + (await revocationMetric(b, 'revoked'));
+    expect(revoked).toBe(CONNECTIONS);
+  }, 120_000);
+});
