@@ -10,8 +10,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Envelope } from '../src/crypto/envelope.js';
 import { parseEnvKeyring } from '../src/crypto/envKeyring.js';
 import { openFileKeyring } from '../src/crypto/fileKeyring.js';
+import type { StoredTokenSet } from '../src/domain/model.js';
 import { isGatewayError } from '../src/errors.js';
+import { createLogger } from '../src/log.js';
 import { OAuthClient } from '../src/oauth/client.js';
+import { tokenRetirement } from '../src/registry/retirement.js';
+import { openStore } from '../src/store/open.js';
+import { RevocationWorker, type RevocationOutcome } from '../src/tokens/revocations.js';
+import { sealTokenSet } from '../src/tokens/tokenSet.js';
+import { tempDir } from './support/tmp.js';
 import type { ConnectionKey } from '../src/store/types.js';
 import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp, type TestApp } from './support/app.js';
@@ -185,4 +192,56 @@ describe.skipIf(!hasPg)('revocation by two gateways sharing PostgreSQL', () => {
     const revoked = (await revocationMetric(a, 'revoked')) + (await revocationMetric(b, 'revoked'));
     expect(revoked).toBe(CONNECTIONS);
   }, 120_000);
+});
+
+describe('a revocation that keeps failing', () => {
+  it('is given up after its attempts, logged with provider and connection (no token) and counted', async () => {
+    const auth = await startAuthServer();
+    const dir = await tempDir('cg-revocation-');
+    const store = await openStore(`sqlite:${dir.file('credentials.db')}`);
+    try {
+      const envelope = new Envelope(await openFileKeyring(dir.file('keyring.json')));
+      const now = new Date();
+      await store.insertProvider(
+        {
+          id: 'p', displayName: 'p', identityProvider: 'oidc', grantType: 'AUTHORIZATION_CODE', clientId: auth.clients.web.clientId,
+          clientSecret: envelope.seal(auth.clients.web.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: 'p' }),
+          scopes: [], parameters: { issuer: auth.issuer }, version: 1, createdAt: now, updatedAt: now,
+        },
+        10,
+      );
+      const key = { providerId: 'p', connectionId: 'c' };
+      const secretTokens: StoredTokenSet = { accessToken: 'at-never-logged', refreshToken: 'rt-never-logged', tokenType: 'Bearer', expiresAt: null, scope: null, idTokenClaims: null, extra: {} };
+      await store.insertConnection(
+        { providerId: 'p', id: 'c', displayName: 'c', state: { status: 'CONNECTED' }, clientId: null, clientSecret: null,
+          tokens: sealTokenSet(envelope, key, secretTokens), tokenExpiresAt: null, lastRefreshedAt: now, tokenGeneration: 1, version: 1, createdAt: now, updatedAt: now },
+        [],
+        10,
+      );
+      await store.deleteConnection(key, null, { retire: tokenRetirement(envelope) });
+      await auth.suspend();
+      const lines: string[] = [];
+      const outcomes: RevocationOutcome[] = [];
+      const worker = new RevocationWorker({
+        store, envelope, allowInsecureHttp: true, leaseMs: 10_000, maxAttempts: 3, retryBaseMs: 20, pollIntervalMs: 60_000,
+        oauth: new OAuthClient({ timeoutMs: 2_000, allowInsecureHttp: true, allowPrivateNetworks: true }),
+        logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
+        onOutcome: (o) => void outcomes.push(o),
+      });
+      const deadline = Date.now() + QUEUE_WAIT_MS;
+      while ((await store.countRevocations()) > 0 && Date.now() < deadline) {
+        await worker.drain();
+        await sleep(20);
+      }
+      await worker.stop();
+      expect(outcomes).toEqual(['retried', 'retried', 'failed']);
+      const gaveUp = lines.map((l) => JSON.parse(l)).find((l) => l.level === 50);
+      expect(gaveUp).toMatchObject({ provider: 'p', connection: 'c', attempt: 3, code: 'PROVIDER_UNAVAILABLE' });
+      expect(lines.join('\n')).not.toMatch(/never-logged/);
+    } finally {
+      await store.close();
+      await auth.close();
+      await dir.cleanup();
+    }
+  }, 60_000);
 });
