@@ -202,19 +202,50 @@ describe('a revocation that keeps failing', () => {
     try {
       const envelope = new Envelope(await openFileKeyring(dir.file('keyring.json')));
       const now = new Date();
+      const clientSecret = envelope.seal(auth.clients.web.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: 'p' });
       await store.insertProvider(
         {
-          id: 'p', displayName: 'p', identityProvider: 'oidc', grantType: 'AUTHORIZATION_CODE', clientId: auth.clients.web.clientId,
-          clientSecret: envelope.seal(auth.clients.web.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: 'p' }),
-          scopes: [], parameters: { issuer: auth.issuer }, version: 1, createdAt: now, updatedAt: now,
+          id: 'p',
+          displayName: 'p',
+          identityProvider: 'oidc',
+          grantType: 'AUTHORIZATION_CODE',
+          clientId: auth.clients.web.clientId,
+          clientSecret,
+          scopes: [],
+          parameters: { issuer: auth.issuer },
+          version: 1,
+          createdAt: now,
+          updatedAt: now,
         },
         10,
       );
       const key = { providerId: 'p', connectionId: 'c' };
-      const secretTokens: StoredTokenSet = { accessToken: 'at-never-logged', refreshToken: 'rt-never-logged', tokenType: 'Bearer', expiresAt: null, scope: null, idTokenClaims: null, extra: {} };
+      const secretTokens: StoredTokenSet = {
+        accessToken: 'at-never-logged',
+        refreshToken: 'rt-never-logged',
+        tokenType: 'Bearer',
+        expiresAt: null,
+        scope: null,
+        idTokenClaims: null,
+        extra: {},
+      };
+      const tokens = sealTokenSet(envelope, key, secretTokens);
       await store.insertConnection(
-        { providerId: 'p', id: 'c', displayName: 'c', state: { status: 'CONNECTED' }, clientId: null, clientSecret: null,
-          tokens: sealTokenSet(envelope, key, secretTokens), tokenExpiresAt: null, lastRefreshedAt: now, tokenGeneration: 1, version: 1, createdAt: now, updatedAt: now },
+        {
+          providerId: 'p',
+          id: 'c',
+          displayName: 'c',
+          state: { status: 'CONNECTED' },
+          clientId: null,
+          clientSecret: null,
+          tokens,
+          tokenExpiresAt: null,
+          lastRefreshedAt: now,
+          tokenGeneration: 1,
+          version: 1,
+          createdAt: now,
+          updatedAt: now,
+        },
         [],
         10,
       );
@@ -223,7 +254,13 @@ describe('a revocation that keeps failing', () => {
       const lines: string[] = [];
       const outcomes: RevocationOutcome[] = [];
       const worker = new RevocationWorker({
-        store, envelope, allowInsecureHttp: true, leaseMs: 10_000, maxAttempts: 3, retryBaseMs: 20, pollIntervalMs: 60_000,
+        store,
+        envelope,
+        allowInsecureHttp: true,
+        leaseMs: 10_000,
+        maxAttempts: 3,
+        retryBaseMs: 20,
+        pollIntervalMs: 60_000,
         oauth: new OAuthClient({ timeoutMs: 2_000, allowInsecureHttp: true, allowPrivateNetworks: true }),
         logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
         onOutcome: (o) => void outcomes.push(o),
