@@ -49,6 +49,8 @@ export class WebhookDelivery {
   readonly #options: WebhookDeliveryOptions;
   readonly #loop: QueueLoop;
   readonly #dispatcher: Dispatcher;
+  /** Whether any webhook existed at the last look: without one, changes cost no query here. */
+  #anyWebhook = true;
 
   constructor(options: WebhookDeliveryOptions) {
     this.#options = options;
@@ -64,9 +66,13 @@ export class WebhookDelivery {
     this.#loop.start();
   }
 
-  /** Something may have been recorded: look now rather than at the next poll. */
+  /**
+   * A connection changed: an event may have been recorded, so look now rather than at the next
+   * poll. Nothing to do while no webhook exists (one created on another replica meanwhile is
+   * seen at the next poll).
+   */
   wake(): void {
-    this.#loop.wake();
+    if (this.#anyWebhook) this.#loop.wake();
   }
 
   async stop(): Promise<void> {
@@ -80,9 +86,14 @@ export class WebhookDelivery {
 
   async #step(): Promise<boolean> {
     const { store, timeoutMs } = this.#options;
+    const byId = async () => new Map((await store.listWebhooks()).map((w) => [w.id, w]));
+    let webhooks = await byId();
+    this.#anyWebhook = webhooks.size > 0;
+    if (!this.#anyWebhook) return false;
     const claimed = await store.claimWebhookDeliveries(this.#now(), DELIVERY_BATCH_SIZE, timeoutMs + LEASE_MARGIN_MS);
     if (claimed.length === 0) return false;
-    const webhooks = new Map((await store.listWebhooks()).map((w) => [w.id, w]));
+    // Created since the listing: read again rather than leave its delivery to the lease.
+    if (claimed.some((d) => !webhooks.has(d.webhookId))) webhooks = await byId();
     await Promise.all(claimed.map((d) => this.#deliver(d, webhooks.get(d.webhookId))));
     return claimed.length === DELIVERY_BATCH_SIZE;
   }
