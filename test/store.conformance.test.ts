@@ -1005,6 +1005,11 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       // A late completion of a dead letter changes nothing.
       await store.completeWebhookDelivery('h1', first!.eventId, { status: 'DELIVERED', at: now });
       expect((await store.listWebhookDeliveries('h1', 'DEAD', 10))).toHaveLength(1);
+      // Retention: delivered rows go first, dead letters later, pending ones never.
+      expect(await store.purgeWebhookDeliveries(new Date(Date.now() + 60_000), new Date(0))).toBe(1);
+      expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status).sort()).toEqual(['DEAD', 'PENDING']);
+      expect(await store.purgeWebhookDeliveries(new Date(0), new Date(Date.now() + 60_000))).toBe(1);
+      expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status)).toEqual(['PENDING']);
       await store.deleteWebhook('h1');
       expect(await store.listWebhookDeliveries('h1', null, 10)).toEqual([]);
       expect((await failure(store.deleteWebhook('h1'))).code).toBe('NOT_FOUND');

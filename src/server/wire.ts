@@ -83,6 +83,9 @@ const STARTING_RETRY_AFTER_SECONDS = 1;
 const READINESS_TIMEOUT_MS = 3_000;
 /** A revocation attempt: discovery, then the refresh token and the access token. */
 const REVOCATION_CALLS_PER_ATTEMPT = 3;
+/** Delivered webhook events are kept this long (for the admin API), dead letters longer. */
+const DELIVERED_WEBHOOK_RETENTION_MS = 7 * 24 * 3600_000;
+const DEAD_WEBHOOK_RETENTION_MS = 30 * 24 * 3600_000;
 /** Added to a queue claim's lease beyond its calls' timeouts. */
 const LEASE_MARGIN_MS = 5_000;
 
@@ -361,6 +364,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     server.off('request', starting);
     const purge = setInterval(() => {
       store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
+      const t = now().getTime();
+      store
+        .purgeWebhookDeliveries(new Date(t - DELIVERED_WEBHOOK_RETENTION_MS), new Date(t - DEAD_WEBHOOK_RETENTION_MS))
+        .catch((err) => logger.warn({ err }, 'purging old webhook deliveries failed'));
     }, CONSENT_STATE_PURGE_INTERVAL_MS).unref();
     closers.unshift(async () => clearInterval(purge));
     const sweep = new UnconsentedSweep({

@@ -769,6 +769,14 @@ export class SqlStore implements Store {
     }
   }
 
+  async purgeWebhookDeliveries(deliveredBefore: Date, deadBefore: Date): Promise<number> {
+    const { rowCount } = await this.#db.run(
+      sql`DELETE FROM webhook_deliveries WHERE (status = 'DELIVERED' AND created_at < ${ms(deliveredBefore)})
+        OR (status = 'DEAD' AND created_at < ${ms(deadBefore)})`,
+    );
+    return rowCount;
+  }
+
   // Sealed fields (key rotation) ---------------------------------------------------------------
 
   async listSealedNotWrappedBy(keyId: string, limit: number, after: SealedRef | null = null): Promise<SealedField[]> {

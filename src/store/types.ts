@@ -284,6 +284,8 @@ export interface Store {
   /** As claimRevocations, for pending deliveries. */
   claimWebhookDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDeliveryRecord[]>;
   completeWebhookDelivery(webhookId: string, eventId: string, outcome: DeliveryOutcome): Promise<void>;
+  /** Delivered rows older than `deliveredBefore` and dead letters older than `deadBefore`; returns how many went. */
+  purgeWebhookDeliveries(deliveredBefore: Date, deadBefore: Date): Promise<number>;
 
   // Sealed fields (key rotation) ---------------------------------------------------------------
   /**
