@@ -121,6 +121,10 @@ describe('lifecycle webhooks', () => {
     const listed = await t.admin(DELIVERIES, { status: 'DELIVERED' });
     const flaky = listed.body.data.webhooks.find((w: { id: string }) => w.id === 'flaky');
     expect(flaky.deliveries).toMatchObject([{ eventType: 'connection.created', status: 'DELIVERED', attempts: 4 }]);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    const counted = (outcome: string) => Number(/\d+$/.exec(metrics.split('\n').find((l) => l.startsWith(`cg_webhook_deliveries_total{outcome="${outcome}"}`)) ?? '0')![0]);
+    expect(counted('retried')).toBeGreaterThanOrEqual(3);
+    expect(counted('delivered')).toBeGreaterThanOrEqual(1);
     expect((await t.admin(`mutation { deleteWebhook(id: "flaky") }`)).body.errors).toBeUndefined();
   }, 60_000);
 
