@@ -738,6 +738,7 @@ describe('resolveEndpoints', () => {
       tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
       discoveryUrl: null,
       issuer: null,
+      revocationUrl: null,
     });
   });
 
@@ -747,6 +748,7 @@ describe('resolveEndpoints', () => {
       tokenUrl: 'https://acme.okta.com/oauth2/default/v1/token',
       discoveryUrl: 'https://acme.okta.com/oauth2/default/.well-known/openid-configuration',
       issuer: 'https://acme.okta.com/oauth2/default',
+      revocationUrl: null,
     });
     expect(resolveEndpoints(entryOf('okta'), { domain: 'acme.okta.com', authorizationServerId: 'aus1a2b3' }).tokenUrl).toBe(
       'https://acme.okta.com/oauth2/aus1a2b3/v1/token',
@@ -773,8 +775,16 @@ describe('resolveEndpoints', () => {
       tokenUrl: 'https://i.example/t',
       discoveryUrl: null,
       issuer: null,
+      revocationUrl: null,
     });
     expect(resolveEndpoints(entryOf('oauth2'), { tokenUrl: 'https://i.example/t' }).authorizationUrl).toBeNull();
+    expect(resolveEndpoints(entryOf('oauth2'), { tokenUrl: 'https://i.example/t', revocationUrl: 'https://i.example/r' }).revocationUrl).toBe('https://i.example/r');
+  });
+
+  it('names the RFC 7009 revocation endpoint of the providers that publish one', () => {
+    expect(resolveEndpoints(entryOf('gitlab'), { domain: 'gitlab.example.com' }).revocationUrl).toBe('https://gitlab.example.com/oauth/revoke');
+    expect(resolveEndpoints(entryOf('salesforce'), { instanceName: 'acme.my.salesforce.com' }).revocationUrl).toBe('https://acme.my.salesforce.com/services/oauth2/revoke');
+    expect(resolveEndpoints(entryOf('google'), {}).revocationUrl).toBe('https://oauth2.googleapis.com/revoke');
   });
 
   it('derives the discovery URL from an issuer, with or without a trailing slash', () => {

@@ -123,7 +123,17 @@ describe('Envelope', () => {
       ['another field of the same connection', TOKENS, CONN_SECRET],
       ['a provider field from a connection field', CONN_SECRET, PROVIDER],
       ['another consent state', CONSENT, { ...CONSENT, stateHash: 'b3RoZXI' }],
+      ['a connection, from a revocation row', { kind: 'revocation', field: 'tokens', revocationId: 'rev-1' }, TOKENS],
+      ['another revocation row', { kind: 'revocation', field: 'tokens', revocationId: 'rev-1' }, { kind: 'revocation', field: 'tokens', revocationId: 'rev-2' }],
+      ['another webhook', { kind: 'webhook', field: 'secret', webhookId: 'ops' }, { kind: 'webhook', field: 'secret', webhookId: 'dev' }],
     ];
+
+    it('resealed to a revocation row, opens there and no longer under the connection it left', () => {
+      const revocation: SealedRef = { kind: 'revocation', field: 'tokens', revocationId: 'rev-1' };
+      const moved = envelope.reseal(sealedFor(TOKENS), TOKENS, revocation);
+      expect(envelope.open(moved, revocation)).toBe(SECRET);
+      expectOpenFailure(() => envelope.open(moved, TOKENS), 'KEY_UNWRAP_FAILED');
+    });
     for (const [name, from, to] of moves) {
       it(`to ${name}`, () => {
         const sealed = sealedFor(from);

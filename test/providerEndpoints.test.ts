@@ -425,7 +425,7 @@ describe('client-credentials providers and connections', () => {
         e.parameters.filter((p) => p.endpoint).map((p) => p.name),
       ]),
     );
-    expect(endpointParameters['oauth2']).toEqual(['authorizationUrl', 'tokenUrl', 'issuer']);
+    expect(endpointParameters['oauth2']).toEqual(['authorizationUrl', 'tokenUrl', 'issuer', 'revocationUrl']);
     expect(endpointParameters['oidc']).toEqual(['issuer']);
     expect(endpointParameters['entra']).toEqual(['tenantId']);
     expect(endpointParameters['github']).toEqual(['domain']);

@@ -21,7 +21,7 @@ import { decodeCursor, encodeCursor } from '../src/store/cursor.js';
 import { KeyedMutex } from '../src/store/keyedMutex.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
-import type { ConnectionKey, SealedField, Store, TokenWrite } from '../src/store/types.js';
+import type { ConnectionKey, LifecycleEventType, SealedField, Store, TokenWrite } from '../src/store/types.js';
 import { freshPgSchema, pgUrl, requirePgOrSkip, withPgClient } from './support/pg.js';
 import { tempDir } from './support/tmp.js';
 
@@ -920,6 +920,117 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertPendingConsent(pending('ph1', key('p1', 'c1')));
       await store.deleteConnection(key('p1', 'c1'), null);
       expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
+    });
+  });
+
+  describe('lifecycle outbox and revocation queue', () => {
+    const resealed: { from: SealedRef; to: SealedRef }[] = [];
+    const retire = {
+      newId: (() => {
+        let n = 0;
+        return () => `rev-${++n}`;
+      })(),
+      reseal: (value: Sealed, from: SealedRef, to: SealedRef): Sealed => {
+        resealed.push({ from, to });
+        return sealed('k1', `re-${(to as { revocationId: string }).revocationId}-${to.field}-${value.split('.')[2]}`);
+      },
+    };
+    const webhook = (id: string, events: readonly LifecycleEventType[]) => ({ id, url: 'https://hooks.example/x', events, secret: sealed('k1', `wh-${id}`), createdAt: T0 });
+    // Which events were written, in no particular order: events written within one millisecond
+    // list in the order of their random ids.
+    const eventsOf = async (webhookId: string) => (await store.listWebhookDeliveries(webhookId, null, 100)).map((d) => d.eventType).sort();
+
+    it("a delete moves the connection's tokens, sealed anew to the queue row, in its transaction; a refused delete queues nothing", async () => {
+      await store.insertProvider(provider('p1'), 10);
+      await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 'tok') }), [], 10);
+      expect((await failure(store.deleteConnection(key('p1', 'c1'), 7, { retire }))).code).toBe('VERSION_CONFLICT');
+      expect(await store.countRevocations()).toBe(0);
+      await store.deleteConnection(key('p1', 'c1'), 1, { retire });
+      expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
+      const [claimed, ...rest] = await store.claimRevocations(new Date(Date.now() + 1000), 10, 60_000);
+      expect(rest).toEqual([]);
+      expect(claimed).toMatchObject({ providerId: 'p1', connectionId: 'c1', identityProvider: 'github', clientId: 'client-p1', attempts: 1 });
+      expect(claimed!.tokens).toBe(sealed('k1', `re-${claimed!.id}-tokens-tok`));
+      expect(claimed!.clientSecret).toBe(sealed('k1', `re-${claimed!.id}-clientSecret-ps-p1`));
+      expect(resealed.map((r) => r.from.kind).sort()).toEqual(['connection', 'provider']);
+      // Leased: nobody else takes it meanwhile; after the lease it is due again.
+      expect(await store.claimRevocations(new Date(Date.now() + 2000), 10, 60_000)).toEqual([]);
+      const again = await store.claimRevocations(new Date(Date.now() + 120_000), 10, 60_000);
+      expect(again.map((r) => [r.id, r.attempts])).toEqual([[claimed!.id, 2]]);
+      await store.deleteRevocation(claimed!.id);
+      expect(await store.countRevocations()).toBe(0);
+    });
+
+    it('deleting a provider queues the tokens of each of its connections and records each deletion', async () => {
+      await store.insertWebhook(webhook('h1', ['connection.deleted']), 10);
+      await store.insertProvider(provider('p1'), 10);
+      await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't1') }), [], 10);
+      await store.insertConnection(connection('p1', 'c2'), [], 10);
+      await store.insertConnection(connection('p1', 'c3', { tokens: sealed('k1', 't3'), clientId: 'own', clientSecret: sealed('k1', 'own-secret') }), [], 10);
+      await store.deleteProvider('p1', null, { retire });
+      const queued = await store.claimRevocations(new Date(Date.now() + 1000), 10, 60_000);
+      expect(queued.map((r) => [r.connectionId, r.clientId]).sort()).toEqual([['c1', 'client-p1'], ['c3', 'own']]);
+      const deliveries = await store.listWebhookDeliveries('h1', 'PENDING', 10);
+      expect(deliveries.map((d) => JSON.parse(d.payload).data.connectionId).sort()).toEqual(['c1', 'c2', 'c3']);
+    });
+
+    it('writes an event only with the change it reports, for the webhooks subscribed to it', async () => {
+      await store.insertWebhook(webhook('all', ['connection.created', 'connection.connected', 'connection.reauthorization_required', 'connection.deleted']), 10);
+      await store.insertWebhook(webhook('created', ['connection.created']), 10);
+      await seedConnections(store, 'p1', ['c1']);
+      expect((await failure(store.insertConnection(connection('p1', 'c1'), [], 10))).code).toBe('ALREADY_EXISTS');
+      const refreshed = await store.writeTokens(key('p1', 'c1'), tokenWrite('a'), 0);
+      expect(refreshed).not.toBeNull();
+      expect(await store.writeTokens(key('p1', 'c1'), { ...tokenWrite('b'), consented: true }, 0)).toBeNull();
+      await store.writeTokens(key('p1', 'c1'), { ...tokenWrite('b'), consented: true }, 1);
+      const reauth: ConnectionState = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refused' } };
+      await store.setConnectionStateIfGeneration(key('p1', 'c1'), reauth, 2);
+      await store.setConnectionStateIfGeneration(key('p1', 'c1'), reauth, 2);
+      await store.deleteConnection(key('p1', 'c1'), null);
+      expect(await eventsOf('all')).toEqual(['connection.connected', 'connection.created', 'connection.deleted', 'connection.reauthorization_required']);
+      expect(await eventsOf('created')).toEqual(['connection.created']);
+      for (const d of await store.listWebhookDeliveries('all', null, 10)) expect(d.payload).not.toContain('tok-');
+    });
+
+    it('hands each due delivery to one claimer, and keeps dead letters apart', async () => {
+      await store.insertWebhook(webhook('h1', ['connection.created']), 10);
+      await seedConnections(store, 'p1', ['c1', 'c2', 'c3']);
+      const now = new Date(Date.now() + 1000);
+      const claims = await Promise.all([store.claimWebhookDeliveries(now, 2, 60_000), store.claimWebhookDeliveries(now, 2, 60_000)]);
+      const ids = claims.flat().map((d) => d.eventId);
+      expect(ids).toHaveLength(3);
+      expect(new Set(ids).size).toBe(3);
+      const [first, second] = claims.flat();
+      await store.completeWebhookDelivery('h1', first!.eventId, { status: 'DEAD', error: 'the receiver answered HTTP 500' });
+      await store.completeWebhookDelivery('h1', second!.eventId, { status: 'DELIVERED', at: now });
+      expect((await store.listWebhookDeliveries('h1', 'DEAD', 10)).map((d) => [d.eventId, d.lastError])).toEqual([[first!.eventId, 'the receiver answered HTTP 500']]);
+      // A late completion of a dead letter changes nothing.
+      await store.completeWebhookDelivery('h1', first!.eventId, { status: 'DELIVERED', at: now });
+      expect((await store.listWebhookDeliveries('h1', 'DEAD', 10))).toHaveLength(1);
+      // Retention: delivered rows go first, dead letters later, pending ones never.
+      expect(await store.purgeWebhookDeliveries(new Date(Date.now() + 60_000), new Date(0))).toBe(1);
+      expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status).sort()).toEqual(['DEAD', 'PENDING']);
+      expect(await store.purgeWebhookDeliveries(new Date(0), new Date(Date.now() + 60_000))).toBe(1);
+      expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status)).toEqual(['PENDING']);
+      await store.deleteWebhook('h1');
+      expect(await store.listWebhookDeliveries('h1', null, 10)).toEqual([]);
+      expect((await failure(store.deleteWebhook('h1'))).code).toBe('NOT_FOUND');
+    });
+
+    it('lists revocation and webhook secrets for key rotation', async () => {
+      await store.insertWebhook(webhook('h1', ['connection.created']), 10);
+      await store.insertProvider(provider('p1', { clientSecret: null }), 10);
+      await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 'tok') }), [], 10);
+      await store.deleteProvider('p1', null, { retire });
+      const refs = (await store.listSealedNotWrappedBy('k2', 100)).map((f) => f.ref);
+      expect(refs).toEqual([
+        { kind: 'revocation', field: 'tokens', revocationId: expect.stringMatching(/^rev-/) },
+        { kind: 'webhook', field: 'secret', webhookId: 'h1' },
+      ]);
+      const [revocation] = refs;
+      const value = (await store.listSealedNotWrappedBy('k2', 100))[0]!.value;
+      expect(await store.replaceSealed(revocation!, value, sealed('k2', 'rewrapped'))).toBe(true);
+      expect(await store.countSealedWrappedBy('k2')).toBe(1);
     });
   });
 

@@ -12,6 +12,8 @@ import { createConnection, deleteConnection, requireConnection, updateConnection
 import { createAccessPolicy, deleteAccessPolicy } from '../registry/policies.js';
 import { createProvider, deleteProvider, requireProvider, updateProvider } from '../registry/providers.js';
 import type { IdentityProvider, Parameter, ParameterInput, ParameterType, Resolvers } from './generated/types.js';
+import { createWebhook, deleteWebhook } from '../registry/webhooks.js';
+import { webhookView } from './views.js';
 
 /** The catalog's parameter types as the schema spells them. */
 const PARAMETER_TYPES: Readonly<Record<CatalogParameterType, ParameterType>> = {
@@ -81,6 +83,9 @@ function identityProviderView(entry: IdentityProviderEntry): IdentityProvider {
   };
 }
 
+/** Deliveries listed at most per webhook and request. */
+const MAX_DELIVERIES_PAGE = 500;
+
 /** Typed by the schema (src/admin/generated/types.ts, `npm run codegen`): parents, arguments, results. */
 export const adminResolvers: Resolvers = {
   DateTime,
@@ -99,6 +104,7 @@ export const adminResolvers: Resolvers = {
     connection: (_, { providerId, id }, ctx) => ctx.loaders.connection.load({ providerId, connectionId: id }),
     encryptionKeys: (_, __, ctx) => ctx.services.rotation.keys(),
     keyRotation: (_, __, ctx) => ctx.services.rotation.status(),
+    webhooks: async (_, __, ctx) => (await ctx.services.registry.store.listWebhooks()).map((w) => webhookView(w)),
   },
   Mutation: {
     createCredentialProvider: (_, { input }, ctx) =>
@@ -141,6 +147,21 @@ export const adminResolvers: Resolvers = {
     retireEncryptionKey: async (_, { id }, ctx) => {
       await ctx.services.rotation.retire(id);
       return true;
+    },
+    createWebhook: async (_, { input }, ctx) => {
+      const created = await createWebhook(ctx.services.registry, input);
+      return webhookView(created.webhook, created.secret);
+    },
+    deleteWebhook: async (_, { id }, ctx) => {
+      await deleteWebhook(ctx.services.registry, id);
+      return true;
+    },
+  },
+  Webhook: {
+    deliveries: (w, { status, first }, ctx) => {
+      const n = first ?? DEFAULT_PAGE_SIZE;
+      if (!Number.isInteger(n) || n < 1 || n > MAX_DELIVERIES_PAGE) throw badInput('first', `must be between 1 and ${MAX_DELIVERIES_PAGE}`);
+      return ctx.services.registry.store.listWebhookDeliveries(w.id, status ?? null, n);
     },
   },
   CredentialProvider: {

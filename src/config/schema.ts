@@ -52,6 +52,13 @@ export interface Config {
     readonly tokenAcquisitionsPerMinute: number;
   };
   readonly oauth: { readonly allowInsecureHttp: boolean; readonly allowPrivateNetworks: boolean; readonly timeoutMs: number };
+  /** Lifecycle webhooks' delivery (URLs follow `oauth.allowInsecureHttp` and `oauth.allowPrivateNetworks`). */
+  readonly webhooks: {
+    readonly timeoutMs: number;
+    readonly maxAttempts: number;
+    readonly retryBaseMs: number;
+    readonly pollIntervalMs: number;
+  };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 
@@ -131,6 +138,10 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     doc: 'Allow identity provider endpoints on loopback, private and link-local addresses (local development and tests only); checked when connecting.',
   },
   { path: 'oauth.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of every call to an identity provider.' },
+  { path: 'webhooks.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of one webhook delivery attempt; anything but a 2xx answer within it is retried.' },
+  { path: 'webhooks.maxAttempts', kind: 'int', default: 12, min: 1, max: 100, doc: 'Delivery attempts per event before it is dead-lettered (status `DEAD` in `webhooks { deliveries }`).' },
+  { path: 'webhooks.retryBaseMs', kind: 'int', default: 2_000, min: 10, max: 3_600_000, doc: 'Wait before the first retry; each further one waits twice as long (at most an hour), with jitter.' },
+  { path: 'webhooks.pollIntervalMs', kind: 'int', default: 1_000, min: 10, max: 60_000, doc: 'How often each replica looks for due webhook deliveries (besides right after a change it hears of).' },
   { path: 'log.level', kind: 'logLevel', default: 'info', doc: 'JSON log level.' },
 ] satisfies KeySpec[]);
 

@@ -48,7 +48,8 @@ export async function connectWithConsentedTokens(
     // Read after the connection: a re-pointing drops tokens in the transaction that moves the
     // endpoints, so if the provider is still bound as it was, the generation read above predates it.
     await requireSameBinding(deps.store, exchangedWith);
-    const written = await deps.store.writeTokens(key, connectedTokenWrite(deps.envelope, key, tokens, deps.now()), connection.tokenGeneration);
+    const write = { ...connectedTokenWrite(deps.envelope, key, tokens, deps.now()), consented: true };
+    const written = await deps.store.writeTokens(key, write, connection.tokenGeneration);
     if (written) {
       // A link sent around before this consent must not bring another identity in after it.
       await deps.store.deleteConsentsOf(key);

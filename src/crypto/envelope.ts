@@ -165,6 +165,11 @@ export class Envelope {
     }
   }
 
+  /** The secret sealed to `from`, sealed anew to `to` (it moves to another record). */
+  reseal(sealed: Sealed, from: SealedRef, to: SealedRef): Sealed {
+    return this.seal(this.open(sealed, from), to);
+  }
+
   /**
    * Wraps the same data key with the current primary KEK; the content ciphertext is kept as is.
    * The content is still authenticated first, so a damaged value is reported, not carried over.

@@ -28,7 +28,11 @@ export type SealedRef =
       readonly providerId: string;
       readonly connectionId: string;
       readonly consentHash: string;
-    };
+    }
+  /** A deleted connection's tokens and client secret, moved to its revocation row (RFC 7009). */
+  | { readonly kind: 'revocation'; readonly field: 'clientSecret' | 'tokens'; readonly revocationId: string }
+  /** A webhook's signing secret. */
+  | { readonly kind: 'webhook'; readonly field: 'secret'; readonly webhookId: string };
 
 /** IDs cannot contain `/`, so this string is unambiguous. */
 export function associatedData(ref: SealedRef): string {
@@ -41,6 +45,10 @@ export function associatedData(ref: SealedRef): string {
       return `cg/consent/${ref.stateHash}/${ref.field}`;
     case 'pendingConsent':
       return `cg/pending-consent/${ref.providerId}/${ref.connectionId}/${ref.consentHash}/${ref.field}`;
+    case 'revocation':
+      return `cg/revocation/${ref.revocationId}/${ref.field}`;
+    case 'webhook':
+      return `cg/webhook/${ref.webhookId}/${ref.field}`;
   }
 }
 

@@ -22,6 +22,7 @@ import type {
   OAuthQuirks,
   TokenExchangeParams,
   TokenResult,
+  TokenTypeHint,
 } from './types.js';
 import { JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './types.js';
 
@@ -43,6 +44,7 @@ function fingerprintOf(cfg: OAuthClientConfig): string {
         cfg.discoveryUrl,
         cfg.authorizationUrl,
         cfg.tokenUrl,
+        cfg.revocationUrl ?? null,
         cfg.clientId,
         cfg.clientSecret,
         cfg.quirks,
@@ -206,6 +208,18 @@ export class OAuthClient {
     return probeStatus(url, headers, { dispatcher: this.#dispatcher, timeoutMs: this.#options.timeoutMs });
   }
 
+  /**
+   * RFC 7009: revokes `token` at the provider. False when the provider names no revocation
+   * endpoint (nothing was sent); a refusal or failure throws as any other exchange does.
+   */
+  async revoke(cfg: OAuthClientConfig, token: string, hint: TokenTypeHint): Promise<boolean> {
+    if (token === '') throw new TypeError('OAuthClient.revoke: token is empty');
+    const configuration = await this.#configuration(cfg);
+    if (configuration.serverMetadata().revocation_endpoint === undefined) return false;
+    await this.#callAsync(() => oidc.tokenRevocation(configuration, token, { token_type_hint: hint }));
+    return true;
+  }
+
   #call<T>(operation: () => T): T {
     try {
       return operation();
@@ -257,6 +271,7 @@ export class OAuthClient {
     }
 
     const tokenEndpoint = endpointUrl('tokenUrl', cfg.tokenUrl, allowInsecureHttp);
+    const revocationEndpoint = endpointUrl('revocationUrl', cfg.revocationUrl ?? null, allowInsecureHttp);
     const authorizationEndpoint = endpointUrl('authorizationUrl', cfg.authorizationUrl, allowInsecureHttp);
     const anyEndpoint = tokenEndpoint ?? authorizationEndpoint;
     if (anyEndpoint === null) throw configurationError('no discovery URL, issuer or endpoint URL');
@@ -266,6 +281,7 @@ export class OAuthClient {
       issuer: cfg.issuer ?? anyEndpoint.origin,
       ...(tokenEndpoint === null ? {} : { token_endpoint: tokenEndpoint.href }),
       ...(authorizationEndpoint === null ? {} : { authorization_endpoint: authorizationEndpoint.href }),
+      ...(revocationEndpoint === null ? {} : { revocation_endpoint: revocationEndpoint.href }),
     };
     const configuration = new oidc.Configuration(server, cfg.clientId, metadata, clientAuthOf(cfg));
     configuration[oidc.customFetch] = fetch;

@@ -41,8 +41,9 @@ export interface ProviderFetchOptions {
 }
 
 /**
- * openid-client only POSTs to the token endpoint in this gateway (no introspection, revocation
- * or PAR), so a POST is a token request: it gets the Accept quirk and the response rewrite.
+ * openid-client POSTs to the token endpoint and (on delete) the revocation endpoint, whose answer
+ * has no body to rewrite: a POST is treated as a token request (Accept quirk, response rewrite),
+ * which leaves an empty or error answer as it is.
  */
 export function createProviderFetch({ timeoutMs, quirks, dispatcher }: ProviderFetchOptions): CustomFetch {
   return async (url, options) => {

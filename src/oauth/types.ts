@@ -42,6 +42,8 @@ export interface OAuthClientConfig {
   readonly discoveryUrl: string | null;
   readonly authorizationUrl: string | null;
   readonly tokenUrl: string | null;
+  /** RFC 7009 revocation endpoint when not discovered; discovery's `revocation_endpoint` wins. */
+  readonly revocationUrl?: string | null;
   readonly clientId: string;
   readonly clientSecret: string | null;
   readonly quirks: OAuthQuirks;
@@ -84,6 +86,9 @@ export interface CodeExchangeParams {
   readonly codeVerifier: string | null;
   readonly nonce: string | null;
 }
+
+/** RFC 7009 `token_type_hint`. */
+export type TokenTypeHint = 'refresh_token' | 'access_token';
 
 export interface ClientCredentialsParams {
   readonly scopes: readonly string[];

@@ -22,6 +22,10 @@ export interface GatewayMetrics {
   readonly httpRequests: Counter;
   /** {pipeline: prepared | full} */
   readonly graphqlOperations: Counter;
+  /** {outcome: revoked | unsupported | retried | failed} */
+  readonly revocations: Counter;
+  /** {outcome: delivered | retried | dead} */
+  readonly webhookDeliveries: Counter;
 }
 
 export function createGatewayMetrics(registry: MetricsRegistry = new MetricsRegistry()): GatewayMetrics {
@@ -39,6 +43,8 @@ export function createGatewayMetrics(registry: MetricsRegistry = new MetricsRegi
       'Requests to /graphql, by the pipeline that answered: prepared (an operation planned before) or full (Apollo Server).',
       ['pipeline'],
     ),
+    revocations: registry.counter('cg_revocations_total', "Attempts to revoke deleted connections' tokens at their provider (RFC 7009), by outcome.", ['outcome']),
+    webhookDeliveries: registry.counter('cg_webhook_deliveries_total', 'Webhook delivery attempts, by outcome.', ['outcome']),
   });
 }
 

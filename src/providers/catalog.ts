@@ -83,6 +83,11 @@ export interface ProviderEndpoints {
   readonly tokenUrl: string | null;
   readonly discovery: string | null;
   readonly issuer: string | null;
+  /**
+   * RFC 7009 token revocation endpoint: deleting a connection revokes its tokens there. Entries with
+   * discovery use the discovered `revocation_endpoint` instead.
+   */
+  readonly revocationUrl: string | null;
 }
 
 /** The scheme value that sends a key bare, without a scheme (`X-API-Key: <key>`). */
@@ -186,7 +191,7 @@ function entry(draft: EntryDraft): IdentityProviderEntry {
       grantTypes: p.grantTypes ?? draft.grantTypes,
       endpoint: endpointNames.has(p.name),
     })),
-    endpoints: { authorizationUrl: null, tokenUrl: null, discovery: null, issuer: null, ...draft.endpoints },
+    endpoints: { authorizationUrl: null, tokenUrl: null, discovery: null, issuer: null, revocationUrl: null, ...draft.endpoints },
     quirks: { ...STANDARD_QUIRKS, ...draft.quirks },
     credential: draft.credential ?? null,
   };
@@ -211,6 +216,11 @@ const OPTIONAL_ISSUER: ParameterDraft = {
   name: 'issuer',
   format: 'issuer',
   description: 'Issuer identifier of the authorization server; checked against `iss` in its responses when set.',
+};
+const REVOCATION_URL: ParameterDraft = {
+  name: 'revocationUrl',
+  format: 'url',
+  description: "The authorization server's RFC 7009 revocation endpoint: a deleted connection's tokens are revoked there when set.",
 };
 const AUDIENCE: ParameterDraft = {
   name: 'audience',
@@ -258,9 +268,9 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     name: 'oauth2',
     displayName: 'Generic OAuth 2.0',
     grantTypes: BOTH,
-    parameters: [AUTHORIZATION_URL, TOKEN_URL, OPTIONAL_ISSUER, AUDIENCE, RESOURCE],
+    parameters: [AUTHORIZATION_URL, TOKEN_URL, OPTIONAL_ISSUER, REVOCATION_URL, AUDIENCE, RESOURCE],
     defaultScopes: [],
-    endpoints: { authorizationUrl: '{authorizationUrl}', tokenUrl: '{tokenUrl}', issuer: '{issuer}' },
+    endpoints: { authorizationUrl: '{authorizationUrl}', tokenUrl: '{tokenUrl}', issuer: '{issuer}', revocationUrl: '{revocationUrl}' },
     // RFC 6749 obliges servers to support HTTP Basic client authentication, not the body form.
     quirks: { pkce: 'none', clientAuth: 'client_secret_basic' },
     docsUrl: 'https://www.rfc-editor.org/rfc/rfc6749',
@@ -269,9 +279,9 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     name: 'oauth2pkce',
     displayName: 'Generic OAuth 2.0 with PKCE',
     grantTypes: CODE_ONLY,
-    parameters: [AUTHORIZATION_URL, TOKEN_URL, OPTIONAL_ISSUER, AUDIENCE, RESOURCE],
+    parameters: [AUTHORIZATION_URL, TOKEN_URL, OPTIONAL_ISSUER, REVOCATION_URL, AUDIENCE, RESOURCE],
     defaultScopes: [],
-    endpoints: { authorizationUrl: '{authorizationUrl}', tokenUrl: '{tokenUrl}', issuer: '{issuer}' },
+    endpoints: { authorizationUrl: '{authorizationUrl}', tokenUrl: '{tokenUrl}', issuer: '{issuer}', revocationUrl: '{revocationUrl}' },
     quirks: { pkce: 'S256', clientAuth: 'client_secret_basic', publicClientAllowed: true },
     docsUrl: 'https://www.rfc-editor.org/rfc/rfc7636',
   }),
@@ -366,6 +376,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     endpoints: {
       authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
       tokenUrl: 'https://oauth2.googleapis.com/token',
+      revocationUrl: 'https://oauth2.googleapis.com/revoke',
       discovery: 'https://accounts.google.com/.well-known/openid-configuration',
       issuer: 'https://accounts.google.com',
     },
@@ -412,6 +423,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     endpoints: {
       authorizationUrl: 'https://{instanceName}/services/oauth2/authorize',
       tokenUrl: 'https://{instanceName}/services/oauth2/token',
+      revocationUrl: 'https://{instanceName}/services/oauth2/revoke',
     },
     // No `expires_in`: the org's session timeout decides (two hours by default), so the assumed hour holds.
     quirks: { keepResponseFields: ['instance_url', 'id'] },
@@ -446,6 +458,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     endpoints: {
       authorizationUrl: 'https://www.linkedin.com/oauth/v2/authorization',
       tokenUrl: 'https://www.linkedin.com/oauth/v2/accessToken',
+      revocationUrl: 'https://www.linkedin.com/oauth/v2/revoke',
       // Requesting `openid` yields an ID token with this issuer.
       issuer: 'https://www.linkedin.com/oauth',
     },
@@ -490,7 +503,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     grantTypes: CODE_ONLY,
     parameters: [],
     defaultScopes: [],
-    endpoints: { authorizationUrl: 'https://zoom.us/oauth/authorize', tokenUrl: 'https://zoom.us/oauth/token' },
+    endpoints: { authorizationUrl: 'https://zoom.us/oauth/authorize', tokenUrl: 'https://zoom.us/oauth/token', revocationUrl: 'https://zoom.us/oauth/revoke' },
     quirks: { clientAuth: 'client_secret_basic', rotatesRefreshTokens: true },
     docsUrl: 'https://developers.zoom.us/docs/integrations/oauth/',
   }),
@@ -519,6 +532,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     endpoints: {
       authorizationUrl: 'https://account.box.com/api/oauth2/authorize',
       tokenUrl: 'https://api.box.com/oauth2/token',
+      revocationUrl: 'https://api.box.com/oauth2/revoke',
     },
     // Box refresh tokens are single use.
     quirks: { pkce: 'none', rotatesRefreshTokens: true },
@@ -555,7 +569,7 @@ const CATALOG: readonly IdentityProviderEntry[] = [
       },
     ],
     defaultScopes: ['read_user'],
-    endpoints: { authorizationUrl: 'https://{domain}/oauth/authorize', tokenUrl: 'https://{domain}/oauth/token' },
+    endpoints: { authorizationUrl: 'https://{domain}/oauth/authorize', tokenUrl: 'https://{domain}/oauth/token', revocationUrl: 'https://{domain}/oauth/revoke' },
     quirks: { rotatesRefreshTokens: true },
     docsUrl: 'https://docs.gitlab.com/ee/api/oauth2.html',
   }),

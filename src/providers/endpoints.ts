@@ -12,6 +12,7 @@ export interface ResolvedEndpoints {
   readonly tokenUrl: string | null;
   readonly discoveryUrl: string | null;
   readonly issuer: string | null;
+  readonly revocationUrl: string | null;
 }
 
 /** The parts of a provider the expansion reads. */
@@ -104,6 +105,7 @@ export function resolveEndpoints(
     tokenUrl: expandUrl(entry, endpoints.tokenUrl, parameters, options),
     discoveryUrl: expandUrl(entry, endpoints.discovery, parameters, options),
     issuer: expandUrl(entry, endpoints.issuer, parameters, options),
+    revocationUrl: expandUrl(entry, endpoints.revocationUrl, parameters, options),
   });
 }
 

@@ -70,6 +70,11 @@ function checkUrl(value: string, options: UrlOptions, issuer: boolean): ValueChe
   return ok(value);
 }
 
+/** An absolute URL to call (webhooks): the same rule as a provider's `url` parameters. */
+export function checkUrlValue(value: string, options: UrlOptions): ValueCheck {
+  return checkUrl(value, options, false);
+}
+
 function checkHost(value: string, options: UrlOptions): ValueCheck {
   if (!isHostName(value)) return problem('must be a host name (letters, digits, dots and hyphens)');
   if (options.refusePrivateAddresses === true && isPrivateAddress(value)) return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);

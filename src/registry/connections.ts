@@ -9,6 +9,7 @@ import type { ConnectionKey, ConnectionPatch, TokenWrite } from '../store/types.
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
 import { managedIdentityPolicy } from './policies.js';
+import { tokenRetirement } from './retirement.js';
 
 export interface ConnectionInputRaw extends CredentialInputRaw {
   readonly id?: unknown;
@@ -125,7 +126,10 @@ export async function insertConnection(
     createdAt: now,
     updatedAt: now,
   };
-  return deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
+  const inserted = await deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
+  // Nothing cached knows it yet; told anyway so that its `connection.created` webhooks go out at once.
+  await deps.changes.publish(key);
+  return inserted;
 }
 
 export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {
@@ -171,6 +175,8 @@ export async function updateConnection(
 }
 
 export async function deleteConnection(deps: RegistryDeps, key: ConnectionKey, expectedVersion: number | null): Promise<void> {
-  await deps.store.deleteConnection(key, expectedVersion);
+  // Its tokens move to the revocation queue in the same transaction; the provider is not waited on.
+  await deps.store.deleteConnection(key, expectedVersion, { retire: tokenRetirement(deps.envelope) });
+  deps.onTokensRetired?.();
   await deps.changes.publish(key);
 }

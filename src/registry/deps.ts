@@ -17,4 +17,6 @@ export interface RegistryDeps {
   readonly now: () => Date;
   /** Told after every change that can invalidate a cached token or access decision. */
   readonly changes: ChangeFeed;
+  /** Told after a delete queued tokens for revocation (this replica's worker starts at once). */
+  readonly onTokensRetired?: () => void;
 }

@@ -10,6 +10,7 @@ import {
 } from '../providers/validate.js';
 import type { ProviderPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
+import { tokenRetirement } from './retirement.js';
 
 export async function requireProvider(deps: Pick<RegistryDeps, 'store'>, id: string): Promise<ProviderRecord> {
   const provider = await deps.store.getProvider(id);
@@ -104,6 +105,8 @@ async function updateProviderOnce(
 }
 
 export async function deleteProvider(deps: RegistryDeps, id: string, expectedVersion: number | null): Promise<void> {
-  await deps.store.deleteProvider(id, expectedVersion);
+  // Its connections' tokens move to the revocation queue in the same transaction.
+  await deps.store.deleteProvider(id, expectedVersion, { retire: tokenRetirement(deps.envelope) });
+  deps.onTokensRetired?.();
   await deps.changes.publish({ providerId: id });
 }

@@ -21,6 +21,7 @@ import { OAuthClient } from '../oauth/client.js';
 import { ChangeFeed } from '../registry/changes.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { UnconsentedSweep } from '../registry/unconsentedSweep.js';
+import { WebhookDelivery } from '../registry/webhookDelivery.js';
 import { openStore } from '../store/open.js';
 import type { ConnectionKey, Store } from '../store/types.js';
 import { TokenCache } from '../tokens/cache.js';
@@ -31,6 +32,7 @@ import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
 import { TokenResolver } from '../tokens/resolver.js';
 import { TokenExchanger } from '../tokens/exchange.js';
 import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
+import { RevocationWorker } from '../tokens/revocations.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
 import { findSubgraph, issuerlessTemplates, type SupergraphConfig } from '../gateway/supergraphConfig.js';
 import { createSupergraphSource, type SupergraphSource } from '../gateway/supergraphSource.js';
@@ -84,6 +86,13 @@ const CONSENT_STATE_PURGE_INTERVAL_MS = 5 * 60_000;
 const STARTING_RETRY_AFTER_SECONDS = 1;
 /** A store that does not answer a readiness ping within this time counts as unavailable. */
 const READINESS_TIMEOUT_MS = 3_000;
+/** A revocation attempt: discovery, then the refresh token and the access token. */
+const REVOCATION_CALLS_PER_ATTEMPT = 3;
+/** Delivered webhook events are kept this long (for the admin API), dead letters longer. */
+const DELIVERED_WEBHOOK_RETENTION_MS = 7 * 24 * 3600_000;
+const DEAD_WEBHOOK_RETENTION_MS = 30 * 24 * 3600_000;
+/** Added to a queue claim's lease beyond its calls' timeouts. */
+const LEASE_MARGIN_MS = 5_000;
 
 /** Bindings may name providers created later through the admin API: say so at start, do not fail. */
 async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphConfig, logger: Logger): Promise<void> {
@@ -190,6 +199,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const url = `http://${host}:${address.port}`;
     const publicUrl = config.server.publicUrl ?? url;
 
+    const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
+    const revocations = new RevocationWorker({
+      store,
+      envelope,
+      oauth: new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks }),
+      allowInsecureHttp,
+      // Discovery and two revocations, each within the timeout, and room to record the outcome.
+      leaseMs: config.oauth.timeoutMs * REVOCATION_CALLS_PER_ATTEMPT + LEASE_MARGIN_MS,
+      logger,
+      onOutcome: (outcome) => metrics.revocations.inc({ outcome }),
+    });
+    closers.unshift(() => revocations.stop());
     const registry: RegistryDeps = {
       store,
       envelope,
@@ -201,9 +222,21 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       now,
       // Through the store: every replica's token cache hears of every change.
       changes: new ChangeFeed({ store, onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change') }),
+      onTokensRetired: () => revocations.wake(),
     };
+    const webhooks = new WebhookDelivery({
+      store,
+      envelope,
+      logger,
+      allowInsecureHttp,
+      allowPrivateNetworks,
+      ...config.webhooks,
+      onOutcome: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
+    });
+    closers.unshift(() => webhooks.stop());
+    // Every change, on any replica, may have written events: look at once rather than at the next poll.
+    registry.changes.subscribe(() => webhooks.wake());
     await options.seed?.(registry);
-    const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
     const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks });
     // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
     const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp, allowPrivateNetworks });
@@ -350,6 +383,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     server.off('request', starting);
     const purge = setInterval(() => {
       store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
+      const t = now().getTime();
+      store
+        .purgeWebhookDeliveries(new Date(t - DELIVERED_WEBHOOK_RETENTION_MS), new Date(t - DEAD_WEBHOOK_RETENTION_MS))
+        .catch((err) => logger.warn({ err }, 'purging old webhook deliveries failed'));
     }, CONSENT_STATE_PURGE_INTERVAL_MS).unref();
     closers.unshift(async () => clearInterval(purge));
     const sweep = new UnconsentedSweep({
@@ -359,6 +396,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       onError: (err) => logger.warn({ err }, 'sweeping unconsented connections failed'),
     });
     sweep.start();
+    revocations.start();
+    webhooks.start();
     closers.unshift(() => sweep.stop());
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
 

@@ -191,13 +191,64 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     ],
   },
   {
-    version: 7,
+    version: 5,
     name: 'API-key and basic credentials',
     // Version 1's CHECK on `grant_type` admits the two OAuth grants only, and relaxing a CHECK in
     // SQLite means rebuilding `providers` under its connections' foreign keys. So the kind gets a
     // column of its own; such rows keep CLIENT_CREDENTIALS (no consent, the connection holds the
     // credential) in `grant_type`, and the store reads `credential_kind` first (rows.ts).
     statements: ({ text }) => [`ALTER TABLE providers ADD COLUMN credential_kind ${text} CHECK (credential_kind IN ('API_KEY', 'BASIC'))`],
+  },
+  {
+    version: 6,
+    name: 'token revocation queue',
+    // A deleted connection's tokens wait here, sealed to the row, until the provider has revoked them.
+    // The provider may be deleted in the same transaction: the row keeps what revocation needs of it.
+    statements: ({ id, text, int, ms, json, tableSuffix }) => [
+      `CREATE TABLE revocations (
+        id ${id} PRIMARY KEY,
+        provider_id ${id} NOT NULL,
+        connection_id ${id} NOT NULL,
+        identity_provider ${text} NOT NULL,
+        parameters ${json} NOT NULL,
+        client_id ${text} NOT NULL,
+        client_secret ${text},
+        tokens ${text} NOT NULL,
+        attempts ${int} NOT NULL,
+        next_attempt_at ${ms} NOT NULL,
+        created_at ${ms} NOT NULL
+      )${tableSuffix}`,
+      'CREATE INDEX revocations_due ON revocations (next_attempt_at)',
+    ],
+  },
+  {
+    version: 7,
+    name: 'lifecycle webhooks and their outbox',
+    statements: ({ id, text, int, ms, tableSuffix }) => [
+      `CREATE TABLE webhooks (
+        id ${id} PRIMARY KEY,
+        url ${text} NOT NULL,
+        events ${text} NOT NULL,
+        secret ${text} NOT NULL,
+        created_at ${ms} NOT NULL
+      )${tableSuffix}`,
+      // Written in the transaction of the change it reports; one row per webhook and event.
+      `CREATE TABLE webhook_deliveries (
+        webhook_id ${id} NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        event_id ${id} NOT NULL,
+        event_type ${text} NOT NULL,
+        payload ${text} NOT NULL,
+        status ${text} NOT NULL CHECK (status IN ('PENDING', 'DELIVERED', 'DEAD')),
+        attempts ${int} NOT NULL,
+        next_attempt_at ${ms},
+        last_error ${text},
+        created_at ${ms} NOT NULL,
+        delivered_at ${ms},
+        PRIMARY KEY (webhook_id, event_id)
+      )${tableSuffix}`,
+      `CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'PENDING'`,
+      'CREATE INDEX webhook_deliveries_status ON webhook_deliveries (webhook_id, status, created_at)',
+    ],
   },
 ]);
 

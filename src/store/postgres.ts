@@ -47,6 +47,7 @@ export const POSTGRES_DIALECT: Dialect = Object.freeze({
   textsOf: (json: string) => sql`SELECT jsonb_array_elements_text(${json}::jsonb) AS v`,
   pairsOf: (json: string) => sql`SELECT e->>0 AS a, e->>1 AS b FROM jsonb_array_elements(${json}::jsonb) AS e`,
   forUpdate: raw(' FOR UPDATE'),
+  skipLocked: raw(' FOR UPDATE SKIP LOCKED'),
   transactionLock: (name: string) => sql`SELECT pg_advisory_xact_lock(${lockKey(name)})`,
 });
 

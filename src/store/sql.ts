@@ -92,6 +92,8 @@ export interface Dialect {
   pairsOf(json: string): Sql;
   /** Appended to a SELECT that reads a row the transaction is about to change or count under. */
   readonly forUpdate: Sql;
+  /** Appended to a SELECT that claims queued rows: rows another transaction holds are passed over (empty on SQLite). */
+  readonly skipLocked: Sql;
   /**
    * A statement that serializes this transaction with every other one taking the same named lock,
    * or null where write transactions are serialized anyway (SQLite's BEGIN IMMEDIATE).

@@ -29,6 +29,16 @@ import {
 } from './errors.js';
 import { KeyedMutex } from './keyedMutex.js';
 import {
+  DELIVERY_COLUMNS,
+  REVOCATION_COLUMNS,
+  WEBHOOK_COLUMNS,
+  recordDeletes,
+  recordEvent,
+  toDelivery,
+  toRevocation,
+  toWebhook,
+} from './lifecycle.js';
+import {
   CONNECTION_COLUMNS,
   CONSENT_COLUMNS,
   PENDING_CONSENT_COLUMNS,
@@ -56,6 +66,13 @@ import {
   type ConnectionPatch,
   type InsertConnectionOptions,
   type ConnectionUpdateOptions,
+  type DeleteOptions,
+  type DeliveryOutcome,
+  type DeliveryStatus,
+  type LifecycleEventType,
+  type RevocationRecord,
+  type WebhookDeliveryRecord,
+  type WebhookRecord,
   type ProviderPatch,
   type ProviderUpdateOptions,
   type SealedField,
@@ -75,6 +92,9 @@ const SEALED_COLUMNS = Object.freeze([
   { kind: 'consent', field: 'codeVerifier', table: 'consent_states', column: 'code_verifier', keys: ['state_hash'] },
   { kind: 'consent', field: 'linkToken', table: 'consent_states', column: 'link_token', keys: ['state_hash'] },
   { kind: 'pendingConsent', field: 'tokens', table: 'pending_consents', column: 'tokens', keys: ['provider_id', 'connection_id', 'consent_hash'] },
+  { kind: 'revocation', field: 'clientSecret', table: 'revocations', column: 'client_secret', keys: ['id'] },
+  { kind: 'revocation', field: 'tokens', table: 'revocations', column: 'tokens', keys: ['id'] },
+  { kind: 'webhook', field: 'secret', table: 'webhooks', column: 'secret', keys: ['id'] },
 ] as const);
 
 type SealedColumn = (typeof SEALED_COLUMNS)[number];
@@ -95,6 +115,10 @@ function sealedKeyValues(ref: SealedRef): readonly string[] {
       return [ref.stateHash];
     case 'pendingConsent':
       return [ref.providerId, ref.connectionId, ref.consentHash];
+    case 'revocation':
+      return [ref.revocationId];
+    case 'webhook':
+      return [ref.webhookId];
   }
 }
 
@@ -110,6 +134,10 @@ function sealedRefOf(row: Row): SealedRef {
       return Object.freeze({ kind: 'consent', field: column.field, stateHash: a });
     case 'pendingConsent':
       return Object.freeze({ kind: 'pendingConsent', field: column.field, providerId: a, connectionId: b, consentHash: c });
+    case 'revocation':
+      return Object.freeze({ kind: 'revocation', field: column.field, revocationId: a });
+    case 'webhook':
+      return Object.freeze({ kind: 'webhook', field: column.field, webhookId: a });
     default:
       throw new TypeError('unknown sealed field in listing');
   }
@@ -309,12 +337,15 @@ export class SqlStore implements Store {
     });
   }
 
-  deleteProvider(id: string, expectedVersion: number | null): Promise<void> {
+  deleteProvider(id: string, expectedVersion: number | null, options: DeleteOptions = {}): Promise<void> {
     const d = this.#db.dialect;
     return this.#db.transaction(function* () {
-      const found = firstRow(yield sql`SELECT version FROM providers WHERE id = ${id}${d.forUpdate}`);
+      const found = firstRow(yield sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id = ${id}${d.forUpdate}`);
       if (!found) throw notFound(providerLabel(id));
-      checkVersion(providerLabel(id), num(found, 'version'), expectedVersion);
+      const provider = toProvider(found);
+      checkVersion(providerLabel(id), provider.version, expectedVersion);
+      const connections: Result = yield sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE provider_id = ${id} ORDER BY id${d.forUpdate}`;
+      yield* recordDeletes(provider, connections.rows, options.retire);
       // Connections, their policies, tokens and consents in progress go by ON DELETE CASCADE.
       yield sql`DELETE FROM providers WHERE id = ${id}`;
     });
@@ -362,7 +393,9 @@ export class SqlStore implements Store {
         const added = yield insertPolicy(p);
         if (added.rowCount === 0) throw alreadyExists(policyLabel(key, p.id));
       }
-      return toConnection(inserted);
+      const record = toConnection(inserted);
+      yield recordEvent('connection.created', record);
+      return record;
     });
   }
 
@@ -437,19 +470,23 @@ export class SqlStore implements Store {
           RETURNING ${CONNECTION_COLUMNS}`,
       );
       if (!updated) throw notFound(label);
-      return toConnection(updated);
+      const record = toConnection(updated);
+      if (current.state.status !== 'CONNECTED' && record.state.status === 'CONNECTED') yield recordEvent('connection.connected', record);
+      return record;
     });
   }
 
-  deleteConnection(key: ConnectionKey, expectedVersion: number | null): Promise<void> {
+  deleteConnection(key: ConnectionKey, expectedVersion: number | null, options: DeleteOptions = {}): Promise<void> {
     const d = this.#db.dialect;
     const label = connectionLabel(key);
     return this.#db.transaction(function* () {
       const found = firstRow(
-        yield sql`SELECT version FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}${d.forUpdate}`,
+        yield sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}${d.forUpdate}`,
       );
       if (!found) throw notFound(label);
       checkVersion(label, num(found, 'version'), expectedVersion);
+      const provider = firstRow(yield sql`SELECT ${PROVIDER_COLUMNS} FROM providers WHERE id = ${key.providerId}`);
+      if (provider) yield* recordDeletes(toProvider(provider), [found], options.retire);
       yield sql`DELETE FROM connections WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}`;
     });
   }
@@ -461,26 +498,34 @@ export class SqlStore implements Store {
         WHERE s.provider_id = connections.provider_id AND s.connection_id = connections.id AND s.expires_at > ${ms(now)})`;
     // The condition is repeated outside the subquery: PostgreSQL re-checks only the outer one on a
     // row another transaction changed meanwhile, so a connection consented during the sweep stays.
-    const { rows } = await this.#db.run(
-      sql`DELETE FROM connections WHERE ${unconsented} AND (provider_id, id) IN (
+    const rows = await this.#db.transaction(function* () {
+      const deleted: Result = yield sql`DELETE FROM connections WHERE ${unconsented} AND (provider_id, id) IN (
           SELECT provider_id, id FROM connections WHERE ${unconsented} ORDER BY auto_created_at LIMIT ${limit})
-        RETURNING provider_id, id`,
-    );
+        RETURNING ${CONNECTION_COLUMNS}`;
+      const at = new Date();
+      // Never consented: no tokens to revoke.
+      for (const row of deleted.rows) yield recordEvent('connection.deleted', toConnection(row), at);
+      return deleted.rows;
+    });
     return rows.map((row) => Object.freeze({ providerId: String(row['provider_id']), connectionId: String(row['id']) }));
   }
 
   async writeTokens(key: ConnectionKey, write: TokenWrite, expectedGeneration: number): Promise<ConnectionRecord | null> {
     const state = stateColumns(write.state);
     // Token writes are not admin edits: `version` (the admin's ETag) stays, the generation moves.
-    const written = firstRow(
-      await this.#db.run(
-        sql`UPDATE connections SET tokens = ${write.tokens}, token_expires_at = ${msOrNull(write.tokenExpiresAt)},
+    const update = sql`UPDATE connections SET tokens = ${write.tokens}, token_expires_at = ${msOrNull(write.tokenExpiresAt)},
             last_refreshed_at = ${ms(write.lastRefreshedAt)}, status = ${state.status}, error_code = ${state.errorCode},
             error_message = ${state.errorMessage}, token_generation = token_generation + 1
           WHERE provider_id = ${key.providerId} AND id = ${key.connectionId} AND token_generation = ${expectedGeneration}
-          RETURNING ${CONNECTION_COLUMNS}`,
-      ),
-    );
+          RETURNING ${CONNECTION_COLUMNS}`;
+    // A refresh is one statement; a consent also records its event, in the same transaction.
+    const written = write.consented
+      ? await this.#db.transaction(function* () {
+          const row = firstRow(yield update);
+          if (row) yield recordEvent('connection.connected', toConnection(row));
+          return row;
+        })
+      : firstRow(await this.#db.run(update));
     if (written) return toConnection(written);
     if (!(await this.#exists(key))) throw notFound(connectionLabel(key));
     return null;
@@ -499,17 +544,26 @@ export class SqlStore implements Store {
     return null;
   }
 
-  async #setState(key: ConnectionKey, state: ConnectionState, condition: Sql): Promise<ConnectionRecord | null> {
+  /** The state, and the lifecycle event its change means, in one transaction. */
+  #setState(key: ConnectionKey, state: ConnectionState, condition: Sql): Promise<ConnectionRecord | null> {
     const s = stateColumns(state);
-    const updated = firstRow(
-      await this.#db.run(
-        sql`UPDATE connections SET status = ${s.status}, error_code = ${s.errorCode}, error_message = ${s.errorMessage},
+    const d = this.#db.dialect;
+    const where = sql`provider_id = ${key.providerId} AND id = ${key.connectionId}${condition}`;
+    return this.#db.transaction(function* () {
+      const before = firstRow(yield sql`SELECT status, error_code FROM connections WHERE ${where}${d.forUpdate}`);
+      if (!before) return null;
+      const updated = firstRow(
+        yield sql`UPDATE connections SET status = ${s.status}, error_code = ${s.errorCode}, error_message = ${s.errorMessage},
             version = version + 1, updated_at = ${Date.now()}
-          WHERE provider_id = ${key.providerId} AND id = ${key.connectionId}${condition}
+          WHERE ${where}
           RETURNING ${CONNECTION_COLUMNS}`,
-      ),
-    );
-    return updated ? toConnection(updated) : null;
+      );
+      if (!updated) return null;
+      const record = toConnection(updated);
+      const event = stateEvent(String(before['status']), before['error_code'] ?? null, s);
+      if (event) yield recordEvent(event, record);
+      return record;
+    });
   }
 
   async #exists(key: ConnectionKey): Promise<boolean> {
@@ -629,6 +683,111 @@ export class SqlStore implements Store {
     return pending.expiresAt.getTime() > now.getTime() ? pending : null;
   }
 
+  // Revocation queue ------------------------------------------------------------------------
+
+  async claimRevocations(now: Date, limit: number, leaseMs: number): Promise<RevocationRecord[]> {
+    const { rows } = await this.#db.run(
+      sql`UPDATE revocations SET attempts = attempts + 1, next_attempt_at = ${ms(now) + leaseMs}
+        WHERE id IN (SELECT id FROM revocations WHERE next_attempt_at <= ${ms(now)}
+          ORDER BY next_attempt_at LIMIT ${limit}${this.#db.dialect.skipLocked})
+        RETURNING ${REVOCATION_COLUMNS}`,
+    );
+    return rows.map(toRevocation);
+  }
+
+  async deleteRevocation(id: string): Promise<void> {
+    await this.#db.run(sql`DELETE FROM revocations WHERE id = ${id}`);
+  }
+
+  async retryRevocationAt(id: string, at: Date): Promise<void> {
+    await this.#db.run(sql`UPDATE revocations SET next_attempt_at = ${ms(at)} WHERE id = ${id}`);
+  }
+
+  async countRevocations(): Promise<number> {
+    const row = firstRow(await this.#db.run(sql`SELECT count(*) AS n FROM revocations`));
+    return row ? num(row, 'n') : 0;
+  }
+
+  // Webhooks --------------------------------------------------------------------------------
+
+  insertWebhook(webhook: WebhookRecord, maxWebhooks: number): Promise<WebhookRecord> {
+    const d = this.#db.dialect;
+    const w = webhook;
+    const label = `webhook '${w.id}'`;
+    return this.#db.transaction(function* () {
+      const lock = d.transactionLock('webhooks');
+      if (lock) yield lock;
+      const counts = firstRow(yield sql`SELECT count(*) AS total, (SELECT count(*) FROM webhooks WHERE id = ${w.id}) AS taken FROM webhooks`);
+      if (counts && num(counts, 'taken') > 0) throw alreadyExists(label);
+      if (counts && num(counts, 'total') >= maxWebhooks) throw limitExceeded('the instance', maxWebhooks, 'webhooks');
+      const inserted = firstRow(
+        yield sql`INSERT INTO webhooks (${WEBHOOK_COLUMNS}) VALUES (${w.id}, ${w.url}, ${json(w.events)}, ${w.secret}, ${ms(w.createdAt)})
+          ON CONFLICT (id) DO NOTHING RETURNING ${WEBHOOK_COLUMNS}`,
+      );
+      if (!inserted) throw alreadyExists(label);
+      return toWebhook(inserted);
+    });
+  }
+
+  async listWebhooks(): Promise<WebhookRecord[]> {
+    const { rows } = await this.#db.run(sql`SELECT ${WEBHOOK_COLUMNS} FROM webhooks ORDER BY id`);
+    return rows.map(toWebhook);
+  }
+
+  deleteWebhook(id: string): Promise<void> {
+    return this.#db.transaction(function* () {
+      yield sql`DELETE FROM webhook_deliveries WHERE webhook_id = ${id}`;
+      const deleted: Result = yield sql`DELETE FROM webhooks WHERE id = ${id}`;
+      if (deleted.rowCount === 0) throw notFound(`webhook '${id}'`);
+    });
+  }
+
+  async listWebhookDeliveries(webhookId: string, status: DeliveryStatus | null, limit: number): Promise<WebhookDeliveryRecord[]> {
+    const { rows } = await this.#db.run(
+      sql`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
+        WHERE webhook_id = ${webhookId}${status === null ? EMPTY : sql` AND status = ${status}`}
+        ORDER BY created_at DESC, event_id LIMIT ${limit}`,
+    );
+    return rows.map(toDelivery);
+  }
+
+  async claimWebhookDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDeliveryRecord[]> {
+    const { rows } = await this.#db.run(
+      sql`UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ${ms(now) + leaseMs}
+        WHERE (webhook_id, event_id) IN (SELECT webhook_id, event_id FROM webhook_deliveries
+          WHERE status = 'PENDING' AND next_attempt_at <= ${ms(now)}
+          ORDER BY next_attempt_at LIMIT ${limit}${this.#db.dialect.skipLocked})
+        RETURNING ${DELIVERY_COLUMNS}`,
+    );
+    return rows.map(toDelivery);
+  }
+
+  async completeWebhookDelivery(webhookId: string, eventId: string, outcome: DeliveryOutcome): Promise<void> {
+    const where = sql`webhook_id = ${webhookId} AND event_id = ${eventId} AND status = 'PENDING'`;
+    switch (outcome.status) {
+      case 'DELIVERED':
+        await this.#db.run(
+          sql`UPDATE webhook_deliveries SET status = 'DELIVERED', next_attempt_at = NULL, last_error = NULL, delivered_at = ${ms(outcome.at)} WHERE ${where}`,
+        );
+        return;
+      case 'PENDING':
+        await this.#db.run(
+          sql`UPDATE webhook_deliveries SET next_attempt_at = ${ms(outcome.nextAttemptAt)}, last_error = ${outcome.error} WHERE ${where}`,
+        );
+        return;
+      case 'DEAD':
+        await this.#db.run(sql`UPDATE webhook_deliveries SET status = 'DEAD', next_attempt_at = NULL, last_error = ${outcome.error} WHERE ${where}`);
+    }
+  }
+
+  async purgeWebhookDeliveries(deliveredBefore: Date, deadBefore: Date): Promise<number> {
+    const { rowCount } = await this.#db.run(
+      sql`DELETE FROM webhook_deliveries WHERE (status = 'DELIVERED' AND created_at < ${ms(deliveredBefore)})
+        OR (status = 'DEAD' AND created_at < ${ms(deadBefore)})`,
+    );
+    return rowCount;
+  }
+
   // Sealed fields (key rotation) ---------------------------------------------------------------
 
   async listSealedNotWrappedBy(keyId: string, limit: number, after: SealedRef | null = null): Promise<SealedField[]> {
@@ -715,6 +874,15 @@ export class SqlStore implements Store {
     return this.#changes.on(listener);
   }
 }
+
+/** The lifecycle event a state change means, if any. */
+function stateEvent(status: string, errorCode: unknown, next: ReturnType<typeof stateColumns>): LifecycleEventType | null {
+  if (next.status === 'CONNECTED' && status !== 'CONNECTED') return 'connection.connected';
+  if (next.errorCode === REAUTHORIZATION_REQUIRED && errorCode !== REAUTHORIZATION_REQUIRED) return 'connection.reauthorization_required';
+  return null;
+}
+
+const REAUTHORIZATION_REQUIRED = 'REAUTHORIZATION_REQUIRED';
 
 /** Inserts nothing when the connection is gone (rowCount 0). */
 function insertConsent(s: ConsentStateRecord): Sql {

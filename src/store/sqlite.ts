@@ -21,6 +21,7 @@ export const SQLITE_DIALECT: Dialect = Object.freeze({
   pairsOf: (json: string) =>
     sql`SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b FROM json_each(${json})`,
   forUpdate: EMPTY,
+  skipLocked: EMPTY,
   transactionLock: () => null,
 });
 

@@ -63,6 +63,8 @@ export interface TokenWrite {
   readonly tokenExpiresAt: Date | null;
   readonly lastRefreshedAt: Date;
   readonly state: ConnectionState;
+  /** A consent's tokens: `connection.connected` goes to the webhook outbox in the same transaction. */
+  readonly consented?: boolean;
 }
 
 export interface SealedField {
@@ -90,6 +92,78 @@ export interface InsertConnectionOptions {
   readonly autoCreated?: boolean;
 }
 
+/** The connection lifecycle events webhooks subscribe to (DESIGN.md "Ecosystem"). */
+export const LIFECYCLE_EVENT_TYPES = Object.freeze([
+  'connection.created',
+  'connection.connected',
+  'connection.reauthorization_required',
+  'connection.deleted',
+] as const);
+export type LifecycleEventType = (typeof LIFECYCLE_EVENT_TYPES)[number];
+
+/**
+ * How a delete hands the deleted connections' tokens to the revocation queue, in its own
+ * transaction. `reseal` runs inside that transaction: it must be synchronous and never fail slowly.
+ */
+export interface TokenRetirement {
+  readonly newId: () => string;
+  /** The secret sealed to `from`, sealed anew to `to` (the revocation row). */
+  readonly reseal: (value: Sealed, from: SealedRef, to: SealedRef) => Sealed;
+}
+
+export interface DeleteOptions {
+  /** Without it the tokens go with the rows, unrevoked. */
+  readonly retire?: TokenRetirement;
+}
+
+/** A deleted connection's tokens waiting to be revoked at their provider (RFC 7009). */
+export interface RevocationRecord {
+  readonly id: string;
+  readonly providerId: string;
+  readonly connectionId: string;
+  /** What revocation needs of the provider, which may be gone: catalog entry, parameters, client. */
+  readonly identityProvider: string;
+  readonly parameters: Readonly<Record<string, string>>;
+  readonly clientId: string;
+  readonly clientSecret: Sealed | null;
+  readonly tokens: Sealed;
+  /** Attempts started so far, this claim's included. */
+  readonly attempts: number;
+  readonly createdAt: Date;
+}
+
+export interface WebhookRecord {
+  readonly id: string;
+  readonly url: string;
+  readonly events: readonly LifecycleEventType[];
+  readonly secret: Sealed;
+  readonly createdAt: Date;
+}
+
+export const DELIVERY_STATUSES = Object.freeze(['PENDING', 'DELIVERED', 'DEAD'] as const);
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+export interface WebhookDeliveryRecord {
+  readonly webhookId: string;
+  /** The Standard Webhooks `webhook-id`: the same on every attempt. */
+  readonly eventId: string;
+  readonly eventType: LifecycleEventType;
+  /** The JSON body, as signed and sent. */
+  readonly payload: string;
+  readonly status: DeliveryStatus;
+  readonly attempts: number;
+  readonly nextAttemptAt: Date | null;
+  readonly lastError: string | null;
+  readonly createdAt: Date;
+  readonly deliveredAt: Date | null;
+}
+
+/** What an attempt came to. */
+export type DeliveryOutcome =
+  | { readonly status: 'DELIVERED'; readonly at: Date }
+  | { readonly status: 'PENDING'; readonly nextAttemptAt: Date; readonly error: string }
+  | { readonly status: 'DEAD'; readonly error: string };
+
 export interface StoreStats {
   /** SQL statements sent to the database since the store was opened (tests count these). */
   readonly queries: number;
@@ -115,7 +189,7 @@ export interface Store {
   /** Bumps version and updatedAt. NOT_FOUND / VERSION_CONFLICT. */
   updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null, options?: ProviderUpdateOptions): Promise<ProviderRecord>;
   /** Deletes the provider, its connections, their policies and tokens. NOT_FOUND / VERSION_CONFLICT. */
-  deleteProvider(id: string, expectedVersion: number | null): Promise<void>;
+  deleteProvider(id: string, expectedVersion: number | null, options?: DeleteOptions): Promise<void>;
 
   // Connections --------------------------------------------------------------------------
   /**
@@ -148,7 +222,7 @@ export interface Store {
     expectedVersion: number | null,
     options?: ConnectionUpdateOptions,
   ): Promise<ConnectionRecord>;
-  deleteConnection(key: ConnectionKey, expectedVersion: number | null): Promise<void>;
+  deleteConnection(key: ConnectionKey, expectedVersion: number | null, options?: DeleteOptions): Promise<void>;
   /**
    * Writes tokens, expiry and state in one statement, only if the token generation is still
    * `expectedGeneration` (another process may have refreshed meanwhile). Returns the new record,
@@ -191,6 +265,32 @@ export interface Store {
   insertPendingConsent(pending: PendingConsentRecord): Promise<void>;
   /** Deletes and returns the pending consent if present and not expired at `now` (single use). */
   consumePendingConsent(consentHash: string, now: Date): Promise<PendingConsentRecord | null>;
+
+  // Revocation queue (an outbox: rows written by deletes) -------------------------------------
+  /**
+   * Up to `limit` revocations due at `now`, each leased until `now + leaseMs` (its attempt counted)
+   * so that no other worker takes it meanwhile; a worker that dies leaves it due again after the
+   * lease. Replicas claim disjoint rows (PostgreSQL: SKIP LOCKED).
+   */
+  claimRevocations(now: Date, limit: number, leaseMs: number): Promise<RevocationRecord[]>;
+  /** Done (or given up): the row and its sealed tokens go. */
+  deleteRevocation(id: string): Promise<void>;
+  retryRevocationAt(id: string, at: Date): Promise<void>;
+  countRevocations(): Promise<number>;
+
+  // Webhooks --------------------------------------------------------------------------------
+  /** ALREADY_EXISTS if the id is taken; LIMIT_EXCEEDED if `maxWebhooks` exist already. */
+  insertWebhook(webhook: WebhookRecord, maxWebhooks: number): Promise<WebhookRecord>;
+  listWebhooks(): Promise<WebhookRecord[]>;
+  /** With its deliveries. NOT_FOUND. */
+  deleteWebhook(id: string): Promise<void>;
+  /** Newest first; `status` null for all. */
+  listWebhookDeliveries(webhookId: string, status: DeliveryStatus | null, limit: number): Promise<WebhookDeliveryRecord[]>;
+  /** As claimRevocations, for pending deliveries. */
+  claimWebhookDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDeliveryRecord[]>;
+  completeWebhookDelivery(webhookId: string, eventId: string, outcome: DeliveryOutcome): Promise<void>;
+  /** Delivered rows older than `deliveredBefore` and dead letters older than `deadBefore`; returns how many went. */
+  purgeWebhookDeliveries(deliveredBefore: Date, deadBefore: Date): Promise<number>;
 
   // Sealed fields (key rotation) ---------------------------------------------------------------
   /**

@@ -72,6 +72,7 @@ export function resolveClient(
       discoveryUrl: endpoints.discoveryUrl,
       authorizationUrl: endpoints.authorizationUrl,
       tokenUrl: endpoints.tokenUrl,
+      revocationUrl: endpoints.revocationUrl,
       clientId,
       clientSecret: clientSecret ?? null,
       quirks: { ...entry.quirks, extraAuthorizationParams: extraAuthorizationParameters(entry, provider) },

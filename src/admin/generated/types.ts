@@ -2,6 +2,7 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { ProviderRecord, Page, ConnectionRecord, AccessPolicyRecord } from '../../domain/model.js';
 import type { KeyUsage, RotationStatus } from '../../keys/rotation.js';
+import type { WebhookView } from '../views.js';
 import type { AdminContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -134,6 +135,14 @@ export type CreateCredentialProviderInput = {
   readonly scopes?: InputMaybe<ReadonlyArray<Scalars['String']['input']>>;
 };
 
+export type CreateWebhookInput = {
+  /** Any of connection.created, connection.connected, connection.reauthorization_required, connection.deleted. */
+  readonly events: ReadonlyArray<Scalars['String']['input']>;
+  readonly id: Scalars['ID']['input'];
+  /** https (http only with `oauth.allowInsecureHttp`); private addresses are refused unless `oauth.allowPrivateNetworks`. */
+  readonly url: Scalars['String']['input'];
+};
+
 export type CredentialProvider = {
   readonly __typename?: 'CredentialProvider';
   /** Null for a client-credentials provider without a client of its own (its connections carry theirs). */
@@ -262,10 +271,14 @@ export type Mutation = {
   readonly createCredentialProvider: CredentialProvider;
   /** A consent link for the connection; after consent the browser returns to `postLoginRedirectUrl`. */
   readonly createLoginLink: LoginLink;
+  /** Registers a webhook; its signing secret is in this answer's `secret`, and never shown again. */
+  readonly createWebhook: Webhook;
   readonly deleteAccessPolicy: Scalars['Boolean']['output'];
   readonly deleteConnection: Scalars['Boolean']['output'];
   /** Deletes the provider with its connections, access policies and stored tokens. */
   readonly deleteCredentialProvider: Scalars['Boolean']['output'];
+  /** Deletes a webhook with its deliveries (pending ones are not sent). */
+  readonly deleteWebhook: Scalars['Boolean']['output'];
   /** Forgets a key that no stored secret uses any more. */
   readonly retireEncryptionKey: Scalars['Boolean']['output'];
   /** Makes a new key primary and re-wraps every stored data key in the background. */
@@ -314,6 +327,11 @@ export type MutationCreateLoginLinkArgs = {
 };
 
 
+export type MutationCreateWebhookArgs = {
+  input: CreateWebhookInput;
+};
+
+
 export type MutationDeleteAccessPolicyArgs = {
   connectionId: Scalars['ID']['input'];
   id: Scalars['ID']['input'];
@@ -330,6 +348,11 @@ export type MutationDeleteConnectionArgs = {
 
 export type MutationDeleteCredentialProviderArgs = {
   expectedVersion?: InputMaybe<Scalars['Int']['input']>;
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationDeleteWebhookArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -403,6 +426,8 @@ export type Query = {
   /** The built-in identity provider catalog. */
   readonly identityProviders: ReadonlyArray<IdentityProvider>;
   readonly keyRotation: KeyRotation;
+  /** Lifecycle webhooks. */
+  readonly webhooks: ReadonlyArray<Webhook>;
 };
 
 
@@ -448,6 +473,51 @@ export type UpdateCredentialProviderInput = {
   readonly parameters?: InputMaybe<ReadonlyArray<ParameterInput>>;
   readonly scopes?: InputMaybe<ReadonlyArray<Scalars['String']['input']>>;
 };
+
+/** A receiver of connection lifecycle events, signed as the Standard Webhooks specification says. */
+export type Webhook = {
+  readonly __typename?: 'Webhook';
+  readonly createdAt: Scalars['DateTime']['output'];
+  /** Newest first; `status: DEAD` lists the dead letters. */
+  readonly deliveries: ReadonlyArray<WebhookDelivery>;
+  readonly events: ReadonlyArray<Scalars['String']['output']>;
+  readonly id: Scalars['ID']['output'];
+  /** The signing secret (`whsec_…`), only in the answer of `createWebhook`: null everywhere else. */
+  readonly secret: Maybe<Scalars['String']['output']>;
+  readonly url: Scalars['String']['output'];
+};
+
+
+/** A receiver of connection lifecycle events, signed as the Standard Webhooks specification says. */
+export type WebhookDeliveriesArgs = {
+  first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<WebhookDeliveryStatus>;
+};
+
+/** One event for one webhook, from the outbox written with the change it reports. */
+export type WebhookDelivery = {
+  readonly __typename?: 'WebhookDelivery';
+  readonly attempts: Scalars['Int']['output'];
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly deliveredAt: Maybe<Scalars['DateTime']['output']>;
+  /** The Standard Webhooks `webhook-id`: the same on every attempt (receivers deduplicate by it). */
+  readonly eventId: Scalars['ID']['output'];
+  /** connection.created, connection.connected, connection.reauthorization_required or connection.deleted. */
+  readonly eventType: Scalars['String']['output'];
+  readonly lastError: Maybe<Scalars['String']['output']>;
+  readonly nextAttemptAt: Maybe<Scalars['DateTime']['output']>;
+  /** The JSON body sent: `{type, timestamp, data: {providerId, connectionId, status, error}}`; never a token. */
+  readonly payload: Scalars['String']['output'];
+  readonly status: WebhookDeliveryStatus;
+};
+
+export type WebhookDeliveryStatus =
+  /** Dead-lettered: every attempt (`webhooks.maxAttempts`) failed; `lastError` says how the last one did. */
+  | 'DEAD'
+  /** The receiver answered 2xx. */
+  | 'DELIVERED'
+  /** Not delivered yet: waiting for its next attempt. */
+  | 'PENDING';
 
 
 
@@ -533,6 +603,7 @@ export type ResolversTypes = {
   CreateAccessPolicyInput: CreateAccessPolicyInput;
   CreateConnectionInput: CreateConnectionInput;
   CreateCredentialProviderInput: CreateCredentialProviderInput;
+  CreateWebhookInput: CreateWebhookInput;
   CredentialProvider: ResolverTypeWrapper<ProviderRecord>;
   CredentialProviderPage: ResolverTypeWrapper<Page<ProviderRecord>>;
   CredentialSpec: ResolverTypeWrapper<CredentialSpec>;
@@ -556,6 +627,9 @@ export type ResolversTypes = {
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   UpdateConnectionInput: UpdateConnectionInput;
   UpdateCredentialProviderInput: UpdateCredentialProviderInput;
+  Webhook: ResolverTypeWrapper<WebhookView>;
+  WebhookDelivery: ResolverTypeWrapper<WebhookDelivery>;
+  WebhookDeliveryStatus: WebhookDeliveryStatus;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -569,6 +643,7 @@ export type ResolversParentTypes = {
   CreateAccessPolicyInput: CreateAccessPolicyInput;
   CreateConnectionInput: CreateConnectionInput;
   CreateCredentialProviderInput: CreateCredentialProviderInput;
+  CreateWebhookInput: CreateWebhookInput;
   CredentialProvider: ProviderRecord;
   CredentialProviderPage: Page<ProviderRecord>;
   CredentialSpec: CredentialSpec;
@@ -588,6 +663,8 @@ export type ResolversParentTypes = {
   String: Scalars['String']['output'];
   UpdateConnectionInput: UpdateConnectionInput;
   UpdateCredentialProviderInput: UpdateCredentialProviderInput;
+  Webhook: WebhookView;
+  WebhookDelivery: WebhookDelivery;
 };
 
 export type AccessPolicyResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['AccessPolicy'] = ResolversParentTypes['AccessPolicy']> = {
@@ -715,9 +792,11 @@ export type MutationResolvers<ContextType = AdminContext, ParentType extends Res
   createConnection?: Resolver<ResolversTypes['Connection'], ParentType, ContextType, RequireFields<MutationCreateConnectionArgs, 'input' | 'providerId'>>;
   createCredentialProvider?: Resolver<ResolversTypes['CredentialProvider'], ParentType, ContextType, RequireFields<MutationCreateCredentialProviderArgs, 'input'>>;
   createLoginLink?: Resolver<ResolversTypes['LoginLink'], ParentType, ContextType, RequireFields<MutationCreateLoginLinkArgs, 'connectionId' | 'postLoginRedirectUrl' | 'providerId'>>;
+  createWebhook?: Resolver<ResolversTypes['Webhook'], ParentType, ContextType, RequireFields<MutationCreateWebhookArgs, 'input'>>;
   deleteAccessPolicy?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteAccessPolicyArgs, 'connectionId' | 'id' | 'providerId'>>;
   deleteConnection?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteConnectionArgs, 'id' | 'providerId'>>;
   deleteCredentialProvider?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteCredentialProviderArgs, 'id'>>;
+  deleteWebhook?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteWebhookArgs, 'id'>>;
   retireEncryptionKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRetireEncryptionKeyArgs, 'id'>>;
   rotateEncryptionKey?: Resolver<ResolversTypes['KeyRotation'], ParentType, ContextType>;
   testConnection?: Resolver<ResolversTypes['ConnectionTestResult'], ParentType, ContextType, RequireFields<MutationTestConnectionArgs, 'connectionId' | 'providerId'>>;
@@ -748,6 +827,28 @@ export type QueryResolvers<ContextType = AdminContext, ParentType extends Resolv
   identityProvider?: Resolver<Maybe<ResolversTypes['IdentityProvider']>, ParentType, ContextType, RequireFields<QueryIdentityProviderArgs, 'name'>>;
   identityProviders?: Resolver<ReadonlyArray<ResolversTypes['IdentityProvider']>, ParentType, ContextType>;
   keyRotation?: Resolver<ResolversTypes['KeyRotation'], ParentType, ContextType>;
+  webhooks?: Resolver<ReadonlyArray<ResolversTypes['Webhook']>, ParentType, ContextType>;
+};
+
+export type WebhookResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['Webhook'] = ResolversParentTypes['Webhook']> = {
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  deliveries?: Resolver<ReadonlyArray<ResolversTypes['WebhookDelivery']>, ParentType, ContextType, RequireFields<WebhookDeliveriesArgs, 'first'>>;
+  events?: Resolver<ReadonlyArray<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  secret?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['WebhookDelivery'] = ResolversParentTypes['WebhookDelivery']> = {
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  deliveredAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  eventId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  eventType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  lastError?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  nextAttemptAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  payload?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['WebhookDeliveryStatus'], ParentType, ContextType>;
 };
 
 export type Resolvers<ContextType = AdminContext> = {
@@ -769,5 +870,7 @@ export type Resolvers<ContextType = AdminContext> = {
   Parameter?: ParameterResolvers<ContextType>;
   ParameterSpec?: ParameterSpecResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Webhook?: WebhookResolvers<ContextType>;
+  WebhookDelivery?: WebhookDeliveryResolvers<ContextType>;
 };
 
