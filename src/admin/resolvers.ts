@@ -94,6 +94,7 @@ export const adminResolvers = {
       ctx.loaders.connection.load({ providerId, connectionId: id }),
     encryptionKeys: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.keys(),
     keyRotation: (_: unknown, __: Args, ctx: AdminContext) => ctx.services.rotation.status(),
+    loginLinkPending: (_: unknown, { id }: Args, ctx: AdminContext) => ctx.services.loginLinkPending(id),
   },
   Mutation: {
     createCredentialProvider: (_: unknown, { input }: Args, ctx: AdminContext) =>
@@ -143,8 +144,17 @@ export const adminResolvers = {
     hasClientSecret: (p: ProviderRecord) => p.clientSecret !== null,
     parameters: (p: ProviderRecord) => toParameterList(p.parameters),
     redirectUrl: (_: ProviderRecord, __: Args, ctx: AdminContext) => ctx.services.redirectUrl,
-    connections: (p: ProviderRecord, { first, after }: Args, ctx: AdminContext) =>
-      ctx.loaders.connectionsOfProvider.load({ providerId: p.id, ...pageArgs(first, after, 'first') }),
+    connections: (p: ProviderRecord, { first, after, status }: Args, ctx: AdminContext) =>
+      ctx.loaders.connectionsOfProvider.load({ providerId: p.id, status: status ?? null, ...pageArgs(first, after, 'first') }),
+    connectionCounts: async (p: ProviderRecord, _: Args, ctx: AdminContext) => {
+      const counts = await ctx.loaders.connectionCounts.load(p.id);
+      return {
+        connected: counts.CONNECTED,
+        notConnected: counts.NOT_CONNECTED,
+        error: counts.ERROR,
+        total: counts.CONNECTED + counts.NOT_CONNECTED + counts.ERROR,
+      };
+    },
   },
   Connection: {
     status: (c: ConnectionRecord) => c.state.status,

@@ -50,6 +50,8 @@ export interface Config {
     readonly tokenAcquisitionsPerMinute: number;
   };
   readonly oauth: { readonly allowInsecureHttp: boolean; readonly timeoutMs: number };
+  /** The admin console at `/console`. */
+  readonly console: { readonly enabled: boolean };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 
@@ -117,6 +119,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   { path: 'limits.tokenAcquisitionsPerMinute', kind: 'int', default: 250, min: 1, max: 1_000_000, doc: 'Token acquisitions per connection per minute that reach the store or the provider (cache hits are free).' },
   { path: 'oauth.allowInsecureHttp', kind: 'bool', default: false, doc: 'Allow `http:` identity provider URLs (local development and tests only).' },
   { path: 'oauth.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of every call to an identity provider.' },
+  { path: 'console.enabled', kind: 'bool', default: true, doc: 'Serve the admin console at `/console` (it signs in with an admin API key or JWT and uses `/admin/graphql`).' },
   { path: 'log.level', kind: 'logLevel', default: 'info', doc: 'JSON log level.' },
 ] satisfies KeySpec[]);
 

@@ -39,6 +39,8 @@ export interface ConsentDeps {
 }
 
 export interface LoginLink {
+  /** The hash of the link's token: names the link without being able to open it. */
+  readonly id: string;
   readonly url: string;
   readonly expiresAt: Date;
 }
@@ -92,8 +94,9 @@ export class ConsentFlow {
     const token = randomBytes(RANDOM_BYTES).toString('base64url');
     const now = this.#deps.now();
     const expiresAt = new Date(now.getTime() + this.#deps.stateTtlMs);
+    const id = hashOf('link', token);
     await this.#deps.store.insertConsentState({
-      stateHash: hashOf('link', token),
+      stateHash: id,
       ...key,
       codeVerifier: null,
       nonce: null,
@@ -101,7 +104,12 @@ export class ConsentFlow {
       expiresAt,
       createdAt: now,
     });
-    return { url: `${this.#deps.publicUrl}${LOGIN_PATH_PREFIX}${token}`, expiresAt };
+    return { id, url: `${this.#deps.publicUrl}${LOGIN_PATH_PREFIX}${token}`, expiresAt };
+  }
+
+  /** Whether the login link `id` can still be opened: false once opened (single use) or expired. */
+  loginLinkPending(id: string): Promise<boolean> {
+    return this.#deps.store.hasConsentState(id, this.#deps.now());
   }
 
   /** Opening a login link: consume it, start the authorization request, return where to send the browser. */
