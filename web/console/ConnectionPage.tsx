@@ -38,9 +38,9 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
   const grantType = provider.data?.credentialProvider?.grantType;
   return (
     <>
-      <p className="breadcrumb">
+      <nav className="breadcrumb" aria-label="Breadcrumb">
         <a href={hrefOf({ page: 'providers' })}>Providers</a> / <a href={hrefOf({ page: 'provider', id: providerId })}>{providerId}</a> / {connection.id}
-      </p>
+      </nav>
       <div className="page-head">
         <h1 tabIndex={-1}>{connection.displayName}</h1>
         <button type="button" className="secondary" onClick={() => void refetch()}>

@@ -82,7 +82,7 @@ export function LoginLinkPanel({ connection, onWatch }: { readonly connection: C
       </form>
       {link !== null ? (
         <div className="link-result">
-          <CopyField label="Login link" value={link.url} />
+          <CopyField label="Login link to send to the user" value={link.url} />
           <p>
             Expires <Time iso={link.expiresAt} />.{' '}
             <span className={`badge link-${shown}`} role="status" data-testid="link-state">

@@ -43,9 +43,9 @@ export function ProviderPage({ id }: { readonly id: string }) {
   }
   return (
     <>
-      <p className="breadcrumb">
+      <nav className="breadcrumb" aria-label="Breadcrumb">
         <a href={hrefOf({ page: 'providers' })}>Providers</a> / {provider.id}
-      </p>
+      </nav>
       <div className="page-head">
         <h1 tabIndex={-1}>{provider.displayName}</h1>
         <a className="button secondary" href={hrefOf({ page: 'edit-provider', id: provider.id })}>

@@ -58,7 +58,7 @@ export function SignIn({ onSignedIn }: { readonly onSignedIn: (credential: Crede
           <legend>Sign in with</legend>
           {(['apiKey', 'jwt'] as const).map((k) => (
             <label key={k} className="radio">
-              <input type="radio" name="kind" value={k} checked={kind === k} onChange={() => setKind(k)} /> {KIND_LABEL[k]}
+              <input type="radio" name="kind" value={k} checked={kind === k} onChange={() => setKind(k)} /> {k === 'apiKey' ? 'API key' : 'JWT'}
             </label>
           ))}
         </fieldset>
