@@ -1,7 +1,7 @@
 /** The console's shell: sign-in, then a navigation bar and the page the URL fragment names. */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApolloProvider } from '@apollo/client/react';
-import { createClient } from './api';
+import { createClient } from './client';
 import { ConnectionPage } from './ConnectionPage';
 import { KeysPage } from './KeysPage';
 import { ProviderForm } from './ProviderForm';

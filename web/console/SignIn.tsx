@@ -1,6 +1,7 @@
 /** Sign-in: the admin's API key or JWT is tried against /admin/graphql before it is kept. */
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
-import { WHO_AM_I, createClient } from './api';
+import { WHO_AM_I } from './api';
+import { createClient } from './client';
 import { apiErrors, type ApiError } from './errors';
 import type { Credential, CredentialKind } from './session';
 

@@ -1,30 +1,12 @@
 /**
- * The console's only way to the gateway: Apollo Client against `/admin/graphql`, with the admin's
- * credential on every request. Documents and the shapes they return live here.
+ * What the console asks `/admin/graphql` (the documents) and the shapes it gets back. No browser
+ * API here: bench/console.ts sends these same documents.
  */
-import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
-import { headersFor, type Credential } from './session';
+import { gql } from '@apollo/client';
 
-export const ADMIN_GRAPHQL_PATH = '/admin/graphql';
 /** Connections per page: a provider may hold 10,000 of them. */
 export const CONNECTIONS_PAGE_SIZE = 50;
 export const PROVIDERS_PAGE_SIZE = 50;
-
-export function createClient(credential: Credential): ApolloClient {
-  return new ApolloClient({
-    link: new HttpLink({ uri: ADMIN_GRAPHQL_PATH, headers: headersFor(credential), credentials: 'omit' }),
-    cache: new InMemoryCache({
-      typePolicies: {
-        // Connection ids are unique within their provider only.
-        Connection: { keyFields: ['providerId', 'id'] },
-        AccessPolicy: { keyFields: false },
-        IdentityProvider: { keyFields: ['name'] },
-        KeyRotation: { keyFields: [] },
-      },
-    }),
-    defaultOptions: { watchQuery: { fetchPolicy: 'cache-and-network' } },
-  });
-}
 
 export type GrantType = 'AUTHORIZATION_CODE' | 'CLIENT_CREDENTIALS';
 export type ConnectionStatus = 'CONNECTED' | 'NOT_CONNECTED' | 'ERROR';
