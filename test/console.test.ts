@@ -18,6 +18,12 @@ const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/;
 const STEP_MS = 15_000;
 
 const section = (page: Page, name: string) => page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name });
+/** Controls without an accessible name: a label, aria-label(ledby), or (buttons, links) their text. */
+const unlabelled = (page: Page) =>
+  page.evaluate<string[]>(`[...document.querySelectorAll('input, select, textarea, button, a[href]')]
+    .filter((el) => !(el.labels && el.labels.length > 0) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')
+      && !((el.tagName === 'BUTTON' || el.tagName === 'A') && el.textContent.trim() !== ''))
+    .map((el) => el.outerHTML.slice(0, 120))`);
 const fieldError = (page: Page, field: string) => page.locator(`.field-error[data-field="${field}"]`);
 
 describe('the console route', () => {
@@ -82,6 +88,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
 
   it('refuses a wrong API key with a clear sign-in error', async () => {
     await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+    expect(await unlabelled(page)).toEqual([]);
     await page.getByLabel('Admin API key').fill('cgk_wrong-key-000000000000000000000000');
     await page.getByRole('button', { name: 'Sign in' }).click();
     const alert = page.getByRole('alert');
@@ -115,6 +122,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await expect(idError.textContent()).resolves.toContain('input.id must be 1-256 characters without');
     expect(await page.getByLabel(/^Provider id/).getAttribute('aria-invalid')).toBe('true');
 
+    expect(await unlabelled(page)).toEqual([]);
     await page.getByLabel(/^Provider id/).fill('corp-sso');
     await page.getByRole('button', { name: 'Create provider' }).click();
     await page.getByRole('heading', { name: 'Corporate SSO' }).waitFor();
@@ -147,6 +155,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
   });
 
   it('tests the connection and shows the outcome', async () => {
+    expect(await unlabelled(page)).toEqual([]);
     await page.getByRole('button', { name: 'Test connection' }).click();
     const result = page.getByTestId('test-result');
     await result.getByText('Test passed').waitFor();
@@ -206,6 +215,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.locator('[data-testid="rotation-state"][data-state="DONE"]').waitFor();
     await expect(page.getByText(/Re-wrapped \d+ of \d+ secrets/).textContent()).resolves.toMatch(/Re-wrapped ([1-9]\d*) of \1 secrets/);
     await view.screenshot('console-keys');
+    expect(await unlabelled(page)).toEqual([]);
     await page.getByRole('button', { name: `Retire key ${oldKey}` }).click();
     const dialog = page.getByRole('dialog', { name: `Retire key ${oldKey}?` });
     await expect(dialog.textContent()).resolves.toContain('No stored secret uses this key');
@@ -235,13 +245,22 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     });
   });
 
-  it('deletes a provider after a confirmation that names what cascades', async () => {
+  it('deletes a provider after a confirmation that names what cascades, asking again after a version conflict', async () => {
     await t.admin(`mutation { createCredentialProvider(input: { id: "spare", identityProvider: "github", grantType: AUTHORIZATION_CODE, clientId: "gh", clientSecret: "${PROVIDER_SECRET}" }) { id } }`);
     await t.admin(`mutation { createConnection(providerId: "spare", input: { id: "c1" }) { id } }`);
     await page.goto(`${t.url}/console#/providers/spare`);
+    await page.getByRole('heading', { name: 'spare' }).waitFor();
+    // Another admin renames it while it is on screen: the delete carries the version it showed.
+    await t.admin(`mutation { updateCredentialProvider(id: "spare", input: { displayName: "Spare GitHub" }) { version } }`);
     await page.getByRole('button', { name: 'Delete provider' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Delete provider spare?' });
+    let dialog = page.getByRole('dialog', { name: 'Delete provider spare?' });
     await expect(dialog.textContent()).resolves.toMatch(/1 connection, their access\s+policies and their stored tokens/);
+    await dialog.getByRole('button', { name: 'Delete spare and its 1 connection' }).click();
+    await page.getByText('VERSION_CONFLICT').waitFor();
+    expect((await t.admin(`{ credentialProvider(id: "spare") { id } }`)).body.data.credentialProvider).not.toBeNull();
+    await page.getByRole('button', { name: 'Reload the provider and delete again' }).click();
+    await page.getByRole('heading', { name: 'Spare GitHub' }).waitFor();
+    dialog = page.getByRole('dialog', { name: 'Delete provider spare?' });
     await dialog.getByRole('button', { name: 'Delete spare and its 1 connection' }).click();
     await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
     expect((await t.admin(`{ credentialProvider(id: "spare") { id } }`)).body.data.credentialProvider).toBeNull();
@@ -287,18 +306,34 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('signing in 
     await idp?.close();
   });
 
-  it('accepts an admin JWT and refuses a JWT without the admin role', async () => {
+  it('accepts an admin JWT and refuses a JWT without the admin role, from the keyboard alone with a visible focus', async () => {
     const view = await openPage(browser);
     try {
-      await view.page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
-      await view.page.getByRole('radio', { name: 'JWT' }).check();
-      await view.page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['viewer'] }));
-      await view.page.getByRole('button', { name: 'Sign in' }).click();
-      await expect(view.page.getByRole('alert').textContent()).resolves.toContain('is valid but not an admin');
-      await view.page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }));
-      await view.page.getByRole('button', { name: 'Sign in' }).click();
-      await view.page.getByRole('heading', { name: 'Credential providers' }).waitFor();
-      await view.page.getByText('Signed in with an admin JWT').waitFor();
+      const page = view.page;
+      await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+      const focused = () => page.evaluate<string>('document.activeElement?.getAttribute("name") ?? document.activeElement?.tagName ?? ""');
+      // Heading, then the radio group (one tab stop): the arrow key moves to "JWT".
+      for (let i = 0; i < 4 && (await focused()) !== 'kind'; i++) await page.keyboard.press('Tab');
+      expect(await focused()).toBe('kind');
+      await page.keyboard.press('ArrowRight');
+      expect(await page.getByRole('radio', { name: 'JWT' }).isChecked()).toBe(true);
+      await page.keyboard.press('Tab');
+      expect(await focused()).toBe('credential');
+      expect(await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle')).toBe('solid');
+      await page.keyboard.type(await idp.sign({ sub: 'carol', roles: ['viewer'] }));
+      await page.keyboard.press('Enter');
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('is valid but not an admin');
+      await page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }));
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
+      await page.getByText('Signed in with an admin JWT').waitFor();
+      // Focus moves to the new page's heading, so the next Tab reaches the page's first control.
+      const active = () => page.evaluate<string>('document.activeElement?.textContent ?? ""');
+      expect(await active()).toBe('Credential providers');
+      await page.keyboard.press('Tab');
+      expect(await active()).toBe('New provider');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'New credential provider' }).waitFor();
     } finally {
       await view.close();
     }

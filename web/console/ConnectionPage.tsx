@@ -5,7 +5,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery } from '@apollo/client/react';
 import { CONNECTION, DELETE_CONNECTION, PROVIDER, TEST_CONNECTION, type Connection, type ConnectionStatus, type Provider } from './api';
-import { apiErrors, type ApiError } from './errors';
+import { apiErrors, hasCode, type ApiError } from './errors';
 import { LoginLinkPanel } from './LoginLinkPanel';
 import { Policies } from './Policies';
 import { hrefOf, navigate } from './route';
@@ -46,7 +46,7 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
         <button type="button" className="secondary" onClick={() => void refetch()}>
           Refresh
         </button>
-        <DeleteConnection connection={connection} />
+        <DeleteConnection connection={connection} onReload={refetch} />
       </div>
       <section className="panel" aria-labelledby="state-heading">
         <h2 id="state-heading">State</h2>
@@ -136,19 +136,27 @@ function TestConnection({ connection, onTested }: { readonly connection: Connect
   );
 }
 
-function DeleteConnection({ connection }: { readonly connection: Connection }) {
+function DeleteConnection({ connection, onReload }: { readonly connection: Connection; readonly onReload: () => Promise<unknown> }) {
   const [asking, setAsking] = useState(false);
+  const [conflict, setConflict] = useState(false);
   const [errors, setErrors] = useState<ApiError[]>([]);
   const [remove] = useMutation(DELETE_CONNECTION, { refetchQueries: ['ConsoleConnections', 'ConsoleProvider'] });
   const n = connection.accessPolicies.length;
   const confirm = async () => {
     setAsking(false);
+    setErrors([]);
     try {
       await remove({ variables: { providerId: connection.providerId, id: connection.id, expectedVersion: connection.version } });
       navigate({ page: 'provider', id: connection.providerId });
     } catch (e) {
-      setErrors(apiErrors(e));
+      if (hasCode(e, 'VERSION_CONFLICT')) setConflict(true);
+      else setErrors(apiErrors(e));
     }
+  };
+  const reloadAndAskAgain = async () => {
+    await onReload();
+    setConflict(false);
+    setAsking(true);
   };
   return (
     <>
@@ -156,6 +164,16 @@ function DeleteConnection({ connection }: { readonly connection: Connection }) {
         Delete connection
       </button>
       <ErrorList errors={errors} />
+      {conflict ? (
+        <div className="warning-box" role="alert">
+          <p>
+            <strong>VERSION_CONFLICT</strong>: someone changed this connection after it was shown, so it was not deleted.
+          </p>
+          <button type="button" onClick={() => void reloadAndAskAgain()}>
+            Reload the connection and delete again
+          </button>
+        </div>
+      ) : null}
       {asking ? (
         <ConfirmDialog title={`Delete connection ${connection.id}?`} confirmLabel={`Delete ${connection.id}`} onConfirm={confirm} onCancel={() => setAsking(false)}>
           <p>

@@ -1,6 +1,6 @@
 /** One provider: its settings and redirect URL, and its connections a page at a time, filtered by status. */
 import { useState, type FormEvent } from 'react';
-import { useMutation, useQuery } from '@apollo/client/react';
+import { useLazyQuery, useMutation, useQuery } from '@apollo/client/react';
 import {
   CONNECTIONS,
   CONNECTIONS_PAGE_SIZE,
@@ -11,7 +11,7 @@ import {
   type ConnectionStatus,
   type Provider,
 } from './api';
-import { apiErrors, formErrors, NO_ERRORS, type ApiError, type FormErrors } from './errors';
+import { apiErrors, formErrors, hasCode, NO_ERRORS, type ApiError, type FormErrors } from './errors';
 import { Pager, useCursors } from './Pager';
 import { Counts } from './ProvidersPage';
 import { hrefOf, navigate } from './route';
@@ -106,16 +106,26 @@ function ProviderDetails({ provider }: { readonly provider: Provider }) {
 
 function DeleteProvider({ provider }: { readonly provider: Provider }) {
   const [asking, setAsking] = useState(false);
+  const [conflict, setConflict] = useState(false);
   const [errors, setErrors] = useState<ApiError[]>([]);
   const [remove] = useMutation(DELETE_PROVIDER, { refetchQueries: ['ConsoleProviders'] });
+  const [reload] = useLazyQuery(PROVIDER, { fetchPolicy: 'network-only' });
   const confirm = async () => {
     setAsking(false);
+    setErrors([]);
     try {
       await remove({ variables: { id: provider.id, expectedVersion: provider.version } });
       navigate({ page: 'providers' });
     } catch (e) {
-      setErrors(apiErrors(e));
+      if (hasCode(e, 'VERSION_CONFLICT')) setConflict(true);
+      else setErrors(apiErrors(e));
     }
+  };
+  // The provider changed since it was shown: show it as it is now, then ask again (what cascades may differ).
+  const reloadAndAskAgain = async () => {
+    await reload({ variables: { id: provider.id } });
+    setConflict(false);
+    setAsking(true);
   };
   const n = provider.connectionCounts.total;
   return (
@@ -124,6 +134,16 @@ function DeleteProvider({ provider }: { readonly provider: Provider }) {
         Delete provider
       </button>
       <ErrorList errors={errors} />
+      {conflict ? (
+        <div className="warning-box" role="alert">
+          <p>
+            <strong>VERSION_CONFLICT</strong>: someone changed this provider after it was shown, so it was not deleted.
+          </p>
+          <button type="button" onClick={() => void reloadAndAskAgain()}>
+            Reload the provider and delete again
+          </button>
+        </div>
+      ) : null}
       {asking ? (
         <ConfirmDialog title={`Delete provider ${provider.id}?`} confirmLabel={`Delete ${provider.id} and its ${n} connection${n === 1 ? '' : 's'}`} onConfirm={confirm} onCancel={() => setAsking(false)}>
           <p>
