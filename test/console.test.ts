@@ -94,6 +94,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const alert = page.getByRole('alert');
     await expect(alert.textContent()).resolves.toContain('The gateway did not accept this API key');
     await expect(alert.textContent()).resolves.toContain('invalid admin API key');
+    await view.screenshot('console-sign-in-error');
     expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
   });
 
@@ -122,6 +123,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await expect(idError.textContent()).resolves.toContain('input.id must be 1-256 characters without');
     expect(await page.getByLabel(/^Provider id/).getAttribute('aria-invalid')).toBe('true');
 
+    await view.screenshot('console-provider-form-error');
     expect(await unlabelled(page)).toEqual([]);
     await page.getByLabel(/^Provider id/).fill('corp-sso');
     await page.getByRole('button', { name: 'Create provider' }).click();
@@ -234,6 +236,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     expect(other.body.errors).toBeUndefined();
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText('VERSION_CONFLICT').waitFor();
+    await view.screenshot('console-version-conflict');
     await page.getByRole('button', { name: 'Reload the provider and re-apply my changes' }).click();
     await page.getByRole('heading', { name: 'Corporate SSO (EU)' }).waitFor();
     const now = await t.admin(`{ credentialProvider(id: "corp-sso") { displayName scopes clientId hasClientSecret } }`);

@@ -9,7 +9,7 @@ import { useApolloClient, useMutation, useQuery } from '@apollo/client/react';
 import { CATALOG, CREATE_PROVIDER, PROVIDER, UPDATE_PROVIDER, type GrantType, type IdentityProvider, type ParameterSpec, type Provider } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type FormErrors } from './errors';
 import { hrefOf, navigate } from './route';
-import { ErrorList, Field, Loading, Select } from './ui';
+import { ErrorList, Field, Loading, Prose, Select } from './ui';
 
 type Mode = { readonly kind: 'create' } | { readonly kind: 'edit'; readonly id: string };
 
@@ -154,7 +154,7 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
           onChange={chooseEntry}
           error={errors.byField.get('input.identityProvider')}
         />
-        {entry.docsUrl ? <p className="hint">Set-up guide of the identity provider: {entry.docsUrl}</p> : null}
+        {entry.docsUrl ? <p className="hint standalone">Set-up guide of the identity provider: {entry.docsUrl}</p> : null}
         <Select
           label="Grant type"
           name="input.grantType"
@@ -247,6 +247,7 @@ function ParameterField({ spec, value, onChange, error, isSet }: { readonly spec
         options={[{ value: '', label: spec.default === null ? 'Not set' : `Default (${spec.default})` }, { value: 'true', label: 'true' }, { value: 'false', label: 'false' }]}
         onChange={onChange}
         error={error}
+        hint={<Prose text={spec.description} />}
       />
     );
   }
@@ -262,7 +263,7 @@ function ParameterField({ spec, value, onChange, error, isSet }: { readonly spec
       onChange={onChange}
       error={error}
       placeholder={spec.default ?? undefined}
-      hint={`${spec.description}${spec.default !== null ? ` Default: ${spec.default}.` : ''}${secretHint}`}
+      hint={<Prose text={`${spec.description}${spec.default !== null ? ` Default: \`${spec.default}\`.` : ''}${secretHint}`} />}
     />
   );
 }

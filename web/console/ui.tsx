@@ -76,11 +76,13 @@ interface SelectProps<T extends string> {
   readonly options: readonly { readonly value: T; readonly label: string }[];
   readonly onChange: (value: T) => void;
   readonly error?: string | undefined;
+  readonly hint?: ReactNode;
   readonly disabled?: boolean;
 }
 
-export function Select<T extends string>({ label, name, value, options, onChange, error, disabled }: SelectProps<T>) {
+export function Select<T extends string>({ label, name, value, options, onChange, error, hint, disabled }: SelectProps<T>) {
   const id = useId();
+  const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(' ');
   return (
     <div className={error ? 'field invalid' : 'field'}>
       <label htmlFor={id}>{label}</label>
@@ -90,7 +92,7 @@ export function Select<T extends string>({ label, name, value, options, onChange
         value={value}
         disabled={disabled}
         aria-invalid={error ? true : undefined}
-        aria-describedby={error ? `${id}-error` : undefined}
+        aria-describedby={described || undefined}
         onChange={(e) => onChange(e.target.value as T)}
       >
         {options.map((o) => (
@@ -99,6 +101,11 @@ export function Select<T extends string>({ label, name, value, options, onChange
           </option>
         ))}
       </select>
+      {hint ? (
+        <p className="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      ) : null}
       {error ? (
         <p className="field-error" id={`${id}-error`} data-field={name}>
           <span aria-hidden="true">⚠ </span>
@@ -204,5 +211,14 @@ export function Loading({ what }: { readonly what: string }) {
     <p className="muted" role="status">
       Loading {what}…
     </p>
+  );
+}
+
+/** Catalog text with `code` in backticks, shown as code rather than as backticks. */
+export function Prose({ text }: { readonly text: string }) {
+  return (
+    <>
+      {text.split('`').map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : part))}
+    </>
   );
 }
