@@ -269,6 +269,18 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     expect((await t.admin(`{ credentialProvider(id: "spare") { id } }`)).body.data.credentialProvider).toBeNull();
   });
 
+  it('deletes a connection after a confirmation that names its policies', async () => {
+    await t.admin(`mutation { createConnection(providerId: "corp-sso", input: { id: "temp" }) { id } }`);
+    await page.goto(`${t.url}/console#/providers/corp-sso/connections/temp`);
+    await page.getByRole('heading', { name: 'temp' }).waitFor();
+    await page.getByRole('button', { name: 'Delete connection' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete connection temp?' });
+    await expect(dialog.textContent()).resolves.toMatch(/1 access policy and its stored\s+tokens/);
+    await dialog.getByRole('button', { name: 'Delete temp' }).click();
+    await page.getByRole('heading', { name: 'Connections' }).waitFor();
+    expect((await t.admin(`{ connection(providerId: "corp-sso", id: "temp") { id } }`)).body.data.connection).toBeNull();
+  });
+
   it('leaks no secret into the page, sessionStorage or any response, and signs out clearly', async () => {
     await page.goto(`${t.url}/console#/providers/corp-sso/connections/alice`);
     await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
