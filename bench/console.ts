@@ -12,7 +12,8 @@
  *    shows its 50 rows with counts), a reload with the session kept, and a page of connections
  *    (click "Next page" until the next 50 rows show).
  *
- * Results: printed, and written to bench/results/console-latest.json.
+ * Results: printed, and written to bench/results/console-latest.json. BENCH_CONSOLE_BROWSER=0
+ * measures the API only.
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -238,8 +239,8 @@ async function main(): Promise<void> {
     await seed(t);
     const api = await apiFigures(t);
     console.info(format(`API (${RUNS} runs each, ${t.app.store.dialect})`, api));
-    const browser = await browserFigures(t);
-    console.info(format(`Chromium (${RUNS} runs each)`, browser));
+    const browser = process.env['BENCH_CONSOLE_BROWSER'] === '0' ? {} : await browserFigures(t);
+    if (Object.keys(browser).length > 0) console.info(format(`Chromium (${RUNS} runs each)`, browser));
     const result = { at: new Date().toISOString(), loadAverage: loadavg(), cpus: cpus().length, store: t.app.store.dialect, runs: RUNS, providers: PROVIDERS_TOTAL, connectionsOnOneProvider: BIG_CONNECTIONS, api, browser };
     writeFileSync(RESULTS_FILE, `${JSON.stringify(result, null, 2)}\n`);
     console.info(`written to ${RESULTS_FILE} (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores)`);

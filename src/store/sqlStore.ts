@@ -347,6 +347,17 @@ export class SqlStore implements Store {
   ): Promise<Page<ConnectionRecord>[]> {
     if (providerIds.length === 0) return [];
     const inStatus = status === null ? sql`` : sql` AND status = ${status}`;
+    if (new Set(providerIds).size === 1) {
+      // One provider (a console page of its connections): read the page straight off the primary
+      // key instead of numbering every one of its (up to 10,000) connections.
+      const { rows } = await this.#db.run(
+        sql`SELECT ${CONNECTION_COLUMNS} FROM connections
+          WHERE provider_id = ${providerIds[0]} AND id > ${afterId(page)}${inStatus}
+          ORDER BY id LIMIT ${page.first + 1}`,
+      );
+      const one = pageOf(rows.map(toConnection), page.first);
+      return providerIds.map(() => one);
+    }
     // One statement for every provider: number each provider's connections, keep first + 1 of each.
     const { rows } = await this.#db.run(
       sql`SELECT ${CONNECTION_COLUMNS} FROM (
