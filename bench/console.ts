@@ -1,7 +1,7 @@
 /**
  * `npm run bench:console`: the admin console at the instance limits, 1,000 providers and 10,000
- * connections on one of them, on the real gateway (SQLite in a temp directory, or
- * BENCH_CONSOLE_STORE_URL=postgres://...) and in real Chromium.
+ * connections on one of them, on the real gateway (SQLite in a temp directory, or a fresh
+ * PostgreSQL schema with BENCH_CONSOLE_STORE=postgres) and in real Chromium.
  *
  * Measured, each BENCH_CONSOLE_RUNS times (median and p95):
  *  - API: the console's own documents (web/console/api.ts) against /admin/graphql: the first
@@ -12,7 +12,7 @@
  *    shows its 50 rows with counts), a reload with the session kept, and a page of connections
  *    (click "Next page" until the next 50 rows show).
  *
- * Results: printed, and written to bench/results/console-latest.json. BENCH_CONSOLE_BROWSER=0
+ * Results: printed, and written to bench/results/console-<store>-latest.json. BENCH_CONSOLE_BROWSER=0
  * measures the API only.
  */
 import { writeFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ import { CONNECTIONS, CONNECTIONS_PAGE_SIZE, PROVIDERS, PROVIDERS_PAGE_SIZE } fr
 import type { ConnectionRecord, ConnectionState } from '../src/domain/model.js';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../test/support/app.js';
 import { launchBrowser } from '../test/support/browser.js';
+import { freshPgSchema, pgUrl } from '../test/support/pg.js';
 import { openPage } from '../test/support/web.js';
 
 const PROVIDERS_TOTAL = 1_000;
@@ -31,7 +32,7 @@ const BIG_PROVIDER = 'p-0000';
 const BIG_CONNECTIONS = 10_000;
 const RUNS = Number(process.env['BENCH_CONSOLE_RUNS'] ?? 15);
 const SEED_PARALLELISM = 8;
-const RESULTS_FILE = new URL('./results/console-latest.json', import.meta.url).pathname;
+const RESULTS_FILE = new URL(`./results/console-${process.env['BENCH_CONSOLE_STORE'] === 'postgres' ? 'postgres' : 'sqlite'}-latest.json`, import.meta.url).pathname;
 
 interface Figure {
   readonly medianMs: number;
@@ -232,9 +233,18 @@ function format(title: string, figures: Record<string, Figure>): string {
   return [title, ...lines].join('\n');
 }
 
+/** BENCH_CONSOLE_STORE=postgres: a fresh schema on the local PostgreSQL (DATABASE_URL), dropped afterwards. */
+async function storeOptions(): Promise<{ storeUrl?: string; drop: () => Promise<void> }> {
+  if (process.env['BENCH_CONSOLE_STORE'] !== 'postgres') return { drop: async () => {} };
+  const schema = await freshPgSchema('bench_console');
+  const url = new URL(pgUrl());
+  url.searchParams.set('options', `-c search_path=${schema.schema}`);
+  return { storeUrl: url.toString(), drop: schema.drop };
+}
+
 async function main(): Promise<void> {
-  const storeUrl = process.env['BENCH_CONSOLE_STORE_URL'];
-  const t = await startTestApp({ log: { level: 'warn' } }, storeUrl ? { storeUrl } : {});
+  const { drop, ...options } = await storeOptions();
+  const t = await startTestApp({ log: { level: 'warn' } }, options);
   try {
     await seed(t);
     const api = await apiFigures(t);
@@ -246,6 +256,7 @@ async function main(): Promise<void> {
     console.info(`written to ${RESULTS_FILE} (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores)`);
   } finally {
     await t.close();
+    await drop();
   }
 }
 
