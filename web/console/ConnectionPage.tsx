@@ -9,7 +9,7 @@ import { apiErrors, hasCode, type ApiError } from './errors';
 import { LoginLinkPanel } from './LoginLinkPanel';
 import { Policies } from './Policies';
 import { hrefOf, navigate } from './route';
-import { ConfirmDialog, ErrorList, Loading, StatusBadge, Time } from './ui';
+import { ConfirmDialog, ConflictNotice, ErrorList, Loading, StatusBadge, Time } from './ui';
 
 /** How often a connection waiting for consent is re-read, so that CONNECTED shows without a reload. */
 const WAITING_POLL_MS = 1_500;
@@ -165,14 +165,7 @@ function DeleteConnection({ connection, onReload }: { readonly connection: Conne
       </button>
       <ErrorList errors={errors} />
       {conflict ? (
-        <div className="warning-box" role="alert">
-          <p>
-            <strong>VERSION_CONFLICT</strong>: someone changed this connection after it was shown, so it was not deleted.
-          </p>
-          <button type="button" onClick={() => void reloadAndAskAgain()}>
-            Reload the connection and delete again
-          </button>
-        </div>
+        <ConflictNotice what="connection" undone="it was not deleted" action="Reload the connection and delete again" onAction={() => void reloadAndAskAgain()} />
       ) : null}
       {asking ? (
         <ConfirmDialog title={`Delete connection ${connection.id}?`} confirmLabel={`Delete ${connection.id}`} onConfirm={confirm} onCancel={() => setAsking(false)}>

@@ -54,9 +54,6 @@ export function KeysPage() {
 
   if (error) return <ErrorList errors={apiErrors(error)} />;
   if (data === undefined) return loading ? <Loading what="keys" /> : null;
-  const r = data.keyRotation;
-  const remaining = data.encryptionKeys.filter((k) => !k.primary).reduce((n, k) => n + k.inUse, 0);
-  const total = r.rewrapped + remaining;
   return (
     <>
       <div className="page-head">
@@ -67,67 +64,8 @@ export function KeysPage() {
       </div>
       <p className="muted">Rotating makes a new key primary and re-wraps every stored secret with it in the background. A key no secret uses any more can be retired.</p>
       <ErrorList errors={errors} />
-      <section className="panel" aria-labelledby="rotation-heading">
-        <h2 id="rotation-heading">Rotation</h2>
-        <p role="status" data-testid="rotation-state" data-state={r.state}>
-          <strong>{r.state}</strong>: {STATE_TEXT[r.state]}
-        </p>
-        {r.state !== 'IDLE' ? (
-          <>
-            <label htmlFor="rotation-progress">
-              Re-wrapped {r.rewrapped} of {total} secret{total === 1 ? '' : 's'}
-              {r.failed > 0 ? `, ${r.failed} failed` : ''}
-            </label>
-            <progress id="rotation-progress" max={Math.max(total, 1)} value={total === 0 ? 1 : r.rewrapped} />
-            <p className="small muted">
-              Started <Time iso={r.startedAt} />
-              {r.finishedAt ? (
-                <>
-                  , finished <Time iso={r.finishedAt} />
-                </>
-              ) : null}
-              . Primary key <code>{r.primaryKeyId}</code>.
-            </p>
-          </>
-        ) : null}
-      </section>
-      <table className="list">
-        <caption>Keys</caption>
-        <thead>
-          <tr>
-            <th scope="col">Key</th>
-            <th scope="col">Role</th>
-            <th scope="col">Created</th>
-            <th scope="col">Secrets it still wraps</th>
-            <th scope="col">
-              <span className="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {data.encryptionKeys.map((k) => (
-            <tr key={k.id} data-key={k.id}>
-              <th scope="row">
-                <code>{k.id}</code>
-              </th>
-              <td>{k.primary ? <strong>★ Primary</strong> : 'Old'}</td>
-              <td>
-                <Time iso={k.createdAt} />
-              </td>
-              <td>{k.inUse}</td>
-              <td>
-                {!k.primary && k.inUse === 0 ? (
-                  <button type="button" className="danger small-button" onClick={() => setRetiring(k)}>
-                    Retire<span className="visually-hidden"> key {k.id}</span>
-                  </button>
-                ) : (
-                  <span className="muted small">{k.primary ? 'In use (primary)' : 'Still in use'}</span>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <RotationPanel rotation={data.keyRotation} keys={data.encryptionKeys} />
+      <KeysTable keys={data.encryptionKeys} onRetire={setRetiring} />
       {retiring ? (
         <ConfirmDialog title={`Retire key ${retiring.id}?`} confirmLabel={`Retire ${retiring.id}`} onConfirm={() => void doRetire(retiring)} onCancel={() => setRetiring(null)}>
           <p>
@@ -137,5 +75,79 @@ export function KeysPage() {
         </ConfirmDialog>
       ) : null}
     </>
+  );
+}
+
+function RotationPanel({ rotation: r, keys }: { readonly rotation: KeyRotation; readonly keys: readonly EncryptionKey[] }) {
+  // What is left to re-wrap: the secrets the older keys still wrap.
+  const remaining = keys.filter((k) => !k.primary).reduce((n, k) => n + k.inUse, 0);
+  const total = r.rewrapped + remaining;
+  return (
+    <section className="panel" aria-labelledby="rotation-heading">
+      <h2 id="rotation-heading">Rotation</h2>
+      <p role="status" data-testid="rotation-state" data-state={r.state}>
+        <strong>{r.state}</strong>: {STATE_TEXT[r.state]}
+      </p>
+      {r.state !== 'IDLE' ? (
+        <>
+          <label htmlFor="rotation-progress">
+            Re-wrapped {r.rewrapped} of {total} secret{total === 1 ? '' : 's'}
+            {r.failed > 0 ? `, ${r.failed} failed` : ''}
+          </label>
+          <progress id="rotation-progress" max={Math.max(total, 1)} value={total === 0 ? 1 : r.rewrapped} />
+          <p className="small muted">
+            Started <Time iso={r.startedAt} />
+            {r.finishedAt ? (
+              <>
+                , finished <Time iso={r.finishedAt} />
+              </>
+            ) : null}
+            . Primary key <code>{r.primaryKeyId}</code>.
+          </p>
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+function KeysTable({ keys, onRetire }: { readonly keys: readonly EncryptionKey[]; readonly onRetire: (key: EncryptionKey) => void }) {
+  return (
+    <table className="list">
+      <caption>Keys</caption>
+      <thead>
+        <tr>
+          <th scope="col">Key</th>
+          <th scope="col">Role</th>
+          <th scope="col">Created</th>
+          <th scope="col">Secrets it still wraps</th>
+          <th scope="col">
+            <span className="visually-hidden">Actions</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {keys.map((k) => (
+          <tr key={k.id} data-key={k.id}>
+            <th scope="row">
+              <code>{k.id}</code>
+            </th>
+            <td>{k.primary ? <strong>★ Primary</strong> : 'Old'}</td>
+            <td>
+              <Time iso={k.createdAt} />
+            </td>
+            <td>{k.inUse}</td>
+            <td>
+              {!k.primary && k.inUse === 0 ? (
+                <button type="button" className="danger small-button" onClick={() => onRetire(k)}>
+                  Retire<span className="visually-hidden"> key {k.id}</span>
+                </button>
+              ) : (
+                <span className="muted small">{k.primary ? 'In use (primary)' : 'Still in use'}</span>
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

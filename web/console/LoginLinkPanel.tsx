@@ -14,44 +14,52 @@ const DEFAULT_POST_LOGIN_PATH = '/oauth/done';
 
 type LinkState = 'unused' | 'used' | 'expired';
 
-export function LoginLinkPanel({ connection, onWatch }: { readonly connection: Connection; readonly onWatch: (watching: boolean) => void }) {
-  const [postLogin, setPostLogin] = useState(() => `${window.location.origin}${DEFAULT_POST_LOGIN_PATH}`);
-  const [link, setLink] = useState<LoginLink | null>(null);
-  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+/**
+ * Where a login link is: unused, used (its consent state is gone before its expiry) or expired.
+ * Polls `loginLinkPending` until the link is used or expires; once used, it stays "used".
+ */
+function useLinkState(link: LoginLink | null): LinkState | null {
   const [now, setNow] = useState(() => Date.now());
-  const [create, { loading }] = useMutation<{ createLoginLink: LoginLink }>(CREATE_LOGIN_LINK);
+  const [used, setUsed] = useState(false);
   const expired = link !== null && new Date(link.expiresAt).getTime() <= now;
   const pending = useQuery<{ loginLinkPending: boolean }>(LOGIN_LINK_PENDING, {
     variables: { id: link?.id ?? '' },
-    skip: link === null,
+    skip: link === null || used,
     fetchPolicy: 'network-only',
-    pollInterval: link !== null && !expired ? LINK_POLL_MS : 0,
+    pollInterval: link !== null && !expired && !used ? LINK_POLL_MS : 0,
   });
-  const state: LinkState | null = link === null ? null : pending.data?.loginLinkPending === false ? (expired ? 'expired' : 'used') : expired ? 'expired' : 'unused';
-  // Once a link is used, the polling pins: a later expiry does not turn "used" back into "expired".
-  const [used, setUsed] = useState(false);
+  const opened = pending.data?.loginLinkPending === false && !expired;
+  useEffect(() => setUsed(false), [link]);
   useEffect(() => {
-    if (state === 'used') setUsed(true);
-  }, [state]);
-  const shown: LinkState | null = used ? 'used' : state;
-
-  const watching = link !== null && connection.status !== 'CONNECTED' && shown !== 'expired';
-  useEffect(() => {
-    onWatch(watching);
-    return () => onWatch(false);
-  }, [watching, onWatch]);
+    if (opened) setUsed(true);
+  }, [opened]);
   useEffect(() => {
     if (link === null || expired) return;
     const timer = setInterval(() => setNow(Date.now()), 1_000);
     return () => clearInterval(timer);
   }, [link, expired]);
+  if (link === null) return null;
+  return used ? 'used' : expired ? 'expired' : 'unused';
+}
+
+export function LoginLinkPanel({ connection, onWatch }: { readonly connection: Connection; readonly onWatch: (watching: boolean) => void }) {
+  const [postLogin, setPostLogin] = useState(() => `${window.location.origin}${DEFAULT_POST_LOGIN_PATH}`);
+  const [link, setLink] = useState<LoginLink | null>(null);
+  const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const [create, { loading }] = useMutation<{ createLoginLink: LoginLink }>(CREATE_LOGIN_LINK);
+  const shown = useLinkState(link);
+  // The connection is re-read while its consent may still come.
+  const watching = link !== null && connection.status !== 'CONNECTED' && shown !== 'expired';
+  useEffect(() => {
+    onWatch(watching);
+    return () => onWatch(false);
+  }, [watching, onWatch]);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setErrors(NO_ERRORS);
     try {
       const res = await create({ variables: { providerId: connection.providerId, connectionId: connection.id, postLoginRedirectUrl: postLogin } });
-      setUsed(false);
       setLink(res.data?.createLoginLink ?? null);
     } catch (e) {
       setErrors(formErrors(e, ['postLoginRedirectUrl']));

@@ -9,7 +9,7 @@ import { useApolloClient, useMutation, useQuery } from '@apollo/client/react';
 import { CATALOG, CREATE_PROVIDER, PROVIDER, UPDATE_PROVIDER, type GrantType, type IdentityProvider, type ParameterSpec, type Provider } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type FormErrors } from './errors';
 import { hrefOf, navigate } from './route';
-import { ErrorList, Field, Loading, Prose, Select } from './ui';
+import { ConflictNotice, ErrorList, Field, Loading, Prose, Select } from './ui';
 
 type Mode = { readonly kind: 'create' } | { readonly kind: 'edit'; readonly id: string };
 
@@ -332,14 +332,7 @@ function EditForm({ entry, provider }: { readonly entry: IdentityProvider; reado
         className="form"
       >
         {conflict ? (
-          <div className="warning-box" role="alert">
-            <p>
-              <strong>VERSION_CONFLICT</strong>: someone else changed this provider after you opened it, so your edit was not saved.
-            </p>
-            <button type="button" onClick={reloadAndReapply}>
-              Reload the provider and re-apply my changes
-            </button>
-          </div>
+          <ConflictNotice what="provider" undone="your edit was not saved" action="Reload the provider and re-apply my changes" onAction={() => void reloadAndReapply()} />
         ) : null}
         <CommonFields entry={entry} values={values} setValues={setValues} errors={errors} secretSet={provider.hasClientSecret} secretParametersSet={secretParametersSet} />
         <ErrorList errors={errors.general} />

@@ -15,7 +15,7 @@ import { apiErrors, formErrors, hasCode, NO_ERRORS, type ApiError, type FormErro
 import { Pager, useCursors } from './Pager';
 import { Counts } from './ProvidersPage';
 import { hrefOf, navigate } from './route';
-import { ConfirmDialog, CopyField, ErrorList, Field, Loading, Select, StatusBadge, Time } from './ui';
+import { ConfirmDialog, ConflictNotice, CopyField, ErrorList, Field, Loading, Select, StatusBadge, Time } from './ui';
 
 type StatusFilter = ConnectionStatus | 'ALL';
 
@@ -135,14 +135,7 @@ function DeleteProvider({ provider }: { readonly provider: Provider }) {
       </button>
       <ErrorList errors={errors} />
       {conflict ? (
-        <div className="warning-box" role="alert">
-          <p>
-            <strong>VERSION_CONFLICT</strong>: someone changed this provider after it was shown, so it was not deleted.
-          </p>
-          <button type="button" onClick={() => void reloadAndAskAgain()}>
-            Reload the provider and delete again
-          </button>
-        </div>
+        <ConflictNotice what="provider" undone="it was not deleted" action="Reload the provider and delete again" onAction={() => void reloadAndAskAgain()} />
       ) : null}
       {asking ? (
         <ConfirmDialog title={`Delete provider ${provider.id}?`} confirmLabel={`Delete ${provider.id} and its ${n} connection${n === 1 ? '' : 's'}`} onConfirm={confirm} onCancel={() => setAsking(false)}>

@@ -222,3 +222,17 @@ export function Prose({ text }: { readonly text: string }) {
     </>
   );
 }
+
+/** A VERSION_CONFLICT, said as the API says it, with the one way forward: reload and try again. */
+export function ConflictNotice({ what, undone, action, onAction }: { readonly what: string; readonly undone: string; readonly action: string; readonly onAction: () => void }) {
+  return (
+    <div className="warning-box" role="alert">
+      <p>
+        <strong>VERSION_CONFLICT</strong>: someone else changed this {what} after it was shown, so {undone}.
+      </p>
+      <button type="button" onClick={onAction}>
+        {action}
+      </button>
+    </div>
+  );
+}
