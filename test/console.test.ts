@@ -312,7 +312,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('signing in 
 
   beforeAll(async () => {
     idp = await startJwtIssuer();
-    [t, browser] = await Promise.all([startTestApp({ identity: { issuers: [idp.issuerConfig()] } }), launchBrowser()]);
+    [t, browser] = await Promise.all([startTestApp({ identity: { issuers: [idp.issuerConfig()], clockToleranceSeconds: 0 } }), launchBrowser()]);
   }, 60_000);
 
   afterAll(async () => {
@@ -349,6 +349,25 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('signing in 
       expect(await active()).toBe('New provider');
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'New credential provider' }).waitFor();
+    } finally {
+      await view.close();
+    }
+  });
+
+  it('signs out with a clear notice once the gateway stops accepting the JWT', async () => {
+    const view = await openPage(browser);
+    try {
+      const page = view.page;
+      await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+      await page.getByRole('radio', { name: 'JWT' }).check();
+      await page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }, { expiresIn: 2 }));
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      await section(page, 'Encryption keys').click();
+      await page.getByText('The gateway no longer accepts your credential').waitFor();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor();
+      expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
     } finally {
       await view.close();
     }

@@ -13,19 +13,32 @@ import { SignIn } from './SignIn';
 
 export function App() {
   const [credential, setCredential] = useState<Credential | null>(loadCredential);
-  const client = useMemo(() => (credential ? createClient(credential) : null), [credential]);
+  const [notice, setNotice] = useState<string | null>(null);
+  const client = useMemo(
+    () =>
+      credential
+        ? createClient(credential, () => {
+            clearCredential();
+            setNotice('The gateway no longer accepts your credential (a revoked key or an expired JWT): sign in again.');
+            setCredential(null);
+          })
+        : null,
+    [credential],
+  );
 
   const signIn = (c: Credential) => {
     saveCredential(c);
+    setNotice(null);
     setCredential(c);
   };
   const signOut = () => {
     clearCredential();
     void client?.clearStore();
+    setNotice('You are signed out.');
     setCredential(null);
   };
 
-  if (credential === null || client === null) return <SignIn onSignedIn={signIn} />;
+  if (credential === null || client === null) return <SignIn onSignedIn={signIn} notice={notice} />;
   return (
     <ApolloProvider client={client}>
       <Shell credential={credential} onSignOut={signOut} />

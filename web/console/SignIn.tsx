@@ -16,7 +16,7 @@ function explain(errors: readonly ApiError[], kind: CredentialKind): string {
   return `Sign-in failed (${e.code}): ${e.message}`;
 }
 
-export function SignIn({ onSignedIn }: { readonly onSignedIn: (credential: Credential) => void }) {
+export function SignIn({ onSignedIn, notice }: { readonly onSignedIn: (credential: Credential) => void; readonly notice: string | null }) {
   const [kind, setKind] = useState<CredentialKind>('apiKey');
   const [value, setValue] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -53,6 +53,11 @@ export function SignIn({ onSignedIn }: { readonly onSignedIn: (credential: Crede
       <h1 ref={heading} tabIndex={-1}>
         Credential gateway console
       </h1>
+      {notice ? (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      ) : null}
       <p className="muted">Sign in with an admin API key or an admin JWT. It is kept in this tab only, until you sign out or close it.</p>
       <form onSubmit={submit} noValidate>
         <fieldset>
