@@ -94,4 +94,11 @@ describe('the management API for the admin console', () => {
     expect((await t.admin(PENDING, { id: link.id })).body.data.loginLinkPending).toBe(false);
     expect((await t.admin(PENDING, { id: 'no-such-link' })).body.data.loginLinkPending).toBe(false);
   });
+
+  it('says which grant types use each catalog parameter, so a form asks only for those', async () => {
+    const res = await t.admin(`{ identityProvider(name: "oauth2") { parameters { name required grantTypes } } }`);
+    const byName = Object.fromEntries(res.body.data.identityProvider.parameters.map((p: { name: string }) => [p.name, p]));
+    expect(byName['authorizationUrl']).toEqual({ name: 'authorizationUrl', required: true, grantTypes: ['AUTHORIZATION_CODE'] });
+    expect(byName['tokenUrl']).toEqual({ name: 'tokenUrl', required: true, grantTypes: ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'] });
+  });
 });
