@@ -212,6 +212,8 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
   it('rotates the keys and shows the progress, then retires the old key after a confirmation', async () => {
     await section(page, 'Encryption keys').click();
     await page.getByRole('heading', { name: 'Encryption keys' }).waitFor();
+    expect(await page.title()).toBe('Encryption keys · Credential gateway console');
+    expect(await page.evaluate<string>('document.activeElement?.textContent ?? ""')).toBe('Encryption keys');
     const oldKey = await page.locator('tr[data-key]').first().getAttribute('data-key');
     await page.getByRole('button', { name: 'Rotate keys' }).click();
     await page.locator('[data-testid="rotation-state"][data-state="DONE"]').waitFor();

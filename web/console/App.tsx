@@ -1,5 +1,5 @@
 /** The console's shell: sign-in, then a navigation bar and the page the URL fragment names. */
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import { ApolloProvider } from '@apollo/client/react';
 import { createClient } from './client';
 import { ConnectionPage } from './ConnectionPage';
@@ -48,11 +48,6 @@ export function App() {
 
 function Shell({ credential, onSignOut }: { readonly credential: Credential; readonly onSignOut: () => void }) {
   const route = useRoute();
-  const main = useRef<HTMLElement>(null);
-  // A new page moves focus to its heading, as a page load would for a screen reader.
-  useEffect(() => {
-    main.current?.querySelector<HTMLElement>('h1')?.focus();
-  }, [route]);
   const section = route.page === 'keys' ? 'keys' : 'providers';
   return (
     <>
@@ -74,7 +69,7 @@ function Shell({ credential, onSignOut }: { readonly credential: Credential; rea
           Sign out
         </button>
       </header>
-      <main id="main" ref={main}>
+      <main id="main">
         <Page route={route} />
       </main>
     </>

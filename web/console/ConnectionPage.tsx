@@ -9,7 +9,7 @@ import { apiErrors, hasCode, type ApiError } from './errors';
 import { LoginLinkPanel } from './LoginLinkPanel';
 import { Policies } from './Policies';
 import { hrefOf, navigate } from './route';
-import { ConfirmDialog, ConflictNotice, ErrorList, Loading, StatusBadge, Time } from './ui';
+import { ConfirmDialog, ConflictNotice, ErrorList, Loading, PageTitle, StatusBadge, Time } from './ui';
 
 /** How often a connection waiting for consent is re-read, so that CONNECTED shows without a reload. */
 const WAITING_POLL_MS = 1_500;
@@ -27,7 +27,7 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
   if (connection === null) {
     return (
       <>
-        <h1 tabIndex={-1}>No such connection</h1>
+        <PageTitle>No such connection</PageTitle>
         <p>
           Provider <code>{providerId}</code> has no connection <code>{connectionId}</code>.{' '}
           <a href={hrefOf({ page: 'provider', id: providerId })}>Back to the provider</a>
@@ -42,7 +42,7 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
         <a href={hrefOf({ page: 'providers' })}>Providers</a> / <a href={hrefOf({ page: 'provider', id: providerId })}>{providerId}</a> / {connection.id}
       </nav>
       <div className="page-head">
-        <h1 tabIndex={-1}>{connection.displayName}</h1>
+        <PageTitle>{connection.displayName}</PageTitle>
         <button type="button" className="secondary" onClick={() => void refetch()}>
           Refresh
         </button>

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { useMutation, useQuery } from '@apollo/client/react';
 import { KEYS, RETIRE_KEY, ROTATE_KEY, type EncryptionKey, type KeyRotation } from './api';
 import { apiErrors, type ApiError } from './errors';
-import { ConfirmDialog, ErrorList, Loading, Time } from './ui';
+import { ConfirmDialog, ErrorList, Loading, PageTitle, Time } from './ui';
 
 const ROTATION_POLL_MS = 500;
 
@@ -57,7 +57,7 @@ export function KeysPage() {
   return (
     <>
       <div className="page-head">
-        <h1 tabIndex={-1}>Encryption keys</h1>
+        <PageTitle>Encryption keys</PageTitle>
         <button type="button" onClick={doRotate} disabled={running || rotation.loading}>
           {running || rotation.loading ? 'Rotating…' : 'Rotate keys'}
         </button>

@@ -9,7 +9,7 @@ import { useApolloClient, useMutation, useQuery } from '@apollo/client/react';
 import { CATALOG, CREATE_PROVIDER, PROVIDER, UPDATE_PROVIDER, type GrantType, type IdentityProvider, type ParameterSpec, type Provider } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type FormErrors } from './errors';
 import { hrefOf, navigate } from './route';
-import { ConflictNotice, ErrorList, Field, Loading, Prose, Select } from './ui';
+import { ConflictNotice, ErrorList, Field, Loading, PageTitle, Prose, Select } from './ui';
 
 type Mode = { readonly kind: 'create' } | { readonly kind: 'edit'; readonly id: string };
 
@@ -143,7 +143,7 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
 
   return (
     <>
-      <h1 tabIndex={-1}>New credential provider</h1>
+      <PageTitle>New credential provider</PageTitle>
       <p className="muted">Choose an identity provider from the catalog; the form asks for what it needs.</p>
       <form onSubmit={submit} noValidate className="form">
         <Select
@@ -319,7 +319,7 @@ function EditForm({ entry, provider }: { readonly entry: IdentityProvider; reado
 
   return (
     <>
-      <h1 tabIndex={-1}>Edit {provider.displayName}</h1>
+      <PageTitle>Edit {provider.displayName}</PageTitle>
       <p className="muted">
         {entry.displayName} · {GRANT_LABEL[provider.grantType]} · id <code>{provider.id}</code> (fixed)
       </p>

@@ -15,7 +15,7 @@ import { apiErrors, formErrors, hasCode, NO_ERRORS, type ApiError, type FormErro
 import { Pager, useCursors } from './Pager';
 import { Counts } from './ProvidersPage';
 import { hrefOf, navigate } from './route';
-import { ConfirmDialog, ConflictNotice, CopyField, ErrorList, Field, Loading, Select, StatusBadge, Time } from './ui';
+import { ConfirmDialog, ConflictNotice, CopyField, ErrorList, Field, Loading, PageTitle, Select, StatusBadge, Time } from './ui';
 
 type StatusFilter = ConnectionStatus | 'ALL';
 
@@ -34,7 +34,7 @@ export function ProviderPage({ id }: { readonly id: string }) {
   if (provider === null) {
     return (
       <>
-        <h1 tabIndex={-1}>No such provider</h1>
+        <PageTitle>No such provider</PageTitle>
         <p>
           There is no provider <code>{id}</code>. <a href={hrefOf({ page: 'providers' })}>Back to the providers</a>
         </p>
@@ -47,7 +47,7 @@ export function ProviderPage({ id }: { readonly id: string }) {
         <a href={hrefOf({ page: 'providers' })}>Providers</a> / {provider.id}
       </nav>
       <div className="page-head">
-        <h1 tabIndex={-1}>{provider.displayName}</h1>
+        <PageTitle>{provider.displayName}</PageTitle>
         <a className="button secondary" href={hrefOf({ page: 'edit-provider', id: provider.id })}>
           Edit provider
         </a>

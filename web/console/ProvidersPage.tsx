@@ -4,7 +4,7 @@ import { PROVIDERS, PROVIDERS_PAGE_SIZE, type ProviderSummary } from './api';
 import { apiErrors } from './errors';
 import { Pager, useCursors } from './Pager';
 import { hrefOf } from './route';
-import { ErrorList, Loading } from './ui';
+import { ErrorList, Loading, PageTitle } from './ui';
 
 interface ProvidersData {
   credentialProviders: { nextCursor: string | null; items: ProviderSummary[] };
@@ -38,7 +38,7 @@ export function ProvidersPage() {
   return (
     <>
       <div className="page-head">
-        <h1 tabIndex={-1}>Credential providers</h1>
+        <PageTitle>Credential providers</PageTitle>
         <a className="button" href={hrefOf({ page: 'new-provider' })}>
           New provider
         </a>

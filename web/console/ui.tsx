@@ -236,3 +236,20 @@ export function ConflictNotice({ what, undone, action, onAction }: { readonly wh
     </div>
   );
 }
+
+/**
+ * The page's heading: takes the focus when the page appears (as a page load would, for keyboard
+ * and screen reader users) and names the tab after the page.
+ */
+export function PageTitle({ children }: { readonly children: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  useEffect(() => {
+    document.title = `${ref.current?.textContent ?? ''} · Credential gateway console`;
+  });
+  return (
+    <h1 ref={ref} tabIndex={-1}>
+      {children}
+    </h1>
+  );
+}
