@@ -193,6 +193,32 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     expect(policies.body.data.connection.accessPolicies.map((p: { id: string }) => p.id).sort()).toEqual(['batch', 'bob', 'managed-identity'].sort());
   });
 
+  it('creates a client-credentials provider and a connection with its own client, which tests CONNECTED with no login link', async () => {
+    await page.goto(`${t.url}/console#/providers/new`);
+    await page.getByLabel('Identity provider').selectOption('oidc');
+    await page.getByLabel('Grant type').selectOption('CLIENT_CREDENTIALS');
+    await page.getByLabel(/^Provider id/).fill('svc');
+    await page.getByLabel(/^Client id/).fill('provider-level-client');
+    await page.getByLabel('Client secret').fill(PROVIDER_SECRET);
+    await page.getByLabel('Scopes').fill(auth.apiScopes.join(' '));
+    await page.getByLabel(/^issuer/).fill(auth.issuer);
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page.getByRole('heading', { name: 'svc' }).waitFor();
+    // No consent, so no redirect URL to register.
+    await expect(page.getByLabel('Redirect URL to register at the identity provider').count()).resolves.toBe(0);
+    await page.getByText('New connection').click();
+    await page.getByLabel(/^Connection id/).fill('daemon');
+    await page.getByLabel('Client id of this connection').fill(auth.clients.service.clientId);
+    await page.getByLabel('Client secret of this connection').fill(auth.clients.service.clientSecret);
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await page.getByRole('heading', { name: 'daemon' }).waitFor();
+    await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
+    await expect(page.getByRole('heading', { name: 'Login link' }).count()).resolves.toBe(0);
+    await page.getByText('Set (never shown)').waitFor();
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    await page.getByTestId('test-result').getByText('Test passed').waitFor();
+  });
+
   it('lists providers with their connection counts by status', async () => {
     await section(page, 'Providers').click();
     const row = page.getByRole('row', { name: /Corporate SSO/ });
@@ -289,7 +315,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const html = await page.content();
     const storage = await page.evaluate<string>('JSON.stringify(sessionStorage)');
     await Promise.all(pending);
-    const secrets = [auth.clients.web.clientSecret, PROVIDER_SECRET];
+    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET];
     for (const secret of secrets) {
       expect(html).not.toContain(secret);
       expect(storage).not.toContain(secret);
