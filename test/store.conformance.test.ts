@@ -585,6 +585,44 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(await queriesOf(store, () => store.listConnectionsOfProviders([], { first: 2, after: null }))).toBe(0);
     });
 
+    it('lists only the connections in a status, paging within them, for many providers in one statement', async () => {
+      await seedConnections(store, 's1', ['a', 'b', 'c', 'd', 'e']);
+      await seedConnections(store, 's2', ['a', 'b']);
+      const failed = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'revoked' } } as const;
+      for (const id of ['b', 'c', 'e']) await store.setConnectionState(key('s1', id), failed);
+      await store.setConnectionState(key('s2', 'a'), { status: 'CONNECTED' });
+      let pages: Awaited<ReturnType<Store['listConnectionsOfProviders']>> = [];
+      const used = await queriesOf(store, async () => (pages = await store.listConnectionsOfProviders(['s1', 's2'], { first: 2, after: null }, 'ERROR')));
+      expect(used).toBe(1);
+      expect(pages.map((p) => p.items.map((c) => c.id))).toEqual([['b', 'c'], []]);
+      const next = await store.listConnectionsOfProviders(['s1'], { first: 2, after: pages[0]!.nextCursor }, 'ERROR');
+      expect(next[0]?.items.map((c) => c.id)).toEqual(['e']);
+      expect(next[0]?.nextCursor).toBeNull();
+      const connected = await store.listConnectionsOfProviders(['s1', 's2'], { first: 10, after: null }, 'CONNECTED');
+      expect(connected.map((p) => p.items.map((c) => c.id))).toEqual([[], ['a']]);
+      const all = await store.listConnectionsOfProviders(['s1'], { first: 10, after: null }, null);
+      expect(all[0]?.items).toHaveLength(5);
+    });
+
+    it('counts connections by status for many providers in one statement', async () => {
+      await seedConnections(store, 'n1', ['a', 'b', 'c']);
+      await seedConnections(store, 'n2', ['a']);
+      await store.insertProvider(provider('n3'), 10);
+      await store.setConnectionState(key('n1', 'a'), { status: 'CONNECTED' });
+      await store.setConnectionState(key('n1', 'b'), { status: 'ERROR', error: { code: 'X', message: 'y' } });
+      let counts: Awaited<ReturnType<Store['countConnectionsByStatus']>> = [];
+      const used = await queriesOf(store, async () => (counts = await store.countConnectionsByStatus(['n1', 'n2', 'n3', 'missing', 'n1'])));
+      expect(used).toBe(1);
+      expect(counts).toEqual([
+        { CONNECTED: 1, NOT_CONNECTED: 1, ERROR: 1 },
+        { CONNECTED: 0, NOT_CONNECTED: 1, ERROR: 0 },
+        { CONNECTED: 0, NOT_CONNECTED: 0, ERROR: 0 },
+        { CONNECTED: 0, NOT_CONNECTED: 0, ERROR: 0 },
+        { CONNECTED: 1, NOT_CONNECTED: 1, ERROR: 1 },
+      ]);
+      expect(await queriesOf(store, () => store.countConnectionsByStatus([]))).toBe(0);
+    });
+
     it('updates the patched fields, bumps version and updatedAt, leaves tokens alone', async () => {
       await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't'), tokenGeneration: 4 }), [], 10);
       const updated = await store.updateConnection(
@@ -834,6 +872,16 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(await store.deleteExpiredConsentStates(T1)).toBe(2);
       expect(await store.deleteExpiredConsentStates(T1)).toBe(0);
       expect(await store.consumeConsentState('live', T1)).not.toBeNull();
+    });
+
+    it('says whether a state is stored and unexpired without consuming it', async () => {
+      await store.insertConsentState(consent('peek', key('p1', 'c1')));
+      expect(await store.hasConsentState('peek', T0)).toBe(true);
+      expect(await store.hasConsentState('peek', T0)).toBe(true);
+      expect(await store.hasConsentState('peek', T1)).toBe(false);
+      expect(await store.hasConsentState('unknown', T0)).toBe(false);
+      expect(await store.consumeConsentState('peek', T0)).not.toBeNull();
+      expect(await store.hasConsentState('peek', T0)).toBe(false);
     });
 
     it('refuses a state for a missing connection with NOT_FOUND', async () => {

@@ -7,6 +7,7 @@ import type { ConnectionKey } from '../store/types.js';
 import type { AdminLoaders } from './loaders.js';
 
 export interface LoginLink {
+  readonly id: string;
   readonly url: string;
   readonly expiresAt: Date;
 }
@@ -27,6 +28,7 @@ export interface AdminServices {
   readonly rotation: KeyRotation;
   readonly redirectUrl: string;
   createLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink>;
+  loginLinkPending(id: string): Promise<boolean>;
   testConnection(key: ConnectionKey): Promise<ConnectionTestResult>;
 }
 

@@ -3,11 +3,12 @@
  * policies costs one store query per level, whatever the page size.
  */
 import DataLoader from 'dataloader';
-import type { AccessPolicyRecord, ConnectionRecord, Page, PageArgs, ProviderRecord } from '../domain/model.js';
-import { connectionKeyOf, type ConnectionKey, type Store } from '../store/types.js';
+import type { AccessPolicyRecord, ConnectionRecord, ConnectionStatus, Page, PageArgs, ProviderRecord } from '../domain/model.js';
+import { connectionKeyOf, type ConnectionCounts, type ConnectionKey, type Store } from '../store/types.js';
 
 export interface ConnectionsPageKey extends PageArgs {
   readonly providerId: string;
+  readonly status: ConnectionStatus | null;
 }
 
 export interface AdminLoaders {
@@ -15,6 +16,7 @@ export interface AdminLoaders {
   readonly connection: DataLoader<ConnectionKey, ConnectionRecord | null, string>;
   readonly connectionsOfProvider: DataLoader<ConnectionsPageKey, Page<ConnectionRecord>, string>;
   readonly accessPolicies: DataLoader<ConnectionKey, AccessPolicyRecord[], string>;
+  readonly connectionCounts: DataLoader<string, ConnectionCounts>;
 }
 
 
@@ -25,24 +27,25 @@ export function createAdminLoaders(store: Store): AdminLoaders {
     connectionsOfProvider: new DataLoader(
       async (keys) => {
         // Keys asking for the same page shape share one query.
-        const groups = new Map<string, { page: PageArgs; indexes: number[] }>();
+        const groups = new Map<string, { page: PageArgs; status: ConnectionStatus | null; indexes: number[] }>();
         keys.forEach((k, i) => {
-          const shape = `${k.first}|${k.after ?? ''}`;
-          const group = groups.get(shape) ?? { page: { first: k.first, after: k.after }, indexes: [] };
+          const shape = `${k.first}|${k.after ?? ''}|${k.status ?? ''}`;
+          const group = groups.get(shape) ?? { page: { first: k.first, after: k.after }, status: k.status, indexes: [] };
           group.indexes.push(i);
           groups.set(shape, group);
         });
         const out = new Array<Page<ConnectionRecord>>(keys.length);
         await Promise.all(
-          [...groups.values()].map(async ({ page, indexes }) => {
-            const pages = await store.listConnectionsOfProviders(indexes.map((i) => keys[i]!.providerId), page);
+          [...groups.values()].map(async ({ page, status, indexes }) => {
+            const pages = await store.listConnectionsOfProviders(indexes.map((i) => keys[i]!.providerId), page, status);
             indexes.forEach((keyIndex, j) => (out[keyIndex] = pages[j]!));
           }),
         );
         return out;
       },
-      { cacheKeyFn: (k) => `${k.providerId}|${k.first}|${k.after ?? ''}` },
+      { cacheKeyFn: (k) => `${k.providerId}|${k.first}|${k.after ?? ''}|${k.status ?? ''}` },
     ),
     accessPolicies: new DataLoader((keys) => store.listAccessPolicies(keys), { cacheKeyFn: connectionKeyOf }),
+    connectionCounts: new DataLoader((ids) => store.countConnectionsByStatus(ids)),
   };
 }

@@ -105,6 +105,7 @@ export const adminResolvers: Resolvers = {
     encryptionKeys: (_, __, ctx) => ctx.services.rotation.keys(),
     keyRotation: (_, __, ctx) => ctx.services.rotation.status(),
     webhooks: async (_, __, ctx) => (await ctx.services.registry.store.listWebhooks()).map((w) => webhookView(w)),
+    loginLinkPending: (_, { id }, ctx) => ctx.services.loginLinkPending(id),
   },
   Mutation: {
     createCredentialProvider: (_, { input }, ctx) =>
@@ -168,8 +169,17 @@ export const adminResolvers: Resolvers = {
     hasClientSecret: (p) => p.clientSecret !== null,
     parameters: (p) => toParameterList(p.parameters),
     redirectUrl: (_, __, ctx) => ctx.services.redirectUrl,
-    connections: (p, { first, after }, ctx) =>
-      ctx.loaders.connectionsOfProvider.load({ providerId: p.id, ...pageArgs(first, after, 'first') }),
+    connections: (p, { first, after, status }, ctx) =>
+      ctx.loaders.connectionsOfProvider.load({ providerId: p.id, status: status ?? null, ...pageArgs(first, after, 'first') }),
+    connectionCounts: async (p, _, ctx) => {
+      const counts = await ctx.loaders.connectionCounts.load(p.id);
+      return {
+        connected: counts.CONNECTED,
+        notConnected: counts.NOT_CONNECTED,
+        error: counts.ERROR,
+        total: counts.CONNECTED + counts.NOT_CONNECTED + counts.ERROR,
+      };
+    },
   },
   Connection: {
     status: (c) => c.state.status,

@@ -59,6 +59,8 @@ export interface Config {
     readonly retryBaseMs: number;
     readonly pollIntervalMs: number;
   };
+  /** The admin console at `/console`. */
+  readonly console: { readonly enabled: boolean };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 
@@ -142,6 +144,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   { path: 'webhooks.maxAttempts', kind: 'int', default: 12, min: 1, max: 100, doc: 'Delivery attempts per event before it is dead-lettered (status `DEAD` in `webhooks { deliveries }`).' },
   { path: 'webhooks.retryBaseMs', kind: 'int', default: 2_000, min: 10, max: 3_600_000, doc: 'Wait before the first retry; each further one waits twice as long (at most an hour), with jitter.' },
   { path: 'webhooks.pollIntervalMs', kind: 'int', default: 1_000, min: 10, max: 60_000, doc: 'How often each replica looks for due webhook deliveries (besides right after a change it hears of).' },
+  { path: 'console.enabled', kind: 'bool', default: true, doc: 'Serve the admin console at `/console` (it signs in with an admin API key or JWT and uses `/admin/graphql`).' },
   { path: 'log.level', kind: 'logLevel', default: 'info', doc: 'JSON log level.' },
 ] satisfies KeySpec[]);
 

@@ -46,6 +46,8 @@ export interface ConsentDeps {
 }
 
 export interface LoginLink {
+  /** The hash of the link's token: names the link without being able to open it. */
+  readonly id: string;
   readonly url: string;
   readonly expiresAt: Date;
 }
@@ -101,8 +103,9 @@ export class ConsentFlow {
     const token = newSecret();
     const now = this.#deps.now();
     const expiresAt = new Date(now.getTime() + this.#deps.stateTtlMs);
+    const id = hashOf('link', token);
     await this.#deps.store.insertConsentState({
-      stateHash: hashOf('link', token),
+      stateHash: id,
       ...key,
       codeVerifier: null,
       nonce: null,
@@ -112,7 +115,12 @@ export class ConsentFlow {
       expiresAt,
       createdAt: now,
     });
-    return { url: this.#linkUrl(token), expiresAt };
+    return { id, url: this.#linkUrl(token), expiresAt };
+  }
+
+  /** Whether the login link `id` can still be opened: false once opened (single use) or expired. */
+  loginLinkPending(id: string): Promise<boolean> {
+    return this.#deps.store.hasConsentState(id, this.#deps.now());
   }
 
   /**
@@ -138,8 +146,9 @@ export class ConsentFlow {
       },
       new Date(now.getTime() + this.#deps.stateTtlMs / 2),
     );
-    if (stored.stateHash === stateHash || stored.linkToken === null) return { url: this.#linkUrl(token), expiresAt: stored.expiresAt };
-    return { url: this.#linkUrl(this.#deps.envelope.open(stored.linkToken, linkTokenRef(stored.stateHash))), expiresAt: stored.expiresAt };
+    if (stored.stateHash === stateHash || stored.linkToken === null) return { id: stateHash, url: this.#linkUrl(token), expiresAt: stored.expiresAt };
+    const storedToken = this.#deps.envelope.open(stored.linkToken, linkTokenRef(stored.stateHash));
+    return { id: stored.stateHash, url: this.#linkUrl(storedToken), expiresAt: stored.expiresAt };
   }
 
   #linkUrl(token: string): string {

@@ -51,7 +51,7 @@ import { federatedGraphHandler } from './gatewayHttp.js';
 import { redirect, sendJson } from './httpUtil.js';
 import { applyCors } from './cors.js';
 import { createRouter, type Route } from './router.js';
-import { webAssetRoute } from './webApps.js';
+import { webAppRoutes, webAssetRoute } from './webApps.js';
 
 export interface AppOptions {
   readonly logger?: Logger;
@@ -328,6 +328,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       rotation,
       redirectUrl: consent.callbackUrl,
       createLoginLink: (key, postLoginRedirectUrl) => consent.createLoginLink(key, postLoginRedirectUrl),
+      loginLinkPending: (id) => consent.loginLinkPending(id),
       testConnection: (key) => tokens.test(key),
     };
 
@@ -376,6 +377,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
       // The browser apps' shared assets; each app's page is its own route (webAppRoutes).
       webAssetRoute(),
+      ...(config.console.enabled ? webAppRoutes('console') : []),
       ...(options.routes ?? []),
     ];
     const served = applyCors({ origins: corsOriginsOf(config.server) }, routes);

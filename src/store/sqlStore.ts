@@ -10,6 +10,7 @@ import type {
   AccessPolicyRecord,
   ConnectionRecord,
   ConnectionState,
+  ConnectionStatus,
   ConsentStateRecord,
   Page,
   PageArgs,
@@ -62,6 +63,7 @@ import {
   connectionKeyOf,
   type ChangeEvent,
   type ChangeListener,
+  type ConnectionCounts,
   type ConnectionKey,
   type ConnectionPatch,
   type InsertConnectionOptions,
@@ -419,20 +421,52 @@ export class SqlStore implements Store {
     return keys.map((key) => byKey.get(connectionKeyOf(key)) ?? null);
   }
 
-  async listConnectionsOfProviders(providerIds: readonly string[], page: PageArgs): Promise<Page<ConnectionRecord>[]> {
+  async listConnectionsOfProviders(
+    providerIds: readonly string[],
+    page: PageArgs,
+    status: ConnectionStatus | null = null,
+  ): Promise<Page<ConnectionRecord>[]> {
     if (providerIds.length === 0) return [];
+    const inStatus = status === null ? sql`` : sql` AND status = ${status}`;
+    if (new Set(providerIds).size === 1) {
+      // One provider (a console page of its connections): read the page straight off the primary
+      // key instead of numbering every one of its (up to 10,000) connections.
+      const { rows } = await this.#db.run(
+        sql`SELECT ${CONNECTION_COLUMNS} FROM connections
+          WHERE provider_id = ${providerIds[0]} AND id > ${afterId(page)}${inStatus}
+          ORDER BY id LIMIT ${page.first + 1}`,
+      );
+      const one = pageOf(rows.map(toConnection), page.first);
+      return providerIds.map(() => one);
+    }
     // One statement for every provider: number each provider's connections, keep first + 1 of each.
     const { rows } = await this.#db.run(
       sql`SELECT ${CONNECTION_COLUMNS} FROM (
           SELECT ${CONNECTION_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY provider_id ORDER BY id) AS position
           FROM connections
-          WHERE ${this.#textIn('provider_id', providerIds)} AND id > ${afterId(page)}
+          WHERE ${this.#textIn('provider_id', providerIds)} AND id > ${afterId(page)}${inStatus}
         ) AS numbered
         WHERE position <= ${page.first + 1}
         ORDER BY provider_id, id`,
     );
     const byProvider = groupBy(rows.map(toConnection), (c) => c.providerId);
     return providerIds.map((id) => pageOf(byProvider.get(id) ?? [], page.first));
+  }
+
+  async countConnectionsByStatus(providerIds: readonly string[]): Promise<ConnectionCounts[]> {
+    if (providerIds.length === 0) return [];
+    const { rows } = await this.#db.run(
+      sql`SELECT provider_id, status, COUNT(*) AS n FROM connections
+        WHERE ${this.#textIn('provider_id', providerIds)} GROUP BY provider_id, status`,
+    );
+    const counts = new Map<string, Record<ConnectionStatus, number>>();
+    for (const row of rows) {
+      const id = String(row['provider_id']);
+      const entry = counts.get(id) ?? { CONNECTED: 0, NOT_CONNECTED: 0, ERROR: 0 };
+      entry[String(row['status']) as ConnectionStatus] = num(row, 'n');
+      counts.set(id, entry);
+    }
+    return providerIds.map((id) => Object.freeze({ ...(counts.get(id) ?? { CONNECTED: 0, NOT_CONNECTED: 0, ERROR: 0 }) }));
   }
 
   updateConnection(
@@ -621,6 +655,13 @@ export class SqlStore implements Store {
     // Inserted only alongside a live connection: a consent for nothing would dangle.
     const { rowCount } = await this.#db.run(insertConsent(state));
     if (rowCount === 0) throw notFound(connectionLabel({ providerId: state.providerId, connectionId: state.connectionId }));
+  }
+
+  async hasConsentState(stateHash: string, now: Date): Promise<boolean> {
+    const row = firstRow(
+      await this.#db.run(sql`SELECT 1 AS found FROM consent_states WHERE state_hash = ${stateHash} AND expires_at > ${ms(now)}`),
+    );
+    return row !== undefined;
   }
 
   async consumeConsentState(stateHash: string, now: Date): Promise<ConsentStateRecord | null> {

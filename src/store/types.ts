@@ -11,6 +11,7 @@ import type {
   AccessPolicyRecord,
   ConnectionRecord,
   ConnectionState,
+  ConnectionStatus,
   ConsentStateRecord,
   Page,
   PendingConsentRecord,
@@ -25,6 +26,9 @@ export interface ConnectionKey {
 
 /** One string per connection (ids cannot contain `/`): the key of every per-connection map and cache. */
 export const connectionKeyOf = (key: ConnectionKey): string => `${key.providerId}/${key.connectionId}`;
+
+/** A provider's connections by status. */
+export type ConnectionCounts = Readonly<Record<ConnectionStatus, number>>;
 
 export type ProviderPatch = Partial<
   Pick<ProviderRecord, 'displayName' | 'clientId' | 'clientSecret' | 'scopes' | 'parameters'>
@@ -213,9 +217,16 @@ export interface Store {
   getConnections(keys: readonly ConnectionKey[]): Promise<(ConnectionRecord | null)[]>;
   /**
    * One page of connections for each provider, in one query; aligned with `providerIds`.
-   * (The same `page` for all: that is how the admin API asks for them.)
+   * (The same `page` for all: that is how the admin API asks for them.) With `status`, only
+   * connections in that status.
    */
-  listConnectionsOfProviders(providerIds: readonly string[], page: PageArgs): Promise<Page<ConnectionRecord>[]>;
+  listConnectionsOfProviders(
+    providerIds: readonly string[],
+    page: PageArgs,
+    status?: ConnectionStatus | null,
+  ): Promise<Page<ConnectionRecord>[]>;
+  /** How many connections each provider has in each status, in one query; aligned with `providerIds`. */
+  countConnectionsByStatus(providerIds: readonly string[]): Promise<ConnectionCounts[]>;
   updateConnection(
     key: ConnectionKey,
     patch: ConnectionPatch,
@@ -247,6 +258,8 @@ export interface Store {
 
   // Consent state -------------------------------------------------------------------------
   insertConsentState(state: ConsentStateRecord): Promise<void>;
+  /** Whether a state is stored and not expired at `now` (an unopened login link), without consuming it. */
+  hasConsentState(stateHash: string, now: Date): Promise<boolean>;
   /** Deletes and returns the state if present and not expired at `now` (single use). */
   consumeConsentState(stateHash: string, now: Date): Promise<ConsentStateRecord | null>;
   /**

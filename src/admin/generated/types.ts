@@ -60,6 +60,14 @@ export type Connection = {
   readonly version: Scalars['Int']['output'];
 };
 
+export type ConnectionCounts = {
+  readonly __typename?: 'ConnectionCounts';
+  readonly connected: Scalars['Int']['output'];
+  readonly error: Scalars['Int']['output'];
+  readonly notConnected: Scalars['Int']['output'];
+  readonly total: Scalars['Int']['output'];
+};
+
 export type ConnectionError = {
   readonly __typename?: 'ConnectionError';
   readonly code: Scalars['String']['output'];
@@ -147,6 +155,9 @@ export type CredentialProvider = {
   readonly __typename?: 'CredentialProvider';
   /** Null for a client-credentials provider without a client of its own (its connections carry theirs). */
   readonly clientId: Maybe<Scalars['String']['output']>;
+  /** How many connections this provider has in each status (one store query per page of providers). */
+  readonly connectionCounts: ConnectionCounts;
+  /** With `status`, only the connections in that status. */
   readonly connections: ConnectionPage;
   readonly createdAt: Scalars['DateTime']['output'];
   readonly displayName: Scalars['String']['output'];
@@ -167,6 +178,7 @@ export type CredentialProvider = {
 export type CredentialProviderConnectionsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<ConnectionStatus>;
 };
 
 export type CredentialProviderPage = {
@@ -259,6 +271,8 @@ export type KeyRotationState =
 export type LoginLink = {
   readonly __typename?: 'LoginLink';
   readonly expiresAt: Scalars['DateTime']['output'];
+  /** Names the link (a hash of its token: it cannot open it); see `loginLinkPending`. */
+  readonly id: Scalars['ID']['output'];
   /** Open in a browser to start consent; single use. */
   readonly url: Scalars['String']['output'];
 };
@@ -405,6 +419,8 @@ export type ParameterSpec = {
   readonly description: Scalars['String']['output'];
   /** Part of the provider's endpoint URLs: changing it needs a new `clientSecret` and disconnects the provider's connections. */
   readonly endpoint: Scalars['Boolean']['output'];
+  /** The grant types this parameter is used with. */
+  readonly grantTypes: ReadonlyArray<GrantType>;
   readonly level: ParameterLevel;
   readonly name: Scalars['String']['output'];
   readonly required: Scalars['Boolean']['output'];
@@ -426,6 +442,8 @@ export type Query = {
   /** The built-in identity provider catalog. */
   readonly identityProviders: ReadonlyArray<IdentityProvider>;
   readonly keyRotation: KeyRotation;
+  /** Whether the login link can still be opened: false once it was opened (single use) or expired. */
+  readonly loginLinkPending: Scalars['Boolean']['output'];
   /** Lifecycle webhooks. */
   readonly webhooks: ReadonlyArray<Webhook>;
 };
@@ -450,6 +468,11 @@ export type QueryCredentialProvidersArgs = {
 
 export type QueryIdentityProviderArgs = {
   name: Scalars['String']['input'];
+};
+
+
+export type QueryLoginLinkPendingArgs = {
+  id: Scalars['ID']['input'];
 };
 
 export type UpdateConnectionInput = {
@@ -596,6 +619,7 @@ export type ResolversTypes = {
   AccessPolicyKind: AccessPolicyKind;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Connection: ResolverTypeWrapper<ConnectionRecord>;
+  ConnectionCounts: ResolverTypeWrapper<ConnectionCounts>;
   ConnectionError: ResolverTypeWrapper<ConnectionError>;
   ConnectionPage: ResolverTypeWrapper<Page<ConnectionRecord>>;
   ConnectionStatus: ConnectionStatus;
@@ -637,6 +661,7 @@ export type ResolversParentTypes = {
   AccessPolicy: AccessPolicyRecord;
   Boolean: Scalars['Boolean']['output'];
   Connection: ConnectionRecord;
+  ConnectionCounts: ConnectionCounts;
   ConnectionError: ConnectionError;
   ConnectionPage: Page<ConnectionRecord>;
   ConnectionTestResult: ConnectionTestResult;
@@ -694,6 +719,13 @@ export type ConnectionResolvers<ContextType = AdminContext, ParentType extends R
   version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
+export type ConnectionCountsResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['ConnectionCounts'] = ResolversParentTypes['ConnectionCounts']> = {
+  connected?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  notConnected?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  total?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type ConnectionErrorResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['ConnectionError'] = ResolversParentTypes['ConnectionError']> = {
   code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -714,6 +746,7 @@ export type ConnectionTestResultResolvers<ContextType = AdminContext, ParentType
 
 export type CredentialProviderResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['CredentialProvider'] = ResolversParentTypes['CredentialProvider']> = {
   clientId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  connectionCounts?: Resolver<ResolversTypes['ConnectionCounts'], ParentType, ContextType>;
   connections?: Resolver<ResolversTypes['ConnectionPage'], ParentType, ContextType, RequireFields<CredentialProviderConnectionsArgs, 'first'>>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   displayName?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -784,6 +817,7 @@ export type KeyRotationResolvers<ContextType = AdminContext, ParentType extends 
 
 export type LoginLinkResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['LoginLink'] = ResolversParentTypes['LoginLink']> = {
   expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
@@ -813,6 +847,7 @@ export type ParameterSpecResolvers<ContextType = AdminContext, ParentType extend
   default?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   description?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   endpoint?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  grantTypes?: Resolver<ReadonlyArray<ResolversTypes['GrantType']>, ParentType, ContextType>;
   level?: Resolver<ResolversTypes['ParameterLevel'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   required?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
@@ -827,6 +862,7 @@ export type QueryResolvers<ContextType = AdminContext, ParentType extends Resolv
   identityProvider?: Resolver<Maybe<ResolversTypes['IdentityProvider']>, ParentType, ContextType, RequireFields<QueryIdentityProviderArgs, 'name'>>;
   identityProviders?: Resolver<ReadonlyArray<ResolversTypes['IdentityProvider']>, ParentType, ContextType>;
   keyRotation?: Resolver<ResolversTypes['KeyRotation'], ParentType, ContextType>;
+  loginLinkPending?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<QueryLoginLinkPendingArgs, 'id'>>;
   webhooks?: Resolver<ReadonlyArray<ResolversTypes['Webhook']>, ParentType, ContextType>;
 };
 
@@ -854,6 +890,7 @@ export type WebhookDeliveryResolvers<ContextType = AdminContext, ParentType exte
 export type Resolvers<ContextType = AdminContext> = {
   AccessPolicy?: AccessPolicyResolvers<ContextType>;
   Connection?: ConnectionResolvers<ContextType>;
+  ConnectionCounts?: ConnectionCountsResolvers<ContextType>;
   ConnectionError?: ConnectionErrorResolvers<ContextType>;
   ConnectionPage?: ConnectionPageResolvers<ContextType>;
   ConnectionTestResult?: ConnectionTestResultResolvers<ContextType>;
