@@ -23,6 +23,8 @@ export interface Config {
     readonly publicUrl: string | null;
     /** Introspection and the Sandbox landing page on both graphs. */
     readonly exploration: boolean;
+    /** On SIGTERM, how long in-flight requests may take before their connections are closed. */
+    readonly drainTimeoutSeconds: number;
   };
   readonly supergraph: string | null;
   readonly store: { readonly url: string };
@@ -77,6 +79,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     doc: 'Base URL users reach the gateway at; the OAuth callback is `<publicUrl>/oauth/callback`. Default `http://<host>:<port>`.',
   },
   { path: 'server.exploration', kind: 'bool', default: true, doc: 'Introspection and the Apollo Sandbox landing page on both graphs; turn off in production.' },
+  { path: 'server.drainTimeoutSeconds', kind: 'int', default: 20, min: 0, max: 3600, doc: 'On SIGTERM: stop accepting connections, let in-flight requests finish for at most this long, then close. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).' },
   { path: 'supergraph', kind: 'nullableString', default: null, doc: 'Path to `supergraph.yaml`; none means the management API only.' },
   { path: 'store.url', kind: 'string', default: 'sqlite:./data/credentials.db', doc: '`sqlite:<file>` or `postgres://…`.' },
   { path: 'keys.keyringFile', kind: 'string', default: './data/keyring.json', doc: 'Keyring file, created with mode 0600 on first start (used when `keys.key` is unset).' },

@@ -41,6 +41,7 @@ import { checkReadiness } from '../observability/readiness.js';
 import { countSubgraphErrors } from '../observability/subgraphErrors.js';
 import { createObservedTokenEvents } from '../observability/tokenEvents.js';
 import { CONSENT_DONE_PATH, consentDonePage } from './donePage.js';
+import { drainOnClose } from './drain.js';
 import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
 import { federatedGraphHandler } from './gatewayHttp.js';
@@ -166,19 +167,17 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const server = createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 });
     // Listening starts before the routes exist (the public URL needs the port): until they do, a
     // request would get no answer at all and hang, so it gets a 503 to retry (a restart under traffic).
-    const starting = (_req: IncomingMessage, res: ServerResponse): void => {
+    const starting = (req: IncomingMessage, res: ServerResponse): void => {
+      // Liveness: the process is up, so a slow start (a large supergraph) is not mistaken for a hang.
+      if (req.url === '/healthz') return sendJson(res, { status: 'starting' });
       res.setHeader('retry-after', String(STARTING_RETRY_AFTER_SECONDS));
       res.setHeader('connection', 'close');
       sendJson(res, { status: 'starting', message: 'the gateway is starting; retry shortly' }, 503);
     };
     server.on('request', starting);
-    closers.unshift(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
+    // Stopping lets in-flight requests finish (bounded), so a rolling restart drops none.
+    const drain = drainOnClose(server, config.server.drainTimeoutSeconds * 1000);
+    closers.unshift(() => drain.close());
     const address = await listen(server, config.server.port, config.server.host);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
@@ -297,6 +296,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         methods: ['GET'],
         path: '/readyz',
         handler: async (_req, res) => {
+          if (drain.draining) return sendJson(res, { status: 'stopping' }, 503);
           const readiness = await checkReadiness({ store, supergraph, timeoutMs: READINESS_TIMEOUT_MS });
           if (!readiness.ready) logger.warn({ err: readiness.storeError }, 'readiness check failed');
           sendJson(res, readiness.report, readiness.ready ? 200 : 503);
@@ -349,6 +349,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       sweepUnconsentedConnections: () => sweep.sweep(),
       close: () =>
         (closed ??= (async () => {
+          // HTTP first, though built early: requests in flight still need everything built after it.
+          await drain.close();
           for (const close of closers) await close().catch((err) => logger.warn({ err }, 'error while closing'));
         })()),
     };

@@ -21,7 +21,7 @@ export interface TestApp {
 export async function startTestApp(overrides: Record<string, unknown> = {}, options: { storeUrl?: string; logLines?: string[]; now?: () => Date } = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-app-'));
   const raw: Record<string, any> = {
-    server: { host: '127.0.0.1', port: 0, ...(overrides['server'] as object) },
+    server: { host: '127.0.0.1', port: 0, drainTimeoutSeconds: 0, ...(overrides['server'] as object) },
     store: { url: options.storeUrl ?? `sqlite:${join(dir, 'credentials.db')}` },
     keys: { keyringFile: join(dir, 'keyring.json') },
     admin: { apiKeys: [ADMIN_KEY], ...(overrides['admin'] as object) },
