@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import DataLoader from 'dataloader';
 import { getVariableValues, type GraphQLFormattedError } from 'graphql';
@@ -20,6 +20,7 @@ import type { Principal } from '../tokens/accessPolicy.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
 import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
+import { reportingPlugins, type GraphOSReporting } from './graphos.js';
 import { createSubgraphHttpClient } from './httpClient.js';
 import { PreparedOperations, servicesOf } from './prepared.js';
 import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
@@ -36,6 +37,10 @@ export interface FederatedGraphDeps {
   readonly logger: Logger;
   /** Told the formatted errors of every response that has some (metrics count them by subgraph). */
   readonly onErrors?: (errors: readonly GraphQLFormattedError[]) => void;
+  /** Apollo Server plugins of the user's; while there are any, every operation takes the full pipeline. */
+  readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
+  /** GraphOS usage (and schema) reporting; null or absent: off. */
+  readonly graphos?: GraphOSReporting | null;
 }
 
 /** A GraphQL request as a POST body brings it, its fields already checked for type. */
@@ -80,6 +85,16 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const http = createSubgraphHttpClient({ timeoutMs: deps.subgraphTimeoutMs });
   // Read per request: a reload may change a binding without changing the schema.
   const bindingOf = (name: string): SubgraphBinding | null => deps.supergraph.binding(name);
+  const userPlugins = deps.plugins ?? [];
+  const graphos = deps.graphos ?? null;
+  // The prepared pipeline skips Apollo Server's request pipeline, and with it every plugin hook: it
+  // steps aside while any plugin wants to see operations (docs/plugins.md).
+  const preparedEnabled = userPlugins.length === 0 && graphos === null;
+  if (!preparedEnabled)
+    deps.logger.info(
+      { plugins: userPlugins.length, graphosReporting: graphos !== null },
+      'Apollo Server plugins are configured: every operation takes Apollo Server\'s full request pipeline so that they see each one; the prepared pipeline is off',
+    );
   const prepared = new PreparedOperations();
   // What the gateway built for each subgraph, for plans executed outside it.
   const dataSources: Record<string, SubgraphDataSource> = Object.create(null);
@@ -91,7 +106,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
       prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
       const { query, operationName } = requestContext.request;
-      if (query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext);
+      if (preparedEnabled && query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext);
     },
     serviceHealthCheck: false,
     // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
@@ -117,6 +132,8 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: deps.exploration,
+    // Which reporting plugins run is decided by reportingPlugins (graphos.ts), whatever the environment holds.
+    apollo: graphos ? { key: graphos.key, graphRef: graphos.graphRef } : {},
     csrfPrevention: true,
     // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
     // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
@@ -128,10 +145,10 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     plugins: [
       storableTextPlugin<GatewayContext>(),
       plannerRefusalPlugin<GatewayContext>(),
-      ApolloServerPluginUsageReportingDisabled(),
-      ApolloServerPluginSchemaReportingDisabled(),
+      ...reportingPlugins<GatewayContext>(graphos),
       deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
       errorsObserver,
+      ...userPlugins,
     ],
   });
 

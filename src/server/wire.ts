@@ -30,7 +30,10 @@ import { ProactiveRefresher } from '../tokens/refresher.js';
 import { AcquisitionLimiter } from '../tokens/rateLimiter.js';
 import { TokenResolver } from '../tokens/resolver.js';
 import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GatewayContext } from '../gateway/dataSource.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
+import type { GraphOSReporting } from '../gateway/graphos.js';
 import { findSubgraph, issuerlessTemplates, type SupergraphConfig } from '../gateway/supergraphConfig.js';
 import { createSupergraphSource, type SupergraphSource } from '../gateway/supergraphSource.js';
 import { createAuditLog } from '../observability/audit.js';
@@ -57,6 +60,13 @@ export interface AppOptions {
   readonly tokenEvents?: TokenEvents;
   /** Runs once with the registry, before the graphs are built: the demo seeds its providers here. */
   readonly seed?: (registry: RegistryDeps) => Promise<void>;
+  /**
+   * Apollo Server plugins for the federated graph (the programmatic entry point, docs/plugins.md):
+   * each sees every operation, since the prepared pipeline steps aside while there are any.
+   */
+  readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
+  /** GraphOS reporting (main.ts reads it from APOLLO_KEY and APOLLO_GRAPH_REF); absent: off. */
+  readonly graphos?: GraphOSReporting | null;
 }
 
 export interface App {
@@ -259,6 +269,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         resolver,
         verifier,
         managedObjectId: config.identity.managedObjectId,
+        ...(options.plugins && { plugins: options.plugins }),
+        graphos: options.graphos ?? null,
         exploration: config.server.exploration,
         subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
         logger,
