@@ -56,7 +56,7 @@ async function runDemo(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 async function runGateway(): Promise<void> {
-  const app = await startApp(loadConfig(), { onAdminKeyGenerated: announceAdminKey, graphos: graphosFromEnv(process.env) });
+  const app = await startApp(loadConfig(), { onAdminKeyGenerated: announceAdminKey, graphos: graphosFromEnv(process.env), telemetryEnv: process.env });
   process.stderr.write(`Credential gateway ready\n  admin API: ${app.publicUrl}/admin/graphql\n  health:    ${app.publicUrl}/healthz\n`);
   stopOnSignals(() => app.close(), app.logger);
 }

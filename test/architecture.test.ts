@@ -15,6 +15,7 @@ const LAYERS: Readonly<Record<string, number>> = {
   'log.ts': 0,
   'crypto/sealed.ts': 0,
   'config': 1,
+  'tracing': 1,
   'crypto': 2,
   'store': 2,
   'providers': 3,

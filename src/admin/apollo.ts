@@ -7,6 +7,7 @@ import type { OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../log.js';
 import { createErrorFormatter, toRequestError } from '../graphql/errors.js';
 import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, storableTextPlugin } from '../graphql/limits.js';
+import { operationSpanPlugin } from '../tracing/apolloPlugin.js';
 import type { AdminContext } from './context.js';
 import { adminResolvers } from './resolvers.js';
 
@@ -56,6 +57,7 @@ export function createAdminApollo(options: AdminApolloOptions): ApolloServer<Adm
     plugins: [
       requireAdmin,
       storableTextPlugin<AdminContext>(),
+      operationSpanPlugin<AdminContext>(),
       options.exploration
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),

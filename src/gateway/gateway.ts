@@ -3,6 +3,7 @@
  * the access token its binding names. The caller's JWT is verified once per operation; every token
  * the query plan needs is resolved concurrently through one per-request DataLoader.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -24,6 +25,8 @@ import { reportingPlugins, type GraphOSReporting } from './graphos.js';
 import { createSubgraphHttpClient } from './httpClient.js';
 import { PreparedOperations, servicesOf } from './prepared.js';
 import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
+import { operationSpanPlugin } from '../tracing/apolloPlugin.js';
+import { activeSpan, ATTR, inSpan } from '../tracing/spans.js';
 import type { SupergraphSource } from './supergraphSource.js';
 
 export interface FederatedGraphDeps {
@@ -145,6 +148,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     plugins: [
       storableTextPlugin<GatewayContext>(),
       plannerRefusalPlugin<GatewayContext>(),
+      operationSpanPlugin<GatewayContext>(),
       ...reportingPlugins<GatewayContext>(graphos),
       deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
       errorsObserver,
@@ -203,11 +207,21 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
   }
 
+  /** Traced: whether a caller was verified, anonymous or refused (by code), and by which issuer; never the JWT or its subject. */
+  function verifyCaller(authorization: string | undefined): Promise<Caller | null> {
+    return inSpan('caller.verify', {}, async (span) => {
+      const caller = await deps.verifier.verifyBearer(authorization);
+      span.setAttribute(ATTR.callerOutcome, caller ? 'verified' : 'anonymous');
+      if (caller?.issuerName) span.setAttribute(ATTR.callerIssuer, caller.issuerName);
+      return caller;
+    });
+  }
+
   // A request the short path hands to the full one is not verified twice (a refused JWT included).
   const callers = new WeakMap<IncomingMessage, Promise<Caller | null>>();
   function callerOf(req: IncomingMessage): Promise<Caller | null> {
     let caller = callers.get(req);
-    if (!caller) callers.set(req, (caller = deps.verifier.verifyBearer(req.headers.authorization)));
+    if (!caller) callers.set(req, (caller = verifyCaller(req.headers.authorization)));
     return caller;
   }
 
@@ -250,6 +264,13 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       } catch {
         return null;
       }
+      const span = activeSpan();
+      if (span?.isRecording())
+        span.setAttributes({
+          [ATTR.operationType]: definition.operation,
+          [ATTR.operationHash]: createHash('sha256').update(post.query).digest('hex'),
+          ...(definition.name && { [ATTR.operationName]: definition.name.value }),
+        });
       const context = contextFor(caller);
       prefetchTokens(context, operation.services);
       const requestContext = {

@@ -8,6 +8,7 @@ import { ProviderTransportError } from './errors.js';
 import type { TransportFailureKind } from './errors.js';
 import { normalizeTokenResponse, rebuildResponse } from './normalize.js';
 import type { OAuthQuirks } from './types.js';
+import { activeSpan, ATTR } from '../tracing/spans.js';
 
 const CONNECTION_REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED']);
 const CONNECTION_RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
@@ -58,6 +59,8 @@ export function createProviderFetch({ timeoutMs, quirks }: ProviderFetchOptions)
     } catch (error) {
       throw new ProviderTransportError(classify(error, deadline), { cause: error });
     }
+    // The token request's span (OAuthClient) records how the provider answered.
+    if (isTokenRequest) activeSpan()?.setAttribute(ATTR.httpStatus, response.status);
     return isTokenRequest ? normalizeTokenResponse(response, text, quirks) : rebuildResponse(response, text);
   };
 }

@@ -40,6 +40,7 @@ import { createAuditLog } from '../observability/audit.js';
 import { createGatewayMetrics, observeSupergraph } from '../observability/gatewayMetrics.js';
 import { countResponses } from '../observability/http.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observability/metrics.js';
+import { startTracing } from '../observability/otel.js';
 import { checkReadiness } from '../observability/readiness.js';
 import { countSubgraphErrors } from '../observability/subgraphErrors.js';
 import { createObservedTokenEvents } from '../observability/tokenEvents.js';
@@ -65,6 +66,11 @@ export interface AppOptions {
    * each sees every operation, since the prepared pipeline steps aside while there are any.
    */
   readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
+  /**
+   * Where OpenTelemetry reads its standard OTEL_* variables (main.ts: the process environment).
+   * Tracing starts only when they ask for it (src/observability/otel.ts); absent: off.
+   */
+  readonly telemetryEnv?: NodeJS.ProcessEnv;
   /** GraphOS reporting (main.ts reads it from APOLLO_KEY and APOLLO_GRAPH_REF); absent: off. */
   readonly graphos?: GraphOSReporting | null;
 }
@@ -136,6 +142,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
   const refreshSkewMs = config.cache.refreshSkewSeconds * 1000;
+  // First: spans of everything below belong to it. Shut down last, after the store, so none is lost.
+  const tracing = options.telemetryEnv ? await startTracing(options.telemetryEnv) : null;
+  if (tracing) logger.info({ endpoint: tracing.endpoint, protocol: tracing.protocol }, 'OpenTelemetry tracing on');
   const metrics = createGatewayMetrics();
   const tokenEvents = teeTokenEvents(createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))), ...(options.tokenEvents ? [options.tokenEvents] : []));
   const store = await openStore(config.store.url, {
@@ -150,7 +159,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     },
   });
   // Closed last-built-first (a stack): HTTP stops before the store goes.
-  const closers: (() => Promise<void>)[] = [() => store.close()];
+  const closers: (() => Promise<void>)[] = [() => store.close(), async () => tracing?.shutdown()];
   try {
     const keyring = config.keys.key ? parseEnvKeyring(config.keys.key) : await openFileKeyring(config.keys.keyringFile);
     const envelope = new Envelope(keyring);
