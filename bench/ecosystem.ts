@@ -30,7 +30,9 @@ const ENTRY = fileURLToPath(new URL('./ecosystemGateway.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 type Variant = 'prepared' | 'plugin' | 'traced-100' | 'traced-1';
-const VARIANTS: readonly Variant[] = ['prepared', 'plugin', 'traced-100', 'traced-1'];
+const ALL_VARIANTS: readonly Variant[] = ['prepared', 'plugin', 'traced-100', 'traced-1'];
+/** `BENCH_VARIANTS=prepared` runs only that one (e.g. to compare two checkouts). */
+const VARIANTS: readonly Variant[] = process.env['BENCH_VARIANTS'] ? ALL_VARIANTS.filter((v) => process.env['BENCH_VARIANTS']!.split(',').includes(v)) : ALL_VARIANTS;
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -145,10 +147,10 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const m = Object.fromEntries(VARIANTS.map((v) => [v, median(results[v])])) as Record<Variant, number>;
-  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : 'not run');
   const lines = [
-    `node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${MEASURE_MS} ms (median req/s)`,
-    ...VARIANTS.map((v) => `  ${v.padEnd(10)} ${m[v].toFixed(0)}`),
+    `node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${MEASURE_MS} ms (median req/s; each round: ${VARIANTS.join(', ')})`,
+    ...VARIANTS.map((v) => `  ${v.padEnd(10)} ${m[v].toFixed(0)}   (rounds: ${results[v].map((x) => x.toFixed(0)).join(', ')})`),
     `tracing off/on (100% sampled): ${ratio(m.prepared, m['traced-100'])}`,
     `tracing off/on (1% sampled):   ${ratio(m.prepared, m['traced-1'])}`,
     `plugin off/on (prepared vs one no-op plugin): ${ratio(m.prepared, m.plugin)}`,
