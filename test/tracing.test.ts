@@ -13,7 +13,8 @@ import { oidcProviderInput } from './support/authServer.js';
 import { consentToAll, createOidcProviders, startBackends, type Backends } from './support/backends.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlpReceiver.js';
 import { startReplica, type Replica } from './support/replicas.js';
-import { tracingWanted } from '../src/observability/otel.js';
+import { trace } from '@opentelemetry/api';
+import { startTracing, tracingSettings, tracingWanted } from '../src/observability/otel.js';
 
 const FIRST = `{ githubTokenInfo { subject } graphTokenInfo { subject } }`;
 const TRACED = `query BothTokens { githubTokenInfo { issuer subject } graphTokenInfo { issuer subject } }`;
@@ -58,6 +59,21 @@ describe('tracing is off unless OTEL_* asks for it', () => {
     expect(tracingWanted({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' })).toBe(false);
     expect(tracingWanted({ OTEL_TRACES_EXPORTER: 'otlp' })).toBe(true);
     expect(tracingWanted({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' })).toBe(true);
+  });
+
+  it('registers no SDK when unset: the API stays on its no-op provider', async () => {
+    expect(await startTracing({ OTEL_SERVICE_NAME: 'x' })).toBeNull();
+    const provider = trace.getTracerProvider() as unknown as { getDelegate(): object };
+    expect(provider.getDelegate().constructor.name).toBe('NoopTracerProvider');
+    expect(trace.getTracer('t').startSpan('s').isRecording()).toBe(false);
+  });
+
+  it('refuses bad OTEL_* values at start, naming the variable', () => {
+    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(/OTEL_TRACES_EXPORTER must be otlp or none/);
+    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL must be http\/protobuf or http\/json/);
+    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/);
+    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1/);
+    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }).url).toBe('http://127.0.0.1:4318/v1/traces');
   });
 });
 
