@@ -5,6 +5,7 @@
 import { configPathFrom, loadConfig } from './config/load.js';
 import { ConfigError } from './config/schema.js';
 import { portInUseMessage } from './demo/ports.js';
+import { graphosFromEnv } from './gateway/graphos.js';
 import type { Logger } from './log.js';
 import { startApp } from './server/wire.js';
 
@@ -55,7 +56,7 @@ async function runDemo(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 async function runGateway(): Promise<void> {
-  const app = await startApp(loadConfig(), { onAdminKeyGenerated: announceAdminKey });
+  const app = await startApp(loadConfig(), { onAdminKeyGenerated: announceAdminKey, graphos: graphosFromEnv(process.env), telemetryEnv: process.env });
   process.stderr.write(`Credential gateway ready\n  admin API: ${app.publicUrl}/admin/graphql\n  health:    ${app.publicUrl}/healthz\n`);
   stopOnSignals(() => app.close(), app.logger);
 }

@@ -17,6 +17,7 @@ const LAYERS: Readonly<Record<string, number>> = {
   // The browser kit (credential-gateway/client): a leaf that runs in browsers; see the test below.
   'client': 0,
   'config': 1,
+  'tracing': 1,
   'crypto': 2,
   'store': 2,
   'providers': 3,

@@ -137,7 +137,7 @@ describe('github subgraph', () => {
     github.seen.splice(0);
     await post(github.url, HEALTH_CHECK_QUERY);
     await post(github.url, '{ viewer { login } }', `Bearer ${token}`);
-    expect(github.seen).toEqual([{ authorization: null }, { authorization: `Bearer ${token}` }]);
+    expect(github.seen).toEqual([{ authorization: null, traceparent: null }, { authorization: `Bearer ${token}`, traceparent: null }]);
   });
 });
 
@@ -199,7 +199,7 @@ describe('graph subgraph', () => {
   it('rejects the github subgraph’s token (other issuer, other audience)', async () => {
     const token = await githubIdp.sign({ sub: 'alice' });
     expectUnauthenticated(await post(graph.url, '{ me { id } }', `Bearer ${token}`));
-    expect(graph.seen.at(-1)).toEqual({ authorization: `Bearer ${token}` });
+    expect(graph.seen.at(-1)).toEqual({ authorization: `Bearer ${token}`, traceparent: null });
   });
 
   it('answers the health check without a token and nothing else', async () => {

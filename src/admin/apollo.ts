@@ -6,6 +6,7 @@ import type { OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../log.js';
 import { createErrorFormatter, toRequestError } from '../graphql/errors.js';
 import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, storableTextPlugin } from '../graphql/limits.js';
+import { operationSpanPlugin } from '../tracing/apolloPlugin.js';
 import type { AdminContext } from './context.js';
 import { adminResolvers } from './resolvers.js';
 import { explorationLandingPage } from '../graphql/landingPage.js';
@@ -58,6 +59,7 @@ export function createAdminApollo(options: AdminApolloOptions): ApolloServer<Adm
     plugins: [
       requireAdmin,
       storableTextPlugin<AdminContext>(),
+      operationSpanPlugin<AdminContext>(),
       options.exploration
         ? explorationLandingPage({ authHeader: 'x-api-key: <admin API key>' })
         : ApolloServerPluginLandingPageDisabled(),

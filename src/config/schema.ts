@@ -25,6 +25,8 @@ export interface Config {
     readonly exploration: boolean;
     /** Origins (or `*`) whose scripts may call /graphql, /tokens/... and /oauth/confirm; null: see corsOriginsOf. */
     readonly cors: { readonly origins: readonly string[] | null };
+    /** On SIGTERM, how long in-flight requests may take before their connections are closed. */
+    readonly drainTimeoutSeconds: number;
   };
   readonly supergraph: string | null;
   readonly store: { readonly url: string };
@@ -94,6 +96,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     default: null,
     doc: 'Exact origins (or `"*"`) whose browser scripts may call `/graphql`, `/tokens/...` and `/oauth/confirm` (CORS); other origins get no CORS headers. Default: Apollo Studio (`https://studio.apollographql.com`) when `server.exploration` is on, else none.',
   },
+  { path: 'server.drainTimeoutSeconds', kind: 'int', default: 20, min: 0, max: 3600, doc: 'On SIGTERM: stop accepting connections, let in-flight requests finish for at most this long, then close. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).' },
   { path: 'supergraph', kind: 'nullableString', default: null, doc: 'Path to `supergraph.yaml`; none means the management API only.' },
   { path: 'store.url', kind: 'string', default: 'sqlite:./data/credentials.db', doc: '`sqlite:<file>` or `postgres://…`.' },
   { path: 'keys.keyringFile', kind: 'string', default: './data/keyring.json', doc: 'Keyring file, created with mode 0600 on first start (used when `keys.key` is unset).' },

@@ -10,6 +10,7 @@ import { GraphQLError } from 'graphql';
 import { asGatewayError, toGraphQLExtensions } from '../errors.js';
 import { headerValue } from '../providers/credentials.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
+import { ATTR, injectTraceContext, inSpan, SpanKind } from '../tracing/spans.js';
 import { MAX_SUBGRAPH_RESPONSE_BYTES, SubgraphResponseTooLarge, type SubgraphHttpClient } from './httpClient.js';
 
 export interface GatewayContext {
@@ -54,12 +55,18 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       }
     }
     const { query, variables, operationName } = options.request;
-    let res;
-    try {
-      res = await this.#http.post(this.#url, headers, JSON.stringify({ query, variables, operationName }));
-    } catch (e) {
-      throw this.#failure(e instanceof SubgraphResponseTooLarge ? `answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes` : 'could not be reached or did not answer in time');
-    }
+    const res = await inSpan('subgraph.request', { kind: SpanKind.CLIENT, attributes: { [ATTR.subgraph]: this.#name } }, async (span) => {
+      // The caller's trace goes on to the subgraph (W3C traceparent), with this span as the parent.
+      injectTraceContext(headers);
+      let answer;
+      try {
+        answer = await this.#http.post(this.#url, headers, JSON.stringify({ query, variables, operationName }));
+      } catch (e) {
+        throw this.#failure(e instanceof SubgraphResponseTooLarge ? `answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes` : 'could not be reached or did not answer in time');
+      }
+      span.setAttribute(ATTR.httpStatus, answer.status);
+      return answer;
+    });
     if (res.status < 200 || res.status > 299) throw this.#failure(`answered HTTP ${res.status}`);
     let body: unknown;
     try {

@@ -3,10 +3,11 @@
  * the access token its binding names. The caller's JWT is verified once per operation; every token
  * the query plan needs is resolved concurrently through one per-request DataLoader.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import DataLoader from 'dataloader';
 import { getVariableValues, type GraphQLFormattedError } from 'graphql';
 import { asGatewayError, GatewayError } from '../errors.js';
@@ -20,9 +21,12 @@ import type { TokenExchanger } from '../tokens/exchange.js';
 import type { TokenRequest, TokenResolver } from '../tokens/resolver.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
 import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
+import { reportingPlugins, type GraphOSReporting } from './graphos.js';
 import { createSubgraphHttpClient } from './httpClient.js';
 import { PreparedOperations, servicesOf } from './prepared.js';
 import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
+import { operationSpanPlugin } from '../tracing/apolloPlugin.js';
+import { activeSpan, ATTR, inSpan } from '../tracing/spans.js';
 import type { SupergraphSource } from './supergraphSource.js';
 import { explorationLandingPage } from '../graphql/landingPage.js';
 
@@ -39,6 +43,10 @@ export interface FederatedGraphDeps {
   readonly logger: Logger;
   /** Told the formatted errors of every response that has some (metrics count them by subgraph). */
   readonly onErrors?: (errors: readonly GraphQLFormattedError[]) => void;
+  /** Apollo Server plugins of the user's; while there are any, every operation takes the full pipeline. */
+  readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
+  /** GraphOS usage (and schema) reporting; null or absent: off. */
+  readonly graphos?: GraphOSReporting | null;
 }
 
 /** A GraphQL request as a POST body brings it, its fields already checked for type. */
@@ -85,6 +93,16 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const http = createSubgraphHttpClient({ timeoutMs: deps.subgraphTimeoutMs });
   // Read per request: a reload may change a binding without changing the schema.
   const bindingOf = (name: string): SubgraphBinding | null => deps.supergraph.binding(name);
+  const userPlugins = deps.plugins ?? [];
+  const graphos = deps.graphos ?? null;
+  // The prepared pipeline skips Apollo Server's request pipeline, and with it every plugin hook: it
+  // steps aside while any plugin wants to see operations (docs/plugins.md).
+  const preparedEnabled = userPlugins.length === 0 && graphos === null;
+  if (!preparedEnabled)
+    deps.logger.info(
+      { plugins: userPlugins.length, graphosReporting: graphos !== null },
+      'Apollo Server plugins are configured: every operation takes Apollo Server\'s full request pipeline so that they see each one; the prepared pipeline is off',
+    );
   const prepared = new PreparedOperations();
   // What the gateway built for each subgraph, for plans executed outside it.
   const dataSources: Record<string, SubgraphDataSource> = Object.create(null);
@@ -96,7 +114,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
       prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
       const { query, operationName } = requestContext.request;
-      if (query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext);
+      if (preparedEnabled && query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext);
     },
     serviceHealthCheck: false,
     // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
@@ -124,6 +142,8 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     introspection: deps.exploration,
     // Without exploration, errors do not spell the schema out either ("Did you mean ...?").
     hideSchemaDetailsFromClientErrors: !deps.exploration,
+    // Which reporting plugins run is decided by reportingPlugins (graphos.ts), whatever the environment holds.
+    apollo: graphos ? { key: graphos.key, graphRef: graphos.graphRef } : {},
     csrfPrevention: true,
     // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
     // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
@@ -135,10 +155,11 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     plugins: [
       storableTextPlugin<GatewayContext>(),
       plannerRefusalPlugin<GatewayContext>(),
-      ApolloServerPluginUsageReportingDisabled(),
-      ApolloServerPluginSchemaReportingDisabled(),
+      operationSpanPlugin<GatewayContext>(),
+      ...reportingPlugins<GatewayContext>(graphos),
       deps.exploration ? explorationLandingPage({ authHeader: 'authorization: Bearer <JWT>', alsoTry: 'The demo app at /demo (when the demo runs) needs no internet access either.' }) : ApolloServerPluginLandingPageDisabled(),
       errorsObserver,
+      ...userPlugins,
     ],
   });
 
@@ -204,11 +225,21 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
   }
 
+  /** Traced: whether a caller was verified, anonymous or refused (by code), and by which issuer; never the JWT or its subject. */
+  function verifyCaller(authorization: string | undefined): Promise<Caller | null> {
+    return inSpan('caller.verify', {}, async (span) => {
+      const caller = await deps.verifier.verifyBearer(authorization);
+      span.setAttribute(ATTR.callerOutcome, caller ? 'verified' : 'anonymous');
+      if (caller?.issuerName) span.setAttribute(ATTR.callerIssuer, caller.issuerName);
+      return caller;
+    });
+  }
+
   // A request the short path hands to the full one is not verified twice (a refused JWT included).
   const callers = new WeakMap<IncomingMessage, Promise<Caller | null>>();
   function callerOf(req: IncomingMessage): Promise<Caller | null> {
     let caller = callers.get(req);
-    if (!caller) callers.set(req, (caller = deps.verifier.verifyBearer(req.headers.authorization)));
+    if (!caller) callers.set(req, (caller = verifyCaller(req.headers.authorization)));
     return caller;
   }
 
@@ -255,6 +286,13 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
       } catch {
         return null;
       }
+      const span = activeSpan();
+      if (span?.isRecording())
+        span.setAttributes({
+          [ATTR.operationType]: definition.operation,
+          [ATTR.operationHash]: createHash('sha256').update(post.query).digest('hex'),
+          ...(definition.name && { [ATTR.operationName]: definition.name.value }),
+        });
       const context = contextFor(caller, req);
       prefetchTokens(context, operation.services);
       const requestContext = {

@@ -28,6 +28,7 @@ export interface SubgraphHttpClient {
   post(url: URL, headers: Readonly<Record<string, string>>, body: string): Promise<SubgraphHttpResponse>;
   /** The kept-alive pool itself (the bench gives it to stock Apollo's fetch-based data source, case b'). */
   readonly dispatcher: Dispatcher;
+  /** Aborts what is still in flight: the HTTP server has drained by then, so no caller waits for it. */
   close(): Promise<void>;
 }
 
@@ -59,6 +60,6 @@ export function createSubgraphHttpClient(options: { timeoutMs: number }): Subgra
         body: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'),
       };
     },
-    close: () => agent.close(),
+    close: () => agent.destroy(),
   };
 }

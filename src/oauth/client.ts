@@ -12,6 +12,7 @@ import { createProviderFetch } from './fetch.js';
 import { createProviderDispatcher } from './network.js';
 import { probeStatus } from './probe.js';
 import { toTokenResult } from './normalize.js';
+import { ATTR, inSpan, SpanKind } from '../tracing/spans.js';
 import type {
   AuthorizationRequest,
   AuthorizationRequestParams,
@@ -163,9 +164,7 @@ export class OAuthClient {
     if (params.codeVerifier !== null) checks.pkceCodeVerifier = params.codeVerifier;
     if (params.nonce !== null) checks.expectedNonce = params.nonce;
 
-    const response = await this.#callAsync(() =>
-      oidc.authorizationCodeGrant(configuration, currentUrl, checks, cfg.extraTokenParams),
-    );
+    const response = await this.#tokenRequest('authorization_code', () => oidc.authorizationCodeGrant(configuration, currentUrl, checks, cfg.extraTokenParams));
     return toTokenResult(response, cfg.quirks);
   }
 
@@ -173,7 +172,7 @@ export class OAuthClient {
   async refresh(cfg: OAuthClientConfig, refreshToken: string): Promise<TokenResult> {
     if (refreshToken === '') throw new TypeError('OAuthClient.refresh: refreshToken is empty');
     const configuration = await this.#configuration(cfg);
-    const response = await this.#callAsync(() => oidc.refreshTokenGrant(configuration, refreshToken, cfg.extraTokenParams));
+    const response = await this.#tokenRequest('refresh_token', () => oidc.refreshTokenGrant(configuration, refreshToken, cfg.extraTokenParams));
     return toTokenResult(response, cfg.quirks);
   }
 
@@ -181,7 +180,7 @@ export class OAuthClient {
     const configuration = await this.#configuration(cfg);
     const parameters: Record<string, string> = { ...cfg.extraTokenParams };
     if (params.scopes.length > 0) parameters['scope'] = joinScopes(params.scopes, cfg.quirks);
-    const response = await this.#callAsync(() => oidc.clientCredentialsGrant(configuration, parameters));
+    const response = await this.#tokenRequest('client_credentials', () => oidc.clientCredentialsGrant(configuration, parameters));
     return toTokenResult(response, cfg.quirks);
   }
 
@@ -218,6 +217,11 @@ export class OAuthClient {
     if (configuration.serverMetadata().revocation_endpoint === undefined) return false;
     await this.#callAsync(() => oidc.tokenRevocation(configuration, token, { token_type_hint: hint }));
     return true;
+  }
+
+  /** One call to the token endpoint, traced: grant type, HTTP status (set by the provider fetch), duration. */
+  #tokenRequest<T>(grantType: string, operation: () => Promise<T>): Promise<T> {
+    return inSpan('oauth.token_request', { kind: SpanKind.CLIENT, attributes: { [ATTR.grantType]: grantType } }, () => this.#callAsync(operation));
   }
 
   #call<T>(operation: () => T): T {

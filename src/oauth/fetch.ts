@@ -10,6 +10,7 @@ import type { TransportFailureKind } from './errors.js';
 import { PRIVATE_NETWORK_REFUSED_CODE } from './network.js';
 import { normalizeTokenResponse, rebuildResponse } from './normalize.js';
 import type { OAuthQuirks } from './types.js';
+import { activeSpan, ATTR } from '../tracing/spans.js';
 
 const CONNECTION_REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED']);
 const CONNECTION_RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
@@ -65,6 +66,8 @@ export function createProviderFetch({ timeoutMs, quirks, dispatcher }: ProviderF
     } catch (error) {
       throw new ProviderTransportError(classify(error, deadline), { cause: error });
     }
+    // The token request's span (OAuthClient) records how the provider answered.
+    if (isTokenRequest) activeSpan()?.setAttribute(ATTR.httpStatus, response.status);
     return isTokenRequest ? normalizeTokenResponse(response, text, quirks) : rebuildResponse(response, text);
   };
 }

@@ -9,6 +9,7 @@ import { LRUCache } from 'lru-cache';
 import { isRecord } from '../config/schema.js';
 import type { FederatedGraph, GraphQLPost } from '../gateway/gateway.js';
 import type { Counter } from '../observability/metrics.js';
+import { ATTR, inSpan, type Span } from '../tracing/spans.js';
 import { readGraphQLBody, serveApollo } from './apolloHttp.js';
 
 /** The media types of Apollo's single-result answers; the short path answers in one of them only. */
@@ -49,13 +50,18 @@ export function federatedGraphHandler(graph: FederatedGraph, operations: Counter
   // Apollo's content negotiation, as its own answers showed it: the short path answers an Accept
   // header only once the full pipeline has answered it with a single-result media type.
   const negotiated = new LRUCache<string, string>({ max: MAX_REMEMBERED_ACCEPT_HEADERS });
-  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  return (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => inSpan('graphql.operation', {}, (span) => serve(span, req, res, url));
+
+  async function serve(span: Span, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const body = req.method === 'POST' ? await readGraphQLBody(req) : undefined;
+    const operationName = isRecord(body) && typeof body['operationName'] === 'string' ? body['operationName'] : null;
+    if (operationName !== null && span.isRecording()) span.setAttribute(ATTR.operationName, operationName);
     const accept = req.headers.accept ?? '';
     const contentType = negotiated.get(accept);
     const post = contentType !== undefined && mayTakeShortPath(req) ? plainPost(body) : null;
     const answer = post && (await graph.executePrepared(post, req));
     operations.inc({ pipeline: answer ? 'prepared' : 'full' });
+    span.setAttribute(ATTR.pipeline, answer ? 'prepared' : 'full');
     if (answer) {
       res.writeHead(answer.status, { 'content-type': contentType!, 'cache-control': 'no-store' });
       res.end(answer.body);
@@ -65,5 +71,5 @@ export function federatedGraphHandler(graph: FederatedGraph, operations: Counter
     const chosen = res.getHeader('content-type');
     if (req.method === 'POST' && typeof chosen === 'string' && SINGLE_RESULT_CONTENT_TYPES.has(chosen) && showsNegotiation(accept, res.statusCode, chosen))
       negotiated.set(accept, chosen);
-  };
+  }
 }

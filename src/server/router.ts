@@ -2,6 +2,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { asGatewayError, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { ATTR, inSpan, markFailed, remoteContext, SpanKind } from '../tracing/spans.js';
 import { sendJson } from './httpUtil.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Readonly<Record<string, string>>) => Promise<void>;
@@ -69,17 +70,26 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
       }
       sendJson(res, new GatewayError('NOT_FOUND', `no route for ${url.pathname}`));
     };
-    run().catch((e: unknown) => {
-      // The client hung up before its body arrived: nothing is wrong here and no one is left to answer.
-      if (req.readableAborted) {
-        logger.warn({ route: matched }, 'client disconnected before its request was read');
-        res.destroy();
-        return;
-      }
-      const err = asGatewayError(e);
-      if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: e, route: matched }, 'request failed');
-      if (res.headersSent) res.destroy();
-      else sendJson(res, err);
+    // One server span per request, continuing the caller's trace; named by route pattern, never
+    // the raw path (a login link's path holds its token).
+    void inSpan('http.request', { kind: SpanKind.SERVER, parent: remoteContext(req.headers) }, async (span) => {
+      await run().catch((e: unknown) => {
+        // The client hung up before its body arrived: nothing is wrong here and no one is left to answer.
+        if (req.readableAborted) {
+          logger.warn({ route: matched }, 'client disconnected before its request was read');
+          res.destroy();
+          return;
+        }
+        const err = asGatewayError(e);
+        if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: e, route: matched }, 'request failed');
+        if (res.headersSent) res.destroy();
+        else sendJson(res, err);
+      });
+      if (!span.isRecording()) return;
+      const method = req.method ?? 'GET';
+      span.updateName(`${method} ${matched ?? 'unmatched'}`);
+      span.setAttributes({ [ATTR.httpMethod]: method, [ATTR.httpRoute]: matched ?? 'unmatched', [ATTR.httpStatus]: res.statusCode });
+      if (res.statusCode >= 500) markFailed(span, String(res.statusCode));
     });
   };
 }

@@ -33,18 +33,23 @@ import { TokenResolver } from '../tokens/resolver.js';
 import { TokenExchanger } from '../tokens/exchange.js';
 import { REFRESH_COMPLETION_FACTOR, TokenSource } from '../tokens/tokenSource.js';
 import { RevocationWorker } from '../tokens/revocations.js';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GatewayContext } from '../gateway/dataSource.js';
 import { createFederatedGraph, type FederatedGraph } from '../gateway/gateway.js';
+import type { GraphOSReporting } from '../gateway/graphos.js';
 import { findSubgraph, issuerlessTemplates, type SupergraphConfig } from '../gateway/supergraphConfig.js';
 import { createSupergraphSource, type SupergraphSource } from '../gateway/supergraphSource.js';
 import { createAuditLog } from '../observability/audit.js';
 import { createGatewayMetrics, observeSupergraph } from '../observability/gatewayMetrics.js';
 import { countResponses } from '../observability/http.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observability/metrics.js';
+import { startTracing } from '../observability/otel.js';
 import { checkReadiness } from '../observability/readiness.js';
 import { countSubgraphErrors } from '../observability/subgraphErrors.js';
 import { createObservedTokenEvents } from '../observability/tokenEvents.js';
 import { confirmEndpoint, CONFIRM_PATH } from './confirmEndpoint.js';
 import { CONSENT_DONE_PATH, CONSENT_DONE_SCRIPT_PATH, consentDonePage, consentDoneScript } from './donePage.js';
+import { drainOnClose } from './drain.js';
 import { tokenEndpoint } from './tokenEndpoint.js';
 import { apolloHandler } from './apolloHttp.js';
 import { federatedGraphHandler } from './gatewayHttp.js';
@@ -64,6 +69,18 @@ export interface AppOptions {
   readonly seed?: (registry: RegistryDeps) => Promise<void>;
   /** More routes beside the gateway's own (the demo adds its page and its JWT minting here). */
   readonly routes?: readonly Route[];
+  /**
+   * Apollo Server plugins for the federated graph (the programmatic entry point, docs/plugins.md):
+   * each sees every operation, since the prepared pipeline steps aside while there are any.
+   */
+  readonly plugins?: readonly ApolloServerPlugin<GatewayContext>[];
+  /**
+   * Where OpenTelemetry reads its standard OTEL_* variables (main.ts: the process environment).
+   * Tracing starts only when they ask for it (src/observability/otel.ts); absent: off.
+   */
+  readonly telemetryEnv?: NodeJS.ProcessEnv;
+  /** GraphOS reporting (main.ts reads it from APOLLO_KEY and APOLLO_GRAPH_REF); absent: off. */
+  readonly graphos?: GraphOSReporting | null;
 }
 
 export interface App {
@@ -140,6 +157,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
   const refreshSkewMs = config.cache.refreshSkewSeconds * 1000;
+  // First: spans of everything below belong to it. Shut down last, after the store, so none is lost.
+  const tracing = options.telemetryEnv ? await startTracing(options.telemetryEnv) : null;
+  if (tracing) logger.info({ endpoint: tracing.endpoint, protocol: tracing.protocol }, 'OpenTelemetry tracing on');
   const metrics = createGatewayMetrics();
   const tokenEvents = teeTokenEvents(createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))), ...(options.tokenEvents ? [options.tokenEvents] : []));
   const store = await openStore(config.store.url, {
@@ -154,7 +174,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     },
   });
   // Closed last-built-first (a stack): HTTP stops before the store goes.
-  const closers: (() => Promise<void>)[] = [() => store.close()];
+  const closers: (() => Promise<void>)[] = [() => store.close(), async () => tracing?.shutdown()];
   try {
     const keyring = config.keys.key ? parseEnvKeyring(config.keys.key) : await openFileKeyring(config.keys.keyringFile);
     const envelope = new Envelope(keyring);
@@ -181,19 +201,17 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const server = createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 });
     // Listening starts before the routes exist (the public URL needs the port): until they do, a
     // request would get no answer at all and hang, so it gets a 503 to retry (a restart under traffic).
-    const starting = (_req: IncomingMessage, res: ServerResponse): void => {
+    const starting = (req: IncomingMessage, res: ServerResponse): void => {
+      // Liveness: the process is up, so a slow start (a large supergraph) is not mistaken for a hang.
+      if (req.url === '/healthz') return sendJson(res, { status: 'starting' });
       res.setHeader('retry-after', String(STARTING_RETRY_AFTER_SECONDS));
       res.setHeader('connection', 'close');
       sendJson(res, { status: 'starting', message: 'the gateway is starting; retry shortly' }, 503);
     };
     server.on('request', starting);
-    closers.unshift(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
+    // Stopping lets in-flight requests finish (bounded), so a rolling restart drops none.
+    const drain = drainOnClose(server, config.server.drainTimeoutSeconds * 1000);
+    closers.unshift(() => drain.close());
     const address = await listen(server, config.server.port, config.server.host);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
@@ -312,6 +330,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         }),
         verifier,
         managedObjectId: config.identity.managedObjectId,
+        ...(options.plugins && { plugins: options.plugins }),
+        graphos: options.graphos ?? null,
         exploration: config.server.exploration,
         subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
         logger,
@@ -350,6 +370,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         methods: ['GET'],
         path: '/readyz',
         handler: async (_req, res) => {
+          if (drain.draining) return sendJson(res, { status: 'stopping' }, 503);
           const readiness = await checkReadiness({ store, supergraph, timeoutMs: READINESS_TIMEOUT_MS });
           if (!readiness.ready) logger.warn({ err: readiness.storeError }, 'readiness check failed');
           sendJson(res, readiness.report, readiness.ready ? 200 : 503);
@@ -415,6 +436,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       sweepUnconsentedConnections: () => sweep.sweep(),
       close: () =>
         (closed ??= (async () => {
+          // HTTP first, though built early: requests in flight still need everything built after it.
+          await drain.close();
           for (const close of closers) await close().catch((err) => logger.warn({ err }, 'error while closing'));
         })()),
     };

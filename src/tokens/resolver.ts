@@ -24,6 +24,7 @@ import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
 import type { AcquisitionLimiter } from './rateLimiter.js';
 import type { ProactiveRefresher } from './refresher.js';
 import { connectionNotFound, needsConsent, type AccessToken, type TokenSource } from './tokenSource.js';
+import { ATTR, connectionRef, inSpan, type TokenOutcome } from '../tracing/spans.js';
 
 export interface TokenRequest extends ConnectionKey {
   readonly principal: Principal;
@@ -68,6 +69,8 @@ interface Load extends Pending {
   /** Read beside the policies, not after them: a store hit costs one round trip, not two. Opened only for an allowed caller. */
   readonly connection: Promise<ConnectionRecord | null>;
   token: Promise<AccessToken> | null;
+  /** The stored token would not do: it was renewed (for traces: `refresh` rather than `store`). */
+  renewed: boolean;
   users: number;
 }
 
@@ -75,6 +78,11 @@ function affects(event: ChangeEvent | null, cacheKey: string): boolean {
   if (event === null) return true;
   if (event.connectionId !== undefined) return cacheKey === connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId });
   return cacheKey.startsWith(`${event.providerId}/`);
+}
+
+/** How one resolution ended, for its span. */
+interface Trail {
+  outcome: TokenOutcome;
 }
 
 const CONSENT_CODES = new Set(['CONNECTION_NOT_CONNECTED', 'REAUTHORIZATION_REQUIRED']);
@@ -129,12 +137,32 @@ export class TokenResolver {
     }
   }
 
-  async resolve(request: TokenRequest): Promise<AccessToken> {
+  resolve(request: TokenRequest): Promise<AccessToken> {
+    return inSpan('token.resolve', {}, async (span) => {
+      if (span.isRecording())
+        span.setAttributes({
+          [ATTR.providerId]: request.providerId,
+          [ATTR.connectionRef]: connectionRef(request.providerId, request.connectionId),
+          ...(request.subgraph !== undefined && { [ATTR.subgraph]: request.subgraph }),
+        });
+      const trail: Trail = { outcome: 'error' };
+      try {
+        return await this.#resolveAndAudit(request, trail);
+      } catch (e) {
+        trail.outcome = isGatewayError(e) && e.code === 'ACCESS_DENIED' ? 'denied' : 'error';
+        throw e;
+      } finally {
+        span.setAttribute(ATTR.tokenOutcome, trail.outcome);
+      }
+    });
+  }
+
+  async #resolveAndAudit(request: TokenRequest, trail: Trail): Promise<AccessToken> {
     const events = this.#deps.events ?? NO_TOKEN_EVENTS;
     const principal = request.principal.kind === 'managed' ? `managed:${request.principal.objectId}` : `${request.principal.caller.issuer}#${request.principal.caller.sub}`;
     const use = { providerId: request.providerId, connectionId: request.connectionId, principal, ...(request.subgraph !== undefined && { subgraph: request.subgraph }) };
     try {
-      const token = await this.#resolve(request, events);
+      const token = await this.#resolve(request, events, trail);
       events.tokenUse({ ...use, outcome: 'granted' });
       this.#deps.refresher?.noteUse({ providerId: request.providerId, connectionId: request.connectionId }, token);
       return token;
@@ -144,13 +172,14 @@ export class TokenResolver {
     }
   }
 
-  async #resolve(request: TokenRequest, events: TokenEvents): Promise<AccessToken> {
+  async #resolve(request: TokenRequest, events: TokenEvents, trail: Trail): Promise<AccessToken> {
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     const cacheKey = connectionKeyOf(key);
     const hit = this.#deps.cache.get(cacheKey);
     if (hit) {
       events.cacheHit(key);
       if (!isAllowed(hit.policies, request.principal)) throw this.#denied(key);
+      trail.outcome = 'cache_hit';
       return hit.token;
     }
     events.cacheMiss(key);
@@ -173,6 +202,7 @@ export class TokenResolver {
       try {
         load.token ??= this.#acquire(key, load);
         const token = await load.token;
+        trail.outcome = load.renewed ? 'refresh' : 'store';
         if (!load.stale) this.#deps.cache.set(cacheKey, { token, policies });
         return token;
       } catch (e) {
@@ -190,7 +220,7 @@ export class TokenResolver {
    */
   #acquire(key: ConnectionKey, load: Load): Promise<AccessToken> {
     this.#deps.limiter.take(load.cacheKey);
-    return this.#deps.tokens.get(key, { cause: load, connection: load.connection });
+    return this.#deps.tokens.get(key, { cause: load, connection: load.connection, onRenewal: () => void (load.renewed = true) });
   }
 
   /** Joins the read in progress for this connection, or starts one (counted only once a caller is allowed: #acquire). */
@@ -206,6 +236,7 @@ export class TokenResolver {
       stale: false,
       users: 1,
       token: null,
+      renewed: false,
       policies: orStoreUnavailable(store.listAccessPolicies([key])).then(([policies = []]) => Object.freeze(policies)),
       connection: orStoreUnavailable(store.getConnection(key)),
     };

@@ -88,6 +88,8 @@ export interface GetOptions {
   readonly cause?: unknown;
   /** The connection as already being read by the caller (started beside its policy read), instead of a read of our own. */
   readonly connection?: Promise<ConnectionRecord | null>;
+  /** Told when the stored token will not do and a renewal (own or joined) is awaited: traces say `refresh`. */
+  readonly onRenewal?: () => void;
 }
 
 /** What callers get: never a refresh token. */
@@ -186,6 +188,7 @@ export class TokenSource {
     const connection = await this.#connection(key, options.connection);
     const current = this.#usableTokens(connection);
     if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
+    options.onRenewal?.();
     const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) => this.#renew(key, wanted, flight));
     return this.#bounded(renewal, wanted.force ? null : current, connection.lastRefreshedAt);
   }

@@ -29,7 +29,8 @@ export interface RunningSubgraph {
   /** `http://host:port/graphql` */
   readonly url: string;
   /** The Authorization header of every request received, in order (null: none was sent). */
-  readonly seen: { authorization: string | null }[];
+  /** Per request: its Authorization header and W3C `traceparent` (null when absent). */
+  readonly seen: { authorization: string | null; traceparent: string | null }[];
   close(): Promise<void>;
 }
 
@@ -82,14 +83,15 @@ export async function serveSubgraph(schema: GraphQLSchema, options: SubgraphOpti
     if (authorization === null && anonymous !== null) return anonymous;
     return verify(authorization);
   };
-  const seen: { authorization: string | null }[] = [];
+  const seen: { authorization: string | null; traceparent: string | null }[] = [];
 
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname !== '/graphql') return void res.writeHead(404).end();
       const authorization = req.headers.authorization ?? null;
-      seen.push(Object.freeze({ authorization }));
+      const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : null;
+      seen.push(Object.freeze({ authorization, traceparent }));
       const text = await readBody(req);
       if (text === null) return void res.writeHead(413).end();
       let body: unknown;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { startApp, type App } from '../../src/server/wire.js';
+import { startApp, type App, type AppOptions } from '../../src/server/wire.js';
 
 export const ADMIN_KEY = 'cgk_test-admin-key-0123456789abcdefghijklmnop';
 
@@ -18,10 +18,16 @@ export interface TestApp {
 }
 
 
-export async function startTestApp(overrides: Record<string, unknown> = {}, options: { storeUrl?: string; logLines?: string[]; now?: () => Date } = {}): Promise<TestApp> {
+export interface TestAppOptions extends Pick<AppOptions, 'plugins' | 'graphos'> {
+  readonly storeUrl?: string;
+  readonly logLines?: string[];
+  readonly now?: () => Date;
+}
+
+export async function startTestApp(overrides: Record<string, unknown> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-app-'));
   const raw: Record<string, any> = {
-    server: { host: '127.0.0.1', port: 0, ...(overrides['server'] as object) },
+    server: { host: '127.0.0.1', port: 0, drainTimeoutSeconds: 0, ...(overrides['server'] as object) },
     store: { url: options.storeUrl ?? `sqlite:${join(dir, 'credentials.db')}` },
     keys: { keyringFile: join(dir, 'keyring.json') },
     admin: { apiKeys: [ADMIN_KEY], ...(overrides['admin'] as object) },
@@ -32,7 +38,12 @@ export async function startTestApp(overrides: Record<string, unknown> = {}, opti
   const config = validateConfig(raw);
   const lines = options.logLines ?? [];
   const logger = createLogger(config.log.level, { write: (line: string) => void lines.push(line) });
-  const app = await startApp(config, { logger, ...(options.now && { now: options.now }) });
+  const app = await startApp(config, {
+    logger,
+    ...(options.now && { now: options.now }),
+    ...(options.plugins && { plugins: options.plugins }),
+    ...(options.graphos && { graphos: options.graphos }),
+  });
   return {
     app,
     dir,

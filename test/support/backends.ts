@@ -36,6 +36,8 @@ export interface Backends {
 
 export interface BackendOptions {
   readonly accessTokenTtlSeconds: number;
+  /** The graph authorization server's instead (one connection expires while the other stays valid). */
+  readonly graphAccessTokenTtlSeconds?: number;
   /** How long the authorization servers' `slow` fault holds an answer back. */
   readonly slowFaultDelayMs?: number;
   /** Rewrites the repo's supergraph.yaml (already pointed at these subgraphs) before use. */
@@ -47,7 +49,8 @@ export async function startBackends(options: BackendOptions): Promise<Backends> 
     accessTokenTtlSeconds: options.accessTokenTtlSeconds,
     ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }),
   };
-  const [authGithub, authGraph, idp] = await Promise.all([startAuthServer(authOptions), startAuthServer(authOptions), startJwtIssuer()]);
+  const graphOptions = { ...authOptions, accessTokenTtlSeconds: options.graphAccessTokenTtlSeconds ?? options.accessTokenTtlSeconds };
+  const [authGithub, authGraph, idp] = await Promise.all([startAuthServer(authOptions), startAuthServer(graphOptions), startJwtIssuer()]);
   const [github, graph] = await Promise.all([
     startGithubSubgraph({ issuer: authGithub.issuer, audience: authGithub.audience }),
     startGraphSubgraph({ issuer: authGraph.issuer, audience: authGraph.audience }),

@@ -8,7 +8,7 @@ import { startApp } from '../../src/server/wire.js';
 
 process.env['APOLLO_TELEMETRY_DISABLED'] ??= '1';
 
-const app = await startApp(loadConfig([], process.env));
+const app = await startApp(loadConfig([], process.env), { telemetryEnv: process.env });
 process.stdout.write(`READY ${app.url}\n`);
 process.once('SIGTERM', () => {
   app.close().then(

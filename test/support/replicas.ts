@@ -27,6 +27,8 @@ export interface Replica {
   admin<T = any>(query: string, variables?: Record<string, unknown>): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
   /** The last lines the process wrote (stdout and stderr), for failure messages. */
   output(): string;
+  /** Settles with the exit code when the process exits. */
+  readonly exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -53,6 +55,8 @@ export async function startReplica(env: Readonly<Record<string, string>>): Promi
       CG_OAUTH_ALLOW_INSECURE_HTTP: 'true',
       CG_OAUTH_ALLOW_PRIVATE_NETWORKS: 'true',
       CG_LOG_LEVEL: 'warn',
+      // Tests stop replicas with requests still hanging on purpose: do not wait for them.
+      CG_SERVER_DRAIN_TIMEOUT_SECONDS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,6 +100,7 @@ export async function startReplica(env: Readonly<Record<string, string>>): Promi
       return { status: res.status, body: (await res.json()) as any };
     },
     output: () => lines.join('\n'),
+    exited,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
