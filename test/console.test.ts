@@ -13,6 +13,8 @@ import { startJwtIssuer, type JwtIssuer } from './support/jwtIssuer.js';
 import { openPage, type WebPage } from './support/web.js';
 
 const PROVIDER_SECRET = 'console-provider-secret-5d8e1f0a7c';
+const FIRST_API_KEY = 'console-first-api-key-3f9a0c2e71';
+const ROTATED_API_KEY = 'console-rotated-api-key-8b4d6e1f05';
 /** A JWT anywhere in a response would be a token (the console signs in with an API key here). */
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/;
 const STEP_MS = 15_000;
@@ -219,6 +221,68 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.getByTestId('test-result').getByText('Test passed').waitFor();
   });
 
+  it('creates an API-key provider with no client, a connection CONNECTED with its key set, rotates the key and says it cannot be tested', async () => {
+    await page.goto(`${t.url}/console#/providers/new`);
+    await page.getByLabel('Identity provider').selectOption('apikey');
+    expect(await page.getByLabel('Grant type').inputValue()).toBe('API_KEY');
+    // No OAuth client: the API refuses one for API_KEY providers, so the form asks for none.
+    await expect(page.getByLabel(/^Client id/).count()).resolves.toBe(0);
+    await expect(page.getByLabel('Client secret').count()).resolves.toBe(0);
+    await page.getByTestId('no-client').getByText('each connection holds an API key').waitFor();
+    await page.getByLabel(/^Provider id/).fill('internal-keys');
+    await page.getByLabel(/^headerName/).fill('X-API-Key');
+    await page.getByLabel(/^scheme/).fill('none');
+    expect(await unlabelled(page)).toEqual([]);
+    await view.screenshot('console-apikey-provider-form');
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page.getByRole('heading', { name: 'internal-keys' }).waitFor();
+    await page.getByText('None: each connection holds an API key').waitFor();
+
+    await page.getByText('New connection').click();
+    const key = page.getByLabel(/^API key/);
+    expect(await key.getAttribute('type')).toBe('password');
+    await page.getByLabel(/^Connection id/).fill('ops');
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await expect(fieldError(page, 'input.apiKey').textContent()).resolves.toContain('input.apiKey is required');
+    await key.fill(FIRST_API_KEY);
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await page.getByRole('heading', { name: 'ops' }).waitFor();
+    await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
+    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain('Credential: set (never shown)');
+    await expect(page.getByRole('definition').filter({ hasText: /^never$/ }).count()).resolves.toBeGreaterThanOrEqual(1);
+    // No consent for an API key, so no login link.
+    await expect(page.getByRole('heading', { name: 'Login link' }).count()).resolves.toBe(0);
+    expect(await unlabelled(page)).toEqual([]);
+    await view.screenshot('console-apikey-connection');
+
+    const before = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version hasCredential } }`)).body.data.connection;
+    expect(before.hasCredential).toBe(true);
+    await page.getByLabel(/^New API key/).fill('has a space');
+    await page.getByRole('button', { name: 'Rotate API key' }).click();
+    await expect(fieldError(page, 'input.apiKey').textContent()).resolves.toContain('without whitespace');
+    await page.getByLabel(/^New API key/).fill(ROTATED_API_KEY);
+    await page.getByRole('button', { name: 'Rotate API key' }).click();
+    await page.getByTestId('rotate-result').getByText('The API key was replaced').waitFor();
+    expect(await page.getByLabel(/^New API key/).inputValue()).toBe('');
+    expect(await page.content()).not.toContain(ROTATED_API_KEY);
+    const after = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version status hasCredential } }`)).body.data.connection;
+    expect(after).toEqual({ version: expect.any(Number), status: 'CONNECTED', hasCredential: true });
+    expect(after.version).toBeGreaterThan(before.version);
+
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    const result = page.getByTestId('test-result');
+    await result.getByText('cannot be tested (the catalog entry names no check URL)').waitFor();
+    await expect(result.textContent()).resolves.toContain('NOT_TESTABLE');
+    await expect(result.textContent()).resolves.not.toContain('Test passed');
+
+    await page.getByRole('link', { name: 'internal-keys' }).click();
+    const row = page.getByRole('row', { name: /ops/ });
+    await expect(row.textContent()).resolves.toContain('Credential: set (never shown)');
+    await expect(row.textContent()).resolves.toContain('never');
+    const html = await page.content();
+    for (const secret of [FIRST_API_KEY, ROTATED_API_KEY, 'has a space']) expect(html).not.toContain(secret);
+  });
+
   it('lists providers with their connection counts by status', async () => {
     await section(page, 'Providers').click();
     const row = page.getByRole('row', { name: /Corporate SSO/ });
@@ -315,7 +379,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const html = await page.content();
     const storage = await page.evaluate<string>('JSON.stringify(sessionStorage)');
     await Promise.all(pending);
-    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET];
+    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET, FIRST_API_KEY, ROTATED_API_KEY];
     for (const secret of secrets) {
       expect(html).not.toContain(secret);
       expect(storage).not.toContain(secret);
