@@ -15,6 +15,8 @@ import { openPage, type WebPage } from './support/web.js';
 const PROVIDER_SECRET = 'console-provider-secret-5d8e1f0a7c';
 const FIRST_API_KEY = 'console-first-api-key-3f9a0c2e71';
 const ROTATED_API_KEY = 'console-rotated-api-key-8b4d6e1f05';
+const BASIC_PASSWORD = 'console-basic-password-6c1e9d7a42';
+const ROTATED_PASSWORD = 'console-rotated-password-0f5b3a8c96';
 /** A JWT anywhere in a response would be a token (the console signs in with an API key here). */
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/;
 const STEP_MS = 15_000;
@@ -283,6 +285,36 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     for (const secret of [FIRST_API_KEY, ROTATED_API_KEY, 'has a space']) expect(html).not.toContain(secret);
   });
 
+  it('creates a basic provider and a connection with a username and password, rotated together', async () => {
+    await page.goto(`${t.url}/console#/providers/new`);
+    await page.getByLabel('Identity provider').selectOption('basic');
+    expect(await page.getByLabel('Grant type').inputValue()).toBe('BASIC');
+    await expect(page.getByLabel(/^Client id/).count()).resolves.toBe(0);
+    await page.getByLabel(/^Provider id/).fill('legacy-basic');
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page.getByRole('heading', { name: 'legacy-basic' }).waitFor();
+    await page.getByText('New connection').click();
+    await page.getByLabel(/^Connection id/).fill('batch');
+    await page.getByLabel(/^Username/).fill('batch-user');
+    expect(await page.getByLabel(/^Password/).getAttribute('type')).toBe('password');
+    await page.getByLabel(/^Password/).fill(BASIC_PASSWORD);
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await page.getByRole('heading', { name: 'batch' }).waitFor();
+    await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
+    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain('Credential: set (never shown)');
+    // The two are sealed together: a new password alone is refused, next to the username.
+    await page.getByLabel(/^New password/).fill(ROTATED_PASSWORD);
+    await page.getByRole('button', { name: 'Rotate password' }).click();
+    await expect(fieldError(page, 'input.username').textContent()).resolves.toContain('input.username is required with input.password');
+    await page.getByLabel(/^Username/).fill('batch-user');
+    await page.getByLabel(/^New password/).fill(ROTATED_PASSWORD);
+    await page.getByRole('button', { name: 'Rotate password' }).click();
+    await page.getByTestId('rotate-result').getByText('The password was replaced').waitFor();
+    expect(await unlabelled(page)).toEqual([]);
+    const html = await page.content();
+    for (const secret of [BASIC_PASSWORD, ROTATED_PASSWORD]) expect(html).not.toContain(secret);
+  });
+
   it('lists providers with their connection counts by status', async () => {
     await section(page, 'Providers').click();
     const row = page.getByRole('row', { name: /Corporate SSO/ });
@@ -379,7 +411,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const html = await page.content();
     const storage = await page.evaluate<string>('JSON.stringify(sessionStorage)');
     await Promise.all(pending);
-    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET, FIRST_API_KEY, ROTATED_API_KEY];
+    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET, FIRST_API_KEY, ROTATED_API_KEY, BASIC_PASSWORD, ROTATED_PASSWORD];
     for (const secret of secrets) {
       expect(html).not.toContain(secret);
       expect(storage).not.toContain(secret);
