@@ -3,6 +3,8 @@
  * Connect provider: every flow an admin has, through the public /admin/graphql only, with no
  * secret in the page, in sessionStorage (beyond the admin's own key) or in any response.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser, Page, Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEB_CONTENT_SECURITY_POLICY } from '../src/server/webApps.js';
@@ -492,6 +494,87 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('signing in 
       await page.getByText('The gateway no longer accepts your credential').waitFor();
       await page.getByRole('button', { name: 'Sign in' }).waitFor();
       expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
+    } finally {
+      await view.close();
+    }
+  });
+});
+
+/** A loopback port nothing listens on: deliveries to it fail at once. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('webhooks in the console', () => {
+  let t: TestApp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [t, browser] = await Promise.all([startTestApp({ webhooks: { maxAttempts: 1, pollIntervalMs: 100, retryBaseMs: 100 } }), launchBrowser()]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('creates a webhook showing its signing secret once, lists its dead letters and deletes it after a confirmation', async () => {
+    const view = await openPage(browser);
+    try {
+      const page = view.page;
+      page.setDefaultTimeout(STEP_MS);
+      await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+      await page.getByLabel('Admin API key').fill(ADMIN_KEY);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await section(page, 'Webhooks').click();
+      await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
+      await page.getByText('No webhooks yet.').waitFor();
+      await page.getByText('New webhook').click();
+      await page.getByLabel(/^Webhook id/).fill('ops-hook');
+      await page.getByLabel(/^URL/).fill(`http://127.0.0.1:${await closedPort()}/hook`);
+      await page.getByLabel('connection.deleted').uncheck();
+      expect(await unlabelled(page)).toEqual([]);
+      await page.getByRole('button', { name: 'Create webhook' }).click();
+
+      const secretField = page.getByLabel('Signing secret of ops-hook');
+      const secret = await secretField.inputValue();
+      expect(secret).toMatch(/^whsec_/);
+      await page.getByRole('button', { name: /^Copy Signing secret/ }).click();
+      await page.getByText(/Copied to the clipboard|Selected: press Ctrl\+C/).waitFor();
+      await view.screenshot('console-webhook-secret');
+      await page.getByRole('button', { name: 'Done: I copied it' }).click();
+      await secretField.waitFor({ state: 'detached' });
+      const panel = page.locator('[data-webhook="ops-hook"]');
+      await expect(panel.textContent()).resolves.toContain('connection.created, connection.connected, connection.reauthorization_required');
+      await expect(panel.textContent()).resolves.not.toContain('connection.deleted');
+      expect(await page.content()).not.toContain(secret);
+      expect(await page.evaluate<string>('JSON.stringify(sessionStorage)')).not.toContain(secret);
+
+      // A connection.created event to a receiver that is not there: one attempt, then a dead letter.
+      const provider = `mutation { createCredentialProvider(input: { id: "offline", identityProvider: "oauth2", grantType: AUTHORIZATION_CODE, clientId: "c", clientSecret: "${PROVIDER_SECRET}",
+        parameters: [{ name: "authorizationUrl", value: "https://idp.example/authorize" }, { name: "tokenUrl", value: "https://idp.example/token" }] }) { id } }`;
+      expect((await t.admin(provider)).body.errors).toBeUndefined();
+      expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "c1" }) { id } }`)).body.errors).toBeUndefined();
+      await expect
+        .poll(async () => {
+          await page.getByRole('button', { name: 'Refresh' }).click();
+          return panel.getByTestId('dead-letter-count').textContent();
+        }, { timeout: STEP_MS })
+        .toContain('1: every attempt failed');
+      await panel.getByRole('row', { name: /connection\.created/ }).waitFor();
+      await view.screenshot('console-webhooks');
+
+      await page.getByRole('button', { name: 'Delete webhook ops-hook' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Delete webhook ops-hook?' });
+      await dialog.getByRole('button', { name: 'Delete ops-hook' }).click();
+      await page.getByText('No webhooks yet.').waitFor();
+      expect((await t.admin(`{ webhooks { id } }`)).body.data.webhooks).toEqual([]);
+      expect(view.problems()).toEqual([]);
+      expect(view.blocked).toEqual([]);
     } finally {
       await view.close();
     }

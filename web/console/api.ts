@@ -385,3 +385,58 @@ export const RETIRE_KEY = gql`
     retireEncryptionKey(id: $id)
   }
 `;
+
+/** The lifecycle events a webhook can subscribe to (schema: CreateWebhookInput.events). */
+export const WEBHOOK_EVENTS = ['connection.created', 'connection.connected', 'connection.reauthorization_required', 'connection.deleted'] as const;
+/** Dead letters listed per webhook: the newest; the API pages by `first`. */
+export const DEAD_LETTERS_SHOWN = 20;
+
+export interface DeadLetter {
+  eventId: string;
+  eventType: string;
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+}
+
+export interface Webhook {
+  id: string;
+  url: string;
+  events: string[];
+  createdAt: string;
+  deadLetters: DeadLetter[];
+}
+
+export const WEBHOOKS = gql`
+  query ConsoleWebhooks($deadLetters: Int!) {
+    webhooks {
+      id
+      url
+      events
+      createdAt
+      deadLetters: deliveries(status: DEAD, first: $deadLetters) {
+        eventId
+        eventType
+        attempts
+        lastError
+        createdAt
+      }
+    }
+  }
+`;
+
+/** Its answer carries the signing secret, the only time the API shows it. */
+export const CREATE_WEBHOOK = gql`
+  mutation ConsoleCreateWebhook($input: CreateWebhookInput!) {
+    createWebhook(input: $input) {
+      id
+      secret
+    }
+  }
+`;
+
+export const DELETE_WEBHOOK = gql`
+  mutation ConsoleDeleteWebhook($id: ID!) {
+    deleteWebhook(id: $id)
+  }
+`;
