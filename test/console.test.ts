@@ -287,6 +287,27 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     for (const secret of [FIRST_API_KEY, ROTATED_API_KEY, 'has a space']) expect(html).not.toContain(secret);
   });
 
+  it('shows CREDENTIAL_REJECTED when the check URL refuses the key', async () => {
+    const refusing = createServer((_req, res) => res.writeHead(401).end());
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    try {
+      const checkUrl = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/v1/ping`;
+      const created = await t.admin(`mutation { createCredentialProvider(input: { id: "checked-keys", identityProvider: "apikey", grantType: API_KEY,
+        parameters: [{ name: "checkUrl", value: "${checkUrl}" }] }) { id } }`);
+      expect(created.body.errors).toBeUndefined();
+      expect((await t.admin(`mutation { createConnection(providerId: "checked-keys", input: { id: "old", apiKey: "${FIRST_API_KEY}" }) { id } }`)).body.errors).toBeUndefined();
+      await page.goto(`${t.url}/console#/providers/checked-keys/connections/old`);
+      await page.getByRole('heading', { name: 'old' }).waitFor();
+      await page.getByRole('button', { name: 'Test connection' }).click();
+      const result = page.getByTestId('test-result');
+      await result.getByText('Test failed').waitFor();
+      await expect(result.textContent()).resolves.toContain('CREDENTIAL_REJECTED');
+      await expect(result.textContent()).resolves.not.toContain('cannot be tested');
+    } finally {
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    }
+  });
+
   it('creates a basic provider and a connection with a username and password, rotated together', async () => {
     await page.goto(`${t.url}/console#/providers/new`);
     await page.getByLabel('Identity provider').selectOption('basic');
