@@ -3,6 +3,8 @@
  * Connect provider: every flow an admin has, through the public /admin/graphql only, with no
  * secret in the page, in sessionStorage (beyond the admin's own key) or in any response.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser, Page, Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEB_CONTENT_SECURITY_POLICY } from '../src/server/webApps.js';
@@ -13,6 +15,10 @@ import { startJwtIssuer, type JwtIssuer } from './support/jwtIssuer.js';
 import { openPage, type WebPage } from './support/web.js';
 
 const PROVIDER_SECRET = 'console-provider-secret-5d8e1f0a7c';
+const FIRST_API_KEY = 'console-first-api-key-3f9a0c2e71';
+const ROTATED_API_KEY = 'console-rotated-api-key-8b4d6e1f05';
+const BASIC_PASSWORD = 'console-basic-password-6c1e9d7a42';
+const ROTATED_PASSWORD = 'console-rotated-password-0f5b3a8c96';
 /** A JWT anywhere in a response would be a token (the console signs in with an API key here). */
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/;
 const STEP_MS = 15_000;
@@ -219,6 +225,119 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.getByTestId('test-result').getByText('Test passed').waitFor();
   });
 
+  it('creates an API-key provider with no client, a connection CONNECTED with its key set, rotates the key and says it cannot be tested', async () => {
+    await page.goto(`${t.url}/console#/providers/new`);
+    await page.getByLabel('Identity provider').selectOption('apikey');
+    expect(await page.getByLabel('Grant type').inputValue()).toBe('API_KEY');
+    // No OAuth client: the API refuses one for API_KEY providers, so the form asks for none.
+    await expect(page.getByLabel(/^Client id/).count()).resolves.toBe(0);
+    await expect(page.getByLabel('Client secret').count()).resolves.toBe(0);
+    await page.getByTestId('no-client').getByText('each connection holds an API key').waitFor();
+    await page.getByLabel(/^Provider id/).fill('internal-keys');
+    await page.getByLabel(/^headerName/).fill('X-API-Key');
+    await page.getByLabel(/^scheme/).fill('none');
+    expect(await unlabelled(page)).toEqual([]);
+    await view.screenshot('console-apikey-provider-form');
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page.getByRole('heading', { name: 'internal-keys' }).waitFor();
+    await page.getByText('None: each connection holds an API key').waitFor();
+
+    await page.getByText('New connection').click();
+    const key = page.getByLabel(/^API key/);
+    expect(await key.getAttribute('type')).toBe('password');
+    await page.getByLabel(/^Connection id/).fill('ops');
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await expect(fieldError(page, 'input.apiKey').textContent()).resolves.toContain('input.apiKey is required');
+    await key.fill(FIRST_API_KEY);
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await page.getByRole('heading', { name: 'ops' }).waitFor();
+    await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
+    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain('Credential: set (never shown)');
+    await expect(page.getByRole('definition').filter({ hasText: /^never$/ }).count()).resolves.toBeGreaterThanOrEqual(1);
+    // No consent for an API key, so no login link.
+    await expect(page.getByRole('heading', { name: 'Login link' }).count()).resolves.toBe(0);
+    expect(await unlabelled(page)).toEqual([]);
+    await view.screenshot('console-apikey-connection');
+
+    const before = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version hasCredential } }`)).body.data.connection;
+    expect(before.hasCredential).toBe(true);
+    await page.getByLabel(/^New API key/).fill('has a space');
+    await page.getByRole('button', { name: 'Rotate API key' }).click();
+    await expect(fieldError(page, 'input.apiKey').textContent()).resolves.toContain('without whitespace');
+    await page.getByLabel(/^New API key/).fill(ROTATED_API_KEY);
+    await page.getByRole('button', { name: 'Rotate API key' }).click();
+    await page.getByTestId('rotate-result').getByText('The API key was replaced').waitFor();
+    expect(await page.getByLabel(/^New API key/).inputValue()).toBe('');
+    expect(await page.content()).not.toContain(ROTATED_API_KEY);
+    const after = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version status hasCredential } }`)).body.data.connection;
+    expect(after).toEqual({ version: expect.any(Number), status: 'CONNECTED', hasCredential: true });
+    expect(after.version).toBeGreaterThan(before.version);
+
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    const result = page.getByTestId('test-result');
+    await result.getByText('cannot be tested (the catalog entry names no check URL)').waitFor();
+    await expect(result.textContent()).resolves.toContain('NOT_TESTABLE');
+    await expect(result.textContent()).resolves.not.toContain('Test passed');
+
+    await page.getByRole('link', { name: 'internal-keys' }).click();
+    const row = page.getByRole('row', { name: /ops/ });
+    await expect(row.textContent()).resolves.toContain('Credential: set (never shown)');
+    await expect(row.textContent()).resolves.toContain('never');
+    const html = await page.content();
+    for (const secret of [FIRST_API_KEY, ROTATED_API_KEY, 'has a space']) expect(html).not.toContain(secret);
+  });
+
+  it('shows CREDENTIAL_REJECTED when the check URL refuses the key', async () => {
+    const refusing = createServer((_req, res) => res.writeHead(401).end());
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    try {
+      const checkUrl = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/v1/ping`;
+      const created = await t.admin(`mutation { createCredentialProvider(input: { id: "checked-keys", identityProvider: "apikey", grantType: API_KEY,
+        parameters: [{ name: "checkUrl", value: "${checkUrl}" }] }) { id } }`);
+      expect(created.body.errors).toBeUndefined();
+      expect((await t.admin(`mutation { createConnection(providerId: "checked-keys", input: { id: "old", apiKey: "${FIRST_API_KEY}" }) { id } }`)).body.errors).toBeUndefined();
+      await page.goto(`${t.url}/console#/providers/checked-keys/connections/old`);
+      await page.getByRole('heading', { name: 'old' }).waitFor();
+      await page.getByRole('button', { name: 'Test connection' }).click();
+      const result = page.getByTestId('test-result');
+      await result.getByText('Test failed').waitFor();
+      await expect(result.textContent()).resolves.toContain('CREDENTIAL_REJECTED');
+      await expect(result.textContent()).resolves.not.toContain('cannot be tested');
+    } finally {
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    }
+  });
+
+  it('creates a basic provider and a connection with a username and password, rotated together', async () => {
+    await page.goto(`${t.url}/console#/providers/new`);
+    await page.getByLabel('Identity provider').selectOption('basic');
+    expect(await page.getByLabel('Grant type').inputValue()).toBe('BASIC');
+    await expect(page.getByLabel(/^Client id/).count()).resolves.toBe(0);
+    await page.getByLabel(/^Provider id/).fill('legacy-basic');
+    await page.getByRole('button', { name: 'Create provider' }).click();
+    await page.getByRole('heading', { name: 'legacy-basic' }).waitFor();
+    await page.getByText('New connection').click();
+    await page.getByLabel(/^Connection id/).fill('batch');
+    await page.getByLabel(/^Username/).fill('batch-user');
+    expect(await page.getByLabel(/^Password/).getAttribute('type')).toBe('password');
+    await page.getByLabel(/^Password/).fill(BASIC_PASSWORD);
+    await page.getByRole('button', { name: 'Create connection' }).click();
+    await page.getByRole('heading', { name: 'batch' }).waitFor();
+    await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
+    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain('Credential: set (never shown)');
+    // The two are sealed together: a new password alone is refused, next to the username.
+    await page.getByLabel(/^New password/).fill(ROTATED_PASSWORD);
+    await page.getByRole('button', { name: 'Rotate password' }).click();
+    await expect(fieldError(page, 'input.username').textContent()).resolves.toContain('input.username is required with input.password');
+    await page.getByLabel(/^Username/).fill('batch-user');
+    await page.getByLabel(/^New password/).fill(ROTATED_PASSWORD);
+    await page.getByRole('button', { name: 'Rotate password' }).click();
+    await page.getByTestId('rotate-result').getByText('The password was replaced').waitFor();
+    expect(await unlabelled(page)).toEqual([]);
+    const html = await page.content();
+    for (const secret of [BASIC_PASSWORD, ROTATED_PASSWORD]) expect(html).not.toContain(secret);
+  });
+
   it('lists providers with their connection counts by status', async () => {
     await section(page, 'Providers').click();
     const row = page.getByRole('row', { name: /Corporate SSO/ });
@@ -315,7 +434,7 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const html = await page.content();
     const storage = await page.evaluate<string>('JSON.stringify(sessionStorage)');
     await Promise.all(pending);
-    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET];
+    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET, FIRST_API_KEY, ROTATED_API_KEY, BASIC_PASSWORD, ROTATED_PASSWORD];
     for (const secret of secrets) {
       expect(html).not.toContain(secret);
       expect(storage).not.toContain(secret);
@@ -396,6 +515,87 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('signing in 
       await page.getByText('The gateway no longer accepts your credential').waitFor();
       await page.getByRole('button', { name: 'Sign in' }).waitFor();
       expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
+    } finally {
+      await view.close();
+    }
+  });
+});
+
+/** A loopback port nothing listens on: deliveries to it fail at once. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('webhooks in the console', () => {
+  let t: TestApp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [t, browser] = await Promise.all([startTestApp({ webhooks: { maxAttempts: 1, pollIntervalMs: 100, retryBaseMs: 100 } }), launchBrowser()]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('creates a webhook showing its signing secret once, lists its dead letters and deletes it after a confirmation', async () => {
+    const view = await openPage(browser);
+    try {
+      const page = view.page;
+      page.setDefaultTimeout(STEP_MS);
+      await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+      await page.getByLabel('Admin API key').fill(ADMIN_KEY);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await section(page, 'Webhooks').click();
+      await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
+      await page.getByText('No webhooks yet.').waitFor();
+      await page.getByText('New webhook').click();
+      await page.getByLabel(/^Webhook id/).fill('ops-hook');
+      await page.getByLabel(/^URL/).fill(`http://127.0.0.1:${await closedPort()}/hook`);
+      await page.getByLabel('connection.deleted').uncheck();
+      expect(await unlabelled(page)).toEqual([]);
+      await page.getByRole('button', { name: 'Create webhook' }).click();
+
+      const secretField = page.getByLabel('Signing secret of ops-hook');
+      const secret = await secretField.inputValue();
+      expect(secret).toMatch(/^whsec_/);
+      await page.getByRole('button', { name: /^Copy Signing secret/ }).click();
+      await page.getByText(/Copied to the clipboard|Selected: press Ctrl\+C/).waitFor();
+      await view.screenshot('console-webhook-secret');
+      await page.getByRole('button', { name: 'Done: I copied it' }).click();
+      await secretField.waitFor({ state: 'detached' });
+      const panel = page.locator('[data-webhook="ops-hook"]');
+      await expect(panel.textContent()).resolves.toContain('connection.created, connection.connected, connection.reauthorization_required');
+      await expect(panel.textContent()).resolves.not.toContain('connection.deleted');
+      expect(await page.content()).not.toContain(secret);
+      expect(await page.evaluate<string>('JSON.stringify(sessionStorage)')).not.toContain(secret);
+
+      // A connection.created event to a receiver that is not there: one attempt, then a dead letter.
+      const provider = `mutation { createCredentialProvider(input: { id: "offline", identityProvider: "oauth2", grantType: AUTHORIZATION_CODE, clientId: "c", clientSecret: "${PROVIDER_SECRET}",
+        parameters: [{ name: "authorizationUrl", value: "https://idp.example/authorize" }, { name: "tokenUrl", value: "https://idp.example/token" }] }) { id } }`;
+      expect((await t.admin(provider)).body.errors).toBeUndefined();
+      expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "c1" }) { id } }`)).body.errors).toBeUndefined();
+      await expect
+        .poll(async () => {
+          await page.getByRole('button', { name: 'Refresh' }).click();
+          return panel.getByTestId('dead-letter-count').textContent();
+        }, { timeout: STEP_MS })
+        .toContain('1: every attempt failed');
+      await panel.getByRole('row', { name: /connection\.created/ }).waitFor();
+      await view.screenshot('console-webhooks');
+
+      await page.getByRole('button', { name: 'Delete webhook ops-hook' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Delete webhook ops-hook?' });
+      await dialog.getByRole('button', { name: 'Delete ops-hook' }).click();
+      await page.getByText('No webhooks yet.').waitFor();
+      expect((await t.admin(`{ webhooks { id } }`)).body.data.webhooks).toEqual([]);
+      expect(view.problems()).toEqual([]);
+      expect(view.blocked).toEqual([]);
     } finally {
       await view.close();
     }

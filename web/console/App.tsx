@@ -10,6 +10,7 @@ import { ProvidersPage } from './ProvidersPage';
 import { hrefOf, useRoute, type Route } from './route';
 import { clearCredential, loadCredential, saveCredential, type Credential } from './session';
 import { SignIn } from './SignIn';
+import { WebhooksPage } from './WebhooksPage';
 
 export function App() {
   const [credential, setCredential] = useState<Credential | null>(loadCredential);
@@ -48,7 +49,7 @@ export function App() {
 
 function Shell({ credential, onSignOut }: { readonly credential: Credential; readonly onSignOut: () => void }) {
   const route = useRoute();
-  const section = route.page === 'keys' ? 'keys' : 'providers';
+  const section = route.page === 'keys' || route.page === 'webhooks' ? route.page : 'providers';
   return (
     <>
       <a className="skip-link" href="#main">
@@ -62,6 +63,9 @@ function Shell({ credential, onSignOut }: { readonly credential: Credential; rea
           </a>
           <a href={hrefOf({ page: 'keys' })} aria-current={section === 'keys' ? 'page' : undefined}>
             Encryption keys
+          </a>
+          <a href={hrefOf({ page: 'webhooks' })} aria-current={section === 'webhooks' ? 'page' : undefined}>
+            Webhooks
           </a>
         </nav>
         <span className="who muted">Signed in with {credential.kind === 'apiKey' ? 'an admin API key' : 'an admin JWT'}</span>
@@ -90,5 +94,7 @@ function Page({ route }: { readonly route: Route }) {
       return <ConnectionPage key={`${route.providerId}/${route.connectionId}`} providerId={route.providerId} connectionId={route.connectionId} />;
     case 'keys':
       return <KeysPage />;
+    case 'webhooks':
+      return <WebhooksPage />;
   }
 }

@@ -1,10 +1,12 @@
 /**
  * One connection: status with its error, token expiry and last refresh; a login link (watched
- * until used), a test, deletion; and its access policies, added and removed.
+ * until used), a test, deletion; and its access policies, added and removed. API_KEY and BASIC
+ * connections show their credential as set or not, with a rotation, and no login link.
  */
 import { useState } from 'react';
 import { useMutation, useQuery } from '@apollo/client/react';
-import { CONNECTION, DELETE_CONNECTION, PROVIDER, TEST_CONNECTION, type Connection, type ConnectionStatus, type Provider } from './api';
+import { CONNECTION, DELETE_CONNECTION, holdsStaticCredential, PROVIDER, TEST_CONNECTION, type Connection, type ConnectionStatus, type Provider } from './api';
+import { CredentialPanel } from './Credential';
 import { apiErrors, hasCode, type ApiError } from './errors';
 import { LoginLinkPanel } from './LoginLinkPanel';
 import { Policies } from './Policies';
@@ -36,6 +38,7 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
     );
   }
   const grantType = provider.data?.credentialProvider?.grantType;
+  const staticKind = grantType !== undefined && holdsStaticCredential(grantType) ? grantType : null;
   return (
     <>
       <nav className="breadcrumb" aria-label="Breadcrumb">
@@ -65,7 +68,7 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
           ) : null}
           <dt>Token expires</dt>
           <dd>
-            <Time iso={connection.tokenExpiresAt} />
+            <Time iso={connection.tokenExpiresAt} empty={staticKind ? 'never' : '—'} />
           </dd>
           <dt>Last refresh</dt>
           <dd>
@@ -79,11 +82,16 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
               </dd>
             </>
           ) : null}
-          <dt>Client secret</dt>
-          <dd>{connection.hasClientSecret ? 'Set (never shown)' : 'Not set (the provider\'s is used)'}</dd>
+          {staticKind ? null : (
+            <>
+              <dt>Client secret</dt>
+              <dd>{connection.hasClientSecret ? 'Set (never shown)' : 'Not set (the provider\'s is used)'}</dd>
+            </>
+          )}
         </dl>
       </section>
-      <TestConnection connection={connection} onTested={() => void refetch()} />
+      {staticKind ? <CredentialPanel connection={connection} kind={staticKind} /> : null}
+      <TestConnection connection={connection} holdsCredential={staticKind !== null} onTested={() => void refetch()} />
       {grantType === 'AUTHORIZATION_CODE' ? <LoginLinkPanel connection={connection} onWatch={setWatching} /> : null}
       <Policies connection={connection} />
     </>
@@ -92,18 +100,24 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
 
 interface TestResult {
   ok: boolean;
+  /** False when nothing could be tried (NOT_TESTABLE: the catalog entry names no check URL). */
+  tested: boolean;
   status: ConnectionStatus;
   tokenExpiresAt: string | null;
   error: { code: string; message: string } | null;
 }
 
-function TestConnection({ connection, onTested }: { readonly connection: Connection; readonly onTested: () => void }) {
+function TestConnection({ connection, holdsCredential, onTested }: { readonly connection: Connection; readonly holdsCredential: boolean; readonly onTested: () => void }) {
   const [test, { data, loading, error }] = useMutation<{ testConnection: TestResult }>(TEST_CONNECTION);
   const result = data?.testConnection;
   return (
     <section className="panel" aria-labelledby="test-heading">
       <h2 id="test-heading">Test</h2>
-      <p className="muted">Acquires or refreshes a token now and reports the outcome; the token itself is never shown.</p>
+      <p className="muted">
+        {holdsCredential
+          ? 'Sends the credential to the check URL the catalog entry names and reports whether it was accepted; the credential itself is never shown.'
+          : 'Acquires or refreshes a token now and reports the outcome; the token itself is never shown.'}
+      </p>
       <button
         type="button"
         disabled={loading}
@@ -116,7 +130,19 @@ function TestConnection({ connection, onTested }: { readonly connection: Connect
       </button>
       <ErrorList errors={apiErrors(error)} />
       <div aria-live="polite" data-testid="test-result">
-        {result ? (
+        {result && !result.tested ? (
+          <p className="outcome" data-tested="false">
+            <strong>
+              <span aria-hidden="true">○ </span>Not tested
+            </strong>
+            : this connection cannot be tested (the catalog entry names no check URL); status <StatusBadge status={result.status} />
+            {result.error ? (
+              <>
+                . <code>{result.error.code}</code>: {result.error.message}
+              </>
+            ) : null}
+          </p>
+        ) : result ? (
           <p className={result.ok ? 'outcome ok' : 'outcome bad'}>
             <strong>{result.ok ? '✓ Test passed' : '✕ Test failed'}</strong>: status <StatusBadge status={result.status} />
             {result.tokenExpiresAt ? (

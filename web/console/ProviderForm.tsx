@@ -6,7 +6,7 @@
  */
 import { useState, type FormEvent } from 'react';
 import { useApolloClient, useMutation, useQuery } from '@apollo/client/react';
-import { CATALOG, CREATE_PROVIDER, PROVIDER, UPDATE_PROVIDER, type GrantType, type IdentityProvider, type ParameterSpec, type Provider } from './api';
+import { CATALOG, CREATE_PROVIDER, holdsStaticCredential, PROVIDER, UPDATE_PROVIDER, type GrantType, type IdentityProvider, type ParameterSpec, type Provider } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type FormErrors } from './errors';
 import { hrefOf, navigate } from './route';
 import { ConflictNotice, ErrorList, Field, Loading, PageTitle, Prose, Select } from './ui';
@@ -23,7 +23,15 @@ interface Values {
   parameters: Record<string, string>;
 }
 
-const GRANT_LABEL: Record<GrantType, string> = { AUTHORIZATION_CODE: 'Authorization code (users consent)', CLIENT_CREDENTIALS: 'Client credentials (no user)' };
+export const GRANT_LABEL: Record<GrantType, string> = {
+  AUTHORIZATION_CODE: 'Authorization code (users consent)',
+  CLIENT_CREDENTIALS: 'Client credentials (no user)',
+  API_KEY: 'API key (each connection holds its key)',
+  BASIC: 'Username and password (each connection holds its own)',
+};
+
+/** What a connection of an API_KEY or BASIC provider holds, in words. */
+export const CREDENTIAL_WORDS: Record<'API_KEY' | 'BASIC', string> = { API_KEY: 'an API key', BASIC: 'a username and password' };
 
 const splitScopes = (s: string): string[] => s.split(/[\s,]+/).filter(Boolean);
 
@@ -43,7 +51,7 @@ function valuesOf(p: Provider): Values {
   return {
     id: p.id,
     displayName: p.displayName,
-    clientId: p.clientId,
+    clientId: p.clientId ?? '',
     clientSecret: '',
     scopes: p.scopes.join(' '),
     grantType: p.grantType,
@@ -121,14 +129,15 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     const specs = specsFor(entry, values.grantType, 'PROVIDER');
+    // API_KEY and BASIC providers have no OAuth client and no scopes: the API refuses a client for them.
+    const oauth = !holdsStaticCredential(values.grantType);
     const input = {
       id: values.id,
       ...(values.displayName !== '' && { displayName: values.displayName }),
       identityProvider: entry.name,
       grantType: values.grantType,
-      clientId: values.clientId,
-      ...(values.clientSecret !== '' && { clientSecret: values.clientSecret }),
-      scopes: splitScopes(values.scopes),
+      ...(oauth && { clientId: values.clientId, scopes: splitScopes(values.scopes) }),
+      ...(oauth && values.clientSecret !== '' && { clientSecret: values.clientSecret }),
       parameters: specs.filter((s) => (values.parameters[s.name] ?? '') !== '').map((s) => ({ name: s.name, value: values.parameters[s.name]! })),
     };
     try {
@@ -196,18 +205,13 @@ function CommonFields({ entry, values, setValues, errors, secretSet, secretParam
   return (
     <>
       <Field label="Display name" name="input.displayName" value={values.displayName} onChange={(displayName) => setValues((v) => ({ ...v, displayName }))} error={errors.byField.get('input.displayName')} hint="Defaults to the id." />
-      <Field label="Client id" name="input.clientId" required value={values.clientId} onChange={(clientId) => setValues((v) => ({ ...v, clientId }))} error={errors.byField.get('input.clientId')} hint="The OAuth client registered at the identity provider." />
-      <Field
-        label="Client secret"
-        name="input.clientSecret"
-        type="password"
-        autoComplete="new-password"
-        value={values.clientSecret}
-        onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))}
-        error={errors.byField.get('input.clientSecret')}
-        hint={secretSet ? 'A client secret is set (it is never shown). Leave empty to keep it; type a new one to replace it.' : 'Write-only: it is stored encrypted and never shown again.'}
-      />
-      <Field label="Scopes" name="input.scopes" value={values.scopes} onChange={(scopes) => setValues((v) => ({ ...v, scopes }))} error={errors.byField.get('input.scopes')} hint={`Separated by spaces.${entry.defaultScopes.length > 0 ? ` Default: ${entry.defaultScopes.join(' ')}` : ''}`} />
+      {holdsStaticCredential(values.grantType) ? (
+        <p className="notice" data-testid="no-client">
+          No OAuth client and no consent: each connection holds {CREDENTIAL_WORDS[values.grantType]}, typed on the connection, write-only and never expiring.
+        </p>
+      ) : (
+        <OAuthClientFields entry={entry} values={values} setValues={setValues} errors={errors} secretSet={secretSet} />
+      )}
       {specs.length > 0 ? (
         <fieldset>
           <legend>Parameters of {entry.displayName}</legend>
@@ -232,6 +236,26 @@ function CommonFields({ entry, values, setValues, errors, secretSet, secretParam
       {connectionSpecs.length > 0 ? (
         <p className="hint">Set on each connection: {connectionSpecs.map((s) => s.name).join(', ')}.</p>
       ) : null}
+    </>
+  );
+}
+
+/** The OAuth client and scopes: what every grant type but API_KEY and BASIC needs. */
+function OAuthClientFields({ entry, values, setValues, errors, secretSet }: Omit<CommonProps, 'secretParametersSet'>) {
+  return (
+    <>
+      <Field label="Client id" name="input.clientId" required value={values.clientId} onChange={(clientId) => setValues((v) => ({ ...v, clientId }))} error={errors.byField.get('input.clientId')} hint="The OAuth client registered at the identity provider." />
+      <Field
+        label="Client secret"
+        name="input.clientSecret"
+        type="password"
+        autoComplete="new-password"
+        value={values.clientSecret}
+        onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))}
+        error={errors.byField.get('input.clientSecret')}
+        hint={secretSet ? 'A client secret is set (it is never shown). Leave empty to keep it; type a new one to replace it.' : 'Write-only: it is stored encrypted and never shown again.'}
+      />
+      <Field label="Scopes" name="input.scopes" value={values.scopes} onChange={(scopes) => setValues((v) => ({ ...v, scopes }))} error={errors.byField.get('input.scopes')} hint={`Separated by spaces.${entry.defaultScopes.length > 0 ? ` Default: ${entry.defaultScopes.join(' ')}` : ''}`} />
     </>
   );
 }

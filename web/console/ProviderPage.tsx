@@ -6,6 +6,7 @@ import {
   CONNECTIONS_PAGE_SIZE,
   CREATE_CONNECTION,
   DELETE_PROVIDER,
+  holdsStaticCredential,
   PROVIDER,
   type Connection,
   type ConnectionStatus,
@@ -13,6 +14,8 @@ import {
 } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type ApiError, type FormErrors } from './errors';
 import { Pager, useCursors } from './Pager';
+import { CREDENTIAL_FIELDS, CredentialFields, credentialInput, NO_CREDENTIAL, type CredentialValues } from './Credential';
+import { CREDENTIAL_WORDS, GRANT_LABEL } from './ProviderForm';
 import { Counts } from './ProvidersPage';
 import { hrefOf, navigate } from './route';
 import { ConfirmDialog, ConflictNotice, CopyField, ErrorList, Field, Loading, PageTitle, Select, StatusBadge, Time } from './ui';
@@ -74,15 +77,22 @@ function ProviderDetails({ provider }: { readonly provider: Provider }) {
         <dt>Identity provider</dt>
         <dd>{provider.identityProvider}</dd>
         <dt>Grant type</dt>
-        <dd>{provider.grantType === 'AUTHORIZATION_CODE' ? 'Authorization code' : 'Client credentials'}</dd>
-        <dt>Client id</dt>
-        <dd>
-          <code>{provider.clientId}</code>
-        </dd>
-        <dt>Client secret</dt>
-        <dd>{provider.hasClientSecret ? 'Set (never shown)' : 'Not set'}</dd>
-        <dt>Scopes</dt>
-        <dd>{provider.scopes.length > 0 ? provider.scopes.join(' ') : <span className="muted">none</span>}</dd>
+        <dd>{GRANT_LABEL[provider.grantType]}</dd>
+        {holdsStaticCredential(provider.grantType) ? (
+          <>
+            <dt>Client</dt>
+            <dd>None: each connection holds {CREDENTIAL_WORDS[provider.grantType]}</dd>
+          </>
+        ) : (
+          <>
+            <dt>Client id</dt>
+            <dd>{provider.clientId === null ? <span className="muted">none (connections carry their own)</span> : <code>{provider.clientId}</code>}</dd>
+            <dt>Client secret</dt>
+            <dd>{provider.hasClientSecret ? 'Set (never shown)' : 'Not set'}</dd>
+            <dt>Scopes</dt>
+            <dd>{provider.scopes.length > 0 ? provider.scopes.join(' ') : <span className="muted">none</span>}</dd>
+          </>
+        )}
         {provider.parameters.map((p) => (
           <div key={p.name} className="fact">
             <dt>{p.name}</dt>
@@ -160,6 +170,7 @@ function Connections({ provider }: { readonly provider: Provider }) {
     variables: { providerId: provider.id, first: CONNECTIONS_PAGE_SIZE, after: cursors.after, status: filter === 'ALL' ? null : filter },
   });
   const page = data?.credentialProvider?.connections;
+  const holdsCredential = holdsStaticCredential(provider.grantType);
   return (
     <section aria-labelledby="connections-heading">
       <h2 id="connections-heading">Connections</h2>
@@ -211,9 +222,10 @@ function Connections({ provider }: { readonly provider: Provider }) {
                         <code>{c.error.code}</code>: {c.error.message}
                       </div>
                     ) : null}
+                    {holdsCredential ? <div className="small">Credential: {c.hasCredential ? 'set (never shown)' : 'not set'}</div> : null}
                   </td>
                   <td>
-                    <Time iso={c.tokenExpiresAt} />
+                    <Time iso={c.tokenExpiresAt} empty={holdsCredential ? 'never' : '—'} />
                   </td>
                   <td>
                     <Time iso={c.lastRefreshedAt} empty="never" />
@@ -230,10 +242,12 @@ function Connections({ provider }: { readonly provider: Provider }) {
   );
 }
 
-const CONNECTION_FIELDS = ['input.id', 'input.displayName', 'input.clientId', 'input.clientSecret'];
+const CONNECTION_FIELDS = ['input.id', 'input.displayName', 'input.clientId', 'input.clientSecret', ...CREDENTIAL_FIELDS];
 
 function CreateConnection({ provider }: { readonly provider: Provider }) {
   const [values, setValues] = useState({ id: '', displayName: '', clientId: '', clientSecret: '' });
+  const [credential, setCredential] = useState<CredentialValues>(NO_CREDENTIAL);
+  const staticKind = holdsStaticCredential(provider.grantType) ? provider.grantType : null;
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
   const [create, { loading }] = useMutation<{ createConnection: Connection }>(CREATE_CONNECTION, { refetchQueries: ['ConsoleConnections', 'ConsoleProvider'] });
   const clientCredentials = provider.grantType === 'CLIENT_CREDENTIALS';
@@ -245,10 +259,12 @@ function CreateConnection({ provider }: { readonly provider: Provider }) {
       ...(values.displayName !== '' && { displayName: values.displayName }),
       ...(clientCredentials && values.clientId !== '' && { clientId: values.clientId }),
       ...(clientCredentials && values.clientSecret !== '' && { clientSecret: values.clientSecret }),
+      ...(staticKind && credentialInput(staticKind, credential)),
     };
     try {
       const res = await create({ variables: { providerId: provider.id, input } });
       setValues({ id: '', displayName: '', clientId: '', clientSecret: '' });
+      setCredential(NO_CREDENTIAL);
       const created = res.data?.createConnection;
       if (created) navigate({ page: 'connection', providerId: provider.id, connectionId: created.id });
     } catch (e) {
@@ -267,6 +283,7 @@ function CreateConnection({ provider }: { readonly provider: Provider }) {
             <Field label="Client secret of this connection" name="input.clientSecret" type="password" autoComplete="new-password" value={values.clientSecret} onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))} error={errors.byField.get('input.clientSecret')} hint="Write-only." />
           </>
         ) : null}
+        {staticKind ? <CredentialFields kind={staticKind} values={credential} onChange={setCredential} errors={errors} /> : null}
         <ErrorList errors={errors.general} />
         <div className="actions">
           <button type="submit" disabled={loading}>

@@ -8,7 +8,11 @@ import { gql } from '@apollo/client';
 export const CONNECTIONS_PAGE_SIZE = 50;
 export const PROVIDERS_PAGE_SIZE = 50;
 
-export type GrantType = 'AUTHORIZATION_CODE' | 'CLIENT_CREDENTIALS';
+export type GrantType = 'AUTHORIZATION_CODE' | 'CLIENT_CREDENTIALS' | 'API_KEY' | 'BASIC';
+/** Grant types whose connections hold a credential an admin types (a key, a password): no OAuth client, no consent, no expiry. */
+export type StaticCredentialKind = 'API_KEY' | 'BASIC';
+
+export const holdsStaticCredential = (grantType: GrantType): grantType is StaticCredentialKind => grantType === 'API_KEY' || grantType === 'BASIC';
 export type ConnectionStatus = 'CONNECTED' | 'NOT_CONNECTED' | 'ERROR';
 export type PolicyKind = 'USER' | 'GROUP' | 'SERVICE_PRINCIPAL' | 'MANAGED_IDENTITY';
 
@@ -29,6 +33,8 @@ export interface IdentityProvider {
   parameters: ParameterSpec[];
   defaultScopes: string[];
   docsUrl: string | null;
+  /** API_KEY and BASIC entries: where the credential goes and whether it can be tested (`checkUrl`). */
+  credential: { header: string; scheme: string; checkUrl: string | null } | null;
 }
 
 export interface ConnectionCounts {
@@ -47,7 +53,8 @@ export interface ProviderSummary {
 }
 
 export interface Provider extends ProviderSummary {
-  clientId: string;
+  /** Null for API_KEY and BASIC providers, and client-credentials providers without a client of their own. */
+  clientId: string | null;
   hasClientSecret: boolean;
   scopes: string[];
   parameters: { name: string; value: string }[];
@@ -74,6 +81,8 @@ export interface Connection {
   error: { code: string; message: string } | null;
   clientId: string | null;
   hasClientSecret: boolean;
+  /** Whether a credential (API_KEY, BASIC) or a token set (OAuth) is stored; the credential itself is write-only. */
+  hasCredential: boolean;
   tokenExpiresAt: string | null;
   lastRefreshedAt: string | null;
   version: number;
@@ -119,6 +128,11 @@ export const CATALOG = gql`
       grantTypes
       defaultScopes
       docsUrl
+      credential {
+        header
+        scheme
+        checkUrl
+      }
       parameters {
         name
         type
@@ -197,6 +211,7 @@ const CONNECTION_FIELDS = gql`
     }
     clientId
     hasClientSecret
+    hasCredential
     tokenExpiresAt
     lastRefreshedAt
     version
@@ -269,6 +284,16 @@ export const CREATE_CONNECTION = gql`
   ${CONNECTION_FIELDS}
 `;
 
+/** Rotates an API_KEY or BASIC connection's credential (`apiKey`, or `username` with `password`). */
+export const UPDATE_CONNECTION = gql`
+  mutation ConsoleUpdateConnection($providerId: ID!, $id: ID!, $input: UpdateConnectionInput!) {
+    updateConnection(providerId: $providerId, id: $id, input: $input) {
+      ...ConnectionFields
+    }
+  }
+  ${CONNECTION_FIELDS}
+`;
+
 export const DELETE_CONNECTION = gql`
   mutation ConsoleDeleteConnection($providerId: ID!, $id: ID!, $expectedVersion: Int) {
     deleteConnection(providerId: $providerId, id: $id, expectedVersion: $expectedVersion)
@@ -309,6 +334,7 @@ export const TEST_CONNECTION = gql`
   mutation ConsoleTestConnection($providerId: ID!, $connectionId: ID!) {
     testConnection(providerId: $providerId, connectionId: $connectionId) {
       ok
+      tested
       status
       tokenExpiresAt
       error {
@@ -357,5 +383,60 @@ export const ROTATE_KEY = gql`
 export const RETIRE_KEY = gql`
   mutation ConsoleRetireKey($id: ID!) {
     retireEncryptionKey(id: $id)
+  }
+`;
+
+/** The lifecycle events a webhook can subscribe to (schema: CreateWebhookInput.events). */
+export const WEBHOOK_EVENTS = ['connection.created', 'connection.connected', 'connection.reauthorization_required', 'connection.deleted'] as const;
+/** Dead letters listed per webhook: the newest; the API pages by `first`. */
+export const DEAD_LETTERS_SHOWN = 20;
+
+export interface DeadLetter {
+  eventId: string;
+  eventType: string;
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+}
+
+export interface Webhook {
+  id: string;
+  url: string;
+  events: string[];
+  createdAt: string;
+  deadLetters: DeadLetter[];
+}
+
+export const WEBHOOKS = gql`
+  query ConsoleWebhooks($deadLetters: Int!) {
+    webhooks {
+      id
+      url
+      events
+      createdAt
+      deadLetters: deliveries(status: DEAD, first: $deadLetters) {
+        eventId
+        eventType
+        attempts
+        lastError
+        createdAt
+      }
+    }
+  }
+`;
+
+/** Its answer carries the signing secret, the only time the API shows it. */
+export const CREATE_WEBHOOK = gql`
+  mutation ConsoleCreateWebhook($input: CreateWebhookInput!) {
+    createWebhook(input: $input) {
+      id
+      secret
+    }
+  }
+`;
+
+export const DELETE_WEBHOOK = gql`
+  mutation ConsoleDeleteWebhook($id: ID!) {
+    deleteWebhook(id: $id)
   }
 `;

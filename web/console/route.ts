@@ -10,12 +10,14 @@ export type Route =
   | { readonly page: 'provider'; readonly id: string }
   | { readonly page: 'edit-provider'; readonly id: string }
   | { readonly page: 'connection'; readonly providerId: string; readonly connectionId: string }
-  | { readonly page: 'keys' };
+  | { readonly page: 'keys' }
+  | { readonly page: 'webhooks' };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   const [first, id, sub, connectionId] = parts;
   if (first === 'keys') return { page: 'keys' };
+  if (first === 'webhooks') return { page: 'webhooks' };
   if (first === 'providers' && id === 'new') return { page: 'new-provider' };
   if (first === 'providers' && id !== undefined) {
     if (sub === 'edit') return { page: 'edit-provider', id };
@@ -40,6 +42,8 @@ export function hrefOf(route: Route): string {
       return `#/providers/${e(route.providerId)}/connections/${e(route.connectionId)}`;
     case 'keys':
       return '#/keys';
+    case 'webhooks':
+      return '#/webhooks';
   }
 }
 
