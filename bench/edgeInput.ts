@@ -221,6 +221,7 @@ async function main(): Promise<void> {
     CG_SERVER_PORT: '0',
     CG_ADMIN_API_KEYS: ADMIN_KEY,
     CG_OAUTH_ALLOW_INSECURE_HTTP: 'true',
+    CG_OAUTH_ALLOW_PRIVATE_NETWORKS: 'true',
     CG_LOG_LEVEL: 'info',
     CG_STORE_URL: `sqlite:${b.dir.file('credentials.db')}`,
     CG_KEYS_KEY: `bench:${randomBytes(32).toString('base64')}`,
