@@ -11,6 +11,7 @@ const SRC = resolve(new URL('../src', import.meta.url).pathname);
 /** Lower layers never import higher ones (type-only imports included). */
 const LAYERS: Readonly<Record<string, number>> = {
   'errors.ts': 0,
+  'values.ts': 0,
   'domain': 0,
   'log.ts': 0,
   'crypto/sealed.ts': 0,

@@ -3,7 +3,7 @@ import type { GatewayError } from '../errors.js';
 import type { AdminPrincipal } from '../identity/adminAuth.js';
 import type { KeyRotation } from '../keys/rotation.js';
 import type { RegistryDeps } from '../registry/deps.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import type { AdminLoaders } from './loaders.js';
 
 export interface LoginLink {

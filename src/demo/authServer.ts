@@ -19,7 +19,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { consentPage, loginPage, readForm, sendHtml } from './authPages.js';
-import { escapeHtml } from '../server/donePage.js';
+import { escapeHtml } from '../values.js';
 import { GrantMemory } from './grantMemory.js';
 
 /**

@@ -1,9 +1,9 @@
 /** Connection operations. A connection belongs to one provider; its secrets are sealed to it. */
 import type { AccessPolicyRecord, ConnectionRecord, ConnectionState, ProviderRecord } from '../domain/model.js';
 import { badInput } from '../errors.js';
-import { connectionLabel, notFound } from '../store/errors.js';
-import { validateId } from '../providers/validate.js';
-import type { ConnectionKey, ConnectionPatch } from '../store/types.js';
+import { notFound } from '../store/errors.js';
+import { connectionLabel, validateId, type ConnectionKey } from '../domain/ids.js';
+import type { ConnectionPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
 import { managedIdentityPolicy } from './policies.js';

@@ -18,15 +18,8 @@ import type {
 } from '../domain/model.js';
 import { ChangeHub } from './changeHub.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import {
-  alreadyExists,
-  connectionLabel,
-  limitExceeded,
-  notFound,
-  policyLabel,
-  providerLabel,
-  versionConflict,
-} from './errors.js';
+import { alreadyExists, limitExceeded, notFound, versionConflict } from './errors.js';
+import { connectionKeyOf, connectionLabel, policyLabel, providerLabel, type ConnectionKey } from '../domain/ids.js';
 import { KeyedMutex } from './keyedMutex.js';
 import {
   CONNECTION_COLUMNS,
@@ -47,21 +40,7 @@ import {
   toProvider,
 } from './rows.js';
 import { EMPTY, join, raw, sql, type Driver, type Result, type Row, type Sql, type Work } from './sql.js';
-import {
-  connectionKeyOf,
-  type ChangeEvent,
-  type ChangeListener,
-  type ConnectionKey,
-  type ConnectionPatch,
-  type InsertConnectionOptions,
-  type ConnectionUpdateOptions,
-  type ProviderPatch,
-  type ProviderUpdateOptions,
-  type SealedField,
-  type Store,
-  type StoreStats,
-  type TokenWrite,
-} from './types.js';
+import { type ChangeEvent, type ChangeListener, type ConnectionPatch, type InsertConnectionOptions, type ConnectionUpdateOptions, type ProviderPatch, type ProviderUpdateOptions, type SealedField, type Store, type StoreStats, type TokenWrite } from './types.js';
 
 /** Serializes provider inserts so that the instance-wide count cannot race. */
 const PROVIDERS_LOCK = 'providers';

@@ -17,14 +17,7 @@ import type {
   PageArgs,
   ProviderRecord,
 } from '../domain/model.js';
-
-export interface ConnectionKey {
-  readonly providerId: string;
-  readonly connectionId: string;
-}
-
-/** One string per connection (ids cannot contain `/`): the key of every per-connection map and cache. */
-export const connectionKeyOf = (key: ConnectionKey): string => `${key.providerId}/${key.connectionId}`;
+import type { ConnectionKey } from '../domain/ids.js';
 
 export type ProviderPatch = Partial<
   Pick<ProviderRecord, 'displayName' | 'clientId' | 'clientSecret' | 'scopes' | 'parameters'>

@@ -11,13 +11,14 @@
 import { LRUCache } from 'lru-cache';
 import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { orStoreUnavailable, providerLabel } from '../store/errors.js';
+import { orStoreUnavailable } from '../store/errors.js';
+import { connectionKeyOf, providerLabel, type ConnectionKey } from '../domain/ids.js';
 import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import { ownerPolicy } from '../registry/policies.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { requireProvider } from '../registry/providers.js';
-import { connectionKeyOf, type ChangeEvent, type ConnectionKey } from '../store/types.js';
+import { type ChangeEvent } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
 import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';

@@ -8,11 +8,12 @@
 import type { Envelope } from '../crypto/envelope.js';
 import type { ConnectionError, ConnectionRecord, ConnectionState, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
-import { connectionLabel, orStoreUnavailable, storeUnavailable } from '../store/errors.js';
+import { orStoreUnavailable, storeUnavailable } from '../store/errors.js';
+import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/ids.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
-import { connectionKeyOf, type ConnectionKey, type Store, type TokenWrite } from '../store/types.js';
+import { type Store, type TokenWrite } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
 import { RenewalSlots } from './renewalSlots.js';
