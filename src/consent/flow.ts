@@ -9,7 +9,7 @@
  * leaves with `consent=<id>` instead.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConsentStarter, ProviderRecord } from '../domain/model.js';
+import type { ConsentStarter, LoginLink, ProviderRecord } from '../domain/model.js';
 import { asGatewayError, badInput, GatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { Logger } from '../log.js';
@@ -44,11 +44,6 @@ export interface ConsentDeps {
   readonly logger: Logger;
   /** Told when consent stores new tokens: every replica's cache drops the connection's old token. */
   readonly changes?: ChangeFeed;
-}
-
-export interface LoginLink {
-  readonly url: string;
-  readonly expiresAt: Date;
 }
 
 /** `base` with the consent's result as its only result parameters (a stale `error` must not survive a success). */

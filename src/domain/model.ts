@@ -24,6 +24,21 @@ export type ConnectionState =
   | { readonly status: 'CONNECTED' }
   | { readonly status: 'ERROR'; readonly error: ConnectionError };
 
+/** A single-use consent link: the admin API's `createLoginLink`, and the runtime one in `extensions.loginUrl`. */
+export interface LoginLink {
+  readonly url: string;
+  readonly expiresAt: Date;
+}
+
+/** What `testConnection` found: a fresh token, or why none could be had. */
+export interface ConnectionTestResult {
+  readonly ok: boolean;
+  readonly state: ConnectionState;
+  readonly tokenExpiresAt: Date | null;
+  /** Why the test failed (also when the connection's own state did not change, e.g. provider down). */
+  readonly error: ConnectionError | null;
+}
+
 export interface ProviderRecord {
   readonly id: string;
   readonly displayName: string;

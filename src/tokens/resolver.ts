@@ -9,7 +9,7 @@
  * stale by the token write of its own renewal: that write is what it returns.
  */
 import { LRUCache } from 'lru-cache';
-import type { AccessPolicyRecord, ConnectionRecord } from '../domain/model.js';
+import type { AccessPolicyRecord, ConnectionRecord, LoginLink } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { orStoreUnavailable } from '../store/errors.js';
 import { connectionKeyOf, providerLabel, type ConnectionKey } from '../domain/ids.js';
@@ -39,7 +39,7 @@ export interface TokenRequest extends ConnectionKey {
 
 export interface LoginLinks {
   /** The connection's outstanding runtime link (reused until used or expired); its consent waits for the owner's confirmation. */
-  runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<{ readonly url: string }>;
+  runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink>;
 }
 
 export interface ResolverDeps {

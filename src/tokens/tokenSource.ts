@@ -6,7 +6,7 @@
  * and every replica is told (ChangeFeed), so that no cache keeps serving the token they replace.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConnectionError, ConnectionRecord, ConnectionState, ProviderRecord, StoredTokenSet } from '../domain/model.js';
+import type { ConnectionError, ConnectionRecord, ConnectionState, ConnectionTestResult, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
 import { orStoreUnavailable, storeUnavailable } from '../store/errors.js';
 import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/ids.js';
@@ -99,13 +99,6 @@ export interface AccessToken {
   readonly obtainedAt: number | null;
   /** Extra response fields the catalog keeps (for example `instance_url`). */
   readonly extra: Readonly<Record<string, string>>;
-}
-
-export interface TestOutcome {
-  readonly ok: boolean;
-  readonly state: ConnectionState;
-  readonly tokenExpiresAt: Date | null;
-  readonly error: ConnectionError | null;
 }
 
 
@@ -201,7 +194,7 @@ export class TokenSource {
   }
 
   /** Acquires or refreshes a token now and reports the outcome, never the token. */
-  async test(key: ConnectionKey): Promise<TestOutcome> {
+  async test(key: ConnectionKey): Promise<ConnectionTestResult> {
     let error: ConnectionError | null = null;
     let ok = false;
     try {
