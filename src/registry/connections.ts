@@ -2,7 +2,8 @@
 import type { AccessPolicyRecord, ConnectionRecord, ConnectionState, ProviderRecord } from '../domain/model.js';
 import { badInput } from '../errors.js';
 import { notFound } from '../store/errors.js';
-import { connectionLabel, validateId, type ConnectionKey } from '../domain/ids.js';
+import { absent, connectionLabel, validateId, type ConnectionKey } from '../domain/ids.js';
+import { validateClientId, validateDisplayName } from '../providers/validate.js';
 import type { ConnectionPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
@@ -15,8 +16,6 @@ export interface ConnectionInputRaw {
   readonly clientSecret?: unknown;
 }
 
-const MAX_DISPLAY_NAME_CHARS = 256;
-const MAX_CLIENT_ID_CHARS = 1024;
 const MAX_CLIENT_SECRET_CHARS = 4096;
 
 function optionalString(value: unknown, field: string, max: number): string | undefined {
@@ -26,9 +25,14 @@ function optionalString(value: unknown, field: string, max: number): string | un
   return value;
 }
 
+/** Display names and client ids follow the providers' rules (src/providers/validate.ts). */
+function optionalDisplayName(value: unknown, field: string): string | undefined {
+  return absent(value) ? undefined : validateDisplayName(value, field, '');
+}
+
 /** Client credentials connections carry their own client; others must not. */
 function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: string) {
-  const clientId = optionalString(raw.clientId, `${path}.clientId`, MAX_CLIENT_ID_CHARS);
+  const clientId = absent(raw.clientId) ? undefined : validateClientId(raw.clientId, `${path}.clientId`);
   const clientSecret = optionalString(raw.clientSecret, `${path}.clientSecret`, MAX_CLIENT_SECRET_CHARS);
   if (provider.grantType !== 'CLIENT_CREDENTIALS' && (clientId !== undefined || clientSecret !== undefined)) {
     const field = clientId !== undefined ? 'clientId' : 'clientSecret';
@@ -72,7 +76,7 @@ export async function insertConnection(
   { path = 'input', autoCreated = false }: InsertOptions = {},
 ): Promise<ConnectionRecord> {
   const id = validateId(raw.id, `${path}.id`);
-  const displayName = optionalString(raw.displayName, `${path}.displayName`, MAX_DISPLAY_NAME_CHARS) ?? id;
+  const displayName = optionalDisplayName(raw.displayName, `${path}.displayName`) ?? id;
   const { clientId, clientSecret } = clientFields(provider, raw, path);
   requireClient(provider, { ...(clientId !== undefined && { clientId }), ...(clientSecret !== undefined && { clientSecret }) }, path);
   const key = { providerId: provider.id, connectionId: id };
@@ -119,7 +123,7 @@ export async function updateConnection(
 ): Promise<ConnectionRecord> {
   const provider = await requireProvider(deps, key.providerId);
   const current = await requireConnection(deps, key);
-  const displayName = optionalString(raw.displayName, 'input.displayName', MAX_DISPLAY_NAME_CHARS);
+  const displayName = optionalDisplayName(raw.displayName, 'input.displayName');
   const { clientId, clientSecret } = clientFields(provider, raw, 'input');
   const rebinds = clientId !== undefined && clientId !== current.clientId;
   if (rebinds && clientSecret === undefined) {
