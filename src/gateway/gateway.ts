@@ -1,29 +1,29 @@
 /**
  * The federated graph: Apollo Gateway over the subgraphs of supergraph.yaml, each call carrying
  * the access token its binding names. The caller's JWT is verified once per operation; every token
- * the query plan needs is resolved concurrently through one per-request DataLoader.
+ * the query plan needs is resolved concurrently through one per-request DataLoader (tokenPlan.ts).
  */
 import type { IncomingMessage } from 'node:http';
-import { ApolloGateway, executeQueryPlan } from '@apollo/gateway';
+import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled, ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import DataLoader from 'dataloader';
-import { getVariableValues, type GraphQLFormattedError } from 'graphql';
-import { asGatewayError, GatewayError } from '../errors.js';
+import type { GraphQLFormattedError } from 'graphql';
+import { asGatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { JwtVerifier } from '../identity/jwt.js';
 import type { Logger } from '../log.js';
-import { createErrorFormatter, formatExecutionErrors, toRequestError } from '../graphql/errors.js';
-import { declaredVariables, GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin, variablesProblem } from '../graphql/limits.js';
-import type { Principal } from '../tokens/accessPolicy.js';
+import { createErrorFormatter, toRequestError, type ErrorFormatter } from '../graphql/errors.js';
+import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin } from '../graphql/limits.js';
 import type { TokenResolver } from '../tokens/resolver.js';
-import type { AccessToken } from '../tokens/tokenSource.js';
 import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
+import { executePrepared, type GraphQLAnswer, type GraphQLPost } from './executePrepared.js';
 import { createSubgraphHttpClient } from './httpClient.js';
 import { PreparedOperations, servicesOf } from './prepared.js';
-import { renderConnectionId, type SubgraphBinding } from './supergraphConfig.js';
 import type { SupergraphSource } from './supergraphSource.js';
+import { prefetchTokens, tokenContext, type TokenPlanDeps } from './tokenPlan.js';
+
+export type { GraphQLAnswer, GraphQLPost } from './executePrepared.js';
 
 export interface FederatedGraphDeps {
   readonly supergraph: SupergraphSource;
@@ -36,19 +36,6 @@ export interface FederatedGraphDeps {
   readonly logger: Logger;
   /** Told the formatted errors of every response that has some (metrics count them by subgraph). */
   readonly onErrors?: (errors: readonly GraphQLFormattedError[]) => void;
-}
-
-/** A GraphQL request as a POST body brings it, its fields already checked for type. */
-export interface GraphQLPost {
-  readonly query: string;
-  readonly operationName: string | null;
-  readonly variables: Readonly<Record<string, unknown>> | null;
-}
-
-/** A complete `application/json` answer. */
-export interface GraphQLAnswer {
-  readonly status: number;
-  readonly body: string;
 }
 
 export interface FederatedGraph {
@@ -64,22 +51,54 @@ export interface FederatedGraph {
   stop(): Promise<void>;
 }
 
-type RequestContext = Parameters<typeof executeQueryPlan>[2];
-
-/**
- * Start resolving every token the plan will need, all at once, before the first fetch goes out.
- * Failures surface at each subgraph's fetch (`loadMany` settles every key; it never rejects).
- */
-function prefetchTokens(context: Partial<GatewayContext>, services: readonly string[]): void {
-  void context.tokens?.loadMany(services);
+/** Apollo Server over the gateway: our limits, our error format, no telemetry; `onErrors` hears every response's errors. */
+function createGatewayApollo(gateway: ApolloGateway, exploration: boolean, formatError: ErrorFormatter, onErrors: (errors: readonly GraphQLFormattedError[]) => void) {
+  const errorsObserver: ApolloServerPlugin<GatewayContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response }) {
+          // Formatted by now: the codes are the ones the caller sees.
+          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
+          if (errors) onErrors(errors);
+        },
+      };
+    },
+  };
+  return new ApolloServer<GatewayContext>({
+    gateway,
+    introspection: exploration,
+    // Without exploration, errors do not spell the schema out either ("Did you mean ...?").
+    hideSchemaDetailsFromClientErrors: !exploration,
+    csrfPrevention: true,
+    // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
+    // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
+    stopOnTerminationSignals: false,
+    parseOptions: GRAPHQL_PARSE_OPTIONS,
+    validationRules: graphqlLimitRules(),
+    includeStacktraceInErrorResponses: false,
+    formatError,
+    plugins: [
+      storableTextPlugin<GatewayContext>(),
+      plannerRefusalPlugin<GatewayContext>(),
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
+      errorsObserver,
+    ],
+  });
 }
 
 export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   // The gateway reports telemetry to an outside host unless told not to; we never do.
   process.env['APOLLO_TELEMETRY_DISABLED'] = '1';
   const http = createSubgraphHttpClient({ timeoutMs: deps.subgraphTimeoutMs });
-  // Read per request: a reload may change a binding without changing the schema.
-  const bindingOf = (name: string): SubgraphBinding | null => deps.supergraph.binding(name);
+  const planning: TokenPlanDeps = {
+    // Read per request: a reload may change a binding without changing the schema.
+    bindingOf: (name) => deps.supergraph.binding(name),
+    resolver: deps.resolver,
+    managedObjectId: deps.managedObjectId,
+    logger: deps.logger,
+  };
   const prepared = new PreparedOperations();
   // What the gateway built for each subgraph, for plans executed outside it.
   const dataSources: Record<string, SubgraphDataSource> = Object.create(null);
@@ -87,7 +106,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     buildService: ({ name, url }) =>
-      (dataSources[name] = new SubgraphDataSource({ name, url: url!, http, header: () => bindingOf(name)?.header ?? null })),
+      (dataSources[name] = new SubgraphDataSource({ name, url: url!, http, header: () => planning.bindingOf(name)?.header ?? null })),
     experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
       prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
       const { query, operationName } = requestContext.request;
@@ -102,91 +121,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => prepared.schemaChanged(apiSchema, coreSupergraphSdl));
   const formatError = createErrorFormatter(deps.logger);
   const onErrors = deps.onErrors ?? (() => {});
-  const errorsObserver: ApolloServerPlugin<GatewayContext> = {
-    async requestDidStart() {
-      return {
-        async willSendResponse({ response }) {
-          // Formatted by now: the codes are the ones the caller sees.
-          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
-          if (errors) onErrors(errors);
-        },
-      };
-    },
-  };
-
-  const apollo = new ApolloServer<GatewayContext>({
-    gateway,
-    introspection: deps.exploration,
-    // Without exploration, errors do not spell the schema out either ("Did you mean ...?").
-    hideSchemaDetailsFromClientErrors: !deps.exploration,
-    csrfPrevention: true,
-    // The app stops its servers itself, HTTP first (src/server/wire.ts). Apollo's own signal handler
-    // would stop this one concurrently, and a second stop() during a stop never settles (5.5.1).
-    stopOnTerminationSignals: false,
-    parseOptions: GRAPHQL_PARSE_OPTIONS,
-    validationRules: graphqlLimitRules(),
-    includeStacktraceInErrorResponses: false,
-    formatError,
-    plugins: [
-      storableTextPlugin<GatewayContext>(),
-      plannerRefusalPlugin<GatewayContext>(),
-      ApolloServerPluginUsageReportingDisabled(),
-      ApolloServerPluginSchemaReportingDisabled(),
-      deps.exploration ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
-      errorsObserver,
-    ],
-  });
-
-  /** One subgraph's binding and what it asks for this caller, or why it cannot (decided once per request). */
-  type Planned = { readonly binding: SubgraphBinding; readonly request: ReturnType<typeof requestFor> | GatewayError } | null;
-
-  function plan(name: string, caller: Caller | null): Planned {
-    const binding = bindingOf(name);
-    if (!binding) return null;
-    try {
-      return { binding, request: requestFor(binding, caller) };
-    } catch (e) {
-      return { binding, request: asGatewayError(e) };
-    }
-  }
-
-  /** What one subgraph's binding resolves to for this caller; null when it needs no token. */
-  async function tokenFor(name: string, planned: Planned): Promise<AccessToken | null> {
-    if (!planned) return null;
-    const { binding, request } = planned;
-    try {
-      if (request instanceof GatewayError) throw request;
-      return await deps.resolver.resolve({ ...request, subgraph: name });
-    } catch (e) {
-      if (!binding.ignoreError) throw e;
-      deps.logger.info({ subgraph: name, code: asGatewayError(e).code }, 'token resolution failed; sending without a token (ignore_error)');
-      return null;
-    }
-  }
-
-  function requestFor(binding: SubgraphBinding, caller: Caller | null) {
-    let principal: Principal;
-    if (binding.identity === 'managed') principal = { kind: 'managed', objectId: deps.managedObjectId };
-    else if (caller) principal = { kind: 'caller', caller };
-    else throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
-    // Without a caller only a managed binding is left, and those name a fixed connection (supergraphConfig).
-    const connectionId = renderConnectionId(binding.connection, caller?.claims ?? {}, caller?.issuerName ?? null);
-    if (connectionId === null) throw new GatewayError('ACCESS_DENIED', 'the caller\'s token lacks the claims this subgraph\'s connection is named after');
-    return {
-      providerId: binding.providerId,
-      connectionId,
-      principal,
-      delegated: binding.identity === 'jwt' && binding.connection.kind === 'claims',
-    };
-  }
-
-  /** Two subgraphs bound to the same connection for the same caller share one resolution. */
-  function resolutionKey(name: string, planned: Planned): string {
-    if (!planned) return `none:${name}`;
-    const { binding, request } = planned;
-    if (request instanceof GatewayError) return `invalid:${name}`;
-    return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
-  }
+  const apollo = createGatewayApollo(gateway, deps.exploration, formatError, onErrors);
 
   // A request the short path hands to the full one is not verified twice (a refused JWT included).
   const callers = new WeakMap<IncomingMessage, Promise<Caller | null>>();
@@ -195,21 +130,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     if (!caller) callers.set(req, (caller = deps.verifier.verifyBearer(req.headers.authorization)));
     return caller;
   }
-
-  function contextFor(caller: Caller | null): GatewayContext {
-    // The DataLoader asks for a key on every load and resolves each batch once: plan once per name.
-    const planned = new Map<string, Planned>();
-    const planOf = (name: string): Planned => {
-      if (!planned.has(name)) planned.set(name, plan(name, caller));
-      return planned.get(name)!;
-    };
-    return {
-      tokens: new DataLoader<string, AccessToken | null, string>(
-        (names) => Promise.all(names.map((name) => tokenFor(name, planOf(name)).catch((e: unknown) => asGatewayError(e)))),
-        { cacheKeyFn: (name) => resolutionKey(name, planOf(name)) },
-      ),
-    };
-  }
+  const contextFor = (caller: Caller | null): GatewayContext => tokenContext(planning, caller);
 
   return {
     apollo,
@@ -220,37 +141,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
         throw toRequestError(asGatewayError(e));
       }
     },
-    async executePrepared(post, req) {
-      const found = prepared.lookup(post.query, post.operationName);
-      if (!found) return null;
-      const { operation } = found;
-      const variables = post.variables ?? {};
-      const { schema, operation: definition } = operation.operationContext;
-      // The full pipeline's checks, in its order: the variables' limits first (they bound the cost of
-      // what follows), then what ApolloGateway's own request validation does.
-      if (variablesProblem(variables, declaredVariables(definition)) !== null) return null;
-      if (definition.variableDefinitions?.length && getVariableValues(schema, definition.variableDefinitions, variables).errors) return null;
-      let caller: Caller | null;
-      try {
-        caller = await callerOf(req);
-      } catch {
-        return null;
-      }
-      const context = contextFor(caller);
-      prefetchTokens(context, operation.services);
-      const requestContext = {
-        request: { query: post.query, operationName: post.operationName ?? undefined, variables },
-        context,
-        logger: deps.logger,
-        metrics: {},
-      } as unknown as RequestContext;
-      const result = await executeQueryPlan(operation.queryPlan, dataSources, requestContext, operation.operationContext, found.supergraph, found.apiForPlans);
-      const formatted = result.errors ? formatExecutionErrors(result.errors, formatError) : null;
-      if (formatted) onErrors(formatted.errors);
-      // Apollo's field order: errors, data, extensions.
-      const body = { ...(formatted && { errors: formatted.errors }), data: result.data, ...(result.extensions && { extensions: result.extensions }) };
-      return { status: formatted?.status ?? 200, body: `${JSON.stringify(body)}\n` };
-    },
+    executePrepared: (post, req) => executePrepared({ prepared, dataSources, callerOf, contextFor, formatError, onErrors, logger: deps.logger }, post, req),
     async stop() {
       await apollo.stop();
       await http.close();
