@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { insertConnection } from '../registry/connections.js';
 import { ownerPolicy } from '../registry/policies.js';
 import type { RegistryDeps } from '../registry/deps.js';
+import type { ReadInFlight } from '../registry/changes.js';
 import { requireProvider } from '../registry/providers.js';
 import { type ChangeEvent } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
@@ -57,7 +58,7 @@ export interface ResolverDeps {
 }
 
 /** A store read whose result may end up in the cache. */
-interface Pending {
+interface Pending extends ReadInFlight {
   readonly cacheKey: string;
   /** A change reached the connection after the read began: serve the result, do not cache it. */
   stale: boolean;
@@ -117,7 +118,7 @@ export class TokenResolver {
   }
 
   /** `cause`: the read whose own renewal wrote the change, if any (TokenSource hands it on). */
-  #onChange(event: ChangeEvent | null, cause: unknown): void {
+  #onChange(event: ChangeEvent | null, cause: ReadInFlight | undefined): void {
     if (event === null) this.#deps.cache.clear();
     else this.#deps.cache.evict(event.providerId, event.connectionId);
     if (event?.connectionId !== undefined) this.#refusing.delete(connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId }));

@@ -12,7 +12,7 @@ import { orStoreUnavailable, storeUnavailable } from '../store/errors.js';
 import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/ids.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
-import type { ChangeFeed } from '../registry/changes.js';
+import type { ChangeFeed, ReadInFlight } from '../registry/changes.js';
 import { type Store, type TokenWrite } from '../store/types.js';
 import { resolveClient } from './clientConfig.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
@@ -82,9 +82,9 @@ export interface GetOptions {
   readonly origin?: ProviderCallOrigin;
   /**
    * Handed to change listeners with the change a renewal started by this call writes, so that the
-   * caller's own read is not taken for stale by its own write (see ChangeFeed).
+   * caller's own read is not taken for stale by its own write (see ReadInFlight).
    */
-  readonly cause?: unknown;
+  readonly cause?: ReadInFlight;
   /** The connection as already being read by the caller (started beside its policy read), instead of a read of our own. */
   readonly connection?: Promise<ConnectionRecord | null>;
 }
@@ -105,7 +105,7 @@ export interface AccessToken {
 /** One renewal in progress; a request that joins a background renewal waits on it too. */
 interface Flight {
   requestWaiting: boolean;
-  readonly cause: unknown;
+  readonly cause: ReadInFlight | undefined;
 }
 
 interface Wanted {
@@ -242,7 +242,7 @@ export class TokenSource {
     return set.expiresAt === null || set.expiresAt > this.#deps.now().getTime();
   }
 
-  #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: unknown, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
+  #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: ReadInFlight | undefined, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
     const k = connectionKeyOf(key);
     const existing = this.#inflight.get(k);
     if (existing) {
