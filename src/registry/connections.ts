@@ -7,7 +7,7 @@ import { validateClientId, validateDisplayName } from '../providers/validate.js'
 import type { ConnectionPatch } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
-import { managedIdentityPolicy } from './policies.js';
+import { managedIdentityPolicy, ownerPolicy, type Owner } from './policies.js';
 
 export interface ConnectionInputRaw {
   readonly id?: unknown;
@@ -102,6 +102,15 @@ export async function insertConnection(
     updatedAt: now,
   };
   return deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
+}
+
+/**
+ * First use by a user: their own connection, usable by them only, waiting for their consent (and
+ * swept if it never gets it). NOT_FOUND without the provider, ALREADY_EXISTS when the connection exists.
+ */
+export async function createOnFirstUse(deps: RegistryDeps, key: ConnectionKey, owner: Owner, displayName: string): Promise<void> {
+  const provider = await requireProvider(deps, key.providerId);
+  await insertConnection(deps, provider, { id: key.connectionId, displayName }, (k, now) => [ownerPolicy(k, owner, now)], { autoCreated: true });
 }
 
 export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {

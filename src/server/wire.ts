@@ -20,6 +20,7 @@ import { createLogger, unredactedSibling, type Logger } from '../log.js';
 import { OAuthClient } from '../oauth/client.js';
 import { ChangeFeed } from '../registry/changes.js';
 import type { RegistryDeps } from '../registry/deps.js';
+import { createOnFirstUse } from '../registry/connections.js';
 import { UnconsentedSweep } from '../registry/unconsentedSweep.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
@@ -282,7 +283,9 @@ function buildTokens({ config, registry, renewalOAuth, consent, publicUrl, token
   closers.unshift(async () => refresher?.stop());
   const resolver = new TokenResolver({
     tokens,
-    registry,
+    reads: registry.store,
+    changes: registry.changes,
+    createOnFirstUse: (key, owner, displayName) => createOnFirstUse(registry, key, owner, displayName),
     cache,
     limiter: new AcquisitionLimiter(config.limits.tokenAcquisitionsPerMinute, () => now().getTime()),
     loginLinks: consent,

@@ -14,12 +14,9 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import { orStoreUnavailable } from '../store/errors.js';
 import { connectionKeyOf, providerLabel, type ConnectionKey } from '../domain/ids.js';
 import type { Logger } from '../log.js';
-import { insertConnection } from '../registry/connections.js';
-import { ownerPolicy } from '../registry/policies.js';
-import type { RegistryDeps } from '../registry/deps.js';
-import type { ReadInFlight } from '../registry/changes.js';
-import { requireProvider } from '../registry/providers.js';
-import { type ChangeEvent } from '../store/types.js';
+import type { ChangeFeed, ReadInFlight } from '../registry/changes.js';
+import type { Owner } from '../registry/policies.js';
+import type { ChangeEvent, Store } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
 import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
@@ -43,9 +40,16 @@ export interface LoginLinks {
   runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink>;
 }
 
+/** The store reads of the hot path: a connection and its access policies, nothing that writes. */
+export type ConnectionReads = Pick<Store, 'getConnection' | 'listAccessPolicies'>;
+
 export interface ResolverDeps {
   readonly tokens: TokenSource;
-  readonly registry: RegistryDeps;
+  readonly reads: ConnectionReads;
+  /** Every change drops what it touches from the cache and marks reads in flight stale. */
+  readonly changes: Pick<ChangeFeed, 'subscribe'>;
+  /** First use by a user (registry/connections.ts createOnFirstUse): NOT_FOUND without the provider, ALREADY_EXISTS when the connection exists. */
+  readonly createOnFirstUse: (key: ConnectionKey, owner: Owner, displayName: string) => Promise<void>;
   readonly cache: TokenCache;
   readonly limiter: AcquisitionLimiter;
   readonly loginLinks: LoginLinks;
@@ -97,7 +101,7 @@ export class TokenResolver {
 
   constructor(deps: ResolverDeps) {
     this.#deps = deps;
-    deps.registry.changes.subscribe((event, cause) => this.#onChange(event, cause));
+    deps.changes.subscribe((event, cause) => this.#onChange(event, cause));
   }
 
   /**
@@ -202,7 +206,7 @@ export class TokenResolver {
       current.users++;
       return current;
     }
-    const { store } = this.#deps.registry;
+    const store = this.#deps.reads;
     const load: Load = {
       cacheKey,
       stale: false,
@@ -239,17 +243,14 @@ export class TokenResolver {
     const caller = request.principal.caller;
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     try {
-      const provider = await requireProvider(this.#deps.registry, key.providerId);
-      await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
-        ownerPolicy(k, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, now),
-      ], { autoCreated: true });
+      await this.#deps.createOnFirstUse(key, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, caller.sub);
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
       if (!isGatewayError(e)) throw e;
       if (e.code === 'NOT_FOUND') throw new GatewayError('CONNECTION_NOT_FOUND', `${providerLabel(key.providerId)} not found`);
       if (e.code !== 'ALREADY_EXISTS') throw e;
       // Created meanwhile: by this user's concurrent request, fine; by anyone else, not theirs.
-      const [policies = []] = await this.#deps.registry.store.listAccessPolicies([key]);
+      const [policies = []] = await this.#deps.reads.listAccessPolicies([key]);
       if (!isAllowed(policies, request.principal)) throw this.#denied(key);
     }
     throw await this.#withLoginLink(key, needsConsent({ id: key.connectionId, providerId: key.providerId }));
