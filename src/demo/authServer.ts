@@ -1,9 +1,9 @@
 /**
  * A real OpenID Connect provider on loopback: oidc-provider v9 with a small login/consent UI a
  * person or a headless browser can fill in, JWT access tokens for one resource server, rotating
- * refresh tokens, grants kept in memory (forgotten when it stops), request counters, grant
- * revocation and token endpoint faults. The demo (`npm start`) runs two of them; the tests run
- * them on random ports.
+ * refresh tokens, grants kept in memory (forgotten when it stops), request counters and grant
+ * revocation. The demo (`npm start`) runs two of them; the tests run them on random ports, with
+ * the faults of test/support/authServer.ts hooked in through `hooks`.
  *
  *   const as = await startAuthServer({ port: 4201, displayName: 'Demo GitHub' });
  *   // OIDC discovery at as.issuer; as.clients.web for the code flow, as.clients.service for
@@ -22,19 +22,15 @@ import { consentPage, loginPage, readForm, sendHtml } from './authPages.js';
 import { escapeHtml } from '../values.js';
 import { GrantMemory } from './grantMemory.js';
 
-/**
- * `slow`: answered normally, but only after `slowFaultDelayMs` (the grant is processed first, so a
- * refresh token is already rotated while the answer is held back). `noExpiresIn`: token responses
- * leave out `expires_in` (token endpoint only).
- */
-export type AuthServerFault = 'none' | 'hang' | 'http500' | 'http429' | 'garbage' | 'reset' | 'slow' | 'noExpiresIn';
-export type FaultyEndpoint = 'token' | 'discovery';
+export type HookedEndpoint = 'token' | 'discovery';
 
-/** Retry-After of the `http429` fault. */
-export const FAULT_RETRY_AFTER_SECONDS = 7;
-
-/** How long the `slow` fault holds an answer back unless `slowFaultDelayMs` says otherwise. */
-export const DEFAULT_SLOW_FAULT_DELAY_MS = 1000;
+/** Where a wrapper (the tests' fault injection) may step in; the demo sets none. */
+export interface AuthServerHooks {
+  /** Before the provider answers `endpoint`: true when the hook answered (or dropped) the request itself. */
+  readonly intercept?: (endpoint: HookedEndpoint, res: ServerResponse) => boolean;
+  /** Each token endpoint answer's JSON body, before it is sent; the hook may change it in place. */
+  readonly tokenResponse?: (body: Record<string, unknown>) => void;
+}
 
 /** Redirect paths registered for the web client (any loopback port). */
 export const DEFAULT_REDIRECT_URIS: readonly string[] = Object.freeze([
@@ -57,8 +53,7 @@ export interface AuthServerOptions {
   readonly displayName?: string;
   /** `aud` of the JWT access tokens. Default DEFAULT_API_AUDIENCE. */
   readonly audience?: string;
-  /** Delay of the `slow` fault. Default DEFAULT_SLOW_FAULT_DELAY_MS. */
-  readonly slowFaultDelayMs?: number;
+  readonly hooks?: AuthServerHooks;
   /** See GrantMemoryOptions: 0 (default) revokes the grant on any reuse of a rotated-out refresh token. */
   readonly refreshTokenReuseIntervalSeconds?: number;
 }
@@ -99,8 +94,6 @@ export interface AuthServer {
   /** Live counters; reset with `resetCounts()`. */
   readonly counts: AuthServerCounts;
   resetCounts(): void;
-  /** Makes the token endpoint (or the discovery document) misbehave until set back to 'none'. */
-  setFault(mode: AuthServerFault, endpoint?: FaultyEndpoint): void;
   /** The server goes down: it stops listening (connections are refused) and drops open ones; grants and keys stay. */
   suspend(): Promise<void>;
   /** Back on the same port after `suspend()`, with the same grants and keys. */
@@ -181,11 +174,10 @@ function serve(
   const store = new GrantMemory(
     options.refreshTokenReuseIntervalSeconds === undefined ? {} : { refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds },
   );
-  const slowFaultDelayMs = options.slowFaultDelayMs ?? DEFAULT_SLOW_FAULT_DELAY_MS;
   const port = (server.address() as AddressInfo).port;
   let suspended = false;
   const counts: AuthServerCounts = { discovery: 0, token: 0, authorizationCode: 0, refresh: 0, clientCredentials: 0 };
-  const faults: Record<FaultyEndpoint, AuthServerFault> = { token: 'none', discovery: 'none' };
+  const hooks = options.hooks ?? {};
   const clients = Object.freeze({
     web: Object.freeze({ clientId: 'gateway-web', clientSecret: randomBytes(24).toString('base64url') }),
     service: Object.freeze({ clientId: 'gateway-service', clientSecret: randomBytes(24).toString('base64url') }),
@@ -267,9 +259,9 @@ function serve(
   });
   provider.use(async (ctx, next) => {
     await next();
-    if (faults.token !== 'noExpiresIn' || (ctx as KoaContextWithOIDC).oidc?.route !== 'token') return;
+    if (!hooks.tokenResponse || (ctx as KoaContextWithOIDC).oidc?.route !== 'token') return;
     const body: unknown = ctx.body;
-    if (typeof body === 'object' && body !== null && 'expires_in' in body) delete (body as { expires_in?: unknown }).expires_in;
+    if (typeof body === 'object' && body !== null) hooks.tokenResponse(body as Record<string, unknown>);
   });
   const providerHandler = provider.callback();
   const tokenPath = new URL(`${issuer}/token`).pathname;
@@ -326,48 +318,15 @@ function serve(
     return sendHtml(res, 404, 'not found');
   }
 
-  function injectFault(fault: AuthServerFault, res: ServerResponse): boolean {
-    switch (fault) {
-      case 'none':
-      case 'noExpiresIn':
-        return false;
-      case 'slow': {
-        // Holds back the end of the answer, which the provider writes after it has done its work.
-        const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
-        res.end = ((...args: unknown[]) => {
-          setTimeout(() => end(...args), slowFaultDelayMs);
-          return res;
-        }) as typeof res.end;
-        return false;
-      }
-      case 'hang':
-        return true; // never answered; close() destroys the socket
-      case 'reset':
-        res.socket?.destroy();
-        return true;
-      case 'http500':
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error');
-        return true;
-      case 'http429':
-        res
-          .writeHead(429, { 'content-type': 'application/json', 'retry-after': String(FAULT_RETRY_AFTER_SECONDS) })
-          .end(JSON.stringify({ error: 'slow_down', error_description: 'too many requests' }));
-        return true;
-      case 'garbage':
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Service temporarily moved</body></html>');
-        return true;
-    }
-  }
-
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', issuer).pathname;
     if (path === tokenPath) {
       counts.token += 1;
-      if (injectFault(faults.token, res)) return;
+      if (hooks.intercept?.('token', res)) return;
     }
     if (path === DISCOVERY_PATH) {
       counts.discovery += 1;
-      if (injectFault(faults.discovery, res)) return;
+      if (hooks.intercept?.('discovery', res)) return;
     }
     const match = /^\/interaction\/([^/]+)(?:\/(login|confirm|deny))?$/.exec(path);
     if (match !== null) {
@@ -400,9 +359,6 @@ function serve(
       counts.authorizationCode = 0;
       counts.refresh = 0;
       counts.clientCredentials = 0;
-    },
-    setFault(mode, endpoint = 'token') {
-      faults[endpoint] = mode;
     },
     async suspend() {
       if (suspended) return;

@@ -18,7 +18,7 @@ import type { Logger } from '../log.js';
 import { CONSENT_DONE_PATH } from '../server/donePage.js';
 import { startApp, type App } from '../server/wire.js';
 import { startAuthServer, type AuthServer } from './authServer.js';
-import { startJwtIssuer } from './jwtIssuer.js';
+import { startCallerIssuer } from './callerIssuer.js';
 import { assertPortsFree, asPortInUse, demoPortsFromEnv, type DemoPorts } from './ports.js';
 import { seedDemo } from './seed.js';
 import { assertDemoStore } from './storeGuard.js';
@@ -149,7 +149,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       closers.push(() => subgraph.close());
       started.push({ name, auth, subgraph });
     }
-    const callers = await startJwtIssuer({ port: wanted.callerIssuer, ecKey: false });
+    const callers = await startCallerIssuer(wanted.callerIssuer);
     closers.push(() => callers.close());
     const supergraphFile = await supergraphFileFor(supergraph, Object.fromEntries(started.map((s) => [s.name, s.subgraph.url])) as Record<SampleSubgraphName, string>);
     closers.push(() => supergraphFile.cleanup());
@@ -192,7 +192,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       }),
     );
     const users = await Promise.all(
-      DEMO_USERS.map(async (login) => Object.freeze({ login, jwt: await callers.sign({ sub: login }, { expiresIn: CALLER_JWT_LIFETIME_SECONDS }) })),
+      DEMO_USERS.map(async (login) => Object.freeze({ login, jwt: await callers.sign(login, CALLER_JWT_LIFETIME_SECONDS) })),
     );
     app.logger.info({ providers: subgraphs.map((s) => s.providerId), expiredConnections }, 'demo ready');
 
