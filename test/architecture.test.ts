@@ -15,6 +15,7 @@ const LAYERS: Readonly<Record<string, number>> = {
   'domain': 0,
   'log.ts': 0,
   'crypto/sealed.ts': 0,
+  'identity/algorithms.ts': 0,
   'config': 1,
   'crypto': 2,
   'store': 2,

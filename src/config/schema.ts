@@ -3,6 +3,7 @@
  * at start with messages that name the key path. Every key has a default, so no file is needed.
  */
 import { deepFreeze, isRecord, webUrl } from '../values.js';
+import { isForbiddenJwsAlgorithm } from '../identity/algorithms.js';
 
 export interface IssuerConfig {
   /**
@@ -314,9 +315,4 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
         problems.push(`keys.key[${i}] must be kid:base64 of 32 bytes (kid of a-z, 0-9, -)`);
     });
   }
-}
-
-/** `none` and the HMAC algorithms, in any case: a verifier of caller JWTs accepts neither. */
-export function isForbiddenJwsAlgorithm(algorithm: string): boolean {
-  return /^(none$|hs)/i.test(algorithm);
 }

@@ -13,7 +13,8 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import { ConfigError, isForbiddenJwsAlgorithm, issuerNameOf, type IssuerConfig } from '../config/schema.js';
+import { ConfigError, issuerNameOf, type IssuerConfig } from '../config/schema.js';
+import { isForbiddenJwsAlgorithm } from './algorithms.js';
 import { GatewayError } from '../errors.js';
 import { callerFromClaims, type Caller } from './caller.js';
 import { webUrl } from '../values.js';
