@@ -16,6 +16,8 @@ const LAYERS: Readonly<Record<string, number>> = {
   'log.ts': 0,
   'crypto/sealed.ts': 0,
   'identity/algorithms.ts': 0,
+  'crypto/keySpec.ts': 0,
+  'store/url.ts': 0,
   'config': 1,
   'crypto': 2,
   'store': 2,

@@ -4,6 +4,8 @@
  */
 import { deepFreeze, isRecord, webUrl } from '../values.js';
 import { isForbiddenJwsAlgorithm } from '../identity/algorithms.js';
+import { parseKeyEntry } from '../crypto/keySpec.js';
+import { STORE_URL_RULE, storeDialectOf } from '../store/url.js';
 
 export interface IssuerConfig {
   /**
@@ -305,13 +307,11 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
     if (!u || u.origin !== o.replace(/\/$/, '')) problems.push(`consent.allowedRedirectOrigins[${i}] must be an origin like https://app.example.com`);
   });
   const storeUrl = (out['store'] as { url: string }).url;
-  if (!/^sqlite:/.test(storeUrl) && !/^postgres(ql)?:\/\//.test(storeUrl))
-    problems.push('store.url must start with sqlite: or postgres://');
+  if (storeDialectOf(storeUrl) === null) problems.push(STORE_URL_RULE);
   const key = (out['keys'] as { key: string | null }).key;
   if (key !== null) {
     key.split(',').forEach((entry, i) => {
-      const m = /^([a-z0-9-]{1,64}):([A-Za-z0-9+/_-]+={0,2})$/.exec(entry.trim());
-      if (!m || Buffer.from(m[2]!, 'base64').length !== 32)
+      if (!parseKeyEntry(entry.trim()).ok)
         problems.push(`keys.key[${i}] must be kid:base64 of 32 bytes (kid of a-z, 0-9, -)`);
     });
   }
