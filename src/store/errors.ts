@@ -3,7 +3,6 @@
  * admins, never secret) so that an admin can tell which of many objects a batch tripped over.
  */
 import { GatewayError } from '../errors.js';
-import type { ConnectionKey } from '../domain/ids.js';
 
 export function notFound(label: string): GatewayError {
   return new GatewayError('NOT_FOUND', `${label} not found`);
