@@ -191,7 +191,6 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const supergraphFile = await supergraphFileFor(supergraph, Object.fromEntries(started.map((s) => [s.name, s.subgraph.url])) as Record<SampleSubgraphName, string>);
     closers.push(() => supergraphFile.cleanup());
     const config = demoConfig(raw, supergraphFile.path, callers.issuerConfig());
-    const providers = providersOf(started, supergraph);
     let expiredConnections = 0;
     const app = await startApp(config, {
       ...(options.logger && { logger: options.logger }),
@@ -199,7 +198,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       routes: demoWebRoutes(callers, DEMO_USERS),
       // Before the graphs serve: no request meets a provider still pointing at the last run's servers.
       seed: async (registry) => {
-        ({ expiredConnections } = await seedDemo(registry, providers, { sub: CONNECTED_USER, issuer: callers.issuer }));
+        ({ expiredConnections } = await seedDemo(registry, providersOf(started, supergraph), { sub: CONNECTED_USER, issuer: callers.issuer }));
       },
     });
     closers.push(() => app.close());
