@@ -49,7 +49,7 @@ import { startTracing } from '../observability/otel.js';
 import { countSubgraphErrors } from '../observability/subgraphErrors.js';
 import { createObservedTokenEvents } from '../observability/tokenEvents.js';
 import { CONSENT_DONE_PATH } from './donePage.js';
-import { drainOnClose, type Drain } from './drain.js';
+import { drainOnClose } from './drain.js';
 import { sendJson } from './httpUtil.js';
 import { applyCors } from './cors.js';
 import { createRouter, type Route } from './router.js';

@@ -6,7 +6,7 @@
  * and every replica is told (ChangeFeed), so that no cache keeps serving the token they replace.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConnectionError, ConnectionRecord, ConnectionState, ConnectionTestResult, CredentialHeader, ProviderRecord, StoredTokenSet } from '../domain/model.js';
+import type { ConnectionError, ConnectionRecord, ConnectionTestResult, CredentialHeader, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
 import { orStoreUnavailable, storeUnavailable } from '../store/errors.js';
 import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/ids.js';
