@@ -12,8 +12,10 @@ import { callerFromClaims } from '../src/identity/caller.js';
 import { createLogger } from '../src/log.js';
 import { OAuthClient } from '../src/oauth/client.js';
 import { ChangeFeed } from '../src/registry/changes.js';
+import { createOnFirstUse } from '../src/registry/connections.js';
 import type { RegistryDeps } from '../src/registry/deps.js';
-import type { ConnectionKey, Store } from '../src/store/types.js';
+import type { Store } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { TokenCache } from '../src/tokens/cache.js';
 import { AcquisitionLimiter } from '../src/tokens/rateLimiter.js';
 import { TokenResolver, type TokenRequest } from '../src/tokens/resolver.js';
@@ -61,7 +63,9 @@ export function benchResolver(store: Store, envelope: Envelope, cacheEnabled: bo
   });
   const resolver = new TokenResolver({
     tokens,
-    registry,
+    reads: registry.store,
+    changes: registry.changes,
+    createOnFirstUse: (key, owner, displayName) => createOnFirstUse(registry, key, owner, displayName),
     cache: new TokenCache({ enabled: cacheEnabled, maxEntries: DEFAULTS.cache.maxEntries, skewMs: REFRESH_SKEW_MS }),
     // Without the cache every call is an acquisition; the per-minute limit would stop the loop.
     limiter: new AcquisitionLimiter(Number.MAX_SAFE_INTEGER),

@@ -25,7 +25,8 @@ import type { Sealed } from '../src/crypto/sealed.js';
 import { DELEGATED_USER_POLICY_ID, MANAGED_IDENTITY_POLICY_ID } from '../src/registry/policies.js';
 import { createProvider } from '../src/registry/providers.js';
 import { openStore } from '../src/store/open.js';
-import type { ConnectionKey, Store } from '../src/store/types.js';
+import type { Store } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { withPgClient } from '../test/support/pg.js';
 import { benchProviderInput, benchResolver, DEFAULTS, sealBenchTokenSet } from './benchResolver.js';
 

@@ -4,7 +4,7 @@
  */
 import { configPathFrom, loadConfig } from './config/load.js';
 import { ConfigError } from './config/schema.js';
-import { portInUseMessage } from './demo/ports.js';
+import { portInUseMessage } from './server/portInUse.js';
 import { graphosFromEnv } from './gateway/graphos.js';
 import type { Logger } from './log.js';
 import { startApp } from './server/wire.js';

@@ -243,6 +243,25 @@ describe('management API', () => {
       expect(JSON.stringify(res.body)).not.toContain(CC_SECRET);
     });
 
+    it.each([
+      ['a control character in displayName', 'github-01', { id: 'ctl-1', displayName: 'Team\u0007bot' }, 'input.displayName'],
+      ['a control character in clientId', 'cc-01', { id: 'ctl-2', clientId: 'daemon\u001bapp', clientSecret: CC_SECRET }, 'input.clientId'],
+      ['whitespace in clientId', 'cc-01', { id: 'ctl-3', clientId: 'daemon app', clientSecret: CC_SECRET }, 'input.clientId'],
+    ])('refuses %s of a connection as it does for a provider, and stores nothing', async (_name, p, input, field) => {
+      const res = await t.admin(CREATE_CONNECTION, { p, input });
+      expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
+      expect(res.body.errors![0].extensions.field).toBe(field);
+      const read = await t.admin(`query($p: ID!, $id: ID!) { connection(providerId: $p, id: $id) { id } }`, { p, id: input.id });
+      expect(read.body.data?.connection ?? null).toBeNull();
+    });
+
+    it('refuses a control character in an updated connection displayName', async () => {
+      const upd = `mutation { updateConnection(providerId: "github-01", id: "auth-01", input: { displayName: "Re\\u0007named" }) { displayName version } }`;
+      const res = await t.admin(upd);
+      expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
+      expect(res.body.errors![0].extensions.field).toBe('input.displayName');
+    });
+
     it('updates a connection with version checks', async () => {
       const upd = `mutation($v: Int) { updateConnection(providerId: "github-01", id: "auth-01", input: { displayName: "Renamed" }, expectedVersion: $v) { displayName version } }`;
       expect(codeOf((await t.admin(upd, { v: 5 })).body)).toBe('VERSION_CONFLICT');

@@ -22,12 +22,12 @@ import {
 import { checkParameterValue } from '../src/providers/formats.js';
 import {
   connectionParameterSpecs,
-  validateId,
   validateParameters,
   validateProviderInput,
   validateProviderPatch,
   type ProviderInputRaw,
 } from '../src/providers/validate.js';
+import { validateId } from '../src/domain/ids.js';
 
 const REQUIRED_NAMES = [
   'oauth2',

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { CONFIG_KEYS, ConfigError, envNameOf, validateConfig, type Config } from '../src/config/schema.js';
 import { parseSupergraphConfig, type SupergraphConfig } from '../src/gateway/supergraphConfig.js';
-import { validateId } from '../src/providers/validate.js';
+import { validateId } from '../src/domain/ids.js';
 import { hostileString, runProperty } from './support/fuzz.js';
 import { tempDir, type TempDir } from './support/tmp.js';
 

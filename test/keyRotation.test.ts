@@ -9,7 +9,8 @@ import type { ConnectionRecord, ProviderRecord } from '../src/domain/model.js';
 import { GatewayError } from '../src/errors.js';
 import { KeyRotation, type RotationStatus } from '../src/keys/rotation.js';
 import { openStore } from '../src/store/open.js';
-import type { ConnectionKey, SealedField, Store } from '../src/store/types.js';
+import type { SealedField, Store } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { pgTestUrl, type PgTestDatabase } from './support/pg.js';
 import { tempDir, type TempDir } from './support/tmp.js';
 

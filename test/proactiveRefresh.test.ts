@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import { startApp, type App } from '../src/server/wire.js';
-import type { ConnectionKey } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from '../src/tokens/events.js';
 import { ADMIN_KEY } from './support/app.js';
 import { consentToAll, createOidcProviders, startBackends, type Backends } from './support/backends.js';

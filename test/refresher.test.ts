@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { applyEnv } from '../src/config/load.js';
 import { ConfigError, validateConfig } from '../src/config/schema.js';
 import { GatewayError } from '../src/errors.js';
-import type { ConnectionKey } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { ProactiveRefresher, type TokenTimes } from '../src/tokens/refresher.js';
 
 const KEY: ConnectionKey = Object.freeze({ providerId: 'p', connectionId: 'c' });

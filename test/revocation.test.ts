@@ -19,7 +19,7 @@ import { openStore } from '../src/store/open.js';
 import { RevocationWorker, type RevocationOutcome } from '../src/tokens/revocations.js';
 import { sealTokenSet } from '../src/tokens/tokenSet.js';
 import { tempDir } from './support/tmp.js';
-import type { ConnectionKey } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { clientConfigFor, consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Envelope } from '../src/crypto/envelope.js';
 import { openFileKeyring } from '../src/crypto/fileKeyring.js';
-import type { ConnectionKey } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { consentOverHttp } from './support/authServer.js';
 import { startStage, type Stage } from './support/federation.js';

@@ -21,7 +21,8 @@ import { decodeCursor, encodeCursor } from '../src/store/cursor.js';
 import { KeyedMutex } from '../src/store/keyedMutex.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
-import type { ConnectionKey, LifecycleEventType, SealedField, Store, TokenWrite } from '../src/store/types.js';
+import type { LifecycleEventType, SealedField, Store, TokenWrite } from '../src/store/types.js';
+import type { ConnectionKey } from '../src/domain/ids.js';
 import { freshPgSchema, pgUrl, requirePgOrSkip, withPgClient } from './support/pg.js';
 import { tempDir } from './support/tmp.js';
 

@@ -1,26 +1,10 @@
-import type { ConnectionError, ConnectionState } from '../domain/model.js';
+import type { ConnectionTestResult, LoginLink } from '../domain/model.js';
 import type { GatewayError } from '../errors.js';
 import type { AdminPrincipal } from '../identity/adminAuth.js';
 import type { KeyRotation } from '../keys/rotation.js';
 import type { RegistryDeps } from '../registry/deps.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import type { AdminLoaders } from './loaders.js';
-
-export interface LoginLink {
-  readonly id: string;
-  readonly url: string;
-  readonly expiresAt: Date;
-}
-
-export interface ConnectionTestResult {
-  readonly ok: boolean;
-  /** False when nothing could be tried (an API key or basic credential without a check URL). */
-  readonly tested: boolean;
-  readonly state: ConnectionState;
-  readonly tokenExpiresAt: Date | null;
-  /** Why the test failed (also when the connection's own state did not change, e.g. provider down). */
-  readonly error: ConnectionError | null;
-}
 
 /** The consent and token machinery the admin API drives (implemented by src/consent, src/tokens). */
 export interface AdminServices {

@@ -4,7 +4,8 @@
  */
 import DataLoader from 'dataloader';
 import type { AccessPolicyRecord, ConnectionRecord, ConnectionStatus, Page, PageArgs, ProviderRecord } from '../domain/model.js';
-import { connectionKeyOf, type ConnectionCounts, type ConnectionKey, type Store } from '../store/types.js';
+import { type ConnectionCounts, type Store } from '../store/types.js';
+import { connectionKeyOf, type ConnectionKey } from '../domain/ids.js';
 
 export interface ConnectionsPageKey extends PageArgs {
   readonly providerId: string;

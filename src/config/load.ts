@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_KEYS, ConfigError, envNameOf, isRecord, setPath, validateConfig, type Config } from './schema.js';
+import { CONFIG_KEYS, ConfigError, envNameOf, setPath, validateConfig, type Config } from './schema.js';
+import { isRecord } from '../values.js';
 
 /** The config file named by `--config FILE` or `CONFIG`; null means embedded defaults. */
 export function configPathFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | null {

@@ -2,6 +2,10 @@
  * The configuration contract (DESIGN.md "Configuration"): one typed, frozen value, validated once
  * at start with messages that name the key path. Every key has a default, so no file is needed.
  */
+import { deepFreeze, isRecord, webUrl } from '../values.js';
+import { isForbiddenJwsAlgorithm } from '../identity/algorithms.js';
+import { parseKeyEntry } from '../crypto/keySpec.js';
+import { STORE_URL_RULE, storeDialectOf } from '../store/url.js';
 
 export interface IssuerConfig {
   /**
@@ -163,10 +167,6 @@ export class ConfigError extends Error {
   }
 }
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function getPath(obj: Record<string, unknown>, path: string): unknown {
   let cur: unknown = obj;
   for (const part of path.split('.')) {
@@ -185,15 +185,6 @@ export function setPath(obj: Record<string, unknown>, path: string, value: unkno
     cur = cur[part] as Record<string, unknown>;
   }
   cur[parts[parts.length - 1]!] = value;
-}
-
-function httpUrl(v: string): URL | null {
-  try {
-    const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u : null;
-  } catch {
-    return null;
-  }
 }
 
 function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
@@ -251,7 +242,7 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
           const algorithms = item['algorithms'] ?? ['RS256', 'ES256', 'PS256', 'EdDSA'];
           if (typeof issuer !== 'string' || !issuer) problems.push(`${at}.issuer must be a non-empty string`);
           if (typeof audience !== 'string' || !audience) problems.push(`${at}.audience must be a non-empty string`);
-          if (jwksUri !== null && (typeof jwksUri !== 'string' || !httpUrl(jwksUri)))
+          if (jwksUri !== null && (typeof jwksUri !== 'string' || !webUrl(jwksUri, true)))
             problems.push(`${at}.jwksUri must be an http(s) URL`);
           if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a)))
             problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
@@ -334,24 +325,22 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
   issuerNameProblems((out['identity'] as { issuers: readonly IssuerConfig[] }).issuers, problems);
   const server = out['server'] as { host: string; port: number; publicUrl: string | null };
   if (server.publicUrl !== null) {
-    const u = httpUrl(server.publicUrl);
+    const u = webUrl(server.publicUrl, true);
     if (!u) problems.push('server.publicUrl must be an http(s) URL');
     else server.publicUrl = u.href.replace(/\/+$/, '');
   }
   const consent = out['consent'] as { allowedRedirectOrigins: readonly string[] };
   consent.allowedRedirectOrigins.forEach((o, i) => {
-    const u = httpUrl(o);
+    const u = webUrl(o, true);
     if (!u || u.origin !== o.replace(/\/$/, '')) problems.push(`consent.allowedRedirectOrigins[${i}] must be an origin like https://app.example.com`);
   });
   corsOriginProblems((out['server'] as { cors: { origins: readonly string[] | null } }).cors.origins, problems);
   const storeUrl = (out['store'] as { url: string }).url;
-  if (!/^sqlite:/.test(storeUrl) && !/^postgres(ql)?:\/\//.test(storeUrl))
-    problems.push('store.url must start with sqlite: or postgres://');
+  if (storeDialectOf(storeUrl) === null) problems.push(STORE_URL_RULE);
   const key = (out['keys'] as { key: string | null }).key;
   if (key !== null) {
     key.split(',').forEach((entry, i) => {
-      const m = /^([a-z0-9-]{1,64}):([A-Za-z0-9+/_-]+={0,2})$/.exec(entry.trim());
-      if (!m || Buffer.from(m[2]!, 'base64').length !== 32)
+      if (!parseKeyEntry(entry.trim()).ok)
         problems.push(`keys.key[${i}] must be kid:base64 of 32 bytes (kid of a-z, 0-9, -)`);
     });
   }
@@ -359,7 +348,7 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
 
 function corsOriginProblems(origins: readonly string[] | null, problems: string[]): void {
   origins?.forEach((o, i) => {
-    const u = httpUrl(o);
+    const u = webUrl(o, true);
     if (o !== '*' && (!u || u.origin !== o)) problems.push(`server.cors.origins[${i}] must be "*" or an origin like https://app.example.com (scheme, host, port; no path or trailing slash)`);
   });
 }
@@ -372,16 +361,3 @@ export function corsOriginsOf(server: Config['server']): readonly string[] {
   return server.cors.origins ?? (server.exploration ? [APOLLO_STUDIO_ORIGIN] : []);
 }
 
-/** `none` and the HMAC algorithms, in any case: a verifier of caller JWTs accepts neither. */
-export function isForbiddenJwsAlgorithm(algorithm: string): boolean {
-  return /^(none$|hs)/i.test(algorithm);
-}
-
-/** Freezes `v` and everything reachable from it. */
-export function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const child of Object.values(v)) deepFreeze(child);
-  }
-  return v;
-}

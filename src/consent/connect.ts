@@ -9,7 +9,8 @@ import { GatewayError } from '../errors.js';
 import { sameBinding } from '../providers/binding.js';
 import { findIdentityProvider } from '../providers/catalog.js';
 import type { ChangeFeed } from '../registry/changes.js';
-import type { ConnectionKey, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import { connectedTokenWrite } from '../tokens/tokenSet.js';
 
 const TOKEN_WRITE_ATTEMPTS = 3;

@@ -9,7 +9,7 @@
  * leaves with `consent=<id>` instead.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConsentStarter, ProviderRecord } from '../domain/model.js';
+import type { ConsentStarter, LoginLink, ProviderRecord } from '../domain/model.js';
 import { asGatewayError, badInput, GatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { Logger } from '../log.js';
@@ -17,7 +17,8 @@ import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed } from '../registry/changes.js';
 import { requireConnection } from '../registry/connections.js';
 import { requireProvider } from '../registry/providers.js';
-import type { ConnectionKey, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import { resolveClient } from '../tokens/clientConfig.js';
 import { tokenSetFrom } from '../tokens/tokenSet.js';
 import { connectWithConsentedTokens, requireSameBinding } from './connect.js';
@@ -43,13 +44,6 @@ export interface ConsentDeps {
   readonly logger: Logger;
   /** Told when consent stores new tokens: every replica's cache drops the connection's old token. */
   readonly changes?: ChangeFeed;
-}
-
-export interface LoginLink {
-  /** The hash of the link's token: names the link without being able to open it. */
-  readonly id: string;
-  readonly url: string;
-  readonly expiresAt: Date;
 }
 
 /** `base` with the consent's result as its only result parameters (a stale `error` must not survive a success). */

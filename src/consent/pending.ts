@@ -10,7 +10,7 @@ import type { StoredTokenSet } from '../domain/model.js';
 import { GatewayError } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import type { Logger } from '../log.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import { isAllowed } from '../tokens/accessPolicy.js';
 import { connectWithConsentedTokens, type ConnectDeps } from './connect.js';
 import { hashOf, isSecretShaped, newSecret } from './secrets.js';

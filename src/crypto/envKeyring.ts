@@ -6,10 +6,10 @@
 import { ConfigError } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { KeyInfo, Keyring, KeyringKey } from './keyring.js';
-import { KEK_BYTES, KEY_ID_PATTERN, KeySet } from './keySet.js';
+import { KeySet } from './keySet.js';
+import { KEK_BYTES, KEY_ID_PATTERN, parseKeyEntry, type KeyEntry } from './keySpec.js';
 
 const CONFIG_KEY = 'keys.key';
-const BASE64_PATTERN = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
 const ROTATE_HOWTO =
   `keys come from ${CONFIG_KEY}: to rotate, put a new key first in ${CONFIG_KEY} on every replica ` +
@@ -18,13 +18,6 @@ const ROTATE_HOWTO =
 const RETIRE_HOWTO =
   `keys come from ${CONFIG_KEY}: to retire one, remove it from ${CONFIG_KEY} on every replica and restart ` +
   '(check first that encryptionKeys shows it with inUse 0)';
-
-/** Standard or URL-safe base64; either way it must decode to exactly one AES-256 key. */
-function decodeKey(text: string): Buffer | null {
-  if (!BASE64_PATTERN.test(text)) return null;
-  const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
-  return bytes.length === KEK_BYTES ? bytes : null;
-}
 
 class EnvKeyring implements Keyring {
   readonly #set: KeySet;
@@ -54,6 +47,13 @@ class EnvKeyring implements Keyring {
   }
 }
 
+function keyEntryProblem(at: string, entry: Extract<KeyEntry, { ok: false }>): string {
+  if (entry.problem === 'format') return `${at} must be kid:base64key`;
+  // Not echoed: a swapped `key:kid` entry would put key material in the message.
+  if (entry.problem === 'id') return `${at} has an invalid key id; key ids match ${KEY_ID_PATTERN.source}`;
+  return `${at} (${entry.id}) must carry ${KEK_BYTES} bytes in base64 (for example: openssl rand -base64 32)`;
+}
+
 /**
  * Parses `keys.key`. Errors are ConfigError naming the entry, never its key material. The keys have
  * no recorded creation time, so `createdAt` is when this process loaded them.
@@ -65,13 +65,9 @@ export function parseEnvKeyring(spec: string, loadedAt: Date = new Date()): Keyr
   const keys: KeyringKey[] = [];
   entries.forEach((entry, i) => {
     const at = `${CONFIG_KEY} entry ${i + 1}`;
-    const colon = entry.indexOf(':');
-    if (colon < 0) return void problems.push(`${at} must be kid:base64key`);
-    const id = entry.slice(0, colon);
-    // Not echoed: a swapped `key:kid` entry would put key material in the message.
-    if (!KEY_ID_PATTERN.test(id)) return void problems.push(`${at} has an invalid key id; key ids match ${KEY_ID_PATTERN.source}`);
-    const material = decodeKey(entry.slice(colon + 1));
-    if (!material) return void problems.push(`${at} (${id}) must carry ${KEK_BYTES} bytes in base64 (for example: openssl rand -base64 32)`);
+    const parsed = parseKeyEntry(entry);
+    if (!parsed.ok) return void problems.push(keyEntryProblem(at, parsed));
+    const { id, material } = parsed;
     if (keys.some((k) => k.id === id)) return void problems.push(`${at} repeats key id ${id}`);
     keys.push({ id, material, createdAt: loadedAt });
   });

@@ -12,7 +12,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import type { Keyring, KeyringKey } from './keyring.js';
-import { KEY_ID_PATTERN } from './keySet.js';
+import { KEY_ID_PATTERN } from './keySpec.js';
 import { SEALED_VERSION, associatedData, type Sealed, type SealedRef } from './sealed.js';
 
 const CIPHER = 'aes-256-gcm';

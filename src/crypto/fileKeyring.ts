@@ -13,10 +13,11 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { link, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isRecord } from '../config/schema.js';
+import { isRecord } from '../values.js';
 import { GatewayError } from '../errors.js';
 import type { KeyInfo, Keyring, KeyringKey } from './keyring.js';
-import { KEK_BYTES, KEY_ID_PATTERN, KeySet } from './keySet.js';
+import { KeySet } from './keySet.js';
+import { KEK_BYTES, KEY_ID_PATTERN } from './keySpec.js';
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;

@@ -3,11 +3,7 @@
  * and environment keyrings. Changing keys builds a new set, so readers never see a half-applied one.
  */
 import type { KeyInfo, KeyringKey } from './keyring.js';
-
-export const KEK_BYTES = 32;
-
-/** Key ids sit in clear in sealed values and in `LIKE` prefixes: no dots, no wildcards. */
-export const KEY_ID_PATTERN = /^[a-z0-9-]{1,64}$/;
+import { KEK_BYTES, KEY_ID_PATTERN } from './keySpec.js';
 
 export class KeySet {
   readonly #byId: ReadonlyMap<string, KeyringKey>;

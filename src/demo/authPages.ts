@@ -4,7 +4,7 @@
  * selectors those rely on are `data-interaction` on <body> and the ids of the controls.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { escapeHtml } from '../server/donePage.js';
+import { escapeHtml } from '../values.js';
 import { readBody } from '../server/httpUtil.js';
 
 

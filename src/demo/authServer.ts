@@ -1,9 +1,9 @@
 /**
  * A real OpenID Connect provider on loopback: oidc-provider v9 with a small login/consent UI a
  * person or a headless browser can fill in, JWT access tokens for one resource server, rotating
- * refresh tokens, grants kept in memory (forgotten when it stops), request counters, grant
- * revocation and token endpoint faults. The demo (`npm start`) runs two of them; the tests run
- * them on random ports.
+ * refresh tokens, grants kept in memory (forgotten when it stops), request counters and grant
+ * revocation. The demo (`npm start`) runs two of them; the tests run them on random ports, with
+ * the faults of test/support/authServer.ts hooked in through `hooks`.
  *
  *   const as = await startAuthServer({ port: 4201, displayName: 'Demo GitHub' });
  *   // OIDC discovery at as.issuer; as.clients.web for the code flow, as.clients.service for
@@ -17,24 +17,20 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { consentPage, loginPage, readForm, sendHtml } from './authPages.js';
-import { escapeHtml } from '../server/donePage.js';
+import { escapeHtml } from '../values.js';
 import { GrantMemory } from './grantMemory.js';
 
-/**
- * `slow`: answered normally, but only after `slowFaultDelayMs` (the grant is processed first, so a
- * refresh token is already rotated while the answer is held back). `noExpiresIn`: token responses
- * leave out `expires_in` (token endpoint only).
- */
-export type AuthServerFault = 'none' | 'hang' | 'http500' | 'http429' | 'garbage' | 'reset' | 'slow' | 'noExpiresIn';
-export type FaultyEndpoint = 'token' | 'discovery';
+export type HookedEndpoint = 'token' | 'discovery';
 
-/** Retry-After of the `http429` fault. */
-export const FAULT_RETRY_AFTER_SECONDS = 7;
-
-/** How long the `slow` fault holds an answer back unless `slowFaultDelayMs` says otherwise. */
-export const DEFAULT_SLOW_FAULT_DELAY_MS = 1000;
+/** Where a wrapper (the tests' fault injection) may step in; the demo sets none. */
+export interface AuthServerHooks {
+  /** Before the provider answers `endpoint`: true when the hook answered (or dropped) the request itself. */
+  readonly intercept?: (endpoint: HookedEndpoint, res: ServerResponse) => boolean;
+  /** Each token endpoint answer's JSON body, before it is sent; the hook may change it in place. */
+  readonly tokenResponse?: (body: Record<string, unknown>) => void;
+}
 
 /** Redirect paths registered for the web client (any loopback port). */
 export const DEFAULT_REDIRECT_URIS: readonly string[] = Object.freeze([
@@ -57,8 +53,7 @@ export interface AuthServerOptions {
   readonly displayName?: string;
   /** `aud` of the JWT access tokens. Default DEFAULT_API_AUDIENCE. */
   readonly audience?: string;
-  /** Delay of the `slow` fault. Default DEFAULT_SLOW_FAULT_DELAY_MS. */
-  readonly slowFaultDelayMs?: number;
+  readonly hooks?: AuthServerHooks;
   /** See GrantMemoryOptions: 0 (default) revokes the grant on any reuse of a rotated-out refresh token. */
   readonly refreshTokenReuseIntervalSeconds?: number;
   /** More clients, as oidc-provider client metadata (tests add one allowed a grant they register in `extend`). */
@@ -105,8 +100,6 @@ export interface AuthServer {
   /** Live counters; reset with `resetCounts()`. */
   readonly counts: AuthServerCounts;
   resetCounts(): void;
-  /** Makes the token endpoint (or the discovery document) misbehave until set back to 'none'. */
-  setFault(mode: AuthServerFault, endpoint?: FaultyEndpoint): void;
   /** The server goes down: it stops listening (connections are refused) and drops open ones; grants and keys stay. */
   suspend(): Promise<void>;
   /** Back on the same port after `suspend()`, with the same grants and keys. */
@@ -174,6 +167,202 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
   }
 }
 
+interface ProviderParts {
+  readonly clients: { readonly web: AuthServerClient; readonly service: AuthServerClient };
+  readonly audience: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly redirectUris: readonly string[];
+  readonly store: GrantMemory;
+  readonly errors: typeof import('oidc-provider').errors;
+  readonly extraClients: readonly Readonly<Record<string, unknown>>[];
+  readonly extraTokenClaims: Configuration['extraTokenClaims'] | undefined;
+}
+
+/** oidc-provider's configuration: two clients, one resource server with JWT access tokens, rotating refresh tokens. */
+function providerConfiguration(parts: ProviderParts): Configuration {
+  const { clients, audience, accessTokenTtlSeconds, redirectUris, store, errors, extraClients, extraTokenClaims } = parts;
+  const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  return {
+  adapter: (model: string) => store.adapterFor(model),
+  clients: [
+    {
+      client_id: clients.web.clientId,
+      client_secret: clients.web.clientSecret,
+      application_type: 'native',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [...redirectUris],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      client_id: clients.service.clientId,
+      client_secret: clients.service.clientSecret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    ...(extraClients as import('oidc-provider').ClientMetadata[]),
+  ],
+  jwks: { keys: [{ ...signingKey, kid: 'signing-key', alg: 'RS256', use: 'sig' }] },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  scopes: ['openid', 'offline_access', ...API_SCOPES],
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => audience,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (_ctx, resourceIndicator) => {
+        if (resourceIndicator !== audience) throw new errors.InvalidTarget();
+        return {
+          scope: API_SCOPES.join(' '),
+          audience,
+          accessTokenTTL: accessTokenTtlSeconds,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
+  },
+  // Always for the web client, not only with offline_access: the gateway needs the refresh token.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: true,
+  ...(extraTokenClaims && { extraTokenClaims }),
+  ttl: {
+    AccessToken: accessTokenTtlSeconds,
+    AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
+    ClientCredentials: accessTokenTtlSeconds,
+    Grant: REFRESH_TOKEN_TTL_SECONDS,
+    IdToken: ID_TOKEN_TTL_SECONDS,
+    Interaction: INTERACTION_TTL_SECONDS,
+    RefreshToken: REFRESH_TOKEN_TTL_SECONDS,
+    Session: REFRESH_TOKEN_TTL_SECONDS,
+  },
+  renderError: async (ctx, out) => {
+    ctx.type = 'text/plain';
+    ctx.body = `${String(out['error'])}: ${String(out['error_description'] ?? '')}`;
+  },
+  };
+}
+
+type OidcProvider = InstanceType<typeof import('oidc-provider').Provider>;
+
+/** Counts token grants by type, and hands each token answer to the `tokenResponse` hook. */
+function observeTokenEndpoint(provider: OidcProvider, counts: AuthServerCounts, hooks: AuthServerHooks): void {
+provider.use(async (ctx, next) => {
+  await next();
+  const oidcCtx = (ctx as KoaContextWithOIDC).oidc;
+  if (oidcCtx?.route !== 'token') return;
+  const grantType = (oidcCtx.params as { grant_type?: unknown } | undefined)?.grant_type;
+  if (grantType === 'authorization_code') counts.authorizationCode += 1;
+  if (grantType === 'refresh_token') counts.refresh += 1;
+  if (grantType === 'client_credentials') counts.clientCredentials += 1;
+});
+provider.use(async (ctx, next) => {
+  await next();
+  if (!hooks.tokenResponse || (ctx as KoaContextWithOIDC).oidc?.route !== 'token') return;
+  const body: unknown = ctx.body;
+  if (typeof body === 'object' && body !== null) hooks.tokenResponse(body as Record<string, unknown>);
+});
+}
+
+interface InteractionUi {
+  readonly provider: OidcProvider;
+  readonly displayName: string;
+  readonly accounts: Readonly<Record<string, string>> | undefined;
+}
+
+/** The login and consent pages of one interaction, and what their forms post. */
+async function interaction(ui: InteractionUi, req: IncomingMessage, res: ServerResponse, uid: string, action: string | undefined): Promise<void> {
+  const { provider, displayName, accounts } = ui;
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) return sendHtml(res, 400, 'interaction mismatch');
+  const { prompt, params, session } = details;
+  const login = (error: string | null) => loginPage({ uid, displayName, error, anyPassword: accounts === undefined });
+
+  if (req.method === 'GET' && action === undefined) {
+    if (prompt.name === 'login') return sendHtml(res, 200, login(null));
+    const scopes = String(params['scope'] ?? '').split(' ').filter(Boolean);
+    return sendHtml(res, 200, consentPage(uid, displayName, String(params['client_id']), scopes));
+  }
+  if (req.method !== 'POST') return sendHtml(res, 405, 'method not allowed');
+
+  if (action === 'login') {
+    const form = await readForm(req);
+    const accountId = form.get('login') ?? '';
+    const expected = accounts === undefined ? undefined : accounts[accountId];
+    if (accountId === '' || (accounts !== undefined && expected !== form.get('password'))) {
+      return sendHtml(res, 401, login('Invalid login or password'));
+    }
+    return provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
+  }
+  if (action === 'deny') {
+    return provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: 'End-User denied the request' },
+      { mergeWithLastSubmission: false },
+    );
+  }
+  if (action === 'confirm') {
+    const grant =
+      details.grantId === undefined
+        ? new provider.Grant({ accountId: session?.accountId, clientId: String(params['client_id']) })
+        : await provider.Grant.find(details.grantId);
+    if (grant === undefined) return sendHtml(res, 400, 'grant not found');
+    const missing = prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+  return sendHtml(res, 404, 'not found');
+}
+
+interface RequestParts {
+  readonly issuer: string;
+  readonly tokenPath: string;
+  readonly counts: AuthServerCounts;
+  readonly hooks: AuthServerHooks;
+  readonly ui: InteractionUi;
+}
+
+/** Counts and hooks first, then the interaction pages, then oidc-provider for everything else. */
+function requestHandler({ issuer, tokenPath, counts, hooks, ui }: RequestParts): (req: IncomingMessage, res: ServerResponse) => void {
+  const providerHandler = ui.provider.callback();
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const path = new URL(req.url ?? '/', issuer).pathname;
+    if (path === tokenPath) {
+      counts.token += 1;
+      if (hooks.intercept?.('token', res)) return;
+    }
+    if (path === DISCOVERY_PATH) {
+      counts.discovery += 1;
+      if (hooks.intercept?.('discovery', res)) return;
+    }
+    const match = /^\/interaction\/([^/]+)(?:\/(login|confirm|deny))?$/.exec(path);
+    if (match !== null) {
+      interaction(ui, req, res, match[1] as string, match[2]).catch((error: unknown) => {
+        if (!res.headersSent) sendHtml(res, 400, `interaction failed: ${escapeHtml(String((error as Error).message))}`);
+      });
+      return;
+    }
+    void providerHandler(req, res);
+  };
+}
+
 function serve(
   server: Server,
   issuer: string,
@@ -187,206 +376,33 @@ function serve(
   const store = new GrantMemory(
     options.refreshTokenReuseIntervalSeconds === undefined ? {} : { refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds },
   );
-  const slowFaultDelayMs = options.slowFaultDelayMs ?? DEFAULT_SLOW_FAULT_DELAY_MS;
   const port = (server.address() as AddressInfo).port;
   let suspended = false;
   const counts: AuthServerCounts = { discovery: 0, token: 0, authorizationCode: 0, refresh: 0, clientCredentials: 0 };
-  const faults: Record<FaultyEndpoint, AuthServerFault> = { token: 'none', discovery: 'none' };
+  const hooks = options.hooks ?? {};
   const clients = Object.freeze({
     web: Object.freeze({ clientId: 'gateway-web', clientSecret: randomBytes(24).toString('base64url') }),
     service: Object.freeze({ clientId: 'gateway-service', clientSecret: randomBytes(24).toString('base64url') }),
   });
-  const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-  const provider = new Provider(issuer, {
-    adapter: (model: string) => store.adapterFor(model),
-    clients: [
-      {
-        client_id: clients.web.clientId,
-        client_secret: clients.web.clientSecret,
-        application_type: 'native',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [...(options.redirectUris ?? DEFAULT_REDIRECT_URIS)],
-        token_endpoint_auth_method: 'client_secret_basic',
-      },
-      {
-        client_id: clients.service.clientId,
-        client_secret: clients.service.clientSecret,
-        grant_types: ['client_credentials'],
-        response_types: [],
-        redirect_uris: [],
-        token_endpoint_auth_method: 'client_secret_basic',
-      },
-      ...((options.extraClients ?? []) as import('oidc-provider').ClientMetadata[]),
-    ],
-    jwks: { keys: [{ ...signingKey, kid: 'signing-key', alg: 'RS256', use: 'sig' }] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
-    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
-    scopes: ['openid', 'offline_access', ...API_SCOPES],
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      revocation: { enabled: true },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: async () => audience,
-        useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx, resourceIndicator) => {
-          if (resourceIndicator !== audience) throw new errors.InvalidTarget();
-          return {
-            scope: API_SCOPES.join(' '),
-            audience,
-            accessTokenTTL: accessTokenTtlSeconds,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'RS256' } },
-          };
-        },
-      },
-    },
-    // Always for the web client, not only with offline_access: the gateway needs the refresh token.
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    rotateRefreshToken: true,
-    ...(options.extraTokenClaims && { extraTokenClaims: options.extraTokenClaims }),
-    ttl: {
-      AccessToken: accessTokenTtlSeconds,
-      AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
-      ClientCredentials: accessTokenTtlSeconds,
-      Grant: REFRESH_TOKEN_TTL_SECONDS,
-      IdToken: ID_TOKEN_TTL_SECONDS,
-      Interaction: INTERACTION_TTL_SECONDS,
-      RefreshToken: REFRESH_TOKEN_TTL_SECONDS,
-      Session: REFRESH_TOKEN_TTL_SECONDS,
-    },
-    renderError: async (ctx, out) => {
-      ctx.type = 'text/plain';
-      ctx.body = `${String(out['error'])}: ${String(out['error_description'] ?? '')}`;
-    },
-  });
+  const provider = new Provider(
+    issuer,
+    providerConfiguration({
+      clients,
+      audience,
+      accessTokenTtlSeconds,
+      redirectUris: options.redirectUris ?? DEFAULT_REDIRECT_URIS,
+      store,
+      errors,
+      extraClients: options.extraClients ?? [],
+      extraTokenClaims: options.extraTokenClaims,
+    }),
+  );
   provider.silent = true;
   options.extend?.(provider, errors);
-  provider.use(async (ctx, next) => {
-    await next();
-    const oidcCtx = (ctx as KoaContextWithOIDC).oidc;
-    if (oidcCtx?.route !== 'token') return;
-    const grantType = (oidcCtx.params as { grant_type?: unknown } | undefined)?.grant_type;
-    if (grantType === 'authorization_code') counts.authorizationCode += 1;
-    if (grantType === 'refresh_token') counts.refresh += 1;
-    if (grantType === 'client_credentials') counts.clientCredentials += 1;
-  });
-  provider.use(async (ctx, next) => {
-    await next();
-    if (faults.token !== 'noExpiresIn' || (ctx as KoaContextWithOIDC).oidc?.route !== 'token') return;
-    const body: unknown = ctx.body;
-    if (typeof body === 'object' && body !== null && 'expires_in' in body) delete (body as { expires_in?: unknown }).expires_in;
-  });
-  const providerHandler = provider.callback();
+  observeTokenEndpoint(provider, counts, hooks);
   const tokenPath = new URL(`${issuer}/token`).pathname;
 
-  async function interaction(req: IncomingMessage, res: ServerResponse, uid: string, action: string | undefined): Promise<void> {
-    const details = await provider.interactionDetails(req, res);
-    if (details.uid !== uid) return sendHtml(res, 400, 'interaction mismatch');
-    const { prompt, params, session } = details;
-    const login = (error: string | null) => loginPage({ uid, displayName, error, anyPassword: options.accounts === undefined });
-
-    if (req.method === 'GET' && action === undefined) {
-      if (prompt.name === 'login') return sendHtml(res, 200, login(null));
-      const scopes = String(params['scope'] ?? '').split(' ').filter(Boolean);
-      return sendHtml(res, 200, consentPage(uid, displayName, String(params['client_id']), scopes));
-    }
-    if (req.method !== 'POST') return sendHtml(res, 405, 'method not allowed');
-
-    if (action === 'login') {
-      const form = await readForm(req);
-      const accountId = form.get('login') ?? '';
-      const expected = options.accounts === undefined ? undefined : options.accounts[accountId];
-      if (accountId === '' || (options.accounts !== undefined && expected !== form.get('password'))) {
-        return sendHtml(res, 401, login('Invalid login or password'));
-      }
-      return provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
-    }
-    if (action === 'deny') {
-      return provider.interactionFinished(
-        req,
-        res,
-        { error: 'access_denied', error_description: 'End-User denied the request' },
-        { mergeWithLastSubmission: false },
-      );
-    }
-    if (action === 'confirm') {
-      const grant =
-        details.grantId === undefined
-          ? new provider.Grant({ accountId: session?.accountId, clientId: String(params['client_id']) })
-          : await provider.Grant.find(details.grantId);
-      if (grant === undefined) return sendHtml(res, 400, 'grant not found');
-      const missing = prompt.details as {
-        missingOIDCScope?: string[];
-        missingOIDCClaims?: string[];
-        missingResourceScopes?: Record<string, string[]>;
-      };
-      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-      if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-        grant.addResourceScope(indicator, scopes.join(' '));
-      }
-      const grantId = await grant.save();
-      return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
-    }
-    return sendHtml(res, 404, 'not found');
-  }
-
-  function injectFault(fault: AuthServerFault, res: ServerResponse): boolean {
-    switch (fault) {
-      case 'none':
-      case 'noExpiresIn':
-        return false;
-      case 'slow': {
-        // Holds back the end of the answer, which the provider writes after it has done its work.
-        const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
-        res.end = ((...args: unknown[]) => {
-          setTimeout(() => end(...args), slowFaultDelayMs);
-          return res;
-        }) as typeof res.end;
-        return false;
-      }
-      case 'hang':
-        return true; // never answered; close() destroys the socket
-      case 'reset':
-        res.socket?.destroy();
-        return true;
-      case 'http500':
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error');
-        return true;
-      case 'http429':
-        res
-          .writeHead(429, { 'content-type': 'application/json', 'retry-after': String(FAULT_RETRY_AFTER_SECONDS) })
-          .end(JSON.stringify({ error: 'slow_down', error_description: 'too many requests' }));
-        return true;
-      case 'garbage':
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Service temporarily moved</body></html>');
-        return true;
-    }
-  }
-
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = new URL(req.url ?? '/', issuer).pathname;
-    if (path === tokenPath) {
-      counts.token += 1;
-      if (injectFault(faults.token, res)) return;
-    }
-    if (path === DISCOVERY_PATH) {
-      counts.discovery += 1;
-      if (injectFault(faults.discovery, res)) return;
-    }
-    const match = /^\/interaction\/([^/]+)(?:\/(login|confirm|deny))?$/.exec(path);
-    if (match !== null) {
-      interaction(req, res, match[1] as string, match[2]).catch((error: unknown) => {
-        if (!res.headersSent) sendHtml(res, 400, `interaction failed: ${escapeHtml(String((error as Error).message))}`);
-      });
-      return;
-    }
-    void providerHandler(req, res);
-  });
+  server.on('request', requestHandler({ issuer, tokenPath, counts, hooks, ui: { provider, displayName, accounts: options.accounts } }));
 
   const revoke = (accountId?: string): number => {
     const ids = store.grantIds(accountId);
@@ -409,9 +425,6 @@ function serve(
       counts.authorizationCode = 0;
       counts.refresh = 0;
       counts.clientCredentials = 0;
-    },
-    setFault(mode, endpoint = 'token') {
-      faults[endpoint] = mode;
     },
     async suspend() {
       if (suspended) return;

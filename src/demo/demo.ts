@@ -13,17 +13,17 @@ import { startGithubSubgraph } from '../../subgraphs/github/server.js';
 import { startGraphSubgraph } from '../../subgraphs/graph/server.js';
 import type { RunningSubgraph, SubgraphOptions } from '../../subgraphs/shared/serve.js';
 import { applyEnv } from '../config/load.js';
-import { validateConfig } from '../config/schema.js';
+import { validateConfig, type Config, type IssuerConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { CONSENT_DONE_PATH } from '../server/donePage.js';
 import { startApp, type App } from '../server/wire.js';
 import { startAuthServer, type AuthServer } from './authServer.js';
+import { startCallerIssuer } from './callerIssuer.js';
 import { demoWebRoutes } from './demoWeb.js';
-import { startJwtIssuer } from './jwtIssuer.js';
 import { assertPortsFree, asPortInUse, demoPortsFromEnv, type DemoPorts } from './ports.js';
-import { seedDemo } from './seed.js';
+import { seedDemo, type DemoProvider } from './seed.js';
 import { assertDemoStore } from './storeGuard.js';
-import { loadDemoSupergraph, SAMPLE_SUBGRAPH_NAMES, supergraphFileFor, type SampleSubgraphName } from './supergraph.js';
+import { loadDemoSupergraph, SAMPLE_SUBGRAPH_NAMES, supergraphFileFor, type DemoSupergraph, type SampleSubgraphName } from './supergraph.js';
 
 interface SampleSetup {
   readonly displayName: string;
@@ -113,6 +113,55 @@ function rawConfig(options: DemoOptions, env: NodeJS.ProcessEnv): Record<string,
   return applyEnv(raw, env) as Record<string, unknown>;
 }
 
+type Closers = (() => Promise<void>)[];
+type StartedSample = { readonly name: SampleSubgraphName; readonly auth: AuthServer; readonly subgraph: RunningSubgraph };
+
+/** Each sample subgraph with its own authorization server, on the wanted ports. */
+async function startSamples(wanted: DemoPorts, closers: Closers): Promise<StartedSample[]> {
+  const started: StartedSample[] = [];
+  for (const name of SAMPLE_SUBGRAPH_NAMES) {
+    const setup = SAMPLES[name];
+    const auth = await startAuthServer({
+      port: wanted[setup.authPort],
+      displayName: setup.displayName,
+      audience: setup.audience,
+      accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
+    });
+    closers.push(() => auth.close());
+    const subgraph = await setup.start({ port: wanted[name], issuer: auth.issuer, audience: auth.audience });
+    closers.push(() => subgraph.close());
+    started.push({ name, auth, subgraph });
+  }
+  return started;
+}
+
+/** The user's configuration with the demo's parts filled in: its supergraph, its caller issuer, loopback http. */
+function demoConfig(raw: Record<string, unknown>, supergraphFile: string, callerIssuer: IssuerConfig): Config {
+  const identity = (raw['identity'] ?? {}) as Record<string, unknown>;
+  const oauth = (raw['oauth'] ?? {}) as Record<string, unknown>;
+  const consent = (raw['consent'] ?? {}) as Record<string, unknown>;
+  return validateConfig({
+    ...raw,
+    supergraph: supergraphFile,
+    identity: { ...identity, issuers: [callerIssuer] },
+    // The demo authorization servers speak plain http on loopback.
+    oauth: { ...oauth, allowInsecureHttp: true, allowPrivateNetworks: true },
+    consent: { stateTtlSeconds: LOGIN_LINK_TTL_SECONDS, ...consent },
+  });
+}
+
+/** The providers to seed: one per sample, at its authorization server, with its web client. */
+function providersOf(started: readonly StartedSample[], supergraph: DemoSupergraph): DemoProvider[] {
+  return started.map(({ name, auth }) => ({
+    id: supergraph.subgraphs[name].providerId,
+    displayName: auth.displayName,
+    issuer: auth.issuer,
+    clientId: auth.clients.web.clientId,
+    clientSecret: auth.clients.web.clientSecret,
+    scopes: ['openid', 'offline_access', ...auth.apiScopes],
+  }));
+}
+
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const env = options.env ?? {};
   const raw = rawConfig(options, env);
@@ -130,50 +179,18 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   await assertPortsFree(wanted, server.host);
 
   // Closed last-started-first: the gateway stops before what it calls.
-  const closers: (() => Promise<void>)[] = [];
+  const closers: Closers = [];
   const closeAll = async (): Promise<void> => {
     // Every server gets its close even if an earlier one fails: none may keep the process alive.
     for (const close of closers.splice(0).reverse()) await close().catch(() => {});
   };
   try {
-    const started: { name: SampleSubgraphName; auth: AuthServer; subgraph: RunningSubgraph }[] = [];
-    for (const name of SAMPLE_SUBGRAPH_NAMES) {
-      const setup = SAMPLES[name];
-      const auth = await startAuthServer({
-        port: wanted[setup.authPort],
-        displayName: setup.displayName,
-        audience: setup.audience,
-        accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
-      });
-      closers.push(() => auth.close());
-      const subgraph = await setup.start({ port: wanted[name], issuer: auth.issuer, audience: auth.audience });
-      closers.push(() => subgraph.close());
-      started.push({ name, auth, subgraph });
-    }
-    const callers = await startJwtIssuer({ port: wanted.callerIssuer, ecKey: false });
+    const started = await startSamples(wanted, closers);
+    const callers = await startCallerIssuer(wanted.callerIssuer);
     closers.push(() => callers.close());
     const supergraphFile = await supergraphFileFor(supergraph, Object.fromEntries(started.map((s) => [s.name, s.subgraph.url])) as Record<SampleSubgraphName, string>);
     closers.push(() => supergraphFile.cleanup());
-
-    const identity = (raw['identity'] ?? {}) as Record<string, unknown>;
-    const oauth = (raw['oauth'] ?? {}) as Record<string, unknown>;
-    const consent = (raw['consent'] ?? {}) as Record<string, unknown>;
-    const config = validateConfig({
-      ...raw,
-      supergraph: supergraphFile.path,
-      identity: { ...identity, issuers: [callers.issuerConfig()] },
-      // The demo authorization servers speak plain http on loopback.
-      oauth: { ...oauth, allowInsecureHttp: true, allowPrivateNetworks: true },
-      consent: { stateTtlSeconds: LOGIN_LINK_TTL_SECONDS, ...consent },
-    });
-    const providers = started.map(({ name, auth }) => ({
-      id: supergraph.subgraphs[name].providerId,
-      displayName: auth.displayName,
-      issuer: auth.issuer,
-      clientId: auth.clients.web.clientId,
-      clientSecret: auth.clients.web.clientSecret,
-      scopes: ['openid', 'offline_access', ...auth.apiScopes],
-    }));
+    const config = demoConfig(raw, supergraphFile.path, callers.issuerConfig());
     let expiredConnections = 0;
     const app = await startApp(config, {
       ...(options.logger && { logger: options.logger }),
@@ -181,7 +198,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       routes: demoWebRoutes(callers, DEMO_USERS),
       // Before the graphs serve: no request meets a provider still pointing at the last run's servers.
       seed: async (registry) => {
-        ({ expiredConnections } = await seedDemo(registry, providers, { sub: CONNECTED_USER, issuer: callers.issuer }));
+        ({ expiredConnections } = await seedDemo(registry, providersOf(started, supergraph), { sub: CONNECTED_USER, issuer: callers.issuer }));
       },
     });
     closers.push(() => app.close());
@@ -194,7 +211,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       }),
     );
     const users = await Promise.all(
-      DEMO_USERS.map(async (login) => Object.freeze({ login, jwt: await callers.sign({ sub: login }, { expiresIn: CALLER_JWT_LIFETIME_SECONDS }) })),
+      DEMO_USERS.map(async (login) => Object.freeze({ login, jwt: await callers.sign(login, CALLER_JWT_LIFETIME_SECONDS) })),
     );
     app.logger.info({ providers: subgraphs.map((s) => s.providerId), expiredConnections }, 'demo ready');
 

@@ -16,7 +16,7 @@ const MAX_SESSION_BODY_BYTES = 1024;
 
 export interface DemoSessionSigner {
   readonly issuer: string;
-  sign(claims: { sub: string }, options: { expiresIn: number }): Promise<string>;
+  sign(sub: string, expiresInSeconds: number): Promise<string>;
 }
 
 export interface DemoSession {
@@ -50,7 +50,7 @@ export function demoWebRoutes(signer: DemoSessionSigner, users: readonly string[
         if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
           return sendJson(res, new GatewayError('BAD_USER_INPUT', 'content-type: expected application/json'));
         const user = parseUser(await readBody(req, MAX_SESSION_BODY_BYTES), users);
-        const jwt = await signer.sign({ sub: user }, { expiresIn: DEMO_SESSION_JWT_SECONDS });
+        const jwt = await signer.sign(user, DEMO_SESSION_JWT_SECONDS);
         const expiresAt = new Date(now().getTime() + DEMO_SESSION_JWT_SECONDS * 1000).toISOString();
         const session: DemoSession = { user, jwt, issuer: signer.issuer, expiresAt };
         sendJson(res, session);

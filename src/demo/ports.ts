@@ -5,6 +5,7 @@
  */
 import { createServer } from 'node:net';
 import { ConfigError } from '../config/schema.js';
+import { portInUseMessage } from '../server/portInUse.js';
 
 export interface DemoPorts {
   /** The gateway (`server.port`, `CG_SERVER_PORT`). */
@@ -55,15 +56,6 @@ export function demoPortsFromEnv(env: NodeJS.ProcessEnv): Partial<DemoPorts> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return ports;
-}
-
-/** The message for a port someone else holds: which one, what wanted it, and how to free it. */
-export function portInUseMessage(port: number, role: string, override: string): string {
-  return (
-    `port ${port} (wanted by ${role}) is already in use. ` +
-    `Stop the process listening there (find it with: lsof -nP -iTCP:${port} -sTCP:LISTEN), often an earlier npm start, ` +
-    `or choose another port with ${override}.`
-  );
 }
 
 function overrideOf(name: keyof DemoPorts): string {

@@ -18,7 +18,7 @@ import { insertConnection } from '../registry/connections.js';
 import type { RegistryDeps } from '../registry/deps.js';
 import { ownerPolicy } from '../registry/policies.js';
 import { createProvider, updateProvider } from '../registry/providers.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 
 export interface DemoProvider {
   readonly id: string;

@@ -36,6 +36,25 @@ export type ConnectionState =
   | { readonly status: 'CONNECTED' }
   | { readonly status: 'ERROR'; readonly error: ConnectionError };
 
+/** A single-use consent link: the admin API's `createLoginLink`, and the runtime one in `extensions.loginUrl`. */
+export interface LoginLink {
+  /** The hash of the link's token: names the link without being able to open it. */
+  readonly id: string;
+  readonly url: string;
+  readonly expiresAt: Date;
+}
+
+/** What `testConnection` found: a fresh token, or why none could be had. */
+export interface ConnectionTestResult {
+  readonly ok: boolean;
+  /** False when nothing could be tried (an API key or basic credential without a check URL). */
+  readonly tested: boolean;
+  readonly state: ConnectionState;
+  readonly tokenExpiresAt: Date | null;
+  /** Why the test failed (also when the connection's own state did not change, e.g. provider down). */
+  readonly error: ConnectionError | null;
+}
+
 export interface ProviderRecord {
   readonly id: string;
   readonly displayName: string;

@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseConfigText } from '../config/load.js';
-import { ConfigError, isRecord } from '../config/schema.js';
+import { ConfigError } from '../config/schema.js';
+import { isRecord } from '../values.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { validateId } from '../providers/validate.js';
+import { validateId } from '../domain/ids.js';
 
 /** `{jwt.<claim>}` is a claim of the caller's token; `{issuer}` the configured name of its issuer. */
 export type TemplatePart = { readonly literal: string } | { readonly claim: string } | { readonly issuer: true };

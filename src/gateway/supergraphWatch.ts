@@ -31,34 +31,13 @@ function signatureOf(config: SupergraphConfig, supergraphSdl: string): string {
 }
 
 /**
- * Starts watching `file` and loads it once right away (nothing is reported when that matches
- * `initial`). Directories are watched rather than files, so the watch survives editors that
- * replace a file on save, and a file deleted and written again is seen.
+ * Watches the directories of the files `arm` is given (closing those no longer needed), and calls
+ * `onChange` when one of those files changes.
  */
-export function watchSupergraph(file: string, options: SupergraphWatchOptions): SupergraphWatcher {
-  const yamlFile = resolve(file);
-  const debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+function directoryWatches(onChange: () => void, onError: (error: unknown) => void): { arm(files: readonly string[]): void; close(): void } {
   const watchers = new Map<string, FSWatcher>();
   /** Directory → names of the files in it that matter. */
   let watched = new Map<string, Set<string>>();
-  let lastSignature = options.initial ? signatureOf(options.initial.config, options.initial.supergraphSdl) : null;
-  let lastFiles = options.initial ? filesOf(options.initial.config) : [yamlFile];
-  let timer: NodeJS.Timeout | null = null;
-  let queue: Promise<void> = Promise.resolve();
-  let closed = false;
-
-  function filesOf(config: SupergraphConfig): string[] {
-    return [yamlFile, ...config.subgraphs.map((s) => s.schemaFile)];
-  }
-
-  function schedule(): void {
-    if (closed) return;
-    if (timer !== null) clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = null;
-      queue = queue.then(reload);
-    }, debounceMs);
-  }
 
   function arm(files: readonly string[]): void {
     const next = new Map<string, Set<string>>();
@@ -78,18 +57,56 @@ export function watchSupergraph(file: string, options: SupergraphWatchOptions): 
       if (watchers.has(dir)) continue;
       try {
         const watcher = watch(dir, { persistent: true }, (_event, name) => {
-          if (name === null || watched.get(dir)?.has(name.toString())) schedule();
+          if (name === null || watched.get(dir)?.has(name.toString())) onChange();
         });
         watcher.on('error', (e) => {
           watcher.close();
           watchers.delete(dir);
-          options.onError(e);
+          onError(e);
         });
         watchers.set(dir, watcher);
       } catch (e) {
-        options.onError(e);
+        onError(e);
       }
     }
+  }
+
+  return {
+    arm,
+    close(): void {
+      for (const watcher of watchers.values()) watcher.close();
+      watchers.clear();
+    },
+  };
+}
+
+/**
+ * Starts watching `file` and loads it once right away (nothing is reported when that matches
+ * `initial`). Directories are watched rather than files, so the watch survives editors that
+ * replace a file on save, and a file deleted and written again is seen.
+ */
+export function watchSupergraph(file: string, options: SupergraphWatchOptions): SupergraphWatcher {
+  const yamlFile = resolve(file);
+  const debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+  let lastSignature = options.initial ? signatureOf(options.initial.config, options.initial.supergraphSdl) : null;
+  let lastFiles = options.initial ? filesOf(options.initial.config) : [yamlFile];
+  let timer: NodeJS.Timeout | null = null;
+  let queue: Promise<void> = Promise.resolve();
+  let closed = false;
+  const watches = directoryWatches(() => schedule(), (e) => options.onError(e));
+  const arm = (files: readonly string[]): void => watches.arm(files);
+
+  function filesOf(config: SupergraphConfig): string[] {
+    return [yamlFile, ...config.subgraphs.map((s) => s.schemaFile)];
+  }
+
+  function schedule(): void {
+    if (closed) return;
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      queue = queue.then(reload);
+    }, debounceMs);
   }
 
   async function reload(): Promise<void> {
@@ -122,8 +139,7 @@ export function watchSupergraph(file: string, options: SupergraphWatchOptions): 
     close(): void {
       closed = true;
       if (timer !== null) clearTimeout(timer);
-      for (const watcher of watchers.values()) watcher.close();
-      watchers.clear();
+      watches.close();
     },
   });
 }

@@ -93,7 +93,7 @@ export function createErrorFormatter(logger: Logger) {
   };
 }
 
-type ErrorFormatter = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+export type ErrorFormatter = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
 
 function isHttpHead(value: unknown): value is { status?: number } {
   return typeof value === 'object' && value !== null && (!('status' in value) || typeof value.status === 'number');

@@ -6,6 +6,7 @@
  */
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { escapeHtml } from '../values.js';
 
 /** The sentence of Apollo's offline fallback (@apollo/server 5) after which the help goes. */
 export const APOLLO_OFFLINE_FALLBACK = '<p>Apollo Sandbox cannot be loaded; it appears that you might be offline.</p>';
@@ -18,8 +19,6 @@ export interface LandingPageOptions {
   /** One more line of advice (e.g. the demo app), plain text. */
   readonly alsoTry?: string;
 }
-
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function offlineHelp(options: LandingPageOptions): string {
   const curl = `curl -X POST <this page's URL> -H 'content-type: application/json' -H '${options.authHeader}' -d '{"query":"{ __typename }"}'`;

@@ -4,7 +4,8 @@
  * `sub`/`oid` and tenant, GROUP by `groups`, SERVICE_PRINCIPAL by `oid`/`sub` (and `appId` when the
  * policy lists app ids); admin JWTs by `roles`.
  */
-import { deepFreeze, issuerNameOf } from '../config/schema.js';
+import { issuerNameOf } from '../config/schema.js';
+import { deepFreeze } from '../values.js';
 
 export interface Caller {
   /** The verified `iss`: a caller is the pair (issuer, subject). */

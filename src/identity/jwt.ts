@@ -13,9 +13,11 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import { ConfigError, isForbiddenJwsAlgorithm, issuerNameOf, type IssuerConfig } from '../config/schema.js';
+import { ConfigError, issuerNameOf, type IssuerConfig } from '../config/schema.js';
+import { isForbiddenJwsAlgorithm } from './algorithms.js';
 import { GatewayError } from '../errors.js';
 import { callerFromClaims, type Caller } from './caller.js';
+import { webUrl } from '../values.js';
 
 /** Larger tokens are refused before any parsing, so a hostile header costs almost nothing. */
 export const MAX_TOKEN_BYTES = 8 * 1024;
@@ -67,17 +69,6 @@ function publicMessageOf(e: unknown): string {
   if (e instanceof errors.JWKSMultipleMatchingKeys) return 'token signing key is ambiguous';
   if (e instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
   return 'token is invalid';
-}
-
-function checkedUrl(value: string, allowInsecureHttp: boolean): URL | null {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return null;
-  }
-  if (url.protocol === 'https:' || (url.protocol === 'http:' && allowInsecureHttp)) return url;
-  return null;
 }
 
 /** One trusted issuer: its verification options and, once known, its key set. */
@@ -147,7 +138,7 @@ class TrustedIssuer {
     const doc = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     // OpenID Connect Discovery §4.3: the document must name exactly the issuer it was fetched for.
     if (doc['issuer'] !== issuer) throw new KeySourceError(`OIDC discovery of ${issuer} returned another issuer`);
-    const jwksUri = typeof doc['jwks_uri'] === 'string' ? checkedUrl(doc['jwks_uri'], this.#allowInsecureHttp) : null;
+    const jwksUri = typeof doc['jwks_uri'] === 'string' ? webUrl(doc['jwks_uri'], this.#allowInsecureHttp) : null;
     if (!jwksUri) throw new KeySourceError(`OIDC discovery of ${issuer} returned no usable jwks_uri`);
     return jwksUri;
   }
@@ -168,7 +159,7 @@ function trustedIssuers(options: JwtVerifierOptions, timeoutMs: number): Map<str
     if (config.algorithms.length === 0 || config.algorithms.some(isForbiddenJwsAlgorithm))
       problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
     const keySource = config.jwksUri ?? config.issuer;
-    if (!checkedUrl(keySource, allowInsecureHttp))
+    if (!webUrl(keySource, allowInsecureHttp))
       problems.push(
         `${at}.${config.jwksUri === null ? 'issuer' : 'jwksUri'} must be an https URL` +
           (allowInsecureHttp ? '' : ' (http needs oauth.allowInsecureHttp)'),

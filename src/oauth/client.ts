@@ -26,6 +26,7 @@ import type {
   TokenTypeHint,
 } from './types.js';
 import { JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './types.js';
+import { isWebScheme } from '../values.js';
 
 const CONFIGURATION_CACHE_MAX_ENTRIES = 5_000;
 /** Discovered metadata is re-read now and then: providers move endpoints and add features. */
@@ -69,7 +70,7 @@ function endpointUrl(name: string, value: string | null, allowInsecureHttp: bool
   } catch (cause) {
     throw configurationError(`${name} is not a URL`, cause);
   }
-  if (url.protocol !== 'https:' && !(allowInsecureHttp && url.protocol === 'http:')) {
+  if (!isWebScheme(url, allowInsecureHttp)) {
     throw configurationError(`${name} must use https (oauth.allowInsecureHttp is off)`);
   }
   return url;

@@ -6,6 +6,7 @@
 import { decodeJwt } from 'jose';
 import type { TokenEndpointResponse, TokenEndpointResponseHelpers } from 'openid-client';
 import type { OAuthQuirks, TokenResult } from './types.js';
+import { isRecord } from '../values.js';
 
 /** The fields that describe the token itself; moved as a whole from a nested token object. */
 const TOKEN_FIELDS = ['access_token', 'token_type', 'expires_in', 'refresh_token', 'scope', 'id_token'] as const;
@@ -21,14 +22,10 @@ const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304
 
 type JsonObject = Record<string, unknown>;
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 export function readPath(source: unknown, path: string): unknown {
   let current: unknown = source;
   for (const segment of path.split('.')) {
-    if (!isObject(current) || !Object.hasOwn(current, segment)) return undefined;
+    if (!isRecord(current) || !Object.hasOwn(current, segment)) return undefined;
     current = current[segment];
   }
   return current;
@@ -40,7 +37,7 @@ function parseBody(text: string, contentType: string): JsonObject | null {
   if (trimmed.startsWith('{')) {
     try {
       const parsed: unknown = JSON.parse(trimmed);
-      return isObject(parsed) ? parsed : null;
+      return isRecord(parsed) ? parsed : null;
     } catch {
       return null;
     }
@@ -58,7 +55,7 @@ function applyQuirks(body: JsonObject, status: number, quirks: OAuthQuirks): num
   if (quirks.tokenResponsePath !== null) {
     const nested = readPath(body, quirks.tokenResponsePath);
     // Slack's code exchange nests the user token; its refresh answers at the top level.
-    if (isObject(nested) && typeof nested['access_token'] === 'string') {
+    if (isRecord(nested) && typeof nested['access_token'] === 'string') {
       for (const field of TOKEN_FIELDS) {
         delete body[field];
         if (nested[field] !== undefined) body[field] = nested[field];

@@ -1,5 +1,5 @@
 /** The token machinery's events (src/tokens/events.ts) turned into metrics and audit lines. */
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import type { ProviderCallKind, ProviderCallOutcome, TokenEvents, TokenUse } from '../tokens/events.js';
 import type { AuditLog } from './audit.js';
 import type { GatewayMetrics } from './gatewayMetrics.js';

@@ -14,7 +14,7 @@
  * URLs are used as they are, and `issuer` (when known) is the value the provider puts in `iss`
  * (ID tokens it may return, RFC 9207 authorization responses).
  */
-import { deepFreeze } from '../config/schema.js';
+import { deepFreeze } from '../values.js';
 import type { GrantType } from '../domain/model.js';
 import type { OAuthQuirks } from '../oauth/types.js';
 

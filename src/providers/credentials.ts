@@ -6,6 +6,7 @@
  */
 import type { CredentialHeader, StaticCredentialKind, StoredTokenSet } from '../domain/model.js';
 import { badInput } from '../errors.js';
+import { CONTROL_CHARACTER } from '../values.js';
 import { NO_SCHEME, type IdentityProviderEntry } from './catalog.js';
 import { expandScope, expandUrl } from './endpoints.js';
 import type { UrlOptions } from './formats.js';
@@ -22,7 +23,6 @@ export const MAX_PASSWORD_CHARS = 1024;
 
 // A key goes into a header line as it is: whitespace or a control character could split or end it.
 const KEY_FORBIDDEN = /[\s\p{Cc}]/u;
-const CONTROL = /\p{Cc}/u;
 
 const given = (value: unknown): boolean => value !== undefined && value !== null;
 
@@ -51,7 +51,7 @@ export function credentialValue(kind: StaticCredentialKind | null, raw: Credenti
   if (!given(raw.password)) throw badInput(`${path}.password`, `is required with ${path}.username`);
   // RFC 7617: the user-id ends at the first colon.
   const username = secretString(raw.username, `${path}.username`, MAX_USERNAME_CHARS, /[:\p{Cc}]/u, 'without a colon or control characters');
-  const password = secretString(raw.password, `${path}.password`, MAX_PASSWORD_CHARS, CONTROL, 'without control characters');
+  const password = secretString(raw.password, `${path}.password`, MAX_PASSWORD_CHARS, CONTROL_CHARACTER, 'without control characters');
   return Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
 }
 

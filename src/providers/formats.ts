@@ -5,6 +5,7 @@
  */
 import { isPrivateAddress, PRIVATE_NETWORK_RULE } from '../oauth/network.js';
 import type { ParameterSpec } from './catalog.js';
+import { hasControlCharacter, isWebScheme, parseUrl } from '../values.js';
 
 export interface UrlOptions {
   /** `http:` URLs for local identity providers in development and tests (`oauth.allowInsecureHttp`). */
@@ -38,14 +39,14 @@ const RESERVED_HEADER_NAMES: ReadonlySet<string> = new Set([
   'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
   'expect', 'proxy-authorization', 'proxy-connection', 'traceparent', 'tracestate', 'cookie',
 ]);
-// Whitespace and control characters, Unicode line and paragraph separators included.
-const WHITESPACE_OR_CONTROL = /[\s\p{Cc}]/u;
+// Whitespace, Unicode line and paragraph separators included (control characters: see values.ts).
+const WHITESPACE = /\s/u;
 
 const ok = (value: string): ValueCheck => ({ ok: true, value });
 const problem = (text: string): ValueCheck => ({ ok: false, problem: text });
 
 export function hasWhitespaceOrControl(value: string): boolean {
-  return WHITESPACE_OR_CONTROL.test(value);
+  return WHITESPACE.test(value) || hasControlCharacter(value);
 }
 
 export function isHostName(value: string): boolean {
@@ -56,14 +57,8 @@ function checkUrl(value: string, options: UrlOptions, issuer: boolean): ValueChe
   const schemes = options.allowInsecureHttp === true ? 'an http or https URL' : 'an https URL';
   const rule = issuer ? `must be ${schemes} without query or fragment` : `must be ${schemes} without credentials or fragment`;
   if (value.length > MAX_PARAMETER_VALUE_LENGTH || hasWhitespaceOrControl(value)) return problem(rule);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return problem(`must be ${schemes}`);
-  }
-  const schemeAllowed = url.protocol === 'https:' || (url.protocol === 'http:' && options.allowInsecureHttp === true);
-  if (!schemeAllowed || url.hostname === '') return problem(`must be ${schemes}`);
+  const url = parseUrl(value);
+  if (url === null || !isWebScheme(url, options.allowInsecureHttp === true) || url.hostname === '') return problem(`must be ${schemes}`);
   if (url.username !== '' || url.password !== '' || value.includes('#')) return problem(rule);
   if (issuer && value.includes('?')) return problem(rule);
   if (options.refusePrivateAddresses === true && isPrivateAddress(url.hostname)) return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);

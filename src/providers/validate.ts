@@ -4,6 +4,8 @@
  * echoed back, since some of them are secrets.
  */
 import { badInput } from '../errors.js';
+import { absent, characters, requireString, validateId } from '../domain/ids.js';
+import { hasControlCharacter } from '../values.js';
 import { GRANT_TYPES, isStaticCredential, type GrantType, type ProviderRecord } from '../domain/model.js';
 import {
   IDENTITY_PROVIDER_NAMES,
@@ -15,7 +17,6 @@ import {
 import { bindingChanges } from './binding.js';
 import { checkParameterValue, hasWhitespaceOrControl, type UrlOptions } from './formats.js';
 
-export const MAX_ID_LENGTH = 256;
 export const MAX_DISPLAY_NAME_LENGTH = 256;
 export const MAX_CLIENT_ID_LENGTH = 1024;
 export const MAX_CLIENT_SECRET_LENGTH = 4096;
@@ -70,47 +71,14 @@ export interface ValidProviderPatch {
 
 export type ValidationOptions = UrlOptions;
 
-const ID_FORBIDDEN = /[*#&+:<>?/\s\p{Cc}]/u;
-/** An unpaired surrogate (with the `u` flag a pair is one code point): UTF-8 cannot carry it, so no store keeps it as given. */
-const UNPAIRED_SURROGATE = /\p{Cs}/u;
 const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
-
-const absent = (value: unknown): value is null | undefined => value === null || value === undefined;
-
-function characters(value: string): number {
-  return [...value].length;
-}
-
-function requireString(value: unknown, field: string): string {
-  if (absent(value)) throw badInput(field, 'is required');
-  if (typeof value !== 'string') throw badInput(field, 'must be a string');
-  return value;
-}
-
-/**
- * DESIGN.md ID rule, shared by providers, connections and access policies, and checked at the edge
- * on every id a URL brings or a template renders from claims, before any lookup, counter or log line.
- */
-export function validateId(value: unknown, field: string): string {
-  const id = requireString(value, field);
-  // A code point is at most two UTF-16 units: a longer string is refused without counting.
-  const length = id.length > 2 * MAX_ID_LENGTH ? Infinity : characters(id);
-  if (length < 1 || length > MAX_ID_LENGTH || ID_FORBIDDEN.test(id)) {
-    throw badInput(field, `must be 1-${MAX_ID_LENGTH} characters without * # & + : < > ? / or whitespace`);
-  }
-  // They would vanish from the /tokens/{providerId}/{connectionId} path once a client normalizes it.
-  if (id === '.' || id === '..') throw badInput(field, 'must not be . or ..');
-  // Stored, it would come back as U+FFFD: a record nobody could address again.
-  if (UNPAIRED_SURROGATE.test(id)) throw badInput(field, 'must be well-formed Unicode (it holds an unpaired surrogate)');
-  return id;
-}
 
 /** A display name; `fallback` (usually the id) when none is given. */
 export function validateDisplayName(value: unknown, field: string, fallback: string): string {
   if (absent(value)) return fallback;
   const name = requireString(value, field);
   const length = characters(name);
-  if (length < 1 || length > MAX_DISPLAY_NAME_LENGTH || /\p{Cc}/u.test(name)) {
+  if (length < 1 || length > MAX_DISPLAY_NAME_LENGTH || hasControlCharacter(name)) {
     throw badInput(field, `must be 1-${MAX_DISPLAY_NAME_LENGTH} characters without control characters`);
   }
   return name;

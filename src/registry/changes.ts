@@ -6,17 +6,29 @@
  *
  * A process hears of its own change once, synchronously, during `publish` (the store drops its own
  * notifications when they come back from the database); only then do subscribers get the
- * publisher's `cause`.
+ * publisher's `cause`, the ReadInFlight the change was written for.
  */
 import type { ChangeEvent, Store } from '../store/types.js';
 
 export type { ChangeEvent } from '../store/types.js';
 
+declare const READ_IN_FLIGHT: unique symbol;
+
 /**
- * `event` null: changes may have been missed, anything may have changed. `cause`: what the
- * publisher in this process passed along (undefined for changes from other replicas).
+ * A read in flight whose result may be cached, named by the write it started. The invariant: a
+ * read is not made stale by its own write. A token renewal started for a read publishes its change
+ * with that read as `cause`; the listener that marks reads in flight stale skips that one read.
+ * Compared by identity only; a read is one when its type extends this one.
  */
-export type ChangeFeedListener = (event: ChangeEvent | null, cause: unknown) => void;
+export interface ReadInFlight {
+  readonly [READ_IN_FLIGHT]?: never;
+}
+
+/**
+ * `event` null: changes may have been missed, anything may have changed. `cause`: the read this
+ * process's publisher wrote the change for (undefined for changes from other replicas).
+ */
+export type ChangeFeedListener = (event: ChangeEvent | null, cause: ReadInFlight | undefined) => void;
 
 export interface ChangeFeedOptions {
   /** Shared with the other replicas. */
@@ -30,7 +42,7 @@ export class ChangeFeed {
   readonly #onError: ChangeFeedOptions['onError'];
   readonly #local = new Set<(event: ChangeEvent) => void>();
   /** Set only while this process's subscribers are told of its own change (synchronously). */
-  #cause: unknown = undefined;
+  #cause: ReadInFlight | undefined = undefined;
 
   constructor(options: ChangeFeedOptions = {}) {
     this.#store = options.store;
@@ -48,7 +60,7 @@ export class ChangeFeed {
    * This process's subscribers are told before this returns its promise; the promise settles once
    * the change is on its way to the other replicas. With `onError` it never rejects.
    */
-  async publish(event: ChangeEvent, cause?: unknown): Promise<void> {
+  async publish(event: ChangeEvent, cause?: ReadInFlight): Promise<void> {
     const outer = this.#cause;
     this.#cause = cause;
     let sent: Promise<void>;

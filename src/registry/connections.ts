@@ -1,14 +1,15 @@
 /** Connection operations. A connection belongs to one provider; its secrets are sealed to it. */
 import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord, type ConnectionState, type ProviderRecord } from '../domain/model.js';
 import { badInput, GatewayError } from '../errors.js';
-import { connectionLabel, notFound } from '../store/errors.js';
+import { notFound } from '../store/errors.js';
+import { absent, connectionLabel, validateId, type ConnectionKey } from '../domain/ids.js';
 import { findIdentityProvider } from '../providers/catalog.js';
 import { credentialHeader, credentialTokenSet, credentialValue, type CredentialInputRaw } from '../providers/credentials.js';
-import { validateId } from '../providers/validate.js';
-import type { ConnectionKey, ConnectionPatch, TokenWrite } from '../store/types.js';
+import { validateClientId, validateDisplayName } from '../providers/validate.js';
+import type { ConnectionPatch, TokenWrite } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 import { requireProvider } from './providers.js';
-import { managedIdentityPolicy } from './policies.js';
+import { managedIdentityPolicy, ownerPolicy, type Owner } from './policies.js';
 import { tokenRetirement } from './retirement.js';
 
 export interface ConnectionInputRaw extends CredentialInputRaw {
@@ -42,8 +43,6 @@ function credentialRequired(provider: ProviderRecord, path: string): GatewayErro
   return badInput(`${path}.${provider.grantType === 'BASIC' ? 'username' : 'apiKey'}`, `is required: ${provider.grantType} connections hold their ${fields}`);
 }
 
-const MAX_DISPLAY_NAME_CHARS = 256;
-const MAX_CLIENT_ID_CHARS = 1024;
 const MAX_CLIENT_SECRET_CHARS = 4096;
 
 function optionalString(value: unknown, field: string, max: number): string | undefined {
@@ -53,9 +52,14 @@ function optionalString(value: unknown, field: string, max: number): string | un
   return value;
 }
 
+/** Display names and client ids follow the providers' rules (src/providers/validate.ts). */
+function optionalDisplayName(value: unknown, field: string): string | undefined {
+  return absent(value) ? undefined : validateDisplayName(value, field, '');
+}
+
 /** Client credentials connections carry their own client; others must not. */
 function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: string) {
-  const clientId = optionalString(raw.clientId, `${path}.clientId`, MAX_CLIENT_ID_CHARS);
+  const clientId = absent(raw.clientId) ? undefined : validateClientId(raw.clientId, `${path}.clientId`);
   const clientSecret = optionalString(raw.clientSecret, `${path}.clientSecret`, MAX_CLIENT_SECRET_CHARS);
   if (provider.grantType !== 'CLIENT_CREDENTIALS' && (clientId !== undefined || clientSecret !== undefined)) {
     const field = clientId !== undefined ? 'clientId' : 'clientSecret';
@@ -99,7 +103,7 @@ export async function insertConnection(
   { path = 'input', autoCreated = false }: InsertOptions = {},
 ): Promise<ConnectionRecord> {
   const id = validateId(raw.id, `${path}.id`);
-  const displayName = optionalString(raw.displayName, `${path}.displayName`, MAX_DISPLAY_NAME_CHARS) ?? id;
+  const displayName = optionalDisplayName(raw.displayName, `${path}.displayName`) ?? id;
   const { clientId, clientSecret } = clientFields(provider, raw, path);
   requireClient(provider, { ...(clientId !== undefined && { clientId }), ...(clientSecret !== undefined && { clientSecret }) }, path);
   const key = { providerId: provider.id, connectionId: id };
@@ -132,6 +136,18 @@ export async function insertConnection(
   return inserted;
 }
 
+/**
+ * First use by a user: their own connection, usable by them only, waiting for their consent (and
+ * swept if it never gets it). NOT_FOUND without the provider, ALREADY_EXISTS when the connection exists,
+ * CONNECTION_NOT_FOUND for an API key or basic provider (their connections are an admin's to make).
+ */
+export async function createOnFirstUse(deps: RegistryDeps, key: ConnectionKey, owner: Owner, displayName: string): Promise<void> {
+  const provider = await requireProvider(deps, key.providerId);
+  // An API key or a password comes from an admin, never from a user's first query.
+  if (isStaticCredential(provider.grantType)) throw new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
+  await insertConnection(deps, provider, { id: key.connectionId, displayName }, (k, now) => [ownerPolicy(k, owner, now)], { autoCreated: true });
+}
+
 export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {
   const provider = await requireProvider(deps, providerId);
   return insertConnection(deps, provider, raw, (key, now) => [managedIdentityPolicy(deps, key, now)]);
@@ -151,7 +167,7 @@ export async function updateConnection(
 ): Promise<ConnectionRecord> {
   const provider = await requireProvider(deps, key.providerId);
   const current = await requireConnection(deps, key);
-  const displayName = optionalString(raw.displayName, 'input.displayName', MAX_DISPLAY_NAME_CHARS);
+  const displayName = optionalDisplayName(raw.displayName, 'input.displayName');
   const { clientId, clientSecret } = clientFields(provider, raw, 'input');
   // An API key or password is rotated here: the new one replaces the old at once, on every replica.
   const credential = credentialWrite(deps, provider, key, raw, 'input');

@@ -1,9 +1,9 @@
 /** Access policy operations: who may use a connection's tokens. */
 import { POLICY_KINDS, type AccessPolicyKind, type AccessPolicyRecord } from '../domain/model.js';
 import { badInput } from '../errors.js';
-import { validateId } from '../providers/validate.js';
-import type { ConnectionKey } from '../store/types.js';
+import { validateId, type ConnectionKey } from '../domain/ids.js';
 import type { RegistryDeps } from './deps.js';
+import { parseUrl } from '../values.js';
 
 export interface AccessPolicyInputRaw {
   readonly id?: unknown;
@@ -56,12 +56,7 @@ export function ownerPolicy(key: ConnectionKey, owner: Owner, now: Date): Access
 }
 
 function isAbsoluteUrl(value: string): boolean {
-  try {
-    new URL(value);
-    return /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
-  } catch {
-    return false;
-  }
+  return parseUrl(value) !== null && /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
 }
 
 /**

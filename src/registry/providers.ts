@@ -1,6 +1,7 @@
 /** Credential provider operations: validate at the edge, seal secrets, let the store enforce the rest. */
 import type { ProviderRecord } from '../domain/model.js';
-import { notFound, providerLabel } from '../store/errors.js';
+import { notFound } from '../store/errors.js';
+import { providerLabel } from '../domain/ids.js';
 import { isGatewayError } from '../errors.js';
 import {
   validateProviderInput,

@@ -8,7 +8,7 @@
  * replicas sweeping at once delete (and report) each connection once. Each deletion is published,
  * so every replica's caches drop what they held for it.
  */
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 import type { RegistryDeps } from './deps.js';
 
 /** How often a replica looks for expired unconsented connections. */

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { checkUrlValue } from '../providers/formats.js';
-import { validateId } from '../providers/validate.js';
+import { validateId } from '../domain/ids.js';
 import { LIFECYCLE_EVENT_TYPES, type LifecycleEventType, type WebhookRecord } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
 

@@ -8,9 +8,7 @@
  */
 import { isSecretShaped } from '../consent/secrets.js';
 import type { RouteHandler } from './router.js';
-
-/** Text made safe to place in HTML, attributes included. */
-export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+import { escapeHtml } from '../values.js';
 
 export const CONSENT_DONE_PATH = '/oauth/done';
 export const CONSENT_DONE_SCRIPT_PATH = '/oauth/done.js';

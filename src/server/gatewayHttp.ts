@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import { isRecord } from '../config/schema.js';
+import { isRecord } from '../values.js';
 import type { FederatedGraph, GraphQLPost } from '../gateway/gateway.js';
 import type { Counter } from '../observability/metrics.js';
 import { ATTR, inSpan, type Span } from '../tracing/spans.js';

@@ -4,6 +4,7 @@ import { asGatewayError, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ATTR, inSpan, markFailed, remoteContext, SpanKind } from '../tracing/spans.js';
 import { sendJson } from './httpUtil.js';
+import { hasControlCharacter } from '../values.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Readonly<Record<string, string>>) => Promise<void>;
 
@@ -30,9 +31,6 @@ function compile(route: Route): CompiledRoute {
     .join('/');
   return { ...route, pattern: new RegExp(`^${source}$`), names };
 }
-
-/** No id or link token has one, and `%00` reaching PostgreSQL fails the query (a 500, not a 404). */
-const CONTROL_CHARACTER = /\p{Cc}/u;
 
 const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
   ['x-content-type-options', 'nosniff'],
@@ -65,7 +63,7 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
         } catch {
           return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
         }
-        if (Object.values(params).some((p) => CONTROL_CHARACTER.test(p))) return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
+        if (Object.values(params).some((p) => hasControlCharacter(p))) return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
         return route.handler(req, res, url, params);
       }
       sendJson(res, new GatewayError('NOT_FOUND', `no route for ${url.pathname}`));

@@ -4,7 +4,7 @@
  */
 import { GatewayError } from '../errors.js';
 import type { JwtVerifier } from '../identity/jwt.js';
-import { validateId } from '../providers/validate.js';
+import { validateId } from '../domain/ids.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import { sendJson } from './httpUtil.js';
 import type { RouteHandler } from './router.js';

@@ -3,14 +3,6 @@
  * admins, never secret) so that an admin can tell which of many objects a batch tripped over.
  */
 import { GatewayError } from '../errors.js';
-import type { ConnectionKey } from './types.js';
-
-export const providerLabel = (id: string): string => `credential provider '${id}'`;
-
-export const connectionLabel = (key: ConnectionKey): string =>
-  `connection '${key.connectionId}' of provider '${key.providerId}'`;
-
-export const policyLabel = (key: ConnectionKey, id: string): string => `access policy '${id}' of ${connectionLabel(key)}`;
 
 export function notFound(label: string): GatewayError {
   return new GatewayError('NOT_FOUND', `${label} not found`);

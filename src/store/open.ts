@@ -6,6 +6,7 @@ import type { MigrationContext } from './migrations.js';
 import { openPostgresStore } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
+import { STORE_URL_RULE, storeDialectOf } from './url.js';
 
 export interface OpenStoreOptions {
   /** PostgreSQL only: the schema of every table, created if absent (tests use one each). */
@@ -25,13 +26,14 @@ export function sqliteFileOf(url: string): string {
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
-  if (url.startsWith('sqlite:')) return openSqliteStore(sqliteFileOf(url), options.migration);
-  if (/^postgres(ql)?:\/\//.test(url))
+  const dialect = storeDialectOf(url);
+  if (dialect === 'sqlite') return openSqliteStore(sqliteFileOf(url), options.migration);
+  if (dialect === 'postgres')
     return openPostgresStore({
       connectionString: url,
       ...(options.pgSchema === undefined ? {} : { schema: options.pgSchema }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
       ...(options.migration === undefined ? {} : { migration: options.migration }),
     });
-  throw new TypeError('store.url must start with sqlite: or postgres://');
+  throw new TypeError(STORE_URL_RULE);
 }

@@ -19,15 +19,8 @@ import type {
 } from '../domain/model.js';
 import { ChangeHub } from './changeHub.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import {
-  alreadyExists,
-  connectionLabel,
-  limitExceeded,
-  notFound,
-  policyLabel,
-  providerLabel,
-  versionConflict,
-} from './errors.js';
+import { alreadyExists, limitExceeded, notFound, versionConflict } from './errors.js';
+import { connectionKeyOf, connectionLabel, policyLabel, providerLabel, type ConnectionKey } from '../domain/ids.js';
 import { KeyedMutex } from './keyedMutex.js';
 import {
   DELIVERY_COLUMNS,
@@ -60,11 +53,9 @@ import {
 } from './rows.js';
 import { EMPTY, join, raw, sql, type Driver, type Result, type Row, type Sql, type Work } from './sql.js';
 import {
-  connectionKeyOf,
   type ChangeEvent,
   type ChangeListener,
   type ConnectionCounts,
-  type ConnectionKey,
   type ConnectionPatch,
   type InsertConnectionOptions,
   type ConnectionUpdateOptions,

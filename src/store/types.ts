@@ -18,14 +18,7 @@ import type {
   PageArgs,
   ProviderRecord,
 } from '../domain/model.js';
-
-export interface ConnectionKey {
-  readonly providerId: string;
-  readonly connectionId: string;
-}
-
-/** One string per connection (ids cannot contain `/`): the key of every per-connection map and cache. */
-export const connectionKeyOf = (key: ConnectionKey): string => `${key.providerId}/${key.connectionId}`;
+import type { ConnectionKey } from '../domain/ids.js';
 
 /** A provider's connections by status. */
 export type ConnectionCounts = Readonly<Record<ConnectionStatus, number>>;

@@ -5,7 +5,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { AccessPolicyRecord } from '../domain/model.js';
-import { connectionKeyOf } from '../store/types.js';
+import { connectionKeyOf } from '../domain/ids.js';
 import type { AccessToken } from './tokenSource.js';
 
 /** Tokens that never expire are still re-read now and then, so a revoked grant is noticed. */

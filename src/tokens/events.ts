@@ -3,7 +3,7 @@
  * resolver nor the token source knows about Prometheus or log formats.
  */
 import type { ErrorCode } from '../errors.js';
-import type { ConnectionKey } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 
 export type ProviderCallKind = 'refresh' | 'client_credentials';
 export type ProviderCallOutcome = 'success' | 'reauthorization_required' | 'provider_unavailable' | 'error';

@@ -12,7 +12,7 @@
  * guard the rest.
  */
 import { LRUCache } from 'lru-cache';
-import { connectionKeyOf, type ConnectionKey } from '../store/types.js';
+import { connectionKeyOf, type ConnectionKey } from '../domain/ids.js';
 
 /** Lead before the refresh window, as a fraction of the token's lifetime... */
 const LEAD_FRACTION = 0.1;

@@ -9,15 +9,14 @@
  * stale by the token write of its own renewal: that write is what it returns.
  */
 import { LRUCache } from 'lru-cache';
-import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord } from '../domain/model.js';
+import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord, type LoginLink } from '../domain/model.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { orStoreUnavailable, providerLabel } from '../store/errors.js';
+import { orStoreUnavailable } from '../store/errors.js';
+import { connectionKeyOf, providerLabel, type ConnectionKey } from '../domain/ids.js';
 import type { Logger } from '../log.js';
-import { insertConnection } from '../registry/connections.js';
-import { ownerPolicy } from '../registry/policies.js';
-import type { RegistryDeps } from '../registry/deps.js';
-import { requireProvider } from '../registry/providers.js';
-import { connectionKeyOf, type ChangeEvent, type ConnectionKey } from '../store/types.js';
+import type { ChangeFeed, ReadInFlight } from '../registry/changes.js';
+import type { Owner } from '../registry/policies.js';
+import type { ChangeEvent, Store } from '../store/types.js';
 import { isAllowed, type Principal } from './accessPolicy.js';
 import type { TokenCache } from './cache.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from './events.js';
@@ -39,12 +38,19 @@ export interface TokenRequest extends ConnectionKey {
 
 export interface LoginLinks {
   /** The connection's outstanding runtime link (reused until used or expired); its consent waits for the owner's confirmation. */
-  runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<{ readonly url: string }>;
+  runtimeLoginLink(key: ConnectionKey, postLoginRedirectUrl: string): Promise<LoginLink>;
 }
+
+/** The store reads of the hot path: a connection, its access policies and its provider, nothing that writes. */
+export type ConnectionReads = Pick<Store, 'getConnection' | 'listAccessPolicies' | 'getProvider'>;
 
 export interface ResolverDeps {
   readonly tokens: TokenSource;
-  readonly registry: RegistryDeps;
+  readonly reads: ConnectionReads;
+  /** Every change drops what it touches from the cache and marks reads in flight stale. */
+  readonly changes: Pick<ChangeFeed, 'subscribe'>;
+  /** First use by a user (registry/connections.ts createOnFirstUse): NOT_FOUND without the provider, ALREADY_EXISTS when the connection exists, CONNECTION_NOT_FOUND for an API key or basic provider. */
+  readonly createOnFirstUse: (key: ConnectionKey, owner: Owner, displayName: string) => Promise<void>;
   readonly cache: TokenCache;
   readonly limiter: AcquisitionLimiter;
   readonly loginLinks: LoginLinks;
@@ -57,7 +63,7 @@ export interface ResolverDeps {
 }
 
 /** A store read whose result may end up in the cache. */
-interface Pending {
+interface Pending extends ReadInFlight {
   readonly cacheKey: string;
   /** A change reached the connection after the read began: serve the result, do not cache it. */
   stale: boolean;
@@ -103,7 +109,7 @@ export class TokenResolver {
 
   constructor(deps: ResolverDeps) {
     this.#deps = deps;
-    deps.registry.changes.subscribe((event, cause) => this.#onChange(event, cause));
+    deps.changes.subscribe((event, cause) => this.#onChange(event, cause));
   }
 
   /**
@@ -124,7 +130,7 @@ export class TokenResolver {
   }
 
   /** `cause`: the read whose own renewal wrote the change, if any (TokenSource hands it on). */
-  #onChange(event: ChangeEvent | null, cause: unknown): void {
+  #onChange(event: ChangeEvent | null, cause: ReadInFlight | undefined): void {
     if (event === null) this.#deps.cache.clear();
     else this.#deps.cache.evict(event.providerId, event.connectionId);
     if (event?.connectionId !== undefined) this.#refusing.delete(connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId }));
@@ -230,7 +236,7 @@ export class TokenResolver {
       current.users++;
       return current;
     }
-    const { store } = this.#deps.registry;
+    const store = this.#deps.reads;
     const load: Load = {
       cacheKey,
       stale: false,
@@ -262,7 +268,7 @@ export class TokenResolver {
    * connection (no consent brings a key or a password) says it needs a new credential from an admin.
    */
   async #consentError(key: ConnectionKey, e: GatewayError, delegated: boolean): Promise<GatewayError> {
-    const provider = await orStoreUnavailable(this.#deps.registry.store.getProvider(key.providerId));
+    const provider = await orStoreUnavailable(this.#deps.reads.getProvider(key.providerId));
     if (provider && isStaticCredential(provider.grantType))
       return new GatewayError(e.code, `connection '${key.connectionId}' of provider '${key.providerId}' needs a new ${provider.grantType === 'BASIC' ? 'username and password' : 'API key'} (updateConnection)`);
     return delegated ? this.#withLoginLink(key, e) : e;
@@ -279,19 +285,14 @@ export class TokenResolver {
     const caller = request.principal.caller;
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     try {
-      const provider = await requireProvider(this.#deps.registry, key.providerId);
-      // An API key or a password comes from an admin, never from a user's first query.
-      if (isStaticCredential(provider.grantType)) throw connectionNotFound(key);
-      await insertConnection(this.#deps.registry, provider, { id: key.connectionId, displayName: caller.sub }, (k, now) => [
-        ownerPolicy(k, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, now),
-      ], { autoCreated: true });
+      await this.#deps.createOnFirstUse(key, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, caller.sub);
       this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
     } catch (e) {
       if (!isGatewayError(e)) throw e;
       if (e.code === 'NOT_FOUND') throw new GatewayError('CONNECTION_NOT_FOUND', `${providerLabel(key.providerId)} not found`);
       if (e.code !== 'ALREADY_EXISTS') throw e;
       // Created meanwhile: by this user's concurrent request, fine; by anyone else, not theirs.
-      const [policies = []] = await this.#deps.registry.store.listAccessPolicies([key]);
+      const [policies = []] = await this.#deps.reads.listAccessPolicies([key]);
       if (!isAllowed(policies, request.principal)) throw this.#denied(key);
     }
     throw await this.#withLoginLink(key, needsConsent({ id: key.connectionId, providerId: key.providerId }));

@@ -3,7 +3,8 @@ import type { Envelope } from '../crypto/envelope.js';
 import type { Sealed } from '../crypto/sealed.js';
 import type { StoredTokenSet } from '../domain/model.js';
 import type { TokenResult } from '../oauth/types.js';
-import type { ConnectionKey, TokenWrite } from '../store/types.js';
+import type { TokenWrite } from '../store/types.js';
+import type { ConnectionKey } from '../domain/ids.js';
 
 const ref = (key: ConnectionKey) => ({ kind: 'connection', field: 'tokens', ...key }) as const;
 

@@ -6,13 +6,14 @@
  * and every replica is told (ChangeFeed), so that no cache keeps serving the token they replace.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConnectionError, ConnectionRecord, ConnectionState, CredentialHeader, ProviderRecord, StoredTokenSet } from '../domain/model.js';
+import type { ConnectionError, ConnectionRecord, ConnectionTestResult, CredentialHeader, ProviderRecord, StoredTokenSet } from '../domain/model.js';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
-import { connectionLabel, orStoreUnavailable, storeUnavailable } from '../store/errors.js';
+import { orStoreUnavailable, storeUnavailable } from '../store/errors.js';
+import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/ids.js';
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
-import type { ChangeFeed } from '../registry/changes.js';
-import { connectionKeyOf, type ConnectionKey, type Store, type TokenWrite } from '../store/types.js';
+import type { ChangeFeed, ReadInFlight } from '../registry/changes.js';
+import { type Store, type TokenWrite } from '../store/types.js';
 import { isStaticCredential } from '../domain/model.js';
 import { credentialCheckUrl, headerValue } from '../providers/credentials.js';
 import { catalogEntryOf, resolveClient } from './clientConfig.js';
@@ -83,9 +84,9 @@ export interface GetOptions {
   readonly origin?: ProviderCallOrigin;
   /**
    * Handed to change listeners with the change a renewal started by this call writes, so that the
-   * caller's own read is not taken for stale by its own write (see ChangeFeed).
+   * caller's own read is not taken for stale by its own write (see ReadInFlight).
    */
-  readonly cause?: unknown;
+  readonly cause?: ReadInFlight;
   /** The connection as already being read by the caller (started beside its policy read), instead of a read of our own. */
   readonly connection?: Promise<ConnectionRecord | null>;
   /** Told when the stored token will not do and a renewal (own or joined) is awaited: traces say `refresh`. */
@@ -106,15 +107,6 @@ export interface AccessToken {
   readonly sendAs: CredentialHeader | null;
 }
 
-export interface TestOutcome {
-  readonly ok: boolean;
-  /** False when nothing could be tried: an API key or basic credential whose catalog entry names no check URL. */
-  readonly tested: boolean;
-  readonly state: ConnectionState;
-  readonly tokenExpiresAt: Date | null;
-  readonly error: ConnectionError | null;
-}
-
 /**
  * Codes of a static credential's test outcome (ConnectionTestResult.error), beside the stable codes:
  * the check URL refused the credential (401, 403), or there is no check URL to try it at.
@@ -126,7 +118,7 @@ export const NOT_TESTABLE = 'NOT_TESTABLE';
 /** One renewal in progress; a request that joins a background renewal waits on it too. */
 interface Flight {
   requestWaiting: boolean;
-  readonly cause: unknown;
+  readonly cause: ReadInFlight | undefined;
 }
 
 interface Wanted {
@@ -226,7 +218,7 @@ export class TokenSource {
    * Acquires or refreshes a token now and reports the outcome, never the token. An API key or basic
    * credential is sent to its catalog entry's check URL instead, when there is one.
    */
-  async test(key: ConnectionKey): Promise<TestOutcome> {
+  async test(key: ConnectionKey): Promise<ConnectionTestResult> {
     let error: ConnectionError | null = null;
     let ok = false;
     let tested = true;
@@ -248,7 +240,7 @@ export class TokenSource {
   }
 
   /** Sends the credential to the check URL: any 2xx accepts it; the state of the connection stays as it is. */
-  async #checkCredential(provider: ProviderRecord, connection: ConnectionRecord): Promise<Pick<TestOutcome, 'ok' | 'tested' | 'error'>> {
+  async #checkCredential(provider: ProviderRecord, connection: ConnectionRecord): Promise<Pick<ConnectionTestResult, 'ok' | 'tested' | 'error'>> {
     const current = this.#usableTokens(connection);
     if (!current?.sendAs) throw needsConsent(connection);
     const entry = catalogEntryOf(provider);
@@ -298,7 +290,7 @@ export class TokenSource {
     return set.expiresAt === null || set.expiresAt > this.#deps.now().getTime();
   }
 
-  #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: unknown, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
+  #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: ReadInFlight | undefined, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
     const k = connectionKeyOf(key);
     const existing = this.#inflight.get(k);
     if (existing) {

@@ -1,26 +1,100 @@
 /**
  * The OpenID Connect provider of the tests is the demo's (src/demo/authServer.ts, one
- * implementation): re-exported here with the helpers only tests need, an OAuth layer config for
- * its clients and a consent driven over plain HTTP.
+ * implementation), with the fault injection only tests need hooked in (`setFault`), an OAuth layer
+ * config for its clients and a consent driven over plain HTTP.
  *
  *   const as = await startAuthServer({ accessTokenTtlSeconds: 3 });
  *   const config = clientConfigFor(as, 'web');
  *   await as.close();
  */
+import type { ServerResponse } from 'node:http';
 import type { OAuthClientConfig, OAuthQuirks } from '../../src/oauth/types.js';
-import type { AuthServer } from '../../src/demo/authServer.js';
-
-export {
-  DEFAULT_REDIRECT_URIS,
-  FAULT_RETRY_AFTER_SECONDS,
-  startAuthServer,
-  type AuthServer,
-  type AuthServerClient,
-  type AuthServerCounts,
-  type AuthServerFault,
-  type AuthServerOptions,
-  type FaultyEndpoint,
+import {
+  startAuthServer as startDemoAuthServer,
+  type AuthServer as DemoAuthServer,
+  type AuthServerOptions as DemoAuthServerOptions,
+  type HookedEndpoint,
 } from '../../src/demo/authServer.js';
+
+export { DEFAULT_REDIRECT_URIS, type AuthServerClient, type AuthServerCounts } from '../../src/demo/authServer.js';
+
+/**
+ * `slow`: answered normally, but only after `slowFaultDelayMs` (the grant is processed first, so a
+ * refresh token is already rotated while the answer is held back). `noExpiresIn`: token responses
+ * leave out `expires_in` (token endpoint only).
+ */
+export type AuthServerFault = 'none' | 'hang' | 'http500' | 'http429' | 'garbage' | 'reset' | 'slow' | 'noExpiresIn';
+export type FaultyEndpoint = HookedEndpoint;
+
+/** Retry-After of the `http429` fault. */
+export const FAULT_RETRY_AFTER_SECONDS = 7;
+
+/** How long the `slow` fault holds an answer back unless `slowFaultDelayMs` says otherwise. */
+export const DEFAULT_SLOW_FAULT_DELAY_MS = 1000;
+
+export interface AuthServerOptions extends Omit<DemoAuthServerOptions, 'hooks'> {
+  /** Delay of the `slow` fault. Default DEFAULT_SLOW_FAULT_DELAY_MS. */
+  readonly slowFaultDelayMs?: number;
+}
+
+export interface AuthServer extends DemoAuthServer {
+  /** Makes the token endpoint (or the discovery document) misbehave until set back to 'none'. */
+  setFault(mode: AuthServerFault, endpoint?: FaultyEndpoint): void;
+}
+
+/** Answers (or drops) the request as `fault` says; false when the provider should answer it. */
+function injectFault(fault: AuthServerFault, res: ServerResponse, slowFaultDelayMs: number): boolean {
+  switch (fault) {
+    case 'none':
+    case 'noExpiresIn':
+      return false;
+    case 'slow': {
+      // Holds back the end of the answer, which the provider writes after it has done its work.
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.end = ((...args: unknown[]) => {
+        setTimeout(() => end(...args), slowFaultDelayMs);
+        return res;
+      }) as typeof res.end;
+      return false;
+    }
+    case 'hang':
+      return true; // never answered; close() destroys the socket
+    case 'reset':
+      res.socket?.destroy();
+      return true;
+    case 'http500':
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error');
+      return true;
+    case 'http429':
+      res
+        .writeHead(429, { 'content-type': 'application/json', 'retry-after': String(FAULT_RETRY_AFTER_SECONDS) })
+        .end(JSON.stringify({ error: 'slow_down', error_description: 'too many requests' }));
+      return true;
+    case 'garbage':
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Service temporarily moved</body></html>');
+      return true;
+  }
+}
+
+/** The demo's auth server with fault injection on its token and discovery endpoints. */
+export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServer> {
+  const { slowFaultDelayMs = DEFAULT_SLOW_FAULT_DELAY_MS, ...rest } = options;
+  const faults: Record<FaultyEndpoint, AuthServerFault> = { token: 'none', discovery: 'none' };
+  const server = await startDemoAuthServer({
+    ...rest,
+    hooks: {
+      intercept: (endpoint, res) => injectFault(faults[endpoint], res, slowFaultDelayMs),
+      tokenResponse: (body) => {
+        if (faults.token === 'noExpiresIn') delete body['expires_in'];
+      },
+    },
+  });
+  return Object.assign(server, {
+    setFault(mode: AuthServerFault, endpoint: FaultyEndpoint = 'token'): void {
+      faults[endpoint] = mode;
+    },
+  });
+}
 
 /** The quirks of a standards-following OpenID Connect provider, such as this one. */
 export const OIDC_QUIRKS: OAuthQuirks = Object.freeze({
