@@ -1,6 +1,5 @@
 /**
- * The per-connection budget of token acquisitions (DESIGN.md "Budgets, failures, client
- * credentials"): a caller the connection's access policies refuse never spends it, so a stranger
+ * The per-connection budget of token acquisitions (docs/design.md "The runtime step"): a caller the connection's access policies refuse never spends it, so a stranger
  * cannot rate-limit someone else's connection, neither a user's own nor a shared managed one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -123,7 +123,7 @@ function minimalParameters(entry: IdentityProviderEntry, grantType: GrantType): 
 }
 
 describe('identity provider catalog', () => {
-  it('has at least 20 entries with unique names, including every provider DESIGN.md requires', () => {
+  it('has at least 20 entries with unique names, including every provider docs/design.md requires', () => {
     expect(IDENTITY_PROVIDERS.length).toBeGreaterThanOrEqual(20);
     const names = IDENTITY_PROVIDERS.map((e) => e.name);
     expect(new Set(names).size).toBe(names.length);
@@ -359,7 +359,7 @@ describe('validateProviderInput', () => {
     });
   });
 
-  describe('ids (DESIGN.md rule)', () => {
+  describe('ids (docs/design.md rule)', () => {
     const RULE = 'must be 1-256 characters without * # & + : < > ? / or whitespace';
 
     it.each(['', 'a*b', 'a#b', 'a&b', 'a+b', 'a:b', 'a<b', 'a>b', 'a?b', 'a/b', 'a b', 'a\tb', 'a\nb', 'a\u00a0b', 'a\u0000b', 'x'.repeat(257)])(
@@ -369,7 +369,7 @@ describe('validateProviderInput', () => {
       },
     );
 
-    it('accepts 256 characters, counted as characters, and the examples of DESIGN.md', () => {
+    it('accepts 256 characters, counted as characters, and the examples of docs/design.md', () => {
       expect(validateId('x'.repeat(256), 'input.id')).toBe('x'.repeat(256));
       expect(validateId('é'.repeat(256), 'input.id')).toBe('é'.repeat(256));
       expect(validateId('\u{1F600}'.repeat(256), 'input.id')).toHaveLength(512);

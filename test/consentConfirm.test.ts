@@ -1,7 +1,7 @@
 /**
- * Consent started from a runtime `loginUrl` is confirmed by the connection's owner (DESIGN, second
- * stage): the real gateway, real authorization servers, Debian's Chromium, and two small pages on
- * other origins playing the app (allowlisted) and a stranger (not allowlisted) that open the link
+ * Consent started from a runtime `loginUrl` is confirmed by the connection's owner
+ * (docs/trust-model.md): the real gateway, real authorization servers, Debian's Chromium, and two
+ * small pages on other origins playing the app (allowlisted) and a stranger (not allowlisted) that open the link
  * in a popup.
  */
 import { createServer, type Server } from 'node:http';

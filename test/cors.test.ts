@@ -1,5 +1,5 @@
 /**
- * CORS on /graphql, /tokens/... and /oauth/confirm (DESIGN.md "People-facing surfaces"): allowed
+ * CORS on /graphql, /tokens/... and /oauth/confirm (docs/web.md): allowed
  * origins get a preflight answer and readable responses, other origins get no CORS header at all,
  * and Apollo's CSRF prevention still refuses a simple cross-site request that skips the preflight.
  */

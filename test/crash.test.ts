@@ -1,6 +1,6 @@
 /**
  * SIGKILL while connections refresh with rotating refresh tokens, then restart: no connection is
- * lost (DESIGN.md "Refresh"). A short run per store here; `npm run crash -- --kills 60` runs the
+ * lost (docs/design.md "The runtime step"). A short run per store here; `npm run crash -- --kills 60` runs the
  * same harness (test/support/crash.ts) with as many kills as you like.
  *
  * The provider keeps a rotated-out refresh token usable for a while, as Okta (grace period,

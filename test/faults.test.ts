@@ -1,5 +1,5 @@
 /**
- * Real servers that misbehave, driven through the real gateway (DESIGN.md "Refresh"): an
+ * Real servers that misbehave, driven through the real gateway (docs/design.md "The runtime step"): an
  * authorization server that hangs, fails, rate-limits, answers garbage, resets connections, goes
  * down, or leaves `expires_in` out; and a PostgreSQL of our own stopped and started under traffic.
  *

@@ -1,5 +1,5 @@
 /**
- * Connection templates and issuer names (DESIGN.md "Principals are issuer-scoped"): `{issuer}`,
+ * Connection templates and issuer names (docs/trust-model.md): `{issuer}`,
  * `identity.issuers[].name`, and templates over claims a user can change, refused unless the
  * binding opts in.
  */

@@ -236,3 +236,21 @@ describe('prepared operations', () => {
     expect(repeat.result.body).toEqual({ data: { viewer: { id: 'alice' } } });
   });
 });
+
+describe('prepared operations switched off (server.preparedPipeline: false)', () => {
+  it('sends every operation through the full pipeline, repeats included, with the same answer', async () => {
+    const stage = await startStage({ config: { server: { preparedPipeline: false } } });
+    try {
+      const jwt = await stage.jwtFor('alice');
+      const metric = async (pipeline: string) =>
+        Number(new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(await (await fetch(`${stage.t.url}/metrics`)).text())?.[1] ?? 0);
+      const query = '{ githubTokenInfo { subject } }';
+      const first = await stage.query(query, jwt);
+      for (let i = 0; i < 3; i++) expect((await stage.query(query, jwt)).body).toEqual(first.body);
+      expect(await metric('prepared')).toBe(0);
+      expect(await metric('full')).toBe(4);
+    } finally {
+      await stage.close();
+    }
+  }, 60_000);
+});

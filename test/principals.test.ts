@@ -1,5 +1,5 @@
 /**
- * Principals are issuer-scoped (DESIGN.md "Second stage"): two trusted issuers whose users share a
+ * Principals are issuer-scoped (docs/trust-model.md): two trusted issuers whose users share a
  * `sub` are two people. Real issuers, real authorization servers, real subgraphs; consent over HTTP.
  * The github binding renders `{jwt.sub}` (the same id for both users), the graph binding
  * `{issuer}.{jwt.sub}` (one id each).

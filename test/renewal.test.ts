@@ -1,5 +1,5 @@
 /**
- * A renewal that the store gets in the way of (DESIGN.md "Budgets, failures, client credentials"):
+ * A renewal that the store gets in the way of (docs/design.md "The runtime step"):
  * a token set the provider gave is never dropped because a write failed, a failed renewal serves
  * the still-valid token, and a refresh token rejected by the provider marks the connection ERROR
  * only if no consent landed in between.

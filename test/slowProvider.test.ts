@@ -1,6 +1,5 @@
 /**
- * A slow identity provider on a PostgreSQL-backed gateway (DESIGN.md "Budgets, failures, client
- * credentials"): forty connections inside the refresh window at once, while their provider (a real
+ * A slow identity provider on a PostgreSQL-backed gateway (docs/design.md "The runtime step"): forty connections inside the refresh window at once, while their provider (a real
  * oidc-provider) holds every token answer back 8 s. Each renewal holds the connection's lock for as
  * long as its provider takes; unbounded, they would take every session of the lock pool and leave
  * the rest, and every other provider's renewals, to fail. Bounded, callers are served the

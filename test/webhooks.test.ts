@@ -1,5 +1,5 @@
 /**
- * Lifecycle webhooks (DESIGN.md "Ecosystem"): events written to an outbox in the transaction of the
+ * Lifecycle webhooks (docs/lifecycle.md): events written to an outbox in the transaction of the
  * change, signed as Standard Webhooks says, retried with backoff, dead-lettered after a bounded
  * number of attempts. The receiver is a real local HTTP server that verifies signatures with the
  * `standardwebhooks` package; the identity provider is a real oidc-provider.

@@ -1,6 +1,5 @@
 /**
- * The framework-free core of the consent kit (DESIGN.md "Consent started from a runtime loginUrl is
- * confirmed by the connection's owner"). A field failed with CONNECTION_NOT_CONNECTED or
+ * The framework-free core of the consent kit (docs/design.md "Consent"). A field failed with CONNECTION_NOT_CONNECTED or
  * REAUTHORIZATION_REQUIRED and an `extensions.loginUrl`: open that link in a popup, wait for the
  * gateway's done page to post the consent id back (from the gateway's origin and that popup only),
  * then confirm it with the user's own bearer JWT (`POST /oauth/confirm`). Each step is reported.

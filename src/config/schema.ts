@@ -1,5 +1,5 @@
 /**
- * The configuration contract (DESIGN.md "Configuration"): one typed, frozen value, validated once
+ * The configuration contract (docs/configuration.md): one typed, frozen value, validated once
  * at start with messages that name the key path. Every key has a default, so no file is needed.
  */
 import { deepFreeze, isRecord, webUrl } from '../values.js';
@@ -31,6 +31,8 @@ export interface Config {
     readonly cors: { readonly origins: readonly string[] | null };
     /** On SIGTERM, how long in-flight requests may take before their connections are closed. */
     readonly drainTimeoutSeconds: number;
+    /** Repeated operations run their stored plan without Apollo Server's request pipeline (docs/prepared-pipeline.md). */
+    readonly preparedPipeline: boolean;
   };
   readonly supergraph: string | null;
   readonly store: { readonly url: string };
@@ -83,7 +85,7 @@ interface KeySpec {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Every key, its default and its meaning: the README table is generated from this list. */
+/** Every key, its default and its meaning; test/readme.test.ts checks that docs/configuration.md lists each. */
 export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   { path: 'server.host', kind: 'string', default: '127.0.0.1', doc: 'Interface the HTTP server listens on.' },
   { path: 'server.port', kind: 'int', default: 4000, min: 0, max: 65535, doc: 'TCP port (0 picks a free one).' },
@@ -99,6 +101,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     kind: 'corsOrigins',
     default: null,
     doc: 'Exact origins (or `"*"`) whose browser scripts may call `/graphql`, `/tokens/...` and `/oauth/confirm` (CORS); other origins get no CORS headers. Default: Apollo Studio (`https://studio.apollographql.com`) when `server.exploration` is on, else none.',
+  },
+  {
+    path: 'server.preparedPipeline',
+    kind: 'bool',
+    default: true,
+    doc: 'Run a repeated operation\'s stored plan without Apollo Server\'s request pipeline (docs/prepared-pipeline.md); off: every operation takes the full pipeline.',
   },
   { path: 'server.drainTimeoutSeconds', kind: 'int', default: 20, min: 0, max: 3600, doc: 'On SIGTERM: stop accepting connections, let in-flight requests finish for at most this long, then close. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).' },
   { path: 'supergraph', kind: 'nullableString', default: null, doc: 'Path to `supergraph.yaml`; none means the management API only.' },

@@ -1,6 +1,5 @@
 /**
- * Tokens a runtime login link brought (DESIGN "Consent started from a runtime loginUrl is confirmed
- * by the connection's owner"). A runtime link is a bearer link: whoever opens it consents, so its
+ * Tokens a runtime login link brought (docs/trust-model.md, "Who can consent into a connection"). A runtime link is a bearer link: whoever opens it consents, so its
  * tokens are held sealed and unusable until a caller whom the connection's access policies admit
  * confirms them with the consent id. A refused confirmation spends the consent id all the same.
  */

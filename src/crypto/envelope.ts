@@ -1,5 +1,5 @@
 /**
- * Envelope encryption of secret fields (DESIGN.md "Storage and encryption").
+ * Envelope encryption of secret fields (docs/design.md "Storage and encryption").
  *
  * Every seal draws its own 256-bit data key. The content is AES-256-GCM under that data key with
  * `associatedData(ref)`; the data key is AES-256-GCM-wrapped by the keyring's primary KEK with

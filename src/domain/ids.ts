@@ -1,5 +1,5 @@
 /**
- * The ids of DESIGN.md: the rule every id follows, the key of a connection, and the labels errors
+ * The ids of docs/design.md: the rule every id follows, the key of a connection, and the labels errors
  * name resources by. One home, so the edge, the registry and the store agree.
  */
 import { badInput } from '../errors.js';
@@ -38,7 +38,7 @@ export function requireString(value: unknown, field: string): string {
 }
 
 /**
- * DESIGN.md ID rule, shared by providers, connections and access policies, and checked at the edge
+ * docs/design.md ID rule, shared by providers, connections and access policies, and checked at the edge
  * on every id a URL brings or a template renders from claims, before any lookup, counter or log line.
  */
 export function validateId(value: unknown, field: string): string {

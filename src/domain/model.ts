@@ -1,6 +1,7 @@
 /**
- * The resource model of DESIGN.md. These are the shapes the store keeps (secrets sealed) and the
- * admin API shows (secrets absent). Plaintext secrets only ever live in `Decrypted*` types.
+ * The resource model of docs/design.md. These are the shapes the store keeps (secrets sealed) and the
+ * admin API shows (secrets absent). Secrets are `Sealed` here; plaintext exists only
+ * briefly where a secret is used (an OAuth call, a header).
  */
 import type { Sealed } from '../crypto/sealed.js';
 
@@ -100,7 +101,7 @@ export interface AccessPolicyRecord {
   readonly appIds: readonly string[];
   /**
    * The `iss` a caller's verified token must carry (the issuer URL, compared exactly); null admits
-   * callers of every trusted issuer. DESIGN.md "Principals are issuer-scoped".
+   * callers of every trusted issuer. docs/trust-model.md.
    */
   readonly issuer: string | null;
   readonly createdAt: Date;

@@ -37,6 +37,8 @@ export interface FederatedGraphDeps {
   readonly verifier: JwtVerifier;
   readonly managedObjectId: string;
   readonly exploration: boolean;
+  /** `server.preparedPipeline`: false sends every operation through Apollo Server (default true). */
+  readonly preparedPipeline?: boolean;
   /** Bound on each subgraph call. */
   readonly subgraphTimeoutMs: number;
   readonly logger: Logger;
@@ -127,6 +129,10 @@ function verifyCaller(verifier: JwtVerifier, authorization: string | undefined):
  * steps aside while any plugin wants to see operations (docs/plugins.md).
  */
 function preparedPipelineEnabled(deps: FederatedGraphDeps): boolean {
+  if (deps.preparedPipeline === false) {
+    deps.logger.info('server.preparedPipeline is off: every operation takes Apollo Server\'s full request pipeline');
+    return false;
+  }
   const plugins = deps.plugins?.length ?? 0;
   const graphosReporting = (deps.graphos ?? null) !== null;
   if (plugins === 0 && !graphosReporting) return true;

@@ -1,6 +1,6 @@
 /**
  * GraphOS (Apollo Studio) reporting: off unless both `APOLLO_KEY` and `APOLLO_GRAPH_REF` are set,
- * as DESIGN.md "Serving" says of any outside service. Usage is then reported for every operation
+ * as docs/design.md says of any outside service. Usage is then reported for every operation
  * (reporting is a plugin, so the prepared pipeline steps aside, see gateway.ts). Schema reporting
  * also needs `APOLLO_SCHEMA_REPORTING=true`, Apollo Server's own switch: a federated graph's schema
  * usually reaches GraphOS through `rover subgraph publish` instead.

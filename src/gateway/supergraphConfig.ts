@@ -1,5 +1,5 @@
 /**
- * `supergraph.yaml` (DESIGN.md "Runtime"): Rover's subgraph list plus our per-subgraph
+ * `supergraph.yaml` (docs/design.md "The runtime step"): Rover's subgraph list plus our per-subgraph
  * `authorization` binding. Parsed once into a frozen value; every problem is reported with its
  * key path, all at once, as a ConfigError.
  */

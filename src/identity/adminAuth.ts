@@ -1,5 +1,5 @@
 /**
- * Admin authentication for the management API (DESIGN.md "Serving"): an admin API key in
+ * Admin authentication for the management API (docs/design.md): an admin API key in
  * `x-api-key`, or a trusted JWT carrying the admin role. Only SHA-256 digests of the keys are
  * held, and they are compared in constant time.
  */

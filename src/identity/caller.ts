@@ -1,5 +1,5 @@
 /**
- * The verified identity of whoever sent a request (DESIGN.md "Runtime" step 1). Access policies
+ * The verified identity of whoever sent a request (docs/design.md "The runtime step" step 1). Access policies
  * match on these fields, always within the caller's issuer when the policy names one: USER by
  * `sub`/`oid` and tenant, GROUP by `groups`, SERVICE_PRINCIPAL by `oid`/`sub` (and `appId` when the
  * policy lists app ids); admin JWTs by `roles`.

@@ -1,5 +1,5 @@
 /**
- * Verifies callers' bearer JWTs against the configured trusted issuers (DESIGN.md "Runtime"
+ * Verifies callers' bearer JWTs against the configured trusted issuers (docs/design.md "The runtime step"
  * step 1). Every failure is UNAUTHENTICATED with a fixed public message; jose's error (or the
  * discovery failure) stays in `cause` for the logs. The token itself never appears in an error.
  */

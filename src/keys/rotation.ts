@@ -1,5 +1,5 @@
 /**
- * Key rotation (DESIGN.md "Storage and encryption"): a new key becomes primary, every stored data
+ * Key rotation (docs/design.md "Storage and encryption"): a new key becomes primary, every stored data
  * key is re-wrapped with it in the background while traffic continues, and old keys stay until
  * nothing uses them.
  *

@@ -1,5 +1,5 @@
 /**
- * OpenTelemetry tracing, configured by the standard OTEL_* environment variables (DESIGN.md
+ * OpenTelemetry tracing, configured by the standard OTEL_* environment variables (docs/design.md
  * "Ecosystem"). With none of them set nothing is loaded: the SDK and exporters are imported only
  * here, dynamically, so the spans of src/tracing stay the API's no-ops and cost nothing measurable.
  *

@@ -1,5 +1,5 @@
 /**
- * The built-in identity provider catalog (DESIGN.md "Identity provider catalog"), as data.
+ * The built-in identity provider catalog (docs/design.md "The identity provider catalog"), as data.
  *
  * Everything provider-specific lives here and only here: the OAuth code, validation and the
  * management API read these entries and never test a provider's name. Adding a provider means

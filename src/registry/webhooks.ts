@@ -1,5 +1,5 @@
 /**
- * Lifecycle webhooks (DESIGN.md "Ecosystem"): an admin registers a URL for some connection events;
+ * Lifecycle webhooks (docs/lifecycle.md): an admin registers a URL for some connection events;
  * its signing secret (Standard Webhooks `whsec_…`) is generated here, sealed in the store and shown
  * once, in the creation's answer. Input is checked at the edge, as a provider's URLs are.
  */

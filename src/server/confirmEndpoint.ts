@@ -1,7 +1,7 @@
 /**
  * `POST /oauth/confirm` with `{"consent": "<id>"}` and the owner's bearer JWT: the tokens a runtime
- * login link brought become the connection's tokens (DESIGN "Consent started from a runtime
- * loginUrl is confirmed by the connection's owner").
+ * login link brought become the connection's tokens (docs/trust-model.md, "Who can consent into a
+ * connection").
  */
 import type { Confirmed } from '../consent/pending.js';
 import { badInput, GatewayError } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * CORS for the endpoints browser apps call from other origins (DESIGN.md "People-facing surfaces"):
+ * CORS for the endpoints browser apps call from other origins (docs/web.md):
  * `/graphql`, `/tokens/...`, `/oauth/confirm`. Only configured origins (`server.cors.origins`)
  * get CORS headers; every other origin gets none, so its scripts cannot read the answer. Callers
  * authenticate with a bearer JWT, never a cookie, so credentials mode is never allowed. This does

@@ -116,7 +116,7 @@ async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphCon
   });
 }
 
-/** DESIGN.md "Principals are issuer-scoped": same-`sub` users of two issuers would collide. */
+/** docs/trust-model.md: same-`sub` users of two issuers would collide. */
 function warnAboutIssuerlessTemplates(supergraph: SupergraphConfig, issuers: number, logger: Logger): void {
   if (issuers < 2) return;
   for (const t of issuerlessTemplates(supergraph))
@@ -403,6 +403,7 @@ async function buildGraph(parts: GraphParts, closers: Closers) {
     ...(options.plugins && { plugins: options.plugins }),
     graphos: options.graphos ?? null,
     exploration: config.server.exploration,
+    preparedPipeline: config.server.preparedPipeline,
     subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
     logger,
     onErrors: (errors) => countSubgraphErrors(errors, { counter: metrics.subgraphErrors, isSubgraph: (name) => findSubgraph(source.current(), name) !== undefined }),

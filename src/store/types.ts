@@ -89,7 +89,7 @@ export interface InsertConnectionOptions {
   readonly autoCreated?: boolean;
 }
 
-/** The connection lifecycle events webhooks subscribe to (DESIGN.md "Ecosystem"). */
+/** The connection lifecycle events webhooks subscribe to (docs/operations.md). */
 export const LIFECYCLE_EVENT_TYPES = Object.freeze([
   'connection.created',
   'connection.connected',

@@ -1,5 +1,5 @@
 /**
- * Crash test (DESIGN.md "Refresh": a crash at any point loses no connection). The real gateway runs
+ * Crash test (docs/design.md "The runtime step": a crash at any point loses no connection). The real gateway runs
  * as a child process (`node --import tsx src/main.ts --config FILE`, CG_* variables) on SQLite or
  * PostgreSQL, with several consented connections of an oidc-provider server that rotates refresh
  * tokens and issues access tokens living 2 s. Refreshes run without pause (testConnection through
