@@ -48,8 +48,21 @@ export function benchResolver(store: Store, envelope: Envelope, cacheEnabled: bo
     now,
     changes: new ChangeFeed(),
   };
-  const oauth = new OAuthClient({ timeoutMs: DEFAULTS.oauth.timeoutMs, allowInsecureHttp: true, allowPrivateNetworks: true });
-  const tokens = new TokenSource({ store, envelope, oauth, now, logger, refreshSkewMs: REFRESH_SKEW_MS, allowInsecureHttp: true, callerTimeoutMs: DEFAULTS.oauth.timeoutMs });
+  const oauth = new OAuthClient({
+    timeoutMs: DEFAULTS.oauth.timeoutMs,
+    allowInsecureHttp: true,
+    allowPrivateNetworks: true,
+  });
+  const tokens = new TokenSource({
+    store,
+    envelope,
+    oauth,
+    now,
+    logger,
+    refreshSkewMs: REFRESH_SKEW_MS,
+    allowInsecureHttp: true,
+    callerTimeoutMs: DEFAULTS.oauth.timeoutMs,
+  });
   const consent = new ConsentFlow({
     store,
     envelope,
@@ -90,7 +103,10 @@ export function benchProviderInput(id: string) {
 }
 
 /** A token set the size of a real one (JWT access token, opaque refresh token), sealed to `key`, valid for an hour. */
-export function sealBenchTokenSet(envelope: Envelope, key: ConnectionKey): { readonly sealed: Sealed; readonly expiresAt: Date } {
+export function sealBenchTokenSet(
+  envelope: Envelope,
+  key: ConnectionKey,
+): { readonly sealed: Sealed; readonly expiresAt: Date } {
   const expiresAt = Date.now() + TOKEN_LIFETIME_MS;
   const sealed = sealTokenSet(envelope, key, {
     accessToken: randomBytes(ACCESS_TOKEN_CHARS).toString('base64url').slice(0, ACCESS_TOKEN_CHARS),

@@ -48,7 +48,13 @@ export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
 
-export function post(url: string, query: string, headers: Record<string, string>, expect: unknown, variables?: Record<string, unknown>): LoadStep {
+export function post(
+  url: string,
+  query: string,
+  headers: Record<string, string>,
+  expect: unknown,
+  variables?: Record<string, unknown>,
+): LoadStep {
   return {
     url,
     headers: { ...JSON_HEADERS, ...headers },
@@ -63,7 +69,9 @@ export const QUERIES: readonly QuerySpec[] = Object.freeze([
     title: 'one subgraph',
     query: '{ viewer { login } }',
     expect: { viewer: { login: BENCH_USER } },
-    direct: (s, t) => [post(s.tokens.github.url, '{ viewer { login } }', bearer(t.github), { viewer: { login: BENCH_USER } })],
+    direct: (s, t) => [
+      post(s.tokens.github.url, '{ viewer { login } }', bearer(t.github), { viewer: { login: BENCH_USER } }),
+    ],
   },
   {
     id: 'two',
@@ -71,7 +79,9 @@ export const QUERIES: readonly QuerySpec[] = Object.freeze([
     query: '{ viewer { login profile { displayName } } }',
     expect: { viewer: { login: BENCH_USER, profile: { displayName: 'Alice' } } },
     direct: (s, t) => [
-      post(s.tokens.github.url, '{ viewer { __typename id login } }', bearer(t.github), { viewer: { __typename: 'User', id: BENCH_USER, login: BENCH_USER } }),
+      post(s.tokens.github.url, '{ viewer { __typename id login } }', bearer(t.github), {
+        viewer: { __typename: 'User', id: BENCH_USER, login: BENCH_USER },
+      }),
       post(
         s.tokens.graph.url,
         'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { profile { displayName } } } }',
@@ -129,7 +139,11 @@ async function json(url: string, init: RequestInit): Promise<any> {
 export async function setUpOurs(stage: BenchStage, base: string, callerJwt: string): Promise<DirectTokens> {
   await createOidcProviders(
     (query, variables) =>
-      json(`${base}/admin/graphql`, { method: 'POST', headers: { ...JSON_HEADERS, 'x-api-key': ADMIN_KEY }, body: JSON.stringify({ query, variables }) }),
+      json(`${base}/admin/graphql`, {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, 'x-api-key': ADMIN_KEY },
+        body: JSON.stringify({ query, variables }),
+      }),
     stage,
   );
   const first = (await fetch(`${base}/graphql`, {

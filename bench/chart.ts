@@ -67,7 +67,7 @@ function esc(text: string): string {
 function niceStep(max: number, count: number): number {
   const raw = max / count;
   const power = 10 ** Math.floor(Math.log10(raw));
-  return ([1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power);
+  return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
 }
 
 const ms = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
@@ -102,11 +102,23 @@ export function renderChart(results: ChartInput, source = 'bench/results/latest.
     `<title id="title">credential-gateway benchmarks: requests per second by case</title>`,
     `<desc id="desc">${esc(
       reports
-        .map((r) => `${r.title}: ` + CHART_CASES.map((id) => { const o = r.cases[id]; return o?.ran ? `${id} ${o.figures.requestsPerSecond.toFixed(0)} req/s` : `${id} n/a`; }).join(', '))
+        .map(
+          (r) =>
+            `${r.title}: ` +
+            CHART_CASES.map((id) => {
+              const o = r.cases[id];
+              return o?.ran ? `${id} ${o.figures.requestsPerSecond.toFixed(0)} req/s` : `${id} n/a`;
+            }).join(', '),
+        )
         .join('; '),
     )}</desc>`,
     `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
-    text(MARGIN, 32, 'Requests per second through each gateway (higher is better)', 'font-size="19" font-weight="600" fill="#1f2328"'),
+    text(
+      MARGIN,
+      32,
+      'Requests per second through each gateway (higher is better)',
+      'font-size="19" font-weight="600" fill="#1f2328"',
+    ),
     text(
       MARGIN,
       56,
@@ -114,7 +126,12 @@ export function renderChart(results: ChartInput, source = 'bench/results/latest.
         `${s.seconds / s.rounds} s windows,`,
       'font-size="12" fill="#57606a"',
     ),
-    text(MARGIN, 72, `each case's least disturbed of ${s.rounds} rounds. Beside each bar: req/s, then latency p50 and p99.`, 'font-size="12" fill="#57606a"'),
+    text(
+      MARGIN,
+      72,
+      `each case's least disturbed of ${s.rounds} rounds. Beside each bar: req/s, then latency p50 and p99.`,
+      'font-size="12" fill="#57606a"',
+    ),
   ];
 
   let y = TITLE_HEIGHT;
@@ -127,7 +144,9 @@ export function renderChart(results: ChartInput, source = 'bench/results/latest.
     const rowsBottom = rowsTop + CHART_CASES.length * ROW_HEIGHT;
     for (let v = 0; v <= axisMax; v += step) {
       const x = BAR_LEFT + scale(v);
-      out.push(`<line x1="${x.toFixed(1)}" y1="${rowsTop - 4}" x2="${x.toFixed(1)}" y2="${rowsBottom}" stroke="${v === 0 ? '#8c959f' : '#eaeef2'}" stroke-width="1"/>`);
+      out.push(
+        `<line x1="${x.toFixed(1)}" y1="${rowsTop - 4}" x2="${x.toFixed(1)}" y2="${rowsBottom}" stroke="${v === 0 ? '#8c959f' : '#eaeef2'}" stroke-width="1"/>`,
+      );
       out.push(text(x, rowsBottom + 16, String(v), 'font-size="11" fill="#6e7781" text-anchor="middle"'));
     }
     out.push(text(BAR_LEFT - 12, rowsBottom + 16, 'req/s', 'font-size="11" fill="#6e7781" text-anchor="end"'));
@@ -151,7 +170,9 @@ export function renderChart(results: ChartInput, source = 'bench/results/latest.
       const f = outcome.figures;
       const w = Math.max(1, scale(f.requestsPerSecond));
       const barTop = top + (ROW_HEIGHT - BAR_HEIGHT) / 2;
-      out.push(`<rect x="${BAR_LEFT}" y="${barTop}" width="${w.toFixed(1)}" height="${BAR_HEIGHT}" rx="2" fill="${COLOR[id]}"/>`);
+      out.push(
+        `<rect x="${BAR_LEFT}" y="${barTop}" width="${w.toFixed(1)}" height="${BAR_HEIGHT}" rx="2" fill="${COLOR[id]}"/>`,
+      );
       const valueX = BAR_LEFT + w + 8;
       out.push(
         `<text x="${valueX.toFixed(1)}" y="${mid}" fill="#1f2328"><tspan font-weight="600">${f.requestsPerSecond.toFixed(0)}</tspan>` +
@@ -161,8 +182,18 @@ export function renderChart(results: ChartInput, source = 'bench/results/latest.
     y += panelHeight + PANEL_GAP;
   }
   out.push(
-    text(MARGIN, height - 24, 'b and b′ send the subgraphs no token; d forwards the caller\u2019s JWT; c verifies the caller\u2019s JWT and sends each subgraph its own token.', 'font-size="11" fill="#6e7781"'),
-    text(MARGIN, height - 9, `Source: ${source}. Cases, the d+ variant, CPU per request and how to read the figures: docs/benchmarks.md.`, 'font-size="11" fill="#6e7781"'),
+    text(
+      MARGIN,
+      height - 24,
+      'b and b′ send the subgraphs no token; d forwards the caller\u2019s JWT; c verifies the caller\u2019s JWT and sends each subgraph its own token.',
+      'font-size="11" fill="#6e7781"',
+    ),
+    text(
+      MARGIN,
+      height - 9,
+      `Source: ${source}. Cases, the d+ variant, CPU per request and how to read the figures: docs/benchmarks.md.`,
+      'font-size="11" fill="#6e7781"',
+    ),
     '</svg>',
   );
   return out.join('\n') + '\n';

@@ -16,7 +16,10 @@ function forkChild(file: string, stdout: 'inherit' | 'ignore', extraExecArgv: re
 
 function nextMessage<T>(child: ChildProcess, accept: (m: T) => boolean, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = timeoutMs > 0 ? setTimeout(() => done(new Error(`no answer from child process within ${timeoutMs} ms`)), timeoutMs) : null;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => done(new Error(`no answer from child process within ${timeoutMs} ms`)), timeoutMs)
+        : null;
     const onMessage = (m: T) => {
       if (accept(m)) done(null, m);
     };
@@ -68,7 +71,9 @@ export class LoadProcess {
   }
 }
 
-export type GatewayStarted = { readonly ok: true; readonly url: string; readonly version: string } | { readonly ok: false; readonly reason: string };
+export type GatewayStarted =
+  | { readonly ok: true; readonly url: string; readonly version: string }
+  | { readonly ok: false; readonly reason: string };
 
 export class GatewayProcess {
   readonly #child: ChildProcess;
@@ -81,7 +86,11 @@ export class GatewayProcess {
   }
 
   async start(start: GatewayStart): Promise<GatewayStarted> {
-    const answer = nextMessage<FromGateway>(this.#child, (m) => m.type === 'started' || m.type === 'unavailable', START_TIMEOUT_MS);
+    const answer = nextMessage<FromGateway>(
+      this.#child,
+      (m) => m.type === 'started' || m.type === 'unavailable',
+      START_TIMEOUT_MS,
+    );
     this.#child.send({ type: 'start', start } satisfies ToGateway);
     const m = await answer;
     if (m.type === 'started') return { ok: true, url: m.url, version: m.version };

@@ -32,7 +32,10 @@ const BIG_PROVIDER = 'p-0000';
 const BIG_CONNECTIONS = 10_000;
 const RUNS = Number(process.env['BENCH_CONSOLE_RUNS'] ?? 15);
 const SEED_PARALLELISM = 8;
-const RESULTS_FILE = new URL(`./results/console-${process.env['BENCH_CONSOLE_STORE'] === 'postgres' ? 'postgres' : 'sqlite'}-latest.json`, import.meta.url).pathname;
+const RESULTS_FILE = new URL(
+  `./results/console-${process.env['BENCH_CONSOLE_STORE'] === 'postgres' ? 'postgres' : 'sqlite'}-latest.json`,
+  import.meta.url,
+).pathname;
 
 interface Figure {
   readonly medianMs: number;
@@ -46,7 +49,11 @@ const connectionId = (i: number) => `user-${String(i).padStart(5, '0')}`;
 function summary(samples: number[], storeQueries?: number): Figure {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { medianMs: Math.round(at(0.5) * 10) / 10, p95Ms: Math.round(at(0.95) * 10) / 10, ...(storeQueries !== undefined && { storeQueries }) };
+  return {
+    medianMs: Math.round(at(0.5) * 10) / 10,
+    p95Ms: Math.round(at(0.95) * 10) / 10,
+    ...(storeQueries !== undefined && { storeQueries }),
+  };
 }
 
 async function inBatches(count: number, each: (i: number) => Promise<unknown>): Promise<void> {
@@ -57,7 +64,8 @@ async function inBatches(count: number, each: (i: number) => Promise<unknown>): 
 
 /** Every 3rd connection CONNECTED, every 7th ERROR (so the status filter has work to do), the rest NOT_CONNECTED. */
 function stateOf(i: number): ConnectionState {
-  if (i % 7 === 0) return { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'the refresh token was revoked' } };
+  if (i % 7 === 0)
+    return { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'the refresh token was revoked' } };
   return i % 3 === 0 ? { status: 'CONNECTED' } : { status: 'NOT_CONNECTED' };
 }
 
@@ -65,20 +73,23 @@ async function seed(t: TestApp): Promise<void> {
   const started = performance.now();
   // Providers through the management API, as an admin would create them.
   await inBatches(PROVIDERS_TOTAL, async (i) => {
-    const res = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: {
-        id: providerId(i),
-        displayName: `Provider ${i}`,
-        identityProvider: 'oauth2',
-        grantType: 'AUTHORIZATION_CODE',
-        clientId: `client-${i}`,
-        clientSecret: `bench-secret-${i}`,
-        parameters: [
-          { name: 'authorizationUrl', value: 'https://idp.example.com/authorize' },
-          { name: 'tokenUrl', value: 'https://idp.example.com/token' },
-        ],
+    const res = await t.admin(
+      `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+      {
+        input: {
+          id: providerId(i),
+          displayName: `Provider ${i}`,
+          identityProvider: 'oauth2',
+          grantType: 'AUTHORIZATION_CODE',
+          clientId: `client-${i}`,
+          clientSecret: `bench-secret-${i}`,
+          parameters: [
+            { name: 'authorizationUrl', value: 'https://idp.example.com/authorize' },
+            { name: 'tokenUrl', value: 'https://idp.example.com/token' },
+          ],
+        },
       },
-    });
+    );
     if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
   });
   // 10,000 connections straight into the store (the API would take minutes for no extra insight).
@@ -99,18 +110,37 @@ async function seed(t: TestApp): Promise<void> {
       createdAt: now,
       updatedAt: now,
     };
-    const policy = { providerId: BIG_PROVIDER, connectionId: record.id, id: 'managed-identity', kind: 'MANAGED_IDENTITY' as const, objectId: 'credential-gateway', tenantId: null, appIds: [], issuer: null, createdAt: now };
+    const policy = {
+      providerId: BIG_PROVIDER,
+      connectionId: record.id,
+      id: 'managed-identity',
+      kind: 'MANAGED_IDENTITY' as const,
+      objectId: 'credential-gateway',
+      tenantId: null,
+      appIds: [],
+      issuer: null,
+      createdAt: now,
+    };
     await t.app.store.insertConnection(record, [policy], BIG_CONNECTIONS);
   });
   // A few connections on the other providers, so that every row has counts to show.
   await inBatches(PROVIDERS_TOTAL - 1, async (i) => {
-    const res = await t.admin(`mutation($p: ID!) { createConnection(providerId: $p, input: { id: "c1" }) { id } }`, { p: providerId(i + 1) });
+    const res = await t.admin(`mutation($p: ID!) { createConnection(providerId: $p, input: { id: "c1" }) { id } }`, {
+      p: providerId(i + 1),
+    });
     if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
   });
-  console.info(`seeded ${PROVIDERS_TOTAL} providers and ${BIG_CONNECTIONS} connections on ${BIG_PROVIDER} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.info(
+    `seeded ${PROVIDERS_TOTAL} providers and ${BIG_CONNECTIONS} connections on ${BIG_PROVIDER} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 }
 
-async function apiFigure(t: TestApp, query: string, variables: Record<string, unknown>, check: (data: any) => void): Promise<Figure> {
+async function apiFigure(
+  t: TestApp,
+  query: string,
+  variables: Record<string, unknown>,
+  check: (data: any) => void,
+): Promise<Figure> {
   const samples: number[] = [];
   let queries = 0;
   for (let run = 0; run < RUNS + 2; run++) {
@@ -126,11 +156,22 @@ async function apiFigure(t: TestApp, query: string, variables: Record<string, un
   return summary(samples, queries);
 }
 
-async function cursorAfter(t: TestApp, pages: number, variables: Record<string, unknown>, kind: 'providers' | 'connections'): Promise<string | null> {
+async function cursorAfter(
+  t: TestApp,
+  pages: number,
+  variables: Record<string, unknown>,
+  kind: 'providers' | 'connections',
+): Promise<string | null> {
   let after: string | null = null;
   for (let i = 0; i < pages; i++) {
-    const res: any = await t.admin(kind === 'providers' ? print(PROVIDERS) : print(CONNECTIONS), { ...variables, after });
-    after = kind === 'providers' ? res.body.data.credentialProviders.nextCursor : res.body.data.credentialProvider.connections.nextCursor;
+    const res: any = await t.admin(kind === 'providers' ? print(PROVIDERS) : print(CONNECTIONS), {
+      ...variables,
+      after,
+    });
+    after =
+      kind === 'providers'
+        ? res.body.data.credentialProviders.nextCursor
+        : res.body.data.credentialProvider.connections.nextCursor;
   }
   return after;
 }
@@ -141,17 +182,52 @@ async function apiFigures(t: TestApp): Promise<Record<string, Figure>> {
   const fifty = (path: (d: any) => any[]) => (d: any) => {
     if (path(d).length !== 50) throw new Error(`expected 50 items, got ${path(d).length}`);
   };
-  const lastProvidersCursor = await cursorAfter(t, PROVIDERS_TOTAL / PROVIDERS_PAGE_SIZE - 1, { first: PROVIDERS_PAGE_SIZE }, 'providers');
+  const lastProvidersCursor = await cursorAfter(
+    t,
+    PROVIDERS_TOTAL / PROVIDERS_PAGE_SIZE - 1,
+    { first: PROVIDERS_PAGE_SIZE },
+    'providers',
+  );
   const conn = { providerId: BIG_PROVIDER, first: CONNECTIONS_PAGE_SIZE };
   const page100 = await cursorAfter(t, 99, conn, 'connections');
   const errorPage20 = await cursorAfter(t, 19, { ...conn, status: 'ERROR' }, 'connections');
   return {
-    'providers page 1 (50, with counts)': await apiFigure(t, providers, { first: PROVIDERS_PAGE_SIZE, after: null }, fifty((d) => d.credentialProviders.items)),
-    'providers page 20 (the last 50)': await apiFigure(t, providers, { first: PROVIDERS_PAGE_SIZE, after: lastProvidersCursor }, fifty((d) => d.credentialProviders.items)),
-    'connections page 1 of 10,000': await apiFigure(t, connections, { ...conn, after: null, status: null }, fifty((d) => d.credentialProvider.connections.items)),
-    'connections page 100 of 10,000': await apiFigure(t, connections, { ...conn, after: page100, status: null }, fifty((d) => d.credentialProvider.connections.items)),
-    'connections status ERROR page 1': await apiFigure(t, connections, { ...conn, after: null, status: 'ERROR' }, fifty((d) => d.credentialProvider.connections.items)),
-    'connections status ERROR page 20': await apiFigure(t, connections, { ...conn, after: errorPage20, status: 'ERROR' }, fifty((d) => d.credentialProvider.connections.items)),
+    'providers page 1 (50, with counts)': await apiFigure(
+      t,
+      providers,
+      { first: PROVIDERS_PAGE_SIZE, after: null },
+      fifty((d) => d.credentialProviders.items),
+    ),
+    'providers page 20 (the last 50)': await apiFigure(
+      t,
+      providers,
+      { first: PROVIDERS_PAGE_SIZE, after: lastProvidersCursor },
+      fifty((d) => d.credentialProviders.items),
+    ),
+    'connections page 1 of 10,000': await apiFigure(
+      t,
+      connections,
+      { ...conn, after: null, status: null },
+      fifty((d) => d.credentialProvider.connections.items),
+    ),
+    'connections page 100 of 10,000': await apiFigure(
+      t,
+      connections,
+      { ...conn, after: page100, status: null },
+      fifty((d) => d.credentialProvider.connections.items),
+    ),
+    'connections status ERROR page 1': await apiFigure(
+      t,
+      connections,
+      { ...conn, after: null, status: 'ERROR' },
+      fifty((d) => d.credentialProvider.connections.items),
+    ),
+    'connections status ERROR page 20': await apiFigure(
+      t,
+      connections,
+      { ...conn, after: errorPage20, status: 'ERROR' },
+      fifty((d) => d.credentialProvider.connections.items),
+    ),
   };
 }
 
@@ -178,13 +254,19 @@ async function browserFigures(t: TestApp): Promise<Record<string, Figure>> {
         const signingIn = performance.now();
         await page.getByLabel('Admin API key').fill(ADMIN_KEY);
         await page.getByRole('button', { name: 'Sign in' }).click();
-        await rowsOf(page).nth(PROVIDERS_PAGE_SIZE - 1).getByText('connected', { exact: false }).first().waitFor();
+        await rowsOf(page)
+          .nth(PROVIDERS_PAGE_SIZE - 1)
+          .getByText('connected', { exact: false })
+          .first()
+          .waitFor();
         const signIn = performance.now() - signingIn;
         const first = performance.now() - started;
 
         started = performance.now();
         await page.reload();
-        await rowsOf(page).nth(PROVIDERS_PAGE_SIZE - 1).waitFor();
+        await rowsOf(page)
+          .nth(PROVIDERS_PAGE_SIZE - 1)
+          .waitFor();
         const again = performance.now() - started;
 
         // The big provider's page, then its next pages of connections.
@@ -196,7 +278,9 @@ async function browserFigures(t: TestApp): Promise<Record<string, Figure>> {
         for (let p = 1; p <= 5; p++) {
           started = performance.now();
           await page.getByRole('button', { name: 'Next page' }).click();
-          await page.getByRole('link', { name: connectionId((p + 1) * CONNECTIONS_PAGE_SIZE - 1), exact: true }).waitFor();
+          await page
+            .getByRole('link', { name: connectionId((p + 1) * CONNECTIONS_PAGE_SIZE - 1), exact: true })
+            .waitFor();
           pageTimes.push(performance.now() - started);
         }
         if (run > 0) {
@@ -228,7 +312,8 @@ async function browserFigures(t: TestApp): Promise<Record<string, Figure>> {
 function format(title: string, figures: Record<string, Figure>): string {
   const width = Math.max(...Object.keys(figures).map((k) => k.length));
   const lines = Object.entries(figures).map(
-    ([name, f]) => `  ${name.padEnd(width)}  median ${f.medianMs.toFixed(1).padStart(7)} ms   p95 ${f.p95Ms.toFixed(1).padStart(7)} ms${f.storeQueries !== undefined ? `   ${f.storeQueries} store statements` : ''}`,
+    ([name, f]) =>
+      `  ${name.padEnd(width)}  median ${f.medianMs.toFixed(1).padStart(7)} ms   p95 ${f.p95Ms.toFixed(1).padStart(7)} ms${f.storeQueries !== undefined ? `   ${f.storeQueries} store statements` : ''}`,
   );
   return [title, ...lines].join('\n');
 }
@@ -251,9 +336,23 @@ async function main(): Promise<void> {
     console.info(format(`API (${RUNS} runs each, ${t.app.store.dialect})`, api));
     const browser = process.env['BENCH_CONSOLE_BROWSER'] === '0' ? {} : await browserFigures(t);
     if (Object.keys(browser).length > 0) console.info(format(`Chromium (${RUNS} runs each)`, browser));
-    const result = { at: new Date().toISOString(), loadAverage: loadavg(), cpus: cpus().length, store: t.app.store.dialect, runs: RUNS, providers: PROVIDERS_TOTAL, connectionsOnOneProvider: BIG_CONNECTIONS, api, browser };
+    const result = {
+      at: new Date().toISOString(),
+      loadAverage: loadavg(),
+      cpus: cpus().length,
+      store: t.app.store.dialect,
+      runs: RUNS,
+      providers: PROVIDERS_TOTAL,
+      connectionsOnOneProvider: BIG_CONNECTIONS,
+      api,
+      browser,
+    };
     writeFileSync(RESULTS_FILE, `${JSON.stringify(result, null, 2)}\n`);
-    console.info(`written to ${RESULTS_FILE} (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores)`);
+    console.info(
+      `written to ${RESULTS_FILE} (load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${cpus().length} cores)`,
+    );
   } finally {
     await t.close();
     await drop();

@@ -32,7 +32,9 @@ const REPO = fileURLToPath(new URL('../', import.meta.url));
 type Variant = 'prepared' | 'plugin' | 'traced-100' | 'traced-1';
 const ALL_VARIANTS: readonly Variant[] = ['prepared', 'plugin', 'traced-100', 'traced-1'];
 /** `BENCH_VARIANTS=prepared` runs only that one (e.g. to compare two checkouts). */
-const VARIANTS: readonly Variant[] = process.env['BENCH_VARIANTS'] ? ALL_VARIANTS.filter((v) => process.env['BENCH_VARIANTS']!.split(',').includes(v)) : ALL_VARIANTS;
+const VARIANTS: readonly Variant[] = process.env['BENCH_VARIANTS']
+  ? ALL_VARIANTS.filter((v) => process.env['BENCH_VARIANTS']!.split(',').includes(v))
+  : ALL_VARIANTS;
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -81,8 +83,16 @@ function envOf(variant: Variant, dir: string, sink: string): Record<string, stri
 }
 
 async function startGateway(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_') && !k.startsWith('CG_') && !k.startsWith('APOLLO_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY], { cwd: REPO, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('OTEL_') && !k.startsWith('CG_') && !k.startsWith('APOLLO_'),
+    ),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY], {
+    cwd: REPO,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -103,9 +113,15 @@ async function drive(url: string, ms: number): Promise<number> {
   const end = performance.now() + ms;
   const client = async () => {
     while (performance.now() < end) {
-      const res = await pool.request({ method: 'POST', path: '/graphql', headers: { 'content-type': 'application/json' }, body: QUERY });
+      const res = await pool.request({
+        method: 'POST',
+        path: '/graphql',
+        headers: { 'content-type': 'application/json' },
+        body: QUERY,
+      });
       const text = await res.body.text();
-      if (res.statusCode !== 200 || !text.includes('world')) throw new Error(`unexpected answer ${res.statusCode} ${text}`);
+      if (res.statusCode !== 200 || !text.includes('world'))
+        throw new Error(`unexpected answer ${res.statusCode} ${text}`);
       done++;
     }
   };
@@ -125,7 +141,10 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-bench-eco-'));
   const peers = await startPeers();
   writeFileSync(join(dir, 'hello.graphql'), 'type Query { hello: String }\n');
-  writeFileSync(join(dir, 'supergraph.yaml'), `federation_version: =2.9.0\nsubgraphs:\n  hello:\n    routing_url: ${peers.subgraph}/graphql\n    schema: { file: ${join(dir, 'hello.graphql')} }\n`);
+  writeFileSync(
+    join(dir, 'supergraph.yaml'),
+    `federation_version: =2.9.0\nsubgraphs:\n  hello:\n    routing_url: ${peers.subgraph}/graphql\n    schema: { file: ${join(dir, 'hello.graphql')} }\n`,
+  );
   const results: Record<Variant, number[]> = { prepared: [], plugin: [], 'traced-100': [], 'traced-1': [] };
   try {
     for (let round = 1; round <= ROUNDS; round++) {
@@ -150,7 +169,9 @@ async function main(): Promise<void> {
   const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : 'not run');
   const lines = [
     `node ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${MEASURE_MS} ms (median req/s; each round: ${VARIANTS.join(', ')})`,
-    ...VARIANTS.map((v) => `  ${v.padEnd(10)} ${m[v].toFixed(0)}   (rounds: ${results[v].map((x) => x.toFixed(0)).join(', ')})`),
+    ...VARIANTS.map(
+      (v) => `  ${v.padEnd(10)} ${m[v].toFixed(0)}   (rounds: ${results[v].map((x) => x.toFixed(0)).join(', ')})`,
+    ),
     `tracing off/on (100% sampled): ${ratio(m.prepared, m['traced-100'])}`,
     `tracing off/on (1% sampled):   ${ratio(m.prepared, m['traced-1'])}`,
     `plugin off/on (prepared vs one no-op plugin): ${ratio(m.prepared, m.plugin)}`,

@@ -54,15 +54,32 @@ interface Answer {
   readonly body: string;
 }
 
-function send(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+function send(
+  agent: Agent,
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = request({ agent, host: u.hostname, port: u.port, method, path, headers: { ...headers, ...(body && { 'content-length': String(body.length) }) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        agent,
+        host: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: { ...headers, ...(body && { 'content-length': String(body.length) }) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -127,8 +144,15 @@ parentPort.on('message', async () => {
  * Anonymous clients posting back to back until stopped: bodies of `bytes` (deep, then many keys),
  * or with `bytes` null the control, `{ __typename }`. Counts answers by status.
  */
-function hostileClients(url: string, clients: number, bytes: number | null): { stop(): Promise<Record<string, number>> } {
-  const worker = new Worker(HOSTILE_WORKER, { eval: true, workerData: { url, clients, bytes: bytes ?? 0, plain: bytes === null } });
+function hostileClients(
+  url: string,
+  clients: number,
+  bytes: number | null,
+): { stop(): Promise<Record<string, number>> } {
+  const worker = new Worker(HOSTILE_WORKER, {
+    eval: true,
+    workerData: { url, clients, bytes: bytes ?? 0, plain: bytes === null },
+  });
   return {
     async stop() {
       worker.postMessage('stop');
@@ -145,7 +169,11 @@ class Gateway {
 
   constructor(env: Record<string, string>) {
     this.#child = fork(new URL('./edgeGateway.ts', import.meta.url).pathname, [], {
-      execArgv: [...process.execArgv, '--expose-gc', ...(process.env['EDGE_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['EDGE_CPU_PROF']}`] : [])],
+      execArgv: [
+        ...process.execArgv,
+        '--expose-gc',
+        ...(process.env['EDGE_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['EDGE_CPU_PROF']}`] : []),
+      ],
       env: { ...process.env, ...env, APOLLO_TELEMETRY_DISABLED: '1', NODE_ENV: 'production' },
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
@@ -187,7 +215,8 @@ async function normalQueries(url: string, jwt: string, seconds: number): Promise
     const started = performance.now();
     const r = await send(agent, url, 'POST', '/graphql', headers, body);
     samples.push(performance.now() - started);
-    if (r.status !== 200 || r.body.includes('"errors"')) throw new Error(`normal query failed: ${r.status} ${r.body.slice(0, 300)}`);
+    if (r.status !== 200 || r.body.includes('"errors"'))
+      throw new Error(`normal query failed: ${r.status} ${r.body.slice(0, 300)}`);
   }
   agent.destroy();
   samples.sort((a, b) => a - b);
@@ -231,19 +260,29 @@ async function main(): Promise<void> {
   try {
     const url = await gateway.ready();
     const admin = async (query: string, variables?: Record<string, unknown>) => {
-      const res = await fetch(`${url}/admin/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: JSON.stringify({ query, variables }) });
+      const res = await fetch(`${url}/admin/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY },
+        body: JSON.stringify({ query, variables }),
+      });
       return (await res.json()) as { errors?: unknown[] };
     };
     await createOidcProviders(admin, b);
     const alice = await b.idp.sign({ sub: 'alice' }, { expiresIn: 3_600 });
-    const first = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` }, body: NORMAL_QUERY });
+    const first = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` },
+      body: NORMAL_QUERY,
+    });
     await consentToAll(((await first.json()) as { errors?: [] }).errors, 'alice', alice);
 
     console.log(`${SETTINGS.hostileClients} anonymous clients sending back to back; ${SETTINGS.seconds} s per phase`);
     await normalQueries(url, alice, Math.max(1, WARMUP_REQUESTS / 500));
     const idle = await normalQueries(url, alice, SETTINGS.seconds);
     const line = (label: string, l: Latency) =>
-      console.log(`${label.padEnd(58)} p50 ${l.p50Ms.toFixed(2).padStart(8)} ms  p95 ${l.p95Ms.toFixed(2).padStart(8)} ms  (${l.requests} requests)  p50 ratio to idle ${(l.p50Ms / idle.p50Ms).toFixed(2)}`);
+      console.log(
+        `${label.padEnd(58)} p50 ${l.p50Ms.toFixed(2).padStart(8)} ms  p95 ${l.p95Ms.toFixed(2).padStart(8)} ms  (${l.requests} requests)  p50 ratio to idle ${(l.p50Ms / idle.p50Ms).toFixed(2)}`,
+      );
     line('normal query, idle', idle);
     const phases: readonly [string, number | null][] = [
       ['1 MiB bodies, variables deep or with many keys (the issue)', 2 ** 20],
@@ -268,8 +307,12 @@ async function main(): Promise<void> {
     console.log(
       `${SETTINGS.longIdRequests} /tokens requests with distinct ${SETTINGS.longIdChars}-character ids in ${seconds.toFixed(1)} s, answers by status: ${JSON.stringify(statuses)}`,
     );
-    console.log(`  RSS  ${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (${after.rssBytes >= before.rssBytes ? '+' : ''}${mib(after.rssBytes - before.rssBytes)})`);
-    console.log(`  heap ${mib(before.heapUsedBytes)} → ${mib(after.heapUsedBytes)} MiB (${after.heapUsedBytes >= before.heapUsedBytes ? '+' : ''}${mib(after.heapUsedBytes - before.heapUsedBytes)}), after a full collection`);
+    console.log(
+      `  RSS  ${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (${after.rssBytes >= before.rssBytes ? '+' : ''}${mib(after.rssBytes - before.rssBytes)})`,
+    );
+    console.log(
+      `  heap ${mib(before.heapUsedBytes)} → ${mib(after.heapUsedBytes)} MiB (${after.heapUsedBytes >= before.heapUsedBytes ? '+' : ''}${mib(after.heapUsedBytes - before.heapUsedBytes)}), after a full collection`,
+    );
     console.log(`  log written meanwhile: ${mib(gateway.logBytes - logBefore)} MiB`);
   } finally {
     await gateway.stop();

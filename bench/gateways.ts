@@ -47,14 +47,17 @@ type Fetcher = NonNullable<NonNullable<ConstructorParameters<typeof RemoteGraphQ
 
 /** undici's fetch over our gateway's kept-alive pool, in the shape stock Apollo's data source takes. */
 function fetcherOver(dispatcher: Dispatcher): Fetcher {
-  return ((url: string, init?: Record<string, unknown>) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as Fetcher;
+  return ((url: string, init?: Record<string, unknown>) =>
+    undiciFetch(url, { ...(init as object), dispatcher })) as unknown as Fetcher;
 }
 
 async function startStock(sdl: string, keepAlive: boolean): Promise<Running> {
   const http = keepAlive ? createSubgraphHttpClient({ timeoutMs: SUBGRAPH_TIMEOUT_MS }) : null;
   const gateway = new ApolloGateway({
     supergraphSdl: sdl,
-    ...(http && { buildService: ({ url }) => new RemoteGraphQLDataSource({ url: url!, fetcher: fetcherOver(http.dispatcher) }) }),
+    ...(http && {
+      buildService: ({ url }) => new RemoteGraphQLDataSource({ url: url!, fetcher: fetcherOver(http.dispatcher) }),
+    }),
   });
   const server = new ApolloServer({ gateway });
   const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
@@ -92,7 +95,9 @@ interface HiveModule {
 
 async function startHive(sdl: string, dedupe: boolean): Promise<Running> {
   const hive = (await import(HIVE_PACKAGE).catch((e: unknown) => {
-    const missing = (e as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes(`'${HIVE_PACKAGE}'`);
+    const missing =
+      (e as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND' &&
+      String((e as Error).message).includes(`'${HIVE_PACKAGE}'`);
     if (missing) throw new Error(`${HIVE_PACKAGE} is not installed (cd bench && npm install)`);
     throw e;
   })) as HiveModule;
@@ -103,7 +108,9 @@ async function startHive(sdl: string, dedupe: boolean): Promise<Running> {
     // real traffic (many users, many tokens) rarely; off, every gateway here does the same work.
     ...(dedupe ? {} : { transportEntries: { '*.http': { options: { deduplicateInflightRequests: false } } } }),
     propagateHeaders: {
-      fromClientToSubgraphs: ({ request }: { request: Request }) => ({ authorization: request.headers.get('authorization') }),
+      fromClientToSubgraphs: ({ request }: { request: Request }) => ({
+        authorization: request.headers.get('authorization'),
+      }),
     },
   });
   const server: Server = createServer(gateway as never);
@@ -160,7 +167,8 @@ if (process.send !== undefined) {
             running = r;
             send({ type: 'started', url: r.url, version: r.version });
           },
-          (e: unknown) => send({ type: 'unavailable', reason: e instanceof Error ? e.message.split('\n')[0]! : String(e) }),
+          (e: unknown) =>
+            send({ type: 'unavailable', reason: e instanceof Error ? e.message.split('\n')[0]! : String(e) }),
         );
         return;
       case 'cpu':

@@ -21,7 +21,12 @@ class CheckFailed extends Error {}
 async function perform(pools: Map<string, Pool>, step: LoadStep): Promise<void> {
   const url = new URL(step.url);
   const pool = pools.get(url.origin)!;
-  const res = await pool.request({ method: 'POST', path: url.pathname + url.search, headers: step.headers, body: step.body });
+  const res = await pool.request({
+    method: 'POST',
+    path: url.pathname + url.search,
+    headers: step.headers,
+    body: step.body,
+  });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new CheckFailed(`HTTP ${res.statusCode}`);
   const answer = JSON.parse(text) as { data?: unknown; errors?: { message?: string }[] };
@@ -39,7 +44,11 @@ export async function runLoad(job: LoadJob, onMeasuring: () => void = () => {}):
   const pools = new Map<string, Pool>();
   for (const step of job.steps) {
     const origin = new URL(step.url).origin;
-    if (!pools.has(origin)) pools.set(origin, new Pool(origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: KEEP_ALIVE_MS }));
+    if (!pools.has(origin))
+      pools.set(
+        origin,
+        new Pool(origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: KEEP_ALIVE_MS }),
+      );
   }
   const latencies: number[] = [];
   const errorKinds: Record<string, number> = {};

@@ -50,13 +50,20 @@ export interface MicroResults {
     readonly sqlite: Maybe<Timing & { readonly storeQueriesPerPage: number }>;
     readonly postgres: Maybe<Timing & { readonly storeQueriesPerPage: number }>;
   };
-  readonly adminPageShape: { readonly providers: number; readonly connections: number; readonly accessPolicies: number };
+  readonly adminPageShape: {
+    readonly providers: number;
+    readonly connections: number;
+    readonly accessPolicies: number;
+  };
   /** Share of the machine's CPU that other processes (PostgreSQL's server included) used meanwhile, %; null off Linux. */
   readonly otherCpuPercent: number | null;
 }
 
 /** The resolver over `store`, with one consented connection for alice. */
-async function resolverFixture(store: Store, cacheEnabled: boolean): Promise<{ resolver: TokenResolver; request: TokenRequest; decrypt: () => unknown }> {
+async function resolverFixture(
+  store: Store,
+  cacheEnabled: boolean,
+): Promise<{ resolver: TokenResolver; request: TokenRequest; decrypt: () => unknown }> {
   const envelope = new Envelope(parseEnvKeyring(`bench:${randomBytes(32).toString('base64')}`));
   const { resolver, registry } = benchResolver(store, envelope, cacheEnabled);
   await createProvider(registry, benchProviderInput('github-01'));
@@ -114,38 +121,52 @@ const ADMIN_PAGE = `query Page($first: Int!) {
 }`;
 
 /** 50 providers, each with two connections and two policies per connection, then the page, timed. */
-async function adminPage(storeUrl: string, warmup: number, iterations: number): Promise<Timing & { storeQueriesPerPage: number }> {
+async function adminPage(
+  storeUrl: string,
+  warmup: number,
+  iterations: number,
+): Promise<Timing & { storeQueriesPerPage: number }> {
   const t = await startTestApp({ server: { exploration: false }, log: { level: 'silent' } }, { storeUrl });
   try {
     const admin = async (query: string, variables: Record<string, unknown>) => {
       const res = await t.admin(query, variables);
-      if (res.status !== 200 || res.body.errors) throw new Error(`admin API: ${JSON.stringify(res.body.errors ?? res.status)}`);
+      if (res.status !== 200 || res.body.errors)
+        throw new Error(`admin API: ${JSON.stringify(res.body.errors ?? res.status)}`);
       return res.body.data;
     };
     for (let p = 0; p < PAGE_PROVIDERS; p++) {
       const id = `provider-${String(p).padStart(3, '0')}`;
-      await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-        input: {
-          id,
-          identityProvider: 'oauth2',
-          grantType: 'AUTHORIZATION_CODE',
-          clientId: `client-${p}`,
-          clientSecret: randomBytes(16).toString('base64url'),
-          scopes: ['read'],
-          parameters: [
-            { name: 'authorizationUrl', value: 'http://127.0.0.1:1/authorize' },
-            { name: 'tokenUrl', value: 'http://127.0.0.1:1/token' },
-          ],
+      await admin(
+        `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+        {
+          input: {
+            id,
+            identityProvider: 'oauth2',
+            grantType: 'AUTHORIZATION_CODE',
+            clientId: `client-${p}`,
+            clientSecret: randomBytes(16).toString('base64url'),
+            scopes: ['read'],
+            parameters: [
+              { name: 'authorizationUrl', value: 'http://127.0.0.1:1/authorize' },
+              { name: 'tokenUrl', value: 'http://127.0.0.1:1/token' },
+            ],
+          },
         },
-      });
+      );
       for (let c = 0; c < CONNECTIONS_PER_PROVIDER; c++) {
         const connectionId = `user-${c}`;
-        await admin(`mutation($p: ID!, $input: CreateConnectionInput!) { createConnection(providerId: $p, input: $input) { id } }`, { p: id, input: { id: connectionId } });
-        await admin(`mutation($p: ID!, $c: ID!, $input: CreateAccessPolicyInput!) { createAccessPolicy(providerId: $p, connectionId: $c, input: $input) { id } }`, {
-          p: id,
-          c: connectionId,
-          input: { id: 'owner', kind: 'USER', objectId: connectionId },
-        });
+        await admin(
+          `mutation($p: ID!, $input: CreateConnectionInput!) { createConnection(providerId: $p, input: $input) { id } }`,
+          { p: id, input: { id: connectionId } },
+        );
+        await admin(
+          `mutation($p: ID!, $c: ID!, $input: CreateAccessPolicyInput!) { createAccessPolicy(providerId: $p, connectionId: $c, input: $input) { id } }`,
+          {
+            p: id,
+            c: connectionId,
+            input: { id: 'owner', kind: 'USER', objectId: connectionId },
+          },
+        );
       }
     }
     const page = async () => {
@@ -186,13 +207,13 @@ export async function runMicro(): Promise<MicroResults> {
     }
   });
   const sqliteStore = await settle(() => withSqlite(async (url) => storeHit(await openStore(url), 2_000, 20_000)));
-  const pgStore = await withPostgres(async (schema) => storeHit(await openStore(pgUrl(), { pgSchema: schema }), 500, 5_000)).catch(
-    (e: unknown): Maybe<Timing> => ({ ok: false, reason: String(e) }),
-  );
+  const pgStore = await withPostgres(async (schema) =>
+    storeHit(await openStore(pgUrl(), { pgSchema: schema }), 500, 5_000),
+  ).catch((e: unknown): Maybe<Timing> => ({ ok: false, reason: String(e) }));
   const sqliteAdmin = await settle(() => withSqlite((url) => adminPage(url, 20, 200)));
-  const pgAdmin = await withPostgres((schema) => adminPage(`${pgUrl()}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, 20, 200)).catch(
-    (e: unknown): Maybe<Timing & { storeQueriesPerPage: number }> => ({ ok: false, reason: String(e) }),
-  );
+  const pgAdmin = await withPostgres((schema) =>
+    adminPage(`${pgUrl()}?options=${encodeURIComponent(`-c search_path=${schema}`)}`, 20, 200),
+  ).catch((e: unknown): Maybe<Timing & { storeQueriesPerPage: number }> => ({ ok: false, reason: String(e) }));
   const [machine1, own1, wall1] = [machineBusyMicros(), process.cpuUsage(own0), performance.now()];
   const otherCpuPercent =
     machine0 === null || machine1 === null
@@ -213,9 +234,12 @@ export async function runMicro(): Promise<MicroResults> {
 }
 
 export function formatMicro(m: MicroResults): string {
-  const us = (t: Maybe<Timing>) => (t.ok ? `median ${t.median.toFixed(1)} µs, p99 ${t.p99.toFixed(1)} µs (${t.iterations} calls)` : `n/a (${t.reason})`);
+  const us = (t: Maybe<Timing>) =>
+    t.ok ? `median ${t.median.toFixed(1)} µs, p99 ${t.p99.toFixed(1)} µs (${t.iterations} calls)` : `n/a (${t.reason})`;
   const ms = (t: Maybe<Timing & { storeQueriesPerPage: number }>) =>
-    t.ok ? `median ${t.median.toFixed(2)} ms, p99 ${t.p99.toFixed(2)} ms, ${t.storeQueriesPerPage} store queries per page (${t.iterations} pages)` : `n/a (${t.reason})`;
+    t.ok
+      ? `median ${t.median.toFixed(2)} ms, p99 ${t.p99.toFixed(2)} ms, ${t.storeQueriesPerPage} store queries per page (${t.iterations} pages)`
+      : `n/a (${t.reason})`;
   const shape = m.adminPageShape;
   return [
     `Micro-benchmarks (in-process, one call at a time; other load meanwhile, PostgreSQL's own work included: ${m.otherCpuPercent === null ? 'n/a' : `${m.otherCpuPercent.toFixed(0)} %`})`,

@@ -52,7 +52,14 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const counters: Counters = { requests: 0, failed: 0, backgroundCalls: 0, requestCalls: 0, failedCalls: 0, latenciesMs: [] };
+  const counters: Counters = {
+    requests: 0,
+    failed: 0,
+    backgroundCalls: 0,
+    requestCalls: 0,
+    failedCalls: 0,
+    latenciesMs: [],
+  };
   const events: TokenEvents = {
     ...NO_TOKEN_EVENTS,
     providerCall: (_key, _kind, outcome, _ms, origin) => {
@@ -79,17 +86,34 @@ async function main(): Promise<void> {
     { logger: createLogger('warn', { write: () => {} }), tokenEvents: events },
   );
   const pool = new Pool(app.url, { connections: WORKERS });
-  const post = async (path: string, query: string, headers: Record<string, string>, variables: Record<string, unknown> = {}) => {
-    const res = await pool.request({ path, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query, variables }) });
+  const post = async (
+    path: string,
+    query: string,
+    headers: Record<string, string>,
+    variables: Record<string, unknown> = {},
+  ) => {
+    const res = await pool.request({
+      path,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ query, variables }),
+    });
     return (await res.body.json()) as { data?: unknown; errors?: { extensions?: { loginUrl?: string } }[] };
   };
 
   try {
-    await createOidcProviders((query, variables) => post('/admin/graphql', query, { 'x-api-key': ADMIN_KEY }, variables), b);
+    await createOidcProviders(
+      (query, variables) => post('/admin/graphql', query, { 'x-api-key': ADMIN_KEY }, variables),
+      b,
+    );
     const jwts: string[] = [];
     for (let u = 0; u < USERS; u++) {
       const jwt = await idp.sign({ sub: `user-${u}` }, { expiresIn: Math.ceil(DURATION_MS / 1000) + 3_600 });
-      await consentToAll((await post('/graphql', TOKEN_INFO, { authorization: `Bearer ${jwt}` })).errors, `user-${u}`, jwt);
+      await consentToAll(
+        (await post('/graphql', TOKEN_INFO, { authorization: `Bearer ${jwt}` })).errors,
+        `user-${u}`,
+        jwt,
+      );
       jwts.push(jwt);
     }
     authGithub.resetCounts();
@@ -104,13 +128,17 @@ async function main(): Promise<void> {
     const end = started + DURATION_MS;
     const progress = setInterval(() => {
       const s = Math.round((performance.now() - started) / 1000);
-      process.stdout.write(`  ${s} s: ${counters.requests} requests, ${refreshes()} refreshes, ${counters.requestCalls} on a request's path\n`);
+      process.stdout.write(
+        `  ${s} s: ${counters.requests} requests, ${refreshes()} refreshes, ${counters.requestCalls} on a request's path\n`,
+      );
     }, PROGRESS_INTERVAL_MS);
     await Promise.all(
       Array.from({ length: WORKERS }, async (_, w) => {
         for (let i = w; performance.now() < end; i++) {
           const t0 = performance.now();
-          const body = await post('/graphql', TOKEN_INFO, { authorization: `Bearer ${jwts[i % jwts.length]!}` }).catch(() => ({ errors: [{}] }));
+          const body = await post('/graphql', TOKEN_INFO, { authorization: `Bearer ${jwts[i % jwts.length]!}` }).catch(
+            () => ({ errors: [{}] }),
+          );
           counters.latenciesMs.push(performance.now() - t0);
           counters.requests++;
           if (body.errors) counters.failed++;

@@ -67,13 +67,18 @@ export async function recordSqlite(fn: () => Promise<unknown>): Promise<Recorded
 /** Runs `fn` while recording every parameterized statement a pg client sends. */
 export async function recordPostgres(fn: () => Promise<unknown>): Promise<RecordedStatement[]> {
   const recorded: RecordedStatement[] = [];
-  const proto = (storeRequire('pg') as { Client: { prototype: { query: (...args: unknown[]) => unknown } } }).Client.prototype;
+  const proto = (storeRequire('pg') as { Client: { prototype: { query: (...args: unknown[]) => unknown } } }).Client
+    .prototype;
   const query = proto.query;
   proto.query = function (this: unknown, ...args: unknown[]) {
     // The store sends a query config ({ text, values, name }: a named prepared statement).
     const [first, second] = args;
-    const { text, values } = typeof first === 'object' && first !== null ? (first as { text?: unknown; values?: unknown }) : { text: first, values: second };
-    if (typeof text === 'string' && Array.isArray(values) && /^\s*SELECT\b/i.test(text)) recorded.push({ text, values: [...values] });
+    const { text, values } =
+      typeof first === 'object' && first !== null
+        ? (first as { text?: unknown; values?: unknown })
+        : { text: first, values: second };
+    if (typeof text === 'string' && Array.isArray(values) && /^\s*SELECT\b/i.test(text))
+      recorded.push({ text, values: [...values] });
     return query.apply(this, args);
   };
   try {
@@ -87,7 +92,12 @@ export async function recordPostgres(fn: () => Promise<unknown>): Promise<Record
 const FULL_SCAN_SQLITE = /^SCAN (connections|access_policies)\b/;
 const FULL_SCAN_PG = /Seq Scan on (connections|access_policies)\b/;
 
-function indexedIn(plan: readonly string[], fullScan: RegExp, indexUse: (table: string) => RegExp, text: string): boolean {
+function indexedIn(
+  plan: readonly string[],
+  fullScan: RegExp,
+  indexUse: (table: string) => RegExp,
+  text: string,
+): boolean {
   if (plan.some((line) => fullScan.test(line.trim()))) return false;
   const tables = ['connections', 'access_policies'].filter((t) => new RegExp(`\\bFROM ${t}\\b`).test(text));
   return tables.every((t) => plan.some((line) => indexUse(t).test(line)));
@@ -98,14 +108,23 @@ export function explainSqlite(file: string, statements: readonly RecordedStateme
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     return statements.map((s) => {
-      const rows = db.prepare(`EXPLAIN QUERY PLAN ${s.text}`).all(...s.values) as { id: number; parent: number; detail: string }[];
+      const rows = db.prepare(`EXPLAIN QUERY PLAN ${s.text}`).all(...s.values) as {
+        id: number;
+        parent: number;
+        detail: string;
+      }[];
       const depth = new Map<number, number>([[0, 0]]);
       const plan = rows.map((r) => {
         const d = (depth.get(r.parent) ?? 0) + 1;
         depth.set(r.id, d);
         return `${'  '.repeat(d - 1)}${r.detail}`;
       });
-      const indexed = indexedIn(plan, FULL_SCAN_SQLITE, (t) => new RegExp(`SEARCH ${t} USING .*(INDEX|PRIMARY KEY)`), s.text);
+      const indexed = indexedIn(
+        plan,
+        FULL_SCAN_SQLITE,
+        (t) => new RegExp(`SEARCH ${t} USING .*(INDEX|PRIMARY KEY)`),
+        s.text,
+      );
       return { reads: readsOf(s.text), statement: oneLine(s.text), plan, indexed };
     });
   } finally {
@@ -114,17 +133,29 @@ export function explainSqlite(file: string, statements: readonly RecordedStateme
 }
 
 /** EXPLAIN (ANALYZE, BUFFERS) of each statement, in `schema`: the plan it ran with and the pages it touched. */
-export async function explainPostgres(url: string, schema: string, statements: readonly RecordedStatement[]): Promise<QueryPlan[]> {
+export async function explainPostgres(
+  url: string,
+  schema: string,
+  statements: readonly RecordedStatement[],
+): Promise<QueryPlan[]> {
   return withPgClient(async (client) => {
     await client.query(`SET search_path TO "${schema}"`);
     const plans: QueryPlan[] = [];
     for (const s of statements) {
-      const result = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ${s.text}`, [...s.values]);
+      const result = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ${s.text}`,
+        [...s.values],
+      );
       const lines = result.rows.map((r) => r['QUERY PLAN']);
       // Planning in this new session reads the catalog, which the store's pooled sessions hold cached.
       const planning = lines.findIndex((line) => line.startsWith('Planning:'));
       const plan = planning < 0 ? lines : lines.slice(0, planning);
-      const indexed = indexedIn(plan, FULL_SCAN_PG, (t) => new RegExp(`(Index (Only )?Scan using \\S+|Bitmap Heap Scan) on ${t}\\b`), s.text);
+      const indexed = indexedIn(
+        plan,
+        FULL_SCAN_PG,
+        (t) => new RegExp(`(Index (Only )?Scan using \\S+|Bitmap Heap Scan) on ${t}\\b`),
+        s.text,
+      );
       plans.push({ reads: readsOf(s.text), statement: oneLine(s.text), plan, indexed });
     }
     return plans;

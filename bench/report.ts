@@ -74,12 +74,21 @@ export function ratioOf(report: QueryReport, ratio: Ratio): RatioFigures | null 
   if (!n?.ran || !d?.ran) return null;
   const a = n.figures;
   const b = d.figures;
-  const cpu = a.gatewayCpuMicrosPerRequest !== null && b.gatewayCpuMicrosPerRequest !== null ? a.gatewayCpuMicrosPerRequest / b.gatewayCpuMicrosPerRequest : null;
-  return { throughput: a.requestsPerSecond / b.requestsPerSecond, p50: a.latencyMs.p50 / b.latencyMs.p50, p99: a.latencyMs.p99 / b.latencyMs.p99, gatewayCpu: cpu };
+  const cpu =
+    a.gatewayCpuMicrosPerRequest !== null && b.gatewayCpuMicrosPerRequest !== null
+      ? a.gatewayCpuMicrosPerRequest / b.gatewayCpuMicrosPerRequest
+      : null;
+  return {
+    throughput: a.requestsPerSecond / b.requestsPerSecond,
+    p50: a.latencyMs.p50 / b.latencyMs.p50,
+    p99: a.latencyMs.p99 / b.latencyMs.p99,
+    gatewayCpu: cpu,
+  };
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
-const num = (v: number | null, digits: number, width: number) => (v === null || Number.isNaN(v) ? 'n/a' : v.toFixed(digits)).padStart(width);
+const num = (v: number | null, digits: number, width: number) =>
+  (v === null || Number.isNaN(v) ? 'n/a' : v.toFixed(digits)).padStart(width);
 
 export function formatQueryTable(report: QueryReport, labels: Readonly<Record<CaseId, string>>): string {
   const lines = [
@@ -99,7 +108,10 @@ export function formatQueryTable(report: QueryReport, labels: Readonly<Record<Ca
       `  ${pad(`${id.padEnd(3)} ${labels[id]}`, 50)}${num(f.requestsPerSecond, 0, 8)}${num(f.latencyMs.p50, 2, 9)}${num(f.latencyMs.p99, 2, 9)}${String(f.errors).padStart(8)}` +
         `${num(f.gatewayCpuMicrosPerRequest, 0, 15)}${num(f.subgraphCpuMicrosPerRequest, 0, 21)}${num(f.subgraphCallsPerRequest, 2, 20)}${num(f.otherCpuPercent, 0, 13)}${`${outcome.round}/${outcome.rounds.length}`.padStart(7)}`,
     );
-    if (f.errors > 0 || f.warmupErrors > 0) lines.push(`      errors: ${JSON.stringify(f.errorKinds)}; warm-up errors ${f.warmupErrors}; first: ${f.firstError}`);
+    if (f.errors > 0 || f.warmupErrors > 0)
+      lines.push(
+        `      errors: ${JSON.stringify(f.errorKinds)}; warm-up errors ${f.warmupErrors}; first: ${f.firstError}`,
+      );
   }
   return lines.join('\n');
 }
@@ -113,7 +125,10 @@ export function formatRatios(reports: readonly QueryReport[]): string {
     const cells = reports.map((r) => {
       const f = ratioOf(r, ratio);
       const cpu = f?.gatewayCpu == null ? '-' : f.gatewayCpu.toFixed(2);
-      return pad(f === null ? 'n/a' : `${f.throughput.toFixed(2)} / ${f.p50.toFixed(2)} / ${f.p99.toFixed(2)} / ${cpu}`, 36);
+      return pad(
+        f === null ? 'n/a' : `${f.throughput.toFixed(2)} / ${f.p50.toFixed(2)} / ${f.p99.toFixed(2)} / ${cpu}`,
+        36,
+      );
     });
     lines.push(`  ${pad(`${ratio.name.padEnd(5)} ${ratio.meaning}`, 48)}${cells.join('')}`);
   }

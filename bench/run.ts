@@ -16,13 +16,34 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { GATEWAY_OF, gatewayStep, LABELS, QUERIES, setUpOurs, startSpec, type DirectTokens, type GatewayCaseId, type QuerySpec } from './cases.js';
+import {
+  GATEWAY_OF,
+  gatewayStep,
+  LABELS,
+  QUERIES,
+  setUpOurs,
+  startSpec,
+  type DirectTokens,
+  type GatewayCaseId,
+  type QuerySpec,
+} from './cases.js';
 import { GatewayProcess, LoadProcess, type GatewayStarted } from './children.js';
 import { machineBusyMicros } from './cpuStat.js';
 import { writeChart } from './chart.js';
 import { formatMicro, runMicro, type MicroResults } from './micro.js';
 import type { LoadStep } from './protocol.js';
-import { CASE_IDS, formatQueryTable, formatRatios, leastDisturbed, RATIOS, ratioOf, type CaseFigures, type CaseId, type CaseOutcome, type QueryReport } from './report.js';
+import {
+  CASE_IDS,
+  formatQueryTable,
+  formatRatios,
+  leastDisturbed,
+  RATIOS,
+  ratioOf,
+  type CaseFigures,
+  type CaseId,
+  type CaseOutcome,
+  type QueryReport,
+} from './report.js';
 import { formatScale, largeConnectionsFromEnv, runScale, type ScaleResults } from './scale.js';
 import { BENCH_USER, startBenchStage, type BenchStage } from './stage.js';
 
@@ -46,7 +67,8 @@ function envCases(): readonly CaseId[] {
   if (raw.trim() === 'none') return [];
   const wanted = raw.split(',').map((s) => s.trim());
   const unknown = wanted.filter((w) => !(CASE_IDS as readonly string[]).includes(w));
-  if (unknown.length > 0) throw new Error(`BENCH_CASES: unknown case ${unknown.join(', ')} (use ${CASE_IDS.join(',')}, or none)`);
+  if (unknown.length > 0)
+    throw new Error(`BENCH_CASES: unknown case ${unknown.join(', ')} (use ${CASE_IDS.join(',')}, or none)`);
   return CASE_IDS.filter((id) => wanted.includes(id));
 }
 
@@ -104,7 +126,13 @@ async function snapshot(stage: BenchStage, gateway: GatewayProcess | null) {
 }
 
 /** One measured window of one case: load from the child process, CPU charged per request. */
-async function measure(stage: BenchStage, load: LoadProcess, gateway: GatewayProcess | null, steps: LoadStep[], cores: number): Promise<CaseFigures> {
+async function measure(
+  stage: BenchStage,
+  load: LoadProcess,
+  gateway: GatewayProcess | null,
+  steps: LoadStep[],
+  cores: number,
+): Promise<CaseFigures> {
   stage.forgetSeen();
   await pauseForQuiet(cores);
   let atStart: ReturnType<typeof snapshot> | null = null;
@@ -134,7 +162,9 @@ async function measure(stage: BenchStage, load: LoadProcess, gateway: GatewayPro
 }
 
 /** Every selected case, round after round, each gateway in its own child; one report per query. */
-async function runHttp(cores: number): Promise<{ reports: QueryReport[]; started: ReadonlyMap<GatewayCaseId, GatewayStarted> }> {
+async function runHttp(
+  cores: number,
+): Promise<{ reports: QueryReport[]; started: ReadonlyMap<GatewayCaseId, GatewayStarted> }> {
   const stage = await startBenchStage();
   const load = new LoadProcess();
   const gateways = new Map<GatewayCaseId, GatewayProcess>();
@@ -157,7 +187,8 @@ async function runHttp(cores: number): Promise<{ reports: QueryReport[]; started
       if (!ours.ok) throw new Error(`this gateway did not start: ${ours.reason}`);
       direct = await setUpOurs(stage, new URL(ours.url).origin, jwt);
     }
-    for (const [id, s] of started) console.log(`${id.padEnd(3)} ${s.ok ? `${s.version} at ${s.url}` : `n/a (${s.reason})`}`);
+    for (const [id, s] of started)
+      console.log(`${id.padEnd(3)} ${s.ok ? `${s.version} at ${s.url}` : `n/a (${s.reason})`}`);
     console.log();
 
     const stepsOf = (q: QuerySpec, id: CaseId): LoadStep[] | null => {
@@ -207,10 +238,14 @@ async function main(): Promise<void> {
   console.log(
     `settings: ${SETTINGS.connections} concurrent requests (closed loop); per case ${SETTINGS.rounds} round(s) of ${roundSeconds} s after ${SETTINGS.warmupSeconds} s warm-up, ` +
       `the round with the least other load shown; cases ${SETTINGS.cases.join(' ') || 'none'}` +
-      (SETTINGS.quietWaitSeconds > 0 ? `; waiting up to ${SETTINGS.quietWaitSeconds} s per case for other load to stop` : ''),
+      (SETTINGS.quietWaitSeconds > 0
+        ? `; waiting up to ${SETTINGS.quietWaitSeconds} s per case for other load to stop`
+        : ''),
   );
   if (SETTINGS.cases.length > 0)
-    console.log('processes: backends (authorization servers, JWT issuer, subgraphs) here; each gateway in its own child; the load generator in another child (undici Pool, keep-alive)');
+    console.log(
+      'processes: backends (authorization servers, JWT issuer, subgraphs) here; each gateway in its own child; the load generator in another child (undici Pool, keep-alive)',
+    );
   console.log();
 
   const http = SETTINGS.cases.length > 0 ? await runHttp(host.cpus) : null;
@@ -241,15 +276,21 @@ async function main(): Promise<void> {
     finishedAt: finishedAt.toISOString(),
     machine: { ...host, loadAverage1mAtEnd: loadavg()[0]! },
     settings: SETTINGS,
-    loadGenerator: 'bench/load.ts in a child process (child_process.fork): closed loop, undici Pool per origin, keep-alive, pipelining 1',
+    loadGenerator:
+      'bench/load.ts in a child process (child_process.fork): closed loop, undici Pool per origin, keep-alive, pipelining 1',
     cases: Object.fromEntries(
       CASE_IDS.map((id) => {
         const s = id === 'a' ? null : started.get(id);
-        return [id, { label: LABELS[id], version: s?.ok ? s.version : null, unavailable: s && !s.ok ? s.reason : null }];
+        return [
+          id,
+          { label: LABELS[id], version: s?.ok ? s.version : null, unavailable: s && !s.ok ? s.reason : null },
+        ];
       }),
     ),
     http: reports,
-    ratios: Object.fromEntries(RATIOS.map((ratio) => [ratio.name, Object.fromEntries(reports.map((r) => [r.id, ratioOf(r, ratio)]))])),
+    ratios: Object.fromEntries(
+      RATIOS.map((ratio) => [ratio.name, Object.fromEntries(reports.map((r) => [r.id, ratioOf(r, ratio)]))]),
+    ),
     micro,
     scale,
   };
@@ -260,7 +301,9 @@ async function main(): Promise<void> {
   const elapsed = `${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s in all`;
   if (!http) {
     // latest.json and the chart stay with the last run that measured the gateways.
-    console.log(`results: bench/results/${file.slice(RESULTS_DIR.length)} (no HTTP cases: latest.json and docs/benchmarks.svg left as they were); ${elapsed}`);
+    console.log(
+      `results: bench/results/${file.slice(RESULTS_DIR.length)} (no HTTP cases: latest.json and docs/benchmarks.svg left as they were); ${elapsed}`,
+    );
     return;
   }
   writeFileSync(`${RESULTS_DIR}latest.json`, text);
@@ -270,7 +313,9 @@ async function main(): Promise<void> {
   } catch (e) {
     chart = `not redrawn (${e instanceof Error ? e.message : String(e)})`;
   }
-  console.log(`results: bench/results/${file.slice(RESULTS_DIR.length)} and bench/results/latest.json; chart: ${chart}; ${elapsed}`);
+  console.log(
+    `results: bench/results/${file.slice(RESULTS_DIR.length)} and bench/results/latest.json; chart: ${chart}; ${elapsed}`,
+  );
 }
 
 main().catch((e: unknown) => {

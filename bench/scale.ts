@@ -193,7 +193,9 @@ export async function runScale(largeConnections: number = DEFAULT_LARGE_CONNECTI
   const sqlite = await settle(() => measure(sqliteScaleDatabase, largeConnections, ROUNDS.sqlite));
   const url = pgUrl();
   const postgres: Maybe<ScaleBackend> = (await pgAvailable(url))
-    ? await settle(() => measure((layout, envelope) => pgScaleDatabase(url, layout, envelope), largeConnections, ROUNDS.postgres))
+    ? await settle(() =>
+        measure((layout, envelope) => pgScaleDatabase(url, layout, envelope), largeConnections, ROUNDS.postgres),
+      )
     : { ok: false, reason: `PostgreSQL unreachable at ${redactedPgUrl(url)}` };
   const [machine1, own1, wall1] = [machineBusyMicros(), process.cpuUsage(own0), performance.now()];
   const otherCpuPercent =
@@ -240,20 +242,31 @@ export function formatScale(r: ScaleResults): string {
   }
   for (const [name, b] of backends) {
     if (!b.ok) continue;
-    const filled = (s: ScaleSide) => (s.populateSeconds === null ? 'kept from an earlier run' : `filled in ${s.populateSeconds.toFixed(0)} s`);
+    const filled = (s: ScaleSide) =>
+      s.populateSeconds === null ? 'kept from an earlier run' : `filled in ${s.populateSeconds.toFixed(0)} s`;
     lines.push(
       `  ${name} store of ${count(b.large.connections)}: ${count(b.large.providers)} providers, ${count(b.large.accessPolicies)} access policies, ` +
         `${size(b.large.bytes)} on disk, ${filled(b.large)}`,
     );
   }
   const planLines = (plans: readonly QueryPlan[]) =>
-    plans.flatMap((p) => [`    ${p.reads}${p.indexed ? '' : ' (not on an index)'}: ${shortStatement(p.statement)}`, ...p.plan.map((line) => `      ${line}`)]);
+    plans.flatMap((p) => [
+      `    ${p.reads}${p.indexed ? '' : ' (not on an index)'}: ${shortStatement(p.statement)}`,
+      ...p.plan.map((line) => `      ${line}`),
+    ]);
   for (const [name, b] of backends) {
     if (!b.ok) continue;
-    lines.push(`  Query plans of one lookup at ${count(b.large.connections)} connections, ${name}:`, ...planLines(b.plans.large));
+    lines.push(
+      `  Query plans of one lookup at ${count(b.large.connections)} connections, ${name}:`,
+      ...planLines(b.plans.large),
+    );
     // The small store's plans only where they differ in kind: a full scan the large one avoids.
     const scans = b.plans.small.filter((p) => !p.indexed);
-    if (scans.length > 0) lines.push(`  At ${count(b.small.connections)} connections, ${name} plans these differently:`, ...planLines(scans));
+    if (scans.length > 0)
+      lines.push(
+        `  At ${count(b.small.connections)} connections, ${name} plans these differently:`,
+        ...planLines(scans),
+      );
   }
   return lines.join('\n');
 }
@@ -262,7 +275,8 @@ export function largeConnectionsFromEnv(): number {
   const raw = process.env['BENCH_SCALE_CONNECTIONS'];
   if (raw === undefined || raw === '') return DEFAULT_LARGE_CONNECTIONS;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < SMALL_CONNECTIONS) throw new Error(`BENCH_SCALE_CONNECTIONS must be an integer ≥ ${SMALL_CONNECTIONS} (got ${raw})`);
+  if (!Number.isSafeInteger(n) || n < SMALL_CONNECTIONS)
+    throw new Error(`BENCH_SCALE_CONNECTIONS must be an integer ≥ ${SMALL_CONNECTIONS} (got ${raw})`);
   return n;
 }
 

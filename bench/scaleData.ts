@@ -91,7 +91,12 @@ interface Marker {
   readonly providers: number;
 }
 
-const markerOf = (layout: ScaleLayout): string => JSON.stringify({ layout: LAYOUT_VERSION, connections: layout.connections, providers: layout.providers } satisfies Marker);
+const markerOf = (layout: ScaleLayout): string =>
+  JSON.stringify({
+    layout: LAYOUT_VERSION,
+    connections: layout.connections,
+    providers: layout.providers,
+  } satisfies Marker);
 
 /** A bulk insert of connections [from, to) of one provider, and of their two policies. */
 export interface ProviderChunk {
@@ -106,7 +111,11 @@ function chunksOf(layout: ScaleLayout): ProviderChunk[][] {
   for (let p = 0; p < layout.providers; p += perTransaction) {
     const batch: ProviderChunk[] = [];
     for (let q = p; q < Math.min(layout.providers, p + perTransaction); q++)
-      batch.push({ providerId: providerIdOf(q), from: q * layout.perProvider, to: Math.min(layout.connections, (q + 1) * layout.perProvider) });
+      batch.push({
+        providerId: providerIdOf(q),
+        from: q * layout.perProvider,
+        to: Math.min(layout.connections, (q + 1) * layout.perProvider),
+      });
     batches.push(batch);
   }
   return batches;
@@ -122,12 +131,19 @@ interface Filler {
 
 function fillerOf(envelope: Envelope): Filler {
   const { sealed, expiresAt } = sealBenchTokenSet(envelope, { providerId: 'filler', connectionId: 'filler' });
-  return { tokens: sealed, tokenExpiresAtMs: expiresAt.getTime(), nowMs: Date.now(), managedObjectId: DEFAULTS.identity.managedObjectId };
+  return {
+    tokens: sealed,
+    tokenExpiresAtMs: expiresAt.getTime(),
+    nowMs: Date.now(),
+    managedObjectId: DEFAULTS.identity.managedObjectId,
+  };
 }
 
 function progress(label: string, done: number, total: number, startedMs: number): void {
   const seconds = (performance.now() - startedMs) / 1000;
-  process.stderr.write(`  ${label}: ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} connections (${seconds.toFixed(0)} s)\n`);
+  process.stderr.write(
+    `  ${label}: ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} connections (${seconds.toFixed(0)} s)\n`,
+  );
 }
 
 /** Providers through the product's own path (validated, client secrets sealed). */
@@ -144,7 +160,10 @@ export async function sealTargets(store: Store, layout: ScaleLayout, envelope: E
   for (const n of layout.targets) {
     const key = keyOf(layout, n);
     const connection = await store.getConnection(key);
-    if (!connection) throw new Error(`the scale database lacks connection ${key.providerId}/${key.connectionId}: delete it to rebuild`);
+    if (!connection)
+      throw new Error(
+        `the scale database lacks connection ${key.providerId}/${key.connectionId}: delete it to rebuild`,
+      );
     const { sealed, expiresAt } = sealBenchTokenSet(envelope, key);
     const written = await store.writeTokens(
       key,
@@ -194,7 +213,9 @@ function sqliteContents(file: string): { marker: string | null; connections: num
   if (!existsSync(file)) return null;
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    const marker = db.prepare('SELECT value FROM settings WHERE name = ?').pluck().get(MARKER_SETTING) as string | undefined;
+    const marker = db.prepare('SELECT value FROM settings WHERE name = ?').pluck().get(MARKER_SETTING) as
+      | string
+      | undefined;
     const connections = db.prepare('SELECT count(*) FROM connections').pluck().get() as number;
     const policies = db.prepare('SELECT count(*) FROM access_policies').pluck().get() as number;
     return { marker: marker ?? null, connections, policies };
@@ -233,8 +254,18 @@ export async function sqliteScaleDatabase(layout: ScaleLayout, envelope: Envelop
       for (const batch of chunksOf(layout)) {
         db.transaction(() => {
           for (const c of batch) {
-            connections.run({ ...c, tokens: filler.tokens, tokenExpiresAtMs: filler.tokenExpiresAtMs, nowMs: filler.nowMs });
-            policyRows.run({ providerId: c.providerId, managedPolicyId: MANAGED_IDENTITY_POLICY_ID, managedObjectId: filler.managedObjectId, userPolicyId: DELEGATED_USER_POLICY_ID });
+            connections.run({
+              ...c,
+              tokens: filler.tokens,
+              tokenExpiresAtMs: filler.tokenExpiresAtMs,
+              nowMs: filler.nowMs,
+            });
+            policyRows.run({
+              providerId: c.providerId,
+              managedPolicyId: MANAGED_IDENTITY_POLICY_ID,
+              managedObjectId: filler.managedObjectId,
+              userPolicyId: DELEGATED_USER_POLICY_ID,
+            });
             done += c.to - c.from;
           }
         })();
@@ -268,17 +299,26 @@ export function pgSchemaOf(layout: ScaleLayout): string {
   return `bench_scale_v${LAYOUT_VERSION}_${layout.connections}`;
 }
 
-async function pgContents(client: PgClient, schema: string): Promise<{ marker: string | null; connections: number; policies: number } | null> {
+async function pgContents(
+  client: PgClient,
+  schema: string,
+): Promise<{ marker: string | null; connections: number; policies: number } | null> {
   const tables = await client.query<{ n: string }>(
     `SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name IN ('connections', 'access_policies', 'settings')`,
     [schema],
   );
   if (Number(tables.rows[0]?.n) !== 3) return null;
-  const marker = await client.query<{ value: string }>(`SELECT value FROM "${schema}".settings WHERE name = $1`, [MARKER_SETTING]);
+  const marker = await client.query<{ value: string }>(`SELECT value FROM "${schema}".settings WHERE name = $1`, [
+    MARKER_SETTING,
+  ]);
   const counts = await client.query<{ connections: string; policies: string }>(
     `SELECT (SELECT count(*) FROM "${schema}".connections) AS connections, (SELECT count(*) FROM "${schema}".access_policies) AS policies`,
   );
-  return { marker: marker.rows[0]?.value ?? null, connections: Number(counts.rows[0]?.connections), policies: Number(counts.rows[0]?.policies) };
+  return {
+    marker: marker.rows[0]?.value ?? null,
+    connections: Number(counts.rows[0]?.connections),
+    policies: Number(counts.rows[0]?.policies),
+  };
 }
 
 export async function pgScaleDatabase(url: string, layout: ScaleLayout, envelope: Envelope): Promise<ScaleDatabase> {
@@ -306,8 +346,20 @@ export async function pgScaleDatabase(url: string, layout: ScaleLayout, envelope
       for (const batch of chunksOf(layout)) {
         await client.query('BEGIN');
         for (const c of batch) {
-          await client.query(PG_CONNECTIONS, [c.providerId, c.from, c.to, filler.tokens, filler.tokenExpiresAtMs, filler.nowMs]);
-          await client.query(PG_POLICIES, [c.providerId, MANAGED_IDENTITY_POLICY_ID, filler.managedObjectId, DELEGATED_USER_POLICY_ID]);
+          await client.query(PG_CONNECTIONS, [
+            c.providerId,
+            c.from,
+            c.to,
+            filler.tokens,
+            filler.tokenExpiresAtMs,
+            filler.nowMs,
+          ]);
+          await client.query(PG_POLICIES, [
+            c.providerId,
+            MANAGED_IDENTITY_POLICY_ID,
+            filler.managedObjectId,
+            DELEGATED_USER_POLICY_ID,
+          ]);
           done += c.to - c.from;
         }
         await client.query('COMMIT');

@@ -47,7 +47,12 @@ export interface BenchStage {
   close(): Promise<void>;
 }
 
-async function startPair(dir: TempDir, name: string, github: SubgraphOptions, graph: SubgraphOptions): Promise<SubgraphPair> {
+async function startPair(
+  dir: TempDir,
+  name: string,
+  github: SubgraphOptions,
+  graph: SubgraphOptions,
+): Promise<SubgraphPair> {
   const [g, m] = await Promise.all([startGithubSubgraph(github), startGraphSubgraph(graph)]);
   const yaml = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8')
     .replace('http://127.0.0.1:4101/graphql', g.url)

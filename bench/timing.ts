@@ -29,7 +29,12 @@ export function timingOf(samplesMs: ArrayLike<number>, unit: TimeUnit): Timing {
 }
 
 /** Times `iterations` sequential calls after `warmup` untimed ones. */
-export async function time(fn: () => Promise<unknown>, warmup: number, iterations: number, unit: TimeUnit): Promise<Timing> {
+export async function time(
+  fn: () => Promise<unknown>,
+  warmup: number,
+  iterations: number,
+  unit: TimeUnit,
+): Promise<Timing> {
   for (let i = 0; i < warmup; i++) await fn();
   return timingOf(await sample(fn, iterations), unit);
 }

@@ -26,10 +26,7 @@ export const MANAGEMENT_CODES = [
 ] as const;
 
 /** INTERNAL_SERVER_ERROR is what any unexpected failure becomes; its cause is never shown. */
-export type ErrorCode =
-  | (typeof RUNTIME_CODES)[number]
-  | (typeof MANAGEMENT_CODES)[number]
-  | 'INTERNAL_SERVER_ERROR';
+export type ErrorCode = (typeof RUNTIME_CODES)[number] | (typeof MANAGEMENT_CODES)[number] | 'INTERNAL_SERVER_ERROR';
 
 const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   UNAUTHENTICATED: 401,

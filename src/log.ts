@@ -47,7 +47,12 @@ const DESTINATIONS = new WeakMap<Logger, DestinationStream | undefined>();
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const logger = pino(
-    { level, base: BASE, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
+    {
+      level,
+      base: BASE,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
     destination,
   );
   DESTINATIONS.set(logger, destination);

@@ -9,7 +9,6 @@ import { graphosFromEnv } from './gateway/graphos.js';
 import type { Logger } from './log.js';
 import { startApp } from './server/wire.js';
 
-
 const DEMO_ENV = 'CG_DEMO';
 
 function announceAdminKey(key: string): void {
@@ -56,8 +55,14 @@ async function runDemo(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 async function runGateway(): Promise<void> {
-  const app = await startApp(loadConfig(), { onAdminKeyGenerated: announceAdminKey, graphos: graphosFromEnv(process.env), telemetryEnv: process.env });
-  process.stderr.write(`Credential gateway ready\n  admin API: ${app.publicUrl}/admin/graphql\n  health:    ${app.publicUrl}/healthz\n`);
+  const app = await startApp(loadConfig(), {
+    onAdminKeyGenerated: announceAdminKey,
+    graphos: graphosFromEnv(process.env),
+    telemetryEnv: process.env,
+  });
+  process.stderr.write(
+    `Credential gateway ready\n  admin API: ${app.publicUrl}/admin/graphql\n  health:    ${app.publicUrl}/healthz\n`,
+  );
   stopOnSignals(() => app.close(), app.logger);
 }
 

@@ -14,11 +14,14 @@ describe('refused callers and the acquisition budget', () => {
   let s: Stage;
 
   async function consentByAdminLink(providerId: string, connectionId: string, login: string): Promise<void> {
-    const link = await s.t.admin(`mutation($p: ID!, $c: ID!, $r: String!) { createLoginLink(providerId: $p, connectionId: $c, postLoginRedirectUrl: $r) { url } }`, {
-      p: providerId,
-      c: connectionId,
-      r: `${s.t.url}/oauth/done`,
-    });
+    const link = await s.t.admin(
+      `mutation($p: ID!, $c: ID!, $r: String!) { createLoginLink(providerId: $p, connectionId: $c, postLoginRedirectUrl: $r) { url } }`,
+      {
+        p: providerId,
+        c: connectionId,
+        r: `${s.t.url}/oauth/done`,
+      },
+    );
     const final = await consentOverHttp(link.body.data.createLoginLink.url, { login });
     expect(final.searchParams.get('status')).toBe('CONNECTED');
   }
@@ -37,10 +40,14 @@ describe('refused callers and the acquisition budget', () => {
         return `${head}  graph:${graphPart!.replace('connection: "{jwt.sub}"', 'connection: team').replace('identity: jwt', 'identity: managed')}`;
       },
     });
-    const created = await s.t.admin(`mutation { createConnection(providerId: "graph-01", input: { id: "team" }) { id } }`);
+    const created = await s.t.admin(
+      `mutation { createConnection(providerId: "graph-01", input: { id: "team" }) { id } }`,
+    );
     expect(created.body.errors).toBeUndefined();
     await consentByAdminLink('graph-01', 'team', 'team-bot');
-    const own = await s.t.admin(`mutation { createConnection(providerId: "github-01", input: { id: "alice" }) { id } }`);
+    const own = await s.t.admin(
+      `mutation { createConnection(providerId: "github-01", input: { id: "alice" }) { id } }`,
+    );
     expect(own.body.errors).toBeUndefined();
     const policy = await s.t.admin(
       `mutation { createAccessPolicy(providerId: "github-01", connectionId: "alice", input: { id: "alice", kind: USER, objectId: "alice" }) { id } }`,

@@ -83,10 +83,14 @@ describe('management API', () => {
   });
 
   it('lists the identity provider catalog', async () => {
-    const res = await t.admin('{ identityProviders { name grantTypes parameters { name type level required } quirks { pkce scopeSeparator } } }');
+    const res = await t.admin(
+      '{ identityProviders { name grantTypes parameters { name type level required } quirks { pkce scopeSeparator } } }',
+    );
     const names = res.body.data.identityProviders.map((p: any) => p.name);
     expect(names.length).toBeGreaterThanOrEqual(20);
-    expect(names).toEqual(expect.arrayContaining(['oauth2', 'oauth2pkce', 'oidc', 'entra', 'github', 'google', 'slack']));
+    expect(names).toEqual(
+      expect.arrayContaining(['oauth2', 'oauth2pkce', 'oidc', 'entra', 'github', 'google', 'slack']),
+    );
     const entra = res.body.data.identityProviders.find((p: any) => p.name === 'entra');
     expect(entra.parameters).toContainEqual({ name: 'tenantId', type: 'STRING', level: 'PROVIDER', required: true });
   });
@@ -121,8 +125,21 @@ describe('management API', () => {
     it.each([
       ['an id with a slash', { id: 'a/b' }, 'input.id'],
       ['an unknown identity provider', { identityProvider: 'nope' }, 'input.identityProvider'],
-      ['a missing required parameter', { parameters: [{ name: 'authorizationUrl', value: 'https://idp.example.com/a' }] }, 'input.parameters.tokenUrl'],
-      ['a token URL that is not http(s)', { parameters: [{ name: 'authorizationUrl', value: 'https://idp.example.com/a' }, { name: 'tokenUrl', value: 'javascript:alert(1)' }] }, 'input.parameters.tokenUrl'],
+      [
+        'a missing required parameter',
+        { parameters: [{ name: 'authorizationUrl', value: 'https://idp.example.com/a' }] },
+        'input.parameters.tokenUrl',
+      ],
+      [
+        'a token URL that is not http(s)',
+        {
+          parameters: [
+            { name: 'authorizationUrl', value: 'https://idp.example.com/a' },
+            { name: 'tokenUrl', value: 'javascript:alert(1)' },
+          ],
+        },
+        'input.parameters.tokenUrl',
+      ],
     ])('refuses %s with BAD_USER_INPUT naming the field, and stores nothing', async (_name, change, field) => {
       const input = genericProvider('bad-01', change);
       const res = await t.admin(CREATE_PROVIDER, { input });
@@ -134,7 +151,9 @@ describe('management API', () => {
     });
 
     it('does not echo a value typed into the wrong field back in the error', async () => {
-      const res = await t.admin(CREATE_PROVIDER, { input: genericProvider('echo-01', { grantType: 'secret-typed-here-42' }) });
+      const res = await t.admin(CREATE_PROVIDER, {
+        input: genericProvider('echo-01', { grantType: 'secret-typed-here-42' }),
+      });
       expect(res.status).toBe(400);
       expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
       expect(JSON.stringify(res.body)).not.toContain('secret-typed-here-42');
@@ -159,18 +178,26 @@ describe('management API', () => {
       const stale = await t.admin(update, { v: 7 });
       expect(codeOf(stale.body)).toBe('VERSION_CONFLICT');
       const ok = await t.admin(update, { v: 1 });
-      expect(ok.body.data.updateCredentialProvider).toEqual({ displayName: 'GitHub', version: 2, hasClientSecret: true });
+      expect(ok.body.data.updateCredentialProvider).toEqual({
+        displayName: 'GitHub',
+        version: 2,
+        hasClientSecret: true,
+      });
       const again = await t.admin(update, { v: 1 });
       expect(codeOf(again.body)).toBe('VERSION_CONFLICT');
     });
 
     it('refuses to change the identity provider or grant type of an existing provider', async () => {
-      const res = await t.admin(`mutation { updateCredentialProvider(id: "github-01", input: { scopes: ["has space"] }) { id } }`);
+      const res = await t.admin(
+        `mutation { updateCredentialProvider(id: "github-01", input: { scopes: ["has space"] }) { id } }`,
+      );
       expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
     });
 
     it('answers NOT_FOUND for updates and deletes of a missing provider', async () => {
-      const upd = await t.admin(`mutation { updateCredentialProvider(id: "missing", input: { displayName: "x" }) { id } }`);
+      const upd = await t.admin(
+        `mutation { updateCredentialProvider(id: "missing", input: { displayName: "x" }) { id } }`,
+      );
       expect(codeOf(upd.body)).toBe('NOT_FOUND');
       const del = await t.admin(`mutation { deleteCredentialProvider(id: "missing") }`);
       expect(codeOf(del.body)).toBe('NOT_FOUND');
@@ -178,8 +205,11 @@ describe('management API', () => {
   });
 
   describe('connections and access policies', () => {
-    it('creates a NOT_CONNECTED connection with the gateway\'s managed identity policy', async () => {
-      const res = await t.admin(CREATE_CONNECTION, { p: 'github-01', input: { id: 'auth-01', displayName: 'Team bot' } });
+    it("creates a NOT_CONNECTED connection with the gateway's managed identity policy", async () => {
+      const res = await t.admin(CREATE_CONNECTION, {
+        p: 'github-01',
+        input: { id: 'auth-01', displayName: 'Team bot' },
+      });
       expect(res.body.errors).toBeUndefined();
       expect(res.body.data.createConnection).toEqual({
         id: 'auth-01',
@@ -190,12 +220,23 @@ describe('management API', () => {
         hasClientSecret: false,
         clientId: null,
         version: 1,
-        accessPolicies: [{ id: 'managed-identity', kind: 'MANAGED_IDENTITY', objectId: 'credential-gateway', tenantId: null, appIds: [] }],
+        accessPolicies: [
+          {
+            id: 'managed-identity',
+            kind: 'MANAGED_IDENTITY',
+            objectId: 'credential-gateway',
+            tenantId: null,
+            appIds: [],
+          },
+        ],
       });
     });
 
     it('refuses a client secret on an authorization-code connection', async () => {
-      const res = await t.admin(CREATE_CONNECTION, { p: 'github-01', input: { id: 'auth-x', clientSecret: 's3cr3t-value' } });
+      const res = await t.admin(CREATE_CONNECTION, {
+        p: 'github-01',
+        input: { id: 'auth-x', clientSecret: 's3cr3t-value' },
+      });
       expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
       expect(res.body.errors![0].extensions.field).toBe('input.clientSecret');
       expect(JSON.stringify(res.body)).not.toContain('s3cr3t-value');
@@ -209,7 +250,13 @@ describe('management API', () => {
     it('adds access policies up to the limit, then LIMIT_EXCEEDED', async () => {
       const add = `mutation($id: ID!) { createAccessPolicy(providerId: "github-01", connectionId: "auth-01", input: { id: $id, kind: USER, objectId: "alice", tenantId: "t1", appIds: ["app-1"] }) { id kind objectId tenantId appIds } }`;
       const first = await t.admin(add, { id: 'alice' });
-      expect(first.body.data.createAccessPolicy).toEqual({ id: 'alice', kind: 'USER', objectId: 'alice', tenantId: 't1', appIds: ['app-1'] });
+      expect(first.body.data.createAccessPolicy).toEqual({
+        id: 'alice',
+        kind: 'USER',
+        objectId: 'alice',
+        tenantId: 't1',
+        appIds: ['app-1'],
+      });
       const dup = await t.admin(add, { id: 'alice' });
       expect(codeOf(dup.body)).toBe('ALREADY_EXISTS');
       const over = await t.admin(add, { id: 'bob' });
@@ -232,26 +279,51 @@ describe('management API', () => {
       expect(codeOf(over.body)).toBe('LIMIT_EXCEEDED');
     });
 
-    it('keeps a client credentials connection\'s own secret write-only', async () => {
+    it("keeps a client credentials connection's own secret write-only", async () => {
       const provider = genericProvider('cc-01', {
         grantType: 'CLIENT_CREDENTIALS',
         parameters: [{ name: 'tokenUrl', value: 'https://idp.example.com/token' }],
       });
       expect((await t.admin(CREATE_PROVIDER, { input: provider })).body.errors).toBeUndefined();
-      const res = await t.admin(CREATE_CONNECTION, { p: 'cc-01', input: { id: 'daemon', clientId: 'daemon-app', clientSecret: CC_SECRET } });
-      expect(res.body.data.createConnection).toMatchObject({ status: 'CONNECTED', hasClientSecret: true, clientId: 'daemon-app' });
+      const res = await t.admin(CREATE_CONNECTION, {
+        p: 'cc-01',
+        input: { id: 'daemon', clientId: 'daemon-app', clientSecret: CC_SECRET },
+      });
+      expect(res.body.data.createConnection).toMatchObject({
+        status: 'CONNECTED',
+        hasClientSecret: true,
+        clientId: 'daemon-app',
+      });
       expect(JSON.stringify(res.body)).not.toContain(CC_SECRET);
     });
 
     it.each([
-      ['a control character in displayName', 'github-01', { id: 'ctl-1', displayName: 'Team\u0007bot' }, 'input.displayName'],
-      ['a control character in clientId', 'cc-01', { id: 'ctl-2', clientId: 'daemon\u001bapp', clientSecret: CC_SECRET }, 'input.clientId'],
-      ['whitespace in clientId', 'cc-01', { id: 'ctl-3', clientId: 'daemon app', clientSecret: CC_SECRET }, 'input.clientId'],
+      [
+        'a control character in displayName',
+        'github-01',
+        { id: 'ctl-1', displayName: 'Team\u0007bot' },
+        'input.displayName',
+      ],
+      [
+        'a control character in clientId',
+        'cc-01',
+        { id: 'ctl-2', clientId: 'daemon\u001bapp', clientSecret: CC_SECRET },
+        'input.clientId',
+      ],
+      [
+        'whitespace in clientId',
+        'cc-01',
+        { id: 'ctl-3', clientId: 'daemon app', clientSecret: CC_SECRET },
+        'input.clientId',
+      ],
     ])('refuses %s of a connection as it does for a provider, and stores nothing', async (_name, p, input, field) => {
       const res = await t.admin(CREATE_CONNECTION, { p, input });
       expect(codeOf(res.body)).toBe('BAD_USER_INPUT');
       expect(res.body.errors![0].extensions.field).toBe(field);
-      const read = await t.admin(`query($p: ID!, $id: ID!) { connection(providerId: $p, id: $id) { id } }`, { p, id: input.id });
+      const read = await t.admin(`query($p: ID!, $id: ID!) { connection(providerId: $p, id: $id) { id } }`, {
+        p,
+        id: input.id,
+      });
       expect(read.body.data?.connection ?? null).toBeNull();
     });
 
@@ -313,7 +385,9 @@ describe('management API', () => {
   it('deletes a provider with its connections and policies', async () => {
     const del = await t.admin(`mutation { deleteCredentialProvider(id: "cap-01", expectedVersion: 1) }`);
     expect(del.body.data.deleteCredentialProvider).toBe(true);
-    const res = await t.admin(`{ credentialProvider(id: "cap-01") { id } connection(providerId: "cap-01", id: "c1") { id } }`);
+    const res = await t.admin(
+      `{ credentialProvider(id: "cap-01") { id } connection(providerId: "cap-01", id: "c1") { id } }`,
+    );
     expect(res.body.data).toEqual({ credentialProvider: null, connection: null });
   });
 

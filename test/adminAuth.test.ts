@@ -26,7 +26,12 @@ describe('AdminAuthenticator', () => {
 
   beforeAll(async () => {
     idp = await startJwtIssuer({ ecKey: false });
-    verifier = new JwtVerifier({ issuers: [idp.issuerConfig()], clockToleranceSeconds: 30, roleClaim: 'roles', allowInsecureHttp: true });
+    verifier = new JwtVerifier({
+      issuers: [idp.issuerConfig()],
+      clockToleranceSeconds: 30,
+      roleClaim: 'roles',
+      allowInsecureHttp: true,
+    });
     auth = new AdminAuthenticator({ apiKeyHashes: [hashApiKey(KEY_A), hashApiKey(KEY_B)], verifier, role: ADMIN_ROLE });
   });
   afterAll(() => idp.close());
@@ -89,9 +94,10 @@ describe('AdminAuthenticator', () => {
     expect((await rejection(auth.authenticate({ authorization: `Bearer ${expired}` }))).code).toBe('UNAUTHENTICATED');
     const unsigned = await idp.sign({ sub: 'alice', roles: [ADMIN_ROLE] }, { alg: 'none' });
     expect((await rejection(auth.authenticate({ authorization: `Bearer ${unsigned}` }))).code).toBe('UNAUTHENTICATED');
-    expect((await rejection(auth.authenticate({ authorization: `Basic ${Buffer.from('admin:admin').toString('base64')}` }))).code).toBe(
-      'UNAUTHENTICATED',
-    );
+    expect(
+      (await rejection(auth.authenticate({ authorization: `Basic ${Buffer.from('admin:admin').toString('base64')}` })))
+        .code,
+    ).toBe('UNAUTHENTICATED');
   });
 
   it('answers UNAUTHENTICATED when no credentials are sent', async () => {
@@ -119,8 +125,12 @@ describe('AdminAuthenticator misuse', () => {
   const verifier = new JwtVerifier({ issuers: [], clockToleranceSeconds: 30, roleClaim: 'roles' });
 
   it('refuses plain keys or digests of the wrong length in place of SHA-256 hashes', () => {
-    expect(() => new AdminAuthenticator({ apiKeyHashes: [Buffer.from(KEY_A)], verifier, role: ADMIN_ROLE })).toThrow(ConfigError);
-    expect(() => new AdminAuthenticator({ apiKeyHashes: [Buffer.alloc(16)], verifier, role: ADMIN_ROLE })).toThrow(ConfigError);
+    expect(() => new AdminAuthenticator({ apiKeyHashes: [Buffer.from(KEY_A)], verifier, role: ADMIN_ROLE })).toThrow(
+      ConfigError,
+    );
+    expect(() => new AdminAuthenticator({ apiKeyHashes: [Buffer.alloc(16)], verifier, role: ADMIN_ROLE })).toThrow(
+      ConfigError,
+    );
   });
 
   it('refuses an empty admin role', () => {

@@ -25,11 +25,18 @@ describe('the management API for the admin console', () => {
     for (const id of ['a-p1', 'a-p2', 'a-p3', 'a-p4']) {
       expect((await t.admin(CREATE_PROVIDER, { input: oidcProviderInput(id, auth) })).body.errors).toBeUndefined();
     }
-    for (const [p, n] of [['a-p2', 1], ['a-p3', 3], ['a-p4', 5]] as const) {
+    for (const [p, n] of [
+      ['a-p2', 1],
+      ['a-p3', 3],
+      ['a-p4', 5],
+    ] as const) {
       for (let i = 1; i <= n; i++) await t.admin(CREATE_CONNECTION, { p, c: `c${i}` });
     }
     const link = await t.admin(LOGIN_LINK, { p: 'a-p3', c: 'c2', r: `${t.url}/done` });
-    await consentOverHttp(link.body.data.createLoginLink.url, { login: 'alice', stopAt: (u) => u.pathname === '/done' });
+    await consentOverHttp(link.body.data.createLoginLink.url, {
+      login: 'alice',
+      stopAt: (u) => u.pathname === '/done',
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -37,7 +44,7 @@ describe('the management API for the admin console', () => {
     await auth?.close();
   });
 
-  it('counts each provider\'s connections by status', async () => {
+  it("counts each provider's connections by status", async () => {
     const res = await t.admin(COUNTS, { first: 10 });
     expect(res.body.errors).toBeUndefined();
     expect(res.body.data.credentialProviders.items).toEqual([
@@ -60,7 +67,7 @@ describe('the management API for the admin console', () => {
     expect(one).toBeLessThanOrEqual(2);
   });
 
-  it('filters a provider\'s connections by status and pages within the filter', async () => {
+  it("filters a provider's connections by status and pages within the filter", async () => {
     const connected = await t.admin(BY_STATUS, { p: 'a-p3', s: 'CONNECTED' });
     expect(connected.body.data.credentialProvider.connections.items).toEqual([{ id: 'c2', status: 'CONNECTED' }]);
     const first = await t.admin(BY_STATUS, { p: 'a-p3', s: 'NOT_CONNECTED', first: 1 });
@@ -71,7 +78,11 @@ describe('the management API for the admin console', () => {
     const errors = await t.admin(BY_STATUS, { p: 'a-p3', s: 'ERROR' });
     expect(errors.body.data.credentialProvider.connections).toEqual({ items: [], nextCursor: null });
     const all = await t.admin(BY_STATUS, { p: 'a-p3' });
-    expect(all.body.data.credentialProvider.connections.items.map((c: { id: string }) => c.id)).toEqual(['c1', 'c2', 'c3']);
+    expect(all.body.data.credentialProvider.connections.items.map((c: { id: string }) => c.id)).toEqual([
+      'c1',
+      'c2',
+      'c3',
+    ]);
   });
 
   it('refuses an unknown status with a GraphQL validation error', async () => {
@@ -97,8 +108,18 @@ describe('the management API for the admin console', () => {
 
   it('says which grant types use each catalog parameter, so a form asks only for those', async () => {
     const res = await t.admin(`{ identityProvider(name: "oauth2") { parameters { name required grantTypes } } }`);
-    const byName = Object.fromEntries(res.body.data.identityProvider.parameters.map((p: { name: string }) => [p.name, p]));
-    expect(byName['authorizationUrl']).toEqual({ name: 'authorizationUrl', required: true, grantTypes: ['AUTHORIZATION_CODE'] });
-    expect(byName['tokenUrl']).toEqual({ name: 'tokenUrl', required: true, grantTypes: ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'] });
+    const byName = Object.fromEntries(
+      res.body.data.identityProvider.parameters.map((p: { name: string }) => [p.name, p]),
+    );
+    expect(byName['authorizationUrl']).toEqual({
+      name: 'authorizationUrl',
+      required: true,
+      grantTypes: ['AUTHORIZATION_CODE'],
+    });
+    expect(byName['tokenUrl']).toEqual({
+      name: 'tokenUrl',
+      required: true,
+      grantTypes: ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'],
+    });
   });
 });

@@ -12,31 +12,31 @@ const SRC = resolve(new URL('../src', import.meta.url).pathname);
 const LAYERS: Readonly<Record<string, number>> = {
   'errors.ts': 0,
   'values.ts': 0,
-  'domain': 0,
+  domain: 0,
   'log.ts': 0,
   'crypto/sealed.ts': 0,
   // The browser kit (credential-gateway/client): a leaf that runs in browsers; see the test below.
-  'client': 0,
+  client: 0,
   'identity/algorithms.ts': 0,
   'crypto/keySpec.ts': 0,
   'store/url.ts': 0,
-  'config': 1,
-  'tracing': 1,
-  'crypto': 2,
-  'store': 2,
-  'providers': 3,
-  'oauth': 3,
-  'identity': 3,
-  'registry': 4,
-  'keys': 4,
-  'tokens': 5,
-  'consent': 6,
-  'graphql': 6,
-  'observability': 7,
-  'admin': 7,
-  'gateway': 7,
-  'server': 8,
-  'demo': 9,
+  config: 1,
+  tracing: 1,
+  crypto: 2,
+  store: 2,
+  providers: 3,
+  oauth: 3,
+  identity: 3,
+  registry: 4,
+  keys: 4,
+  tokens: 5,
+  consent: 6,
+  graphql: 6,
+  observability: 7,
+  admin: 7,
+  gateway: 7,
+  server: 8,
+  demo: 9,
   'main.ts': 10,
 };
 
@@ -58,7 +58,10 @@ function layerOf(file: string): number {
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/g), ...text.matchAll(/import\('(\.[^']+)'\)/g)].map((m) => m[1]!);
+  const specs = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/g),
+    ...text.matchAll(/import\('(\.[^']+)'\)/g),
+  ].map((m) => m[1]!);
   return specs.map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts')));
 }
 
@@ -72,7 +75,9 @@ describe('architecture', () => {
 
   it('points every import down or sideways through the layers', () => {
     const violations = ALL.flatMap((f) =>
-      GRAPH.get(f)!.filter((i) => layerOf(i) > layerOf(f)).map((i) => `${relative(SRC, f)} → ${relative(SRC, i)}`),
+      GRAPH.get(f)!
+        .filter((i) => layerOf(i) > layerOf(f))
+        .map((i) => `${relative(SRC, f)} → ${relative(SRC, i)}`),
     );
     expect(violations).toEqual([]);
   });
@@ -85,7 +90,8 @@ describe('architecture', () => {
       state.set(f, 'visiting');
       stack.push(f);
       for (const dep of GRAPH.get(f) ?? []) {
-        if (state.get(dep) === 'visiting') cycles.push([...stack.slice(stack.indexOf(dep)), dep].map((x) => relative(SRC, x)).join(' → '));
+        if (state.get(dep) === 'visiting')
+          cycles.push([...stack.slice(stack.indexOf(dep)), dep].map((x) => relative(SRC, x)).join(' → '));
         else if (!state.has(dep)) visit(dep);
       }
       stack.pop();
@@ -101,7 +107,11 @@ describe('architecture', () => {
     const foreign = kit.flatMap((f) =>
       [...readFileSync(f, 'utf8').matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/g)]
         .map((m) => m[1]!)
-        .filter((spec) => (spec.startsWith('.') ? !resolve(dirname(f), spec).startsWith(join(SRC, 'client')) : !/^(@apollo\/client|rxjs)(\/|$)/.test(spec)))
+        .filter((spec) =>
+          spec.startsWith('.')
+            ? !resolve(dirname(f), spec).startsWith(join(SRC, 'client'))
+            : !/^(@apollo\/client|rxjs)(\/|$)/.test(spec),
+        )
         .map((spec) => `${relative(SRC, f)} → ${spec}`),
     );
     expect(foreign).toEqual([]);

@@ -41,7 +41,11 @@ describe.skipIf(!chromiumAvailable())('consent in a real browser (Chromium + oid
   });
 
   it('logs in, consents, lands on the callback and exchanges the code for working tokens', async () => {
-    const request = await client.authorizationRequest(config, { redirectUri, scopes: ['api:read'], state: 'browser-state' });
+    const request = await client.authorizationRequest(config, {
+      redirectUri,
+      scopes: ['api:read'],
+      state: 'browser-state',
+    });
     const landed = await completeConsent(browser, request.url, { login: 'alice', password: ACCOUNTS.alice });
 
     expect(`${landed.origin}${landed.pathname}`).toBe(redirectUri);
@@ -64,7 +68,11 @@ describe.skipIf(!chromiumAvailable())('consent in a real browser (Chromium + oid
   });
 
   it('brings a denied consent back as access_denied, which the exchange reports as ACCESS_DENIED', async () => {
-    const request = await client.authorizationRequest(config, { redirectUri, scopes: ['api:read'], state: 'deny-state' });
+    const request = await client.authorizationRequest(config, {
+      redirectUri,
+      scopes: ['api:read'],
+      state: 'deny-state',
+    });
     const landed = await completeConsent(browser, request.url, { login: 'bob', password: ACCOUNTS.bob, deny: true });
 
     expect(`${landed.origin}${landed.pathname}`).toBe(redirectUri);
@@ -73,7 +81,13 @@ describe.skipIf(!chromiumAvailable())('consent in a real browser (Chromium + oid
 
     const codeGrants = as.counts.authorizationCode;
     const error = await client
-      .exchangeCode(config, { callbackUrl: landed, redirectUri, expectedState: 'deny-state', codeVerifier: request.codeVerifier, nonce: request.nonce })
+      .exchangeCode(config, {
+        callbackUrl: landed,
+        redirectUri,
+        expectedState: 'deny-state',
+        codeVerifier: request.codeVerifier,
+        nonce: request.nonce,
+      })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GatewayError);
     expect((error as GatewayError).code).toBe('ACCESS_DENIED');
@@ -83,8 +97,8 @@ describe.skipIf(!chromiumAvailable())('consent in a real browser (Chromium + oid
 
   it('does not get past the login page with a wrong password', async () => {
     const request = await client.authorizationRequest(config, { redirectUri, scopes: [], state: 'wrong-password' });
-    await expect(completeConsent(browser, request.url, { login: 'alice', password: 'not-her-password' })).rejects.toThrow(
-      'login refused for alice',
-    );
+    await expect(
+      completeConsent(browser, request.url, { login: 'alice', password: 'not-her-password' }),
+    ).rejects.toThrow('login refused for alice');
   });
 });

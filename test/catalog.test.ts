@@ -117,7 +117,8 @@ function sampleValue(spec: ParameterSpec): string {
 function minimalParameters(entry: IdentityProviderEntry, grantType: GrantType): Record<string, string> {
   const out: Record<string, string> = {};
   for (const spec of entry.parameters) {
-    if (spec.required && spec.default === null && spec.grantTypes.includes(grantType)) out[spec.name] = sampleValue(spec);
+    if (spec.required && spec.default === null && spec.grantTypes.includes(grantType))
+      out[spec.name] = sampleValue(spec);
   }
   return out;
 }
@@ -143,7 +144,9 @@ describe('identity provider catalog', () => {
     expect(() => {
       (entryOf('google').quirks.extraAuthorizationParams as Record<string, string>)['prompt'] = 'none';
     }).toThrow(TypeError);
-    expect(() => (entryOf('entra').parameters as ParameterSpec[]).push(entryOf('entra').parameters[0]!)).toThrow(TypeError);
+    expect(() => (entryOf('entra').parameters as ParameterSpec[]).push(entryOf('entra').parameters[0]!)).toThrow(
+      TypeError,
+    );
   });
 
   it('finds entries by exact name only', () => {
@@ -194,7 +197,14 @@ describe('identity provider catalog', () => {
     it('uses only declared parameters in its endpoint and scope templates', () => {
       const declared = entry.parameters.map((p) => p.name);
       const { authorizationUrl, tokenUrl, discovery, issuer } = entry.endpoints;
-      const templates = [authorizationUrl, tokenUrl, discovery, issuer, ...entry.defaultScopes, ...entry.quirks.clientCredentialsScopes];
+      const templates = [
+        authorizationUrl,
+        tokenUrl,
+        discovery,
+        issuer,
+        ...entry.defaultScopes,
+        ...entry.quirks.clientCredentialsScopes,
+      ];
       for (const t of templates) {
         if (t === null) continue;
         for (const used of templateParameters(t)) expect(declared, `${t} uses {${used}}`).toContain(used);
@@ -258,11 +268,18 @@ describe('identity provider catalog', () => {
     });
     expect(entryOf('salesforce').quirks.keepResponseFields).toEqual(expect.arrayContaining(['instance_url', 'id']));
 
-    expect(entryOf('atlassian').quirks.extraAuthorizationParams).toEqual({ audience: 'api.atlassian.com', prompt: 'consent' });
+    expect(entryOf('atlassian').quirks.extraAuthorizationParams).toEqual({
+      audience: 'api.atlassian.com',
+      prompt: 'consent',
+    });
     expect(entryOf('dropbox').quirks.extraAuthorizationParams).toEqual({ token_access_type: 'offline' });
-    expect(entryOf('notion').quirks).toMatchObject({ clientAuth: 'client_secret_basic', extraAuthorizationParams: { owner: 'user' } });
+    expect(entryOf('notion').quirks).toMatchObject({
+      clientAuth: 'client_secret_basic',
+      extraAuthorizationParams: { owner: 'user' },
+    });
     expect(entryOf('zoom').quirks.clientAuth).toBe('client_secret_basic');
-    for (const name of ['box', 'gitlab', 'atlassian', 'zoom']) expect(entryOf(name).quirks.rotatesRefreshTokens).toBe(true);
+    for (const name of ['box', 'gitlab', 'atlassian', 'zoom'])
+      expect(entryOf(name).quirks.rotatesRefreshTokens).toBe(true);
     expect(entryOf('oauth2').quirks.pkce).toBe('none');
     expect(entryOf('oauth2pkce').quirks).toMatchObject({ pkce: 'S256', publicClientAllowed: true });
     expect(entryOf('oidc').quirks.openIdConnect).toBe(true);
@@ -292,7 +309,11 @@ describe('validateProviderInput', () => {
   });
 
   it('applies defaults of every kind: string, bool, grant-specific', () => {
-    expect(validateProviderInput(with_(ENTRA, { id: 'okta', identityProvider: 'okta', parameters: { domain: 'acme.okta.com' } })).parameters).toEqual({
+    expect(
+      validateProviderInput(
+        with_(ENTRA, { id: 'okta', identityProvider: 'okta', parameters: { domain: 'acme.okta.com' } }),
+      ).parameters,
+    ).toEqual({
       domain: 'acme.okta.com',
       authorizationServerId: 'default',
     });
@@ -304,7 +325,10 @@ describe('validateProviderInput', () => {
       boxSubjectType: 'enterprise',
       boxSubjectId: '12345',
     });
-    expect(validateProviderInput(with_(ENTRA, { identityProvider: 'box', grantType: 'AUTHORIZATION_CODE', parameters: {} })).parameters).toEqual({});
+    expect(
+      validateProviderInput(with_(ENTRA, { identityProvider: 'box', grantType: 'AUTHORIZATION_CODE', parameters: {} }))
+        .parameters,
+    ).toEqual({});
   });
 
   it("defaults the grant type to the entry's first one and keeps an explicit display name", () => {
@@ -314,7 +338,9 @@ describe('validateProviderInput', () => {
   });
 
   it('accepts parameters as a {name, value} list, the same as a map', () => {
-    const list = validateProviderInput(with_(ENTRA, { parameters: [{ name: 'tenantId', value: 'contoso.onmicrosoft.com' }] }));
+    const list = validateProviderInput(
+      with_(ENTRA, { parameters: [{ name: 'tenantId', value: 'contoso.onmicrosoft.com' }] }),
+    );
     expect(list).toEqual(validateProviderInput(ENTRA));
   });
 
@@ -332,19 +358,35 @@ describe('validateProviderInput', () => {
     it('refuses an unknown or missing identity provider, listing the catalog', () => {
       const message = `must be one of ${IDENTITY_PROVIDER_NAMES.join(', ')}`;
       expect(message.startsWith('must be one of oauth2, oauth2pkce, oidc, entra')).toBe(true);
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { identityProvider: 'myspace' })), 'input.identityProvider', message);
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { identityProvider: undefined })), 'input.identityProvider', message);
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { identityProvider: 'toString' })), 'input.identityProvider', message);
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { identityProvider: 'myspace' })),
+        'input.identityProvider',
+        message,
+      );
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { identityProvider: undefined })),
+        'input.identityProvider',
+        message,
+      );
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { identityProvider: 'toString' })),
+        'input.identityProvider',
+        message,
+      );
     });
 
     it('refuses a grant type the entry does not support', () => {
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { identityProvider: 'github', grantType: 'CLIENT_CREDENTIALS', parameters: {} })),
+        () =>
+          validateProviderInput(
+            with_(ENTRA, { identityProvider: 'github', grantType: 'CLIENT_CREDENTIALS', parameters: {} }),
+          ),
         'input.grantType',
         'CLIENT_CREDENTIALS is not supported by github',
       );
       expectBadInput(
-        () => validateProviderInput(with_(GENERIC, { identityProvider: 'oauth2pkce', grantType: 'CLIENT_CREDENTIALS' })),
+        () =>
+          validateProviderInput(with_(GENERIC, { identityProvider: 'oauth2pkce', grantType: 'CLIENT_CREDENTIALS' })),
         'input.grantType',
         'CLIENT_CREDENTIALS is not supported by oauth2pkce',
       );
@@ -362,12 +404,26 @@ describe('validateProviderInput', () => {
   describe('ids (docs/design.md rule)', () => {
     const RULE = 'must be 1-256 characters without * # & + : < > ? / or whitespace';
 
-    it.each(['', 'a*b', 'a#b', 'a&b', 'a+b', 'a:b', 'a<b', 'a>b', 'a?b', 'a/b', 'a b', 'a\tb', 'a\nb', 'a\u00a0b', 'a\u0000b', 'x'.repeat(257)])(
-      'refuses %j',
-      (id) => {
-        expectBadInput(() => validateProviderInput(with_(ENTRA, { id })), 'input.id', RULE);
-      },
-    );
+    it.each([
+      '',
+      'a*b',
+      'a#b',
+      'a&b',
+      'a+b',
+      'a:b',
+      'a<b',
+      'a>b',
+      'a?b',
+      'a/b',
+      'a b',
+      'a\tb',
+      'a\nb',
+      'a\u00a0b',
+      'a\u0000b',
+      'x'.repeat(257),
+    ])('refuses %j', (id) => {
+      expectBadInput(() => validateProviderInput(with_(ENTRA, { id })), 'input.id', RULE);
+    });
 
     it('accepts 256 characters, counted as characters, and the examples of docs/design.md', () => {
       expect(validateId('x'.repeat(256), 'input.id')).toBe('x'.repeat(256));
@@ -382,9 +438,16 @@ describe('validateProviderInput', () => {
       expectBadInput(() => validateId('.', 'input.id'), 'input.id', 'must not be . or ..');
     });
 
-    it.each(['\ud800', 'ali\udc00ce', 'a\ud83d', '\ude00b'])('refuses %j, which holds an unpaired surrogate (stored, it would come back as U+FFFD)', (id) => {
-      expectBadInput(() => validateId(id, 'connectionId'), 'connectionId', 'must be well-formed Unicode (it holds an unpaired surrogate)');
-    });
+    it.each(['\ud800', 'ali\udc00ce', 'a\ud83d', '\ude00b'])(
+      'refuses %j, which holds an unpaired surrogate (stored, it would come back as U+FFFD)',
+      (id) => {
+        expectBadInput(
+          () => validateId(id, 'connectionId'),
+          'connectionId',
+          'must be well-formed Unicode (it holds an unpaired surrogate)',
+        );
+      },
+    );
 
     it('refuses a 15 KB id by its length', () => {
       expectBadInput(() => validateId('x'.repeat(15_000), 'connectionId'), 'connectionId', RULE);
@@ -402,14 +465,22 @@ describe('validateProviderInput', () => {
     it('limits display names to 256 characters without control characters', () => {
       expect(validateProviderInput(with_(ENTRA, { displayName: 'd'.repeat(256) })).displayName).toHaveLength(256);
       const rule = 'must be 1-256 characters without control characters';
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { displayName: 'd'.repeat(257) })), 'input.displayName', rule);
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { displayName: 'd'.repeat(257) })),
+        'input.displayName',
+        rule,
+      );
       expectBadInput(() => validateProviderInput(with_(ENTRA, { displayName: '' })), 'input.displayName', rule);
       expectBadInput(() => validateProviderInput(with_(ENTRA, { displayName: 'a\u0007b' })), 'input.displayName', rule);
     });
 
     it('requires a client id of 1-1024 characters', () => {
       const rule = 'must be 1-1024 characters without whitespace or control characters';
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { clientId: undefined })), 'input.clientId', 'is required');
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { clientId: undefined })),
+        'input.clientId',
+        'is required',
+      );
       expectBadInput(() => validateProviderInput(with_(ENTRA, { clientId: '' })), 'input.clientId', rule);
       expectBadInput(() => validateProviderInput(with_(ENTRA, { clientId: 'c'.repeat(1025) })), 'input.clientId', rule);
       expectBadInput(() => validateProviderInput(with_(ENTRA, { clientId: 'my client' })), 'input.clientId', rule);
@@ -441,7 +512,11 @@ describe('validateProviderInput', () => {
     it('limits client secrets to 4096 characters without echoing them', () => {
       expect(validateProviderInput(with_(ENTRA, { clientSecret: 's'.repeat(4096) })).clientSecret).toHaveLength(4096);
       const secret = `TopSecret-${'s'.repeat(4090)}`;
-      const e = expectBadInput(() => validateProviderInput(with_(ENTRA, { clientSecret: secret })), 'input.clientSecret', 'must be at most 4096 characters');
+      const e = expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { clientSecret: secret })),
+        'input.clientSecret',
+        'must be at most 4096 characters',
+      );
       expect(JSON.stringify({ message: e.message, details: e.details })).not.toContain('TopSecret');
     });
 
@@ -450,9 +525,17 @@ describe('validateProviderInput', () => {
       expect(validateProviderInput(with_(ENTRA, { scopes: hundred })).scopes).toEqual(hundred);
       expect(validateProviderInput(with_(ENTRA, { scopes: ['a', 'b', 'a'] })).scopes).toEqual(['a', 'b']);
       expect(validateProviderInput(with_(ENTRA, { scopes: null })).scopes).toEqual([]);
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { scopes: [...hundred, 'x'] })), 'input.scopes', 'must have at most 100 items');
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { scopes: [...hundred, 'x'] })),
+        'input.scopes',
+        'must have at most 100 items',
+      );
       const rule = 'must be 1-1024 characters without whitespace or control characters';
-      expectBadInput(() => validateProviderInput(with_(ENTRA, { scopes: ['User.Read', 'Mail.Read Mail.Send'] })), 'input.scopes[1]', rule);
+      expectBadInput(
+        () => validateProviderInput(with_(ENTRA, { scopes: ['User.Read', 'Mail.Read Mail.Send'] })),
+        'input.scopes[1]',
+        rule,
+      );
       expectBadInput(() => validateProviderInput(with_(ENTRA, { scopes: [''] })), 'input.scopes[0]', rule);
       expectBadInput(
         () => validateProviderInput(with_(ENTRA, { scopes: 'User.Read' as unknown as string[] })),
@@ -463,7 +546,10 @@ describe('validateProviderInput', () => {
 
     it("refuses a scope containing the entry's separator", () => {
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { identityProvider: 'slack', parameters: {}, scopes: ['users:read,chat:write'] })),
+        () =>
+          validateProviderInput(
+            with_(ENTRA, { identityProvider: 'slack', parameters: {}, scopes: ['users:read,chat:write'] }),
+          ),
         'input.scopes[0]',
         "must not contain ',' (the scope separator of slack)",
       );
@@ -483,7 +569,10 @@ describe('validateProviderInput', () => {
         'is required by identity provider entra',
       );
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { identityProvider: 'box', grantType: 'CLIENT_CREDENTIALS', parameters: {} })),
+        () =>
+          validateProviderInput(
+            with_(ENTRA, { identityProvider: 'box', grantType: 'CLIENT_CREDENTIALS', parameters: {} }),
+          ),
         'input.parameters.boxSubjectId',
         'is required by identity provider box with grant type CLIENT_CREDENTIALS',
       );
@@ -501,7 +590,8 @@ describe('validateProviderInput', () => {
         'is not a parameter of identity provider slack (it takes none)',
       );
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { parameters: JSON.parse('{"__proto__": "x", "tenantId": "common"}') })),
+        () =>
+          validateProviderInput(with_(ENTRA, { parameters: JSON.parse('{"__proto__": "x", "tenantId": "common"}') })),
         'input.parameters',
         'must have a parameter name (letters and digits)',
       );
@@ -514,14 +604,24 @@ describe('validateProviderInput', () => {
         'input.parameters.authorizationUrl',
         'is not used with grant type CLIENT_CREDENTIALS',
       );
-      expect(validateProviderInput(with_(cc, { parameters: { tokenUrl: 'https://idp.example.com/token' } })).parameters).toEqual({
+      expect(
+        validateProviderInput(with_(cc, { parameters: { tokenUrl: 'https://idp.example.com/token' } })).parameters,
+      ).toEqual({
         tokenUrl: 'https://idp.example.com/token',
       });
     });
 
     it('refuses malformed parameter lists', () => {
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { parameters: [{ name: 'tenantId', value: 'a' }, { name: 'tenantId', value: 'b' }] })),
+        () =>
+          validateProviderInput(
+            with_(ENTRA, {
+              parameters: [
+                { name: 'tenantId', value: 'a' },
+                { name: 'tenantId', value: 'b' },
+              ],
+            }),
+          ),
         'input.parameters.tenantId',
         'is given more than once',
       );
@@ -544,9 +644,11 @@ describe('validateProviderInput', () => {
 
     it("accepts only 'true' or 'false' for bool parameters", () => {
       const google = with_(ENTRA, { identityProvider: 'google' });
-      expect(validateProviderInput(with_(google, { parameters: { includeGrantedScopes: 'true' } })).parameters).toEqual({
-        includeGrantedScopes: 'true',
-      });
+      expect(validateProviderInput(with_(google, { parameters: { includeGrantedScopes: 'true' } })).parameters).toEqual(
+        {
+          includeGrantedScopes: 'true',
+        },
+      );
       for (const value of ['yes', 'TRUE', '1']) {
         expectBadInput(
           () => validateProviderInput(with_(google, { parameters: { includeGrantedScopes: value } })),
@@ -557,10 +659,16 @@ describe('validateProviderInput', () => {
     });
 
     it('requires https URLs unless insecure http is allowed', () => {
-      const http = with_(GENERIC, { parameters: { authorizationUrl: 'https://idp.example.com/a', tokenUrl: 'http://127.0.0.1:9000/token' } });
+      const http = with_(GENERIC, {
+        parameters: { authorizationUrl: 'https://idp.example.com/a', tokenUrl: 'http://127.0.0.1:9000/token' },
+      });
       expectBadInput(() => validateProviderInput(http), 'input.parameters.tokenUrl', 'must be an https URL');
-      expect(validateProviderInput(http, 'input', { allowInsecureHttp: true }).parameters['tokenUrl']).toBe('http://127.0.0.1:9000/token');
-      const ftp = with_(GENERIC, { parameters: { authorizationUrl: 'ftp://idp.example.com/a', tokenUrl: 'https://x.example/t' } });
+      expect(validateProviderInput(http, 'input', { allowInsecureHttp: true }).parameters['tokenUrl']).toBe(
+        'http://127.0.0.1:9000/token',
+      );
+      const ftp = with_(GENERIC, {
+        parameters: { authorizationUrl: 'ftp://idp.example.com/a', tokenUrl: 'https://x.example/t' },
+      });
       expectBadInput(
         () => validateProviderInput(ftp, 'input', { allowInsecureHttp: true }),
         'input.parameters.authorizationUrl',
@@ -576,7 +684,10 @@ describe('validateProviderInput', () => {
       ['javascript:alert(1)', 'must be an https URL'],
     ])('refuses token URL %j', (tokenUrl, message) => {
       expectBadInput(
-        () => validateProviderInput(with_(GENERIC, { parameters: { authorizationUrl: 'https://idp.example.com/a', tokenUrl } })),
+        () =>
+          validateProviderInput(
+            with_(GENERIC, { parameters: { authorizationUrl: 'https://idp.example.com/a', tokenUrl } }),
+          ),
         'input.parameters.tokenUrl',
         message,
       );
@@ -584,7 +695,10 @@ describe('validateProviderInput', () => {
 
     it('refuses an issuer with a query', () => {
       expectBadInput(
-        () => validateProviderInput(with_(GENERIC, { identityProvider: 'oidc', parameters: { issuer: 'https://idp.example.com/?tenant=1' } })),
+        () =>
+          validateProviderInput(
+            with_(GENERIC, { identityProvider: 'oidc', parameters: { issuer: 'https://idp.example.com/?tenant=1' } }),
+          ),
         'input.parameters.issuer',
         'must be an https URL without query or fragment',
       );
@@ -609,13 +723,17 @@ describe('validateProviderInput', () => {
       const host = 'must be a host name (letters, digits, dots and hyphens)';
       if (value === '') {
         // Empty means unset: the default login host applies.
-        expect(validateProviderInput(with_(ENTRA, { identityProvider: 'salesforce', parameters: { instanceName: value } })).parameters).toEqual({
+        expect(
+          validateProviderInput(with_(ENTRA, { identityProvider: 'salesforce', parameters: { instanceName: value } }))
+            .parameters,
+        ).toEqual({
           instanceName: 'login.salesforce.com',
         });
         return;
       }
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { identityProvider: 'salesforce', parameters: { instanceName: value } })),
+        () =>
+          validateProviderInput(with_(ENTRA, { identityProvider: 'salesforce', parameters: { instanceName: value } })),
         'input.parameters.instanceName',
         host,
       );
@@ -625,7 +743,8 @@ describe('validateProviderInput', () => {
         host,
       );
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { identityProvider: 'servicenow', parameters: { instanceName: value } })),
+        () =>
+          validateProviderInput(with_(ENTRA, { identityProvider: 'servicenow', parameters: { instanceName: value } })),
         'input.parameters.instanceName',
         'must be a single host name label (letters, digits and hyphens)',
       );
@@ -633,12 +752,17 @@ describe('validateProviderInput', () => {
 
     it('keeps ServiceNow instances inside service-now.com and lower-cases host names', () => {
       expectBadInput(
-        () => validateProviderInput(with_(ENTRA, { identityProvider: 'servicenow', parameters: { instanceName: 'acme.evil.com' } })),
+        () =>
+          validateProviderInput(
+            with_(ENTRA, { identityProvider: 'servicenow', parameters: { instanceName: 'acme.evil.com' } }),
+          ),
         'input.parameters.instanceName',
         'must be a single host name label (letters, digits and hyphens)',
       );
       expect(
-        validateProviderInput(with_(ENTRA, { identityProvider: 'salesforce', parameters: { instanceName: 'Acme.My.Salesforce.com' } })).parameters,
+        validateProviderInput(
+          with_(ENTRA, { identityProvider: 'salesforce', parameters: { instanceName: 'Acme.My.Salesforce.com' } }),
+        ).parameters,
       ).toEqual({ instanceName: 'acme.my.salesforce.com' });
     });
 
@@ -652,9 +776,17 @@ describe('validateProviderInput', () => {
 
     it('validates connection-level parameters on their own', () => {
       const entra = entryOf('entra');
-      expect(validateParameters(entra, 'AUTHORIZATION_CODE', undefined, { path: 'input.parameters', level: 'CONNECTION' })).toEqual({});
+      expect(
+        validateParameters(entra, 'AUTHORIZATION_CODE', undefined, { path: 'input.parameters', level: 'CONNECTION' }),
+      ).toEqual({});
       expectBadInput(
-        () => validateParameters(entra, 'AUTHORIZATION_CODE', { tenantId: 'common' }, { path: 'input.parameters', level: 'CONNECTION' }),
+        () =>
+          validateParameters(
+            entra,
+            'AUTHORIZATION_CODE',
+            { tenantId: 'common' },
+            { path: 'input.parameters', level: 'CONNECTION' },
+          ),
         'input.parameters.tenantId',
         'is set on the provider, not here',
       );
@@ -687,7 +819,9 @@ describe('validateProviderPatch', () => {
   });
 
   it('accepts the unchanged identity provider and grant type, and an empty patch', () => {
-    expect(validateProviderPatch(current, { identityProvider: 'entra', grantType: 'AUTHORIZATION_CODE', id: 'entra-01' })).toEqual({});
+    expect(
+      validateProviderPatch(current, { identityProvider: 'entra', grantType: 'AUTHORIZATION_CODE', id: 'entra-01' }),
+    ).toEqual({});
     expect(Object.isFrozen(validateProviderPatch(current, {}))).toBe(true);
   });
 
@@ -695,7 +829,9 @@ describe('validateProviderPatch', () => {
     expect(validateProviderPatch(current, { parameters: { resourceUri: 'https://management.azure.com' } })).toEqual({
       parameters: { tenantId: 'contoso.onmicrosoft.com', resourceUri: 'https://management.azure.com' },
     });
-    expect(validateProviderPatch(current, { parameters: [{ name: 'resourceUri', value: '' }] }).parameters).toEqual(current.parameters);
+    expect(validateProviderPatch(current, { parameters: [{ name: 'resourceUri', value: '' }] }).parameters).toEqual(
+      current.parameters,
+    );
     expectBadInput(
       () => validateProviderPatch(current, { parameters: { tenantId: '' } }),
       'input.parameters.tenantId',
@@ -719,13 +855,29 @@ describe('validateProviderPatch', () => {
       scopes: [],
       clientSecret: 'new-secret',
     });
-    expectBadInput(() => validateProviderPatch(current, { clientId: 'a b' }), 'input.clientId', 'must be 1-1024 characters without whitespace or control characters');
-    expectBadInput(() => validateProviderPatch(current, { scopes: ['a b'] }), 'input.scopes[0]', 'must be 1-1024 characters without whitespace or control characters');
+    expectBadInput(
+      () => validateProviderPatch(current, { clientId: 'a b' }),
+      'input.clientId',
+      'must be 1-1024 characters without whitespace or control characters',
+    );
+    expectBadInput(
+      () => validateProviderPatch(current, { scopes: ['a b'] }),
+      'input.scopes[0]',
+      'must be 1-1024 characters without whitespace or control characters',
+    );
   });
 
   it('removes a client secret only where the client may be public', () => {
-    expectBadInput(() => validateProviderPatch(current, { clientSecret: '' }), 'input.clientSecret', 'is required by identity provider entra');
-    const pkce = { ...current, identityProvider: 'oauth2pkce', parameters: { authorizationUrl: 'https://i.example/a', tokenUrl: 'https://i.example/t' } };
+    expectBadInput(
+      () => validateProviderPatch(current, { clientSecret: '' }),
+      'input.clientSecret',
+      'is required by identity provider entra',
+    );
+    const pkce = {
+      ...current,
+      identityProvider: 'oauth2pkce',
+      parameters: { authorizationUrl: 'https://i.example/a', tokenUrl: 'https://i.example/t' },
+    };
     expect(validateProviderPatch(pkce, { clientSecret: '' })).toEqual({ clientSecret: null });
     expect(validateProviderPatch(pkce, { clientSecret: null })).toEqual({});
   });
@@ -750,13 +902,15 @@ describe('resolveEndpoints', () => {
       issuer: 'https://acme.okta.com/oauth2/default',
       revocationUrl: null,
     });
-    expect(resolveEndpoints(entryOf('okta'), { domain: 'acme.okta.com', authorizationServerId: 'aus1a2b3' }).tokenUrl).toBe(
-      'https://acme.okta.com/oauth2/aus1a2b3/v1/token',
-    );
+    expect(
+      resolveEndpoints(entryOf('okta'), { domain: 'acme.okta.com', authorizationServerId: 'aus1a2b3' }).tokenUrl,
+    ).toBe('https://acme.okta.com/oauth2/aus1a2b3/v1/token');
   });
 
   it('expands Salesforce endpoints over the login host', () => {
-    expect(resolveEndpoints(entryOf('salesforce'), {}).tokenUrl).toBe('https://login.salesforce.com/services/oauth2/token');
+    expect(resolveEndpoints(entryOf('salesforce'), {}).tokenUrl).toBe(
+      'https://login.salesforce.com/services/oauth2/token',
+    );
     expect(resolveEndpoints(entryOf('salesforce'), { instanceName: 'acme.my.salesforce.com' }).authorizationUrl).toBe(
       'https://acme.my.salesforce.com/services/oauth2/authorize',
     );
@@ -770,7 +924,12 @@ describe('resolveEndpoints', () => {
   });
 
   it('uses the URLs of a generic provider as given, null where unset', () => {
-    expect(resolveEndpoints(entryOf('oauth2'), { authorizationUrl: 'https://i.example/a?x=1', tokenUrl: 'https://i.example/t' })).toEqual({
+    expect(
+      resolveEndpoints(entryOf('oauth2'), {
+        authorizationUrl: 'https://i.example/a?x=1',
+        tokenUrl: 'https://i.example/t',
+      }),
+    ).toEqual({
       authorizationUrl: 'https://i.example/a?x=1',
       tokenUrl: 'https://i.example/t',
       discoveryUrl: null,
@@ -778,12 +937,19 @@ describe('resolveEndpoints', () => {
       revocationUrl: null,
     });
     expect(resolveEndpoints(entryOf('oauth2'), { tokenUrl: 'https://i.example/t' }).authorizationUrl).toBeNull();
-    expect(resolveEndpoints(entryOf('oauth2'), { tokenUrl: 'https://i.example/t', revocationUrl: 'https://i.example/r' }).revocationUrl).toBe('https://i.example/r');
+    expect(
+      resolveEndpoints(entryOf('oauth2'), { tokenUrl: 'https://i.example/t', revocationUrl: 'https://i.example/r' })
+        .revocationUrl,
+    ).toBe('https://i.example/r');
   });
 
   it('names the RFC 7009 revocation endpoint of the providers that publish one', () => {
-    expect(resolveEndpoints(entryOf('gitlab'), { domain: 'gitlab.example.com' }).revocationUrl).toBe('https://gitlab.example.com/oauth/revoke');
-    expect(resolveEndpoints(entryOf('salesforce'), { instanceName: 'acme.my.salesforce.com' }).revocationUrl).toBe('https://acme.my.salesforce.com/services/oauth2/revoke');
+    expect(resolveEndpoints(entryOf('gitlab'), { domain: 'gitlab.example.com' }).revocationUrl).toBe(
+      'https://gitlab.example.com/oauth/revoke',
+    );
+    expect(resolveEndpoints(entryOf('salesforce'), { instanceName: 'acme.my.salesforce.com' }).revocationUrl).toBe(
+      'https://acme.my.salesforce.com/services/oauth2/revoke',
+    );
     expect(resolveEndpoints(entryOf('google'), {}).revocationUrl).toBe('https://oauth2.googleapis.com/revoke');
   });
 
@@ -815,8 +981,14 @@ describe('resolveEndpoints', () => {
 
   it('accepts a stored http URL only when insecure http is allowed', () => {
     const parameters = { tokenUrl: 'http://127.0.0.1:9000/token' };
-    expectBadInput(() => resolveEndpoints(entryOf('oauth2'), parameters), 'parameters.tokenUrl', 'must be an https URL');
-    expect(resolveEndpoints(entryOf('oauth2'), parameters, { allowInsecureHttp: true }).tokenUrl).toBe('http://127.0.0.1:9000/token');
+    expectBadInput(
+      () => resolveEndpoints(entryOf('oauth2'), parameters),
+      'parameters.tokenUrl',
+      'must be an https URL',
+    );
+    expect(resolveEndpoints(entryOf('oauth2'), parameters, { allowInsecureHttp: true }).tokenUrl).toBe(
+      'http://127.0.0.1:9000/token',
+    );
   });
 });
 
@@ -825,42 +997,51 @@ describe('scopes', () => {
   const entraParameters = { tenantId: 'common', resourceUri: 'https://graph.microsoft.com' };
 
   it('asks Entra client credentials for <resourceUri>/.default', () => {
-    expect(effectiveScopes(entra, { grantType: 'CLIENT_CREDENTIALS', scopes: [], parameters: entraParameters })).toEqual([
-      'https://graph.microsoft.com/.default',
-    ]);
-    expect(effectiveScopes(entra, { grantType: 'CLIENT_CREDENTIALS', scopes: [], parameters: { tenantId: 't', resourceUri: 'api://1234' } })).toEqual([
-      'api://1234/.default',
-    ]);
-    expect(effectiveScopes(entra, { grantType: 'CLIENT_CREDENTIALS', scopes: [], parameters: { tenantId: 't' } })).toEqual([
-      'https://graph.microsoft.com/.default',
-    ]);
+    expect(
+      effectiveScopes(entra, { grantType: 'CLIENT_CREDENTIALS', scopes: [], parameters: entraParameters }),
+    ).toEqual(['https://graph.microsoft.com/.default']);
+    expect(
+      effectiveScopes(entra, {
+        grantType: 'CLIENT_CREDENTIALS',
+        scopes: [],
+        parameters: { tenantId: 't', resourceUri: 'api://1234' },
+      }),
+    ).toEqual(['api://1234/.default']);
+    expect(
+      effectiveScopes(entra, { grantType: 'CLIENT_CREDENTIALS', scopes: [], parameters: { tenantId: 't' } }),
+    ).toEqual(['https://graph.microsoft.com/.default']);
   });
 
   it('adds offline_access to Entra authorization code, after the given or default scopes', () => {
-    expect(effectiveScopes(entra, { grantType: 'AUTHORIZATION_CODE', scopes: ['User.Read'], parameters: entraParameters })).toEqual([
-      'User.Read',
-      'offline_access',
-    ]);
-    expect(effectiveScopes(entra, { grantType: 'AUTHORIZATION_CODE', scopes: [], parameters: entraParameters })).toEqual([
-      'https://graph.microsoft.com/.default',
-      'offline_access',
-    ]);
+    expect(
+      effectiveScopes(entra, { grantType: 'AUTHORIZATION_CODE', scopes: ['User.Read'], parameters: entraParameters }),
+    ).toEqual(['User.Read', 'offline_access']);
+    expect(
+      effectiveScopes(entra, { grantType: 'AUTHORIZATION_CODE', scopes: [], parameters: entraParameters }),
+    ).toEqual(['https://graph.microsoft.com/.default', 'offline_access']);
   });
 
   it('adds openid for OpenID Connect entries in authorization code only, without duplicates', () => {
     const google = entryOf('google');
-    expect(effectiveScopes(google, { grantType: 'AUTHORIZATION_CODE', scopes: ['https://www.googleapis.com/auth/drive.readonly'], parameters: {} })).toEqual([
-      'https://www.googleapis.com/auth/drive.readonly',
-      'openid',
-    ]);
+    expect(
+      effectiveScopes(google, {
+        grantType: 'AUTHORIZATION_CODE',
+        scopes: ['https://www.googleapis.com/auth/drive.readonly'],
+        parameters: {},
+      }),
+    ).toEqual(['https://www.googleapis.com/auth/drive.readonly', 'openid']);
     expect(effectiveScopes(entryOf('oidc'), { grantType: 'AUTHORIZATION_CODE', scopes: [], parameters: {} })).toEqual([
       'openid',
       'profile',
       'email',
       'offline_access',
     ]);
-    expect(effectiveScopes(entryOf('okta'), { grantType: 'CLIENT_CREDENTIALS', scopes: ['api.read'], parameters: {} })).toEqual(['api.read']);
-    expect(effectiveScopes(entryOf('github'), { grantType: 'AUTHORIZATION_CODE', scopes: ['repo'], parameters: {} })).toEqual(['repo']);
+    expect(
+      effectiveScopes(entryOf('okta'), { grantType: 'CLIENT_CREDENTIALS', scopes: ['api.read'], parameters: {} }),
+    ).toEqual(['api.read']);
+    expect(
+      effectiveScopes(entryOf('github'), { grantType: 'AUTHORIZATION_CODE', scopes: ['repo'], parameters: {} }),
+    ).toEqual(['repo']);
   });
 
   it("joins scopes with the entry's separator", () => {
@@ -872,26 +1053,41 @@ describe('scopes', () => {
 
 describe('extra request parameters', () => {
   it("sends the entry's fixed authorization parameters", () => {
-    expect(extraAuthorizationParameters(entryOf('google'), { grantType: 'AUTHORIZATION_CODE', parameters: {} })).toEqual({
+    expect(
+      extraAuthorizationParameters(entryOf('google'), { grantType: 'AUTHORIZATION_CODE', parameters: {} }),
+    ).toEqual({
       access_type: 'offline',
       prompt: 'consent',
       include_granted_scopes: 'false',
     });
-    expect(extraAuthorizationParameters(entryOf('atlassian'), { grantType: 'AUTHORIZATION_CODE', parameters: {} })).toEqual({
+    expect(
+      extraAuthorizationParameters(entryOf('atlassian'), { grantType: 'AUTHORIZATION_CODE', parameters: {} }),
+    ).toEqual({
       audience: 'api.atlassian.com',
       prompt: 'consent',
     });
-    expect(extraAuthorizationParameters(entryOf('notion'), { grantType: 'AUTHORIZATION_CODE', parameters: {} })).toEqual({ owner: 'user' });
+    expect(
+      extraAuthorizationParameters(entryOf('notion'), { grantType: 'AUTHORIZATION_CODE', parameters: {} }),
+    ).toEqual({ owner: 'user' });
     expect(extraTokenParameters(entryOf('google'), { grantType: 'AUTHORIZATION_CODE', parameters: {} })).toEqual({});
   });
 
   it('sends audience and resource of generic entries only when set', () => {
     const oauth2 = entryOf('oauth2');
-    const parameters = { tokenUrl: 'https://i.example/t', audience: 'https://api.example.com', resource: 'https://api.example.com/v1' };
+    const parameters = {
+      tokenUrl: 'https://i.example/t',
+      audience: 'https://api.example.com',
+      resource: 'https://api.example.com/v1',
+    };
     const expected = { audience: 'https://api.example.com', resource: 'https://api.example.com/v1' };
     expect(extraTokenParameters(oauth2, { grantType: 'CLIENT_CREDENTIALS', parameters })).toEqual(expected);
     expect(extraAuthorizationParameters(oauth2, { grantType: 'AUTHORIZATION_CODE', parameters })).toEqual(expected);
-    expect(extraTokenParameters(oauth2, { grantType: 'AUTHORIZATION_CODE', parameters: { tokenUrl: 'https://i.example/t' } })).toEqual({});
+    expect(
+      extraTokenParameters(oauth2, {
+        grantType: 'AUTHORIZATION_CODE',
+        parameters: { tokenUrl: 'https://i.example/t' },
+      }),
+    ).toEqual({});
   });
 
   it('sends grant-specific parameters only with their grant type', () => {

@@ -64,7 +64,11 @@ function providerRecord(identityProvider: QuirkPersonality, options: ProviderOpt
     identityProvider,
     grantType: 'AUTHORIZATION_CODE',
     clientId: quirky.clientId,
-    clientSecret: envelope.seal(options.clientSecret ?? quirky.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: id }),
+    clientSecret: envelope.seal(options.clientSecret ?? quirky.clientSecret, {
+      kind: 'provider',
+      field: 'clientSecret',
+      providerId: id,
+    }),
     scopes: Object.freeze([...(options.scopes ?? [])]),
     parameters: Object.freeze({}),
     version: 1,
@@ -100,7 +104,11 @@ interface CodeFlow {
 /** Authorization request with the catalog's scopes → provider redirect → code exchange. */
 async function codeFlow({ resolved, config }: QuirkClient, personality: QuirkPersonality): Promise<CodeFlow> {
   const state = randomBytes(16).toString('base64url');
-  const request = await client.authorizationRequest(config, { redirectUri: REDIRECT_URI, scopes: resolved.scopes, state });
+  const request = await client.authorizationRequest(config, {
+    redirectUri: REDIRECT_URI,
+    scopes: resolved.scopes,
+    state,
+  });
   const callbackUrl = await followAuthorizationRedirect(request.url);
   const authorization = quirky.lastAuthorization(personality)?.params ?? {};
   const tokens = await client.exchangeCode(config, {
@@ -115,7 +123,10 @@ async function codeFlow({ resolved, config }: QuirkClient, personality: QuirkPer
 
 /** The GatewayError a call fails with, its code checked (a call that succeeds fails the test). */
 async function rejection(promise: Promise<unknown>, code: ErrorCode): Promise<GatewayError> {
-  const outcome: unknown = await promise.then((value: unknown) => ({ resolvedWith: value }), (e: unknown) => e);
+  const outcome: unknown = await promise.then(
+    (value: unknown) => ({ resolvedWith: value }),
+    (e: unknown) => e,
+  );
   expect(outcome).toBeInstanceOf(GatewayError);
   expect(outcome).toHaveProperty('code', code);
   return outcome as GatewayError;
@@ -123,7 +134,12 @@ async function rejection(promise: Promise<unknown>, code: ErrorCode): Promise<Ga
 
 /** Every text a caller or a log line could see: public message, details, wire forms, and the messages of the causes. */
 function visibleTexts(error: GatewayError): string[] {
-  const texts = [error.message, JSON.stringify(error.details), JSON.stringify(toHttpBody(error)), JSON.stringify(toGraphQLExtensions(error))];
+  const texts = [
+    error.message,
+    JSON.stringify(error.details),
+    JSON.stringify(toHttpBody(error)),
+    JSON.stringify(toGraphQLExtensions(error)),
+  ];
   let cause: unknown = error.cause;
   for (let depth = 0; depth < 8 && cause instanceof Error; depth += 1) {
     texts.push(cause.message);
@@ -144,15 +160,37 @@ describe('catalog endpoints are resolved before the quirk server takes their pla
   it.each([
     ['github', 'https://github.com/login/oauth/authorize', 'https://github.com/login/oauth/access_token', null],
     ['slack', 'https://slack.com/oauth/v2/authorize', 'https://slack.com/api/oauth.v2.access', null],
-    ['google', 'https://accounts.google.com/o/oauth2/v2/auth', 'https://oauth2.googleapis.com/token', 'https://accounts.google.com/.well-known/openid-configuration'],
-    ['salesforce', 'https://login.salesforce.com/services/oauth2/authorize', 'https://login.salesforce.com/services/oauth2/token', null],
-  ] as const)('%s: the catalog template yields the public endpoints and opens the sealed secret', (personality, authorizationUrl, tokenUrl, discoveryUrl) => {
-    const { resolved, config } = quirkClient(personality);
-    expect(resolved.config).toMatchObject({ authorizationUrl, tokenUrl, discoveryUrl, clientId: quirky.clientId, clientSecret: quirky.clientSecret });
-    expect(resolved.config.quirks).toEqual({ ...catalogEntry(personality).quirks, extraAuthorizationParams: expect.any(Object) });
-    // Only the endpoints differ: quirks, issuer, client and extra parameters are the catalog's.
-    expect({ ...config, authorizationUrl, tokenUrl, discoveryUrl }).toEqual(resolved.config);
-  });
+    [
+      'google',
+      'https://accounts.google.com/o/oauth2/v2/auth',
+      'https://oauth2.googleapis.com/token',
+      'https://accounts.google.com/.well-known/openid-configuration',
+    ],
+    [
+      'salesforce',
+      'https://login.salesforce.com/services/oauth2/authorize',
+      'https://login.salesforce.com/services/oauth2/token',
+      null,
+    ],
+  ] as const)(
+    '%s: the catalog template yields the public endpoints and opens the sealed secret',
+    (personality, authorizationUrl, tokenUrl, discoveryUrl) => {
+      const { resolved, config } = quirkClient(personality);
+      expect(resolved.config).toMatchObject({
+        authorizationUrl,
+        tokenUrl,
+        discoveryUrl,
+        clientId: quirky.clientId,
+        clientSecret: quirky.clientSecret,
+      });
+      expect(resolved.config.quirks).toEqual({
+        ...catalogEntry(personality).quirks,
+        extraAuthorizationParams: expect.any(Object),
+      });
+      // Only the endpoints differ: quirks, issuer, client and extra parameters are the catalog's.
+      expect({ ...config, authorizationUrl, tokenUrl, discoveryUrl }).toEqual(resolved.config);
+    },
+  );
 });
 
 describe('GitHub from the catalog', () => {
@@ -171,7 +209,11 @@ describe('GitHub from the catalog', () => {
     expect(sent?.clientAuth).toBe(entry.quirks.clientAuth);
     expect(sent?.clientAuth).toBe('client_secret_post');
     expect(sent?.headers['authorization']).toBeUndefined();
-    expect(sent?.form).toMatchObject({ client_id: quirky.clientId, client_secret: quirky.clientSecret, code_verifier: request.codeVerifier });
+    expect(sent?.form).toMatchObject({
+      client_id: quirky.clientId,
+      client_secret: quirky.clientSecret,
+      code_verifier: request.codeVerifier,
+    });
 
     expect(tokens.accessToken).toMatch(/^gho_/);
     expect(tokens.expiresAt).toBeNull();
@@ -235,7 +277,13 @@ describe('Slack from the catalog', () => {
 
     const error = await rejection(client.refresh(slack.config, first), 'REAUTHORIZATION_REQUIRED');
     expect(error.details).toEqual({ oauthError: 'invalid_refresh_token' });
-    expectNoSecretsIn(error, [first, refreshed.refreshToken, tokens.accessToken, refreshed.accessToken, quirky.clientSecret]);
+    expectNoSecretsIn(error, [
+      first,
+      refreshed.refreshToken,
+      tokens.accessToken,
+      refreshed.accessToken,
+      quirky.clientSecret,
+    ]);
   });
 });
 
@@ -265,7 +313,10 @@ describe('Google from the catalog', () => {
 
     const started = Date.now();
     const refreshed = await client.refresh(google.config, previous);
-    expect(quirky.lastTokenRequest('google')?.form).toMatchObject({ grant_type: 'refresh_token', refresh_token: previous });
+    expect(quirky.lastTokenRequest('google')?.form).toMatchObject({
+      grant_type: 'refresh_token',
+      refresh_token: previous,
+    });
     expect(refreshed.refreshToken).toBeNull();
     expect(refreshed.accessToken).not.toBe(tokens.accessToken);
     expect(refreshed.expiresAt).toBeGreaterThanOrEqual(started + 3_599_000);
@@ -318,32 +369,44 @@ describe('a wrong client secret', () => {
     ['slack', 'invalid_client_id'],
     ['google', 'invalid_client'],
     ['salesforce', 'invalid_client'],
-  ] as const)('%s: refused client (%s), and neither secret nor code appears in the error', async (personality, oauthError) => {
-    const wrongSecret = `wrong-${randomBytes(18).toString('base64url')}`;
-    const wrong = quirkClient(personality, { clientSecret: wrongSecret });
-    expect(wrong.config.clientSecret).toBe(wrongSecret);
+  ] as const)(
+    '%s: refused client (%s), and neither secret nor code appears in the error',
+    async (personality, oauthError) => {
+      const wrongSecret = `wrong-${randomBytes(18).toString('base64url')}`;
+      const wrong = quirkClient(personality, { clientSecret: wrongSecret });
+      expect(wrong.config.clientSecret).toBe(wrongSecret);
 
-    const state = 'wrong-secret-state';
-    const request = await client.authorizationRequest(wrong.config, { redirectUri: REDIRECT_URI, scopes: wrong.resolved.scopes, state });
-    const callbackUrl = await followAuthorizationRedirect(request.url);
-    const error = await rejection(
-      client.exchangeCode(wrong.config, {
-        callbackUrl,
+      const state = 'wrong-secret-state';
+      const request = await client.authorizationRequest(wrong.config, {
         redirectUri: REDIRECT_URI,
-        expectedState: state,
-        codeVerifier: request.codeVerifier,
-        nonce: request.nonce,
-      }),
-      'PROVIDER_UNAVAILABLE',
-    );
-    expect(error.message).toBe(`identity provider refused the client: ${oauthError}`);
-    expect(error.details).toEqual({ oauthError });
-    // The secret did reach the provider, the way the catalog says, so its absence below means something.
-    const sent = quirky.lastTokenRequest(personality);
-    expect(sent?.clientAuth).toBe(catalogEntry(personality).quirks.clientAuth);
-    expect(sent?.form['client_secret']).toBe(wrongSecret);
-    expectNoSecretsIn(error, [wrongSecret, quirky.clientSecret, callbackUrl.searchParams.get('code'), request.codeVerifier]);
-  });
+        scopes: wrong.resolved.scopes,
+        state,
+      });
+      const callbackUrl = await followAuthorizationRedirect(request.url);
+      const error = await rejection(
+        client.exchangeCode(wrong.config, {
+          callbackUrl,
+          redirectUri: REDIRECT_URI,
+          expectedState: state,
+          codeVerifier: request.codeVerifier,
+          nonce: request.nonce,
+        }),
+        'PROVIDER_UNAVAILABLE',
+      );
+      expect(error.message).toBe(`identity provider refused the client: ${oauthError}`);
+      expect(error.details).toEqual({ oauthError });
+      // The secret did reach the provider, the way the catalog says, so its absence below means something.
+      const sent = quirky.lastTokenRequest(personality);
+      expect(sent?.clientAuth).toBe(catalogEntry(personality).quirks.clientAuth);
+      expect(sent?.form['client_secret']).toBe(wrongSecret);
+      expectNoSecretsIn(error, [
+        wrongSecret,
+        quirky.clientSecret,
+        callbackUrl.searchParams.get('code'),
+        request.codeVerifier,
+      ]);
+    },
+  );
 });
 
 describe('misuse', () => {
@@ -363,12 +426,27 @@ describe('misuse', () => {
   it('a Slack code replayed after its exchange is a lost grant, not a second token', async () => {
     const slack = quirkClient('slack');
     const state = 'replay-state';
-    const request = await client.authorizationRequest(slack.config, { redirectUri: REDIRECT_URI, scopes: slack.resolved.scopes, state });
+    const request = await client.authorizationRequest(slack.config, {
+      redirectUri: REDIRECT_URI,
+      scopes: slack.resolved.scopes,
+      state,
+    });
     const callbackUrl = await followAuthorizationRedirect(request.url);
-    const params = { callbackUrl, redirectUri: REDIRECT_URI, expectedState: state, codeVerifier: request.codeVerifier, nonce: request.nonce };
+    const params = {
+      callbackUrl,
+      redirectUri: REDIRECT_URI,
+      expectedState: state,
+      codeVerifier: request.codeVerifier,
+      nonce: request.nonce,
+    };
     const tokens = await client.exchangeCode(slack.config, params);
     const error = await rejection(client.exchangeCode(slack.config, params), 'REAUTHORIZATION_REQUIRED');
     expect(error.details).toEqual({ oauthError: 'invalid_code' });
-    expectNoSecretsIn(error, [callbackUrl.searchParams.get('code'), tokens.accessToken, tokens.refreshToken, quirky.clientSecret]);
+    expectNoSecretsIn(error, [
+      callbackUrl.searchParams.get('code'),
+      tokens.accessToken,
+      tokens.refreshToken,
+      quirky.clientSecret,
+    ]);
   });
 });

@@ -14,24 +14,29 @@ describe('client credentials', () => {
   beforeAll(async () => {
     [auth, idp] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: 2 }), startJwtIssuer()]);
     t = await startTestApp({ identity: { issuers: [idp.issuerConfig()] }, cache: { refreshSkewSeconds: 1 } });
-    const provider = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: {
-        id: 'svc-01',
-        identityProvider: 'oidc',
-        grantType: 'CLIENT_CREDENTIALS',
-        clientId: 'provider-level-client',
-        clientSecret: 'provider-level-secret',
-        scopes: [...auth.apiScopes],
-        parameters: [{ name: 'issuer', value: auth.issuer }],
+    const provider = await t.admin(
+      `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+      {
+        input: {
+          id: 'svc-01',
+          identityProvider: 'oidc',
+          grantType: 'CLIENT_CREDENTIALS',
+          clientId: 'provider-level-client',
+          clientSecret: 'provider-level-secret',
+          scopes: [...auth.apiScopes],
+          parameters: [{ name: 'issuer', value: auth.issuer }],
+        },
       },
-    });
+    );
     expect(provider.body.errors).toBeUndefined();
     const conn = await t.admin(
       `mutation($id: String!, $secret: String!) { createConnection(providerId: "svc-01", input: { id: "daemon", clientId: $id, clientSecret: $secret }) { status } }`,
       { id: auth.clients.service.clientId, secret: auth.clients.service.clientSecret },
     );
     expect(conn.body.data.createConnection.status).toBe('CONNECTED');
-    await t.admin(`mutation { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "worker", kind: SERVICE_PRINCIPAL, objectId: "worker", appIds: ["worker-app"] }) { id } }`);
+    await t.admin(
+      `mutation { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "worker", kind: SERVICE_PRINCIPAL, objectId: "worker", appIds: ["worker-app"] }) { id } }`,
+    );
   });
 
   afterAll(async () => {
@@ -39,7 +44,7 @@ describe('client credentials', () => {
     await Promise.all([auth?.close(), idp?.close()]);
   });
 
-  it('acquires a token with the connection\'s own client, without consent', async () => {
+  it("acquires a token with the connection's own client, without consent", async () => {
     auth.resetCounts();
     const res = await t.admin(TEST);
     expect(res.body.data.testConnection).toMatchObject({ ok: true, status: 'CONNECTED', error: null });
@@ -61,7 +66,9 @@ describe('client credentials', () => {
   });
 
   it('reports a wrong client secret as PROVIDER_UNAVAILABLE without the secret in the message', async () => {
-    const upd = await t.admin(`mutation { updateConnection(providerId: "svc-01", id: "daemon", input: { clientSecret: "wrong-secret-value-77" }) { hasClientSecret } }`);
+    const upd = await t.admin(
+      `mutation { updateConnection(providerId: "svc-01", id: "daemon", input: { clientSecret: "wrong-secret-value-77" }) { hasClientSecret } }`,
+    );
     expect(upd.body.data.updateConnection.hasClientSecret).toBe(true);
     const res = await t.admin(TEST);
     expect(res.body.data.testConnection.ok).toBe(false);

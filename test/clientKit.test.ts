@@ -31,7 +31,9 @@ describe('the consent kit core', () => {
   it(`stays within ${CORE_GZIP_BUDGET_BYTES} bytes minified and gzipped`, async () => {
     const code = await bundle(KIT_CORE, { minify: true, format: 'es' });
     const gzipped = gzipSync(code, { level: 9 }).length;
-    console.info(`[size] credential-gateway/client core: ${code.length} bytes minified, ${gzipped} bytes gzipped (budget ${CORE_GZIP_BUDGET_BYTES})`);
+    console.info(
+      `[size] credential-gateway/client core: ${code.length} bytes minified, ${gzipped} bytes gzipped (budget ${CORE_GZIP_BUDGET_BYTES})`,
+    );
     expect(gzipped).toBeLessThanOrEqual(CORE_GZIP_BUDGET_BYTES);
   });
 });
@@ -44,195 +46,268 @@ async function startAppOrigin(script: string): Promise<{ origin: string; close()
       return void res.end(script);
     }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><html><head><title>app</title><script src="/kit.js"></script></head><body><h1>An app on another origin</h1></body></html>');
+    res.end(
+      '<!doctype html><html><head><title>app</title><script src="/kit.js"></script></head><body><h1>An app on another origin</h1></body></html>',
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** Signs in and allows on the test authorization server's pages in the popup, until the kit closes it. */
 async function consentInPopup(popup: Page, login: string): Promise<void> {
   const closed = popup.waitForEvent('close', { timeout: STEP_TIMEOUT_MS });
   for (let step = 0; step < 4 && !popup.isClosed(); step += 1) {
-    await popup.waitForSelector('body[data-interaction], body[data-consent]', { timeout: STEP_TIMEOUT_MS }).catch(() => null);
-    const interaction = popup.isClosed() ? null : await popup.locator('body').getAttribute('data-interaction').catch(() => null);
+    await popup
+      .waitForSelector('body[data-interaction], body[data-consent]', { timeout: STEP_TIMEOUT_MS })
+      .catch(() => null);
+    const interaction = popup.isClosed()
+      ? null
+      : await popup
+          .locator('body')
+          .getAttribute('data-interaction')
+          .catch(() => null);
     if (interaction === 'login') {
       await popup.fill('#login', login);
       await popup.fill('#password', login);
-      await Promise.all([popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null), popup.click('#submit')]);
+      await Promise.all([
+        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
+        popup.click('#submit'),
+      ]);
     } else if (interaction === 'consent') {
-      await Promise.all([popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null), popup.click('#confirm')]);
+      await Promise.all([
+        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
+        popup.click('#confirm'),
+      ]);
     } else break;
   }
   await closed;
 }
 
-describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the consent kit in Chromium, from another origin', () => {
-  let app: Awaited<ReturnType<typeof startAppOrigin>>;
-  let s: Stage;
-  let browser: Browser;
-  beforeAll(async () => {
-    app = await startAppOrigin(await bundle(HARNESS, { minify: false, format: 'iife' }));
-    [s, browser] = await Promise.all([
-      startStage({ config: { server: { cors: { origins: [app.origin] } }, consent: { allowedRedirectOrigins: [app.origin] } } }),
-      launchBrowser(),
-    ]);
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await s?.close();
-    await app?.close();
-  });
-
-  /** The app page, with `jwt` in page memory, and a count of the kit's confirm calls. */
-  async function appPage(jwt: string): Promise<{ view: WebPage; confirms: () => number }> {
-    const view = await openPage(browser);
-    let confirms = 0;
-    view.page.on('request', (r) => void (r.url().endsWith('/oauth/confirm') && r.method() === 'POST' && (confirms += 1)));
-    await view.page.goto(app.origin);
-    await view.page.evaluate(
-      ({ jwt, gateway }) => {
-        const w = window as any;
-        w.steps = [];
-        w.options = { gatewayOrigin: gateway, getToken: () => jwt, onProgress: (p: any) => w.steps.push(p.code ? `${p.status}:${p.code}` : p.status) };
-      },
-      { jwt, gateway: s.t.url },
-    );
-    return { view, confirms: () => confirms };
-  }
-
-  const loginUrlFor = async (jwt: string): Promise<string> => (await s.query(QUERY, jwt)).body.errors![0].extensions.loginUrl;
-  const steps = (page: Page): Promise<string[]> => page.evaluate(() => (window as any).steps);
-
-  it('ignores consent messages from other origins and other windows, then confirms the real one as the owner', async () => {
-    const jwt = await s.jwtFor('kit-owner');
-    const loginUrl = await loginUrlFor(jwt);
-    const { view, confirms } = await appPage(jwt);
-    try {
-      const [popup] = await Promise.all([
-        view.page.waitForEvent('popup'),
-        view.page.evaluate((url) => void ((window as any).outcome = (window as any).harness.kit.openConsent(url, (window as any).options)), loginUrl),
+describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())(
+  'the consent kit in Chromium, from another origin',
+  () => {
+    let app: Awaited<ReturnType<typeof startAppOrigin>>;
+    let s: Stage;
+    let browser: Browser;
+    beforeAll(async () => {
+      app = await startAppOrigin(await bundle(HARNESS, { minify: false, format: 'iife' }));
+      [s, browser] = await Promise.all([
+        startStage({
+          config: { server: { cors: { origins: [app.origin] } }, consent: { allowedRedirectOrigins: [app.origin] } },
+        }),
+        launchBrowser(),
       ]);
-      await popup.waitForSelector('body[data-interaction="login"]', { timeout: STEP_TIMEOUT_MS });
-      // The authorization server's page (not the gateway's origin) forges the done page's message.
-      await popup.evaluate((msg) => window.opener.postMessage(msg, '*'), FORGED);
-      // So does the app page itself, and another window that is at the gateway's origin but is not the popup.
-      await view.page.evaluate((msg) => window.postMessage(msg, '*'), FORGED);
-      const [other] = await Promise.all([view.page.waitForEvent('popup'), view.page.evaluate((url) => void window.open(url), `${s.t.url}/healthz`)]);
-      await other.waitForLoadState();
-      await other.evaluate((msg) => window.opener.postMessage(msg, '*'), FORGED);
-      await other.close();
-      await view.page.waitForTimeout(300);
-      expect(confirms()).toBe(0);
-      expect(await steps(view.page)).toEqual(['waiting']);
+    }, 60_000);
+    afterAll(async () => {
+      await browser?.close();
+      await s?.close();
+      await app?.close();
+    });
 
-      await consentInPopup(popup, 'kit-owner');
-      const outcome = await view.page.evaluate(() => (window as any).outcome);
-      expect(outcome).toMatchObject({ status: 'confirmed', providerId: 'github-01', connectionId: 'kit-owner' });
-      expect(confirms()).toBe(1);
-      expect((await s.query(QUERY, jwt)).body.data.githubTokenInfo.subject).toBe('kit-owner');
-      expect(view.problems()).toEqual([]);
-      expect(view.blocked).toEqual([]);
-    } finally {
-      await view.close();
+    /** The app page, with `jwt` in page memory, and a count of the kit's confirm calls. */
+    async function appPage(jwt: string): Promise<{ view: WebPage; confirms: () => number }> {
+      const view = await openPage(browser);
+      let confirms = 0;
+      view.page.on(
+        'request',
+        (r) => void (r.url().endsWith('/oauth/confirm') && r.method() === 'POST' && (confirms += 1)),
+      );
+      await view.page.goto(app.origin);
+      await view.page.evaluate(
+        ({ jwt, gateway }) => {
+          const w = window as any;
+          w.steps = [];
+          w.options = {
+            gatewayOrigin: gateway,
+            getToken: () => jwt,
+            onProgress: (p: any) => w.steps.push(p.code ? `${p.status}:${p.code}` : p.status),
+          };
+        },
+        { jwt, gateway: s.t.url },
+      );
+      return { view, confirms: () => confirms };
     }
-  });
 
-  it('fails cleanly on a blocked popup, a login link of another origin, and a timeout, without calling confirm', async () => {
-    const jwt = await s.jwtFor('kit-failures');
-    const loginUrl = await loginUrlFor(jwt);
-    const { view, confirms } = await appPage(jwt);
-    try {
-      const blocked = await view.page.evaluate(async (url) => {
-        const w = window as any;
-        const open = window.open;
-        window.open = () => null;
-        try {
-          return await w.harness.kit.openConsent(url, w.options);
-        } finally {
-          window.open = open;
-        }
-      }, loginUrl);
-      expect(blocked).toMatchObject({ status: 'failed', code: 'POPUP_BLOCKED' });
+    const loginUrlFor = async (jwt: string): Promise<string> =>
+      (await s.query(QUERY, jwt)).body.errors![0].extensions.loginUrl;
+    const steps = (page: Page): Promise<string[]> => page.evaluate(() => (window as any).steps);
 
-      const elsewhere = await view.page.evaluate((url) => (window as any).harness.kit.openConsent(url, (window as any).options), loginUrl.replace(s.t.url, app.origin));
-      expect(elsewhere).toMatchObject({ status: 'failed', code: 'UNTRUSTED_LOGIN_URL' });
+    it('ignores consent messages from other origins and other windows, then confirms the real one as the owner', async () => {
+      const jwt = await s.jwtFor('kit-owner');
+      const loginUrl = await loginUrlFor(jwt);
+      const { view, confirms } = await appPage(jwt);
+      try {
+        const [popup] = await Promise.all([
+          view.page.waitForEvent('popup'),
+          view.page.evaluate(
+            (url) =>
+              void ((window as any).outcome = (window as any).harness.kit.openConsent(url, (window as any).options)),
+            loginUrl,
+          ),
+        ]);
+        await popup.waitForSelector('body[data-interaction="login"]', { timeout: STEP_TIMEOUT_MS });
+        // The authorization server's page (not the gateway's origin) forges the done page's message.
+        await popup.evaluate((msg) => window.opener.postMessage(msg, '*'), FORGED);
+        // So does the app page itself, and another window that is at the gateway's origin but is not the popup.
+        await view.page.evaluate((msg) => window.postMessage(msg, '*'), FORGED);
+        const [other] = await Promise.all([
+          view.page.waitForEvent('popup'),
+          view.page.evaluate((url) => void window.open(url), `${s.t.url}/healthz`),
+        ]);
+        await other.waitForLoadState();
+        await other.evaluate((msg) => window.opener.postMessage(msg, '*'), FORGED);
+        await other.close();
+        await view.page.waitForTimeout(300);
+        expect(confirms()).toBe(0);
+        expect(await steps(view.page)).toEqual(['waiting']);
 
-      const [popup, timedOut] = await Promise.all([
-        view.page.waitForEvent('popup'),
-        view.page.evaluate((url) => (window as any).harness.kit.openConsent(url, { ...(window as any).options, timeoutMs: 500 }), loginUrl),
-      ]);
-      expect(timedOut).toMatchObject({ status: 'failed', code: 'TIMEOUT' });
-      await expect.poll(() => popup.isClosed()).toBe(true);
-      expect(await steps(view.page)).toEqual(['failed:POPUP_BLOCKED', 'failed:UNTRUSTED_LOGIN_URL', 'waiting', 'failed:TIMEOUT']);
-      expect(confirms()).toBe(0);
-    } finally {
-      await view.close();
-    }
-  });
+        await consentInPopup(popup, 'kit-owner');
+        const outcome = await view.page.evaluate(() => (window as any).outcome);
+        expect(outcome).toMatchObject({ status: 'confirmed', providerId: 'github-01', connectionId: 'kit-owner' });
+        expect(confirms()).toBe(1);
+        expect((await s.query(QUERY, jwt)).body.data.githubTokenInfo.subject).toBe('kit-owner');
+        expect(view.problems()).toEqual([]);
+        expect(view.blocked).toEqual([]);
+      } finally {
+        await view.close();
+      }
+    });
 
-  /** Runs `count` watch queries through ApolloClient + the consent link; records every emission. */
-  const startQueries = (page: Page, count: number, windowOpen: 'real' | 'blocked') =>
-    page.evaluate(
-      ({ count, gateway, query, windowOpen }) => {
-        const w = window as any;
-        const { kit, ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } = w.harness;
-        w.opens = 0;
-        const open = window.open.bind(window);
-        window.open = (...args: unknown[]) => {
-          w.opens += 1;
-          return windowOpen === 'blocked' ? null : open(...args);
-        };
-        const bearer = new ApolloLink((operation: any, forward: any) => {
-          operation.setContext({ headers: { authorization: `Bearer ${w.options.getToken()}` } });
-          return forward(operation);
-        });
-        const client = new ApolloClient({
-          cache: new InMemoryCache(),
-          link: ApolloLink.from([kit.createConsentLink(w.options), bearer, new HttpLink({ uri: `${gateway}/graphql` })]),
-        });
-        w.emissions = Array.from({ length: count }, () => []);
-        w.completed = Array.from({ length: count }, () => false);
-        // Distinct operations (Apollo Client itself would merge identical ones into one request).
-        for (let i = 0; i < count; i += 1)
-          client.watchQuery({ query: gql(query.replace('subject', i === 0 ? 'subject' : `subject n${i}: issuer`)), fetchPolicy: 'no-cache', errorPolicy: 'all' }).subscribe((r: any) => {
-            if (r.loading) return;
-            w.emissions[i].push({ subject: r.data?.githubTokenInfo?.subject ?? null, typename: r.data?.__typename ?? null, codes: (r.error?.errors ?? []).map((e: any) => e.extensions.code) });
+    it('fails cleanly on a blocked popup, a login link of another origin, and a timeout, without calling confirm', async () => {
+      const jwt = await s.jwtFor('kit-failures');
+      const loginUrl = await loginUrlFor(jwt);
+      const { view, confirms } = await appPage(jwt);
+      try {
+        const blocked = await view.page.evaluate(async (url) => {
+          const w = window as any;
+          const open = window.open;
+          window.open = () => null;
+          try {
+            return await w.harness.kit.openConsent(url, w.options);
+          } finally {
+            window.open = open;
+          }
+        }, loginUrl);
+        expect(blocked).toMatchObject({ status: 'failed', code: 'POPUP_BLOCKED' });
+
+        const elsewhere = await view.page.evaluate(
+          (url) => (window as any).harness.kit.openConsent(url, (window as any).options),
+          loginUrl.replace(s.t.url, app.origin),
+        );
+        expect(elsewhere).toMatchObject({ status: 'failed', code: 'UNTRUSTED_LOGIN_URL' });
+
+        const [popup, timedOut] = await Promise.all([
+          view.page.waitForEvent('popup'),
+          view.page.evaluate(
+            (url) => (window as any).harness.kit.openConsent(url, { ...(window as any).options, timeoutMs: 500 }),
+            loginUrl,
+          ),
+        ]);
+        expect(timedOut).toMatchObject({ status: 'failed', code: 'TIMEOUT' });
+        await expect.poll(() => popup.isClosed()).toBe(true);
+        expect(await steps(view.page)).toEqual([
+          'failed:POPUP_BLOCKED',
+          'failed:UNTRUSTED_LOGIN_URL',
+          'waiting',
+          'failed:TIMEOUT',
+        ]);
+        expect(confirms()).toBe(0);
+      } finally {
+        await view.close();
+      }
+    });
+
+    /** Runs `count` watch queries through ApolloClient + the consent link; records every emission. */
+    const startQueries = (page: Page, count: number, windowOpen: 'real' | 'blocked') =>
+      page.evaluate(
+        ({ count, gateway, query, windowOpen }) => {
+          const w = window as any;
+          const { kit, ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } = w.harness;
+          w.opens = 0;
+          const open = window.open.bind(window);
+          window.open = (...args: unknown[]) => {
+            w.opens += 1;
+            return windowOpen === 'blocked' ? null : open(...args);
+          };
+          const bearer = new ApolloLink((operation: any, forward: any) => {
+            operation.setContext({ headers: { authorization: `Bearer ${w.options.getToken()}` } });
+            return forward(operation);
           });
-      },
-      { count, gateway: s.t.url, query: QUERY, windowOpen },
-    );
+          const client = new ApolloClient({
+            cache: new InMemoryCache(),
+            link: ApolloLink.from([
+              kit.createConsentLink(w.options),
+              bearer,
+              new HttpLink({ uri: `${gateway}/graphql` }),
+            ]),
+          });
+          w.emissions = Array.from({ length: count }, () => []);
+          w.completed = Array.from({ length: count }, () => false);
+          // Distinct operations (Apollo Client itself would merge identical ones into one request).
+          for (let i = 0; i < count; i += 1)
+            client
+              .watchQuery({
+                query: gql(query.replace('subject', i === 0 ? 'subject' : `subject n${i}: issuer`)),
+                fetchPolicy: 'no-cache',
+                errorPolicy: 'all',
+              })
+              .subscribe((r: any) => {
+                if (r.loading) return;
+                w.emissions[i].push({
+                  subject: r.data?.githubTokenInfo?.subject ?? null,
+                  typename: r.data?.__typename ?? null,
+                  codes: (r.error?.errors ?? []).map((e: any) => e.extensions.code),
+                });
+              });
+        },
+        { count, gateway: s.t.url, query: QUERY, windowOpen },
+      );
 
-  it('Apollo Link: delivers the partial result first, joins two operations on one consent (one popup), confirms and retries each once', async () => {
-    const jwt = await s.jwtFor('kit-link');
-    const { view, confirms } = await appPage(jwt);
-    try {
-      const [popup] = await Promise.all([view.page.waitForEvent('popup', { timeout: STEP_TIMEOUT_MS }), startQueries(view.page, 2, 'real')]);
-      const firsts = await view.page.evaluate(() => (window as any).emissions.map((e: any[]) => e[0]));
-      for (const first of firsts) expect(first).toEqual({ subject: null, typename: 'Query', codes: ['CONNECTION_NOT_CONNECTED'] });
-      await consentInPopup(popup, 'kit-link');
-      await expect.poll(() => view.page.evaluate(() => (window as any).emissions.map((e: any[]) => e.at(-1).subject)), { timeout: STEP_TIMEOUT_MS }).toEqual(['kit-link', 'kit-link']);
-      expect(await view.page.evaluate(() => (window as any).opens)).toBe(1);
-      expect(confirms()).toBe(1);
-      expect(await steps(view.page)).toEqual(['waiting', 'confirmed']);
-      expect(view.problems()).toEqual([]);
-    } finally {
-      await view.close();
-    }
-  });
+    it('Apollo Link: delivers the partial result first, joins two operations on one consent (one popup), confirms and retries each once', async () => {
+      const jwt = await s.jwtFor('kit-link');
+      const { view, confirms } = await appPage(jwt);
+      try {
+        const [popup] = await Promise.all([
+          view.page.waitForEvent('popup', { timeout: STEP_TIMEOUT_MS }),
+          startQueries(view.page, 2, 'real'),
+        ]);
+        const firsts = await view.page.evaluate(() => (window as any).emissions.map((e: any[]) => e[0]));
+        for (const first of firsts)
+          expect(first).toEqual({ subject: null, typename: 'Query', codes: ['CONNECTION_NOT_CONNECTED'] });
+        await consentInPopup(popup, 'kit-link');
+        await expect
+          .poll(() => view.page.evaluate(() => (window as any).emissions.map((e: any[]) => e.at(-1).subject)), {
+            timeout: STEP_TIMEOUT_MS,
+          })
+          .toEqual(['kit-link', 'kit-link']);
+        expect(await view.page.evaluate(() => (window as any).opens)).toBe(1);
+        expect(confirms()).toBe(1);
+        expect(await steps(view.page)).toEqual(['waiting', 'confirmed']);
+        expect(view.problems()).toEqual([]);
+      } finally {
+        await view.close();
+      }
+    });
 
-  it('Apollo Link: a blocked popup is reported once, opens nothing more, and leaves the first result standing', async () => {
-    const jwt = await s.jwtFor('kit-blocked');
-    const { view, confirms } = await appPage(jwt);
-    try {
-      await startQueries(view.page, 1, 'blocked');
-      await expect.poll(() => steps(view.page), { timeout: STEP_TIMEOUT_MS }).toEqual(['failed:POPUP_BLOCKED']);
-      await view.page.waitForTimeout(300);
-      expect(await view.page.evaluate(() => (window as any).opens)).toBe(1);
-      expect(await view.page.evaluate(() => (window as any).emissions[0])).toEqual([{ subject: null, typename: 'Query', codes: ['CONNECTION_NOT_CONNECTED'] }]);
-      expect(confirms()).toBe(0);
-    } finally {
-      await view.close();
-    }
-  });
-});
+    it('Apollo Link: a blocked popup is reported once, opens nothing more, and leaves the first result standing', async () => {
+      const jwt = await s.jwtFor('kit-blocked');
+      const { view, confirms } = await appPage(jwt);
+      try {
+        await startQueries(view.page, 1, 'blocked');
+        await expect.poll(() => steps(view.page), { timeout: STEP_TIMEOUT_MS }).toEqual(['failed:POPUP_BLOCKED']);
+        await view.page.waitForTimeout(300);
+        expect(await view.page.evaluate(() => (window as any).opens)).toBe(1);
+        expect(await view.page.evaluate(() => (window as any).emissions[0])).toEqual([
+          { subject: null, typename: 'Query', codes: ['CONNECTION_NOT_CONNECTED'] },
+        ]);
+        expect(confirms()).toBe(0);
+      } finally {
+        await view.close();
+      }
+    });
+  },
+);

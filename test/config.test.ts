@@ -37,7 +37,12 @@ describe('configuration', () => {
       problemsOf({
         server: { port: 70000, publicUrl: 'ftp://x' },
         limits: { providersPerInstance: 'many' },
-        identity: { issuers: [{ issuer: 'https://a', audience: 'x' }, { audience: 7, algorithms: ['HS256'] }] },
+        identity: {
+          issuers: [
+            { issuer: 'https://a', audience: 'x' },
+            { audience: 7, algorithms: ['HS256'] },
+          ],
+        },
         cache: { enabled: 'yes' },
       }),
     ).toEqual([
@@ -50,11 +55,16 @@ describe('configuration', () => {
     ]);
   });
 
-  it.each([['hs256'], ['None'], ['HS512']])('refuses the JWS algorithm %s in any case, as the verifier would at start', (algorithm) => {
-    expect(problemsOf({ identity: { issuers: [{ issuer: 'https://a', audience: 'x', algorithms: ['RS256', algorithm] }] } })).toEqual([
-      'identity.issuers[0].algorithms must be a non-empty list of asymmetric JWS algorithms',
-    ]);
-  });
+  it.each([['hs256'], ['None'], ['HS512']])(
+    'refuses the JWS algorithm %s in any case, as the verifier would at start',
+    (algorithm) => {
+      expect(
+        problemsOf({
+          identity: { issuers: [{ issuer: 'https://a', audience: 'x', algorithms: ['RS256', algorithm] }] },
+        }),
+      ).toEqual(['identity.issuers[0].algorithms must be a non-empty list of asymmetric JWS algorithms']);
+    },
+  );
 
   it('refuses unknown keys instead of ignoring a typo', () => {
     expect(problemsOf({ server: { prot: 1 }, stroe: {} })).toEqual([
@@ -109,7 +119,9 @@ describe('configuration', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'server: [unclosed\n');
     expect(() => loadConfig(['--config', bad], {})).toThrow(ConfigError);
-    expect(() => loadConfig([], { CONFIG: join(dir, 'missing.yaml') })).toThrow(/cannot read config file .*missing\.yaml: ENOENT/);
+    expect(() => loadConfig([], { CONFIG: join(dir, 'missing.yaml') })).toThrow(
+      /cannot read config file .*missing\.yaml: ENOENT/,
+    );
     const list = join(dir, 'list.yaml');
     writeFileSync(list, '- 1\n- 2\n');
     expect(() => loadConfig(['--config', list], {})).toThrow(/must be a mapping/);

@@ -11,7 +11,8 @@ import { oidcProviderInput, startAuthServer, type AuthServer } from './support/a
 import { chromiumAvailable, completeConsent, launchBrowser } from './support/browser.js';
 
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
-if (!requireBrowser) console.warn('[consent.test] /usr/bin/chromium is missing: browser consent tests skipped (mandatory when CI=true)');
+if (!requireBrowser)
+  console.warn('[consent.test] /usr/bin/chromium is missing: browser consent tests skipped (mandatory when CI=true)');
 
 const TEST = `mutation($p: ID!, $c: ID!) { testConnection(providerId: $p, connectionId: $c) { ok status tokenExpiresAt error { code message } } }`;
 const CONNECTION = `query($p: ID!, $c: ID!) { connection(providerId: $p, id: $c) { status error { code message } tokenExpiresAt lastRefreshedAt version } }`;
@@ -34,7 +35,9 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
       { input: oidcProviderInput('oidc-01', auth) },
     );
     expect(created.body.errors).toBeUndefined();
-    const conn = await t.admin(`mutation { createConnection(providerId: "oidc-01", input: { id: "alice" }) { status } }`);
+    const conn = await t.admin(
+      `mutation { createConnection(providerId: "oidc-01", input: { id: "alice" }) { status } }`,
+    );
     expect(conn.body.data.createConnection.status).toBe('NOT_CONNECTED');
   });
 
@@ -56,7 +59,10 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
       ok: false,
       status: 'NOT_CONNECTED',
       tokenExpiresAt: null,
-      error: { code: 'CONNECTION_NOT_CONNECTED', message: "connection 'alice' of provider 'oidc-01' needs consent first" },
+      error: {
+        code: 'CONNECTION_NOT_CONNECTED',
+        message: "connection 'alice' of provider 'oidc-01' needs consent first",
+      },
     });
   });
 
@@ -65,7 +71,11 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     expect(link.startsWith(`${t.url}/oauth/login/`)).toBe(true);
     const final = await completeConsent(browser, link, { login: 'alice' });
     expect(`${final.origin}${final.pathname}`).toBe(`${t.url}/done`);
-    expect(Object.fromEntries(final.searchParams)).toEqual({ providerId: 'oidc-01', connectionId: 'alice', status: 'CONNECTED' });
+    expect(Object.fromEntries(final.searchParams)).toEqual({
+      providerId: 'oidc-01',
+      connectionId: 'alice',
+      status: 'CONNECTED',
+    });
     const res = await t.admin(CONNECTION, { p: 'oidc-01', c: 'alice' });
     expect(res.body.data.connection.status).toBe('CONNECTED');
     expect(new Date(res.body.data.connection.tokenExpiresAt).getTime()).toBeGreaterThan(Date.now());
@@ -104,7 +114,9 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
 
   it('shares one refresh among concurrent users of the same connection', async () => {
     auth.resetCounts();
-    const results = await Promise.all(Array.from({ length: 20 }, () => t.app.tokens.get({ providerId: 'oidc-01', connectionId: 'alice' })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => t.app.tokens.get({ providerId: 'oidc-01', connectionId: 'alice' })),
+    );
     expect(new Set(results.map((r) => r.accessToken)).size).toBe(1);
     expect(auth.counts.refresh).toBe(1);
   });
@@ -120,7 +132,9 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     const conn = await t.admin(CONNECTION, { p: 'oidc-01', c: 'alice' });
     expect(conn.body.data.connection.status).toBe('ERROR');
     expect(conn.body.data.connection.error.code).toBe('REAUTHORIZATION_REQUIRED');
-    await expect(t.app.tokens.get({ providerId: 'oidc-01', connectionId: 'alice' })).rejects.toMatchObject({ code: 'REAUTHORIZATION_REQUIRED' });
+    await expect(t.app.tokens.get({ providerId: 'oidc-01', connectionId: 'alice' })).rejects.toMatchObject({
+      code: 'REAUTHORIZATION_REQUIRED',
+    });
   });
 
   it('comes back to CONNECTED after a new consent', async () => {
@@ -140,8 +154,17 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
   });
 
   it("drops a stale error parameter of the admin's post-login URL after a successful consent, needing no confirmation", async () => {
-    const final = await completeConsent(browser, await loginLink('alice', `${t.url}/done?error=ACCESS_DENIED&error_description=earlier&keep=1`), { login: 'alice' });
-    expect(Object.fromEntries(final.searchParams)).toEqual({ keep: '1', providerId: 'oidc-01', connectionId: 'alice', status: 'CONNECTED' });
+    const final = await completeConsent(
+      browser,
+      await loginLink('alice', `${t.url}/done?error=ACCESS_DENIED&error_description=earlier&keep=1`),
+      { login: 'alice' },
+    );
+    expect(Object.fromEntries(final.searchParams)).toEqual({
+      keep: '1',
+      providerId: 'oidc-01',
+      connectionId: 'alice',
+      status: 'CONNECTED',
+    });
   });
 
   it("makes the connection's other outstanding links and states unusable once a consent succeeds", async () => {
@@ -150,7 +173,9 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     const final = await completeConsent(browser, await loginLink(), { login: 'alice' });
     expect(final.searchParams.get('status')).toBe('CONNECTED');
     expect((await fetch(spare, { redirect: 'manual' })).status).toBe(404);
-    const late = await fetch(`${t.url}/oauth/callback?state=${atProvider.searchParams.get('state')}&code=x`, { redirect: 'manual' });
+    const late = await fetch(`${t.url}/oauth/callback?state=${atProvider.searchParams.get('state')}&code=x`, {
+      redirect: 'manual',
+    });
     expect(late.status).toBe(400);
   });
 
@@ -175,11 +200,15 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
     const link = await loginLink();
     const toProvider = new URL((await fetch(link, { redirect: 'manual' })).headers.get('location')!);
     const state = toProvider.searchParams.get('state')!;
-    const forged = await fetch(`${t.url}/oauth/callback?state=${encodeURIComponent(state)}&code=made-up`, { redirect: 'manual' });
+    const forged = await fetch(`${t.url}/oauth/callback?state=${encodeURIComponent(state)}&code=made-up`, {
+      redirect: 'manual',
+    });
     // The state was valid once: the made-up code fails at the provider and the browser goes back with an error.
     expect(forged.status).toBe(302);
     expect(new URL(forged.headers.get('location')!).searchParams.get('error')).toBe('PROVIDER_UNAVAILABLE');
-    const replay = await fetch(`${t.url}/oauth/callback?state=${encodeURIComponent(state)}&code=made-up`, { redirect: 'manual' });
+    const replay = await fetch(`${t.url}/oauth/callback?state=${encodeURIComponent(state)}&code=made-up`, {
+      redirect: 'manual',
+    });
     expect(replay.status).toBe(400);
     expect(await replay.json()).toMatchObject({ error: 'BAD_USER_INPUT' });
     const conn = await t.admin(CONNECTION, { p: 'oidc-01', c: 'alice' });
@@ -195,7 +224,9 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
       const expiredLink = await fetch(link, { redirect: 'manual' });
       expect(expiredLink.status).toBe(404);
       const state = toProvider.searchParams.get('state')!;
-      const expiredState = await fetch(`${t.url}/oauth/callback?state=${encodeURIComponent(state)}&code=x`, { redirect: 'manual' });
+      const expiredState = await fetch(`${t.url}/oauth/callback?state=${encodeURIComponent(state)}&code=x`, {
+        redirect: 'manual',
+      });
       expect(expiredState.status).toBe(400);
     } finally {
       clockOffsetMs = 0;
@@ -211,7 +242,8 @@ describe.runIf(requireBrowser)('consent with a real browser and authorization se
       }
     });
     expect(seenSecrets.size).toBeGreaterThanOrEqual(4);
-    for (const secret of seenSecrets) for (const bytes of files) expect(bytes.includes(Buffer.from(secret))).toBe(false);
+    for (const secret of seenSecrets)
+      for (const bytes of files) expect(bytes.includes(Buffer.from(secret))).toBe(false);
   });
 });
 
@@ -221,14 +253,19 @@ describe('client configurations of changed and deleted providers', () => {
     const t = await startTestApp();
     try {
       const create = async () => {
-        const created = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-          input: oidcProviderInput('oidc-02', auth),
-        });
+        const created = await t.admin(
+          `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+          {
+            input: oidcProviderInput('oidc-02', auth),
+          },
+        );
         expect(created.body.errors).toBeUndefined();
       };
       /** Opens a fresh login link: the gateway builds an authorization request, discovering if it must. */
       const openLoginLink = async (connectionId: string) => {
-        const made = await t.admin(`mutation { createConnection(providerId: "oidc-02", input: { id: "${connectionId}" }) { status } }`);
+        const made = await t.admin(
+          `mutation { createConnection(providerId: "oidc-02", input: { id: "${connectionId}" }) { status } }`,
+        );
         expect(made.body.errors).toBeUndefined();
         const res = await t.admin(LOGIN_LINK, { p: 'oidc-02', c: connectionId, r: `${t.url}/done` });
         const opened = await fetch(res.body.data.createLoginLink.url, { redirect: 'manual' });

@@ -16,7 +16,10 @@ import { confirmAsOwner, confirmConsent, consentIdOf } from './support/consent.j
 import { startStage, type Stage } from './support/federation.js';
 
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
-if (!requireBrowser) console.warn('[consentConfirm.test] /usr/bin/chromium is missing: confirmation tests skipped (mandatory when CI=true)');
+if (!requireBrowser)
+  console.warn(
+    '[consentConfirm.test] /usr/bin/chromium is missing: confirmation tests skipped (mandatory when CI=true)',
+  );
 
 const GITHUB_INFO = `{ githubTokenInfo { issuer subject } }`;
 const CONNECTION = `query($c: ID!) { connection(providerId: "github-01", id: $c) { status hasTokens: tokenExpiresAt } }`;
@@ -33,7 +36,8 @@ async function startOpenerSite(): Promise<{ server: Server; origin: string }> {
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-const closeServer = (server: Server | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+const closeServer = (server: Server | undefined) =>
+  new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
 
 describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confirmed by the connection owner', () => {
   let s: Stage;
@@ -50,7 +54,11 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
     [app, stranger] = await Promise.all([startOpenerSite(), startOpenerSite()]);
     s = await startStage({
       // A burst of 300 failing queries below must not hit the acquisitions-per-minute limit.
-      config: { consent: { allowedRedirectOrigins: [app.origin] }, cache: { proactiveRefresh: false }, limits: { tokenAcquisitionsPerMinute: 10_000 } },
+      config: {
+        consent: { allowedRedirectOrigins: [app.origin] },
+        cache: { proactiveRefresh: false },
+        limits: { tokenAcquisitionsPerMinute: 10_000 },
+      },
       logLines,
       now: () => new Date(Date.now() + clockOffsetMs),
     });
@@ -90,7 +98,10 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
     expect((await s.query(GITHUB_INFO, alice)).body.errors?.[0].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
 
     const confirmed = await confirmConsent(s.t.url, landed, alice);
-    expect(confirmed).toEqual({ status: 200, body: { providerId: 'github-01', connectionId: 'alice', status: 'CONNECTED' } });
+    expect(confirmed).toEqual({
+      status: 200,
+      body: { providerId: 'github-01', connectionId: 'alice', status: 'CONNECTED' },
+    });
     expect((await connectionOf('alice')).status).toBe('CONNECTED');
     const after = await s.query(GITHUB_INFO, alice);
     expect(after.body.errors).toBeUndefined();
@@ -107,19 +118,30 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
     expect((await s.query(GITHUB_INFO, bob)).body.errors?.[0].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
     // The refused consent is spent: bob cannot take alice's identity with it either.
     expect((await confirmConsent(s.t.url, landed, bob)).status).toBe(404);
-    expect((await fetch(`${s.t.url}/tokens/github-01/bob`, { headers: { authorization: `Bearer ${bob}` } })).status).toBe(409);
+    expect(
+      (await fetch(`${s.t.url}/tokens/github-01/bob`, { headers: { authorization: `Bearer ${bob}` } })).status,
+    ).toBe(409);
   });
 
   it('answers 404 to a replayed, an unknown and an expired consent id, and 401 without a valid JWT', async () => {
     const replayed = consentIds[0]!;
     expect((await confirmConsent(s.t.url, replayed, alice)).status).toBe(404);
-    expect(await confirmConsent(s.t.url, 'A'.repeat(43), alice)).toMatchObject({ status: 404, body: { error: 'NOT_FOUND' } });
+    expect(await confirmConsent(s.t.url, 'A'.repeat(43), alice)).toMatchObject({
+      status: 404,
+      body: { error: 'NOT_FOUND' },
+    });
     expect((await confirmConsent(s.t.url, 'not-even-shaped-like-one', alice)).status).toBe(404);
 
     const carol = await s.jwtFor('carol');
     const landed = remember(await consentOverHttp(await loginUrlFor(carol), { login: 'carol' }));
-    expect(await confirmConsent(s.t.url, landed, null)).toMatchObject({ status: 401, body: { error: 'UNAUTHENTICATED' } });
-    expect(await confirmConsent(s.t.url, landed, 'not.a.jwt')).toMatchObject({ status: 401, body: { error: 'UNAUTHENTICATED' } });
+    expect(await confirmConsent(s.t.url, landed, null)).toMatchObject({
+      status: 401,
+      body: { error: 'UNAUTHENTICATED' },
+    });
+    expect(await confirmConsent(s.t.url, landed, 'not.a.jwt')).toMatchObject({
+      status: 401,
+      body: { error: 'UNAUTHENTICATED' },
+    });
     clockOffsetMs = TEN_MINUTES_MS + 1_000;
     try {
       expect(await confirmConsent(s.t.url, landed, carol)).toMatchObject({ status: 404, body: { error: 'NOT_FOUND' } });
@@ -130,13 +152,20 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
   });
 
   it('refuses a body without a consent id with 400 naming the field', async () => {
-    const res = await fetch(`${s.t.url}/oauth/confirm`, { method: 'POST', headers: { authorization: `Bearer ${alice}` }, body: '{"id":"x"}' });
+    const res = await fetch(`${s.t.url}/oauth/confirm`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice}` },
+      body: '{"id":"x"}',
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'BAD_USER_INPUT', field: 'consent' });
   });
 
   /** `opener` opens the user's runtime link in a popup; the user consents there; returns what the opener heard. */
-  async function consentInPopup(openerOrigin: string, jwtSub: string): Promise<{ landed: URL; messages: { origin: string; data: unknown }[] }> {
+  async function consentInPopup(
+    openerOrigin: string,
+    jwtSub: string,
+  ): Promise<{ landed: URL; messages: { origin: string; data: unknown }[] }> {
     const context = await browser.newContext();
     try {
       const page: Page = await context.newPage();
@@ -148,7 +177,10 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
         w.addEventListener('message', (e: any) => w.heard.push({ origin: e.origin, data: e.data }));
       });
       const link = await loginUrlFor(await s.jwtFor(jwtSub));
-      const [popup] = await Promise.all([context.waitForEvent('page'), page.evaluate((url) => void (globalThis as any).open(url, 'consent', 'popup'), link)]);
+      const [popup] = await Promise.all([
+        context.waitForEvent('page'),
+        page.evaluate((url) => void (globalThis as any).open(url, 'consent', 'popup'), link),
+      ]);
       await popup.waitForLoadState('load');
       const landed = remember(await driveConsent(popup, { login: jwtSub }));
       // done.js ran (a deferred script runs before `load`); a message it posted is delivered to the
@@ -173,7 +205,12 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
 
   it('posts the pending consent to an opener on an allowlisted origin', async () => {
     const { landed, messages } = await consentInPopup(app.origin, 'dave');
-    expect(messages).toEqual([{ origin: s.t.url, data: { type: 'credential-gateway:consent', consent: consentIdOf(landed), status: 'pending' } }]);
+    expect(messages).toEqual([
+      {
+        origin: s.t.url,
+        data: { type: 'credential-gateway:consent', consent: consentIdOf(landed), status: 'pending' },
+      },
+    ]);
     await confirmAsOwner(s.t.url, landed, await s.jwtFor('dave'));
     expect((await connectionOf('dave')).status).toBe('CONNECTED');
   });
@@ -203,7 +240,9 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
 
   it('sends the browser to an allowlisted ?redirect= with consent=<id>, dropping a stale error parameter', async () => {
     const link = await loginUrlFor(await s.jwtFor('frank'));
-    const refused = await fetch(`${link}?redirect=${encodeURIComponent(`${stranger.origin}/back`)}`, { redirect: 'manual' });
+    const refused = await fetch(`${link}?redirect=${encodeURIComponent(`${stranger.origin}/back`)}`, {
+      redirect: 'manual',
+    });
     expect(refused.status).toBe(400);
     expect(await refused.json()).toMatchObject({ error: 'BAD_USER_INPUT', field: 'redirect' });
     // The refused attempt did not spend the link.
@@ -227,7 +266,9 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
     expect(links.size).toBe(1);
     const db = new Database(join(s.t.dir, 'credentials.db'), { readonly: true });
     try {
-      const rows = db.prepare(`SELECT count(*) AS n FROM consent_states WHERE connection_id = 'grace'`).get() as { n: number };
+      const rows = db.prepare(`SELECT count(*) AS n FROM consent_states WHERE connection_id = 'grace'`).get() as {
+        n: number;
+      };
       expect(rows.n).toBe(1);
     } finally {
       db.close();
@@ -243,13 +284,18 @@ describe.runIf(requireBrowser)('consent started from a runtime loginUrl is confi
     const heidi = await s.jwtFor('heidi');
     // A pending consent, a state at the provider and an admin's link, all outstanding.
     const pending = remember(await consentOverHttp(await loginUrlFor(heidi), { login: 'heidi' }));
-    const atProvider = new URL((await fetch(await loginUrlFor(heidi), { redirect: 'manual' })).headers.get('location')!);
-    const adminLink = (await s.t.admin(LOGIN_LINK, { c: 'heidi', r: `${s.t.url}/oauth/done` })).body.data.createLoginLink.url;
+    const atProvider = new URL(
+      (await fetch(await loginUrlFor(heidi), { redirect: 'manual' })).headers.get('location')!,
+    );
+    const adminLink = (await s.t.admin(LOGIN_LINK, { c: 'heidi', r: `${s.t.url}/oauth/done` })).body.data
+      .createLoginLink.url;
     const winner = remember(await consentOverHttp(await loginUrlFor(heidi), { login: 'heidi' }));
     await confirmAsOwner(s.t.url, winner, heidi);
     expect((await confirmConsent(s.t.url, pending, heidi)).status).toBe(404);
     expect((await fetch(adminLink, { redirect: 'manual' })).status).toBe(404);
-    const callback = await fetch(`${s.t.url}/oauth/callback?state=${atProvider.searchParams.get('state')}&code=x`, { redirect: 'manual' });
+    const callback = await fetch(`${s.t.url}/oauth/callback?state=${atProvider.searchParams.get('state')}&code=x`, {
+      redirect: 'manual',
+    });
     expect(callback.status).toBe(400);
   });
 

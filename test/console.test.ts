@@ -23,7 +23,8 @@ const ROTATED_PASSWORD = 'console-rotated-password-0f5b3a8c96';
 const JWT_SHAPE = /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/;
 const STEP_MS = 15_000;
 
-const section = (page: Page, name: string) => page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name });
+const section = (page: Page, name: string) =>
+  page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name });
 /** Controls without an accessible name: a label, aria-label(ledby), or (buttons, links) their text. */
 const unlabelled = (page: Page) =>
   page.evaluate<string[]>(`[...document.querySelectorAll('input, select, textarea, button, a[href]')]
@@ -171,7 +172,12 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
   });
 
   it('adds policies of every kind with an issuer, shows a bad issuer next to its field, and removes one', async () => {
-    const add = async (id: string, kind: string, objectId: string, extra: { tenant?: string; appIds?: string; issuer?: string } = {}) => {
+    const add = async (
+      id: string,
+      kind: string,
+      objectId: string,
+      extra: { tenant?: string; appIds?: string; issuer?: string } = {},
+    ) => {
       await page.getByLabel(/^Policy id/).fill(id);
       await page.getByLabel('Kind').selectOption(kind);
       await page.getByLabel(/^Object id/).fill(objectId);
@@ -181,7 +187,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
       await page.getByRole('button', { name: 'Add policy' }).click();
     };
     await add('bad-issuer', 'USER', 'bob', { issuer: 'not a url' });
-    await expect(fieldError(page, 'input.issuer').textContent()).resolves.toContain('input.issuer must be the issuer URL');
+    await expect(fieldError(page, 'input.issuer').textContent()).resolves.toContain(
+      'input.issuer must be the issuer URL',
+    );
 
     await add('bob', 'USER', 'bob', { tenant: 't1', issuer: auth.issuer });
     await page.locator('tr[data-policy="bob"]').waitFor();
@@ -195,8 +203,12 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
 
     await page.getByRole('button', { name: 'Remove policy admins' }).click();
     await page.locator('tr[data-policy="admins"]').waitFor({ state: 'detached' });
-    const policies = await t.admin(`{ connection(providerId: "corp-sso", id: "alice") { accessPolicies { id issuer } } }`);
-    expect(policies.body.data.connection.accessPolicies.map((p: { id: string }) => p.id).sort()).toEqual(['batch', 'bob', 'managed-identity'].sort());
+    const policies = await t.admin(
+      `{ connection(providerId: "corp-sso", id: "alice") { accessPolicies { id issuer } } }`,
+    );
+    expect(policies.body.data.connection.accessPolicies.map((p: { id: string }) => p.id).sort()).toEqual(
+      ['batch', 'bob', 'managed-identity'].sort(),
+    );
   });
 
   it('creates a client-credentials provider and a connection with its own client, which tests CONNECTED with no login link', async () => {
@@ -252,14 +264,22 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.getByRole('button', { name: 'Create connection' }).click();
     await page.getByRole('heading', { name: 'ops' }).waitFor();
     await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
-    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain('Credential: set (never shown)');
-    await expect(page.getByRole('definition').filter({ hasText: /^never$/ }).count()).resolves.toBeGreaterThanOrEqual(1);
+    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain(
+      'Credential: set (never shown)',
+    );
+    await expect(
+      page
+        .getByRole('definition')
+        .filter({ hasText: /^never$/ })
+        .count(),
+    ).resolves.toBeGreaterThanOrEqual(1);
     // No consent for an API key, so no login link.
     await expect(page.getByRole('heading', { name: 'Login link' }).count()).resolves.toBe(0);
     expect(await unlabelled(page)).toEqual([]);
     await view.screenshot('console-apikey-connection');
 
-    const before = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version hasCredential } }`)).body.data.connection;
+    const before = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version hasCredential } }`))
+      .body.data.connection;
     expect(before.hasCredential).toBe(true);
     await page.getByLabel(/^New API key/).fill('has a space');
     await page.getByRole('button', { name: 'Rotate API key' }).click();
@@ -269,7 +289,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.getByTestId('rotate-result').getByText('The API key was replaced').waitFor();
     expect(await page.getByLabel(/^New API key/).inputValue()).toBe('');
     expect(await page.content()).not.toContain(ROTATED_API_KEY);
-    const after = (await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version status hasCredential } }`)).body.data.connection;
+    const after = (
+      await t.admin(`{ connection(providerId: "internal-keys", id: "ops") { version status hasCredential } }`)
+    ).body.data.connection;
     expect(after).toEqual({ version: expect.any(Number), status: 'CONNECTED', hasCredential: true });
     expect(after.version).toBeGreaterThan(before.version);
 
@@ -292,10 +314,17 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
     try {
       const checkUrl = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/v1/ping`;
-      const created = await t.admin(`mutation { createCredentialProvider(input: { id: "checked-keys", identityProvider: "apikey", grantType: API_KEY,
+      const created =
+        await t.admin(`mutation { createCredentialProvider(input: { id: "checked-keys", identityProvider: "apikey", grantType: API_KEY,
         parameters: [{ name: "checkUrl", value: "${checkUrl}" }] }) { id } }`);
       expect(created.body.errors).toBeUndefined();
-      expect((await t.admin(`mutation { createConnection(providerId: "checked-keys", input: { id: "old", apiKey: "${FIRST_API_KEY}" }) { id } }`)).body.errors).toBeUndefined();
+      expect(
+        (
+          await t.admin(
+            `mutation { createConnection(providerId: "checked-keys", input: { id: "old", apiKey: "${FIRST_API_KEY}" }) { id } }`,
+          )
+        ).body.errors,
+      ).toBeUndefined();
       await page.goto(`${t.url}/console#/providers/checked-keys/connections/old`);
       await page.getByRole('heading', { name: 'old' }).waitFor();
       await page.getByRole('button', { name: 'Test connection' }).click();
@@ -324,11 +353,15 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.getByRole('button', { name: 'Create connection' }).click();
     await page.getByRole('heading', { name: 'batch' }).waitFor();
     await page.locator('[data-testid="connection-status"] [data-status="CONNECTED"]').waitFor();
-    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain('Credential: set (never shown)');
+    await expect(page.getByTestId('credential-state').textContent()).resolves.toContain(
+      'Credential: set (never shown)',
+    );
     // The two are sealed together: a new password alone is refused, next to the username.
     await page.getByLabel(/^New password/).fill(ROTATED_PASSWORD);
     await page.getByRole('button', { name: 'Rotate password' }).click();
-    await expect(fieldError(page, 'input.username').textContent()).resolves.toContain('input.username is required with input.password');
+    await expect(fieldError(page, 'input.username').textContent()).resolves.toContain(
+      'input.username is required with input.password',
+    );
     await page.getByLabel(/^Username/).fill('batch-user');
     await page.getByLabel(/^New password/).fill(ROTATED_PASSWORD);
     await page.getByRole('button', { name: 'Rotate password' }).click();
@@ -362,7 +395,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const oldKey = await page.locator('tr[data-key]').first().getAttribute('data-key');
     await page.getByRole('button', { name: 'Rotate keys' }).click();
     await page.locator('[data-testid="rotation-state"][data-state="DONE"]').waitFor();
-    await expect(page.getByText(/Re-wrapped \d+ of \d+ secrets/).textContent()).resolves.toMatch(/Re-wrapped ([1-9]\d*) of \1 secrets/);
+    await expect(page.getByText(/Re-wrapped \d+ of \d+ secrets/).textContent()).resolves.toMatch(
+      /Re-wrapped ([1-9]\d*) of \1 secrets/,
+    );
     await view.screenshot('console-keys');
     expect(await unlabelled(page)).toEqual([]);
     await page.getByRole('button', { name: `Retire key ${oldKey}` }).click();
@@ -372,14 +407,16 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await page.locator(`tr[data-key="${oldKey}"]`).waitFor({ state: 'detached' });
   });
 
-  it('offers to reload and re-apply an edit after a version conflict, keeping the other admin\'s change', async () => {
+  it("offers to reload and re-apply an edit after a version conflict, keeping the other admin's change", async () => {
     await page.goto(`${t.url}/console#/providers/corp-sso/edit`);
     await page.getByRole('heading', { name: 'Edit Corporate SSO' }).waitFor();
     await expect(page.getByText('A client secret is set (it is never shown)').count()).resolves.toBe(1);
     expect(await page.getByLabel('Client secret').inputValue()).toBe('');
     await page.getByLabel('Display name').fill('Corporate SSO (EU)');
     // Another admin changes the scopes meanwhile.
-    const other = await t.admin(`mutation { updateCredentialProvider(id: "corp-sso", input: { scopes: ["openid", "offline_access", "profile"] }) { version } }`);
+    const other = await t.admin(
+      `mutation { updateCredentialProvider(id: "corp-sso", input: { scopes: ["openid", "offline_access", "profile"] }) { version } }`,
+    );
     expect(other.body.errors).toBeUndefined();
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText('VERSION_CONFLICT').waitFor();
@@ -396,15 +433,21 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
   });
 
   it('deletes a provider after a confirmation that names what cascades, asking again after a version conflict', async () => {
-    await t.admin(`mutation { createCredentialProvider(input: { id: "spare", identityProvider: "github", grantType: AUTHORIZATION_CODE, clientId: "gh", clientSecret: "${PROVIDER_SECRET}" }) { id } }`);
+    await t.admin(
+      `mutation { createCredentialProvider(input: { id: "spare", identityProvider: "github", grantType: AUTHORIZATION_CODE, clientId: "gh", clientSecret: "${PROVIDER_SECRET}" }) { id } }`,
+    );
     await t.admin(`mutation { createConnection(providerId: "spare", input: { id: "c1" }) { id } }`);
     await page.goto(`${t.url}/console#/providers/spare`);
     await page.getByRole('heading', { name: 'spare' }).waitFor();
     // Another admin renames it while it is on screen: the delete carries the version it showed.
-    await t.admin(`mutation { updateCredentialProvider(id: "spare", input: { displayName: "Spare GitHub" }) { version } }`);
+    await t.admin(
+      `mutation { updateCredentialProvider(id: "spare", input: { displayName: "Spare GitHub" }) { version } }`,
+    );
     await page.getByRole('button', { name: 'Delete provider' }).click();
     let dialog = page.getByRole('dialog', { name: 'Delete provider spare?' });
-    await expect(dialog.textContent()).resolves.toMatch(/1 connection, their access\s+policies and their stored tokens/);
+    await expect(dialog.textContent()).resolves.toMatch(
+      /1 connection, their access\s+policies and their stored tokens/,
+    );
     await dialog.getByRole('button', { name: 'Delete spare and its 1 connection' }).click();
     await page.getByText('VERSION_CONFLICT').waitFor();
     expect((await t.admin(`{ credentialProvider(id: "spare") { id } }`)).body.data.credentialProvider).not.toBeNull();
@@ -425,7 +468,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     await expect(dialog.textContent()).resolves.toMatch(/1 access policy and its stored\s+tokens/);
     await dialog.getByRole('button', { name: 'Delete temp' }).click();
     await page.getByRole('heading', { name: 'Connections' }).waitFor();
-    expect((await t.admin(`{ connection(providerId: "corp-sso", id: "temp") { id } }`)).body.data.connection).toBeNull();
+    expect(
+      (await t.admin(`{ connection(providerId: "corp-sso", id: "temp") { id } }`)).body.data.connection,
+    ).toBeNull();
   });
 
   it('leaks no secret into the page, sessionStorage or any response, and signs out clearly', async () => {
@@ -434,7 +479,15 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
     const html = await page.content();
     const storage = await page.evaluate<string>('JSON.stringify(sessionStorage)');
     await Promise.all(pending);
-    const secrets = [auth.clients.web.clientSecret, auth.clients.service.clientSecret, PROVIDER_SECRET, FIRST_API_KEY, ROTATED_API_KEY, BASIC_PASSWORD, ROTATED_PASSWORD];
+    const secrets = [
+      auth.clients.web.clientSecret,
+      auth.clients.service.clientSecret,
+      PROVIDER_SECRET,
+      FIRST_API_KEY,
+      ROTATED_API_KEY,
+      BASIC_PASSWORD,
+      ROTATED_PASSWORD,
+    ];
     for (const secret of secrets) {
       expect(html).not.toContain(secret);
       expect(storage).not.toContain(secret);
@@ -452,74 +505,85 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the admin c
   });
 });
 
-describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('signing in to the console with an admin JWT', () => {
-  let idp: JwtIssuer;
-  let t: TestApp;
-  let browser: Browser;
+describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())(
+  'signing in to the console with an admin JWT',
+  () => {
+    let idp: JwtIssuer;
+    let t: TestApp;
+    let browser: Browser;
 
-  beforeAll(async () => {
-    idp = await startJwtIssuer();
-    [t, browser] = await Promise.all([startTestApp({ identity: { issuers: [idp.issuerConfig()], clockToleranceSeconds: 0 } }), launchBrowser()]);
-  }, 60_000);
+    beforeAll(async () => {
+      idp = await startJwtIssuer();
+      [t, browser] = await Promise.all([
+        startTestApp({ identity: { issuers: [idp.issuerConfig()], clockToleranceSeconds: 0 } }),
+        launchBrowser(),
+      ]);
+    }, 60_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await t?.close();
-    await idp?.close();
-  });
+    afterAll(async () => {
+      await browser?.close();
+      await t?.close();
+      await idp?.close();
+    });
 
-  it('accepts an admin JWT and refuses a JWT without the admin role, from the keyboard alone with a visible focus', async () => {
-    const view = await openPage(browser);
-    try {
-      const page = view.page;
-      await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
-      const focused = () => page.evaluate<string>('document.activeElement?.getAttribute("name") ?? document.activeElement?.tagName ?? ""');
-      // Heading, then the radio group (one tab stop): the arrow key moves to "JWT".
-      for (let i = 0; i < 4 && (await focused()) !== 'kind'; i++) await page.keyboard.press('Tab');
-      expect(await focused()).toBe('kind');
-      await page.keyboard.press('ArrowRight');
-      expect(await page.getByRole('radio', { name: 'JWT' }).isChecked()).toBe(true);
-      await page.keyboard.press('Tab');
-      expect(await focused()).toBe('credential');
-      expect(await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle')).toBe('solid');
-      await page.keyboard.type(await idp.sign({ sub: 'carol', roles: ['viewer'] }));
-      await page.keyboard.press('Enter');
-      await expect(page.getByRole('alert').textContent()).resolves.toContain('is valid but not an admin');
-      await page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }));
-      await page.keyboard.press('Enter');
-      await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
-      await page.getByText('Signed in with an admin JWT').waitFor();
-      // Focus moves to the new page's heading, so the next Tab reaches the page's first control.
-      const active = () => page.evaluate<string>('document.activeElement?.textContent ?? ""');
-      expect(await active()).toBe('Credential providers');
-      await page.keyboard.press('Tab');
-      expect(await active()).toBe('New provider');
-      await page.keyboard.press('Enter');
-      await page.getByRole('heading', { name: 'New credential provider' }).waitFor();
-    } finally {
-      await view.close();
-    }
-  });
+    it('accepts an admin JWT and refuses a JWT without the admin role, from the keyboard alone with a visible focus', async () => {
+      const view = await openPage(browser);
+      try {
+        const page = view.page;
+        await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+        const focused = () =>
+          page.evaluate<string>(
+            'document.activeElement?.getAttribute("name") ?? document.activeElement?.tagName ?? ""',
+          );
+        // Heading, then the radio group (one tab stop): the arrow key moves to "JWT".
+        for (let i = 0; i < 4 && (await focused()) !== 'kind'; i++) await page.keyboard.press('Tab');
+        expect(await focused()).toBe('kind');
+        await page.keyboard.press('ArrowRight');
+        expect(await page.getByRole('radio', { name: 'JWT' }).isChecked()).toBe(true);
+        await page.keyboard.press('Tab');
+        expect(await focused()).toBe('credential');
+        expect(await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle')).toBe('solid');
+        await page.keyboard.type(await idp.sign({ sub: 'carol', roles: ['viewer'] }));
+        await page.keyboard.press('Enter');
+        await expect(page.getByRole('alert').textContent()).resolves.toContain('is valid but not an admin');
+        await page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }));
+        await page.keyboard.press('Enter');
+        await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
+        await page.getByText('Signed in with an admin JWT').waitFor();
+        // Focus moves to the new page's heading, so the next Tab reaches the page's first control.
+        const active = () => page.evaluate<string>('document.activeElement?.textContent ?? ""');
+        expect(await active()).toBe('Credential providers');
+        await page.keyboard.press('Tab');
+        expect(await active()).toBe('New provider');
+        await page.keyboard.press('Enter');
+        await page.getByRole('heading', { name: 'New credential provider' }).waitFor();
+      } finally {
+        await view.close();
+      }
+    });
 
-  it('signs out with a clear notice once the gateway stops accepting the JWT', async () => {
-    const view = await openPage(browser);
-    try {
-      const page = view.page;
-      await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
-      await page.getByRole('radio', { name: 'JWT' }).check();
-      await page.getByLabel('Admin JWT').fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }, { expiresIn: 2 }));
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-      await section(page, 'Encryption keys').click();
-      await page.getByText('The gateway no longer accepts your credential').waitFor();
-      await page.getByRole('button', { name: 'Sign in' }).waitFor();
-      expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
-    } finally {
-      await view.close();
-    }
-  });
-});
+    it('signs out with a clear notice once the gateway stops accepting the JWT', async () => {
+      const view = await openPage(browser);
+      try {
+        const page = view.page;
+        await page.goto(`${t.url}/console`, { waitUntil: 'networkidle' });
+        await page.getByRole('radio', { name: 'JWT' }).check();
+        await page
+          .getByLabel('Admin JWT')
+          .fill(await idp.sign({ sub: 'carol', roles: ['credential-admin'] }, { expiresIn: 2 }));
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('heading', { name: 'Credential providers' }).waitFor();
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        await section(page, 'Encryption keys').click();
+        await page.getByText('The gateway no longer accepts your credential').waitFor();
+        await page.getByRole('button', { name: 'Sign in' }).waitFor();
+        expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
+      } finally {
+        await view.close();
+      }
+    });
+  },
+);
 
 /** A loopback port nothing listens on: deliveries to it fail at once. */
 async function closedPort(): Promise<number> {
@@ -535,7 +599,10 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('webhooks in
   let browser: Browser;
 
   beforeAll(async () => {
-    [t, browser] = await Promise.all([startTestApp({ webhooks: { maxAttempts: 1, pollIntervalMs: 100, retryBaseMs: 100 } }), launchBrowser()]);
+    [t, browser] = await Promise.all([
+      startTestApp({ webhooks: { maxAttempts: 1, pollIntervalMs: 100, retryBaseMs: 100 } }),
+      launchBrowser(),
+    ]);
   }, 60_000);
 
   afterAll(async () => {
@@ -570,7 +637,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('webhooks in
       await page.getByRole('button', { name: 'Done: I copied it' }).click();
       await secretField.waitFor({ state: 'detached' });
       const panel = page.locator('[data-webhook="ops-hook"]');
-      await expect(panel.textContent()).resolves.toContain('connection.created, connection.connected, connection.reauthorization_required');
+      await expect(panel.textContent()).resolves.toContain(
+        'connection.created, connection.connected, connection.reauthorization_required',
+      );
       await expect(panel.textContent()).resolves.not.toContain('connection.deleted');
       expect(await page.content()).not.toContain(secret);
       expect(await page.evaluate<string>('JSON.stringify(sessionStorage)')).not.toContain(secret);
@@ -579,12 +648,17 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('webhooks in
       const provider = `mutation { createCredentialProvider(input: { id: "offline", identityProvider: "oauth2", grantType: AUTHORIZATION_CODE, clientId: "c", clientSecret: "${PROVIDER_SECRET}",
         parameters: [{ name: "authorizationUrl", value: "https://idp.example/authorize" }, { name: "tokenUrl", value: "https://idp.example/token" }] }) { id } }`;
       expect((await t.admin(provider)).body.errors).toBeUndefined();
-      expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "c1" }) { id } }`)).body.errors).toBeUndefined();
+      expect(
+        (await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "c1" }) { id } }`)).body.errors,
+      ).toBeUndefined();
       await expect
-        .poll(async () => {
-          await page.getByRole('button', { name: 'Refresh' }).click();
-          return panel.getByTestId('dead-letter-count').textContent();
-        }, { timeout: STEP_MS })
+        .poll(
+          async () => {
+            await page.getByRole('button', { name: 'Refresh' }).click();
+            return panel.getByTestId('dead-letter-count').textContent();
+          },
+          { timeout: STEP_MS },
+        )
         .toContain('1: every attempt failed');
       await panel.getByRole('row', { name: /connection\.created/ }).waitFor();
       await view.screenshot('console-webhooks');

@@ -22,7 +22,10 @@ async function originServer(): Promise<{ origin: string; close(): Promise<void> 
     res.end('<!doctype html><title>other origin</title><p>another app');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 const corsHeaders = (res: Response) => [...res.headers.keys()].filter((k) => k.startsWith('access-control-'));
@@ -46,20 +49,28 @@ describe('CORS with configured origins', () => {
   const preflight = (path: string, origin: string, method = 'POST') =>
     fetch(`${s.t.url}${path}`, {
       method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization, content-type' },
+      headers: {
+        origin,
+        'access-control-request-method': method,
+        'access-control-request-headers': 'authorization, content-type',
+      },
     });
 
-  it.each(['/graphql', '/tokens/github-01/alice', '/oauth/confirm'])('answers the preflight of an allowed origin on %s', async (path) => {
-    const method = path.startsWith('/tokens') ? 'GET' : 'POST';
-    const res = await preflight(path, allowed.origin, method);
-    if (path === '/oauth/confirm' && res.status === 404) return expect.fail('/oauth/confirm is not served yet (owner-confirmed consent)');
-    expect(res.status).toBe(204);
-    expect(res.headers.get('access-control-allow-origin')).toBe(allowed.origin);
-    expect(res.headers.get('access-control-allow-methods')).toContain(method);
-    expect(res.headers.get('access-control-allow-headers')).toBe('authorization, content-type');
-    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
-    expect(res.headers.get('vary')).toContain('Origin');
-  });
+  it.each(['/graphql', '/tokens/github-01/alice', '/oauth/confirm'])(
+    'answers the preflight of an allowed origin on %s',
+    async (path) => {
+      const method = path.startsWith('/tokens') ? 'GET' : 'POST';
+      const res = await preflight(path, allowed.origin, method);
+      if (path === '/oauth/confirm' && res.status === 404)
+        return expect.fail('/oauth/confirm is not served yet (owner-confirmed consent)');
+      expect(res.status).toBe(204);
+      expect(res.headers.get('access-control-allow-origin')).toBe(allowed.origin);
+      expect(res.headers.get('access-control-allow-methods')).toContain(method);
+      expect(res.headers.get('access-control-allow-headers')).toBe('authorization, content-type');
+      expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+      expect(res.headers.get('vary')).toContain('Origin');
+    },
+  );
 
   it.each(['/graphql', '/tokens/github-01/alice'])('sends no CORS header to another origin on %s', async (path) => {
     const pre = await preflight(path, other.origin, path === '/graphql' ? 'POST' : 'GET');
@@ -89,11 +100,17 @@ describe('CORS with configured origins', () => {
 
   it('still refuses a simple cross-site POST that skips the preflight (CSRF prevention)', async () => {
     for (const origin of [allowed.origin, other.origin]) {
-      const res = await fetch(`${s.t.url}/graphql`, { method: 'POST', headers: { origin, 'content-type': 'text/plain' }, body: QUERY });
+      const res = await fetch(`${s.t.url}/graphql`, {
+        method: 'POST',
+        headers: { origin, 'content-type': 'text/plain' },
+        body: QUERY,
+      });
       expect(res.status).toBe(400);
       expect(await res.text()).toMatch(/Cross-Site Request Forgery/);
     }
-    const get = await fetch(`${s.t.url}/graphql?query=${encodeURIComponent('{ githubTokenInfo { subject } }')}`, { headers: { origin: other.origin } });
+    const get = await fetch(`${s.t.url}/graphql?query=${encodeURIComponent('{ githubTokenInfo { subject } }')}`, {
+      headers: { origin: other.origin },
+    });
     expect(get.status).toBe(400);
   });
 
@@ -128,13 +145,18 @@ describe('CORS with configured origins', () => {
     }
 
     it('lets a page of the allowed origin query the graph with a bearer JWT', async () => {
-      const answer = await fetchFrom(allowed.origin, { contentType: 'application/json', authorization: `Bearer ${jwt}` });
+      const answer = await fetchFrom(allowed.origin, {
+        contentType: 'application/json',
+        authorization: `Bearer ${jwt}`,
+      });
       expect(answer).toMatch(/^200 /);
       expect(answer).toContain('"data"');
     });
 
     it('gives a page of another origin nothing to read', async () => {
-      expect(await fetchFrom(other.origin, { contentType: 'application/json', authorization: `Bearer ${jwt}` })).toBe('refused: TypeError');
+      expect(await fetchFrom(other.origin, { contentType: 'application/json', authorization: `Bearer ${jwt}` })).toBe(
+        'refused: TypeError',
+      );
     });
 
     it('refuses a text/plain POST from the allowed origin too: no preflight, so CSRF prevention answers 400', async () => {
@@ -145,23 +167,29 @@ describe('CORS with configured origins', () => {
 });
 
 describe('CORS defaults', () => {
-  it.each([true, false])('with exploration %s, Apollo Studio is allowed only when exploration is on', async (exploration) => {
-    const t = await startTestApp({ server: { exploration } });
-    try {
-      const res = await fetch(`${t.url}/tokens/github-01/alice`, {
-        method: 'OPTIONS',
-        headers: { origin: APOLLO_STUDIO_ORIGIN, 'access-control-request-method': 'GET' },
-      });
-      expect(res.headers.get('access-control-allow-origin')).toBe(exploration ? APOLLO_STUDIO_ORIGIN : null);
-    } finally {
-      await t.close();
-    }
-  });
+  it.each([true, false])(
+    'with exploration %s, Apollo Studio is allowed only when exploration is on',
+    async (exploration) => {
+      const t = await startTestApp({ server: { exploration } });
+      try {
+        const res = await fetch(`${t.url}/tokens/github-01/alice`, {
+          method: 'OPTIONS',
+          headers: { origin: APOLLO_STUDIO_ORIGIN, 'access-control-request-method': 'GET' },
+        });
+        expect(res.headers.get('access-control-allow-origin')).toBe(exploration ? APOLLO_STUDIO_ORIGIN : null);
+      } finally {
+        await t.close();
+      }
+    },
+  );
 
   it('"*" allows any origin, still without credentials', async () => {
     const t = await startTestApp({ server: { cors: { origins: ['*'] } } });
     try {
-      const res = await fetch(`${t.url}/tokens/github-01/alice`, { method: 'OPTIONS', headers: { origin: 'https://anywhere.example', 'access-control-request-method': 'GET' } });
+      const res = await fetch(`${t.url}/tokens/github-01/alice`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://anywhere.example', 'access-control-request-method': 'GET' },
+      });
       expect(res.headers.get('access-control-allow-origin')).toBe('*');
       expect(res.headers.get('access-control-allow-credentials')).toBeNull();
     } finally {

@@ -31,20 +31,33 @@ describe('SIGKILL under refresh traffic, then restart', () => {
     expect(report.lost).toEqual([]);
   }, 240_000);
 
-  it.runIf(hasPg)(`loses no connection on PostgreSQL (${KILLS_PER_STORE} kills)`, async () => {
-    const report = await runCrashTest({ store: 'postgres', kills: KILLS_PER_STORE, log });
-    expect(report.killsTotal).toBe(KILLS_PER_STORE);
-    expect(report.kills['mid-refresh']).toBeGreaterThanOrEqual(2);
-    expect(report.refreshes).toBeGreaterThan(report.connections);
-    expect(report.lost).toEqual([]);
-  }, 240_000);
+  it.runIf(hasPg)(
+    `loses no connection on PostgreSQL (${KILLS_PER_STORE} kills)`,
+    async () => {
+      const report = await runCrashTest({ store: 'postgres', kills: KILLS_PER_STORE, log });
+      expect(report.killsTotal).toBe(KILLS_PER_STORE);
+      expect(report.kills['mid-refresh']).toBeGreaterThanOrEqual(2);
+      expect(report.refreshes).toBeGreaterThan(report.connections);
+      expect(report.lost).toEqual([]);
+    },
+    240_000,
+  );
 
   it('refuses a run without any kind of kill before starting anything', async () => {
-    await expect(runCrashTest({ store: 'sqlite', kills: 1, killKinds: [] })).rejects.toThrow(new TypeError('killKinds must name at least one kind of kill'));
+    await expect(runCrashTest({ store: 'sqlite', kills: 1, killKinds: [] })).rejects.toThrow(
+      new TypeError('killKinds must name at least one kind of kill'),
+    );
   });
 
   it('loses the connections whose refresh a kill cut off when the provider revokes on any reuse (no grace)', async () => {
-    const report = await runCrashTest({ store: 'sqlite', kills: 1, connections: 2, killKinds: ['mid-refresh'], reuseIntervalSeconds: 0, log });
+    const report = await runCrashTest({
+      store: 'sqlite',
+      kills: 1,
+      connections: 2,
+      killKinds: ['mid-refresh'],
+      reuseIntervalSeconds: 0,
+      log,
+    });
     expect(report.kills['mid-refresh']).toBe(1);
     expect(report.lost.length).toBeGreaterThanOrEqual(1);
   }, 120_000);
@@ -68,13 +81,23 @@ describe('a restart under traffic', () => {
       while (answers.at(-1)?.status !== 200 && Date.now() < deadline && child.alive) {
         const started = performance.now();
         const answer = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(5_000) }).then(
-          async (res) => ({ status: res.status, ms: performance.now() - started, retryAfter: res.headers.get('retry-after'), body: await res.json() }),
-          (e: Error) => (e.name === 'TimeoutError' ? { status: -1, ms: performance.now() - started, retryAfter: null, body: null } : null),
+          async (res) => ({
+            status: res.status,
+            ms: performance.now() - started,
+            retryAfter: res.headers.get('retry-after'),
+            body: await res.json(),
+          }),
+          (e: Error) =>
+            e.name === 'TimeoutError'
+              ? { status: -1, ms: performance.now() - started, retryAfter: null, body: null }
+              : null,
         );
-        if (answer === null) await new Promise((r) => setTimeout(r, 10)); // not listening yet
+        if (answer === null)
+          await new Promise((r) => setTimeout(r, 10)); // not listening yet
         else {
           answers.push(answer);
-          if (answer.status === 503) expect(answer.body).toEqual({ status: 'starting', message: 'the gateway is starting; retry shortly' });
+          if (answer.status === 503)
+            expect(answer.body).toEqual({ status: 'starting', message: 'the gateway is starting; retry shortly' });
         }
       }
       expect(answers.at(-1)?.status).toBe(200);

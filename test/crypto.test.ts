@@ -13,7 +13,12 @@ import { tempDir, type TempDir } from './support/tmp.js';
 
 const PROVIDER: SealedRef = { kind: 'provider', field: 'clientSecret', providerId: 'github-01' };
 const TOKENS: SealedRef = { kind: 'connection', field: 'tokens', providerId: 'github-01', connectionId: 'alice' };
-const CONN_SECRET: SealedRef = { kind: 'connection', field: 'clientSecret', providerId: 'github-01', connectionId: 'alice' };
+const CONN_SECRET: SealedRef = {
+  kind: 'connection',
+  field: 'clientSecret',
+  providerId: 'github-01',
+  connectionId: 'alice',
+};
 const CONSENT: SealedRef = { kind: 'consent', field: 'codeVerifier', stateHash: 'c2hhMjU2' };
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const SECRET = 'gho_super-secret-token-value-1234567890';
@@ -93,7 +98,9 @@ describe('Envelope', () => {
 
   it('writes the documented format v1.<keyId>.<wrappedDataKey>.<iv>.<ciphertext>.<tag>', () => {
     const sealed = envelope.seal(SECRET, TOKENS);
-    expect(sealed).toMatch(/^v1\.k-\d{8}-[0-9a-f]{6}\.[A-Za-z0-9_-]{80}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+    expect(sealed).toMatch(
+      /^v1\.k-\d{8}-[0-9a-f]{6}\.[A-Za-z0-9_-]{80}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/,
+    );
     expect(sealedKeyId(sealed)).toBe(keyring.primary().id);
     const [, , , , ciphertext] = sealed.split('.');
     expect(Buffer.from(ciphertext!, 'base64url').length).toBe(Buffer.byteLength(SECRET));
@@ -124,8 +131,16 @@ describe('Envelope', () => {
       ['a provider field from a connection field', CONN_SECRET, PROVIDER],
       ['another consent state', CONSENT, { ...CONSENT, stateHash: 'b3RoZXI' }],
       ['a connection, from a revocation row', { kind: 'revocation', field: 'tokens', revocationId: 'rev-1' }, TOKENS],
-      ['another revocation row', { kind: 'revocation', field: 'tokens', revocationId: 'rev-1' }, { kind: 'revocation', field: 'tokens', revocationId: 'rev-2' }],
-      ['another webhook', { kind: 'webhook', field: 'secret', webhookId: 'ops' }, { kind: 'webhook', field: 'secret', webhookId: 'dev' }],
+      [
+        'another revocation row',
+        { kind: 'revocation', field: 'tokens', revocationId: 'rev-1' },
+        { kind: 'revocation', field: 'tokens', revocationId: 'rev-2' },
+      ],
+      [
+        'another webhook',
+        { kind: 'webhook', field: 'secret', webhookId: 'ops' },
+        { kind: 'webhook', field: 'secret', webhookId: 'dev' },
+      ],
     ];
 
     it('resealed to a revocation row, opens there and no longer under the connection it left', () => {
@@ -286,11 +301,31 @@ describe('openFileKeyring', () => {
       ['another version', JSON.stringify({ version: 2, primary: id, keys: [key] }), /"version" must be 1/],
       ['no primary', JSON.stringify({ version: 1, keys: [key] }), /"primary" must be a key id/],
       ['no keys', JSON.stringify({ version: 1, primary: id, keys: [] }), /"keys" must be a non-empty list/],
-      ['a bad key id', JSON.stringify({ version: 1, primary: id, keys: [key, { ...key, id: 'K_1' }] }), /keys\[1\]\.id must match/],
-      ['a short key', JSON.stringify({ version: 1, primary: id, keys: [{ ...key, key: b64(31) }] }), /keys\[0\]\.key must be 32 bytes in base64/],
-      ['a key that is not base64', JSON.stringify({ version: 1, primary: id, keys: [{ ...key, key: 'zz zz' }] }), /keys\[0\]\.key must be 32 bytes/],
-      ['a bad date', JSON.stringify({ version: 1, primary: id, keys: [{ ...key, createdAt: 'yesterday' }] }), /keys\[0\]\.createdAt must be an ISO date/],
-      ['a primary not among the keys', JSON.stringify({ version: 1, primary: 'k-other', keys: [key] }), /primary key k-other is not among the keys/],
+      [
+        'a bad key id',
+        JSON.stringify({ version: 1, primary: id, keys: [key, { ...key, id: 'K_1' }] }),
+        /keys\[1\]\.id must match/,
+      ],
+      [
+        'a short key',
+        JSON.stringify({ version: 1, primary: id, keys: [{ ...key, key: b64(31) }] }),
+        /keys\[0\]\.key must be 32 bytes in base64/,
+      ],
+      [
+        'a key that is not base64',
+        JSON.stringify({ version: 1, primary: id, keys: [{ ...key, key: 'zz zz' }] }),
+        /keys\[0\]\.key must be 32 bytes/,
+      ],
+      [
+        'a bad date',
+        JSON.stringify({ version: 1, primary: id, keys: [{ ...key, createdAt: 'yesterday' }] }),
+        /keys\[0\]\.createdAt must be an ISO date/,
+      ],
+      [
+        'a primary not among the keys',
+        JSON.stringify({ version: 1, primary: 'k-other', keys: [key] }),
+        /primary key k-other is not among the keys/,
+      ],
       ['a repeated key id', JSON.stringify({ version: 1, primary: id, keys: [key, key] }), /appears twice/],
     ];
     for (const [name, content, message] of cases) {

@@ -22,7 +22,8 @@ import { freshPgSchema, requirePgOrSkip, withPgClient } from './support/pg.js';
 
 const REPO = new URL('../', import.meta.url).pathname;
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
-if (!requireBrowser) console.warn('[demo.test] /usr/bin/chromium is missing: the demo browser tests are skipped (mandatory when CI=true)');
+if (!requireBrowser)
+  console.warn('[demo.test] /usr/bin/chromium is missing: the demo browser tests are skipped (mandatory when CI=true)');
 
 const PORT_NAMES = ['gateway', 'github', 'graph', 'githubAuth', 'graphAuth', 'callerIssuer'] as const;
 const CHILD_START_TIMEOUT_MS = 45_000;
@@ -77,7 +78,10 @@ const jwtOf = (demo: Demo, login: string): string => demo.users.find((u) => u.lo
 describe('demo ports', () => {
   it('reads CG_DEMO_PORTS as name=port pairs, any subset', () => {
     expect(demoPortsFromEnv({})).toEqual({});
-    expect(demoPortsFromEnv({ CG_DEMO_PORTS: 'github=5101, graphAuth=5202' })).toEqual({ github: 5101, graphAuth: 5202 });
+    expect(demoPortsFromEnv({ CG_DEMO_PORTS: 'github=5101, graphAuth=5202' })).toEqual({
+      github: 5101,
+      graphAuth: 5202,
+    });
   });
 
   it.each([
@@ -92,7 +96,9 @@ describe('demo ports', () => {
 
   it('refuses one port given to two servers', async () => {
     const ports = await freePorts();
-    await expect(assertPortsFree({ ...ports, graph: ports.github })).rejects.toThrow(`port ${ports.github} is given to both github and graph`);
+    await expect(assertPortsFree({ ...ports, graph: ports.github })).rejects.toThrow(
+      `port ${ports.github} is given to both github and graph`,
+    );
   });
 });
 
@@ -105,7 +111,9 @@ describe('demo start with a port taken', () => {
       const started = startDemo({ ports, dataDir: dir.path, logger: createLogger('silent') });
       await expect(started).rejects.toBeInstanceOf(ConfigError);
       await expect(started).rejects.toThrow(
-        new RegExp(`port ${ports.graphAuth} \\(wanted by the Demo Microsoft Graph authorization server\\) is already in use.*lsof -nP -iTCP:${ports.graphAuth}.*CG_DEMO_PORTS=graphAuth=<port>`),
+        new RegExp(
+          `port ${ports.graphAuth} \\(wanted by the Demo Microsoft Graph authorization server\\) is already in use.*lsof -nP -iTCP:${ports.graphAuth}.*CG_DEMO_PORTS=graphAuth=<port>`,
+        ),
       );
     } finally {
       await closeServer(squatter);
@@ -137,8 +145,12 @@ describe('the demo writes only into a store it created', () => {
     try {
       const url = `${pg.url}?options=${encodeURIComponent(`-c search_path=${pg.schema}`)}`;
       const error = await refusal({ ports, env: { CG_STORE_URL: url }, logger: createLogger('silent') });
-      expect(String(error)).toMatch(/store\.url: the demo does not write into a PostgreSQL .*store.*unset CG_STORE_URL/);
-      const tables = await withPgClient((c) => c.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [pg.schema]));
+      expect(String(error)).toMatch(
+        /store\.url: the demo does not write into a PostgreSQL .*store.*unset CG_STORE_URL/,
+      );
+      const tables = await withPgClient((c) =>
+        c.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [pg.schema]),
+      );
       expect(tables.rows).toEqual([]);
     } finally {
       await pg.drop();
@@ -146,7 +158,7 @@ describe('the demo writes only into a store it created', () => {
     expect(await allFree(ports)).toBe(true);
   });
 
-  it('refuses a SQLite store holding a provider that is not the demo\'s, naming it, and leaves the file unchanged', async () => {
+  it("refuses a SQLite store holding a provider that is not the demo's, naming it, and leaves the file unchanged", async () => {
     const ports = await freePorts();
     const dir = await tempDir('cg-demo-foreign-');
     try {
@@ -154,15 +166,28 @@ describe('the demo writes only into a store it created', () => {
       const store = await openStore(`sqlite:${file}`);
       const now = new Date();
       await store.insertProvider(
-        { id: 'payroll', displayName: 'Payroll', identityProvider: 'oauth2', grantType: 'CLIENT_CREDENTIALS', clientId: 'c', clientSecret: null,
-          scopes: [], parameters: {}, version: 1, createdAt: now, updatedAt: now },
+        {
+          id: 'payroll',
+          displayName: 'Payroll',
+          identityProvider: 'oauth2',
+          grantType: 'CLIENT_CREDENTIALS',
+          clientId: 'c',
+          clientSecret: null,
+          scopes: [],
+          parameters: {},
+          version: 1,
+          createdAt: now,
+          updatedAt: now,
+        },
         10,
       );
       await store.close();
       const digest = () => createHash('sha256').update(readFileSync(file)).digest('hex');
       const before = digest();
       const error = await refusal({ ports, dataDir: dir.path, logger: createLogger('silent') });
-      expect(String(error)).toMatch(/holds credential providers that are not the demo's \(payroll\).*run the demo on a store of its own/);
+      expect(String(error)).toMatch(
+        /holds credential providers that are not the demo's \(payroll\).*run the demo on a store of its own/,
+      );
       expect(digest()).toBe(before);
     } finally {
       await dir.cleanup();
@@ -220,7 +245,13 @@ describe.runIf(requireBrowser)('the demo, as a newcomer uses it', () => {
       ['graph-01', `http://127.0.0.1:${ports.graphAuth}`, 'Demo Microsoft Graph'],
     ]);
     const banner = demoBanner(demo);
-    for (const text of [demo.sandboxUrl, demo.adminUrl, ...demo.users.map((u) => u.jwt), ...demo.subgraphs.map((s) => s.loginLink), EXAMPLE_QUERY]) {
+    for (const text of [
+      demo.sandboxUrl,
+      demo.adminUrl,
+      ...demo.users.map((u) => u.jwt),
+      ...demo.subgraphs.map((s) => s.loginLink),
+      EXAMPLE_QUERY,
+    ]) {
       expect(banner).toContain(text);
     }
     expect(banner).toMatch(/test identities/);
@@ -236,13 +267,17 @@ describe.runIf(requireBrowser)('the demo, as a newcomer uses it', () => {
         id: 'github-01',
         identityProvider: 'oidc',
         parameters: [{ name: 'issuer', value: `http://127.0.0.1:${ports.githubAuth}` }],
-        connections: { items: [{ id: 'alice', status: 'NOT_CONNECTED', accessPolicies: [{ kind: 'USER', objectId: 'alice' }] }] },
+        connections: {
+          items: [{ id: 'alice', status: 'NOT_CONNECTED', accessPolicies: [{ kind: 'USER', objectId: 'alice' }] }],
+        },
       },
       {
         id: 'graph-01',
         identityProvider: 'oidc',
         parameters: [{ name: 'issuer', value: `http://127.0.0.1:${ports.graphAuth}` }],
-        connections: { items: [{ id: 'alice', status: 'NOT_CONNECTED', accessPolicies: [{ kind: 'USER', objectId: 'alice' }] }] },
+        connections: {
+          items: [{ id: 'alice', status: 'NOT_CONNECTED', accessPolicies: [{ kind: 'USER', objectId: 'alice' }] }],
+        },
       },
     ]);
   });
@@ -257,7 +292,7 @@ describe.runIf(requireBrowser)('the demo, as a newcomer uses it', () => {
     }
   });
 
-  it('answers the printed query with data from both subgraphs, each called with its own provider\'s token', async () => {
+  it("answers the printed query with data from both subgraphs, each called with its own provider's token", async () => {
     const res = await graphql(demo.sandboxUrl, EXAMPLE_QUERY, jwtOf(demo, 'alice'));
     expect(res.errors).toBeUndefined();
     expect(res.data).toMatchObject({
@@ -265,10 +300,21 @@ describe.runIf(requireBrowser)('the demo, as a newcomer uses it', () => {
         login: 'alice',
         repositories: [{ name: 'dotfiles' }, { name: 'notes' }],
         profile: { displayName: 'Alice', mail: 'alice@example.com' },
-        mail: [expect.objectContaining({ subject: expect.any(String) }), expect.objectContaining({ subject: expect.any(String) })],
+        mail: [
+          expect.objectContaining({ subject: expect.any(String) }),
+          expect.objectContaining({ subject: expect.any(String) }),
+        ],
       },
-      githubTokenInfo: { issuer: `http://127.0.0.1:${ports.githubAuth}`, audience: ['api://demo-github'], subject: 'alice' },
-      graphTokenInfo: { issuer: `http://127.0.0.1:${ports.graphAuth}`, audience: ['api://demo-graph'], subject: 'alice' },
+      githubTokenInfo: {
+        issuer: `http://127.0.0.1:${ports.githubAuth}`,
+        audience: ['api://demo-github'],
+        subject: 'alice',
+      },
+      graphTokenInfo: {
+        issuer: `http://127.0.0.1:${ports.graphAuth}`,
+        audience: ['api://demo-graph'],
+        subject: 'alice',
+      },
     });
   });
 
@@ -325,7 +371,12 @@ describe.runIf(requireBrowser)('the demo, as a newcomer uses it', () => {
 });
 
 /** Collects a child's output; `waitFor` resolves once a pattern shows up. */
-function watch(child: ChildProcess): { out: () => string; err: () => string; waitFor(pattern: RegExp, timeoutMs: number): Promise<void>; exited: Promise<number | null> } {
+function watch(child: ChildProcess): {
+  out: () => string;
+  err: () => string;
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<void>;
+  exited: Promise<number | null>;
+} {
   let out = '';
   let err = '';
   const waiters: (() => void)[] = [];
@@ -338,7 +389,10 @@ function watch(child: ChildProcess): { out: () => string; err: () => string; wai
     exited,
     waitFor: (pattern, timeoutMs) =>
       new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; stderr:\n${err}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern}; stderr:\n${err}`)),
+          timeoutMs,
+        );
         const check = () => {
           if (pattern.test(out + err)) {
             clearTimeout(timer);
@@ -357,7 +411,8 @@ function watch(child: ChildProcess): { out: () => string; err: () => string; wai
 
 /** The command of `npm start` (npm and sh in between would only relay it). */
 function startCommand(): { command: string; args: string[] } {
-  const script = (JSON.parse(readFileSync(`${REPO}package.json`, 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const script = (JSON.parse(readFileSync(`${REPO}package.json`, 'utf8')) as { scripts: { start: string } }).scripts
+    .start;
   const [command, ...args] = script.split(' ');
   return { command: command === 'node' ? process.execPath : `${REPO}node_modules/.bin/${command}`, args };
 }
@@ -401,7 +456,10 @@ describe('npm start as a child process', () => {
       expect(errorsByService(res.errors)['graph'].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
 
       process.kill(-child.pid!, 'SIGINT');
-      const code = await Promise.race([io.exited, new Promise((r) => setTimeout(() => r('still running'), CHILD_STOP_TIMEOUT_MS))]);
+      const code = await Promise.race([
+        io.exited,
+        new Promise((r) => setTimeout(() => r('still running'), CHILD_STOP_TIMEOUT_MS)),
+      ]);
       expect(code).toBe(0);
       expect(io.out()).toMatch(/"signal":"SIGINT","msg":"shutting down"/);
       expect(await allFree(ports)).toBe(true);
@@ -412,7 +470,11 @@ describe('npm start as a child process', () => {
 
   it('refuses a CG_DEMO that is neither true nor false', async () => {
     const { command, args } = startCommand();
-    const child = spawn(command, args, { cwd: REPO, env: { PATH: process.env['PATH'], CG_DEMO: 'maybe' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: REPO,
+      env: { PATH: process.env['PATH'], CG_DEMO: 'maybe' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const io = watch(child);
     expect(await io.exited).toBe(1);
     expect(io.err()).toContain('CG_DEMO must be true or false');
@@ -434,7 +496,10 @@ describe('npm start as a child process', () => {
     try {
       await io.waitFor(/closed/, CHILD_START_TIMEOUT_MS);
       // No process.exit anywhere: the process ends by itself only if no handle is left.
-      const code = await Promise.race([io.exited, new Promise((r) => setTimeout(() => r('still running'), CHILD_STOP_TIMEOUT_MS))]);
+      const code = await Promise.race([
+        io.exited,
+        new Promise((r) => setTimeout(() => r('still running'), CHILD_STOP_TIMEOUT_MS)),
+      ]);
       expect(code).toBe(0);
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -18,30 +18,50 @@ const STEP_TIMEOUT_MS = 15_000;
 const QUERY = '{ githubTokenInfo { subject } graphTokenInfo { subject } }';
 
 async function sessionJwt(demo: Demo, user: string): Promise<string> {
-  const res = await fetch(`${demo.app.url}/demo/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) });
+  const res = await fetch(`${demo.app.url}/demo/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user }),
+  });
   return ((await res.json()) as { jwt: string }).jwt;
 }
 
 async function query(demo: Demo, jwt: string): Promise<{ data?: any; errors?: any[] }> {
-  const res = await fetch(`${demo.app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` }, body: JSON.stringify({ query: QUERY }) });
+  const res = await fetch(`${demo.app.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
+    body: JSON.stringify({ query: QUERY }),
+  });
   return (await res.json()) as { data?: any; errors?: any[] };
 }
 
-const codeOf = (body: { errors?: any[] }, service: string): string | undefined => body.errors?.find((e) => e.extensions?.serviceName === service)?.extensions?.code;
+const codeOf = (body: { errors?: any[] }, service: string): string | undefined =>
+  body.errors?.find((e) => e.extensions?.serviceName === service)?.extensions?.code;
 
 /** Signs in and allows on the demo authorization server's pages in the popup, until the kit closes it. */
 async function consentInPopup(popup: Page, login: string): Promise<void> {
   const closed = popup.waitForEvent('close', { timeout: STEP_TIMEOUT_MS });
   for (let step = 0; step < 4 && !popup.isClosed(); step += 1) {
-    await popup.waitForSelector('body[data-interaction], body[data-consent]', { timeout: STEP_TIMEOUT_MS }).catch(() => null);
+    await popup
+      .waitForSelector('body[data-interaction], body[data-consent]', { timeout: STEP_TIMEOUT_MS })
+      .catch(() => null);
     if (popup.isClosed()) break;
-    const interaction = await popup.locator('body').getAttribute('data-interaction').catch(() => null);
+    const interaction = await popup
+      .locator('body')
+      .getAttribute('data-interaction')
+      .catch(() => null);
     if (interaction === 'login') {
       await popup.fill('#login', login);
       await popup.fill('#password', login);
-      await Promise.all([popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null), popup.click('#submit')]);
+      await Promise.all([
+        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
+        popup.click('#submit'),
+      ]);
     } else if (interaction === 'consent') {
-      await Promise.all([popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null), popup.click('#confirm')]);
+      await Promise.all([
+        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
+        popup.click('#confirm'),
+      ]);
     } else break;
   }
   await closed;
@@ -56,8 +76,10 @@ async function openPopupFor(view: WebPage, provider: string, screenshot?: string
   return popup;
 }
 
-const subjectIn = (view: WebPage, subgraph: string) => view.page.locator(`[data-subgraph="${subgraph}"] [data-field="subject"]`);
-const steps = (view: WebPage) => view.page.locator('.progress li').evaluateAll((items) => items.map((li) => `${li.getAttribute('data-status')}`));
+const subjectIn = (view: WebPage, subgraph: string) =>
+  view.page.locator(`[data-subgraph="${subgraph}"] [data-field="subject"]`);
+const steps = (view: WebPage) =>
+  view.page.locator('.progress li').evaluateAll((items) => items.map((li) => `${li.getAttribute('data-status')}`));
 
 describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo app in Chromium', () => {
   let demo: Demo;
@@ -105,7 +127,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
       expect(popups).toBe(2);
 
       await view.page.getByRole('button', { name: 'Run again' }).click();
-      await expect.poll(() => view.page.getByRole('button', { name: 'Run again' }).isEnabled(), { timeout: STEP_TIMEOUT_MS }).toBe(true);
+      await expect
+        .poll(() => view.page.getByRole('button', { name: 'Run again' }).isEnabled(), { timeout: STEP_TIMEOUT_MS })
+        .toBe(true);
       expect(await subjectIn(view, 'github').textContent()).toBe('bob');
       expect(await subjectIn(view, 'graph').textContent()).toBe('bob');
       expect(await view.page.getByRole('button', { name: /Open consent window/ }).count()).toBe(0);
@@ -135,7 +159,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
 
       await expect.poll(() => subjectIn(view, 'github').textContent(), { timeout: STEP_TIMEOUT_MS }).toBe('alice');
       expect(await steps(view)).toEqual(['waiting', 'confirmed', 'waiting', 'cancelled']);
-      await expect.poll(() => view.page.locator('[data-subgraph="graph"] .problem').textContent()).toContain('CONNECTION_NOT_CONNECTED');
+      await expect
+        .poll(() => view.page.locator('[data-subgraph="graph"] .problem').textContent())
+        .toContain('CONNECTION_NOT_CONNECTED');
       expect(await view.page.locator('[data-subgraph="github"] .data').textContent()).toContain('login alice');
       await view.screenshot('demo-cancelled');
       expect(view.problems()).toEqual([]);
@@ -148,14 +174,23 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
     const view = await openPage(browser);
     try {
       await view.page.goto(`${demo.app.url}/demo`);
-      const unnamed = await view.page.locator('button, input').evaluateAll((els) =>
-        els.filter((el) => (el as any).labels?.length === 0 && (el.textContent ?? '').trim() === '' && !el.getAttribute('aria-label')).length,
-      );
+      const unnamed = await view.page
+        .locator('button, input')
+        .evaluateAll(
+          (els) =>
+            els.filter(
+              (el) =>
+                (el as any).labels?.length === 0 &&
+                (el.textContent ?? '').trim() === '' &&
+                !el.getAttribute('aria-label'),
+            ).length,
+        );
       expect(unnamed).toBe(0);
-      const focusRing = () => view.page.evaluate(() => {
-        const el = (globalThis as any).document.activeElement;
-        return `${el.tagName} ${el.textContent.trim()} ${(globalThis as any).getComputedStyle(el).outlineStyle}`;
-      });
+      const focusRing = () =>
+        view.page.evaluate(() => {
+          const el = (globalThis as any).document.activeElement;
+          return `${el.tagName} ${el.textContent.trim()} ${(globalThis as any).getComputedStyle(el).outlineStyle}`;
+        });
       // alice's graph connection still waits for consent (the test before cancelled it).
       await view.page.keyboard.press('Tab'); // the user radios, on bob
       await view.page.keyboard.press('ArrowLeft'); // alice
@@ -165,8 +200,13 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
       await view.page.keyboard.press('Enter');
       const open = view.page.getByRole('button', { name: /Open consent window for/ });
       await open.waitFor({ timeout: STEP_TIMEOUT_MS });
-      await expect.poll(() => view.page.evaluate(() => (globalThis as any).document.activeElement.textContent)).toMatch(/^Open consent window for/);
-      const [popup] = await Promise.all([view.page.waitForEvent('popup', { timeout: STEP_TIMEOUT_MS }), view.page.keyboard.press('Enter')]);
+      await expect
+        .poll(() => view.page.evaluate(() => (globalThis as any).document.activeElement.textContent))
+        .toMatch(/^Open consent window for/);
+      const [popup] = await Promise.all([
+        view.page.waitForEvent('popup', { timeout: STEP_TIMEOUT_MS }),
+        view.page.keyboard.press('Enter'),
+      ]);
       await popup.close();
       await expect.poll(() => steps(view), { timeout: STEP_TIMEOUT_MS }).toEqual(['waiting', 'cancelled']);
       expect(view.problems()).toEqual([]);

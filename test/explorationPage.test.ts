@@ -13,7 +13,8 @@ import { openPage } from './support/web.js';
 
 const SANDBOX_SCRIPT = /^https:\/\/embeddable-sandbox\.cdn\.apollographql\.com\//;
 /** Stands in for Apollo's script: records the configuration the page starts Sandbox with. */
-const SANDBOX_STUB = 'window.EmbeddedSandbox = function (config) { document.body.setAttribute("data-sandbox-config", JSON.stringify(config)); };';
+const SANDBOX_STUB =
+  'window.EmbeddedSandbox = function (config) { document.body.setAttribute("data-sandbox-config", JSON.stringify(config)); };';
 /** Apollo's fallback fades in after a second. */
 const FALLBACK_WAIT_MS = 5_000;
 
@@ -28,27 +29,33 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the explora
     await s?.close();
   });
 
-  it.each(['/graphql', '/admin/graphql'])('starts Sandbox on %s with this endpoint, no cookies and no telemetry', async (path) => {
-    const view = await openPage(browser);
-    try {
-      await view.page.route(SANDBOX_SCRIPT, (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: SANDBOX_STUB }));
-      await view.page.goto(`${s.t.url}${path}`);
-      const body = view.page.locator('body[data-sandbox-config]');
-      await body.waitFor({ state: 'attached', timeout: FALLBACK_WAIT_MS });
-      const config = JSON.parse((await body.getAttribute('data-sandbox-config'))!);
-      expect(config).toMatchObject({
-        target: '#embeddableSandbox',
-        initialEndpoint: `${s.t.url}${path}`,
-        initialState: { includeCookies: false },
-        endpointIsEditable: false,
-        runTelemetry: false,
-      });
-      // Only Apollo's and Google's CDNs were asked for, and nothing got through.
-      for (const url of view.blocked) expect(new URL(url).hostname).toMatch(/(^|\.)(apollographql\.com|googleapis\.com|gstatic\.com)$/);
-    } finally {
-      await view.close();
-    }
-  });
+  it.each(['/graphql', '/admin/graphql'])(
+    'starts Sandbox on %s with this endpoint, no cookies and no telemetry',
+    async (path) => {
+      const view = await openPage(browser);
+      try {
+        await view.page.route(SANDBOX_SCRIPT, (route) =>
+          route.fulfill({ status: 200, contentType: 'text/javascript', body: SANDBOX_STUB }),
+        );
+        await view.page.goto(`${s.t.url}${path}`);
+        const body = view.page.locator('body[data-sandbox-config]');
+        await body.waitFor({ state: 'attached', timeout: FALLBACK_WAIT_MS });
+        const config = JSON.parse((await body.getAttribute('data-sandbox-config'))!);
+        expect(config).toMatchObject({
+          target: '#embeddableSandbox',
+          initialEndpoint: `${s.t.url}${path}`,
+          initialState: { includeCookies: false },
+          endpointIsEditable: false,
+          runTelemetry: false,
+        });
+        // Only Apollo's and Google's CDNs were asked for, and nothing got through.
+        for (const url of view.blocked)
+          expect(new URL(url).hostname).toMatch(/(^|\.)(apollographql\.com|googleapis\.com|gstatic\.com)$/);
+      } finally {
+        await view.close();
+      }
+    },
+  );
 
   it.each([
     ['/graphql', 'authorization: Bearer', 'sandbox-offline'],
@@ -58,7 +65,11 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the explora
     try {
       await view.page.goto(`${s.t.url}${path}`);
       const help = view.page.locator(`#${OFFLINE_HELP_ID}`);
-      await expect.poll(() => help.evaluate((el) => (globalThis as any).getComputedStyle(el.parentElement).opacity as string), { timeout: FALLBACK_WAIT_MS }).toBe('1');
+      await expect
+        .poll(() => help.evaluate((el) => (globalThis as any).getComputedStyle(el.parentElement).opacity as string), {
+          timeout: FALLBACK_WAIT_MS,
+        })
+        .toBe('1');
       expect(await view.page.locator('.fallback').innerText()).toContain('Apollo Sandbox cannot be loaded');
       const text = await help.innerText();
       expect(text).toContain('cannot reach');

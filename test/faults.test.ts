@@ -66,7 +66,10 @@ function useFaultStage(proactiveRefresh: boolean): FaultStage {
     s = await startStage({
       accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
       slowFaultDelayMs: SLOW_ANSWER_MS,
-      config: { oauth: { timeoutMs: OAUTH_TIMEOUT_MS }, cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh } },
+      config: {
+        oauth: { timeoutMs: OAUTH_TIMEOUT_MS },
+        cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh },
+      },
     });
     alice = await s.jwtFor('alice');
     const first = await s.query(TOKEN_INFO, alice);
@@ -89,7 +92,9 @@ function useFaultStage(proactiveRefresh: boolean): FaultStage {
     },
     stored: async () => (await s.t.app.store.getConnection(GITHUB))!,
     async status() {
-      const res = await s.t.admin(`{ connection(providerId: "github-01", id: "alice") { status error { code message } } }`);
+      const res = await s.t.admin(
+        `{ connection(providerId: "github-01", id: "alice") { status error { code message } } }`,
+      );
       return res.body.data.connection;
     },
     async query() {
@@ -98,7 +103,9 @@ function useFaultStage(proactiveRefresh: boolean): FaultStage {
       return { ms, body: result.body, authorization: s.github.seen.at(-1)?.authorization };
     },
     async tokenEndpoint() {
-      const { result, ms } = await timed(() => fetch(`${s.t.url}/tokens/github-01/alice`, { headers: { authorization: `Bearer ${alice}` } }));
+      const { result, ms } = await timed(() =>
+        fetch(`${s.t.url}/tokens/github-01/alice`, { headers: { authorization: `Bearer ${alice}` } }),
+      );
       return { ms, status: result.status, body: await result.json(), retryAfter: result.headers.get('retry-after') };
     },
     async justRefreshed() {
@@ -115,7 +122,12 @@ function useFaultStage(proactiveRefresh: boolean): FaultStage {
 }
 
 /** One fault from start to recovery; see the timeline at the top. */
-async function faultCycle(h: FaultStage, fault: AuthServerFault | 'down', retryAfterSeconds: number | undefined, proactive: boolean): Promise<void> {
+async function faultCycle(
+  h: FaultStage,
+  fault: AuthServerFault | 'down',
+  retryAfterSeconds: number | undefined,
+  proactive: boolean,
+): Promise<void> {
   const { s } = h;
   await h.justRefreshed();
   if (fault === 'down') await s.authGithub.suspend();
@@ -219,12 +231,17 @@ describe('authorization server faults on the request path (proactive refresh off
     h.s.authGithub.setFault('slow');
     try {
       const { result: res, ms } = await timed(() =>
-        h.s.t.admin(`mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status error { code message } } }`),
+        h.s.t.admin(
+          `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status error { code message } } }`,
+        ),
       );
       expect(res.body.data.testConnection).toEqual({
         ok: false,
         status: 'CONNECTED',
-        error: { code: 'PROVIDER_UNAVAILABLE', message: `identity provider did not answer within ${OAUTH_TIMEOUT_MS} ms` },
+        error: {
+          code: 'PROVIDER_UNAVAILABLE',
+          message: `identity provider did not answer within ${OAUTH_TIMEOUT_MS} ms`,
+        },
       });
       expect(ms).toBeLessThan(OAUTH_TIMEOUT_MS + LATENCY_MARGIN_MS);
       // The renewal goes on and stores the rotated tokens when the late answer arrives.
@@ -235,7 +252,9 @@ describe('authorization server faults on the request path (proactive refresh off
       h.s.authGithub.setFault('none');
     }
     // oidc-provider revokes a grant whose rotated-out refresh token is reused: this works only because none was.
-    const again = await h.s.t.admin(`mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status } }`);
+    const again = await h.s.t.admin(
+      `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status } }`,
+    );
     expect(again.body.data.testConnection).toEqual({ ok: true, status: 'CONNECTED' });
   });
 
@@ -262,9 +281,13 @@ describe('authorization server faults on the request path (proactive refresh off
       h.s.authGithub.setFault('none');
     }
     // Once the provider sends expires_in again, the next refresh stores the real lifetime.
-    const res = await h.s.t.admin(`mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok tokenExpiresAt } }`);
+    const res = await h.s.t.admin(
+      `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok tokenExpiresAt } }`,
+    );
     expect(res.body.data.testConnection.ok).toBe(true);
-    expect(Date.parse(res.body.data.testConnection.tokenExpiresAt) - Date.now()).toBeLessThanOrEqual(ACCESS_TOKEN_TTL_SECONDS * 1000);
+    expect(Date.parse(res.body.data.testConnection.tokenExpiresAt) - Date.now()).toBeLessThanOrEqual(
+      ACCESS_TOKEN_TTL_SECONDS * 1000,
+    );
   });
 });
 
@@ -280,8 +303,13 @@ describe('authorization server faults with proactive refresh on (background rene
 
 const hasPostgres = postgresBinDir() !== null;
 if (!hasPostgres) {
-  if (process.env['CI'] === 'true') throw new Error('PostgreSQL binaries (initdb, postgres) are missing; with CI=true the PostgreSQL restart test must run');
-  console.warn('[notice] no PostgreSQL binaries under /usr/lib/postgresql (or PG_BIN_DIR): skipping the PostgreSQL restart test');
+  if (process.env['CI'] === 'true')
+    throw new Error(
+      'PostgreSQL binaries (initdb, postgres) are missing; with CI=true the PostgreSQL restart test must run',
+    );
+  console.warn(
+    '[notice] no PostgreSQL binaries under /usr/lib/postgresql (or PG_BIN_DIR): skipping the PostgreSQL restart test',
+  );
 }
 
 describe.runIf(hasPostgres)('PostgreSQL stopped and started under traffic', () => {
@@ -319,7 +347,12 @@ describe.runIf(hasPostgres)('PostgreSQL stopped and started under traffic', () =
         const started = performance.now();
         const res = await s.query(TOKEN_INFO, alice).catch(() => null);
         const codes = (res?.body.errors ?? []).map((e: any) => String(e.extensions?.code));
-        outcomes.push({ at: Date.now(), ms: performance.now() - started, ok: res !== null && codes.length === 0, codes });
+        outcomes.push({
+          at: Date.now(),
+          ms: performance.now() - started,
+          ok: res !== null && codes.length === 0,
+          codes,
+        });
         await sleep(50);
       }
     };
@@ -342,10 +375,15 @@ describe.runIf(hasPostgres)('PostgreSQL stopped and started under traffic', () =
     expect(uncached.result.body.errors!.map((e: any) => e.extensions.code)).toEqual(['STORE_UNAVAILABLE']);
     expect(uncached.result.body.errors![0].message).toBe('the credential store is unavailable; retry shortly');
 
-    const endpoint = await timed(() => fetch(`${s.t.url}/tokens/github-01/bob`, { headers: { authorization: `Bearer ${bob}` } }));
+    const endpoint = await timed(() =>
+      fetch(`${s.t.url}/tokens/github-01/bob`, { headers: { authorization: `Bearer ${bob}` } }),
+    );
     expect(endpoint.ms).toBeLessThan(8000);
     expect(endpoint.result.status).toBe(503);
-    expect(await endpoint.result.json()).toEqual({ error: 'STORE_UNAVAILABLE', message: 'the credential store is unavailable; retry shortly' });
+    expect(await endpoint.result.json()).toEqual({
+      error: 'STORE_UNAVAILABLE',
+      message: 'the credential store is unavailable; retry shortly',
+    });
 
     const admin = await timed(() => s.t.admin(`{ connection(providerId: "github-01", id: "alice") { status } }`));
     expect(admin.ms).toBeLessThan(8000);
@@ -370,7 +408,9 @@ describe.runIf(hasPostgres)('PostgreSQL stopped and started under traffic', () =
     expect(again.body.errors!.map((e: any) => e.extensions.code)).toEqual(['CONNECTION_NOT_CONNECTED']);
     const adminAgain = await s.t.admin(`{ connection(providerId: "github-01", id: "alice") { status } }`);
     expect(adminAgain.body.data.connection.status).toBe('CONNECTED');
-    const forced = await s.t.admin(`mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status } }`);
+    const forced = await s.t.admin(
+      `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status } }`,
+    );
     expect(forced.body.data.testConnection).toEqual({ ok: true, status: 'CONNECTED' });
 
     // The listening session reconnected and said that changes may have been missed meanwhile...
@@ -383,7 +423,9 @@ describe.runIf(hasPostgres)('PostgreSQL stopped and started under traffic', () =
       await replica.publishChange({ providerId: 'github-01', connectionId: 'from-replica' });
       const arrived = () => changes.some((e) => e?.connectionId === 'from-replica');
       for (let i = 0; i < 100 && !arrived(); i++) await sleep(100);
-      expect(arrived(), `change events seen: ${JSON.stringify(changes)}; before the stop: ${changesWhileUp}`).toBe(true);
+      expect(arrived(), `change events seen: ${JSON.stringify(changes)}; before the stop: ${changesWhileUp}`).toBe(
+        true,
+      );
     } finally {
       await replica.close();
       unsubscribe();

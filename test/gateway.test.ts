@@ -10,7 +10,10 @@ import { confirmAsOwner } from './support/consent.js';
 import { startStage, type Stage } from './support/federation.js';
 
 const requireBrowser = process.env['CI'] === 'true' || chromiumAvailable();
-if (!requireBrowser) console.warn('[gateway.test] /usr/bin/chromium is missing: gateway end-to-end tests skipped (mandatory when CI=true)');
+if (!requireBrowser)
+  console.warn(
+    '[gateway.test] /usr/bin/chromium is missing: gateway end-to-end tests skipped (mandatory when CI=true)',
+  );
 
 const BOTH = `{ viewer { login repositories { name } profile { displayName } } githubTokenInfo { issuer subject } graphTokenInfo { issuer subject } }`;
 const TOKEN_INFO = `{ githubTokenInfo { issuer subject } graphTokenInfo { issuer subject } }`;
@@ -31,7 +34,10 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
 
   beforeAll(async () => {
     // Refreshes on demand only: these tests count what requests cause (test/proactiveRefresh.test.ts covers the background ones).
-    s = await startStage({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS, config: { cache: { refreshSkewSeconds: 1, proactiveRefresh: false } } });
+    s = await startStage({
+      accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
+      config: { cache: { refreshSkewSeconds: 1, proactiveRefresh: false } },
+    });
     browser = await launchBrowser();
     alice = await s.jwtFor('alice');
     bob = await s.jwtFor('bob');
@@ -56,13 +62,18 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
     expect(errors['github'].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
     expect(errors['graph'].extensions.code).toBe('CONNECTION_NOT_CONNECTED');
     // Connections were created for alice only, waiting for her consent.
-    const conn = await s.t.admin(`{ connection(providerId: "github-01", id: "alice") { status accessPolicies { id kind objectId } } }`);
-    expect(conn.body.data.connection).toEqual({ status: 'NOT_CONNECTED', accessPolicies: [{ id: 'owner', kind: 'USER', objectId: 'alice' }] });
+    const conn = await s.t.admin(
+      `{ connection(providerId: "github-01", id: "alice") { status accessPolicies { id kind objectId } } }`,
+    );
+    expect(conn.body.data.connection).toEqual({
+      status: 'NOT_CONNECTED',
+      accessPolicies: [{ id: 'owner', kind: 'USER', objectId: 'alice' }],
+    });
     await consentVia(errors['github'].extensions.loginUrl, 'alice');
     await consentVia(errors['graph'].extensions.loginUrl, 'alice');
   });
 
-  it('answers one federated query with each subgraph called with its own provider\'s token', async () => {
+  it("answers one federated query with each subgraph called with its own provider's token", async () => {
     s.github.seen.length = 0;
     s.graph.seen.length = 0;
     const res = await s.query(BOTH, alice);
@@ -92,7 +103,7 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
     expect(s.authGraph.counts.refresh).toBe(1);
   });
 
-  it('never sends alice\'s token with bob\'s requests; bob gets a login link while the other subgraph resolves', async () => {
+  it("never sends alice's token with bob's requests; bob gets a login link while the other subgraph resolves", async () => {
     // Bob has consented to the graph provider only.
     const first = await s.query(TOKEN_INFO, bob);
     const graphLink = errorsByService(first.body.errors)['graph'].extensions.loginUrl;
@@ -121,14 +132,15 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
     expect(after.body.data.githubTokenInfo).toEqual({ issuer: s.authGithub.issuer, subject: 'bob' });
   });
 
-  it('refuses bob on alice\'s connection even if he names it', async () => {
+  it("refuses bob on alice's connection even if he names it", async () => {
     const res = await fetch(`${s.t.url}/tokens/github-01/alice`, { headers: { authorization: `Bearer ${bob}` } });
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ error: 'ACCESS_DENIED' });
   });
 
-  it('does not let bob read alice\'s profile or mail through an entity reference, with his own tokens', async () => {
-    const ENTITY = (owner: string) => `{ repository(owner: "${owner}", name: "notes") { owner { login profile { mail } mail(first: 1) { subject } } } }`;
+  it("does not let bob read alice's profile or mail through an entity reference, with his own tokens", async () => {
+    const ENTITY = (owner: string) =>
+      `{ repository(owner: "${owner}", name: "notes") { owner { login profile { mail } mail(first: 1) { subject } } } }`;
     const attack = await s.query(ENTITY('alice'), bob);
     expect(JSON.stringify(attack.body)).not.toContain('alice@example.com');
     expect(attack.body.data?.repository?.owner?.profile ?? null).toBeNull();
@@ -193,7 +205,9 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
   it('stops serving a connection as soon as its access policy is removed', async () => {
     const ok = await s.query(TOKEN_INFO, bob);
     expect(ok.body.errors).toBeUndefined();
-    const del = await s.t.admin(`mutation { deleteAccessPolicy(providerId: "graph-01", connectionId: "bob", id: "owner") }`);
+    const del = await s.t.admin(
+      `mutation { deleteAccessPolicy(providerId: "graph-01", connectionId: "bob", id: "owner") }`,
+    );
     expect(del.body.data.deleteAccessPolicy).toBe(true);
     const res = await s.query(TOKEN_INFO, bob);
     expect(errorsByService(res.body.errors)['graph'].extensions.code).toBe('ACCESS_DENIED');

@@ -18,15 +18,22 @@ describe('managed identity and ignore_error bindings', () => {
         return (
           head!.replace('ignore_error: false', 'ignore_error: true') +
           '  graph:' +
-          graphPart!.replace('connection: "{jwt.sub}"', 'connection: team').replace('identity: jwt', 'identity: managed')
+          graphPart!
+            .replace('connection: "{jwt.sub}"', 'connection: team')
+            .replace('identity: jwt', 'identity: managed')
         );
       },
     });
-    const created = await s.t.admin(`mutation { createConnection(providerId: "graph-01", input: { id: "team" }) { accessPolicies { kind } } }`);
+    const created = await s.t.admin(
+      `mutation { createConnection(providerId: "graph-01", input: { id: "team" }) { accessPolicies { kind } } }`,
+    );
     expect(created.body.data.createConnection.accessPolicies).toEqual([{ kind: 'MANAGED_IDENTITY' }]);
-    const link = await s.t.admin(`mutation($r: String!) { createLoginLink(providerId: "graph-01", connectionId: "team", postLoginRedirectUrl: $r) { url } }`, {
-      r: `${s.t.url}/oauth/done`,
-    });
+    const link = await s.t.admin(
+      `mutation($r: String!) { createLoginLink(providerId: "graph-01", connectionId: "team", postLoginRedirectUrl: $r) { url } }`,
+      {
+        r: `${s.t.url}/oauth/done`,
+      },
+    );
     const final = await consentOverHttp(link.body.data.createLoginLink.url, { login: 'team-bot' });
     expect(final.searchParams.get('status')).toBe('CONNECTED');
   }, 60_000);
@@ -48,13 +55,18 @@ describe('managed identity and ignore_error bindings', () => {
     expect(s.github.seen.map((x) => x.authorization)).toEqual([null]);
     const errors = (res.body.errors ?? []).filter((e: any) => e.extensions?.serviceName === 'github');
     expect(errors).toEqual([
-      expect.objectContaining({ message: 'subgraph github answered HTTP 401', extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: 'github' } }),
+      expect.objectContaining({
+        message: 'subgraph github answered HTTP 401',
+        extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: 'github' },
+      }),
     ]);
     expect(res.body.data.graphTokenInfo.subject).toBe('team-bot');
   });
 
   it('refuses the managed connection once its MANAGED_IDENTITY policy is gone', async () => {
-    const del = await s.t.admin(`mutation { deleteAccessPolicy(providerId: "graph-01", connectionId: "team", id: "managed-identity") }`);
+    const del = await s.t.admin(
+      `mutation { deleteAccessPolicy(providerId: "graph-01", connectionId: "team", id: "managed-identity") }`,
+    );
     expect(del.body.data.deleteAccessPolicy).toBe(true);
     const res = await s.query(QUERY, null);
     const graphError = res.body.errors!.find((e: any) => e.extensions?.serviceName === 'graph');

@@ -7,7 +7,10 @@ describe('variable coercion errors', () => {
       'Variable "$input" got invalid value "s3cret" at "input.grantType"; Value "s3cret" does not exist in "GrantType" enum.',
       'Variable "$input" got an invalid value at "input.grantType".',
     ],
-    ['Variable "$first" got invalid value "abc"; Int cannot represent non-integer value: "abc"', 'Variable "$first" got an invalid value.'],
+    [
+      'Variable "$first" got invalid value "abc"; Int cannot represent non-integer value: "abc"',
+      'Variable "$first" got an invalid value.',
+    ],
     [
       'Variable "$input" got invalid value { nope: "s3cret" }; Field "nope" is not defined by type "CreateConnectionInput".',
       'Variable "$input" got an invalid value. Field "nope" is not defined by type "CreateConnectionInput".',
@@ -18,6 +21,8 @@ describe('variable coercion errors', () => {
   });
 
   it('leaves other messages alone', () => {
-    expect(scrubVariableError('Cannot query field "x" on type "Query".')).toBe('Cannot query field "x" on type "Query".');
+    expect(scrubVariableError('Cannot query field "x" on type "Query".')).toBe(
+      'Cannot query field "x" on type "Query".',
+    );
   });
 });

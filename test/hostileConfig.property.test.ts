@@ -26,7 +26,12 @@ const HOSTILE_YAML = [
   `server: ${'['.repeat(3000)}${']'.repeat(3000)}`,
   `identity: ${'{a: '.repeat(3000)}1${'}'.repeat(3000)}`,
   Array.from({ length: 1500 }, (_, i) => `${' '.repeat(i)}a:`).join('\n') + ' 1',
-  ['a: &a [x,x,x,x,x,x,x,x,x]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]'].join('\n'),
+  [
+    'a: &a [x,x,x,x,x,x,x,x,x]',
+    'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+    'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+    'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+  ].join('\n'),
   'server: &s {host: x, self: *s}',
   'identity: {issuers: &i [{issuer: a, audience: b, algorithms: *i}]}',
   'identity: {issuers: [{issuer: a, audience: b, algorithms: 42}]}',
@@ -83,9 +88,11 @@ function expectConfigOrNamedProblems(run: () => Config, named: (problem: string)
   try {
     config = run();
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw new Error(`expected a Config or a ConfigError, got ${String(e)}`, { cause: e });
+    if (!(e instanceof ConfigError))
+      throw new Error(`expected a Config or a ConfigError, got ${String(e)}`, { cause: e });
     expect(e.problems.length).toBeGreaterThan(0);
-    for (const problem of e.problems) expect(named(problem), `problem names a key path: ${JSON.stringify(problem)}`).toBe(true);
+    for (const problem of e.problems)
+      expect(named(problem), `problem names a key path: ${JSON.stringify(problem)}`).toBe(true);
     return 'refused';
   }
   expectDeepFrozen(config);
@@ -112,8 +119,31 @@ const scalar = fc.oneof(
   fc.double(),
   fc.boolean(),
   fc.constant(null),
-  fc.constantFrom(0, -1, 65_535, 65_536, 2 ** 53, '4000', ' 80 ', '0x10', 'true', 'false', 'RS256', 'none', 'HS256', 'info'),
-  fc.constantFrom('https://app.example.com', 'https://app.example.com/', 'http://[::1', 'sqlite:', 'sqlite:/tmp/x.db', 'postgres://x', 'ftp://x'),
+  fc.constantFrom(
+    0,
+    -1,
+    65_535,
+    65_536,
+    2 ** 53,
+    '4000',
+    ' 80 ',
+    '0x10',
+    'true',
+    'false',
+    'RS256',
+    'none',
+    'HS256',
+    'info',
+  ),
+  fc.constantFrom(
+    'https://app.example.com',
+    'https://app.example.com/',
+    'http://[::1',
+    'sqlite:',
+    'sqlite:/tmp/x.db',
+    'postgres://x',
+    'ftp://x',
+  ),
   fc.constantFrom(`k1:${'A'.repeat(43)}=`, 'k1:AAAA', ':', 'a,b,,c'),
 );
 const issuer = fc.record(
@@ -135,23 +165,43 @@ const configValue = fc.oneof(
 );
 /** A raw configuration: some known key paths set, sections replaced, unknown keys, all with hostile values. */
 const rawConfig = fc
-  .array(fc.tuple(fc.oneof(fc.constantFrom(...KEY_PATHS, ...SECTIONS), hostileString(12), fc.constantFrom('server.prot', 'stroe', '__proto__', 'server.__proto__')), configValue), {
-    maxLength: 8,
-  })
+  .array(
+    fc.tuple(
+      fc.oneof(
+        fc.constantFrom(...KEY_PATHS, ...SECTIONS),
+        hostileString(12),
+        fc.constantFrom('server.prot', 'stroe', '__proto__', 'server.__proto__'),
+      ),
+      configValue,
+    ),
+    {
+      maxLength: 8,
+    },
+  )
   .map((entries) => {
     const out: Record<string, unknown> = {};
     for (const [path, value] of entries) {
       const parts = path.split('.');
       let cur = out;
       for (const part of parts.slice(0, -1)) {
-        if (!isRecord(cur[part])) Object.defineProperty(cur, part, { value: {}, enumerable: true, writable: true, configurable: true });
+        if (!isRecord(cur[part]))
+          Object.defineProperty(cur, part, { value: {}, enumerable: true, writable: true, configurable: true });
         cur = cur[part] as Record<string, unknown>;
       }
-      Object.defineProperty(cur, parts[parts.length - 1]!, { value, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(cur, parts[parts.length - 1]!, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   });
-const rawInput = fc.oneof({ weight: 8, arbitrary: rawConfig }, { weight: 1, arbitrary: fc.anything({ maxDepth: 2 }) }, { weight: 1, arbitrary: fc.constantFrom(undefined, null, [], 'server: 1', 42) });
+const rawInput = fc.oneof(
+  { weight: 8, arbitrary: rawConfig },
+  { weight: 1, arbitrary: fc.anything({ maxDepth: 2 }) },
+  { weight: 1, arbitrary: fc.constantFrom(undefined, null, [], 'server: 1', 42) },
+);
 
 /** YAML text: stringified structures, the same with characters spliced in, raw strings (HOSTILE_YAML has its own test). */
 function yamlText(structure: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
@@ -162,7 +212,9 @@ function yamlText(structure: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
       return String(v);
     }
   });
-  const spliced = fc.tuple(stringified, fc.nat(), hostileString(8)).map(([text, at, junk]) => text.slice(0, at % (text.length + 1)) + junk + text.slice(at % (text.length + 1)));
+  const spliced = fc
+    .tuple(stringified, fc.nat(), hostileString(8))
+    .map(([text, at, junk]) => text.slice(0, at % (text.length + 1)) + junk + text.slice(at % (text.length + 1)));
   return fc.oneof(
     { weight: 5, arbitrary: stringified },
     { weight: 3, arbitrary: spliced },
@@ -172,7 +224,11 @@ function yamlText(structure: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
 
 const envOverlay = fc.dictionary(
   fc.constantFrom(...KEY_PATHS.map(envNameOf)),
-  fc.oneof(hostileString(40), fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)), fc.constantFrom('[{"issuer":"a","audience":"b","algorithms":5}]', '[null]', '{}', '1e999')),
+  fc.oneof(
+    hostileString(40),
+    fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+    fc.constantFrom('[{"issuer":"a","audience":"b","algorithms":5}]', '[null]', '{}', '1e999'),
+  ),
   { maxKeys: 4 },
 );
 
@@ -187,7 +243,14 @@ describe('hostile configuration input', () => {
     const outcomes = tally();
     await runProperty(
       'validateConfig(arbitrary object)',
-      fc.property(rawInput, (input) => outcomes.add(expectConfigOrNamedProblems(() => validateConfig(input), (p) => namesKeyPath(p, input)))),
+      fc.property(rawInput, (input) =>
+        outcomes.add(
+          expectConfigOrNamedProblems(
+            () => validateConfig(input),
+            (p) => namesKeyPath(p, input),
+          ),
+        ),
+      ),
       2000,
     );
     expect(outcomes.counts.accepted).toBeGreaterThan(0);
@@ -205,7 +268,10 @@ describe('hostile configuration input', () => {
         outcomes.add(
           expectConfigOrNamedProblems(
             () => loadConfig(['--config', file], env),
-            (p) => p.startsWith(`${file}: `) || KEY_PATHS.some((k) => p.startsWith(k)) || / is not a known configuration key$/.test(p),
+            (p) =>
+              p.startsWith(`${file}: `) ||
+              KEY_PATHS.some((k) => p.startsWith(k)) ||
+              / is not a known configuration key$/.test(p),
           ),
         );
       }),
@@ -237,16 +303,35 @@ describe('hostile supergraph.yaml', () => {
     dir = tmp.file('supergraph');
     mkdirSync(dir, { recursive: true });
     mkdirSync(tmp.file('supergraph', 'a-directory.graphql'), { recursive: true });
-    writeFileSync(tmp.file('supergraph', 'a.graphql'), 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])\ntype Query { a: String }\n');
+    writeFileSync(
+      tmp.file('supergraph', 'a.graphql'),
+      'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])\ntype Query { a: String }\n',
+    );
   });
 
   /** Mostly the good value, so that whole documents are often valid; otherwise anything. */
   const valueOr = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<unknown> = fc.constant(undefined)) =>
-    fc.oneof({ weight: 12, arbitrary: good }, { weight: 1, arbitrary: bad }, { weight: 1, arbitrary: scalar }, { weight: 1, arbitrary: fc.anything({ maxDepth: 2 }) });
+    fc.oneof(
+      { weight: 12, arbitrary: good },
+      { weight: 1, arbitrary: bad },
+      { weight: 1, arbitrary: scalar },
+      { weight: 1, arbitrary: fc.anything({ maxDepth: 2 }) },
+    );
   const connectionText = fc.oneof(
     fc.constantFrom('{jwt.sub}', 'user-{jwt.oid}', 'fixed-01'),
-    fc.constantFrom('{jwt.}', '{jwt.sub', 'jwt.sub}', '{{jwt.sub}}', '{env.HOME}', 'a/{jwt.sub}', '{jwt.sub}{jwt.tid}', ''),
-    fc.tuple(hostileString(6), fc.constantFrom('{', '}', '{jwt.sub}', '{jwt.__proto__}'), hostileString(6)).map((parts) => parts.join('')),
+    fc.constantFrom(
+      '{jwt.}',
+      '{jwt.sub',
+      'jwt.sub}',
+      '{{jwt.sub}}',
+      '{env.HOME}',
+      'a/{jwt.sub}',
+      '{jwt.sub}{jwt.tid}',
+      '',
+    ),
+    fc
+      .tuple(hostileString(6), fc.constantFrom('{', '}', '{jwt.sub}', '{jwt.__proto__}'), hostileString(6))
+      .map((parts) => parts.join('')),
   );
   const binding = fc.record(
     {
@@ -259,39 +344,78 @@ describe('hostile supergraph.yaml', () => {
     { requiredKeys: ['provider', 'connection'] },
   );
   const schemaSource = fc.oneof(
-    { weight: 8, arbitrary: fc.record({ file: valueOr(fc.constantFrom('./a.graphql', GITHUB_SDL, GRAPH_SDL), fc.constantFrom('./missing.graphql', './a-directory.graphql', '/dev/null', 'a\u0000b', '../'.repeat(20) + 'etc/hostname', '')) }) },
-    { weight: 1, arbitrary: fc.record({ subgraph_url: scalar, sdl: scalar, graphref: scalar, file: scalar }, { requiredKeys: [] }) },
+    {
+      weight: 8,
+      arbitrary: fc.record({
+        file: valueOr(
+          fc.constantFrom('./a.graphql', GITHUB_SDL, GRAPH_SDL),
+          fc.constantFrom(
+            './missing.graphql',
+            './a-directory.graphql',
+            '/dev/null',
+            'a\u0000b',
+            '../'.repeat(20) + 'etc/hostname',
+            '',
+          ),
+        ),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({ subgraph_url: scalar, sdl: scalar, graphref: scalar, file: scalar }, { requiredKeys: [] }),
+    },
   );
   const subgraph = fc.oneof(
     {
       weight: 4,
       arbitrary: fc.record(
         {
-          routing_url: valueOr(fc.constantFrom('http://127.0.0.1:4101/graphql', 'https://b.example.com/graphql'), fc.constantFrom('ftp://x', 'javascript:alert(1)', 'http://[::1')),
+          routing_url: valueOr(
+            fc.constantFrom('http://127.0.0.1:4101/graphql', 'https://b.example.com/graphql'),
+            fc.constantFrom('ftp://x', 'javascript:alert(1)', 'http://[::1'),
+          ),
           schema: valueOr(schemaSource),
           authorization: fc.oneof(binding, fc.constant(null)),
         },
         { requiredKeys: ['routing_url', 'schema'] },
       ),
     },
-    { weight: 1, arbitrary: fc.record({ routing_url: scalar, schema: scalar, authorization: fc.oneof(binding, scalar), extra: scalar }, { requiredKeys: [] }) },
+    {
+      weight: 1,
+      arbitrary: fc.record(
+        { routing_url: scalar, schema: scalar, authorization: fc.oneof(binding, scalar), extra: scalar },
+        { requiredKeys: [] },
+      ),
+    },
   );
   const subgraphName = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom('github', 'graph', '_x', 'a-b') },
-    { weight: 1, arbitrary: fc.oneof(fc.constantFrom('1bad', 'has space', '__proto__', 'constructor'), hostileString(10)) },
+    {
+      weight: 1,
+      arbitrary: fc.oneof(fc.constantFrom('1bad', 'has space', '__proto__', 'constructor'), hostileString(10)),
+    },
   );
   const document = fc.oneof(
     {
       weight: 4,
       arbitrary: fc.record(
         {
-          federation_version: valueOr(fc.constantFrom('=2.9.0', '2', 2, 2.9), fc.constantFrom('1', '=3.0.0', '2.9.0.1')),
+          federation_version: valueOr(
+            fc.constantFrom('=2.9.0', '2', 2, 2.9),
+            fc.constantFrom('1', '=3.0.0', '2.9.0.1'),
+          ),
           subgraphs: valueOr(fc.dictionary(subgraphName, subgraph, { minKeys: 1, maxKeys: 3 })),
         },
         { requiredKeys: ['subgraphs'] },
       ),
     },
-    { weight: 1, arbitrary: fc.record({ federation_version: scalar, subgraphs: fc.dictionary(subgraphName, subgraph, { maxKeys: 3 }), extra: scalar }, { requiredKeys: [] }) },
+    {
+      weight: 1,
+      arbitrary: fc.record(
+        { federation_version: scalar, subgraphs: fc.dictionary(subgraphName, subgraph, { maxKeys: 3 }), extra: scalar },
+        { requiredKeys: [] },
+      ),
+    },
   );
 
   function expectSupergraphOrProblems(text: string, structured: boolean): 'accepted' | 'refused' {
@@ -300,12 +424,16 @@ describe('hostile supergraph.yaml', () => {
     try {
       parsed = parseSupergraphConfig(text, file);
     } catch (e) {
-      if (!(e instanceof ConfigError)) throw new Error(`expected a SupergraphConfig or a ConfigError, got ${String(e)}`, { cause: e });
+      if (!(e instanceof ConfigError))
+        throw new Error(`expected a SupergraphConfig or a ConfigError, got ${String(e)}`, { cause: e });
       expect(e.problems.length).toBeGreaterThan(0);
       for (const problem of e.problems) {
         expect(problem.startsWith(`${file}: `), `problem names the file: ${JSON.stringify(problem)}`).toBe(true);
         // Text that parses as YAML gets problems that name the key path.
-        if (structured) expect(problem.slice(file.length + 2), 'problem names a key path').toMatch(/^(subgraphs|federation_version|the file must be a mapping)|[\s\S]+ is not a known key$/);
+        if (structured)
+          expect(problem.slice(file.length + 2), 'problem names a key path').toMatch(
+            /^(subgraphs|federation_version|the file must be a mapping)|[\s\S]+ is not a known key$/,
+          );
       }
       return 'refused';
     }

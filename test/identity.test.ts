@@ -97,14 +97,22 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
   });
 
   it('takes appId from client_id, then appid, when azp is absent', async () => {
-    expect((await verifier.verifyToken(await idp.sign({ sub: 'svc', client_id: 'daemon-1', appid: 'legacy' }))).appId).toBe('daemon-1');
-    expect((await verifier.verifyToken(await idp.sign({ sub: 'svc', appid: 'entra-v1-app' }))).appId).toBe('entra-v1-app');
-    expect((await verifier.verifyToken(await idp.sign({ sub: 'svc', azp: 'a', client_id: 'b', appid: 'c' }))).appId).toBe('a');
+    expect(
+      (await verifier.verifyToken(await idp.sign({ sub: 'svc', client_id: 'daemon-1', appid: 'legacy' }))).appId,
+    ).toBe('daemon-1');
+    expect((await verifier.verifyToken(await idp.sign({ sub: 'svc', appid: 'entra-v1-app' }))).appId).toBe(
+      'entra-v1-app',
+    );
+    expect(
+      (await verifier.verifyToken(await idp.sign({ sub: 'svc', azp: 'a', client_id: 'b', appid: 'c' }))).appId,
+    ).toBe('a');
   });
 
   it('reads roles from the configured role claim, even a namespaced one', async () => {
     const custom = verifierFor([idp.issuerConfig()], { roleClaim: 'https://example.com/roles' });
-    const caller = await custom.verifyToken(await idp.sign({ sub: 'alice', roles: ['ignored'], 'https://example.com/roles': ['ops'] }));
+    const caller = await custom.verifyToken(
+      await idp.sign({ sub: 'alice', roles: ['ignored'], 'https://example.com/roles': ['ops'] }),
+    );
     expect(caller.roles).toEqual(['ops']);
   });
 
@@ -114,7 +122,9 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
   });
 
   it('accepts an audience list that contains the configured audience', async () => {
-    const caller = await verifier.verifyToken(await idp.sign({ sub: 'alice' }, { audience: ['other-api', idp.audience] }));
+    const caller = await verifier.verifyToken(
+      await idp.sign({ sub: 'alice' }, { audience: ['other-api', idp.audience] }),
+    );
     expect(caller.sub).toBe('alice');
   });
 
@@ -144,7 +154,10 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
     it('HS256 signed with the RSA public key as the secret (PEM and JWK forms)', async () => {
       const pem = await idp.sign({ sub: 'alice' }, { alg: 'HS256', key: new TextEncoder().encode(idp.publicKeyPem) });
       await expectUnauthenticated(verifier.verifyBearer(`Bearer ${pem}`), 'token algorithm is not allowed');
-      const jwk = await idp.sign({ sub: 'alice' }, { alg: 'HS256', key: new TextEncoder().encode(JSON.stringify(idp.publicJwk)) });
+      const jwk = await idp.sign(
+        { sub: 'alice' },
+        { alg: 'HS256', key: new TextEncoder().encode(JSON.stringify(idp.publicJwk)) },
+      );
       await expectUnauthenticated(verifier.verifyBearer(`Bearer ${jwk}`), 'token algorithm is not allowed');
     });
 
@@ -161,23 +174,43 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
 
     it('a token whose payload was altered after signing', async () => {
       const [h, , s] = (await idp.sign({ sub: 'bob' })).split('.');
-      const forged = Buffer.from(JSON.stringify({ iss: idp.issuer, aud: idp.audience, sub: 'alice', exp: 4_000_000_000 })).toString('base64url');
+      const forged = Buffer.from(
+        JSON.stringify({ iss: idp.issuer, aud: idp.audience, sub: 'alice', exp: 4_000_000_000 }),
+      ).toString('base64url');
       await expectUnauthenticated(verifier.verifyToken(`${h}.${forged}.${s}`), 'token signature is invalid');
     });
 
     it('an issuer that is not configured, or no issuer at all', async () => {
       await withIssuer({ ecKey: false }, async (other) => {
-        await expectUnauthenticated(verifier.verifyToken(await other.sign({ sub: 'alice' })), 'token issuer is not trusted');
+        await expectUnauthenticated(
+          verifier.verifyToken(await other.sign({ sub: 'alice' })),
+          'token issuer is not trusted',
+        );
         expect(other.discoveryFetches + other.jwksFetches).toBe(0);
       });
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' }, { issuer: null })), 'token issuer is not trusted');
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice', iss: 42 } as never)), 'token issuer is not trusted');
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' }, { issuer: `${idp.issuer}/` })), 'token issuer is not trusted');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' }, { issuer: null })),
+        'token issuer is not trusted',
+      );
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice', iss: 42 } as never)),
+        'token issuer is not trusted',
+      );
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' }, { issuer: `${idp.issuer}/` })),
+        'token issuer is not trusted',
+      );
     });
 
     it('a wrong or missing audience', async () => {
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' }, { audience: 'api://another' })), 'token aud claim is invalid');
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' }, { audience: null })), 'token aud claim is missing');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' }, { audience: 'api://another' })),
+        'token aud claim is invalid',
+      );
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' }, { audience: null })),
+        'token aud claim is missing',
+      );
     });
 
     it('a token expired beyond the clock tolerance', async () => {
@@ -191,18 +224,27 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
     });
 
     it('a token without exp', async () => {
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' }, { expiresIn: null })), 'token exp claim is missing');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' }, { expiresIn: null })),
+        'token exp claim is missing',
+      );
     });
 
     it('a missing, empty or non-string sub', async () => {
       await expectUnauthenticated(verifier.verifyToken(await idp.sign({})), 'token sub claim is missing');
       await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: '' })), 'token sub claim is invalid');
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 42 } as never)), 'token sub claim is invalid');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 42 } as never)),
+        'token sub claim is invalid',
+      );
     });
 
     it('an ES256 token when the issuer allows RS256 only', async () => {
       const rsaOnly = verifierFor([idp.issuerConfig({ algorithms: ['RS256'] })]);
-      await expectUnauthenticated(rsaOnly.verifyToken(await idp.sign({ sub: 'alice' }, { alg: 'ES256' })), 'token algorithm is not allowed');
+      await expectUnauthenticated(
+        rsaOnly.verifyToken(await idp.sign({ sub: 'alice' }, { alg: 'ES256' })),
+        'token algorithm is not allowed',
+      );
     });
 
     it('a token larger than 8 KiB, before fetching any key', async () => {
@@ -220,7 +262,10 @@ describe('JwtVerifier with one trusted issuer (OIDC discovery)', () => {
       ['three empty parts', '..'],
       ['three junk parts', 'a.b.c'],
       ['two parts', 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'],
-      ['a header that is not JSON', `${Buffer.from('nope').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.sig`],
+      [
+        'a header that is not JSON',
+        `${Buffer.from('nope').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.sig`,
+      ],
       ['a payload that is a JSON array', `eyJhbGciOiJSUzI1NiJ9.${Buffer.from('[1]').toString('base64url')}.sig`],
       ['five parts (a JWE shape)', 'a.b.c.d.e'],
     ])('a garbage token: %s', async (_, token) => {
@@ -257,18 +302,25 @@ describe('JwtVerifier clock tolerance', () => {
   afterAll(() => idp.close());
 
   it('accepts a token expired 10 s ago with a 30 s tolerance', async () => {
-    const caller = await verifierFor([idp.issuerConfig()]).verifyToken(await idp.sign({ sub: 'alice' }, { expiresIn: -10 }));
+    const caller = await verifierFor([idp.issuerConfig()]).verifyToken(
+      await idp.sign({ sub: 'alice' }, { expiresIn: -10 }),
+    );
     expect(caller.sub).toBe('alice');
   });
 
   it('accepts a token valid from 10 s in the future with a 30 s tolerance', async () => {
-    const caller = await verifierFor([idp.issuerConfig()]).verifyToken(await idp.sign({ sub: 'alice' }, { notBefore: 10 }));
+    const caller = await verifierFor([idp.issuerConfig()]).verifyToken(
+      await idp.sign({ sub: 'alice' }, { notBefore: 10 }),
+    );
     expect(caller.sub).toBe('alice');
   });
 
   it('rejects the same token expired 10 s ago when there is no tolerance', async () => {
     const strict = verifierFor([idp.issuerConfig()], { clockToleranceSeconds: 0 });
-    await expectUnauthenticated(strict.verifyToken(await idp.sign({ sub: 'alice' }, { expiresIn: -10 })), 'token has expired');
+    await expectUnauthenticated(
+      strict.verifyToken(await idp.sign({ sub: 'alice' }, { expiresIn: -10 })),
+      'token has expired',
+    );
   });
 });
 
@@ -276,18 +328,21 @@ describe('JwtVerifier key retrieval', () => {
   it('fetches discovery and the JWKS once across many verifications', async () => {
     await withIssuer({}, async (idp) => {
       const verifier = verifierFor([idp.issuerConfig()]);
-      const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => idp.sign({ sub: `user-${i}` }, { alg: i % 2 ? 'ES256' : 'RS256' })));
+      const tokens = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => idp.sign({ sub: `user-${i}` }, { alg: i % 2 ? 'ES256' : 'RS256' })),
+      );
       const callers = await Promise.all(tokens.map((t) => verifier.verifyBearer(`Bearer ${t}`)));
       expect(callers.map((c) => c?.sub)).toEqual(tokens.map((_, i) => `user-${i}`));
       for (const t of tokens.slice(0, 5)) await verifier.verifyToken(t);
       // Unknown kids inside the cooldown window must not trigger refetches either.
-      for (let i = 0; i < 5; i++) await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'x' }, { kid: `rotated-${i}` })));
+      for (let i = 0; i < 5; i++)
+        await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'x' }, { kid: `rotated-${i}` })));
       expect(idp.discoveryFetches).toBe(1);
       expect(idp.jwksFetches).toBe(1);
     });
   });
 
-  it("stops accepting a cached token once its signing key has left the JWKS for longer than the refresh interval", async () => {
+  it('stops accepting a cached token once its signing key has left the JWKS for longer than the refresh interval', async () => {
     await withIssuer({ ecKey: false }, async (idp) => {
       const verifier = verifierFor([idp.issuerConfig()]);
       const oldKeyToken = await idp.sign({ sub: 'alice' }, { expiresIn: 3600 });
@@ -334,7 +389,10 @@ describe('JwtVerifier key retrieval', () => {
   it('refuses a discovery document that names another issuer', async () => {
     await withIssuer({ ecKey: false, discoveryIssuer: 'https://evil.example' }, async (idp) => {
       const verifier = verifierFor([idp.issuerConfig()]);
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' })), 'token issuer keys are unavailable');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' })),
+        'token issuer keys are unavailable',
+      );
       expect(idp.jwksFetches).toBe(0);
     });
   });
@@ -343,7 +401,10 @@ describe('JwtVerifier key retrieval', () => {
     await withIssuer({ ecKey: false, hangJwks: true }, async (idp) => {
       const verifier = verifierFor([idp.issuerConfig({ jwksUri: idp.jwksUri })], { timeoutMs: 300 });
       const started = performance.now();
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' })), 'token issuer keys are unavailable');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' })),
+        'token issuer keys are unavailable',
+      );
       const elapsedMs = performance.now() - started;
       expect(elapsedMs).toBeGreaterThanOrEqual(250);
       expect(elapsedMs).toBeLessThan(2_000);
@@ -355,7 +416,10 @@ describe('JwtVerifier key retrieval', () => {
     await withIssuer({ ecKey: false, hangDiscovery: true }, async (idp) => {
       const verifier = verifierFor([idp.issuerConfig()], { timeoutMs: 300 });
       const started = performance.now();
-      await expectUnauthenticated(verifier.verifyToken(await idp.sign({ sub: 'alice' })), 'token issuer keys are unavailable');
+      await expectUnauthenticated(
+        verifier.verifyToken(await idp.sign({ sub: 'alice' })),
+        'token issuer keys are unavailable',
+      );
       expect(performance.now() - started).toBeLessThan(2_000);
       expect(idp.discoveryFetches).toBe(1);
       expect(idp.jwksFetches).toBe(0);
@@ -377,7 +441,10 @@ describe('JwtVerifier with two trusted issuers', () => {
   let verifier: JwtVerifier;
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([startJwtIssuer({ ecKey: false }), startJwtIssuer({ ecKey: false, audience: 'api://b' })]);
+    [a, b] = await Promise.all([
+      startJwtIssuer({ ecKey: false }),
+      startJwtIssuer({ ecKey: false, audience: 'api://b' }),
+    ]);
     verifier = verifierFor([a.issuerConfig(), b.issuerConfig({ jwksUri: b.jwksUri })]);
   });
   afterAll(async () => {
@@ -385,22 +452,39 @@ describe('JwtVerifier with two trusted issuers', () => {
   });
 
   it('verifies each token against its own issuer', async () => {
-    expect(await verifier.verifyToken(await a.sign({ sub: 'alice' }))).toMatchObject({ issuer: a.issuer, sub: 'alice' });
+    expect(await verifier.verifyToken(await a.sign({ sub: 'alice' }))).toMatchObject({
+      issuer: a.issuer,
+      sub: 'alice',
+    });
     expect(await verifier.verifyToken(await b.sign({ sub: 'bob' }))).toMatchObject({ issuer: b.issuer, sub: 'bob' });
   });
 
   it("rejects a token claiming B's issuer but signed with A's key", async () => {
-    await expectUnauthenticated(verifier.verifyToken(await a.sign({ sub: 'alice' }, { issuer: b.issuer, audience: 'api://b' })), 'token signing key is not known');
-    await expectUnauthenticated(verifier.verifyToken(await a.sign({ sub: 'alice' }, { issuer: b.issuer, audience: 'api://b', kid: b.rsaKid })), 'token signature is invalid');
+    await expectUnauthenticated(
+      verifier.verifyToken(await a.sign({ sub: 'alice' }, { issuer: b.issuer, audience: 'api://b' })),
+      'token signing key is not known',
+    );
+    await expectUnauthenticated(
+      verifier.verifyToken(await a.sign({ sub: 'alice' }, { issuer: b.issuer, audience: 'api://b', kid: b.rsaKid })),
+      'token signature is invalid',
+    );
   });
 
   it("rejects A's audience on a token from B", async () => {
-    await expectUnauthenticated(verifier.verifyToken(await b.sign({ sub: 'bob' }, { audience: a.audience })), 'token aud claim is invalid');
+    await expectUnauthenticated(
+      verifier.verifyToken(await b.sign({ sub: 'bob' }, { audience: a.audience })),
+      'token aud claim is invalid',
+    );
   });
 });
 
 describe('JwtVerifier misuse', () => {
-  const base: IssuerConfig = { issuer: 'https://login.example.com', audience: 'api://x', jwksUri: null, algorithms: ['RS256'] };
+  const base: IssuerConfig = {
+    issuer: 'https://login.example.com',
+    audience: 'api://x',
+    jwksUri: null,
+    algorithms: ['RS256'],
+  };
 
   it.each([['none'], ['HS256'], ['hs512']])('refuses the %s algorithm in an issuer configuration', (alg) => {
     expect(() => verifierFor([{ ...base, algorithms: ['RS256', alg] }])).toThrow(ConfigError);
@@ -412,19 +496,27 @@ describe('JwtVerifier misuse', () => {
 
   it('refuses http issuer and JWKS URLs unless insecure http is allowed', () => {
     const httpIssuer = { ...base, issuer: 'http://127.0.0.1:1' };
-    expect(() => verifierFor([httpIssuer], { allowInsecureHttp: false })).toThrow(/identity\.issuers\[0\]\.issuer must be an https URL/);
-    expect(() => verifierFor([{ ...base, jwksUri: 'http://127.0.0.1:1/jwks' }], { allowInsecureHttp: false })).toThrow(/jwksUri must be an https URL/);
+    expect(() => verifierFor([httpIssuer], { allowInsecureHttp: false })).toThrow(
+      /identity\.issuers\[0\]\.issuer must be an https URL/,
+    );
+    expect(() => verifierFor([{ ...base, jwksUri: 'http://127.0.0.1:1/jwks' }], { allowInsecureHttp: false })).toThrow(
+      /jwksUri must be an https URL/,
+    );
     expect(() => verifierFor([httpIssuer], { allowInsecureHttp: true })).not.toThrow();
     expect(() => verifierFor([base], { allowInsecureHttp: false })).not.toThrow();
   });
 
   it('refuses a jwksUri that is not a URL with a ConfigError', () => {
-    expect(() => verifierFor([{ ...base, jwksUri: 'not a url' }])).toThrow(/identity\.issuers\[0\]\.jwksUri must be an https URL/);
+    expect(() => verifierFor([{ ...base, jwksUri: 'not a url' }])).toThrow(
+      /identity\.issuers\[0\]\.jwksUri must be an https URL/,
+    );
   });
 
   it('refuses an issuer that is not a URL when there is no jwksUri to use', () => {
     expect(() => verifierFor([{ ...base, issuer: 'api://not-discoverable' }])).toThrow(ConfigError);
-    expect(() => verifierFor([{ ...base, issuer: 'api://not-discoverable', jwksUri: 'https://keys.example.com/jwks' }])).not.toThrow();
+    expect(() =>
+      verifierFor([{ ...base, issuer: 'api://not-discoverable', jwksUri: 'https://keys.example.com/jwks' }]),
+    ).not.toThrow();
   });
 
   it('refuses the same issuer listed twice', () => {
@@ -439,7 +531,10 @@ describe('JwtVerifier misuse', () => {
 
   it('treats every token as untrusted when no issuer is configured', async () => {
     await withIssuer({ ecKey: false }, async (idp) => {
-      await expectUnauthenticated(verifierFor([]).verifyBearer(`Bearer ${await idp.sign({ sub: 'alice' })}`), 'token issuer is not trusted');
+      await expectUnauthenticated(
+        verifierFor([]).verifyBearer(`Bearer ${await idp.sign({ sub: 'alice' })}`),
+        'token issuer is not trusted',
+      );
     });
   });
 
@@ -450,7 +545,10 @@ describe('JwtVerifier misuse', () => {
 
 describe('callerFromClaims', () => {
   it('drops non-string entries from groups and roles and ignores claims of the wrong type', () => {
-    const caller = callerFromClaims({ iss: 'i', sub: 's', groups: ['g', 7, ''], roles: 12, oid: 5, tid: '', azp: '' , client_id: 'c' }, 'roles');
+    const caller = callerFromClaims(
+      { iss: 'i', sub: 's', groups: ['g', 7, ''], roles: 12, oid: 5, tid: '', azp: '', client_id: 'c' },
+      'roles',
+    );
     expect(caller).toMatchObject({ groups: ['g'], roles: [], oid: null, tenantId: null, appId: 'c' });
   });
 

@@ -26,7 +26,10 @@ const consentRef = (stateHash: string): SealedRef => ({ kind: 'consent', field: 
 
 const providerSecret = (p: number) => `provider-secret-${p}`;
 const tokensOf = (key: ConnectionKey, generation = 0) =>
-  JSON.stringify({ accessToken: `at-${key.providerId}-${key.connectionId}-${generation}`, refreshToken: `rt-${generation}` });
+  JSON.stringify({
+    accessToken: `at-${key.providerId}-${key.connectionId}-${generation}`,
+    refreshToken: `rt-${generation}`,
+  });
 const connSecret = (key: ConnectionKey) => `conn-secret-${key.providerId}-${key.connectionId}`;
 
 /** Seeds providers (client secret), connections (tokens; every third with its own client secret) and one consent. */
@@ -91,7 +94,12 @@ async function seed(store: Store, envelope: Envelope): Promise<{ connections: Co
 }
 
 /** Opens every stored secret and checks it against what was sealed (`tokens` overrides the expected token texts). */
-async function expectEverythingOpens(store: Store, envelope: Envelope, connections: ConnectionKey[], tokens = new Map<string, string>()) {
+async function expectEverythingOpens(
+  store: Store,
+  envelope: Envelope,
+  connections: ConnectionKey[],
+  tokens = new Map<string, string>(),
+) {
   for (let p = 0; p < PROVIDERS; p++) {
     const providerId = `prov-${String(p).padStart(2, '0')}`;
     const provider = await store.getProvider(providerId);
@@ -135,7 +143,11 @@ const backends: { name: string; make: () => Promise<Backend | null> }[] = [
     name: 'SQLite',
     make: async () => {
       let n = 0;
-      return { name: 'SQLite', open: () => openStore(`sqlite:${tmp.file(`store-${++n}.db`)}`), cleanup: async () => {} };
+      return {
+        name: 'SQLite',
+        open: () => openStore(`sqlite:${tmp.file(`store-${++n}.db`)}`),
+        cleanup: async () => {},
+      };
     },
   },
   {
@@ -217,7 +229,12 @@ for (const { name, make } of backends) {
       expect(started.startedAt).toBeInstanceOf(Date);
       await rotation.whenIdle();
       const done = rotation.status();
-      expect(done).toMatchObject({ state: 'DONE', primaryKeyId: started.primaryKeyId, rewrapped: sealedCount, failed: 0 });
+      expect(done).toMatchObject({
+        state: 'DONE',
+        primaryKeyId: started.primaryKeyId,
+        rewrapped: sealedCount,
+        failed: 0,
+      });
       expect(done.finishedAt!.getTime()).toBeGreaterThanOrEqual(done.startedAt!.getTime());
       expect(await store.countSealedWrappedBy(old)).toBe(0);
       expect(await store.countSealedWrappedBy(started.primaryKeyId)).toBe(sealedCount);
@@ -232,7 +249,9 @@ for (const { name, make } of backends) {
     it('lists the keys with how many secrets each still wraps', async () => {
       const old = keyring.primary();
       const rotation = newRotation();
-      expect(await rotation.keys()).toEqual([{ id: old.id, primary: true, createdAt: old.createdAt, inUse: sealedCount }]);
+      expect(await rotation.keys()).toEqual([
+        { id: old.id, primary: true, createdAt: old.createdAt, inUse: sealedCount },
+      ]);
       const { primaryKeyId } = await rotation.rotate();
       await rotation.whenIdle();
       expect(await rotation.keys()).toEqual([
@@ -287,7 +306,10 @@ for (const { name, make } of backends) {
       });
 
       it('answers NOT_FOUND for a key the keyring does not hold', async () => {
-        await expect(newRotation().retire('k-20200101-000000')).rejects.toMatchObject({ name: 'GatewayError', code: 'NOT_FOUND' });
+        await expect(newRotation().retire('k-20200101-000000')).rejects.toMatchObject({
+          name: 'GatewayError',
+          code: 'NOT_FOUND',
+        });
       });
 
       it('refuses a key that still wraps secrets, saying how many', async () => {
@@ -306,7 +328,10 @@ for (const { name, make } of backends) {
         const rotation = newRotation(5);
         await rotation.rotate();
         expect(rotation.status().state).toBe('RUNNING');
-        await expect(rotation.retire(old)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringMatching(/rotation is running/) });
+        await expect(rotation.retire(old)).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          message: expect.stringMatching(/rotation is running/),
+        });
         await rotation.whenIdle();
         expect(keyring.get(old)).toBeDefined();
       });
@@ -333,7 +358,11 @@ for (const { name, make } of backends) {
         let raced = false;
         // The real store, with one refresh slipped in right after the rotation lists its first batch.
         const racing = withOverrides(store, {
-          listSealedNotWrappedBy: async (keyId: string, limit: number, after?: SealedRef | null): Promise<SealedField[]> => {
+          listSealedNotWrappedBy: async (
+            keyId: string,
+            limit: number,
+            after?: SealedRef | null,
+          ): Promise<SealedField[]> => {
             const batch = await store.listSealedNotWrappedBy(keyId, limit, after);
             const targetRef = associatedData(tokensRef(target));
             if (!raced && batch.some((f) => associatedData(f.ref) === targetRef)) {
@@ -345,7 +374,13 @@ for (const { name, make } of backends) {
             return batch;
           },
         });
-        const rotation = new KeyRotation({ store: racing, keyring, envelope, batchSize: BATCH_SIZE, onError: (e) => errors.push(e) });
+        const rotation = new KeyRotation({
+          store: racing,
+          keyring,
+          envelope,
+          batchSize: BATCH_SIZE,
+          onError: (e) => errors.push(e),
+        });
         const { primaryKeyId } = await rotation.rotate();
         await rotation.whenIdle();
         expect(raced).toBe(true);
@@ -361,12 +396,20 @@ for (const { name, make } of backends) {
         const target = connections[connections.length - 1]!;
         let raced = false;
         const racing = withOverrides(store, {
-          listSealedNotWrappedBy: async (keyId: string, limit: number, after?: SealedRef | null): Promise<SealedField[]> => {
+          listSealedNotWrappedBy: async (
+            keyId: string,
+            limit: number,
+            after?: SealedRef | null,
+          ): Promise<SealedField[]> => {
             const batch = await store.listSealedNotWrappedBy(keyId, limit, after);
             const hit = batch.find((f) => f.ref.kind === 'provider' && f.ref.providerId === target.providerId);
             if (!raced && hit) {
               raced = true;
-              await store.updateProvider(target.providerId, { clientSecret: oldOnly.seal('rotated-by-old-replica', hit.ref) }, null);
+              await store.updateProvider(
+                target.providerId,
+                { clientSecret: oldOnly.seal('rotated-by-old-replica', hit.ref) },
+                null,
+              );
             }
             return batch;
           },
@@ -385,14 +428,17 @@ for (const { name, make } of backends) {
         const rotation = newRotation(7);
         const { primaryKeyId } = await rotation.rotate();
         const written = new Map<string, string>();
-        const traffic = connections.filter((_, i) => i % 4 === 0).map(async (key, i) => {
-          for (let generation = 2; generation < 5; generation++) {
-            await new Promise<void>((resolve) => setImmediate(resolve));
-            const text = tokensOf(key, generation);
-            if (await refresh(store, key, envelope.seal(text, tokensRef(key)))) written.set(`${key.providerId}/${key.connectionId}`, text);
-          }
-          if (i === 0) await store.updateProvider(key.providerId, { displayName: 'renamed' }, null);
-        });
+        const traffic = connections
+          .filter((_, i) => i % 4 === 0)
+          .map(async (key, i) => {
+            for (let generation = 2; generation < 5; generation++) {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              const text = tokensOf(key, generation);
+              if (await refresh(store, key, envelope.seal(text, tokensRef(key))))
+                written.set(`${key.providerId}/${key.connectionId}`, text);
+            }
+            if (i === 0) await store.updateProvider(key.providerId, { displayName: 'renamed' }, null);
+          });
         await Promise.all(traffic);
         await rotation.whenIdle();
         expect(rotation.status().state).toBe('DONE');
@@ -427,13 +473,18 @@ for (const { name, make } of backends) {
         expect(await store.countSealedWrappedBy(primaryKeyId)).toBe(sealedCount - 4);
         // The tampered value still names the old key, which therefore cannot be retired.
         expect(await store.countSealedWrappedBy(old)).toBe(1);
-        await expect(rotation.retire(old)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: `key ${old} still wraps 1 secrets` });
+        await expect(rotation.retire(old)).rejects.toMatchObject({
+          code: 'BAD_USER_INPUT',
+          message: `key ${old} still wraps 1 secrets`,
+        });
       });
     });
 
     it('an environment keyring keeps its configured primary and re-wraps to it; retiring is done outside', async () => {
       const old = keyring.primary();
-      const env = parseEnvKeyring(`next-1:${randomBytes(32).toString('base64')},${old.id}:${old.material.toString('base64')}`);
+      const env = parseEnvKeyring(
+        `next-1:${randomBytes(32).toString('base64')},${old.id}:${old.material.toString('base64')}`,
+      );
       const envEnvelope = new Envelope(env);
       const rotation = new KeyRotation({ store, keyring: env, envelope: envEnvelope, batchSize: BATCH_SIZE });
       const started = await rotation.rotate();
@@ -443,7 +494,10 @@ for (const { name, make } of backends) {
       expect(rotation.status()).toMatchObject({ state: 'DONE', rewrapped: sealedCount, failed: 0 });
       expect(await store.countSealedWrappedBy(old.id)).toBe(0);
       await expectEverythingOpens(store, envEnvelope, connections);
-      await expect(rotation.retire(old.id)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringMatching(/keys\.key/) });
+      await expect(rotation.retire(old.id)).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+        message: expect.stringMatching(/keys\.key/),
+      });
     });
 
     it('a store failure stops the rotation as FAILED and reports the cause', async () => {

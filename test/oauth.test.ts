@@ -7,8 +7,20 @@ import { GatewayError } from '../src/errors.js';
 import type { ErrorCode } from '../src/errors.js';
 import { OAuthClient } from '../src/oauth/client.js';
 import { retryAfterSeconds, safeOAuthErrorCode } from '../src/oauth/errors.js';
-import type { AuthorizationRequest, CodeExchangeParams, OAuthClientConfig, OAuthQuirks, TokenResult } from '../src/oauth/types.js';
-import { clientConfigFor, consentOverHttp, FAULT_RETRY_AFTER_SECONDS, OIDC_QUIRKS, startAuthServer } from './support/authServer.js';
+import type {
+  AuthorizationRequest,
+  CodeExchangeParams,
+  OAuthClientConfig,
+  OAuthQuirks,
+  TokenResult,
+} from '../src/oauth/types.js';
+import {
+  clientConfigFor,
+  consentOverHttp,
+  FAULT_RETRY_AFTER_SECONDS,
+  OIDC_QUIRKS,
+  startAuthServer,
+} from './support/authServer.js';
 import type { AuthServer } from './support/authServer.js';
 import { followAuthorizationRedirect, startQuirkServer } from './support/quirkServer.js';
 import type { QuirkPersonality, QuirkServer } from './support/quirkServer.js';
@@ -33,7 +45,11 @@ function serviceConfig(overrides: Partial<OAuthClientConfig> = {}): OAuthClientC
   return clientConfigFor(as, 'service', { cacheKey: uniqueKey('service'), ...overrides });
 }
 
-function quirkConfig(personality: QuirkPersonality, quirks: Partial<OAuthQuirks>, overrides: Partial<OAuthClientConfig> = {}): OAuthClientConfig {
+function quirkConfig(
+  personality: QuirkPersonality,
+  quirks: Partial<OAuthQuirks>,
+  overrides: Partial<OAuthClientConfig> = {},
+): OAuthClientConfig {
   return {
     cacheKey: uniqueKey(personality),
     issuer: null,
@@ -83,7 +99,11 @@ async function consentAndExchange(client: OAuthClient, cfg: OAuthClientConfig, l
 }
 
 /** Code flow against the quirk server (its authorization endpoint answers with a redirect). */
-async function quirkCodeFlow(client: OAuthClient, cfg: OAuthClientConfig, scopes: readonly string[] = ['read']): Promise<TokenResult> {
+async function quirkCodeFlow(
+  client: OAuthClient,
+  cfg: OAuthClientConfig,
+  scopes: readonly string[] = ['read'],
+): Promise<TokenResult> {
   const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes, state: 'quirk-state' });
   return client.exchangeCode(cfg, exchange(await followAuthorizationRedirect(request.url), 'quirk-state', request));
 }
@@ -91,7 +111,10 @@ async function quirkCodeFlow(client: OAuthClient, cfg: OAuthClientConfig, scopes
 const client = new OAuthClient({ timeoutMs: TIMEOUT_MS, allowInsecureHttp: true, allowPrivateNetworks: true });
 
 beforeAll(async () => {
-  [as, quirky] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS }), startQuirkServer()]);
+  [as, quirky] = await Promise.all([
+    startAuthServer({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS }),
+    startQuirkServer(),
+  ]);
 });
 
 afterAll(async () => {
@@ -117,7 +140,11 @@ describe('authorization request', () => {
       code_challenge_method: 'S256',
     });
     expect(request.codeVerifier).toMatch(/^[\w-]{43,128}$/);
-    expect(params['code_challenge']).toBe(createHash('sha256').update(request.codeVerifier as string).digest('base64url'));
+    expect(params['code_challenge']).toBe(
+      createHash('sha256')
+        .update(request.codeVerifier as string)
+        .digest('base64url'),
+    );
     expect(request.nonce).toMatch(/^[\w-]{32,}$/);
     expect(params['nonce']).toBe(request.nonce);
   });
@@ -132,29 +159,53 @@ describe('authorization request', () => {
 
   it('omits PKCE and nonce for a plain OAuth 2.0 provider and joins scopes with its separator', async () => {
     const cfg = quirkConfig('github', { scopeSeparator: ',', pkce: 'none' });
-    const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: ['repo', 'read:user'], state: 's' });
+    const request = await client.authorizationRequest(cfg, {
+      redirectUri: REDIRECT_URI,
+      scopes: ['repo', 'read:user'],
+      state: 's',
+    });
     const params = new URL(request.url).searchParams;
     expect(request.codeVerifier).toBeNull();
     expect(request.nonce).toBeNull();
     expect(params.has('code_challenge')).toBe(false);
     expect(params.has('nonce')).toBe(false);
     expect(params.get('scope')).toBe('repo,read:user');
-    expect(`${new URL(request.url).origin}${new URL(request.url).pathname}`).toBe(quirky.endpoints.github.authorizationUrl);
+    expect(`${new URL(request.url).origin}${new URL(request.url).pathname}`).toBe(
+      quirky.endpoints.github.authorizationUrl,
+    );
   });
 
   it('adds the extra authorization parameters but never lets them replace a protocol parameter', async () => {
     const cfg = quirkConfig('google', {
-      extraAuthorizationParams: { access_type: 'offline', prompt: 'consent', state: 'hijacked', redirect_uri: 'https://evil.example/' },
+      extraAuthorizationParams: {
+        access_type: 'offline',
+        prompt: 'consent',
+        state: 'hijacked',
+        redirect_uri: 'https://evil.example/',
+      },
     });
-    const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: ['drive'], state: 'mine' });
+    const request = await client.authorizationRequest(cfg, {
+      redirectUri: REDIRECT_URI,
+      scopes: ['drive'],
+      state: 'mine',
+    });
     await followAuthorizationRedirect(request.url);
     const received = quirky.lastAuthorization('google')?.params;
-    expect(received).toMatchObject({ access_type: 'offline', prompt: 'consent', state: 'mine', redirect_uri: REDIRECT_URI });
+    expect(received).toMatchObject({
+      access_type: 'offline',
+      prompt: 'consent',
+      state: 'mine',
+      redirect_uri: REDIRECT_URI,
+    });
   });
 
   it('treats an empty state or a relative redirect URI as misuse', async () => {
-    await expect(client.authorizationRequest(webConfig(), { redirectUri: REDIRECT_URI, scopes: [], state: '' })).rejects.toThrow(TypeError);
-    await expect(client.authorizationRequest(webConfig(), { redirectUri: '/callback', scopes: [], state: 's' })).rejects.toThrow(TypeError);
+    await expect(
+      client.authorizationRequest(webConfig(), { redirectUri: REDIRECT_URI, scopes: [], state: '' }),
+    ).rejects.toThrow(TypeError);
+    await expect(
+      client.authorizationRequest(webConfig(), { redirectUri: '/callback', scopes: [], state: 's' }),
+    ).rejects.toThrow(TypeError);
     await expect(client.exchangeCode(webConfig(), exchange(`${REDIRECT_URI}?code=c`, ''))).rejects.toThrow(TypeError);
   });
 
@@ -182,24 +233,39 @@ describe('configuration cache', () => {
   it('discovers once per cache key and again after a change or forgetWhere()', async () => {
     const cfg = webConfig();
     const before = as.counts.discovery;
-    await Promise.all([1, 2, 3].map((n) => client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: `s${n}` })));
+    await Promise.all(
+      [1, 2, 3].map((n) => client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: `s${n}` })),
+    );
     expect(as.counts.discovery).toBe(before + 1);
 
-    await client.authorizationRequest({ ...cfg, clientSecret: 'rotated' }, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
+    await client.authorizationRequest(
+      { ...cfg, clientSecret: 'rotated' },
+      { redirectUri: REDIRECT_URI, scopes: [], state: 's' },
+    );
     expect(as.counts.discovery).toBe(before + 2);
 
     client.forgetWhere((key) => key === `${cfg.cacheKey}/elsewhere`);
-    await client.authorizationRequest({ ...cfg, clientSecret: 'rotated' }, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
+    await client.authorizationRequest(
+      { ...cfg, clientSecret: 'rotated' },
+      { redirectUri: REDIRECT_URI, scopes: [], state: 's' },
+    );
     expect(as.counts.discovery).toBe(before + 2);
     client.forgetWhere((key) => key === cfg.cacheKey);
-    await client.authorizationRequest({ ...cfg, clientSecret: 'rotated' }, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
+    await client.authorizationRequest(
+      { ...cfg, clientSecret: 'rotated' },
+      { redirectUri: REDIRECT_URI, scopes: [], state: 's' },
+    );
     expect(as.counts.discovery).toBe(before + 3);
   });
 
   it('refuses discovery metadata whose issuer is not the configured one', async () => {
     const elsewhere = as.issuer.replace('127.0.0.1', 'localhost');
     const error = await rejection(
-      client.authorizationRequest(webConfig({ issuer: elsewhere }), { redirectUri: REDIRECT_URI, scopes: [], state: 's' }),
+      client.authorizationRequest(webConfig({ issuer: elsewhere }), {
+        redirectUri: REDIRECT_URI,
+        scopes: [],
+        state: 's',
+      }),
       'PROVIDER_UNAVAILABLE',
     );
     expect(error.message).toBe('identity provider metadata does not match its configured issuer');
@@ -238,13 +304,17 @@ describe('authorization code exchange (oidc-provider)', () => {
 
   it('rejects a callback whose state does not match, without calling the token endpoint', async () => {
     const cfg = webConfig();
-    const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'expected' });
-    const callbackUrl = await consentOverHttp(request.url, { login: 'mallory', stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
+    const request = await client.authorizationRequest(cfg, {
+      redirectUri: REDIRECT_URI,
+      scopes: [],
+      state: 'expected',
+    });
+    const callbackUrl = await consentOverHttp(request.url, {
+      login: 'mallory',
+      stopAt: (u) => u.href.startsWith(REDIRECT_URI),
+    });
     const codeGrants = as.counts.authorizationCode;
-    const error = await rejection(
-      client.exchangeCode(cfg, exchange(callbackUrl, 'other', request)),
-      'BAD_USER_INPUT',
-    );
+    const error = await rejection(client.exchangeCode(cfg, exchange(callbackUrl, 'other', request)), 'BAD_USER_INPUT');
     expect(error.message).toBe('state does not match this consent');
     expect(as.counts.authorizationCode).toBe(codeGrants);
   });
@@ -260,20 +330,28 @@ describe('authorization code exchange (oidc-provider)', () => {
   it('rejects a callback that names another issuer (RFC 9207 mix-up defence)', async () => {
     const cfg = webConfig();
     const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'iss' });
-    const callbackUrl = await consentOverHttp(request.url, { login: 'ivan', stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
+    const callbackUrl = await consentOverHttp(request.url, {
+      login: 'ivan',
+      stopAt: (u) => u.href.startsWith(REDIRECT_URI),
+    });
     expect(callbackUrl.searchParams.get('iss')).toBe(as.issuer);
     callbackUrl.searchParams.set('iss', 'https://evil.example');
-    const error = await rejection(
-      client.exchangeCode(cfg, exchange(callbackUrl, 'iss', request)),
-      'BAD_USER_INPUT',
-    );
+    const error = await rejection(client.exchangeCode(cfg, exchange(callbackUrl, 'iss', request)), 'BAD_USER_INPUT');
     expect(error.message).toBe('callback comes from a different issuer');
   });
 
   it('turns a denied consent into ACCESS_DENIED with the OAuth error', async () => {
     const cfg = webConfig();
-    const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'deny-state' });
-    const callbackUrl = await consentOverHttp(request.url, { login: 'bob', deny: true, stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
+    const request = await client.authorizationRequest(cfg, {
+      redirectUri: REDIRECT_URI,
+      scopes: [],
+      state: 'deny-state',
+    });
+    const callbackUrl = await consentOverHttp(request.url, {
+      login: 'bob',
+      deny: true,
+      stopAt: (u) => u.href.startsWith(REDIRECT_URI),
+    });
     expect(callbackUrl.searchParams.get('error')).toBe('access_denied');
     const error = await rejection(
       client.exchangeCode(cfg, exchange(callbackUrl, 'deny-state', request)),
@@ -284,7 +362,10 @@ describe('authorization code exchange (oidc-provider)', () => {
 
   it('turns any other provider error on the callback into PROVIDER_UNAVAILABLE with the OAuth error', async () => {
     const error = await rejection(
-      client.exchangeCode(webConfig(), exchange(`${REDIRECT_URI}?error=invalid_scope&error_description=%3Cscript%3E&state=s`, 's')),
+      client.exchangeCode(
+        webConfig(),
+        exchange(`${REDIRECT_URI}?error=invalid_scope&error_description=%3Cscript%3E&state=s`, 's'),
+      ),
       'PROVIDER_UNAVAILABLE',
     );
     expect(error.message).toBe('identity provider refused the authorization request: invalid_scope');
@@ -294,7 +375,10 @@ describe('authorization code exchange (oidc-provider)', () => {
   it('refuses a code used twice with REAUTHORIZATION_REQUIRED', async () => {
     const cfg = webConfig();
     const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'twice' });
-    const callbackUrl = await consentOverHttp(request.url, { login: 'carol', stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
+    const callbackUrl = await consentOverHttp(request.url, {
+      login: 'carol',
+      stopAt: (u) => u.href.startsWith(REDIRECT_URI),
+    });
     const params = exchange(callbackUrl, 'twice', request);
     await client.exchangeCode(cfg, params);
     const error = await rejection(client.exchangeCode(cfg, params), 'REAUTHORIZATION_REQUIRED');
@@ -304,7 +388,10 @@ describe('authorization code exchange (oidc-provider)', () => {
   it('refuses a wrong PKCE verifier', async () => {
     const cfg = webConfig();
     const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'pkce' });
-    const callbackUrl = await consentOverHttp(request.url, { login: 'dave', stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
+    const callbackUrl = await consentOverHttp(request.url, {
+      login: 'dave',
+      stopAt: (u) => u.href.startsWith(REDIRECT_URI),
+    });
     await rejection(
       client.exchangeCode(cfg, exchange(callbackUrl, 'pkce', { codeVerifier: 'x'.repeat(43), nonce: request.nonce })),
       'REAUTHORIZATION_REQUIRED',
@@ -314,9 +401,15 @@ describe('authorization code exchange (oidc-provider)', () => {
   it('refuses an ID token whose nonce is not the one sent', async () => {
     const cfg = webConfig();
     const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'nonce' });
-    const callbackUrl = await consentOverHttp(request.url, { login: 'erin', stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
+    const callbackUrl = await consentOverHttp(request.url, {
+      login: 'erin',
+      stopAt: (u) => u.href.startsWith(REDIRECT_URI),
+    });
     const error = await rejection(
-      client.exchangeCode(cfg, exchange(callbackUrl, 'nonce', { codeVerifier: request.codeVerifier, nonce: 'a-different-nonce-0123456789' })),
+      client.exchangeCode(
+        cfg,
+        exchange(callbackUrl, 'nonce', { codeVerifier: request.codeVerifier, nonce: 'a-different-nonce-0123456789' }),
+      ),
       'PROVIDER_UNAVAILABLE',
     );
     expect(error.message).toBe('identity provider issued an ID token that failed validation');
@@ -372,7 +465,10 @@ describe('client credentials (oidc-provider)', () => {
 
   it('reports a refused client with its OAuth error code and without the secret', async () => {
     const secret = 'wrong-secret-value-0123456789';
-    const error = await rejection(client.clientCredentials(serviceConfig({ clientSecret: secret }), { scopes: [] }), 'PROVIDER_UNAVAILABLE');
+    const error = await rejection(
+      client.clientCredentials(serviceConfig({ clientSecret: secret }), { scopes: [] }),
+      'PROVIDER_UNAVAILABLE',
+    );
     expect(error.message).toBe('identity provider refused the client: invalid_client');
     expect(error.details).toEqual({ oauthError: 'invalid_client' });
     expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain(secret);
@@ -446,7 +542,12 @@ describe('token endpoint faults', () => {
 
 describe('provider quirks (quirk server)', () => {
   it('GitHub: asks for JSON, keeps a token without expires_in as never expiring', async () => {
-    const cfg = quirkConfig('github', { scopeSeparator: ',', pkce: 'none', tokensNeverExpire: true, tokenRequestAccept: 'application/json' });
+    const cfg = quirkConfig('github', {
+      scopeSeparator: ',',
+      pkce: 'none',
+      tokensNeverExpire: true,
+      tokenRequestAccept: 'application/json',
+    });
     const tokens = await quirkCodeFlow(client, cfg, ['repo', 'read:user']);
     expect(quirky.lastTokenRequest('github')?.headers['accept']).toBe('application/json');
     expect(tokens.accessToken).toMatch(/^gho_/);
@@ -457,14 +558,23 @@ describe('provider quirks (quirk server)', () => {
   });
 
   it('GitHub: understands the form-encoded answer it gives when not asked for JSON', async () => {
-    const cfg = quirkConfig('github', { scopeSeparator: ',', pkce: 'none', tokensNeverExpire: true, tokenRequestAccept: '*/*' });
+    const cfg = quirkConfig('github', {
+      scopeSeparator: ',',
+      pkce: 'none',
+      tokensNeverExpire: true,
+      tokenRequestAccept: '*/*',
+    });
     const tokens = await quirkCodeFlow(client, cfg);
     expect(quirky.lastTokenRequest('github')?.headers['accept']).toBe('*/*');
     expect(tokens.accessToken).toMatch(/^gho_/);
   });
 
   it('GitHub: an error answered with HTTP 200 is still an error (bad code → REAUTHORIZATION_REQUIRED)', async () => {
-    const cfg = quirkConfig('github', { pkce: 'none', tokensNeverExpire: true, tokenRequestAccept: 'application/json' });
+    const cfg = quirkConfig('github', {
+      pkce: 'none',
+      tokensNeverExpire: true,
+      tokenRequestAccept: 'application/json',
+    });
     const error = await rejection(
       client.exchangeCode(cfg, exchange(`${REDIRECT_URI}?code=forged&state=s`, 's')),
       'REAUTHORIZATION_REQUIRED',
@@ -473,7 +583,11 @@ describe('provider quirks (quirk server)', () => {
   });
 
   it('GitHub: wrong client secret → refused client, in its own words', async () => {
-    const cfg = quirkConfig('github', { pkce: 'none', tokenRequestAccept: 'application/json' }, { clientSecret: 'nope-nope-nope' });
+    const cfg = quirkConfig(
+      'github',
+      { pkce: 'none', tokenRequestAccept: 'application/json' },
+      { clientSecret: 'nope-nope-nope' },
+    );
     const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 's' });
     const error = await rejection(
       client.exchangeCode(cfg, exchange(await followAuthorizationRedirect(request.url), 's')),
@@ -520,7 +634,11 @@ describe('provider quirks (quirk server)', () => {
       rotatesRefreshTokens: false,
     });
     const tokens = await quirkCodeFlow(client, cfg, ['drive.readonly']);
-    expect(quirky.lastAuthorization('google')?.params).toMatchObject({ access_type: 'offline', prompt: 'consent', code_challenge_method: 'S256' });
+    expect(quirky.lastAuthorization('google')?.params).toMatchObject({
+      access_type: 'offline',
+      prompt: 'consent',
+      code_challenge_method: 'S256',
+    });
     expect(quirky.lastTokenRequest('google')?.form['code_verifier']).toEqual(expect.any(String));
     expect(tokens.refreshToken).toMatch(/^1\/\//);
 
@@ -553,7 +671,11 @@ describe('provider quirks (quirk server)', () => {
 
   it('accepts an iss callback parameter from a provider configured without an issuer', async () => {
     const cfg = quirkConfig('google', {});
-    const request = await client.authorizationRequest(cfg, { redirectUri: REDIRECT_URI, scopes: [], state: 'quirk-state' });
+    const request = await client.authorizationRequest(cfg, {
+      redirectUri: REDIRECT_URI,
+      scopes: [],
+      state: 'quirk-state',
+    });
     const callbackUrl = await followAuthorizationRedirect(request.url);
     callbackUrl.searchParams.set('iss', 'https://accounts.google.com');
     const tokens = await client.exchangeCode(cfg, exchange(callbackUrl, 'quirk-state', request));
@@ -582,7 +704,10 @@ describe('provider quirks (quirk server)', () => {
     const tokens = await quirkCodeFlow(client, cfg);
     expect(quirky.lastTokenRequest('google')?.form['resource']).toBe('https://api.example/');
     await client.refresh(cfg, tokens.refreshToken as string);
-    expect(quirky.lastTokenRequest('google')?.form).toMatchObject({ grant_type: 'refresh_token', resource: 'https://api.example/' });
+    expect(quirky.lastTokenRequest('google')?.form).toMatchObject({
+      grant_type: 'refresh_token',
+      resource: 'https://api.example/',
+    });
   });
 });
 
@@ -626,7 +751,11 @@ describe('error helpers', () => {
   });
 
   it('rejects a client without a usable timeout', () => {
-    expect(() => new OAuthClient({ timeoutMs: 0, allowInsecureHttp: true, allowPrivateNetworks: true })).toThrow(TypeError);
-    expect(() => new OAuthClient({ timeoutMs: 1.5, allowInsecureHttp: true, allowPrivateNetworks: true })).toThrow(TypeError);
+    expect(() => new OAuthClient({ timeoutMs: 0, allowInsecureHttp: true, allowPrivateNetworks: true })).toThrow(
+      TypeError,
+    );
+    expect(() => new OAuthClient({ timeoutMs: 1.5, allowInsecureHttp: true, allowPrivateNetworks: true })).toThrow(
+      TypeError,
+    );
   });
 });

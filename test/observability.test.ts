@@ -84,7 +84,9 @@ function parseExposition(text: string): Sample[] {
     if (!m) throw new Error(`not a valid exposition line: ${JSON.stringify(line)}`);
     const name = m[1]!;
     const type = family === null ? undefined : types.get(family);
-    const belongs = name === family || (type === 'histogram' && [`${family}_bucket`, `${family}_sum`, `${family}_count`].includes(name));
+    const belongs =
+      name === family ||
+      (type === 'histogram' && [`${family}_bucket`, `${family}_sum`, `${family}_count`].includes(name));
     if (!belongs) throw new Error(`sample ${name} outside its family (current: ${family})`);
     samples.push({ name, labels: parseLabels(m[2] ?? ''), value: parseValue(m[3]!) });
   }
@@ -93,7 +95,8 @@ function parseExposition(text: string): Sample[] {
 }
 
 function checkHistogram(name: string, samples: readonly Sample[]): void {
-  const seriesKey = (labels: Readonly<Record<string, string>>) => JSON.stringify(Object.entries(labels).filter(([k]) => k !== 'le'));
+  const seriesKey = (labels: Readonly<Record<string, string>>) =>
+    JSON.stringify(Object.entries(labels).filter(([k]) => k !== 'le'));
   const buckets = new Map<string, Sample[]>();
   for (const s of samples.filter((x) => x.name === `${name}_bucket`)) {
     if (!('le' in s.labels)) throw new Error(`${name}_bucket without le`);
@@ -108,7 +111,8 @@ function checkHistogram(name: string, samples: readonly Sample[]): void {
     }
     const count = samples.find((s) => s.name === `${name}_count` && seriesKey(s.labels) === key);
     if (count?.value !== list.at(-1)!.value) throw new Error(`${name}{${key}} +Inf bucket differs from _count`);
-    if (!samples.some((s) => s.name === `${name}_sum` && seriesKey(s.labels) === key)) throw new Error(`${name}{${key}} lacks _sum`);
+    if (!samples.some((s) => s.name === `${name}_sum` && seriesKey(s.labels) === key))
+      throw new Error(`${name}{${key}} lacks _sum`);
   }
 }
 
@@ -228,7 +232,9 @@ describe('metrics registry (text exposition format 0.0.4)', () => {
     expect(() => c.inc({ outcome: 'ok' }, Infinity)).toThrow(RangeError);
     expect(() => h.observe({ kind: 'a' }, NaN)).toThrow(RangeError);
     expect(() => h.observe({}, 1)).toThrow(TypeError);
-    expect(registry.expose()).toBe('# HELP t_misuse_total x\n# TYPE t_misuse_total counter\n# HELP t_misuse_seconds x\n# TYPE t_misuse_seconds histogram\n');
+    expect(registry.expose()).toBe(
+      '# HELP t_misuse_total x\n# TYPE t_misuse_total counter\n# HELP t_misuse_seconds x\n# TYPE t_misuse_seconds histogram\n',
+    );
   });
 });
 
@@ -255,19 +261,35 @@ describe('subgraph error counting', () => {
 });
 
 describe('audit log', () => {
-  const use = { providerId: 'github-01', connectionId: 'alice', principal: 'https://idp.example#alice', outcome: 'granted' as const };
+  const use = {
+    providerId: 'github-01',
+    connectionId: 'alice',
+    principal: 'https://idp.example#alice',
+    outcome: 'granted' as const,
+  };
 
   it.each(['trace', 'info', 'warn', 'error'])('keeps the audit trail when the log level is %s', (level) => {
     const lines: string[] = [];
     createAuditLog(createLogger(level, { write: (l: string) => void lines.push(l) })).tokenUse(use);
     expect(lines.map((l) => JSON.parse(l))).toEqual([
-      expect.objectContaining({ audit: true, event: AUDIT_TOKEN_USE_EVENT, principal: use.principal, provider: 'github-01', connection: 'alice', subgraph: null, outcome: 'granted' }),
+      expect.objectContaining({
+        audit: true,
+        event: AUDIT_TOKEN_USE_EVENT,
+        principal: use.principal,
+        provider: 'github-01',
+        connection: 'alice',
+        subgraph: null,
+        outcome: 'granted',
+      }),
     ]);
   });
 
   it('writes nothing when the log is silent', () => {
     const lines: string[] = [];
-    createAuditLog(createLogger('silent', { write: (l: string) => void lines.push(l) })).tokenUse({ ...use, subgraph: 'github' });
+    createAuditLog(createLogger('silent', { write: (l: string) => void lines.push(l) })).tokenUse({
+      ...use,
+      subgraph: 'github',
+    });
     expect(lines).toEqual([]);
   });
 });
@@ -286,10 +308,18 @@ describe('log redaction', () => {
     ['top-level refresh_token', { refresh_token: 'SECRET-R1' }, ['refresh_token']],
     ['err.clientSecret', { err: { clientSecret: 'SECRET-C1' } }, ['err', 'clientSecret']],
     ['headers.authorization', { headers: { authorization: 'Bearer SECRET-H1' } }, ['headers', 'authorization']],
-    ['req.headers.authorization and cookie', { req: { headers: { authorization: 'Bearer SECRET-H2', cookie: 'sid=SECRET-K' } } }, ['req', 'headers', 'cookie']],
+    [
+      'req.headers.authorization and cookie',
+      { req: { headers: { authorization: 'Bearer SECRET-H2', cookie: 'sid=SECRET-K' } } },
+      ['req', 'headers', 'cookie'],
+    ],
     ['x-api-key header', { headers: { 'x-api-key': 'SECRET-API' } }, ['headers', 'x-api-key']],
     ['err.body.access_token', { err: { body: { access_token: 'SECRET-A1' } } }, ['err', 'body', 'access_token']],
-    ['err.response.headers.authorization (four deep)', { err: { response: { headers: { authorization: 'Bearer SECRET-H3' } } } }, ['err', 'response', 'headers', 'authorization']],
+    [
+      'err.response.headers.authorization (four deep)',
+      { err: { response: { headers: { authorization: 'Bearer SECRET-H3' } } } },
+      ['err', 'response', 'headers', 'authorization'],
+    ],
     ['tokens in an array', { list: [{ refresh_token: 'SECRET-R2' }] }, ['list', '0', 'refresh_token']],
     ['a.b.c.id_token (four deep)', { a: { b: { c: { id_token: 'SECRET-I1' } } } }, ['a', 'b', 'c', 'id_token']],
   ])('hides %s', (_what, object, path) => {
@@ -301,7 +331,10 @@ describe('log redaction', () => {
   });
 
   it('hides secret properties of a logged Error, and keeps its message', () => {
-    const err = Object.assign(new Error('token endpoint refused'), { client_secret: 'SECRET-E1', response: { headers: { authorization: 'Basic SECRET-E2' } } });
+    const err = Object.assign(new Error('token endpoint refused'), {
+      client_secret: 'SECRET-E1',
+      response: { headers: { authorization: 'Basic SECRET-E2' } },
+    });
     const line = logged((log) => log.error({ err }, 'refresh failed'));
     expect(line).not.toMatch(/SECRET-/);
     const parsed = JSON.parse(line);
@@ -311,7 +344,12 @@ describe('log redaction', () => {
 
   it('never shows the internal cause of a GatewayError beyond its message', () => {
     const cause = Object.assign(new Error('upstream said no'), { refreshToken: 'SECRET-G1' });
-    const line = logged((log) => log.error({ err: new GatewayError('PROVIDER_UNAVAILABLE', 'the identity provider is unavailable', { cause }) }, 'x'));
+    const line = logged((log) =>
+      log.error(
+        { err: new GatewayError('PROVIDER_UNAVAILABLE', 'the identity provider is unavailable', { cause }) },
+        'x',
+      ),
+    );
     expect(line).not.toMatch(/SECRET-/);
   });
 });
@@ -334,10 +372,7 @@ describe('metrics and audit after real traffic through the gateway', () => {
   let before: Sample[];
   let graphqlRequests = 0;
 
-  const audits = () =>
-    logLines
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l['audit'] === true);
+  const audits = () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['audit'] === true);
 
   async function query(q: string, jwt: string) {
     graphqlRequests += 1;
@@ -348,13 +383,15 @@ describe('metrics and audit after real traffic through the gateway', () => {
     s = await startStage({ accessTokenTtlSeconds: 4, config: { cache: { refreshSkewSeconds: 1 } }, logLines });
     alice = await s.jwtFor('alice');
     bob = await s.jwtFor('bob');
-    for (const secret of [alice, bob, s.authGithub.clients.web.clientSecret, s.authGraph.clients.web.clientSecret]) secrets.add(secret);
+    for (const secret of [alice, bob, s.authGithub.clients.web.clientSecret, s.authGraph.clients.web.clientSecret])
+      secrets.add(secret);
     before = (await scrape(s.t.url)).samples;
   }, 60_000);
 
   afterAll(() => s?.close());
 
-  const delta = async (name: string, labels: Record<string, string> = {}) => valueOf((await scrape(s.t.url)).samples, name, labels) - valueOf(before, name, labels);
+  const delta = async (name: string, labels: Record<string, string> = {}) =>
+    valueOf((await scrape(s.t.url)).samples, name, labels) - valueOf(before, name, labels);
 
   it('counts a first use that needs consent: two misses, two refusals, one error per subgraph', async () => {
     const res = await query(TOKEN_INFO, alice);
@@ -388,7 +425,8 @@ describe('metrics and audit after real traffic through the gateway', () => {
     expect(await delta('cg_token_uses_total', { outcome: 'granted' })).toBe(4);
     // Fresh tokens from consent: no identity provider was called.
     expect(await delta('cg_provider_calls_total', { kind: 'refresh', outcome: 'success' })).toBe(0);
-    for (const seen of [...s.github.seen, ...s.graph.seen]) if (seen.authorization) secrets.add(seen.authorization.replace(/^Bearer /, ''));
+    for (const seen of [...s.github.seen, ...s.graph.seen])
+      if (seen.authorization) secrets.add(seen.authorization.replace(/^Bearer /, ''));
   });
 
   it('counts a refresh that succeeds and one the provider refuses (reauthorization_required), with their latency', async () => {
@@ -432,8 +470,12 @@ describe('metrics and audit after real traffic through the gateway', () => {
     expect(denied.status).toBe(403);
     expect(await delta('cg_token_uses_total', { outcome: 'granted' })).toBe(1);
     expect(await delta('cg_token_uses_total', { outcome: 'ACCESS_DENIED' })).toBe(1);
-    expect(await delta('cg_http_requests_total', { route: '/tokens/:providerId/:connectionId', status: '200' })).toBe(1);
-    expect(await delta('cg_http_requests_total', { route: '/tokens/:providerId/:connectionId', status: '403' })).toBe(1);
+    expect(await delta('cg_http_requests_total', { route: '/tokens/:providerId/:connectionId', status: '200' })).toBe(
+      1,
+    );
+    expect(await delta('cg_http_requests_total', { route: '/tokens/:providerId/:connectionId', status: '403' })).toBe(
+      1,
+    );
     const all = (await scrape(s.t.url)).samples;
     expect(valueOf(all, 'cg_http_requests_total', { route: '/graphql', status: '200' })).toBe(graphqlRequests);
   });
@@ -448,10 +490,24 @@ describe('metrics and audit after real traffic through the gateway', () => {
     const lines = audits();
     expect(lines).toHaveLength(uses);
     for (const line of lines) {
-      expect(Object.keys(line).sort()).toEqual(['audit', 'connection', 'event', 'level', 'msg', 'outcome', 'principal', 'provider', 'service', 'subgraph', 'time']);
+      expect(Object.keys(line).sort()).toEqual([
+        'audit',
+        'connection',
+        'event',
+        'level',
+        'msg',
+        'outcome',
+        'principal',
+        'provider',
+        'service',
+        'subgraph',
+        'time',
+      ]);
       expect(line).toMatchObject({ audit: true, event: 'token.use', level: 30, msg: 'token use' });
     }
-    const summary = lines.map((l) => `${l['principal']} ${l['provider']}/${l['connection']} ${l['subgraph']} ${l['outcome']}`);
+    const summary = lines.map(
+      (l) => `${l['principal']} ${l['provider']}/${l['connection']} ${l['subgraph']} ${l['outcome']}`,
+    );
     const a = `${s.idp.issuer}#alice`;
     const b = `${s.idp.issuer}#bob`;
     // Subgraphs of one operation resolve concurrently: compare without order.
@@ -502,7 +558,10 @@ describe('/readyz over the store and the supergraph', () => {
   it('is ready with supergraph none when no supergraph is configured', async () => {
     const plain = await startTestApp();
     try {
-      expect(await readyz(plain.url)).toEqual({ status: 200, body: { status: 'ready', store: 'ok', supergraph: 'none' } });
+      expect(await readyz(plain.url)).toEqual({
+        status: 200,
+        body: { status: 'ready', store: 'ok', supergraph: 'none' },
+      });
     } finally {
       await plain.close();
     }
@@ -513,7 +572,10 @@ describe('/readyz over the store and the supergraph', () => {
     const t = await startTestApp({}, { logLines });
     try {
       await t.app.store.close();
-      expect(await readyz(t.url)).toEqual({ status: 503, body: { status: 'not ready', store: 'unavailable', supergraph: 'none' } });
+      expect(await readyz(t.url)).toEqual({
+        status: 503,
+        body: { status: 'not ready', store: 'unavailable', supergraph: 'none' },
+      });
       expect(logLines.some((l) => JSON.parse(l).msg === 'readiness check failed')).toBe(true);
       // Liveness is another matter: the process still answers.
       expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
@@ -531,7 +593,10 @@ describe('/readyz over the store and the supergraph', () => {
     beforeAll(async () => {
       dir = await tempDir('cg-readyz-');
       file = dir.file('supergraph.yaml');
-      original = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8').replaceAll('./subgraphs/', join(REPO, 'subgraphs') + '/');
+      original = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8').replaceAll(
+        './subgraphs/',
+        join(REPO, 'subgraphs') + '/',
+      );
       writeFileSync(file, original);
       t = await startTestApp({ supergraph: file });
     });
@@ -546,15 +611,28 @@ describe('/readyz over the store and the supergraph', () => {
       expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(0);
 
       writeFileSync(file, 'subgraphs: [this is not a supergraph');
-      const stale = await waitFor(() => readyz(t.url), (r) => r.body.supergraph === 'stale');
+      const stale = await waitFor(
+        () => readyz(t.url),
+        (r) => r.body.supergraph === 'stale',
+      );
       expect(stale.status).toBe(200);
-      expect(stale.body).toEqual({ status: 'ready', store: 'ok', supergraph: 'stale', supergraphReloadFailures: expect.any(Number) });
+      expect(stale.body).toEqual({
+        status: 'ready',
+        store: 'ok',
+        supergraph: 'stale',
+        supergraphReloadFailures: expect.any(Number),
+      });
       expect(stale.body.supergraphReloadFailures).toBeGreaterThanOrEqual(1);
-      expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(stale.body.supergraphReloadFailures);
+      expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(
+        stale.body.supergraphReloadFailures,
+      );
 
       // Reverting to the supergraph in use recovers too, though nothing new is loaded.
       writeFileSync(file, original);
-      const ok = await waitFor(() => readyz(t.url), (r) => r.body.supergraph === 'ok');
+      const ok = await waitFor(
+        () => readyz(t.url),
+        (r) => r.body.supergraph === 'ok',
+      );
       expect(ok).toEqual({ status: 200, body: { status: 'ready', store: 'ok', supergraph: 'ok' } });
       expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(0);
     });
@@ -567,7 +645,9 @@ describe('/readyz over the store and the supergraph', () => {
     });
 
     /** A TCP relay to PostgreSQL that can be cut (listener and live connections) and restored on the same port. */
-    async function relay(target: URL): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+    async function relay(
+      target: URL,
+    ): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
       const sockets = new Set<Socket>();
       let server: Server;
       const listen = (port: number) =>
@@ -606,11 +686,20 @@ describe('/readyz over the store and the supergraph', () => {
       storeUrl.searchParams.set('options', `-c search_path=${schema.schema}`);
       const t = await startTestApp({}, { storeUrl: storeUrl.toString() });
       try {
-        expect(await readyz(t.url)).toEqual({ status: 200, body: { status: 'ready', store: 'ok', supergraph: 'none' } });
+        expect(await readyz(t.url)).toEqual({
+          status: 200,
+          body: { status: 'ready', store: 'ok', supergraph: 'none' },
+        });
         await tcp.cut();
-        expect(await readyz(t.url)).toEqual({ status: 503, body: { status: 'not ready', store: 'unavailable', supergraph: 'none' } });
+        expect(await readyz(t.url)).toEqual({
+          status: 503,
+          body: { status: 'not ready', store: 'unavailable', supergraph: 'none' },
+        });
         await tcp.restore();
-        const back = await waitFor(() => readyz(t.url), (r) => r.status === 200);
+        const back = await waitFor(
+          () => readyz(t.url),
+          (r) => r.status === 200,
+        );
         expect(back).toEqual({ status: 200, body: { status: 'ready', store: 'ok', supergraph: 'none' } });
       } finally {
         await t.close();

@@ -26,7 +26,9 @@ interface Recorded {
 }
 
 /** A loopback HTTP server that records every request and answers with `answer(path, body)`. */
-async function startRecorder(answer: (path: string, body: Buffer) => unknown): Promise<{ url: string; requests: Recorded[]; close(): Promise<void> }> {
+async function startRecorder(
+  answer: (path: string, body: Buffer) => unknown,
+): Promise<{ url: string; requests: Recorded[]; close(): Promise<void> }> {
   const requests: Recorded[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -86,7 +88,10 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
     subgraph = await startRecorder(() => ({ data: { hello: 'world' } }));
     writeFileSync(dir.file('hello.graphql'), 'type Query { hello: String }\n');
     supergraphFile = dir.file('supergraph.yaml');
-    writeFileSync(supergraphFile, `federation_version: =2.9.0\nsubgraphs:\n  hello:\n    routing_url: ${subgraph.url}/graphql\n    schema: { file: ${dir.file('hello.graphql')} }\n`);
+    writeFileSync(
+      supergraphFile,
+      `federation_version: =2.9.0\nsubgraphs:\n  hello:\n    routing_url: ${subgraph.url}/graphql\n    schema: { file: ${dir.file('hello.graphql')} }\n`,
+    );
   });
   afterEach(async () => {
     await t?.close();
@@ -104,14 +109,22 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
 
   async function queryRepeatedly(app: TestApp): Promise<void> {
     for (let i = 0; i < REPEATS; i++) {
-      const res = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: QUERY }) });
-      expect({ status: res.status, body: await res.json() }).toEqual({ status: 200, body: { data: { hello: 'world' } } });
+      const res = await fetch(`${app.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: QUERY }),
+      });
+      expect({ status: res.status, body: await res.json() }).toEqual({
+        status: 200,
+        body: { data: { hello: 'world' } },
+      });
     }
   }
 
   async function pipelines(app: TestApp): Promise<{ full: number; prepared: number }> {
     const text = await (await fetch(`${app.url}/metrics`)).text();
-    const count = (pipeline: string) => Number(new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    const count = (pipeline: string) =>
+      Number(new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
     return { full: count('full'), prepared: count('prepared') };
   }
 
@@ -126,7 +139,12 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
     const logLines: string[] = [];
     const app = await start({ plugins: [plugin], logLines });
     await queryRepeatedly(app);
-    expect(counts).toEqual({ requestDidStart: REPEATS, didResolveOperation: REPEATS, executionDidStart: REPEATS, willSendResponse: REPEATS });
+    expect(counts).toEqual({
+      requestDidStart: REPEATS,
+      didResolveOperation: REPEATS,
+      executionDidStart: REPEATS,
+      willSendResponse: REPEATS,
+    });
     expect(await pipelines(app)).toEqual({ full: REPEATS, prepared: 0 });
     expect(logLines.some((l) => l.includes('the prepared pipeline is off'))).toBe(true);
   });
@@ -138,7 +156,14 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
 
     beforeAll(async () => {
       ingress = await startRecorder((path) =>
-        path.startsWith('/schema') ? { data: { me: { __typename: 'ServiceMutation' }, reportSchema: { __typename: 'ReportSchemaResponse', inSeconds: 3600, withCoreSchema: false } } } : {},
+        path.startsWith('/schema')
+          ? {
+              data: {
+                me: { __typename: 'ServiceMutation' },
+                reportSchema: { __typename: 'ReportSchemaResponse', inSeconds: 3600, withCoreSchema: false },
+              },
+            }
+          : {},
       );
       // Every fetch of this process (Apollo's reporting uses the global one) is recorded by origin.
       previous = getGlobalDispatcher();
@@ -159,7 +184,13 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
       expect(graphosFromEnv({})).toBeNull();
       expect(graphosFromEnv({ APOLLO_KEY: 'service:g:secret' })).toBeNull();
       expect(graphosFromEnv({ APOLLO_GRAPH_REF: 'g@current' })).toBeNull();
-      expect(() => graphosFromEnv({ APOLLO_KEY: 'k', APOLLO_GRAPH_REF: 'g@current', APOLLO_USAGE_REPORTING_ENDPOINT_URL: 'ftp://x' })).toThrow(/APOLLO_USAGE_REPORTING_ENDPOINT_URL must be an http\(s\) URL/);
+      expect(() =>
+        graphosFromEnv({
+          APOLLO_KEY: 'k',
+          APOLLO_GRAPH_REF: 'g@current',
+          APOLLO_USAGE_REPORTING_ENDPOINT_URL: 'ftp://x',
+        }),
+      ).toThrow(/APOLLO_USAGE_REPORTING_ENDPOINT_URL must be an http\(s\) URL/);
     });
 
     it('reports usage of every operation, repeats included, and the schema, to the configured endpoints only', async () => {
@@ -175,7 +206,8 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
       expect(await pipelines(app)).toEqual({ full: REPEATS, prepared: 0 });
       // Schema reporting waits a random 0–10 s before its first report.
       const deadline = Date.now() + 20_000;
-      while (!ingress.requests.some((r) => r.path === '/schema') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while (!ingress.requests.some((r) => r.path === '/schema') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       // Stopping sends the usage report still buffered.
       await app.close();
       t = null;
@@ -189,7 +221,8 @@ describe('Apollo Server plugins and GraphOS reporting', () => {
         expect(report.header?.graphRef).toBe('cg-test@current');
         for (const entry of Object.values(report.tracesPerQuery ?? {})) {
           operations += entry.trace?.length ?? 0;
-          for (const s of (entry.statsWithContext ?? []) as { queryLatencyStats?: { requestCount?: unknown } | null }[]) operations += Number(s.queryLatencyStats?.requestCount ?? 0);
+          for (const s of (entry.statsWithContext ?? []) as { queryLatencyStats?: { requestCount?: unknown } | null }[])
+            operations += Number(s.queryLatencyStats?.requestCount ?? 0);
         }
       }
       expect(operations).toBe(REPEATS);

@@ -34,15 +34,25 @@ describe('prepared operations', () => {
   let alice: string;
 
   async function post(body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-    const res = await fetch(`${s.t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    return { status: res.status, contentType: res.headers.get('content-type'), cacheControl: res.headers.get('cache-control'), body: await res.json() };
+    const res = await fetch(`${s.t.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.status,
+      contentType: res.headers.get('content-type'),
+      cacheControl: res.headers.get('cache-control'),
+      body: await res.json(),
+    };
   }
 
   const asAlice = () => ({ authorization: `Bearer ${alice}` });
 
   async function operations(): Promise<{ prepared: number; full: number }> {
     const text = await (await fetch(`${s.t.url}/metrics`)).text();
-    const count = (pipeline: string) => Number(new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    const count = (pipeline: string) =>
+      Number(new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
     return { prepared: count('prepared'), full: count('full') };
   }
 
@@ -58,7 +68,9 @@ describe('prepared operations', () => {
     dir = await tempDir('cg-prepared-');
     githubSchema = dir.file('github.graphql');
     cpSync(join(REPO, 'subgraphs/github/schema.graphql'), githubSchema);
-    s = await startStage({ editSupergraph: (yaml) => yaml.replace(join(REPO, 'subgraphs/github/schema.graphql'), githubSchema) });
+    s = await startStage({
+      editSupergraph: (yaml) => yaml.replace(join(REPO, 'subgraphs/github/schema.graphql'), githubSchema),
+    });
     alice = await s.jwtFor('alice');
     const first = await s.query(BOTH, alice);
     expect(await consentToAll(first.body.errors, 'alice', alice)).toBe(2);
@@ -79,7 +91,11 @@ describe('prepared operations', () => {
     const repeat = await counted(() => post({ query, variables: {}, operationName: null }, asAlice()));
     expect(repeat).toMatchObject({ full: 0, prepared: 1 });
     expect(repeat.result).toEqual(first.result);
-    expect(repeat.result).toMatchObject({ status: 200, contentType: 'application/json; charset=utf-8', cacheControl: 'no-store' });
+    expect(repeat.result).toMatchObject({
+      status: 200,
+      contentType: 'application/json; charset=utf-8',
+      cacheControl: 'no-store',
+    });
     // Each subgraph still got its own provider's token, and never the caller's JWT.
     const sent = [...s.github.seen, ...s.graph.seen].map((x) => x.authorization);
     expect(sent.length).toBeGreaterThan(0);
@@ -98,8 +114,15 @@ describe('prepared operations', () => {
     expect(repeat.prepared).toBe(1);
     // Login links are single-use, minted per answer: compared by shape.
     const links = (a: Answer) => a.body.errors.map((e: any) => e.extensions.loginUrl);
-    for (const link of [...links(twin), ...links(repeat.result)]) expect(link).toMatch(new RegExp(`^${s.t.url}/oauth/login/[\\w-]{40,}$`));
-    const withoutLinks = (a: Answer) => ({ ...a, body: { ...a.body, errors: a.body.errors.map((e: any) => ({ ...e, extensions: { ...e.extensions, loginUrl: 'link' } })) } });
+    for (const link of [...links(twin), ...links(repeat.result)])
+      expect(link).toMatch(new RegExp(`^${s.t.url}/oauth/login/[\\w-]{40,}$`));
+    const withoutLinks = (a: Answer) => ({
+      ...a,
+      body: {
+        ...a.body,
+        errors: a.body.errors.map((e: any) => ({ ...e, extensions: { ...e.extensions, loginUrl: 'link' } })),
+      },
+    });
     expect(withoutLinks(repeat.result)).toEqual(withoutLinks(twin));
     expect(repeat.result.body.errors.map((e: any) => [e.extensions.serviceName, e.extensions.code])).toEqual([
       ['github', 'CONNECTION_NOT_CONNECTED'],
@@ -112,7 +135,9 @@ describe('prepared operations', () => {
   it('passes variables through, and refuses the variables the full pipeline refuses, as it does', async () => {
     const vars = { owner: 'alice', name: 'notes' };
     await post({ query: REPOSITORY, variables: vars }, asAlice());
-    const good = await counted(() => post({ query: REPOSITORY, variables: { owner: 'alice', name: 'nothing-here' } }, asAlice()));
+    const good = await counted(() =>
+      post({ query: REPOSITORY, variables: { owner: 'alice', name: 'nothing-here' } }, asAlice()),
+    );
     expect(good.prepared).toBe(1);
     expect(good.result.body).toEqual({ data: { repository: null } });
 
@@ -171,7 +196,10 @@ describe('prepared operations', () => {
     for (const [accept, contentType] of [
       ['application/graphql-response+json', 'application/graphql-response+json; charset=utf-8'],
       ['application/graphql-response+json,application/json;q=0.9', 'application/graphql-response+json; charset=utf-8'],
-      ['application/json;q=0.5, application/graphql-response+json;q=0.7', 'application/graphql-response+json; charset=utf-8'],
+      [
+        'application/json;q=0.5, application/graphql-response+json;q=0.7',
+        'application/graphql-response+json; charset=utf-8',
+      ],
       ['application/json, */*', 'application/json; charset=utf-8'],
     ]) {
       const first = await counted(() => post({ query }, { ...asAlice(), accept: accept! }));
@@ -194,7 +222,11 @@ describe('prepared operations', () => {
 
   it('never shows a query plan, whichever pipeline answers and whatever NODE_ENV says', async () => {
     const query = `{ viewer { login profile { displayName } } } # plan`;
-    const headers = { ...asAlice(), 'apollo-query-plan-experimental': '1', 'apollo-query-plan-experimental-format': 'internal' };
+    const headers = {
+      ...asAlice(),
+      'apollo-query-plan-experimental': '1',
+      'apollo-query-plan-experimental-format': 'internal',
+    };
     for (let i = 0; i < 2; i++) {
       const res = await post({ query }, headers);
       expect(res.body).toEqual({ data: { viewer: { login: 'alice', profile: { displayName: expect.any(String) } } } });
@@ -205,12 +237,24 @@ describe('prepared operations', () => {
     const query = `{ viewer { login } }`;
     await post({ query }, asAlice());
     const sha256Hash = createHash('sha256').update(query).digest('hex');
-    const apq = await counted(() => post({ query, extensions: { persistedQuery: { version: 1, sha256Hash } } }, asAlice()));
+    const apq = await counted(() =>
+      post({ query, extensions: { persistedQuery: { version: 1, sha256Hash } } }, asAlice()),
+    );
     expect(apq).toMatchObject({ prepared: 0, full: 1 });
     expect(apq.result.body).toEqual({ data: { viewer: { login: 'alice' } } });
-    const wrongHash = await post({ query, extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } } }, asAlice());
-    expect(wrongHash).toMatchObject({ status: 400, body: { errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }] } });
-    const get = await counted(() => fetch(`${s.t.url}/graphql?query=${encodeURIComponent(query)}`, { headers: { ...asAlice(), 'apollo-require-preflight': '1' } }));
+    const wrongHash = await post(
+      { query, extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } } },
+      asAlice(),
+    );
+    expect(wrongHash).toMatchObject({
+      status: 400,
+      body: { errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }] },
+    });
+    const get = await counted(() =>
+      fetch(`${s.t.url}/graphql?query=${encodeURIComponent(query)}`, {
+        headers: { ...asAlice(), 'apollo-require-preflight': '1' },
+      }),
+    );
     expect(get).toMatchObject({ prepared: 0, full: 1 });
     expect(await get.result.json()).toEqual({ data: { viewer: { login: 'alice' } } });
   });
@@ -243,7 +287,11 @@ describe('prepared operations switched off (server.preparedPipeline: false)', ()
     try {
       const jwt = await stage.jwtFor('alice');
       const metric = async (pipeline: string) =>
-        Number(new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(await (await fetch(`${stage.t.url}/metrics`)).text())?.[1] ?? 0);
+        Number(
+          new RegExp(`^cg_graphql_operations_total\\{pipeline="${pipeline}"\\} (\\d+)$`, 'm').exec(
+            await (await fetch(`${stage.t.url}/metrics`)).text(),
+          )?.[1] ?? 0,
+        );
       const query = '{ githubTokenInfo { subject } }';
       const first = await stage.query(query, jwt);
       for (let i = 0; i < 3; i++) expect((await stage.query(query, jwt)).body).toEqual(first.body);

@@ -34,7 +34,8 @@ describe('two trusted issuers whose users share a sub', () => {
     return (await res.json()) as any;
   }
 
-  const tokenEndpoint = (path: string, jwt: string) => fetch(`${t.url}/tokens/${path}`, { headers: { authorization: `Bearer ${jwt}` } });
+  const tokenEndpoint = (path: string, jwt: string) =>
+    fetch(`${t.url}/tokens/${path}`, { headers: { authorization: `Bearer ${jwt}` } });
 
   beforeAll(async () => {
     b = await startBackends({
@@ -44,7 +45,10 @@ describe('two trusted issuers whose users share a sub', () => {
     });
     partner = await startJwtIssuer();
     t = await startTestApp(
-      { supergraph: b.supergraphFile, identity: { issuers: [b.idp.issuerConfig({ name: 'corp' }), partner.issuerConfig({ name: 'partner' })] } },
+      {
+        supergraph: b.supergraphFile,
+        identity: { issuers: [b.idp.issuerConfig({ name: 'corp' }), partner.issuerConfig({ name: 'partner' })] },
+      },
       { logLines },
     );
     await createOidcProviders(async (q, v) => (await t.admin(q, v)).body, b);
@@ -56,7 +60,10 @@ describe('two trusted issuers whose users share a sub', () => {
     expect(await consentToAll(first.errors, 'alice', corpAlice)).toBe(2);
     const ready = await query(corpAlice);
     expect(ready.errors).toBeUndefined();
-    expect(ready.data).toEqual({ githubTokenInfo: { issuer: b.authGithub.issuer, subject: 'alice' }, graphTokenInfo: { issuer: b.authGraph.issuer, subject: 'alice' } });
+    expect(ready.data).toEqual({
+      githubTokenInfo: { issuer: b.authGithub.issuer, subject: 'alice' },
+      graphTokenInfo: { issuer: b.authGraph.issuer, subject: 'alice' },
+    });
   }, 90_000);
 
   afterAll(async () => {
@@ -66,9 +73,13 @@ describe('two trusted issuers whose users share a sub', () => {
 
   it("records the owner's issuer in the policy of a connection created on first use", async () => {
     const github = await t.admin(POLICIES, { p: 'github-01', c: 'alice' });
-    expect(github.body.data.connection.accessPolicies).toEqual([{ id: 'owner', kind: 'USER', objectId: 'alice', issuer: b.idp.issuer }]);
+    expect(github.body.data.connection.accessPolicies).toEqual([
+      { id: 'owner', kind: 'USER', objectId: 'alice', issuer: b.idp.issuer },
+    ]);
     const graph = await t.admin(POLICIES, { p: 'graph-01', c: 'corp.alice' });
-    expect(graph.body.data.connection.accessPolicies).toEqual([{ id: 'owner', kind: 'USER', objectId: 'alice', issuer: b.idp.issuer }]);
+    expect(graph.body.data.connection.accessPolicies).toEqual([
+      { id: 'owner', kind: 'USER', objectId: 'alice', issuer: b.idp.issuer },
+    ]);
   });
 
   it("never gives the other issuer's alice the first one's token through a federated query", async () => {
@@ -85,7 +96,9 @@ describe('two trusted issuers whose users share a sub', () => {
     expect(errors['graph'].extensions.loginUrl).toMatch(/\/oauth\/login\//);
     expect(b.graph.seen).toHaveLength(0);
     const hers = await t.admin(POLICIES, { p: 'graph-01', c: 'partner.alice' });
-    expect(hers.body.data.connection.accessPolicies).toEqual([{ id: 'owner', kind: 'USER', objectId: 'alice', issuer: partner.issuer }]);
+    expect(hers.body.data.connection.accessPolicies).toEqual([
+      { id: 'owner', kind: 'USER', objectId: 'alice', issuer: partner.issuer },
+    ]);
   });
 
   it("never gives the other issuer's alice the first one's token from the token endpoint", async () => {
@@ -123,22 +136,49 @@ describe('service principal policies', () => {
   let t: TestApp;
 
   async function policy(input: Record<string, unknown>): Promise<void> {
-    const res = await t.admin(`mutation($input: CreateAccessPolicyInput!) { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: $input) { id issuer } }`, { input });
+    const res = await t.admin(
+      `mutation($input: CreateAccessPolicyInput!) { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: $input) { id issuer } }`,
+      { input },
+    );
     expect(res.body.errors).toBeUndefined();
   }
 
-  const get = async (jwt: string) => (await fetch(`${t.url}/tokens/svc-01/daemon`, { headers: { authorization: `Bearer ${jwt}` } })).status;
+  const get = async (jwt: string) =>
+    (await fetch(`${t.url}/tokens/svc-01/daemon`, { headers: { authorization: `Bearer ${jwt}` } })).status;
 
   beforeAll(async () => {
-    [auth, idp, other] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: 60 }), startJwtIssuer(), startJwtIssuer()]);
+    [auth, idp, other] = await Promise.all([
+      startAuthServer({ accessTokenTtlSeconds: 60 }),
+      startJwtIssuer(),
+      startJwtIssuer(),
+    ]);
     t = await startTestApp({ identity: { issuers: [idp.issuerConfig(), other.issuerConfig()] } });
-    const provider = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: { id: 'svc-01', identityProvider: 'oidc', grantType: 'CLIENT_CREDENTIALS', clientId: auth.clients.service.clientId, clientSecret: auth.clients.service.clientSecret, scopes: [...auth.apiScopes], parameters: [{ name: 'issuer', value: auth.issuer }] },
-    });
+    const provider = await t.admin(
+      `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+      {
+        input: {
+          id: 'svc-01',
+          identityProvider: 'oidc',
+          grantType: 'CLIENT_CREDENTIALS',
+          clientId: auth.clients.service.clientId,
+          clientSecret: auth.clients.service.clientSecret,
+          scopes: [...auth.apiScopes],
+          parameters: [{ name: 'issuer', value: auth.issuer }],
+        },
+      },
+    );
     expect(provider.body.errors).toBeUndefined();
-    const conn = await t.admin(`mutation { createConnection(providerId: "svc-01", input: { id: "daemon" }) { status } }`);
+    const conn = await t.admin(
+      `mutation { createConnection(providerId: "svc-01", input: { id: "daemon" }) { status } }`,
+    );
     expect(conn.body.data.createConnection.status).toBe('CONNECTED');
-    await policy({ id: 'worker', kind: 'SERVICE_PRINCIPAL', objectId: 'worker-sp-oid', appIds: ['worker-app'], issuer: idp.issuer });
+    await policy({
+      id: 'worker',
+      kind: 'SERVICE_PRINCIPAL',
+      objectId: 'worker-sp-oid',
+      appIds: ['worker-app'],
+      issuer: idp.issuer,
+    });
     // As an admin wrote it when objectId meant the app id.
     await policy({ id: 'legacy', kind: 'SERVICE_PRINCIPAL', objectId: 'legacy-app' });
   }, 60_000);
@@ -149,7 +189,9 @@ describe('service principal policies', () => {
   });
 
   it("admits the service principal's app-only token", async () => {
-    expect(await get(await idp.sign({ sub: 'worker-sp-oid', oid: 'worker-sp-oid', azp: 'worker-app', idtyp: 'app' }))).toBe(200);
+    expect(
+      await get(await idp.sign({ sub: 'worker-sp-oid', oid: 'worker-sp-oid', azp: 'worker-app', idtyp: 'app' })),
+    ).toBe(200);
   });
 
   it('refuses a user token carrying the same azp', async () => {
@@ -168,13 +210,23 @@ describe('service principal policies', () => {
 
   it('validates the issuer of a new policy: an absolute URL or a configured issuer, exactly as given', async () => {
     for (const issuer of ['login.example.com', 'not a url', '', ' https://x.example.com', '/relative']) {
-      const res = await t.admin(`mutation($i: String) { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "bad", kind: USER, objectId: "u", issuer: $i }) { id } }`, { i: issuer });
+      const res = await t.admin(
+        `mutation($i: String) { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "bad", kind: USER, objectId: "u", issuer: $i }) { id } }`,
+        { i: issuer },
+      );
       expect(res.body.errors?.[0]?.extensions, issuer).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.issuer' });
     }
-    const managed = await t.admin(`mutation($i: String) { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "bad", kind: MANAGED_IDENTITY, objectId: "u", issuer: $i }) { id } }`, { i: idp.issuer });
+    const managed = await t.admin(
+      `mutation($i: String) { createAccessPolicy(providerId: "svc-01", connectionId: "daemon", input: { id: "bad", kind: MANAGED_IDENTITY, objectId: "u", issuer: $i }) { id } }`,
+      { i: idp.issuer },
+    );
     expect(managed.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.issuer' });
     const listed = await t.admin(`{ connection(providerId: "svc-01", id: "daemon") { accessPolicies { id issuer } } }`);
-    expect(listed.body.data.connection.accessPolicies.map((p: any) => p.id).sort()).toEqual(['legacy', 'managed-identity', 'worker']);
+    expect(listed.body.data.connection.accessPolicies.map((p: any) => p.id).sort()).toEqual([
+      'legacy',
+      'managed-identity',
+      'worker',
+    ]);
     expect(listed.body.data.connection.accessPolicies.find((p: any) => p.id === 'worker').issuer).toBe(idp.issuer);
   });
 });

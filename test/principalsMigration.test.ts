@@ -42,7 +42,8 @@ function version1(types: Dialect['types']): string[] {
   ];
 }
 
-const ISSUERS_OF = (policies: readonly { id: string; issuer: string | null }[]) => Object.fromEntries(policies.map((p) => [p.id, p.issuer]));
+const ISSUERS_OF = (policies: readonly { id: string; issuer: string | null }[]) =>
+  Object.fromEntries(policies.map((p) => [p.id, p.issuer]));
 
 describe('migration 2 on SQLite, through the gateway start', () => {
   let dir: TempDir;
@@ -61,10 +62,22 @@ describe('migration 2 on SQLite, through the gateway start', () => {
 
   async function start(issuers: string[]) {
     const logLines: string[] = [];
-    const t = await startTestApp({ identity: { issuers: issuers.map((issuer) => ({ issuer, audience: 'api://x' })) } }, { storeUrl: `sqlite:${file}`, logLines });
+    const t = await startTestApp(
+      { identity: { issuers: issuers.map((issuer) => ({ issuer, audience: 'api://x' })) } },
+      { storeUrl: `sqlite:${file}`, logLines },
+    );
     const policies = async (connection: string) =>
-      ISSUERS_OF((await t.admin(`query($c: ID!) { connection(providerId: "p1", id: $c) { accessPolicies { id issuer } } }`, { c: connection })).body.data.connection.accessPolicies);
-    const reviews = () => logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'store migration: an access policy needs an admin to review it');
+      ISSUERS_OF(
+        (
+          await t.admin(`query($c: ID!) { connection(providerId: "p1", id: $c) { accessPolicies { id issuer } } }`, {
+            c: connection,
+          })
+        ).body.data.connection.accessPolicies,
+      );
+    const reviews = () =>
+      logLines
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'store migration: an access policy needs an admin to review it');
     return { t, policies, reviews };
   }
 
@@ -73,8 +86,12 @@ describe('migration 2 on SQLite, through the gateway start', () => {
     try {
       expect(await policies('alice')).toEqual({ owner: A, team: null, daemon: null });
       expect(await policies('carol')).toEqual({ owner: A });
-      expect(reviews().map((r) => [r.migration, r.provider, r.connection, r.policy])).toEqual([[2, 'p1', 'alice', 'daemon']]);
-      expect(reviews()[0].review).toMatch(/SERVICE_PRINCIPAL policy: objectId now matches the service principal's own object id/);
+      expect(reviews().map((r) => [r.migration, r.provider, r.connection, r.policy])).toEqual([
+        [2, 'p1', 'alice', 'daemon'],
+      ]);
+      expect(reviews()[0].review).toMatch(
+        /SERVICE_PRINCIPAL policy: objectId now matches the service principal's own object id/,
+      );
     } finally {
       await t.close();
     }
@@ -122,17 +139,28 @@ describe.skipIf(!hasPg)('migration 2 on PostgreSQL', () => {
 
   async function reopen(issuers: string[]) {
     const findings: MigrationFinding[] = [];
-    const store = await openStore(pg.url, { pgSchema: pg.schema, migration: { issuers, review: (f) => findings.push(f) } });
+    const store = await openStore(pg.url, {
+      pgSchema: pg.schema,
+      migration: { issuers, review: (f) => findings.push(f) },
+    });
     const [alice = [], carol = []] = await store.listAccessPolicies([
       { providerId: 'p1', connectionId: 'alice' },
       { providerId: 'p1', connectionId: 'carol' },
     ]);
     await store.close();
-    return { alice: ISSUERS_OF(alice), carol: ISSUERS_OF(carol), findings: findings.map((f) => `${f.connectionId}/${f.policyId}`) };
+    return {
+      alice: ISSUERS_OF(alice),
+      carol: ISSUERS_OF(carol),
+      findings: findings.map((f) => `${f.connectionId}/${f.policyId}`),
+    };
   }
 
   it('gives owner policies the only issuer', async () => {
-    expect(await reopen([A])).toEqual({ alice: { daemon: null, owner: A, team: null }, carol: { owner: A }, findings: ['alice/daemon'] });
+    expect(await reopen([A])).toEqual({
+      alice: { daemon: null, owner: A, team: null },
+      carol: { owner: A },
+      findings: ['alice/daemon'],
+    });
     expect((await reopen([A])).findings).toEqual([]);
   });
 

@@ -11,7 +11,13 @@ import { validateConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import { startApp, type App } from '../src/server/wire.js';
 import type { ConnectionKey } from '../src/domain/ids.js';
-import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from '../src/tokens/events.js';
+import {
+  NO_TOKEN_EVENTS,
+  type ProviderCallKind,
+  type ProviderCallOrigin,
+  type ProviderCallOutcome,
+  type TokenEvents,
+} from '../src/tokens/events.js';
 import { ADMIN_KEY } from './support/app.js';
 import { consentToAll, createOidcProviders, startBackends, type Backends } from './support/backends.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
@@ -33,7 +39,8 @@ interface ProviderCall {
 function recordingEvents(calls: ProviderCall[]): TokenEvents {
   return {
     ...NO_TOKEN_EVENTS,
-    providerCall: (key: ConnectionKey, kind, outcome, _durationMs, origin) => calls.push({ key: `${key.providerId}/${key.connectionId}`, kind, outcome, origin }),
+    providerCall: (key: ConnectionKey, kind, outcome, _durationMs, origin) =>
+      calls.push({ key: `${key.providerId}/${key.connectionId}`, kind, outcome, origin }),
   };
 }
 
@@ -45,7 +52,11 @@ interface Gateway {
   close(): Promise<void>;
 }
 
-async function startGateway(b: Backends, store: { url: string; keysKey?: string }, extra: Record<string, unknown> = {}): Promise<Gateway> {
+async function startGateway(
+  b: Backends,
+  store: { url: string; keysKey?: string },
+  extra: Record<string, unknown> = {},
+): Promise<Gateway> {
   const config = validateConfig({
     server: { host: '127.0.0.1', port: 0 },
     supergraph: b.supergraphFile,
@@ -59,10 +70,23 @@ async function startGateway(b: Backends, store: { url: string; keysKey?: string 
     ...extra,
   });
   const calls: ProviderCall[] = [];
-  const app = await startApp(config, { logger: createLogger('warn', { write: () => {} }), tokenEvents: recordingEvents(calls) });
+  const app = await startApp(config, {
+    logger: createLogger('warn', { write: () => {} }),
+    tokenEvents: recordingEvents(calls),
+  });
   const pool = new Pool(app.url, { connections: 8 });
-  const post = async (path: string, q: string, headers: Record<string, string>, variables: Record<string, unknown> = {}) => {
-    const res = await pool.request({ path, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: q, variables }) });
+  const post = async (
+    path: string,
+    q: string,
+    headers: Record<string, string>,
+    variables: Record<string, unknown> = {},
+  ) => {
+    const res = await pool.request({
+      path,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ query: q, variables }),
+    });
     return (await res.body.json()) as { data?: any; errors?: any[] };
   };
   return {
@@ -86,7 +110,12 @@ async function setUpAlice(g: Gateway, b: Backends): Promise<string> {
 }
 
 /** `workers` loops of back-to-back queries (spread over `gateways`) for `durationMs`; returns the failures. */
-async function steadyTraffic(gateways: readonly Gateway[], jwt: string, durationMs: number, workers = 4): Promise<{ requests: number; failures: unknown[] }> {
+async function steadyTraffic(
+  gateways: readonly Gateway[],
+  jwt: string,
+  durationMs: number,
+  workers = 4,
+): Promise<{ requests: number; failures: unknown[] }> {
   const until = Date.now() + durationMs;
   let requests = 0;
   const failures: unknown[] = [];
@@ -149,7 +178,11 @@ describe('proactive refresh through the gateway', () => {
 describe('proactive refresh turned off', () => {
   it('leaves every renewal to requests (cache.proactiveRefresh: false)', async () => {
     const b = await startBackends({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS });
-    const g = await startGateway(b, { url: `sqlite:${b.dir.file('credentials.db')}` }, { cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh: false } });
+    const g = await startGateway(
+      b,
+      { url: `sqlite:${b.dir.file('credentials.db')}` },
+      { cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh: false } },
+    );
     try {
       const alice = await setUpAlice(g, b);
       const { failures } = await steadyTraffic([g], alice, 7_000, 2);
@@ -195,7 +228,10 @@ describe.skipIf(!hasPg)('proactive refresh with two replicas on PostgreSQL', () 
     a.calls.length = 0;
     c.calls.length = 0;
     const background = { minValidityMs, origin: 'background' as const };
-    const [fromA, fromC] = await Promise.all([a.app.tokens.get(githubAlice, background), c.app.tokens.get(githubAlice, background)]);
+    const [fromA, fromC] = await Promise.all([
+      a.app.tokens.get(githubAlice, background),
+      c.app.tokens.get(githubAlice, background),
+    ]);
     expect(b.authGithub.counts.refresh).toBe(1);
     expect(fromA.accessToken).toBe(fromC.accessToken);
     expect(fromA.accessToken).not.toBe(issued.accessToken);
@@ -219,8 +255,11 @@ describe.skipIf(!hasPg)('proactive refresh with two replicas on PostgreSQL', () 
       const calls = [...pair[0]!.calls, ...pair[1]!.calls];
       expect(calls.filter((c) => c.origin !== 'background' || c.outcome !== 'success')).toEqual([]);
       // One renewal per token lifetime (minus skew and lead) at most: duplicates would double it.
-      const renewalsPerConnectionAtMost = Math.ceil(durationMs / ((ACCESS_TOKEN_TTL_SECONDS - REFRESH_SKEW_SECONDS - 1 - 0.4) * 1000)) + 1;
-      console.info(`[proactive] two replicas, ${durationMs} ms: refreshes github ${short.authGithub.counts.refresh}, graph ${short.authGraph.counts.refresh} (at most ${renewalsPerConnectionAtMost} each)`);
+      const renewalsPerConnectionAtMost =
+        Math.ceil(durationMs / ((ACCESS_TOKEN_TTL_SECONDS - REFRESH_SKEW_SECONDS - 1 - 0.4) * 1000)) + 1;
+      console.info(
+        `[proactive] two replicas, ${durationMs} ms: refreshes github ${short.authGithub.counts.refresh}, graph ${short.authGraph.counts.refresh} (at most ${renewalsPerConnectionAtMost} each)`,
+      );
       for (const auth of [short.authGithub, short.authGraph]) {
         expect(auth.counts.refresh).toBeGreaterThanOrEqual(3);
         expect(auth.counts.refresh).toBeLessThanOrEqual(renewalsPerConnectionAtMost);

@@ -84,9 +84,23 @@ async function startHostileServer(): Promise<RecordingServer> {
     received.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, body });
     res.setHeader('content-type', 'application/json');
     if (req.url === '/.well-known/openid-configuration') {
-      res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/auth`, token_endpoint: `${origin}/token`, jwks_uri: `${origin}/jwks` }));
+      res.end(
+        JSON.stringify({
+          issuer: origin,
+          authorization_endpoint: `${origin}/auth`,
+          token_endpoint: `${origin}/token`,
+          jwks_uri: `${origin}/jwks`,
+        }),
+      );
     } else if (req.url === '/token') {
-      res.end(JSON.stringify({ access_token: 'hostile-access-token', token_type: 'Bearer', expires_in: 3600, refresh_token: 'hostile-refresh-token' }));
+      res.end(
+        JSON.stringify({
+          access_token: 'hostile-access-token',
+          token_type: 'Bearer',
+          expires_in: 3600,
+          refresh_token: 'hostile-refresh-token',
+        }),
+      );
     } else if (req.url === '/jwks') {
       res.end(JSON.stringify({ keys: [] }));
     } else {
@@ -118,14 +132,22 @@ const CONNECTION_QUERY = `query($p: ID!, $id: ID!) { connection(providerId: $p, 
 const PROVIDER_QUERY = `query($id: ID!) { credentialProvider(id: $id) { ${PROVIDER} } }`;
 const TEST_CONNECTION = `mutation($p: ID!, $id: ID!) { testConnection(providerId: $p, connectionId: $id) { ok status error { code message } } }`;
 
-function refusal(body: { data?: unknown; errors?: any[] }): { code: string; field: string | undefined; message: string } {
+function refusal(body: { data?: unknown; errors?: any[] }): {
+  code: string;
+  field: string | undefined;
+  message: string;
+} {
   expect(body.errors, JSON.stringify(body)).toHaveLength(1);
   const e = body.errors![0];
   return { code: e.extensions.code, field: e.extensions.field, message: e.message };
 }
 
 /** The tokens a connection holds, opened with the app's own keyring: the secrets that must not travel. */
-async function storedTokens(t: TestApp, providerId: string, connectionId: string): Promise<{ accessToken: string; refreshToken: string | null } | null> {
+async function storedTokens(
+  t: TestApp,
+  providerId: string,
+  connectionId: string,
+): Promise<{ accessToken: string; refreshToken: string | null } | null> {
   const connection = await t.app.store.getConnection({ providerId, connectionId });
   if (connection?.tokens == null) return null;
   const envelope = new Envelope(await openFileKeyring(join(t.dir, 'keyring.json')));
@@ -146,7 +168,11 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
 
     beforeAll(async () => {
       if (postgres) schema = await freshPgSchema('cg_endpoints');
-      [auth, hostile, idp] = await Promise.all([startAuthServer({ accessTokenTtlSeconds: 60, slowFaultDelayMs: 1_000 }), startHostileServer(), startJwtIssuer()]);
+      [auth, hostile, idp] = await Promise.all([
+        startAuthServer({ accessTokenTtlSeconds: 60, slowFaultDelayMs: 1_000 }),
+        startHostileServer(),
+        startJwtIssuer(),
+      ]);
       // allowPrivateNetworks stays on (test/support/app.ts): both servers live on loopback.
       // Tokens live a minute and are renewed 5 s before expiry: nothing renews them during these tests unless asked.
       t = await startTestApp(
@@ -155,17 +181,30 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
       );
       aliceJwt = await idp.sign({ sub: 'alice' });
 
-      expect((await t.admin(CREATE_PROVIDER, { input: oidcProviderInput('corp-01', auth) })).body.errors).toBeUndefined();
+      expect(
+        (await t.admin(CREATE_PROVIDER, { input: oidcProviderInput('corp-01', auth) })).body.errors,
+      ).toBeUndefined();
       expect((await t.admin(CREATE_CONNECTION, { p: 'corp-01', input: { id: 'alice' } })).body.errors).toBeUndefined();
-      const policy = await t.admin(`mutation { createAccessPolicy(providerId: "corp-01", connectionId: "alice", input: { id: "alice", kind: USER, objectId: "alice" }) { id } }`);
+      const policy = await t.admin(
+        `mutation { createAccessPolicy(providerId: "corp-01", connectionId: "alice", input: { id: "alice", kind: USER, objectId: "alice" }) { id } }`,
+      );
       expect(policy.body.errors).toBeUndefined();
-      const link = await t.admin(`mutation($r: String!) { createLoginLink(providerId: "corp-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`, {
-        r: `${t.url}/after-login`,
+      const link = await t.admin(
+        `mutation($r: String!) { createLoginLink(providerId: "corp-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`,
+        {
+          r: `${t.url}/after-login`,
+        },
+      );
+      const done = await consentOverHttp(link.body.data.createLoginLink.url, {
+        login: 'alice',
+        stopAt: (u) => u.pathname === '/after-login',
       });
-      const done = await consentOverHttp(link.body.data.createLoginLink.url, { login: 'alice', stopAt: (u) => u.pathname === '/after-login' });
       expect(done.searchParams.get('status')).toBe('CONNECTED');
       // One refresh, so that the gateway holds a rotated refresh token and has used its secret at least twice.
-      expect((await t.admin(TEST_CONNECTION, { p: 'corp-01', id: 'alice' })).body.data.testConnection).toMatchObject({ ok: true, status: 'CONNECTED' });
+      expect((await t.admin(TEST_CONNECTION, { p: 'corp-01', id: 'alice' })).body.data.testConnection).toMatchObject({
+        ok: true,
+        status: 'CONNECTED',
+      });
       const tokens = await storedTokens(t, 'corp-01', 'alice');
       expect(tokens?.refreshToken).toBeTruthy();
       before.push(auth.clients.web.clientSecret, tokens!.accessToken, tokens!.refreshToken!);
@@ -177,7 +216,8 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
       await schema?.drop();
     });
 
-    const tokenEndpoint = () => fetch(`${t.url}/tokens/corp-01/alice`, { headers: { authorization: `Bearer ${aliceJwt}` } });
+    const tokenEndpoint = () =>
+      fetch(`${t.url}/tokens/corp-01/alice`, { headers: { authorization: `Bearer ${aliceJwt}` } });
 
     it('refuses an endpoint change without a new client secret, naming input.clientSecret, and changes nothing', async () => {
       const served = await tokenEndpoint();
@@ -196,7 +236,9 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
         expect(e.message).toMatch(/input\.(parameters\.issuer|clientId)/);
       }
       expect((await t.admin(PROVIDER_QUERY, { id: 'corp-01' })).body.data.credentialProvider).toEqual(providerBefore);
-      expect((await t.admin(CONNECTION_QUERY, { p: 'corp-01', id: 'alice' })).body.data.connection).toEqual(connectionBefore);
+      expect((await t.admin(CONNECTION_QUERY, { p: 'corp-01', id: 'alice' })).body.data.connection).toEqual(
+        connectionBefore,
+      );
       expect((await storedTokens(t, 'corp-01', 'alice'))?.refreshToken).toBe(before[2]);
       expect(hostile.received).toEqual([]);
     });
@@ -207,7 +249,9 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
         input: { clientSecret: auth.clients.web.clientSecret, parameters: [{ name: 'issuer', value: auth.issuer }] },
       });
       expect(rotated.body.errors).toBeUndefined();
-      expect((await t.admin(CONNECTION_QUERY, { p: 'corp-01', id: 'alice' })).body.data.connection.status).toBe('CONNECTED');
+      expect((await t.admin(CONNECTION_QUERY, { p: 'corp-01', id: 'alice' })).body.data.connection.status).toBe(
+        'CONNECTED',
+      );
       expect((await storedTokens(t, 'corp-01', 'alice'))?.refreshToken).toBe(before[2]);
     });
 
@@ -219,7 +263,9 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
         input: { parameters: [{ name: 'issuer', value: hostile.origin }], clientSecret: 'attacker-chosen-secret' },
       });
       expect(changed.body.errors).toBeUndefined();
-      expect(changed.body.data.updateCredentialProvider.parameters).toEqual([{ name: 'issuer', value: hostile.origin }]);
+      expect(changed.body.data.updateCredentialProvider.parameters).toEqual([
+        { name: 'issuer', value: hostile.origin },
+      ]);
 
       const connection = (await t.admin(CONNECTION_QUERY, { p: 'corp-01', id: 'alice' })).body.data.connection;
       expect(connection).toMatchObject({ status: 'NOT_CONNECTED', tokenExpiresAt: null });
@@ -232,27 +278,39 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
       expect(((await served.json()) as { error: string }).error).toBe('CONNECTION_NOT_CONNECTED');
       const tested = (await t.admin(TEST_CONNECTION, { p: 'corp-01', id: 'alice' })).body.data.testConnection;
       expect(tested).toMatchObject({ ok: false, status: 'NOT_CONNECTED', error: { code: 'CONNECTION_NOT_CONNECTED' } });
-      await expect(t.app.tokens.get({ providerId: 'corp-01', connectionId: 'alice' }, { forceRefresh: true })).rejects.toMatchObject({
+      await expect(
+        t.app.tokens.get({ providerId: 'corp-01', connectionId: 'alice' }, { forceRefresh: true }),
+      ).rejects.toMatchObject({
         code: 'CONNECTION_NOT_CONNECTED',
       });
 
       const seen = hostile.everything();
-      for (const secret of before) expect(seen.includes(secret), `${secret.slice(0, 6)}… reached the new host`).toBe(false);
+      for (const secret of before)
+        expect(seen.includes(secret), `${secret.slice(0, 6)}… reached the new host`).toBe(false);
     });
 
     it('keeps out the tokens of a consent whose code exchange began before an endpoint change', async () => {
-      expect((await t.admin(CREATE_PROVIDER, { input: oidcProviderInput('race-01', auth) })).body.errors).toBeUndefined();
+      expect(
+        (await t.admin(CREATE_PROVIDER, { input: oidcProviderInput('race-01', auth) })).body.errors,
+      ).toBeUndefined();
       expect((await t.admin(CREATE_CONNECTION, { p: 'race-01', input: { id: 'bob' } })).body.errors).toBeUndefined();
-      const link = await t.admin(`mutation($r: String!) { createLoginLink(providerId: "race-01", connectionId: "bob", postLoginRedirectUrl: $r) { url } }`, {
-        r: `${t.url}/after-login`,
+      const link = await t.admin(
+        `mutation($r: String!) { createLoginLink(providerId: "race-01", connectionId: "bob", postLoginRedirectUrl: $r) { url } }`,
+        {
+          r: `${t.url}/after-login`,
+        },
+      );
+      const callback = await consentOverHttp(link.body.data.createLoginLink.url, {
+        login: 'bob',
+        stopAt: (u) => u.pathname === '/oauth/callback',
       });
-      const callback = await consentOverHttp(link.body.data.createLoginLink.url, { login: 'bob', stopAt: (u) => u.pathname === '/oauth/callback' });
       auth.resetCounts();
       auth.setFault('slow', 'token');
       try {
         // The gateway exchanges the code at the old endpoints; the answer is held back while the admin moves them.
         const landing = fetch(callback, { redirect: 'manual' });
-        for (let i = 0; i < 100 && auth.counts.authorizationCode === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        for (let i = 0; i < 100 && auth.counts.authorizationCode === 0; i++)
+          await new Promise((r) => setTimeout(r, 20));
         expect(auth.counts.authorizationCode).toBe(1);
         const changed = await t.admin(UPDATE_PROVIDER, {
           id: 'race-01',
@@ -264,16 +322,21 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
       } finally {
         auth.setFault('none', 'token');
       }
-      expect((await t.admin(CONNECTION_QUERY, { p: 'race-01', id: 'bob' })).body.data.connection.status).toBe('NOT_CONNECTED');
+      expect((await t.admin(CONNECTION_QUERY, { p: 'race-01', id: 'bob' })).body.data.connection.status).toBe(
+        'NOT_CONNECTED',
+      );
       expect(await storedTokens(t, 'race-01', 'bob')).toBeNull();
       expect((await t.admin(TEST_CONNECTION, { p: 'race-01', id: 'bob' })).body.data.testConnection.ok).toBe(false);
       expect(hostile.received.filter((r) => r.url === '/token')).toEqual([]);
     });
 
     it('lets a new consent start against the new endpoints only', async () => {
-      const link = await t.admin(`mutation($r: String!) { createLoginLink(providerId: "corp-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`, {
-        r: `${t.url}/after-login`,
-      });
+      const link = await t.admin(
+        `mutation($r: String!) { createLoginLink(providerId: "corp-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`,
+        {
+          r: `${t.url}/after-login`,
+        },
+      );
       expect(link.body.errors).toBeUndefined();
       const opened = await fetch(link.body.data.createLoginLink.url, { redirect: 'manual' });
       expect(opened.status).toBe(302);
@@ -285,7 +348,14 @@ describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : 
 );
 
 describe('which changes rebind a provider (catalog data)', () => {
-  const github = { id: 'gh', identityProvider: 'github', grantType: 'AUTHORIZATION_CODE' as const, clientId: 'app', clientSecret: 'sealed' as never, parameters: {} };
+  const github = {
+    id: 'gh',
+    identityProvider: 'github',
+    grantType: 'AUTHORIZATION_CODE' as const,
+    clientId: 'app',
+    clientSecret: 'sealed' as never,
+    parameters: {},
+  };
   const pkce = {
     id: 'pk',
     identityProvider: 'oauth2pkce',
@@ -298,22 +368,32 @@ describe('which changes rebind a provider (catalog data)', () => {
   it('compares effective values: a default given explicitly is no change, another host is', () => {
     expect(validateProviderPatch(github, { parameters: { domain: 'github.com' } }).rebinds).toBeUndefined();
     expect(validateProviderPatch(github, { parameters: { domain: 'GitHub.com' } }).rebinds).toBeUndefined();
-    expect(() => validateProviderPatch(github, { parameters: { domain: 'ghe.corp.example' } })).toThrow(/input\.clientSecret is required with a change of input\.parameters\.domain/);
-    expect(validateProviderPatch(github, { parameters: { domain: 'ghe.corp.example' }, clientSecret: 'new' }).rebinds).toEqual(['parameters.domain']);
+    expect(() => validateProviderPatch(github, { parameters: { domain: 'ghe.corp.example' } })).toThrow(
+      /input\.clientSecret is required with a change of input\.parameters\.domain/,
+    );
+    expect(
+      validateProviderPatch(github, { parameters: { domain: 'ghe.corp.example' }, clientSecret: 'new' }).rebinds,
+    ).toEqual(['parameters.domain']);
     expect(validateProviderPatch(github, { clientId: 'app' }).rebinds).toBeUndefined();
     expect(validateProviderPatch(github, { clientId: 'app-2', clientSecret: 'new' }).rebinds).toEqual(['clientId']);
   });
 
   it('does not bind parameters that are only sent along (audience, resource) or that pick scopes', () => {
     const oauth2 = { ...pkce, identityProvider: 'oauth2', clientSecret: 'sealed' as never };
-    expect(validateProviderPatch(oauth2, { parameters: { audience: 'https://api.example.com' } }).rebinds).toBeUndefined();
+    expect(
+      validateProviderPatch(oauth2, { parameters: { audience: 'https://api.example.com' } }).rebinds,
+    ).toBeUndefined();
     const entra = { ...github, identityProvider: 'entra', parameters: { tenantId: 'contoso' } };
-    expect(validateProviderPatch(entra, { parameters: { resourceUri: 'https://management.azure.com' } }).rebinds).toBeUndefined();
+    expect(
+      validateProviderPatch(entra, { parameters: { resourceUri: 'https://management.azure.com' } }).rebinds,
+    ).toBeUndefined();
     expect(() => validateProviderPatch(entra, { parameters: { tenantId: 'fabrikam' } })).toThrow(/input\.clientSecret/);
   });
 
   it('needs no secret for a public client, but still rebinds it (its refresh tokens need no secret at all)', () => {
-    expect(validateProviderPatch(pkce, { parameters: { tokenUrl: 'https://other.example.com/t' } }).rebinds).toEqual(['parameters.tokenUrl']);
+    expect(validateProviderPatch(pkce, { parameters: { tokenUrl: 'https://other.example.com/t' } }).rebinds).toEqual([
+      'parameters.tokenUrl',
+    ]);
   });
 });
 
@@ -357,7 +437,15 @@ describe('a renewal racing an endpoint change', () => {
     });
     const key = { providerId: 'race-02', connectionId: 'carol' };
     await createConnection(registry, 'race-02', { id: 'carol' });
-    const expired = { accessToken: 'the-old-access-token', refreshToken: 'the-old-refresh-token', tokenType: 'Bearer', expiresAt: Date.now() - 1_000, scope: null, idTokenClaims: null, extra: {} };
+    const expired = {
+      accessToken: 'the-old-access-token',
+      refreshToken: 'the-old-refresh-token',
+      tokenType: 'Bearer',
+      expiresAt: Date.now() - 1_000,
+      scope: null,
+      idTokenClaims: null,
+      extra: {},
+    };
     expect(await store.writeTokens(key, connectedTokenWrite(envelope, key, expired, now()), 0)).not.toBeNull();
 
     // A fault injector around the real store: the admin's change commits just as the renewal reads the provider.
@@ -365,7 +453,12 @@ describe('a renewal racing an endpoint change', () => {
     const getProvider = async (id: string) => {
       if (armed) {
         armed = false;
-        await updateProvider(registry, id, { parameters: { tokenUrl: `${hostile.origin}/token` }, clientSecret: 'a-new-secret' }, null);
+        await updateProvider(
+          registry,
+          id,
+          { parameters: { tokenUrl: `${hostile.origin}/token` }, clientSecret: 'a-new-secret' },
+          null,
+        );
       }
       return store.getProvider(id);
     };
@@ -389,7 +482,8 @@ describe('a renewal racing an endpoint change', () => {
     await expect(tokens.get(key)).rejects.toMatchObject({ code: 'CONNECTION_NOT_CONNECTED' });
     expect(armed).toBe(false);
     const seen = hostile.everything();
-    for (const secret of ['the-old-client-secret', 'the-old-access-token', 'the-old-refresh-token']) expect(seen.includes(secret), secret).toBe(false);
+    for (const secret of ['the-old-client-secret', 'the-old-access-token', 'the-old-refresh-token'])
+      expect(seen.includes(secret), secret).toBe(false);
   });
 });
 
@@ -420,10 +514,9 @@ describe('client-credentials providers and connections', () => {
   it('marks in the catalog which parameters are part of the endpoints (and so bound to the secret)', async () => {
     const res = await t.admin(`{ identityProviders { name parameters { name endpoint } } }`);
     const endpointParameters = Object.fromEntries(
-      (res.body.data.identityProviders as { name: string; parameters: { name: string; endpoint: boolean }[] }[]).map((e) => [
-        e.name,
-        e.parameters.filter((p) => p.endpoint).map((p) => p.name),
-      ]),
+      (res.body.data.identityProviders as { name: string; parameters: { name: string; endpoint: boolean }[] }[]).map(
+        (e) => [e.name, e.parameters.filter((p) => p.endpoint).map((p) => p.name)],
+      ),
     );
     expect(endpointParameters['oauth2']).toEqual(['authorizationUrl', 'tokenUrl', 'issuer', 'revocationUrl']);
     expect(endpointParameters['oidc']).toEqual(['issuer']);
@@ -442,11 +535,23 @@ describe('client-credentials providers and connections', () => {
 
     const noClient = refusal((await t.admin(CREATE_CONNECTION, { p: 'svc-bare', input: { id: 'daemon' } })).body);
     expect(noClient).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.clientId' });
-    const secretOnly = refusal((await t.admin(CREATE_CONNECTION, { p: 'svc-bare', input: { id: 'daemon', clientSecret: 'orphan-secret' } })).body);
+    const secretOnly = refusal(
+      (await t.admin(CREATE_CONNECTION, { p: 'svc-bare', input: { id: 'daemon', clientSecret: 'orphan-secret' } }))
+        .body,
+    );
     expect(secretOnly).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.clientId' });
-    const idOnly = refusal((await t.admin(CREATE_CONNECTION, { p: 'svc-bare', input: { id: 'daemon', clientId: auth.clients.service.clientId } })).body);
+    const idOnly = refusal(
+      (
+        await t.admin(CREATE_CONNECTION, {
+          p: 'svc-bare',
+          input: { id: 'daemon', clientId: auth.clients.service.clientId },
+        })
+      ).body,
+    );
     expect(idOnly).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.clientSecret' });
-    const secretOnProvider = refusal((await t.admin(CREATE_PROVIDER, { input: serviceProvider('svc-odd', { clientSecret: 'x-secret' }) })).body);
+    const secretOnProvider = refusal(
+      (await t.admin(CREATE_PROVIDER, { input: serviceProvider('svc-odd', { clientSecret: 'x-secret' }) })).body,
+    );
     expect(secretOnProvider).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.clientSecret' });
 
     const connection = await t.admin(CREATE_CONNECTION, {
@@ -455,29 +560,47 @@ describe('client-credentials providers and connections', () => {
     });
     expect(connection.body.data.createConnection).toMatchObject({ status: 'CONNECTED', hasClientSecret: true });
     auth.resetCounts();
-    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection).toMatchObject({ ok: true, status: 'CONNECTED', error: null });
+    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection).toMatchObject({
+      ok: true,
+      status: 'CONNECTED',
+      error: null,
+    });
     expect(auth.counts.clientCredentials).toBe(1);
   });
 
   it("uses the provider's client as the default for connections without one", async () => {
     const provider = await t.admin(CREATE_PROVIDER, {
-      input: serviceProvider('svc-default', { clientId: auth.clients.service.clientId, clientSecret: auth.clients.service.clientSecret }),
+      input: serviceProvider('svc-default', {
+        clientId: auth.clients.service.clientId,
+        clientSecret: auth.clients.service.clientSecret,
+      }),
     });
     expect(provider.body.errors).toBeUndefined();
-    expect((await t.admin(CREATE_CONNECTION, { p: 'svc-default', input: { id: 'worker' } })).body.data.createConnection.status).toBe('CONNECTED');
+    expect(
+      (await t.admin(CREATE_CONNECTION, { p: 'svc-default', input: { id: 'worker' } })).body.data.createConnection
+        .status,
+    ).toBe('CONNECTED');
     auth.resetCounts();
-    expect((await t.admin(TEST_CONNECTION, { p: 'svc-default', id: 'worker' })).body.data.testConnection).toMatchObject({ ok: true });
+    expect((await t.admin(TEST_CONNECTION, { p: 'svc-default', id: 'worker' })).body.data.testConnection).toMatchObject(
+      { ok: true },
+    );
     expect(auth.counts.clientCredentials).toBe(1);
   });
 
   it("binds a connection's own client id to its secret and tokens", async () => {
     const key = { providerId: 'svc-bare', connectionId: 'daemon' };
     expect(await t.app.store.getConnection(key).then((c) => c?.tokens)).toBeTruthy();
-    const e = refusal((await t.admin(UPDATE_CONNECTION, { p: 'svc-bare', id: 'daemon', input: { clientId: 'someone-else' } })).body);
+    const e = refusal(
+      (await t.admin(UPDATE_CONNECTION, { p: 'svc-bare', id: 'daemon', input: { clientId: 'someone-else' } })).body,
+    );
     expect(e).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.clientSecret' });
     expect(await t.app.store.getConnection(key).then((c) => c?.clientId)).toBe(auth.clients.service.clientId);
 
-    const moved = await t.admin(UPDATE_CONNECTION, { p: 'svc-bare', id: 'daemon', input: { clientId: 'someone-else', clientSecret: 'their-secret' } });
+    const moved = await t.admin(UPDATE_CONNECTION, {
+      p: 'svc-bare',
+      id: 'daemon',
+      input: { clientId: 'someone-else', clientSecret: 'their-secret' },
+    });
     expect(moved.body.data.updateConnection).toMatchObject({ clientId: 'someone-else', tokenExpiresAt: null });
     expect(await t.app.store.getConnection(key).then((c) => c?.tokens)).toBeNull();
     // Back to the working client for the next test.
@@ -487,7 +610,9 @@ describe('client-credentials providers and connections', () => {
       input: { clientId: auth.clients.service.clientId, clientSecret: auth.clients.service.clientSecret },
     });
     expect(back.body.errors).toBeUndefined();
-    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection).toMatchObject({ ok: true });
+    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection).toMatchObject({
+      ok: true,
+    });
   });
 
   it("drops the connections' own client secrets with an endpoint change: the new host gets only what came after", async () => {
@@ -498,7 +623,10 @@ describe('client-credentials providers and connections', () => {
     const oldAccessToken = openTokenSet(envelope, key, held!.tokens!).accessToken;
 
     // A provider without a client has no secret to renew: the change alone is enough, and it takes the connection's.
-    const changed = await t.admin(UPDATE_PROVIDER, { id: 'svc-bare', input: { parameters: [{ name: 'tokenUrl', value: `${hostile.origin}/token` }] } });
+    const changed = await t.admin(UPDATE_PROVIDER, {
+      id: 'svc-bare',
+      input: { parameters: [{ name: 'tokenUrl', value: `${hostile.origin}/token` }] },
+    });
     expect(changed.body.errors).toBeUndefined();
     const after = (await t.admin(CONNECTION_QUERY, { p: 'svc-bare', id: 'daemon' })).body.data.connection;
     expect(after).toMatchObject({ status: 'NOT_CONNECTED', hasClientSecret: false, tokenExpiresAt: null });
@@ -508,9 +636,15 @@ describe('client-credentials providers and connections', () => {
     expect(hostile.received).toEqual([]);
 
     // The admin gives the connection a client for the new host; only that is ever sent there.
-    const renewed = await t.admin(UPDATE_CONNECTION, { p: 'svc-bare', id: 'daemon', input: { clientSecret: 'secret-for-the-new-host' } });
+    const renewed = await t.admin(UPDATE_CONNECTION, {
+      p: 'svc-bare',
+      id: 'daemon',
+      input: { clientSecret: 'secret-for-the-new-host' },
+    });
     expect(renewed.body.data.updateConnection).toMatchObject({ status: 'CONNECTED', hasClientSecret: true });
-    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection).toMatchObject({ ok: true });
+    expect((await t.admin(TEST_CONNECTION, { p: 'svc-bare', id: 'daemon' })).body.data.testConnection).toMatchObject({
+      ok: true,
+    });
     const seen = hostile.everything();
     expect(seen).toContain('secret-for-the-new-host');
     for (const secret of [auth.clients.service.clientSecret, oldAccessToken]) expect(seen.includes(secret)).toBe(false);
@@ -543,10 +677,37 @@ describe('private networks', () => {
   });
 
   it('classifies loopback, private, shared, link-local, unique-local, mapped and unspecified addresses', () => {
-    for (const a of ['127.0.0.1', '127.255.0.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '[::1]', '::', 'fc00::1', 'fd12:3456::1', 'fe80::1', '::ffff:127.0.0.1', '[::ffff:7f00:1]', '::ffff:8.8.8.8']) {
+    for (const a of [
+      '127.0.0.1',
+      '127.255.0.9',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      '[::1]',
+      '::',
+      'fc00::1',
+      'fd12:3456::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '[::ffff:7f00:1]',
+      '::ffff:8.8.8.8',
+    ]) {
       expect(isPrivateAddress(a), a).toBe(true);
     }
-    for (const a of ['8.8.8.8', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2001:4860:4860::8888', 'idp.example.com', 'localhost']) {
+    for (const a of [
+      '8.8.8.8',
+      '172.32.0.1',
+      '100.128.0.1',
+      '192.169.0.1',
+      '2001:4860:4860::8888',
+      'idp.example.com',
+      'localhost',
+    ]) {
       expect(isPrivateAddress(a), a).toBe(false);
     }
   });
@@ -563,16 +724,38 @@ describe('private networks', () => {
       'http://0.0.0.0/token',
     ];
     for (const [i, url] of literals.entries()) {
-      const e = refusal((await t.admin(CREATE_PROVIDER, { input: provider(`lit-${i}`, [{ name: 'tokenUrl', value: url }]) })).body);
+      const e = refusal(
+        (await t.admin(CREATE_PROVIDER, { input: provider(`lit-${i}`, [{ name: 'tokenUrl', value: url }]) })).body,
+      );
       expect(e, url).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.parameters.tokenUrl' });
       expect(e.message).toContain('oauth.allowPrivateNetworks');
     }
-    const host = refusal((await t.admin(CREATE_PROVIDER, { input: provider('gh-internal', [{ name: 'domain', value: '192.168.0.10' }], 'github') })).body);
+    const host = refusal(
+      (
+        await t.admin(CREATE_PROVIDER, {
+          input: provider('gh-internal', [{ name: 'domain', value: '192.168.0.10' }], 'github'),
+        })
+      ).body,
+    );
     expect(host).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.parameters.domain' });
 
-    expect((await t.admin(CREATE_PROVIDER, { input: provider('public-01', [{ name: 'tokenUrl', value: 'https://idp.example.com/token' }]) })).body.errors).toBeUndefined();
+    expect(
+      (
+        await t.admin(CREATE_PROVIDER, {
+          input: provider('public-01', [{ name: 'tokenUrl', value: 'https://idp.example.com/token' }]),
+        })
+      ).body.errors,
+    ).toBeUndefined();
     const moved = refusal(
-      (await t.admin(UPDATE_PROVIDER, { id: 'public-01', input: { parameters: [{ name: 'tokenUrl', value: `http://127.0.0.1:${port}/token` }], clientSecret: 'new-secret' } })).body,
+      (
+        await t.admin(UPDATE_PROVIDER, {
+          id: 'public-01',
+          input: {
+            parameters: [{ name: 'tokenUrl', value: `http://127.0.0.1:${port}/token` }],
+            clientSecret: 'new-secret',
+          },
+        })
+      ).body,
     );
     expect(moved).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.parameters.tokenUrl' });
     expect(internal.received).toEqual([]);

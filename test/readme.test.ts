@@ -31,16 +31,18 @@ describe('README', () => {
     expect(README.split('\n').slice(0, 6).join('\n')).toMatch(/npm ci && npm start[\s\S]*npm test/);
   });
 
-  it.each(['README.md', ...readdirSync(new URL('../docs/', import.meta.url)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)])(
-    'links only to files that exist, from %s',
-    (file) => {
-      const text = readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
-      const base = new URL(`../${file}`, import.meta.url);
-      const missing = [...text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)]
-        .map((m) => m[1]!)
-        .filter((target) => !/^[a-z]+:/.test(target))
-        .filter((target) => !existsSync(new URL(target, base)));
-      expect(missing).toEqual([]);
-    },
-  );
+  it.each([
+    'README.md',
+    ...readdirSync(new URL('../docs/', import.meta.url))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+  ])('links only to files that exist, from %s', (file) => {
+    const text = readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+    const base = new URL(`../${file}`, import.meta.url);
+    const missing = [...text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)]
+      .map((m) => m[1]!)
+      .filter((target) => !/^[a-z]+:/.test(target))
+      .filter((target) => !existsSync(new URL(target, base)));
+    expect(missing).toEqual([]);
+  });
 });

@@ -123,8 +123,13 @@ describe('ProactiveRefresher', () => {
   });
 
   it('remembers only so many connections (the least recently used are let go)', () => {
-    const refresher = new ProactiveRefresher({ refreshSkewMs: 0, maxConnections: 3, renew: async () => tokenFrom(Date.now()) });
-    for (let i = 0; i < 5; i++) refresher.noteUse({ providerId: 'p', connectionId: `c${i}` }, tokenFrom(Date.now(), 60_000));
+    const refresher = new ProactiveRefresher({
+      refreshSkewMs: 0,
+      maxConnections: 3,
+      renew: async () => tokenFrom(Date.now()),
+    });
+    for (let i = 0; i < 5; i++)
+      refresher.noteUse({ providerId: 'p', connectionId: `c${i}` }, tokenFrom(Date.now(), 60_000));
     expect(refresher.size).toBe(3);
     refresher.stop();
   });
@@ -138,6 +143,8 @@ describe('cache.proactiveRefresh', () => {
 
   it('refuses anything but a boolean, naming the key', () => {
     expect(() => validateConfig({ cache: { proactiveRefresh: 'sometimes' } })).toThrow(ConfigError);
-    expect(() => validateConfig({ cache: { proactiveRefresh: 'sometimes' } })).toThrow('cache.proactiveRefresh must be true or false');
+    expect(() => validateConfig({ cache: { proactiveRefresh: 'sometimes' } })).toThrow(
+      'cache.proactiveRefresh must be true or false',
+    );
   });
 });

@@ -49,9 +49,12 @@ function withOverrides(store: Store, overrides: Partial<Store>): Store {
 const busy = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
 
 async function consentByAdminLink(s: Stage, login: string): Promise<void> {
-  const link = await s.t.admin(`mutation($r: String!) { createLoginLink(providerId: "github-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`, {
-    r: `${s.t.url}/oauth/done`,
-  });
+  const link = await s.t.admin(
+    `mutation($r: String!) { createLoginLink(providerId: "github-01", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`,
+    {
+      r: `${s.t.url}/oauth/done`,
+    },
+  );
   const final = await consentOverHttp(link.body.data.createLoginLink.url, { login });
   expect(final.searchParams.get('status')).toBe('CONNECTED');
 }
@@ -62,7 +65,9 @@ async function startAliceStage(storeUrl?: string): Promise<Stage> {
     config: { cache: { proactiveRefresh: false } },
     ...(storeUrl !== undefined && { storeUrl }),
   });
-  const created = await s.t.admin(`mutation { createConnection(providerId: "github-01", input: { id: "alice" }) { id } }`);
+  const created = await s.t.admin(
+    `mutation { createConnection(providerId: "github-01", input: { id: "alice" }) { id } }`,
+  );
   expect(created.body.errors).toBeUndefined();
   await consentByAdminLink(s, 'alice');
   return s;
@@ -117,20 +122,23 @@ describe('renewals the store gets in the way of', () => {
   const stored = async () => (await s.t.app.store.getConnection(GITHUB))!;
   const storedAccessToken = async () => openTokenSet(envelope, GITHUB, (await stored()).tokens!).accessToken;
 
-  it.each([1, 2])('keeps a refreshed token set when the store fails its write %i time(s): the write is retried', async (failures) => {
-    const before = await stored();
-    const faulty = failingWrites(failures);
-    s.authGithub.resetCounts();
-    const token = await sourceOver(faulty.store).get(GITHUB, { forceRefresh: true });
-    expect(s.authGithub.counts.refresh).toBe(1);
-    expect(faulty.attempts).toBe(failures + 1);
-    const after = await stored();
-    expect(after.tokenGeneration).toBe(before.tokenGeneration + 1);
-    expect(await storedAccessToken()).toBe(token.accessToken);
-    // The stored refresh token is the live one: the provider revokes the grant on a rotated-out one.
-    const again = await s.t.admin(TEST_CONNECTION);
-    expect(again.body.data.testConnection).toEqual({ ok: true, status: 'CONNECTED', error: null });
-  });
+  it.each([1, 2])(
+    'keeps a refreshed token set when the store fails its write %i time(s): the write is retried',
+    async (failures) => {
+      const before = await stored();
+      const faulty = failingWrites(failures);
+      s.authGithub.resetCounts();
+      const token = await sourceOver(faulty.store).get(GITHUB, { forceRefresh: true });
+      expect(s.authGithub.counts.refresh).toBe(1);
+      expect(faulty.attempts).toBe(failures + 1);
+      const after = await stored();
+      expect(after.tokenGeneration).toBe(before.tokenGeneration + 1);
+      expect(await storedAccessToken()).toBe(token.accessToken);
+      // The stored refresh token is the live one: the provider revokes the grant on a rotated-out one.
+      const again = await s.t.admin(TEST_CONNECTION);
+      expect(again.body.data.testConnection).toEqual({ ok: true, status: 'CONNECTED', error: null });
+    },
+  );
 
   it('keeps a set the store would not take aside, serves the still-valid token meanwhile, and stores the set before calling the provider again', async () => {
     const before = await stored();
@@ -187,7 +195,9 @@ describe('renewals the store gets in the way of', () => {
   it('maps a store that fails every read on the token path to STORE_UNAVAILABLE, never an unmapped error', async () => {
     const real = s.t.app.store;
     const down = withOverrides(real, { getConnection: () => Promise.reject(busy()) });
-    const failure = await sourceOver(down).get(GITHUB).catch((e: unknown) => e);
+    const failure = await sourceOver(down)
+      .get(GITHUB)
+      .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(GatewayError);
     expect((failure as GatewayError).code).toBe('STORE_UNAVAILABLE');
     expect((failure as GatewayError).message).not.toContain('locked');
@@ -246,13 +256,19 @@ describe.skipIf(!hasPg)('renewals on PostgreSQL', () => {
     try {
       // Hold the connection's row: reads go on, the token write waits, and we kill the session waiting.
       await blocker.query('BEGIN');
-      await blocker.query(`SELECT 1 FROM "${schema.schema}".connections WHERE provider_id = $1 AND id = $2 FOR UPDATE`, [GITHUB.providerId, GITHUB.connectionId]);
+      await blocker.query(
+        `SELECT 1 FROM "${schema.schema}".connections WHERE provider_id = $1 AND id = $2 FOR UPDATE`,
+        [GITHUB.providerId, GITHUB.connectionId],
+      );
       s.authGithub.resetCounts();
       const tested = s.t.admin(TEST_CONNECTION);
       let killed = false;
       for (let i = 0; i < 200 && !killed; i++) {
-        const { rows } = await blocker.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))');
-        for (const { pid } of rows) killed = (await blocker.query('SELECT pg_terminate_backend($1) AS done', [pid])).rows[0].done || killed;
+        const { rows } = await blocker.query<{ pid: number }>(
+          'SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))',
+        );
+        for (const { pid } of rows)
+          killed = (await blocker.query('SELECT pg_terminate_backend($1) AS done', [pid])).rows[0].done || killed;
         if (!killed) await sleep(50);
       }
       expect(killed).toBe(true);

@@ -112,11 +112,16 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
     b.authGraph.resetCounts();
     const seenBefore = { github: b.github.seen.length, graph: b.graph.seen.length };
     const started = Date.now();
-    const bodies = await Promise.all(Array.from({ length: BURST_REQUESTS }, (_, i) => query(i % replicas.length, TOKEN_INFO)));
+    const bodies = await Promise.all(
+      Array.from({ length: BURST_REQUESTS }, (_, i) => query(i % replicas.length, TOKEN_INFO)),
+    );
     const elapsedMs = Date.now() - started;
     const failures = bodies.filter((b) => b.errors !== undefined);
-    expect(failures.slice(0, 3), `${failures.length} failed; first: ${JSON.stringify(failures[0]?.errors)}`).toEqual([]);
-    for (const b of bodies) expect(b.data).toEqual({ githubTokenInfo: { subject: 'alice' }, graphTokenInfo: { subject: 'alice' } });
+    expect(failures.slice(0, 3), `${failures.length} failed; first: ${JSON.stringify(failures[0]?.errors)}`).toEqual(
+      [],
+    );
+    for (const b of bodies)
+      expect(b.data).toEqual({ githubTokenInfo: { subject: 'alice' }, graphTokenInfo: { subject: 'alice' } });
     expect(b.authGithub.counts.refresh).toBe(1);
     expect(b.authGraph.counts.refresh).toBe(1);
     // Every replica served its share with the one new token of each connection.
@@ -133,7 +138,9 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
 
   it('serves a token rotated by one replica from every other replica within a second', async () => {
     const rotate = async (): Promise<void> => {
-      const res = await replicas[0]!.admin(`mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status } }`);
+      const res = await replicas[0]!.admin(
+        `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status } }`,
+      );
       expect(res.body.data?.testConnection).toEqual({ ok: true, status: 'CONNECTED' });
     };
     await rotate();
@@ -158,10 +165,15 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
 
   it('refuses a caller on every replica within a second once one replica removed their access policy, and admits them again after it is restored', async () => {
     for (const i of [0, 1, 2]) expect((await query(i, GITHUB_ONLY)).errors).toBeUndefined();
-    const removed = await replicas[0]!.admin(`mutation { deleteAccessPolicy(providerId: "github-01", connectionId: "alice", id: "owner") }`);
+    const removed = await replicas[0]!.admin(
+      `mutation { deleteAccessPolicy(providerId: "github-01", connectionId: "alice", id: "owner") }`,
+    );
     expect(removed.body.data?.deleteAccessPolicy).toBe(true);
     for (const i of [1, 2]) {
-      const ms = await within(PROPAGATION_BOUND_MS, async () => codesByService(await query(i, GITHUB_ONLY))['github'] === 'ACCESS_DENIED');
+      const ms = await within(
+        PROPAGATION_BOUND_MS,
+        async () => codesByService(await query(i, GITHUB_ONLY))['github'] === 'ACCESS_DENIED',
+      );
       expect(ms).toBeLessThan(PROPAGATION_BOUND_MS);
     }
     // The graph connection has its own policies: still served.
@@ -178,7 +190,8 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
   }, 60_000);
 
   it('stops serving a connection deleted through one replica on every other replica within a second', async () => {
-    const tokenVia = (i: number) => fetch(`${replicas[i]!.url}/tokens/graph-01/alice`, { headers: { authorization: `Bearer ${alice}` } });
+    const tokenVia = (i: number) =>
+      fetch(`${replicas[i]!.url}/tokens/graph-01/alice`, { headers: { authorization: `Bearer ${alice}` } });
     for (const i of [0, 1, 2]) {
       expect((await tokenVia(i)).status).toBe(200);
       expect((await query(i, `{ graphTokenInfo { subject } }`)).errors).toBeUndefined();
@@ -194,7 +207,10 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
       expect(ms).toBeLessThan(PROPAGATION_BOUND_MS);
     }
     // The federated graph's binding is user-delegated: the next use creates a new connection that needs consent.
-    for (const i of [0, 1]) expect(codesByService(await query(i, `{ graphTokenInfo { subject } }`))['graph']).toBe('CONNECTION_NOT_CONNECTED');
+    for (const i of [0, 1])
+      expect(codesByService(await query(i, `{ graphTokenInfo { subject } }`))['graph']).toBe(
+        'CONNECTION_NOT_CONNECTED',
+      );
   }, 60_000);
 
   it("stops serving a provider's tokens on every replica within a second once one replica moved its endpoints", async () => {
@@ -204,12 +220,16 @@ describe.skipIf(!hasPg)('three gateway replicas on one PostgreSQL', () => {
     );
     expect(moved.body.errors).toBeUndefined();
     for (const i of [0, 2]) {
-      const ms = await within(PROPAGATION_BOUND_MS, async () => codesByService(await query(i, GITHUB_ONLY))['github'] === 'CONNECTION_NOT_CONNECTED');
+      const ms = await within(
+        PROPAGATION_BOUND_MS,
+        async () => codesByService(await query(i, GITHUB_ONLY))['github'] === 'CONNECTION_NOT_CONNECTED',
+      );
       expect(ms).toBeLessThan(PROPAGATION_BOUND_MS);
     }
     // From then on no replica sends the subgraph a token of the old endpoints.
     const settled = b.github.seen.length;
-    for (const i of [0, 1, 2]) expect(codesByService(await query(i, GITHUB_ONLY))['github']).toBe('CONNECTION_NOT_CONNECTED');
+    for (const i of [0, 1, 2])
+      expect(codesByService(await query(i, GITHUB_ONLY))['github']).toBe('CONNECTION_NOT_CONNECTED');
     expect(b.github.seen.length).toBe(settled);
   }, 60_000);
 });

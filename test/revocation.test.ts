@@ -22,7 +22,13 @@ import { tempDir } from './support/tmp.js';
 import type { ConnectionKey } from '../src/domain/ids.js';
 import { openTokenSet } from '../src/tokens/tokenSet.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { clientConfigFor, consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';
+import {
+  clientConfigFor,
+  consentOverHttp,
+  oidcProviderInput,
+  startAuthServer,
+  type AuthServer,
+} from './support/authServer.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
 import { pgSchemaUrl, sharedKeysKey } from './support/replicas.js';
 
@@ -33,7 +39,10 @@ const hasPg = await requirePgOrSkip('revocation on delete on PostgreSQL');
 const CREATE_PROVIDER = `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`;
 
 async function consented(t: TestApp, auth: AuthServer, envelope: Envelope, connectionId: string): Promise<string> {
-  const created = await t.admin(`mutation($id: ID!) { createConnection(providerId: "${PROVIDER}", input: { id: $id }) { id } }`, { id: connectionId });
+  const created = await t.admin(
+    `mutation($id: ID!) { createConnection(providerId: "${PROVIDER}", input: { id: $id }) { id } }`,
+    { id: connectionId },
+  );
   expect(created.body.errors).toBeUndefined();
   const link = await t.admin(
     `mutation($c: ID!, $r: String!) { createLoginLink(providerId: "${PROVIDER}", connectionId: $c, postLoginRedirectUrl: $r) { url } }`,
@@ -77,7 +86,11 @@ async function revocationMetric(t: TestApp, outcome: string): Promise<number> {
   return metric(await (await fetch(`${t.url}/metrics`)).text(), outcome);
 }
 
-const stores: { name: string; enabled: boolean; url: () => Promise<{ storeUrl?: string; drop?: () => Promise<void> }> }[] = [
+const stores: {
+  name: string;
+  enabled: boolean;
+  url: () => Promise<{ storeUrl?: string; drop?: () => Promise<void> }>;
+}[] = [
   { name: 'SQLite', enabled: true, url: async () => ({}) },
   {
     name: 'PostgreSQL',
@@ -116,7 +129,7 @@ for (const store of stores) {
       if (auth) await auth.resume().catch(() => undefined);
     });
 
-    it('a deleted connection\'s refresh token is refused by the provider afterwards', async () => {
+    it("a deleted connection's refresh token is refused by the provider afterwards", async () => {
       const refreshToken = await consented(t, auth, envelope, 'alice');
       const before = await revocationMetric(t, 'revoked');
       const deleted = await t.admin(`mutation { deleteConnection(providerId: "${PROVIDER}", id: "alice") }`);
@@ -176,7 +189,8 @@ describe.skipIf(!hasPg)('revocation by two gateways sharing PostgreSQL', () => {
 
   it("revokes every connection's refresh token once, whichever replica takes it", async () => {
     const keysKey = sharedKeysKey();
-    for (let i = 0; i < 2; i++) apps.push(await startTestApp({ keys: { key: keysKey } }, { storeUrl: pgSchemaUrl(schema) }));
+    for (let i = 0; i < 2; i++)
+      apps.push(await startTestApp({ keys: { key: keysKey } }, { storeUrl: pgSchemaUrl(schema) }));
     const [a, b] = apps as [TestApp, TestApp];
     const envelope = new Envelope(parseEnvKeyring(keysKey));
     expect((await a.admin(CREATE_PROVIDER, { input: oidcProviderInput(PROVIDER, auth) })).body.errors).toBeUndefined();
@@ -202,7 +216,11 @@ describe('a revocation that keeps failing', () => {
     try {
       const envelope = new Envelope(await openFileKeyring(dir.file('keyring.json')));
       const now = new Date();
-      const clientSecret = envelope.seal(auth.clients.web.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: 'p' });
+      const clientSecret = envelope.seal(auth.clients.web.clientSecret, {
+        kind: 'provider',
+        field: 'clientSecret',
+        providerId: 'p',
+      });
       await store.insertProvider(
         {
           id: 'p',

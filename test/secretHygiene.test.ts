@@ -29,7 +29,8 @@ interface Run {
 
 /** Everything a user and an admin would do, recording secrets used and every GraphQL answer. */
 async function fullRun(s: Stage, run: Run): Promise<void> {
-  for (const auth of [s.authGithub, s.authGraph]) run.secrets.add(auth.clients.web.clientSecret).add(auth.clients.service.clientSecret);
+  for (const auth of [s.authGithub, s.authGraph])
+    run.secrets.add(auth.clients.web.clientSecret).add(auth.clients.service.clientSecret);
   run.secrets.add(ROTATED_SECRET);
   const record = (body: unknown) => run.responses.push(JSON.stringify(body));
   const alice = await s.jwtFor('alice');
@@ -46,12 +47,37 @@ async function fullRun(s: Stage, run: Run): Promise<void> {
     const res = await s.query(QUERY, alice);
     expect(res.body.errors).toBeUndefined();
     record(res.body);
-    record((await s.t.admin(`mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status error { code message } } }`)).body);
+    record(
+      (
+        await s.t.admin(
+          `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status error { code message } } }`,
+        )
+      ).body,
+    );
   }
   // Errors too: a rotated (wrong) client secret makes refreshes fail at the provider.
-  record((await s.t.admin(`mutation($s: String!) { updateCredentialProvider(id: "graph-01", input: { clientSecret: $s }) { hasClientSecret } }`, { s: ROTATED_SECRET })).body);
-  record((await s.t.admin(`mutation { testConnection(providerId: "graph-01", connectionId: "alice") { ok error { code message } } }`)).body);
-  record((await s.t.admin(`{ credentialProviders { items { id clientId hasClientSecret parameters { name value } connections { items { id status error { code message } } } } } }`)).body);
+  record(
+    (
+      await s.t.admin(
+        `mutation($s: String!) { updateCredentialProvider(id: "graph-01", input: { clientSecret: $s }) { hasClientSecret } }`,
+        { s: ROTATED_SECRET },
+      )
+    ).body,
+  );
+  record(
+    (
+      await s.t.admin(
+        `mutation { testConnection(providerId: "graph-01", connectionId: "alice") { ok error { code message } } }`,
+      )
+    ).body,
+  );
+  record(
+    (
+      await s.t.admin(
+        `{ credentialProviders { items { id clientId hasClientSecret parameters { name value } connections { items { id status error { code message } } } } } }`,
+      )
+    ).body,
+  );
   record((await s.query(QUERY, 'not-a-jwt')).body);
 
   // API keys and passwords: created, rotated, tested (no check URL), listed.
@@ -59,15 +85,56 @@ async function fullRun(s: Stage, run: Run): Promise<void> {
   const password = 'hygiene-password-91ae';
   apiKeys.forEach((k) => run.secrets.add(k));
   run.secrets.add(password).add(Buffer.from(`svc:${password}`).toString('base64'));
-  record((await s.t.admin(`mutation { createCredentialProvider(input: { id: "keys-01", identityProvider: "apikey", grantType: API_KEY }) { id } }`)).body);
-  record((await s.t.admin(`mutation { createCredentialProvider(input: { id: "basic-01", identityProvider: "basic", grantType: BASIC }) { id } }`)).body);
-  record((await s.t.admin(`mutation($k: String!) { createConnection(providerId: "keys-01", input: { id: "k", apiKey: $k }) { status hasCredential } }`, { k: apiKeys[0] })).body);
-  const rotated = await s.t.admin(`mutation($k: String!) { updateConnection(providerId: "keys-01", id: "k", input: { apiKey: $k }) { status hasCredential } }`, { k: apiKeys[1] });
+  record(
+    (
+      await s.t.admin(
+        `mutation { createCredentialProvider(input: { id: "keys-01", identityProvider: "apikey", grantType: API_KEY }) { id } }`,
+      )
+    ).body,
+  );
+  record(
+    (
+      await s.t.admin(
+        `mutation { createCredentialProvider(input: { id: "basic-01", identityProvider: "basic", grantType: BASIC }) { id } }`,
+      )
+    ).body,
+  );
+  record(
+    (
+      await s.t.admin(
+        `mutation($k: String!) { createConnection(providerId: "keys-01", input: { id: "k", apiKey: $k }) { status hasCredential } }`,
+        { k: apiKeys[0] },
+      )
+    ).body,
+  );
+  const rotated = await s.t.admin(
+    `mutation($k: String!) { updateConnection(providerId: "keys-01", id: "k", input: { apiKey: $k }) { status hasCredential } }`,
+    { k: apiKeys[1] },
+  );
   expect(rotated.body.data.updateConnection).toEqual({ status: 'CONNECTED', hasCredential: true });
   record(rotated.body);
-  record((await s.t.admin(`mutation($p: String!) { createConnection(providerId: "basic-01", input: { id: "b", username: "svc", password: $p }) { status } }`, { p: password })).body);
-  record((await s.t.admin(`mutation { testConnection(providerId: "keys-01", connectionId: "k") { ok tested error { code message } } }`)).body);
-  record((await s.t.admin(`{ credentialProvider(id: "keys-01") { parameters { name value } connections { items { id status hasCredential } } } }`)).body);
+  record(
+    (
+      await s.t.admin(
+        `mutation($p: String!) { createConnection(providerId: "basic-01", input: { id: "b", username: "svc", password: $p }) { status } }`,
+        { p: password },
+      )
+    ).body,
+  );
+  record(
+    (
+      await s.t.admin(
+        `mutation { testConnection(providerId: "keys-01", connectionId: "k") { ok tested error { code message } } }`,
+      )
+    ).body,
+  );
+  record(
+    (
+      await s.t.admin(
+        `{ credentialProvider(id: "keys-01") { parameters { name value } connections { items { id status hasCredential } } } }`,
+      )
+    ).body,
+  );
 
   // The tokens themselves, as the gateway holds them (decrypted with the run's own keyring).
   const envelope = new Envelope(await openFileKeyring(join(s.t.dir, 'keyring.json')));
@@ -78,7 +145,8 @@ async function fullRun(s: Stage, run: Run): Promise<void> {
     run.secrets.add(tokens.accessToken);
     if (tokens.refreshToken) run.secrets.add(tokens.refreshToken);
   }
-  for (const seen of [...s.github.seen, ...s.graph.seen]) if (seen.authorization) run.secrets.add(seen.authorization.replace(/^Bearer /, ''));
+  for (const seen of [...s.github.seen, ...s.graph.seen])
+    if (seen.authorization) run.secrets.add(seen.authorization.replace(/^Bearer /, ''));
 }
 
 function hits(haystack: Buffer | string, secrets: Iterable<string>): string[] {
@@ -86,68 +154,78 @@ function hits(haystack: Buffer | string, secrets: Iterable<string>): string[] {
   return [...secrets].filter((secret) => bytes.includes(Buffer.from(secret))).map((secret) => `${secret.slice(0, 6)}…`);
 }
 
-describe.each([
-  ['SQLite', false],
-  ...(hasPg ? [['PostgreSQL', true] as const] : []),
-] as const)('secret hygiene over a full run on %s', (_name, postgres) => {
-  let s: Stage;
-  let schema: PgSchema | null = null;
-  const run: Run = { secrets: new Set(), responses: [], logLines: [] };
+describe.each([['SQLite', false], ...(hasPg ? [['PostgreSQL', true] as const] : [])] as const)(
+  'secret hygiene over a full run on %s',
+  (_name, postgres) => {
+    let s: Stage;
+    let schema: PgSchema | null = null;
+    const run: Run = { secrets: new Set(), responses: [], logLines: [] };
 
-  beforeAll(async () => {
-    if (postgres) schema = await freshPgSchema('cg_secrets');
-    s = await startStage({
-      accessTokenTtlSeconds: 5,
-      logLines: run.logLines,
-      config: { log: { level: 'debug' } },
-      ...(schema && { storeUrl: pgSchemaUrl(schema) }),
+    beforeAll(async () => {
+      if (postgres) schema = await freshPgSchema('cg_secrets');
+      s = await startStage({
+        accessTokenTtlSeconds: 5,
+        logLines: run.logLines,
+        config: { log: { level: 'debug' } },
+        ...(schema && { storeUrl: pgSchemaUrl(schema) }),
+      });
+      await fullRun(s, run);
+    }, 90_000);
+
+    afterAll(async () => {
+      await s?.close();
+      await schema?.drop();
     });
-    await fullRun(s, run);
-  }, 90_000);
 
-  afterAll(async () => {
-    await s?.close();
-    await schema?.drop();
-  });
+    it('used real secrets (the scan has something to find)', () => {
+      // 4 client secrets + the rotated one, 2 access and 2 refresh tokens at least.
+      expect(run.secrets.size).toBeGreaterThanOrEqual(9);
+      expect(run.logLines.length).toBeGreaterThan(10);
+      expect(run.responses.length).toBeGreaterThan(8);
+    });
 
-  it('used real secrets (the scan has something to find)', () => {
-    // 4 client secrets + the rotated one, 2 access and 2 refresh tokens at least.
-    expect(run.secrets.size).toBeGreaterThanOrEqual(9);
-    expect(run.logLines.length).toBeGreaterThan(10);
-    expect(run.responses.length).toBeGreaterThan(8);
-  });
+    it('finds none of them in the logs', () => {
+      expect(hits(run.logLines.join('\n'), run.secrets)).toEqual([]);
+    });
 
-  it('finds none of them in the logs', () => {
-    expect(hits(run.logLines.join('\n'), run.secrets)).toEqual([]);
-  });
+    it('finds none of them in any GraphQL response or error', () => {
+      expect(hits(run.responses.join('\n'), run.secrets)).toEqual([]);
+    });
 
-  it('finds none of them in any GraphQL response or error', () => {
-    expect(hits(run.responses.join('\n'), run.secrets)).toEqual([]);
-  });
-
-  it('finds none of them in the store at rest', async () => {
-    let atRest: Buffer;
-    if (schema) {
-      const url = new URL(schema.url);
-      atRest = execFileSync(
-        'pg_dump',
-        ['-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'), '-n', schema.schema, url.pathname.slice(1)],
-        { maxBuffer: 256 * 1024 * 1024 },
-      );
-      expect(atRest.includes(Buffer.from('CREATE TABLE'))).toBe(true);
-    } else {
-      await s.t.app.store.close();
-      const read = (f: string) => {
-        try {
-          return readFileSync(join(s.t.dir, f));
-        } catch {
-          return Buffer.alloc(0);
-        }
-      };
-      atRest = Buffer.concat([read('credentials.db'), read('credentials.db-wal')]);
-    }
-    // Sanity: the dump holds the records, just not their secrets.
-    expect(atRest.includes(Buffer.from('github-01'))).toBe(true);
-    expect(hits(atRest, run.secrets)).toEqual([]);
-  });
-});
+    it('finds none of them in the store at rest', async () => {
+      let atRest: Buffer;
+      if (schema) {
+        const url = new URL(schema.url);
+        atRest = execFileSync(
+          'pg_dump',
+          [
+            '-h',
+            url.hostname,
+            '-p',
+            url.port || '5432',
+            '-U',
+            decodeURIComponent(url.username || 'postgres'),
+            '-n',
+            schema.schema,
+            url.pathname.slice(1),
+          ],
+          { maxBuffer: 256 * 1024 * 1024 },
+        );
+        expect(atRest.includes(Buffer.from('CREATE TABLE'))).toBe(true);
+      } else {
+        await s.t.app.store.close();
+        const read = (f: string) => {
+          try {
+            return readFileSync(join(s.t.dir, f));
+          } catch {
+            return Buffer.alloc(0);
+          }
+        };
+        atRest = Buffer.concat([read('credentials.db'), read('credentials.db-wal')]);
+      }
+      // Sanity: the dump holds the records, just not their secrets.
+      expect(atRest.includes(Buffer.from('github-01'))).toBe(true);
+      expect(hits(atRest, run.secrets)).toEqual([]);
+    });
+  },
+);

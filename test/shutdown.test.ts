@@ -56,7 +56,10 @@ async function startHeldSubgraph(): Promise<HeldSubgraph> {
 function writeSupergraph(dir: TempDir, subgraphUrl: string): string {
   writeFileSync(dir.file('slow.graphql'), 'type Query { slow: String }\n');
   const file = dir.file('supergraph.yaml');
-  writeFileSync(file, `federation_version: =2.9.0\nsubgraphs:\n  slow:\n    routing_url: ${subgraphUrl}\n    schema: { file: ${dir.file('slow.graphql')} }\n`);
+  writeFileSync(
+    file,
+    `federation_version: =2.9.0\nsubgraphs:\n  slow:\n    routing_url: ${subgraphUrl}\n    schema: { file: ${dir.file('slow.graphql')} }\n`,
+  );
   return file;
 }
 
@@ -123,7 +126,9 @@ describe('SIGTERM drains in-flight requests, then exits', () => {
     process.kill(g.pid, 'SIGTERM');
     await waitUntil(() => refused(g.url), 'new connections are refused');
     // Still draining: the held request has not been answered, so the process is still up.
-    expect(await Promise.race([g.exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('running'), 300))])).toBe('running');
+    expect(
+      await Promise.race([g.exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('running'), 300))]),
+    ).toBe('running');
     subgraph.release();
     expect(await inFlight).toEqual({ status: 200, body: { data: { slow: 'done' } } });
     expect(await g.exited).toBe(0);

@@ -33,19 +33,34 @@ describe.skipIf(!hasPg)('a slow provider and forty renewals on PostgreSQL', () =
   let s: Stage;
   let envelope: Envelope;
   let lastIssuedAt = 0;
-  const slow: ConnectionKey[] = Array.from({ length: SLOW_CONNECTIONS }, (_, i) => ({ providerId: 'github-01', connectionId: `svc-${i}` }));
-  const other: ConnectionKey[] = Array.from({ length: OTHER_CONNECTIONS }, (_, i) => ({ providerId: 'graph-01', connectionId: `svc-${i}` }));
+  const slow: ConnectionKey[] = Array.from({ length: SLOW_CONNECTIONS }, (_, i) => ({
+    providerId: 'github-01',
+    connectionId: `svc-${i}`,
+  }));
+  const other: ConnectionKey[] = Array.from({ length: OTHER_CONNECTIONS }, (_, i) => ({
+    providerId: 'graph-01',
+    connectionId: `svc-${i}`,
+  }));
 
   async function connect(key: ConnectionKey): Promise<void> {
     const vars = { p: key.providerId, c: key.connectionId };
-    const created = await s.t.admin(`mutation($p: ID!, $c: ID!) { createConnection(providerId: $p, input: { id: $c }) { id } }`, vars);
+    const created = await s.t.admin(
+      `mutation($p: ID!, $c: ID!) { createConnection(providerId: $p, input: { id: $c }) { id } }`,
+      vars,
+    );
     expect(created.body.errors).toBeUndefined();
-    const policy = await s.t.admin(`mutation($p: ID!, $c: ID!) { createAccessPolicy(providerId: $p, connectionId: $c, input: { id: "svc", kind: USER, objectId: "svc" }) { id } }`, vars);
+    const policy = await s.t.admin(
+      `mutation($p: ID!, $c: ID!) { createAccessPolicy(providerId: $p, connectionId: $c, input: { id: "svc", kind: USER, objectId: "svc" }) { id } }`,
+      vars,
+    );
     expect(policy.body.errors).toBeUndefined();
-    const link = await s.t.admin(`mutation($p: ID!, $c: ID!, $r: String!) { createLoginLink(providerId: $p, connectionId: $c, postLoginRedirectUrl: $r) { url } }`, {
-      ...vars,
-      r: `${s.t.url}/oauth/done`,
-    });
+    const link = await s.t.admin(
+      `mutation($p: ID!, $c: ID!, $r: String!) { createLoginLink(providerId: $p, connectionId: $c, postLoginRedirectUrl: $r) { url } }`,
+      {
+        ...vars,
+        r: `${s.t.url}/oauth/done`,
+      },
+    );
     const final = await consentOverHttp(link.body.data.createLoginLink.url, { login: key.connectionId });
     expect(final.searchParams.get('status')).toBe('CONNECTED');
   }
@@ -61,7 +76,10 @@ describe.skipIf(!hasPg)('a slow provider and forty renewals on PostgreSQL', () =
       accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
       slowFaultDelayMs: SLOW_ANSWER_MS,
       storeUrl: pgSchemaUrl(schema),
-      config: { oauth: { timeoutMs: CALLER_TIMEOUT_MS }, cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh: false } },
+      config: {
+        oauth: { timeoutMs: CALLER_TIMEOUT_MS },
+        cache: { refreshSkewSeconds: REFRESH_SKEW_SECONDS, proactiveRefresh: false },
+      },
     });
     envelope = new Envelope(await openFileKeyring(join(s.t.dir, 'keyring.json')));
     for (const key of [...slow, ...other]) await connect(key);
@@ -76,7 +94,9 @@ describe.skipIf(!hasPg)('a slow provider and forty renewals on PostgreSQL', () =
 
   it('serves still-valid tokens with no 500s, and leaves the other provider unaffected', async () => {
     // Every token inside the refresh window, none expired.
-    await sleep(Math.max(0, lastIssuedAt + (ACCESS_TOKEN_TTL_SECONDS - REFRESH_SKEW_SECONDS) * 1000 + 500 - Date.now()));
+    await sleep(
+      Math.max(0, lastIssuedAt + (ACCESS_TOKEN_TTL_SECONDS - REFRESH_SKEW_SECONDS) * 1000 + 500 - Date.now()),
+    );
     const before = new Map<string, string>();
     for (const key of [...slow, ...other]) before.set(`${key.providerId}/${key.connectionId}`, await storedToken(key));
     s.authGithub.setFault('slow');
@@ -86,7 +106,9 @@ describe.skipIf(!hasPg)('a slow provider and forty renewals on PostgreSQL', () =
 
     const answers = await Promise.all(
       [...slow, ...other].map(async (key) => {
-        const res = await fetch(`${s.t.url}/tokens/${key.providerId}/${key.connectionId}`, { headers: { authorization: `Bearer ${svc}` } });
+        const res = await fetch(`${s.t.url}/tokens/${key.providerId}/${key.connectionId}`, {
+          headers: { authorization: `Bearer ${svc}` },
+        });
         return { key, status: res.status, body: (await res.json()) as { access_token?: string; error?: string } };
       }),
     );

@@ -72,7 +72,12 @@ function connection(providerId: string, id: string, over: Partial<ConnectionReco
   };
 }
 
-function policy(providerId: string, connectionId: string, id: string, over: Partial<AccessPolicyRecord> = {}): AccessPolicyRecord {
+function policy(
+  providerId: string,
+  connectionId: string,
+  id: string,
+  over: Partial<AccessPolicyRecord> = {},
+): AccessPolicyRecord {
   return {
     providerId,
     connectionId,
@@ -105,7 +110,11 @@ function consent(stateHash: string, key: ConnectionKey, over: Partial<ConsentSta
 
 const key = (providerId: string, connectionId: string): ConnectionKey => ({ providerId, connectionId });
 
-function pending(consentHash: string, key: ConnectionKey, over: Partial<PendingConsentRecord> = {}): PendingConsentRecord {
+function pending(
+  consentHash: string,
+  key: ConnectionKey,
+  over: Partial<PendingConsentRecord> = {},
+): PendingConsentRecord {
   return { consentHash, ...key, tokens: sealed('k1', `tokens-${consentHash}`), expiresAt: T1, createdAt: T0, ...over };
 }
 
@@ -318,7 +327,8 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
 
     it('pages by id with opaque cursors and a null cursor at the end', async () => {
-      for (const id of ['p-05', 'p-02', 'p-07', 'p-01', 'p-04', 'p-03', 'p-06']) await store.insertProvider(provider(id), 100);
+      for (const id of ['p-05', 'p-02', 'p-07', 'p-01', 'p-04', 'p-03', 'p-06'])
+        await store.insertProvider(provider(id), 100);
       const one = await store.listProviders({ first: 3, after: null });
       expect(one.items.map((p) => p.id)).toEqual(['p-01', 'p-02', 'p-03']);
       expect(one.nextCursor).not.toBeNull();
@@ -337,14 +347,19 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       const two = await store.listProviders({ first: 2, after: one.nextCursor });
       expect(two.items.map((p) => p.id)).toEqual(['c', 'd']);
       expect(two.nextCursor).toBeNull();
-      expect(await store.listProviders({ first: 2, after: encodeCursor('zzz') })).toEqual({ items: [], nextCursor: null });
+      expect(await store.listProviders({ first: 2, after: encodeCursor('zzz') })).toEqual({
+        items: [],
+        nextCursor: null,
+      });
     });
 
     it('orders ids byte-wise (identically on both databases)', async () => {
       const ids = ['a_b', 'aB', 'a-b', 'B', '0', 'a.b', 'ü', 'Z'];
       for (const id of ids) await store.insertProvider(provider(id), 100);
       const page = await store.listProviders({ first: 100, after: null });
-      expect(page.items.map((p) => p.id)).toEqual([...ids].sort((x, y) => (Buffer.compare(Buffer.from(x), Buffer.from(y)))));
+      expect(page.items.map((p) => p.id)).toEqual(
+        [...ids].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+      );
       expect(page.items.map((p) => p.id)).toEqual(['0', 'B', 'Z', 'a-b', 'a.b', 'aB', 'a_b', 'ü']);
     });
 
@@ -380,49 +395,102 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     it('drops every connection token and pending consent with a rebinding update, in the same transaction', async () => {
       await store.insertProvider(provider('p1'), 10);
       await store.insertProvider(provider('p2'), 10);
-      for (const [p, c] of [['p1', 'a'], ['p1', 'b'], ['p2', 'a']] as const) {
+      for (const [p, c] of [
+        ['p1', 'a'],
+        ['p1', 'b'],
+        ['p2', 'a'],
+      ] as const) {
         await store.insertConnection(connection(p, c), [], 10);
         await store.writeTokens(key(p, c), tokenWrite(`${p}${c}`), 0);
       }
-      await store.setConnectionState(key('p1', 'b'), { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'again' } });
+      await store.setConnectionState(key('p1', 'b'), {
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: 'again' },
+      });
       await store.insertConsentState(consent('h1', key('p1', 'a')));
       await store.insertConsentState(consent('h2', key('p2', 'a')));
 
-      await store.updateProvider('p1', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, 1, { dropConnectionTokens: true });
+      await store.updateProvider('p1', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, 1, {
+        dropConnectionTokens: true,
+      });
       for (const c of ['a', 'b']) {
-        expect(await store.getConnection(key('p1', c))).toMatchObject({ tokens: null, tokenExpiresAt: null, lastRefreshedAt: null, tokenGeneration: 2, state: { status: 'NOT_CONNECTED' } });
+        expect(await store.getConnection(key('p1', c))).toMatchObject({
+          tokens: null,
+          tokenExpiresAt: null,
+          lastRefreshedAt: null,
+          tokenGeneration: 2,
+          state: { status: 'NOT_CONNECTED' },
+        });
       }
       expect(await store.consumeConsentState('h1', T0)).toBeNull();
       // Another provider's connections and consents are untouched.
-      expect(await store.getConnection(key('p2', 'a'))).toMatchObject({ tokens: sealed('k1', 'tok-p2a'), state: { status: 'CONNECTED' } });
+      expect(await store.getConnection(key('p2', 'a'))).toMatchObject({
+        tokens: sealed('k1', 'tok-p2a'),
+        state: { status: 'CONNECTED' },
+      });
       expect(await store.consumeConsentState('h2', T0)).not.toBeNull();
     });
 
-    it('drops client-credentials connections\' own secrets with an endpoint change; those on the provider\'s client stay connected', async () => {
-      await store.insertProvider(provider('cc', { grantType: 'CLIENT_CREDENTIALS', clientId: null, clientSecret: null }), 10);
+    it("drops client-credentials connections' own secrets with an endpoint change; those on the provider's client stay connected", async () => {
+      await store.insertProvider(
+        provider('cc', { grantType: 'CLIENT_CREDENTIALS', clientId: null, clientSecret: null }),
+        10,
+      );
       expect((await store.getProvider('cc'))?.clientId).toBeNull();
-      await store.insertConnection(connection('cc', 'own', { clientId: 'own-client', clientSecret: sealed('k1', 'cs-own'), state: { status: 'CONNECTED' } }), [], 10);
+      await store.insertConnection(
+        connection('cc', 'own', {
+          clientId: 'own-client',
+          clientSecret: sealed('k1', 'cs-own'),
+          state: { status: 'CONNECTED' },
+        }),
+        [],
+        10,
+      );
       await store.insertConnection(connection('cc', 'shared', { state: { status: 'CONNECTED' } }), [], 10);
       await store.writeTokens(key('cc', 'own'), tokenWrite('own'), 0);
 
-      await store.updateProvider('cc', { clientId: 'now-a-client', clientSecret: sealed('k1', 'ps-new') }, null, { dropConnectionTokens: true });
-      expect(await store.getConnection(key('cc', 'own'))).toMatchObject({ tokens: null, clientSecret: sealed('k1', 'cs-own'), state: { status: 'CONNECTED' } });
+      await store.updateProvider('cc', { clientId: 'now-a-client', clientSecret: sealed('k1', 'ps-new') }, null, {
+        dropConnectionTokens: true,
+      });
+      expect(await store.getConnection(key('cc', 'own'))).toMatchObject({
+        tokens: null,
+        clientSecret: sealed('k1', 'cs-own'),
+        state: { status: 'CONNECTED' },
+      });
 
       await store.updateProvider('cc', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, null, {
         dropConnectionTokens: true,
         dropConnectionClientSecrets: true,
       });
-      expect(await store.getConnection(key('cc', 'own'))).toMatchObject({ clientId: 'own-client', clientSecret: null, state: { status: 'NOT_CONNECTED' } });
-      expect(await store.getConnection(key('cc', 'shared'))).toMatchObject({ clientSecret: null, state: { status: 'CONNECTED' } });
+      expect(await store.getConnection(key('cc', 'own'))).toMatchObject({
+        clientId: 'own-client',
+        clientSecret: null,
+        state: { status: 'NOT_CONNECTED' },
+      });
+      expect(await store.getConnection(key('cc', 'shared'))).toMatchObject({
+        clientSecret: null,
+        state: { status: 'CONNECTED' },
+      });
     });
 
-    it('drops a connection\'s tokens with its own client change, and moves its generation', async () => {
+    it("drops a connection's tokens with its own client change, and moves its generation", async () => {
       await seedConnections(store, 'p1', ['a']);
       await store.writeTokens(key('p1', 'a'), tokenWrite('a'), 0);
       const kept = await store.updateConnection(key('p1', 'a'), { displayName: 'renamed' }, null);
       expect(kept).toMatchObject({ tokens: sealed('k1', 'tok-a'), tokenGeneration: 1 });
-      const dropped = await store.updateConnection(key('p1', 'a'), { clientId: 'c2', clientSecret: sealed('k1', 'cs2') }, null, { dropTokens: true });
-      expect(dropped).toMatchObject({ clientId: 'c2', tokens: null, tokenExpiresAt: null, tokenGeneration: 2, version: 3 });
+      const dropped = await store.updateConnection(
+        key('p1', 'a'),
+        { clientId: 'c2', clientSecret: sealed('k1', 'cs2') },
+        null,
+        { dropTokens: true },
+      );
+      expect(dropped).toMatchObject({
+        clientId: 'c2',
+        tokens: null,
+        tokenExpiresAt: null,
+        tokenGeneration: 2,
+        version: 3,
+      });
       expect(await store.writeTokens(key('p1', 'a'), tokenWrite('late'), 1)).toBeNull();
     });
 
@@ -522,7 +590,11 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       const replica = await place.open();
       const results = await Promise.allSettled(
         Array.from({ length: 12 }, (_, i) =>
-          (i % 2 ? replica : store).insertConnection(connection('p1', `race-${i}`), [policy('p1', `race-${i}`, 'mi')], 5),
+          (i % 2 ? replica : store).insertConnection(
+            connection('p1', `race-${i}`),
+            [policy('p1', `race-${i}`, 'mi')],
+            5,
+          ),
         ),
       );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
@@ -532,7 +604,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
 
     it('inserts nothing when one of the initial policies fails (atomic)', async () => {
-      const e = await failure(store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c1', 'x'), policy('p1', 'c1', 'x')], 10));
+      const e = await failure(
+        store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c1', 'x'), policy('p1', 'c1', 'x')], 10),
+      );
       expect(e.code).toBe('ALREADY_EXISTS');
       expect(e.message).toBe("access policy 'x' of connection 'c1' of provider 'p1' already exists");
       expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
@@ -540,7 +614,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
 
     it('refuses initial policies that belong to another connection (misuse)', async () => {
-      await expect(store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c2', 'x')], 10)).rejects.toThrow(TypeError);
+      await expect(store.insertConnection(connection('p1', 'c1'), [policy('p1', 'c2', 'x')], 10)).rejects.toThrow(
+        TypeError,
+      );
       expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
     });
 
@@ -563,7 +639,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       }
       const providerIds = ['q0', 'q1', 'q2', 'q3', 'q4'];
       let pages: Awaited<ReturnType<Store['listConnectionsOfProviders']>> = [];
-      const used = await queriesOf(store, async () => (pages = await store.listConnectionsOfProviders(providerIds, { first: 2, after: null })));
+      const used = await queriesOf(
+        store,
+        async () => (pages = await store.listConnectionsOfProviders(providerIds, { first: 2, after: null })),
+      );
       expect(used).toBe(1);
       expect(pages.map((p) => p.items.map((c) => `${c.providerId}/${c.id}`))).toEqual([
         [],
@@ -593,7 +672,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       for (const id of ['b', 'c', 'e']) await store.setConnectionState(key('s1', id), failed);
       await store.setConnectionState(key('s2', 'a'), { status: 'CONNECTED' });
       let pages: Awaited<ReturnType<Store['listConnectionsOfProviders']>> = [];
-      const used = await queriesOf(store, async () => (pages = await store.listConnectionsOfProviders(['s1', 's2'], { first: 2, after: null }, 'ERROR')));
+      const used = await queriesOf(
+        store,
+        async () => (pages = await store.listConnectionsOfProviders(['s1', 's2'], { first: 2, after: null }, 'ERROR')),
+      );
       expect(used).toBe(1);
       expect(pages.map((p) => p.items.map((c) => c.id))).toEqual([['b', 'c'], []]);
       const next = await store.listConnectionsOfProviders(['s1'], { first: 2, after: pages[0]!.nextCursor }, 'ERROR');
@@ -612,7 +694,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.setConnectionState(key('n1', 'a'), { status: 'CONNECTED' });
       await store.setConnectionState(key('n1', 'b'), { status: 'ERROR', error: { code: 'X', message: 'y' } });
       let counts: Awaited<ReturnType<Store['countConnectionsByStatus']>> = [];
-      const used = await queriesOf(store, async () => (counts = await store.countConnectionsByStatus(['n1', 'n2', 'n3', 'missing', 'n1'])));
+      const used = await queriesOf(
+        store,
+        async () => (counts = await store.countConnectionsByStatus(['n1', 'n2', 'n3', 'missing', 'n1'])),
+      );
       expect(used).toBe(1);
       expect(counts).toEqual([
         { CONNECTED: 1, NOT_CONNECTED: 1, ERROR: 1 },
@@ -656,7 +741,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(missing.message).toBe("connection 'nope' of provider 'p1' not found");
       expect((await failure(store.deleteConnection(key('p1', 'c1'), 1))).code).toBe('VERSION_CONFLICT');
       expect((await failure(store.deleteConnection(key('p1', 'nope'), null))).code).toBe('NOT_FOUND');
-      expect((await failure(store.setConnectionState(key('p1', 'nope'), { status: 'CONNECTED' }))).code).toBe('NOT_FOUND');
+      expect((await failure(store.setConnectionState(key('p1', 'nope'), { status: 'CONNECTED' }))).code).toBe(
+        'NOT_FOUND',
+      );
     });
 
     it('deletes a connection with its policies and consents in progress', async () => {
@@ -665,7 +752,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertConsentState(consent('h1', key('p1', 'c1')));
       await store.deleteConnection(key('p1', 'c1'), 1);
       expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
-      expect((await store.listAccessPolicies([key('p1', 'c1'), key('p1', 'c2')])).map((l) => l.map((p) => p.id))).toEqual([[], ['a']]);
+      expect(
+        (await store.listAccessPolicies([key('p1', 'c1'), key('p1', 'c2')])).map((l) => l.map((p) => p.id)),
+      ).toEqual([[], ['a']]);
       expect(await store.consumeConsentState('h1', T0)).toBeNull();
       // The id is free again, and starts without the old policies.
       await store.insertConnection(connection('p1', 'c1'), [], 10);
@@ -674,23 +763,33 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
 
     it('sets the state, bumping the version only', async () => {
       await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't') }), [], 10);
-      const state: ConnectionState = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refresh token rejected' } };
+      const state: ConnectionState = {
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refresh token rejected' },
+      };
       const after = await store.setConnectionState(key('p1', 'c1'), state);
       expect(after.state).toEqual(state);
       expect(after).toMatchObject({ version: 2, tokenGeneration: 0, tokens: sealed('k1', 't') });
-      expect((await store.setConnectionState(key('p1', 'c1'), { status: 'CONNECTED' })).state).toEqual({ status: 'CONNECTED' });
+      expect((await store.setConnectionState(key('p1', 'c1'), { status: 'CONNECTED' })).state).toEqual({
+        status: 'CONNECTED',
+      });
     });
 
     it('sets a state decided from one token generation only while that generation is current', async () => {
       await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't') }), [], 10);
-      const rejected: ConnectionState = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refresh token rejected' } };
+      const rejected: ConnectionState = {
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refresh token rejected' },
+      };
       // A consent writes a new token set in between: the rejection of the older one must not land on it.
       const consented = await store.writeTokens(key('p1', 'c1'), tokenWrite('consent'), 0);
       expect(await store.setConnectionStateIfGeneration(key('p1', 'c1'), rejected, 0)).toBeNull();
       expect(await store.getConnection(key('p1', 'c1'))).toEqual(consented);
       const marked = await store.setConnectionStateIfGeneration(key('p1', 'c1'), rejected, 1);
       expect(marked).toMatchObject({ state: rejected, tokenGeneration: 1, version: 2 });
-      expect((await failure(store.setConnectionStateIfGeneration(key('p1', 'nope'), rejected, 0))).code).toBe('NOT_FOUND');
+      expect((await failure(store.setConnectionStateIfGeneration(key('p1', 'nope'), rejected, 0))).code).toBe(
+        'NOT_FOUND',
+      );
     });
   });
 
@@ -698,8 +797,14 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     const MINUTE_MS = 60_000;
     const at = (minutes: number) => new Date(T0.getTime() + minutes * MINUTE_MS);
     const auto = (id: string, minutes: number) =>
-      store.insertConnection(connection('p1', id, { createdAt: at(minutes), updatedAt: at(minutes) }), [policy('p1', id, 'owner')], 100, { autoCreated: true });
-    const ids = async () => (await store.listConnectionsOfProviders(['p1'], { first: 100, after: null }))[0]?.items.map((c) => c.id);
+      store.insertConnection(
+        connection('p1', id, { createdAt: at(minutes), updatedAt: at(minutes) }),
+        [policy('p1', id, 'owner')],
+        100,
+        { autoCreated: true },
+      );
+    const ids = async () =>
+      (await store.listConnectionsOfProviders(['p1'], { first: 100, after: null }))[0]?.items.map((c) => c.id);
 
     beforeEach(async () => {
       await store.insertProvider(provider('p1'), 10);
@@ -709,7 +814,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await auto('consented', 0);
       await store.writeTokens(key('p1', 'consented'), tokenWrite('c'), 0);
       await auto('failed', 0);
-      await store.setConnectionState(key('p1', 'failed'), { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'gone' } });
+      await store.setConnectionState(key('p1', 'failed'), {
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: 'gone' },
+      });
       // An admin's connection waiting for consent is never swept, however old.
       await store.insertConnection(connection('p1', 'admin', { createdAt: at(-600) }), [], 100);
     });
@@ -728,7 +836,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
 
     it('lets replicas sweep at once: each connection is deleted and reported once', async () => {
       const other = await place.open();
-      const [a, b] = await Promise.all([store.deleteUnconsentedConnections(at(30), at(90), 10), other.deleteUnconsentedConnections(at(30), at(90), 10)]);
+      const [a, b] = await Promise.all([
+        store.deleteUnconsentedConnections(at(30), at(90), 10),
+        other.deleteUnconsentedConnections(at(30), at(90), 10),
+      ]);
       expect([...a, ...b].map((k) => k.connectionId).sort()).toEqual(['old-1', 'old-2']);
     });
 
@@ -755,7 +866,12 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       });
       expect(await store.getConnection(key('p1', 'c1'))).toEqual(after);
       const never = await store.writeTokens(key('p1', 'c1'), { ...tokenWrite('two'), tokenExpiresAt: null }, 1);
-      expect(never).toMatchObject({ tokenGeneration: 2, tokenExpiresAt: null, tokens: sealed('k1', 'tok-two'), version: 1 });
+      expect(never).toMatchObject({
+        tokenGeneration: 2,
+        tokenExpiresAt: null,
+        tokens: sealed('k1', 'tok-two'),
+        version: 1,
+      });
     });
 
     it('returns null and changes nothing when the generation moved on (compare-and-swap)', async () => {
@@ -789,7 +905,7 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
   describe('access policies', () => {
     beforeEach(() => seedConnections(store, 'p1', ['c1', 'c2']));
 
-    it('round-trips exactly and lists every connection\'s policies in one statement', async () => {
+    it("round-trips exactly and lists every connection's policies in one statement", async () => {
       const a = policy('p1', 'c1', 'b-user', { kind: 'GROUP', tenantId: null, appIds: [] });
       const b = policy('p1', 'c1', 'a-sp', { kind: 'SERVICE_PRINCIPAL', objectId: 'sp-1' });
       expect(await store.insertAccessPolicy(a, 10)).toEqual(a);
@@ -822,7 +938,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     it('lets exactly N of many concurrent inserts through a limit of N, across replicas', async () => {
       const replica = await place.open();
       const results = await Promise.allSettled(
-        Array.from({ length: 10 }, (_, i) => (i % 2 ? replica : store).insertAccessPolicy(policy('p1', 'c1', `r${i}`), 3)),
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 ? replica : store).insertAccessPolicy(policy('p1', 'c1', `r${i}`), 3),
+        ),
       );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
       expect((await store.listAccessPolicies([key('p1', 'c1')]))[0]).toHaveLength(3);
@@ -856,7 +974,10 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     it('is consumed once even by concurrent replicas', async () => {
       const replica = await place.open();
       await store.insertConsentState(consent('hash-1', key('p1', 'c1')));
-      const results = await Promise.all([store.consumeConsentState('hash-1', T0), replica.consumeConsentState('hash-1', T0)]);
+      const results = await Promise.all([
+        store.consumeConsentState('hash-1', T0),
+        replica.consumeConsentState('hash-1', T0),
+      ]);
       expect(results.filter((r) => r !== null)).toHaveLength(1);
     });
 
@@ -895,7 +1016,13 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
   describe('runtime login links and pending consents', () => {
     beforeEach(() => seedConnections(store, 'p1', ['c1', 'c2']));
     const runtimeLink = (hash: string, k: ConnectionKey, over: Partial<ConsentStateRecord> = {}) =>
-      consent(hash, k, { codeVerifier: null, nonce: null, startedBy: 'RUNTIME', linkToken: sealed('k1', `link-${hash}`), ...over });
+      consent(hash, k, {
+        codeVerifier: null,
+        nonce: null,
+        startedBy: 'RUNTIME',
+        linkToken: sealed('k1', `link-${hash}`),
+        ...over,
+      });
 
     it('hands out one runtime link per connection while it is valid at reuseUntil, then replaces it', async () => {
       const first = await store.runtimeLoginLink(runtimeLink('l1', key('p1', 'c1')), T0);
@@ -906,7 +1033,14 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertConsentState(consent('admin', key('p1', 'c1')));
       expect((await store.runtimeLoginLink(runtimeLink('l4', key('p1', 'c1')), T0)).stateHash).toBe('l1');
       // Valid until T1 only: asked to last until T1, it is replaced.
-      expect((await store.runtimeLoginLink(runtimeLink('l5', key('p1', 'c1'), { expiresAt: new Date(T1.getTime() + 1) }), T1)).stateHash).toBe('l5');
+      expect(
+        (
+          await store.runtimeLoginLink(
+            runtimeLink('l5', key('p1', 'c1'), { expiresAt: new Date(T1.getTime() + 1) }),
+            T1,
+          )
+        ).stateHash,
+      ).toBe('l5');
       expect(await store.consumeConsentState('l1', T0)).toBeNull();
       expect(await store.consumeConsentState('admin', T0)).not.toBeNull();
       // Used: the next one is new.
@@ -917,7 +1051,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     it('gives concurrent callers, on replicas too, the same runtime link', async () => {
       const replica = await place.open();
       const links = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : replica).runtimeLoginLink(runtimeLink(`c-${i}`, key('p1', 'c1')), T0)),
+        Array.from({ length: 20 }, (_, i) =>
+          (i % 2 === 0 ? store : replica).runtimeLoginLink(runtimeLink(`c-${i}`, key('p1', 'c1')), T0),
+        ),
       );
       expect(new Set(links.map((l) => l.stateHash)).size).toBe(1);
       expect(await store.deleteExpiredConsentStates(new Date(T1.getTime() + 1))).toBe(1);
@@ -953,7 +1089,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
 
     it("drops a re-pointed provider's pending consents with its tokens: they came from the old endpoints", async () => {
       await store.insertPendingConsent(pending('ph1', key('p1', 'c1')));
-      await store.updateProvider('p1', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, null, { dropConnectionTokens: true });
+      await store.updateProvider('p1', { parameters: { tokenUrl: 'https://elsewhere.example/token' } }, null, {
+        dropConnectionTokens: true,
+      });
       expect(await store.consumePendingConsent('ph1', T0)).toBeNull();
     });
 
@@ -984,10 +1122,17 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
         return sealed('k1', `re-${(to as { revocationId: string }).revocationId}-${to.field}-${value.split('.')[2]}`);
       },
     };
-    const webhook = (id: string, events: readonly LifecycleEventType[]) => ({ id, url: 'https://hooks.example/x', events, secret: sealed('k1', `wh-${id}`), createdAt: T0 });
+    const webhook = (id: string, events: readonly LifecycleEventType[]) => ({
+      id,
+      url: 'https://hooks.example/x',
+      events,
+      secret: sealed('k1', `wh-${id}`),
+      createdAt: T0,
+    });
     // Which events were written, in no particular order: events written within one millisecond
     // list in the order of their random ids.
-    const eventsOf = async (webhookId: string) => (await store.listWebhookDeliveries(webhookId, null, 100)).map((d) => d.eventType).sort();
+    const eventsOf = async (webhookId: string) =>
+      (await store.listWebhookDeliveries(webhookId, null, 100)).map((d) => d.eventType).sort();
 
     it("a delete moves the connection's tokens, sealed anew to the queue row, in its transaction; a refused delete queues nothing", async () => {
       await store.insertProvider(provider('p1'), 10);
@@ -998,7 +1143,13 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(await store.getConnection(key('p1', 'c1'))).toBeNull();
       const [claimed, ...rest] = await store.claimRevocations(new Date(Date.now() + 1000), 10, 60_000);
       expect(rest).toEqual([]);
-      expect(claimed).toMatchObject({ providerId: 'p1', connectionId: 'c1', identityProvider: 'github', clientId: 'client-p1', attempts: 1 });
+      expect(claimed).toMatchObject({
+        providerId: 'p1',
+        connectionId: 'c1',
+        identityProvider: 'github',
+        clientId: 'client-p1',
+        attempts: 1,
+      });
       expect(claimed!.tokens).toBe(sealed('k1', `re-${claimed!.id}-tokens-tok`));
       expect(claimed!.clientSecret).toBe(sealed('k1', `re-${claimed!.id}-clientSecret-ps-p1`));
       expect(resealed.map((r) => r.from.kind).sort()).toEqual(['connection', 'provider']);
@@ -1015,16 +1166,35 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertProvider(provider('p1'), 10);
       await store.insertConnection(connection('p1', 'c1', { tokens: sealed('k1', 't1') }), [], 10);
       await store.insertConnection(connection('p1', 'c2'), [], 10);
-      await store.insertConnection(connection('p1', 'c3', { tokens: sealed('k1', 't3'), clientId: 'own', clientSecret: sealed('k1', 'own-secret') }), [], 10);
+      await store.insertConnection(
+        connection('p1', 'c3', {
+          tokens: sealed('k1', 't3'),
+          clientId: 'own',
+          clientSecret: sealed('k1', 'own-secret'),
+        }),
+        [],
+        10,
+      );
       await store.deleteProvider('p1', null, { retire });
       const queued = await store.claimRevocations(new Date(Date.now() + 1000), 10, 60_000);
-      expect(queued.map((r) => [r.connectionId, r.clientId]).sort()).toEqual([['c1', 'client-p1'], ['c3', 'own']]);
+      expect(queued.map((r) => [r.connectionId, r.clientId]).sort()).toEqual([
+        ['c1', 'client-p1'],
+        ['c3', 'own'],
+      ]);
       const deliveries = await store.listWebhookDeliveries('h1', 'PENDING', 10);
       expect(deliveries.map((d) => JSON.parse(d.payload).data.connectionId).sort()).toEqual(['c1', 'c2', 'c3']);
     });
 
     it('writes an event only with the change it reports, for the webhooks subscribed to it', async () => {
-      await store.insertWebhook(webhook('all', ['connection.created', 'connection.connected', 'connection.reauthorization_required', 'connection.deleted']), 10);
+      await store.insertWebhook(
+        webhook('all', [
+          'connection.created',
+          'connection.connected',
+          'connection.reauthorization_required',
+          'connection.deleted',
+        ]),
+        10,
+      );
       await store.insertWebhook(webhook('created', ['connection.created']), 10);
       await seedConnections(store, 'p1', ['c1']);
       expect((await failure(store.insertConnection(connection('p1', 'c1'), [], 10))).code).toBe('ALREADY_EXISTS');
@@ -1032,11 +1202,19 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       expect(refreshed).not.toBeNull();
       expect(await store.writeTokens(key('p1', 'c1'), { ...tokenWrite('b'), consented: true }, 0)).toBeNull();
       await store.writeTokens(key('p1', 'c1'), { ...tokenWrite('b'), consented: true }, 1);
-      const reauth: ConnectionState = { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refused' } };
+      const reauth: ConnectionState = {
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: 'refused' },
+      };
       await store.setConnectionStateIfGeneration(key('p1', 'c1'), reauth, 2);
       await store.setConnectionStateIfGeneration(key('p1', 'c1'), reauth, 2);
       await store.deleteConnection(key('p1', 'c1'), null);
-      expect(await eventsOf('all')).toEqual(['connection.connected', 'connection.created', 'connection.deleted', 'connection.reauthorization_required']);
+      expect(await eventsOf('all')).toEqual([
+        'connection.connected',
+        'connection.created',
+        'connection.deleted',
+        'connection.reauthorization_required',
+      ]);
       expect(await eventsOf('created')).toEqual(['connection.created']);
       for (const d of await store.listWebhookDeliveries('all', null, 10)) expect(d.payload).not.toContain('tok-');
     });
@@ -1045,20 +1223,31 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertWebhook(webhook('h1', ['connection.created']), 10);
       await seedConnections(store, 'p1', ['c1', 'c2', 'c3']);
       const now = new Date(Date.now() + 1000);
-      const claims = await Promise.all([store.claimWebhookDeliveries(now, 2, 60_000), store.claimWebhookDeliveries(now, 2, 60_000)]);
+      const claims = await Promise.all([
+        store.claimWebhookDeliveries(now, 2, 60_000),
+        store.claimWebhookDeliveries(now, 2, 60_000),
+      ]);
       const ids = claims.flat().map((d) => d.eventId);
       expect(ids).toHaveLength(3);
       expect(new Set(ids).size).toBe(3);
       const [first, second] = claims.flat();
-      await store.completeWebhookDelivery('h1', first!.eventId, { status: 'DEAD', error: 'the receiver answered HTTP 500' });
+      await store.completeWebhookDelivery('h1', first!.eventId, {
+        status: 'DEAD',
+        error: 'the receiver answered HTTP 500',
+      });
       await store.completeWebhookDelivery('h1', second!.eventId, { status: 'DELIVERED', at: now });
-      expect((await store.listWebhookDeliveries('h1', 'DEAD', 10)).map((d) => [d.eventId, d.lastError])).toEqual([[first!.eventId, 'the receiver answered HTTP 500']]);
+      expect((await store.listWebhookDeliveries('h1', 'DEAD', 10)).map((d) => [d.eventId, d.lastError])).toEqual([
+        [first!.eventId, 'the receiver answered HTTP 500'],
+      ]);
       // A late completion of a dead letter changes nothing.
       await store.completeWebhookDelivery('h1', first!.eventId, { status: 'DELIVERED', at: now });
-      expect((await store.listWebhookDeliveries('h1', 'DEAD', 10))).toHaveLength(1);
+      expect(await store.listWebhookDeliveries('h1', 'DEAD', 10)).toHaveLength(1);
       // Retention: delivered rows go first, dead letters later, pending ones never.
       expect(await store.purgeWebhookDeliveries(new Date(Date.now() + 60_000), new Date(0))).toBe(1);
-      expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status).sort()).toEqual(['DEAD', 'PENDING']);
+      expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status).sort()).toEqual([
+        'DEAD',
+        'PENDING',
+      ]);
       expect(await store.purgeWebhookDeliveries(new Date(0), new Date(Date.now() + 60_000))).toBe(1);
       expect((await store.listWebhookDeliveries('h1', null, 10)).map((d) => d.status)).toEqual(['PENDING']);
       await store.deleteWebhook('h1');
@@ -1089,21 +1278,39 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       await store.insertProvider(provider('p1', { clientSecret: sealed('k1', 'a') }), 10);
       await store.insertProvider(provider('p2', { clientSecret: sealed('k2', 'b') }), 10);
       await store.insertProvider(provider('p3', { clientSecret: null }), 10);
-      await store.insertConnection(connection('p1', 'c1', { clientSecret: sealed('k1', 'c'), tokens: sealed('k1', 'd') }), [], 10);
+      await store.insertConnection(
+        connection('p1', 'c1', { clientSecret: sealed('k1', 'c'), tokens: sealed('k1', 'd') }),
+        [],
+        10,
+      );
       await store.insertConnection(connection('p1', 'c2', { tokens: sealed('k2', 'e') }), [], 10);
       await store.insertConnection(connection('p2', 'c1', { clientSecret: sealed('k10', 'f') }), [], 10);
       await store.insertConsentState(consent('s1', key('p1', 'c1'), { codeVerifier: sealed('k1', 'g') }));
       await store.insertConsentState(consent('s2', key('p1', 'c1'), { codeVerifier: null }));
-      await store.insertConsentState(consent('s3', key('p1', 'c1'), { codeVerifier: null, startedBy: 'RUNTIME', linkToken: sealed('k1', 'h') }));
+      await store.insertConsentState(
+        consent('s3', key('p1', 'c1'), { codeVerifier: null, startedBy: 'RUNTIME', linkToken: sealed('k1', 'h') }),
+      );
       await store.insertPendingConsent(pending('ph1', key('p1', 'c1'), { tokens: sealed('k1', 'i') }));
       return [
         { ref: { kind: 'provider', field: 'clientSecret', providerId: 'p1' }, value: sealed('k1', 'a') },
-        { ref: { kind: 'connection', field: 'clientSecret', providerId: 'p1', connectionId: 'c1' }, value: sealed('k1', 'c') },
-        { ref: { kind: 'connection', field: 'tokens', providerId: 'p1', connectionId: 'c1' }, value: sealed('k1', 'd') },
-        { ref: { kind: 'connection', field: 'clientSecret', providerId: 'p2', connectionId: 'c1' }, value: sealed('k10', 'f') },
+        {
+          ref: { kind: 'connection', field: 'clientSecret', providerId: 'p1', connectionId: 'c1' },
+          value: sealed('k1', 'c'),
+        },
+        {
+          ref: { kind: 'connection', field: 'tokens', providerId: 'p1', connectionId: 'c1' },
+          value: sealed('k1', 'd'),
+        },
+        {
+          ref: { kind: 'connection', field: 'clientSecret', providerId: 'p2', connectionId: 'c1' },
+          value: sealed('k10', 'f'),
+        },
         { ref: { kind: 'consent', field: 'codeVerifier', stateHash: 's1' }, value: sealed('k1', 'g') },
         { ref: { kind: 'consent', field: 'linkToken', stateHash: 's3' }, value: sealed('k1', 'h') },
-        { ref: { kind: 'pendingConsent', field: 'tokens', providerId: 'p1', connectionId: 'c1', consentHash: 'ph1' }, value: sealed('k1', 'i') },
+        {
+          ref: { kind: 'pendingConsent', field: 'tokens', providerId: 'p1', connectionId: 'c1', consentHash: 'ph1' },
+          value: sealed('k1', 'i'),
+        },
       ];
     }
 
@@ -1143,7 +1350,11 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
         sealed('k1', 'i'),
       ]);
       const paged: SealedField[] = [];
-      for (let batch = await store.listSealedNotWrappedBy('k2', 1); batch.length > 0; batch = await store.listSealedNotWrappedBy('k2', 1, batch[0]!.ref)) {
+      for (
+        let batch = await store.listSealedNotWrappedBy('k2', 1);
+        batch.length > 0;
+        batch = await store.listSealedNotWrappedBy('k2', 1, batch[0]!.ref)
+      ) {
         paged.push(...batch);
       }
       expect(paged).toEqual(all);
@@ -1225,7 +1436,9 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
     });
 
     it('refuse a database migrated by a newer gateway', async () => {
-      await place.sql(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${LATEST_SCHEMA_VERSION + 1}, 'future', 0)`);
+      await place.sql(
+        `INSERT INTO schema_migrations (version, name, applied_at) VALUES (${LATEST_SCHEMA_VERSION + 1}, 'future', 0)`,
+      );
       await expect(place.open()).rejects.toThrow(/newer than this gateway knows/);
     });
   });
@@ -1237,10 +1450,14 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
       const same = overlapMeter();
       const all = overlapMeter();
       const hold = (k: ConnectionKey, tag: string) =>
-        store.withConnectionLock(k, () => all.track(() => same.track(async () => {
-          await sleep(25);
-          return tag;
-        })));
+        store.withConnectionLock(k, () =>
+          all.track(() =>
+            same.track(async () => {
+              await sleep(25);
+              return tag;
+            }),
+          ),
+        );
       // `same` only tracks k1 holders, `all` tracks everyone.
       const other = store.withConnectionLock(key('p1', 'c2'), () => all.track(() => sleep(40).then(() => 'other')));
       const results = await Promise.all([hold(k1, 'a'), hold(k1, 'b'), hold(k1, 'c'), other]);
@@ -1272,46 +1489,50 @@ describe.each(TARGETS.map((t) => [t.name, t] as const))('%s store', (_name, targ
 
     // One SQLite file serves one process; replicas share PostgreSQL only.
     if (target.name === 'postgres')
-    it('excludes holders in two replicas (separate stores) too', async () => {
-      const replica = await place.open();
-      const meter = overlapMeter();
-      const hold = (s: Store) => s.withConnectionLock(k1, () => meter.track(() => sleep(40)));
-      await Promise.all([hold(store), hold(replica), hold(store), hold(replica)]);
-      expect(meter.peak).toBe(1);
-      // Released on both sides: each replica can take it again right away.
-      await expect(replica.withConnectionLock(k1, async () => 'again')).resolves.toBe('again');
-    });
+      it('excludes holders in two replicas (separate stores) too', async () => {
+        const replica = await place.open();
+        const meter = overlapMeter();
+        const hold = (s: Store) => s.withConnectionLock(k1, () => meter.track(() => sleep(40)));
+        await Promise.all([hold(store), hold(replica), hold(store), hold(replica)]);
+        expect(meter.peak).toBe(1);
+        // Released on both sides: each replica can take it again right away.
+        await expect(replica.withConnectionLock(k1, async () => 'again')).resolves.toBe('again');
+      });
 
     if (target.name === 'postgres')
-    it("waits for another replica's lock without holding a pooled session, so holders of other locks still get theirs", async () => {
-      const replica = await place.open();
-      let releaseReplica!: () => void;
-      const replicaDone = new Promise<void>((resolve) => (releaseReplica = resolve));
-      const held = Array.from({ length: 5 }, (_, i) => key('p1', `held-${i}`));
-      let replicaHolding = 0;
-      const replicaHolds = held.map((k) => replica.withConnectionLock(k, async () => {
-        replicaHolding++;
-        await replicaDone;
-      }));
-      while (replicaHolding < held.length) await sleep(10);
-      // Five waiters here for the replica's locks...
-      const waiters = held.map((k) => store.withConnectionLock(k, async () => 'got it'));
-      await sleep(200);
-      // ...and ten holders of other locks, all holding at once (more than the lock sessions the waiters would leave).
-      const others = Array.from({ length: 10 }, (_, i) => key('p1', `other-${i}`));
-      let holding = 0;
-      let allHold!: () => void;
-      const allHolding = new Promise<void>((resolve) => (allHold = resolve));
-      const holders = others.map((k) => store.withConnectionLock(k, async () => {
-        if (++holding === others.length) allHold();
-        await allHolding;
-        return 'held';
-      }));
-      expect(await Promise.all(holders)).toEqual(Array(others.length).fill('held'));
-      releaseReplica();
-      await Promise.all(replicaHolds);
-      expect(await Promise.all(waiters)).toEqual(Array(held.length).fill('got it'));
-    });
+      it("waits for another replica's lock without holding a pooled session, so holders of other locks still get theirs", async () => {
+        const replica = await place.open();
+        let releaseReplica!: () => void;
+        const replicaDone = new Promise<void>((resolve) => (releaseReplica = resolve));
+        const held = Array.from({ length: 5 }, (_, i) => key('p1', `held-${i}`));
+        let replicaHolding = 0;
+        const replicaHolds = held.map((k) =>
+          replica.withConnectionLock(k, async () => {
+            replicaHolding++;
+            await replicaDone;
+          }),
+        );
+        while (replicaHolding < held.length) await sleep(10);
+        // Five waiters here for the replica's locks...
+        const waiters = held.map((k) => store.withConnectionLock(k, async () => 'got it'));
+        await sleep(200);
+        // ...and ten holders of other locks, all holding at once (more than the lock sessions the waiters would leave).
+        const others = Array.from({ length: 10 }, (_, i) => key('p1', `other-${i}`));
+        let holding = 0;
+        let allHold!: () => void;
+        const allHolding = new Promise<void>((resolve) => (allHold = resolve));
+        const holders = others.map((k) =>
+          store.withConnectionLock(k, async () => {
+            if (++holding === others.length) allHold();
+            await allHolding;
+            return 'held';
+          }),
+        );
+        expect(await Promise.all(holders)).toEqual(Array(others.length).fill('held'));
+        releaseReplica();
+        await Promise.all(replicaHolds);
+        expect(await Promise.all(waiters)).toEqual(Array(held.length).fill('got it'));
+      });
   });
 });
 
@@ -1376,8 +1597,13 @@ describe('openStore', () => {
     const store = await openStore(url.toString(), { pgSchema: schema, onError: (e) => errors.push(e) });
     try {
       await Promise.all([store.ping(), store.ping(), store.ping()]);
-      const killed = await withPgClient(async (c) =>
-        (await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [appName])).rowCount,
+      const killed = await withPgClient(
+        async (c) =>
+          (
+            await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+              appName,
+            ])
+          ).rowCount,
       );
       expect(killed).toBeGreaterThan(0);
       // Every killed session reports on its own time: wait for all of them, not just the first.

@@ -85,7 +85,7 @@ describe('store changes on SQLite (one process)', () => {
     off();
   });
 
-  it('hands the publisher\'s cause to subscribers of its own change only', async () => {
+  it("hands the publisher's cause to subscribers of its own change only", async () => {
     const feed = new ChangeFeed({ store });
     const causes: unknown[] = [];
     feed.subscribe((_e, cause) => causes.push(cause));

@@ -38,12 +38,17 @@ describe('sample subgraph with allowAnonymous', () => {
   it('serves a request without a token as the configured subject', async () => {
     const res = await post(open.url, VIEWER);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ data: { viewer: { login: 'alice' }, githubTokenInfo: { issuer: '', subject: 'alice' } } });
+    expect(res.body).toEqual({
+      data: { viewer: { login: 'alice' }, githubTokenInfo: { issuer: '', subject: 'alice' } },
+    });
   });
 
   it('still verifies a token that is sent, and serves its own subject', async () => {
     const res = await post(open.url, VIEWER, `Bearer ${await idp.sign({ sub: 'bob' })}`);
-    expect(res.body.data).toEqual({ viewer: { login: 'bob' }, githubTokenInfo: { issuer: idp.issuer, subject: 'bob' } });
+    expect(res.body.data).toEqual({
+      viewer: { login: 'bob' },
+      githubTokenInfo: { issuer: idp.issuer, subject: 'bob' },
+    });
   });
 
   it('rejects an invalid token instead of falling back to the anonymous subject', async () => {

@@ -32,7 +32,9 @@ async function startFaultyProxy(target: () => string): Promise<{ url: string; fa
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([SECRET_IN_BODY]));
           return;
         case 'http502':
-          res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: SECRET_IN_BODY }] }));
+          res
+            .writeHead(502, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ errors: [{ message: SECRET_IN_BODY }] }));
           return;
         case 'huge': {
           // A valid start, then more than the gateway takes: it must stop reading, not buffer it all.
@@ -56,7 +58,9 @@ async function startFaultyProxy(target: () => string): Promise<{ url: string; fa
           return;
         case 'nullForNonNull':
           // `subject: String!` answered null: a subgraph breaking its own schema.
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { githubTokenInfo: { subject: null } } }));
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ data: { githubTokenInfo: { subject: null } } }));
           return;
         case 'none': {
           const upstream = new URL(target());
@@ -94,7 +98,9 @@ describe('a subgraph that misbehaves', () => {
 
   beforeAll(async () => {
     proxy = await startFaultyProxy(() => s.github.url);
-    s = await startStage({ editSupergraph: (yaml) => yaml.replace(/(github:\n\s+routing_url: )\S+/, `$1${proxy.url}`) });
+    s = await startStage({
+      editSupergraph: (yaml) => yaml.replace(/(github:\n\s+routing_url: )\S+/, `$1${proxy.url}`),
+    });
     alice = await s.jwtFor('alice');
     const first = await s.query(QUERY, alice);
     expect(await consentToAll(first.body.errors, 'alice', alice)).toBe(2);
@@ -111,28 +117,43 @@ describe('a subgraph that misbehaves', () => {
   });
 
   it.each([
-    ['answers an HTML page with HTTP 200', 'html', 'subgraph github answered with something that is not a GraphQL response'],
+    [
+      'answers an HTML page with HTTP 200',
+      'html',
+      'subgraph github answered with something that is not a GraphQL response',
+    ],
     ['answers a JSON array', 'jsonArray', 'subgraph github answered with something that is not a GraphQL response'],
     ['answers HTTP 502 with a body of its own', 'http502', 'subgraph github answered HTTP 502'],
-    ['answers more than the gateway accepts', 'huge', `subgraph github answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes`],
+    [
+      'answers more than the gateway accepts',
+      'huge',
+      `subgraph github answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes`,
+    ],
     ['resets the connection', 'reset', 'subgraph github could not be reached or did not answer in time'],
-  ] as const)('%s: its fields fail with DOWNSTREAM_SERVICE_ERROR, the rest is served, nothing it sent is copied', async (_, fault, message) => {
-    proxy.fault = fault;
-    try {
-      // Twice: the first answer may come from the full pipeline, the second from the prepared one.
-      for (let i = 0; i < 2; i++) {
-        const res = await s.query(QUERY, alice);
-        expect(res.status).toBe(200);
-        expect(res.body.data).toEqual({ githubTokenInfo: null, graphTokenInfo: { subject: 'alice' } });
-        expect(res.body.errors).toEqual([{ message, extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: 'github' } }]);
-        expect(JSON.stringify(res.body)).not.toContain(SECRET_IN_BODY);
+  ] as const)(
+    '%s: its fields fail with DOWNSTREAM_SERVICE_ERROR, the rest is served, nothing it sent is copied',
+    async (_, fault, message) => {
+      proxy.fault = fault;
+      try {
+        // Twice: the first answer may come from the full pipeline, the second from the prepared one.
+        for (let i = 0; i < 2; i++) {
+          const res = await s.query(QUERY, alice);
+          expect(res.status).toBe(200);
+          expect(res.body.data).toEqual({ githubTokenInfo: null, graphTokenInfo: { subject: 'alice' } });
+          expect(res.body.errors).toEqual([
+            { message, extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: 'github' } },
+          ]);
+          expect(JSON.stringify(res.body)).not.toContain(SECRET_IN_BODY);
+        }
+      } finally {
+        proxy.fault = 'none';
       }
-    } finally {
-      proxy.fault = 'none';
-    }
-    const healed = await s.query(QUERY, alice);
-    expect(healed.body).toEqual({ data: { githubTokenInfo: { subject: 'alice' }, graphTokenInfo: { subject: 'alice' } } });
-  });
+      const healed = await s.query(QUERY, alice);
+      expect(healed.body).toEqual({
+        data: { githubTokenInfo: { subject: 'alice' }, graphTokenInfo: { subject: 'alice' } },
+      });
+    },
+  );
 
   it('answers a subgraph that breaks its own schema (null for a non-null field) the same through both pipelines', async () => {
     proxy.fault = 'nullForNonNull';

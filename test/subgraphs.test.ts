@@ -89,7 +89,8 @@ describe('github subgraph', () => {
 
   it('finds a repository by owner and name, and answers null for an unknown one', async () => {
     const token = `Bearer ${await githubIdp.sign({ sub: 'alice' })}`;
-    const query = 'query ($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { id owner { id } } }';
+    const query =
+      'query ($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { id owner { id } } }';
     const found = await post(github.url, query, token, { owner: 'bob', name: 'notes' });
     expect(found.body.data).toEqual({ repository: { id: 'bob/notes', owner: { id: 'bob' } } });
     const missing = await post(github.url, query, token, { owner: 'bob', name: 'secret-plans' });
@@ -137,7 +138,10 @@ describe('github subgraph', () => {
     github.seen.splice(0);
     await post(github.url, HEALTH_CHECK_QUERY);
     await post(github.url, '{ viewer { login } }', `Bearer ${token}`);
-    expect(github.seen).toEqual([{ authorization: null, traceparent: null }, { authorization: `Bearer ${token}`, traceparent: null }]);
+    expect(github.seen).toEqual([
+      { authorization: null, traceparent: null },
+      { authorization: `Bearer ${token}`, traceparent: null },
+    ]);
   });
 });
 
@@ -162,15 +166,24 @@ describe('graph subgraph', () => {
     });
   });
 
-  it('resolves the token\'s own User entity for the gateway (_entities), and refuses another user\'s with FORBIDDEN', async () => {
+  it("resolves the token's own User entity for the gateway (_entities), and refuses another user's with FORBIDDEN", async () => {
     const token = await graphIdp.sign({ sub: 'alice' });
     const { body } = await post(
       graph.url,
       'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { id profile { displayName mail } mail { subject } } } }',
       `Bearer ${token}`,
-      { representations: [{ __typename: 'User', id: 'alice' }, { __typename: 'User', id: 'bob' }] },
+      {
+        representations: [
+          { __typename: 'User', id: 'alice' },
+          { __typename: 'User', id: 'bob' },
+        ],
+      },
     );
-    const entities = body.data?.['_entities'] as ({ id: string; profile: { displayName: string }; mail: { subject: string }[] } | null)[];
+    const entities = body.data?.['_entities'] as ({
+      id: string;
+      profile: { displayName: string };
+      mail: { subject: string }[];
+    } | null)[];
     expect(entities[0]).toMatchObject({ id: 'alice', profile: { displayName: 'Alice', mail: 'alice@example.com' } });
     expect(entities[0]?.mail).toHaveLength(3);
     expect(entities[1]).toBeNull();
@@ -184,9 +197,17 @@ describe('graph subgraph', () => {
       github.url,
       'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { login repositories { id } } } }',
       `Bearer ${token}`,
-      { representations: [{ __typename: 'User', id: 'alice' }, { __typename: 'User', id: 'bob' }] },
+      {
+        representations: [
+          { __typename: 'User', id: 'alice' },
+          { __typename: 'User', id: 'bob' },
+        ],
+      },
     );
-    expect(body.data?.['_entities']).toEqual([null, { login: 'bob', repositories: [{ id: 'bob/dotfiles' }, { id: 'bob/notes' }] }]);
+    expect(body.data?.['_entities']).toEqual([
+      null,
+      { login: 'bob', repositories: [{ id: 'bob/dotfiles' }, { id: 'bob/notes' }] },
+    ]);
     expect(body.errors?.map((e) => e.extensions?.['code'])).toEqual(['FORBIDDEN']);
   });
 
@@ -211,7 +232,13 @@ describe('graph subgraph', () => {
 describe('subgraph command line', () => {
   it('starts from PORT, ISSUER, AUDIENCE and JWKS_URI and stops on SIGTERM', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'subgraphs/github/server.ts'], {
-      env: { ...process.env, PORT: '0', ISSUER: githubIdp.issuer, AUDIENCE: GITHUB_AUDIENCE, JWKS_URI: githubIdp.jwksUri },
+      env: {
+        ...process.env,
+        PORT: '0',
+        ISSUER: githubIdp.issuer,
+        AUDIENCE: GITHUB_AUDIENCE,
+        JWKS_URI: githubIdp.jwksUri,
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     try {

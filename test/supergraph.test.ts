@@ -34,13 +34,20 @@ afterEach(async () => {
 });
 
 /** A supergraph.yaml in the temp dir with subgraphs a and b (`a.graphql`, `b.graphql`). */
-function writeFixture(authorizationOfA: unknown = { provider: 'github-01', connection: '{jwt.sub}' }, patch: (doc: any) => void = () => {}): string {
+function writeFixture(
+  authorizationOfA: unknown = { provider: 'github-01', connection: '{jwt.sub}' },
+  patch: (doc: any) => void = () => {},
+): string {
   writeFileSync(tmp.file('a.graphql'), SDL_A);
   writeFileSync(tmp.file('b.graphql'), SDL_B);
   const doc: any = {
     federation_version: '=2.9.0',
     subgraphs: {
-      a: { routing_url: 'http://127.0.0.1:4101/graphql', schema: { file: './a.graphql' }, authorization: authorizationOfA },
+      a: {
+        routing_url: 'http://127.0.0.1:4101/graphql',
+        schema: { file: './a.graphql' },
+        authorization: authorizationOfA,
+      },
       b: { routing_url: 'https://b.example.com/graphql', schema: { file: './b.graphql' } },
     },
   };
@@ -81,8 +88,20 @@ describe('supergraph.yaml of the repository', () => {
       ['graph', 'http://127.0.0.1:4102/graphql', resolve('subgraphs/graph/schema.graphql')],
     ]);
     const sub: ConnectionTemplate = { kind: 'claims', template: '{jwt.sub}', parts: [{ claim: 'sub' }] };
-    expect(config.subgraphs[0]?.authorization).toEqual({ providerId: 'github-01', connection: sub, identity: 'jwt', ignoreError: false, header: 'Authorization' });
-    expect(config.subgraphs[1]?.authorization).toEqual({ providerId: 'graph-01', connection: sub, identity: 'jwt', ignoreError: false, header: 'Authorization' });
+    expect(config.subgraphs[0]?.authorization).toEqual({
+      providerId: 'github-01',
+      connection: sub,
+      identity: 'jwt',
+      ignoreError: false,
+      header: 'Authorization',
+    });
+    expect(config.subgraphs[1]?.authorization).toEqual({
+      providerId: 'graph-01',
+      connection: sub,
+      identity: 'jwt',
+      ignoreError: false,
+      header: 'Authorization',
+    });
     expect(config.subgraphs[0]?.sdl).toBe(readFileSync('subgraphs/github/schema.graphql', 'utf8'));
   });
 
@@ -112,16 +131,23 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('reads a managed binding with a fixed connection, ignore_error and a custom header', () => {
-    const file = writeFixture(binding({ connection: 'daemon-01', identity: 'managed', ignore_error: true, header: 'X-Api-Token' }));
+    const file = writeFixture(
+      binding({ connection: 'daemon-01', identity: 'managed', ignore_error: true, header: 'X-Api-Token' }),
+    );
     const config = parseSupergraphConfig(readFileSync(file, 'utf8'), file);
-    expect(config.subgraphs[0]?.authorization).toMatchObject({ identity: 'managed', ignoreError: true, header: 'X-Api-Token' });
+    expect(config.subgraphs[0]?.authorization).toMatchObject({
+      identity: 'managed',
+      ignoreError: true,
+      header: 'X-Api-Token',
+    });
   });
 
   it('returns deeply frozen values', () => {
     const file = writeFixture(binding({ connection: 'user-{jwt.sub}' }));
     const config = parseSupergraphConfig(readFileSync(file, 'utf8'), file);
     const auth = config.subgraphs[0]!.authorization! as ConnectionBinding;
-    for (const value of [config, config.subgraphs, config.subgraphs[0], auth, auth.connection]) expect(Object.isFrozen(value)).toBe(true);
+    for (const value of [config, config.subgraphs, config.subgraphs[0], auth, auth.connection])
+      expect(Object.isFrozen(value)).toBe(true);
     expect(auth.connection.kind === 'claims' && Object.isFrozen(auth.connection.parts)).toBe(true);
   });
 
@@ -138,28 +164,36 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('refuses an identity other than jwt or managed', () => {
-    expect(parseProblems(binding({ identity: 'user' }))).toEqual(['subgraphs.a.authorization.identity must be jwt, managed or exchange']);
+    expect(parseProblems(binding({ identity: 'user' }))).toEqual([
+      'subgraphs.a.authorization.identity must be jwt, managed or exchange',
+    ]);
   });
 
   it('refuses a routing_url that is not an http(s) URL', () => {
     expect(parseProblems(null, (doc) => (doc.subgraphs.b.routing_url = 'ftp://b.example.com/graphql'))).toEqual([
       'subgraphs.b.routing_url must be an http(s) URL',
     ]);
-    expect(parseProblems(null, (doc) => (doc.subgraphs.b.routing_url = 'b:4102'))).toEqual(['subgraphs.b.routing_url must be an http(s) URL']);
-    expect(parseProblems(null, (doc) => delete doc.subgraphs.b.routing_url)).toEqual(['subgraphs.b.routing_url must be an http(s) URL']);
+    expect(parseProblems(null, (doc) => (doc.subgraphs.b.routing_url = 'b:4102'))).toEqual([
+      'subgraphs.b.routing_url must be an http(s) URL',
+    ]);
+    expect(parseProblems(null, (doc) => delete doc.subgraphs.b.routing_url)).toEqual([
+      'subgraphs.b.routing_url must be an http(s) URL',
+    ]);
   });
 
   it('refuses a schema file that cannot be read', () => {
     expect(parseProblems(null, (doc) => (doc.subgraphs.a.schema.file = './x.graphql'))).toEqual([
       'subgraphs.a.schema.file ./x.graphql cannot be read (ENOENT)',
     ]);
-    expect(parseProblems(null, (doc) => (doc.subgraphs.a.schema = {}))).toEqual(["subgraphs.a.schema.file must name the subgraph's SDL file"]);
+    expect(parseProblems(null, (doc) => (doc.subgraphs.a.schema = {}))).toEqual([
+      "subgraphs.a.schema.file must name the subgraph's SDL file",
+    ]);
   });
 
   it('refuses Rover schema sources the gateway cannot compose from', () => {
-    expect(parseProblems(null, (doc) => (doc.subgraphs.a.schema = { subgraph_url: 'http://127.0.0.1:4101/graphql' }))).toEqual([
-      'subgraphs.a.schema.subgraph_url is not supported: the gateway composes from subgraphs.a.schema.file',
-    ]);
+    expect(
+      parseProblems(null, (doc) => (doc.subgraphs.a.schema = { subgraph_url: 'http://127.0.0.1:4101/graphql' })),
+    ).toEqual(['subgraphs.a.schema.subgraph_url is not supported: the gateway composes from subgraphs.a.schema.file']);
   });
 
   it.each([
@@ -191,13 +225,17 @@ describe('parseSupergraphConfig', () => {
   });
 
   it.each(['Authorization: Bearer', 'X Token', '', 'Ünicode'])('refuses the header name %j', (header) => {
-    expect(parseProblems(binding({ header }))).toEqual(['subgraphs.a.authorization.header must be an HTTP header name']);
+    expect(parseProblems(binding({ header }))).toEqual([
+      'subgraphs.a.authorization.header must be an HTTP header name',
+    ]);
   });
 
   it('refuses an unknown key under authorization', () => {
     expect(parseProblems(binding({ scopes: 'repo' }))).toEqual(['subgraphs.a.authorization.scopes is not a known key']);
     // Exchange bindings' own keys mean nothing to a connection binding.
-    expect(parseProblems(binding({ scope: 'repo' }))).toEqual(['subgraphs.a.authorization.scope is only used with identity exchange']);
+    expect(parseProblems(binding({ scope: 'repo' }))).toEqual([
+      'subgraphs.a.authorization.scope is only used with identity exchange',
+    ]);
   });
 
   it('refuses a missing or invalid provider id and a non-boolean ignore_error', () => {
@@ -205,13 +243,17 @@ describe('parseSupergraphConfig', () => {
     expect(parseProblems(binding({ provider: 'a/b' }))).toEqual([
       'subgraphs.a.authorization.provider must be 1-256 characters without * # & + : < > ? / or whitespace',
     ]);
-    expect(parseProblems(binding({ ignore_error: 'yes' }))).toEqual(['subgraphs.a.authorization.ignore_error must be true or false']);
+    expect(parseProblems(binding({ ignore_error: 'yes' }))).toEqual([
+      'subgraphs.a.authorization.ignore_error must be true or false',
+    ]);
     expect(parseProblems('github-01')).toEqual(['subgraphs.a.authorization must be a mapping']);
   });
 
   it('refuses keys neither Rover nor the gateway knows, at the top and in a subgraph', () => {
     expect(parseProblems(null, (doc) => (doc.subgraph = {}))).toEqual(['subgraph is not a known key']);
-    expect(parseProblems(null, (doc) => (doc.subgraphs.b.routing_ur = 'x'))).toEqual(['subgraphs.b.routing_ur is not a known key']);
+    expect(parseProblems(null, (doc) => (doc.subgraphs.b.routing_ur = 'x'))).toEqual([
+      'subgraphs.b.routing_ur is not a known key',
+    ]);
   });
 
   it('refuses a missing subgraph list, a bad subgraph name and a Federation 1 version', () => {
@@ -227,7 +269,10 @@ describe('parseSupergraphConfig', () => {
   });
 
   it('reports every problem at once', () => {
-    const problems = parseProblems(binding({ identity: 'robot', header: 'a b' }), (doc) => (doc.subgraphs.b.routing_url = 'nope'));
+    const problems = parseProblems(
+      binding({ identity: 'robot', header: 'a b' }),
+      (doc) => (doc.subgraphs.b.routing_url = 'nope'),
+    );
     expect(problems).toEqual([
       'subgraphs.a.authorization.identity must be jwt, managed or exchange',
       'subgraphs.a.authorization.header must be an HTTP header name',
@@ -249,7 +294,8 @@ describe('parseSupergraphConfig', () => {
 describe('renderConnectionId', () => {
   const template = (text: string): ConnectionTemplate => {
     const file = writeFixture(binding({ connection: text }));
-    return (parseSupergraphConfig(readFileSync(file, 'utf8'), file).subgraphs[0]!.authorization! as ConnectionBinding).connection;
+    return (parseSupergraphConfig(readFileSync(file, 'utf8'), file).subgraphs[0]!.authorization! as ConnectionBinding)
+      .connection;
   };
 
   it('returns a fixed connection whatever the claims', () => {
@@ -291,7 +337,11 @@ describe('renderConnectionId', () => {
       if (claim !== '..') expect(r?.message).not.toContain(claim);
     }
     // An unpaired surrogate would be stored as U+FFFD: a connection no one could address again.
-    expect(refusal('ali\ud800ce')).toEqual({ code: 'ACCESS_DENIED', message: "the connection id rendered from the caller's claims must be well-formed Unicode (it holds an unpaired surrogate)" });
+    expect(refusal('ali\ud800ce')).toEqual({
+      code: 'ACCESS_DENIED',
+      message:
+        "the connection id rendered from the caller's claims must be well-formed Unicode (it holds an unpaired surrogate)",
+    });
     expect(renderConnectionId(sub, { sub: 'ali\ud83d\ude00ce' })).toBe('ali\ud83d\ude00ce');
   });
 });
@@ -310,7 +360,11 @@ describe('composeSupergraph', () => {
     expect(problems).toContain(
       'composition failed: [INVALID_FIELD_SHARING] Non-shareable field "Query.a" is resolved from multiple subgraphs: it is resolved from subgraphs "a" and "b" and defined as non-shareable in all of them',
     );
-    expect(problems.some((p) => p.startsWith('composition failed: [FIELD_TYPE_MISMATCH] Type of field "Query.a" is incompatible'))).toBe(true);
+    expect(
+      problems.some((p) =>
+        p.startsWith('composition failed: [FIELD_TYPE_MISMATCH] Type of field "Query.a" is incompatible'),
+      ),
+    ).toBe(true);
   });
 
   it('reports SDL syntax errors as INVALID_GRAPHQL naming the subgraph', () => {
@@ -387,7 +441,9 @@ describe('watchSupergraph', () => {
     writeFileSync(githubSchema, 'type Query {');
     const broken = await events.next();
     expect(broken.kind).toBe('error');
-    expect(broken.kind === 'error' && broken.error instanceof ConfigError && broken.error.message).toContain('[INVALID_GRAPHQL] subgraph github');
+    expect(broken.kind === 'error' && broken.error instanceof ConfigError && broken.error.message).toContain(
+      '[INVALID_GRAPHQL] subgraph github',
+    );
 
     writeFileSync(githubSchema, original.replace('viewer: User', 'viewer: User\n  octocat: String'));
     const recovered = await events.next();
@@ -419,7 +475,11 @@ describe('watchSupergraph', () => {
     const file = copyRepoSupergraph();
     const config = await loadSupergraphConfig(file);
     const events = eventQueue();
-    watcher = watchSupergraph(file, { ...events, debounceMs: DEBOUNCE_MS, initial: { config, supergraphSdl: composeSupergraph(config) } });
+    watcher = watchSupergraph(file, {
+      ...events,
+      debounceMs: DEBOUNCE_MS,
+      initial: { config, supergraphSdl: composeSupergraph(config) },
+    });
     writeFileSync(tmp.file('unrelated.txt'), 'not watched');
     await sleep(DEBOUNCE_MS * 6);
     expect(events.pending()).toBe(0);
@@ -474,8 +534,13 @@ describe('createSupergraphSource with ApolloGateway', () => {
       expect(source.currentSdl()).toContain('rateLimit');
       expect(lines.some((l) => l['msg'] === 'supergraph updated')).toBe(true);
 
-      writeFileSync(file, readFileSync(file, 'utf8').replace('routing_url: http://127.0.0.1:4102/graphql', 'routing_url: nope'));
-      await waitFor(() => lines.some((l) => l['msg'] === 'supergraph reload failed; the last good supergraph stays in use'));
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('routing_url: http://127.0.0.1:4102/graphql', 'routing_url: nope'),
+      );
+      await waitFor(() =>
+        lines.some((l) => l['msg'] === 'supergraph reload failed; the last good supergraph stays in use'),
+      );
       expect(source.current().subgraphs[1]?.routingUrl).toBe('http://127.0.0.1:4102/graphql');
       expect(source.currentSdl()).toContain('rateLimit');
     } finally {

@@ -53,8 +53,16 @@ describe('token exchange for internal subgraphs', () => {
 
   beforeAll(async () => {
     idp = await startJwtIssuer();
-    exchange = tokenExchange({ subjectIssuer: idp, audiences: [ORDERS, LEDGER], refuse: (sub, audience) => sub === 'mallory' && audience === LEDGER });
-    auth = await startAuthServer({ extraClients: exchange.extraClients, extend: exchange.extend, extraTokenClaims: exchange.extraTokenClaims });
+    exchange = tokenExchange({
+      subjectIssuer: idp,
+      audiences: [ORDERS, LEDGER],
+      refuse: (sub, audience) => sub === 'mallory' && audience === LEDGER,
+    });
+    auth = await startAuthServer({
+      extraClients: exchange.extraClients,
+      extend: exchange.extend,
+      extraTokenClaims: exchange.extraTokenClaims,
+    });
     [orders, ledger] = await Promise.all([startHeaderApi('orders'), startHeaderApi('ledger')]);
     const dir = join(orders.schemaFile, '..');
     const supergraph = join(dir, 'supergraph.yaml');
@@ -63,20 +71,26 @@ describe('token exchange for internal subgraphs', () => {
       `federation_version: =2.9.0\nsubgraphs:\n${exchangeBinding('orders', orders, ORDERS, '      scope: "orders:read"\n')}${exchangeBinding('ledger', ledger, LEDGER)}`,
     );
     t = await startTestApp({ supergraph, identity: { issuers: [idp.issuerConfig()] } }, { logLines });
-    const created = await t.admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
-      input: {
-        id: 'corp-01',
-        identityProvider: 'oidc',
-        grantType: 'CLIENT_CREDENTIALS',
-        clientId: exchange.client.clientId,
-        clientSecret: exchange.client.clientSecret,
-        parameters: [{ name: 'issuer', value: auth.issuer }],
+    const created = await t.admin(
+      `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+      {
+        input: {
+          id: 'corp-01',
+          identityProvider: 'oidc',
+          grantType: 'CLIENT_CREDENTIALS',
+          clientId: exchange.client.clientId,
+          clientSecret: exchange.client.clientSecret,
+          parameters: [{ name: 'issuer', value: auth.issuer }],
+        },
       },
-    });
+    );
     expect(created.body.errors).toBeUndefined();
-    const discovery = (await (await fetch(`${auth.issuer}/.well-known/openid-configuration`)).json()) as { jwks_uri: string };
+    const discovery = (await (await fetch(`${auth.issuer}/.well-known/openid-configuration`)).json()) as {
+      jwks_uri: string;
+    };
     const jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
-    verifyAtAuth = async (token, audience) => (await jwtVerify(token, jwks, { issuer: auth.issuer, audience })).payload as Record<string, unknown>;
+    verifyAtAuth = async (token, audience) =>
+      (await jwtVerify(token, jwks, { issuer: auth.issuer, audience })).payload as Record<string, unknown>;
   }, 60_000);
 
   afterAll(async () => {
@@ -95,7 +109,13 @@ describe('token exchange for internal subgraphs', () => {
     seenSecrets.add(ordersToken).add(ledgerToken);
     for (const token of [ordersToken, ledgerToken]) expect(token).not.toBe(alice);
     const ordersClaims = await verifyAtAuth(ordersToken, ORDERS);
-    expect(ordersClaims).toMatchObject({ iss: auth.issuer, aud: ORDERS, sub: 'alice', act: { sub: exchange.client.clientId }, scope: 'orders:read' });
+    expect(ordersClaims).toMatchObject({
+      iss: auth.issuer,
+      aud: ORDERS,
+      sub: 'alice',
+      act: { sub: exchange.client.clientId },
+      scope: 'orders:read',
+    });
     const ledgerClaims = await verifyAtAuth(ledgerToken, LEDGER);
     expect(ledgerClaims).toMatchObject({ aud: LEDGER, sub: 'alice', act: { sub: exchange.client.clientId } });
     // Each audience's token is only that audience's.
@@ -147,9 +167,16 @@ describe('token exchange for internal subgraphs', () => {
 
   it('refuses an exchange binding without an audience, or with a connection, at start', () => {
     const parse = (authorization: string) => () =>
-      parseSupergraphConfig(`subgraphs:\n  s:\n    routing_url: http://127.0.0.1:1/graphql\n    schema: { file: ${orders.schemaFile} }\n    authorization:\n${authorization}`, join(t.dir, 'sg.yaml'));
-    expect(parse('      provider: corp-01\n      identity: exchange\n')).toThrow(/subgraphs\.s\.authorization\.audience must be/);
-    expect(parse('      provider: corp-01\n      identity: exchange\n      audience: a\n      connection: c\n')).toThrow(/authorization\.connection is not used with identity exchange/);
+      parseSupergraphConfig(
+        `subgraphs:\n  s:\n    routing_url: http://127.0.0.1:1/graphql\n    schema: { file: ${orders.schemaFile} }\n    authorization:\n${authorization}`,
+        join(t.dir, 'sg.yaml'),
+      );
+    expect(parse('      provider: corp-01\n      identity: exchange\n')).toThrow(
+      /subgraphs\.s\.authorization\.audience must be/,
+    );
+    expect(
+      parse('      provider: corp-01\n      identity: exchange\n      audience: a\n      connection: c\n'),
+    ).toThrow(/authorization\.connection is not used with identity exchange/);
     expect(parse('      provider: corp-01\n      connection: c\n      audience: a\n')).toThrow(ConfigError);
   });
 });

@@ -35,27 +35,45 @@ function childrenOf(spans: readonly ReceivedSpan[], parent: ReceivedSpan): Recei
 
 function ancestorsOf(spans: readonly ReceivedSpan[], span: ReceivedSpan): string[] {
   const names: string[] = [];
-  for (let p = spans.find((s) => s.spanId === span.parentSpanId); p; p = spans.find((s) => s.spanId === p!.parentSpanId)) names.push(p.name);
+  for (
+    let p = spans.find((s) => s.spanId === span.parentSpanId);
+    p;
+    p = spans.find((s) => s.spanId === p!.parentSpanId)
+  )
+    names.push(p.name);
   return names;
 }
 
 function one(spans: readonly ReceivedSpan[], predicate: (s: ReceivedSpan) => boolean, what: string): ReceivedSpan {
   const found = spans.filter(predicate);
-  if (found.length !== 1) throw new Error(`expected one ${what}, found ${found.length}: ${spans.map((s) => s.name).join(', ')}`);
+  if (found.length !== 1)
+    throw new Error(`expected one ${what}, found ${found.length}: ${spans.map((s) => s.name).join(', ')}`);
   return found[0]!;
 }
 
 /** Every string an exported span carries: names, attribute keys and values, events. */
 function stringsOf(span: ReceivedSpan): string[] {
-  const values = (v: unknown): string[] => (Array.isArray(v) ? v.flatMap(values) : typeof v === 'object' && v !== null ? Object.entries(v).flatMap(([k, x]) => [k, ...values(x)]) : [String(v)]);
-  return [span.name, span.statusMessage, ...values(span.attributes), ...span.events.flatMap((e) => [e.name, ...values(e.attributes)])];
+  const values = (v: unknown): string[] =>
+    Array.isArray(v)
+      ? v.flatMap(values)
+      : typeof v === 'object' && v !== null
+        ? Object.entries(v).flatMap(([k, x]) => [k, ...values(x)])
+        : [String(v)];
+  return [
+    span.name,
+    span.statusMessage,
+    ...values(span.attributes),
+    ...span.events.flatMap((e) => [e.name, ...values(e.attributes)]),
+  ];
 }
 
 describe('tracing is off unless OTEL_* asks for it', () => {
   it('loads nothing without an exporter or an endpoint, or with OTEL_SDK_DISABLED / OTEL_TRACES_EXPORTER=none', () => {
     expect(tracingWanted({})).toBe(false);
     expect(tracingWanted({ OTEL_SERVICE_NAME: 'x' })).toBe(false);
-    expect(tracingWanted({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' })).toBe(false);
+    expect(tracingWanted({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' })).toBe(
+      false,
+    );
     expect(tracingWanted({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' })).toBe(false);
     expect(tracingWanted({ OTEL_TRACES_EXPORTER: 'otlp' })).toBe(true);
     expect(tracingWanted({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' })).toBe(true);
@@ -69,11 +87,21 @@ describe('tracing is off unless OTEL_* asks for it', () => {
   });
 
   it('refuses bad OTEL_* values at start, naming the variable', () => {
-    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(/OTEL_TRACES_EXPORTER must be otlp or none/);
-    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL must be http\/protobuf or http\/json/);
-    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/);
-    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1/);
-    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }).url).toBe('http://127.0.0.1:4318/v1/traces');
+    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(
+      /OTEL_TRACES_EXPORTER must be otlp or none/,
+    );
+    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL must be http\/protobuf or http\/json/,
+    );
+    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/,
+    );
+    expect(() => tracingSettings({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(
+      /OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1/,
+    );
+    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }).url).toBe(
+      'http://127.0.0.1:4318/v1/traces',
+    );
   });
 });
 
@@ -90,7 +118,10 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    b = await startBackends({ accessTokenTtlSeconds: GITHUB_TOKEN_TTL_SECONDS, graphAccessTokenTtlSeconds: GRAPH_TOKEN_TTL_SECONDS });
+    b = await startBackends({
+      accessTokenTtlSeconds: GITHUB_TOKEN_TTL_SECONDS,
+      graphAccessTokenTtlSeconds: GRAPH_TOKEN_TTL_SECONDS,
+    });
     gateway = await startReplica({
       CG_SUPERGRAPH: b.supergraphFile,
       CG_STORE_URL: `sqlite:${b.dir.file('credentials.db')}`,
@@ -147,8 +178,12 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
     expect(tracedAnswer.errors).toBeUndefined();
     expect(refreshes).toEqual({ github: 1, graph: 0 });
     const spans = receiver.spans.filter((s) => s.traceId === traced.traceId);
-    const root = one(spans, (s) => s.parentSpanId === traced.parentId, 'span under the caller\'s traceparent');
-    expect(root).toMatchObject({ name: 'POST /graphql', kind: 2, attributes: { 'http.route': '/graphql', 'http.response.status_code': 200 } });
+    const root = one(spans, (s) => s.parentSpanId === traced.parentId, "span under the caller's traceparent");
+    expect(root).toMatchObject({
+      name: 'POST /graphql',
+      kind: 2,
+      attributes: { 'http.route': '/graphql', 'http.response.status_code': 200 },
+    });
     // Every span of the trace hangs off the root: one tree.
     for (const s of spans) if (s !== root) expect(ancestorsOf(spans, s).at(-1)).toBe('POST /graphql');
 
@@ -159,22 +194,31 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
       'graphql.operation.hash': createHash('sha256').update(TRACED).digest('hex'),
       'cg.pipeline': 'full',
     });
-    expect(one(spans, (s) => s.name === 'caller.verify', 'caller verification').attributes).toMatchObject({ 'cg.caller.outcome': 'verified' });
+    expect(one(spans, (s) => s.name === 'caller.verify', 'caller verification').attributes).toMatchObject({
+      'cg.caller.outcome': 'verified',
+    });
 
     const resolutions = spans.filter((s) => s.name === 'token.resolve');
     const byProvider = Object.fromEntries(resolutions.map((s) => [s.attributes['cg.provider.id'], s]));
     expect(Object.keys(byProvider).sort()).toEqual(['github-01', 'graph-01']);
-    expect(byProvider['github-01']!.attributes).toMatchObject({ 'cg.token.outcome': 'refresh', 'cg.subgraph': 'github' });
+    expect(byProvider['github-01']!.attributes).toMatchObject({
+      'cg.token.outcome': 'refresh',
+      'cg.subgraph': 'github',
+    });
     expect(byProvider['graph-01']!.attributes).toMatchObject({ 'cg.token.outcome': 'store', 'cg.subgraph': 'graph' });
     for (const r of resolutions) expect(r.attributes['cg.connection.ref']).toMatch(/^[0-9a-f]{16}$/);
 
     const providerCall = one(spans, (s) => s.name === 'oauth.token_request', 'identity-provider call');
-    expect(providerCall).toMatchObject({ kind: 3, attributes: { 'oauth.grant_type': 'refresh_token', 'http.response.status_code': 200 } });
+    expect(providerCall).toMatchObject({
+      kind: 3,
+      attributes: { 'oauth.grant_type': 'refresh_token', 'http.response.status_code': 200 },
+    });
     expect(ancestorsOf(spans, providerCall)[0]).toBe('token.resolve');
     expect(spans.find((s) => s.spanId === providerCall.parentSpanId)!.attributes['cg.provider.id']).toBe('github-01');
 
     // Apollo Gateway's own spans, in the same trace.
-    for (const name of ['gateway.request', 'gateway.plan', 'gateway.execute']) one(spans, (s) => s.name === name && s.scope === 'apollo/gateway-js', name);
+    for (const name of ['gateway.request', 'gateway.plan', 'gateway.execute'])
+      one(spans, (s) => s.name === name && s.scope === 'apollo/gateway-js', name);
     const fetches = spans.filter((s) => s.name === 'gateway.fetch');
     expect(fetches.map((s) => s.attributes['service']).sort()).toEqual(['github', 'graph']);
     const subgraphRequests = spans.filter((s) => s.name === 'subgraph.request');
@@ -186,9 +230,13 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
   });
 
   it('sends W3C traceparent to the subgraphs, naming the subgraph request span as parent', () => {
-    const requestSpans = new Set(receiver.spans.filter((s) => s.traceId === traced.traceId && s.name === 'subgraph.request').map((s) => s.spanId));
+    const requestSpans = new Set(
+      receiver.spans.filter((s) => s.traceId === traced.traceId && s.name === 'subgraph.request').map((s) => s.spanId),
+    );
     for (const subgraph of [b.github, b.graph]) {
-      const headers = subgraph.seen.map((x) => x.traceparent).filter((t): t is string => t !== null && t.includes(traced.traceId));
+      const headers = subgraph.seen
+        .map((x) => x.traceparent)
+        .filter((t): t is string => t !== null && t.includes(traced.traceId));
       expect(headers.length).toBeGreaterThan(0);
       for (const h of headers) expect(requestSpans.has(h.split('-')[2]!)).toBe(true);
     }
@@ -197,29 +245,47 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
   it('traces a prepared repeat too: the same spans around the plan, tokens from the cache', () => {
     const spans = receiver.spans.filter((s) => s.traceId === repeated.traceId);
     const operation = one(spans, (s) => s.name === 'graphql.operation', 'operation span');
-    expect(operation.attributes).toMatchObject({ 'graphql.operation.name': 'BothTokens', 'graphql.operation.type': 'query', 'cg.pipeline': 'prepared' });
+    expect(operation.attributes).toMatchObject({
+      'graphql.operation.name': 'BothTokens',
+      'graphql.operation.type': 'query',
+      'cg.pipeline': 'prepared',
+    });
     expect(operation.attributes['graphql.operation.hash']).toBe(createHash('sha256').update(TRACED).digest('hex'));
-    expect(spans.filter((s) => s.name === 'token.resolve').map((s) => s.attributes['cg.token.outcome'])).toEqual(['cache_hit', 'cache_hit']);
+    expect(spans.filter((s) => s.name === 'token.resolve').map((s) => s.attributes['cg.token.outcome'])).toEqual([
+      'cache_hit',
+      'cache_hit',
+    ]);
     expect(spans.filter((s) => s.name === 'subgraph.request')).toHaveLength(2);
     expect(spans.filter((s) => s.name === 'gateway.fetch')).toHaveLength(2);
   });
 
   it('traces management mutations and consent callbacks', () => {
-    const admin = receiver.spans.filter((s) => s.name === 'POST /admin/graphql' && s.attributes['graphql.operation.type'] === 'mutation');
+    const admin = receiver.spans.filter(
+      (s) => s.name === 'POST /admin/graphql' && s.attributes['graphql.operation.type'] === 'mutation',
+    );
     expect(admin.length).toBeGreaterThanOrEqual(2);
     const callbacks = receiver.spans.filter((s) => s.name === 'GET /oauth/callback');
     expect(callbacks).toHaveLength(2);
     for (const c of callbacks) {
       expect(c.attributes['http.response.status_code']).toBe(302);
-      const exchange = one(childrenOf(receiver.spans, c).flatMap((x) => [x, ...childrenOf(receiver.spans, x)]), (s) => s.name === 'oauth.token_request', 'code exchange');
-      expect(exchange.attributes).toMatchObject({ 'oauth.grant_type': 'authorization_code', 'http.response.status_code': 200 });
+      const exchange = one(
+        childrenOf(receiver.spans, c).flatMap((x) => [x, ...childrenOf(receiver.spans, x)]),
+        (s) => s.name === 'oauth.token_request',
+        'code exchange',
+      );
+      expect(exchange.attributes).toMatchObject({
+        'oauth.grant_type': 'authorization_code',
+        'http.response.status_code': 200,
+      });
     }
     expect(receiver.spans.filter((s) => s.name === 'GET /oauth/login/:token')).toHaveLength(2);
   });
 
   it('never exports a token, a secret, a JWT, a login link or a raw connection id in any span', () => {
     expect(receiver.spans.length).toBeGreaterThan(30);
-    const accessTokens = [...b.github.seen, ...b.graph.seen].flatMap((x) => (x.authorization ? [x.authorization.replace(/^Bearer /, '')] : []));
+    const accessTokens = [...b.github.seen, ...b.graph.seen].flatMap((x) =>
+      x.authorization ? [x.authorization.replace(/^Bearer /, '')] : [],
+    );
     expect(accessTokens.length).toBeGreaterThan(0);
     const secrets = [
       jwt,
@@ -235,9 +301,12 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
       for (const value of stringsOf(span)) {
         for (const secret of secrets) expect(value.includes(secret), `${span.name} holds a secret`).toBe(false);
         // Any JWT (three base64url parts starting with a JSON header), bearer value, or OAuth code/state.
-        expect(value, `${span.name}: ${value}`).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]*|Bearer |[?&](code|state|refresh_token|access_token)=/);
+        expect(value, `${span.name}: ${value}`).not.toMatch(
+          /eyJ[\w-]+\.[\w-]+\.[\w-]*|Bearer |[?&](code|state|refresh_token|access_token)=/,
+        );
       }
-      for (const [key, value] of Object.entries(span.attributes)) if (key.startsWith('cg.connection')) expect(value).not.toBe('alice');
+      for (const [key, value] of Object.entries(span.attributes))
+        if (key.startsWith('cg.connection')) expect(value).not.toBe('alice');
     }
   });
 });

@@ -22,7 +22,8 @@ import { openPage } from './support/web.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+const STRICT_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 function htmlFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
@@ -30,7 +31,8 @@ function htmlFiles(dir: string): string[] {
   );
 }
 
-const assetPaths = (html: string): string[] => [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+const assetPaths = (html: string): string[] =>
+  [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
 
 describe('the built web apps', () => {
   it('contain no inline script, inline style or outside URL', () => {
@@ -75,7 +77,9 @@ describe('the demo page on the demo gateway', () => {
     for (const asset of assets) {
       const res = await fetch(`${base}${asset}`);
       expect(res.status).toBe(200);
-      expect(res.headers.get('content-type')).toBe(asset.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8');
+      expect(res.headers.get('content-type')).toBe(
+        asset.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8',
+      );
       expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     }
@@ -105,7 +109,8 @@ describe('the demo page on the demo gateway', () => {
   });
 
   it('mints a short-lived JWT for a demo user only', async () => {
-    const post = (body: string, type = 'application/json') => fetch(`${base}${DEMO_SESSION_PATH}`, { method: 'POST', headers: { 'content-type': type }, body });
+    const post = (body: string, type = 'application/json') =>
+      fetch(`${base}${DEMO_SESSION_PATH}`, { method: 'POST', headers: { 'content-type': type }, body });
     const res = await post(JSON.stringify({ user: 'bob' }));
     expect(res.status).toBe(200);
     const session = (await res.json()) as { user: string; jwt: string; issuer: string };
@@ -127,13 +132,22 @@ describe('outside the demo', () => {
 
   it('has no demo page and no JWT minting', async () => {
     expect((await fetch(`${t.url}/demo`)).status).toBe(404);
-    const res = await fetch(`${t.url}${DEMO_SESSION_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"bob"}' });
+    const res = await fetch(`${t.url}${DEMO_SESSION_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"user":"bob"}',
+    });
     expect(res.status).toBe(404);
   });
 
   it('says how to build an app page that is not built', async () => {
     const dir = await tempDir();
-    const server = createServer(createRouter([...webAppRoutes('demo', { distDir: dir.path }), webAssetRoute({ distDir: dir.path })], createLogger('silent')));
+    const server = createServer(
+      createRouter(
+        [...webAppRoutes('demo', { distDir: dir.path }), webAssetRoute({ distDir: dir.path })],
+        createLogger('silent'),
+      ),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/demo`);

@@ -37,7 +37,9 @@ async function ok(replica: Replica, query: string, variables: Record<string, unk
 }
 
 async function setUp(replica: Replica, receiver: WebhookReceiver): Promise<void> {
-  const created = await ok(replica, CREATE_WEBHOOK, { input: { id: 'hooks', url: receiver.url, events: ['connection.created'] } });
+  const created = await ok(replica, CREATE_WEBHOOK, {
+    input: { id: 'hooks', url: receiver.url, events: ['connection.created'] },
+  });
   receiver.secret = created.createWebhook.secret;
   await ok(replica, CREATE_PROVIDER, { input: OFFLINE_PROVIDER });
 }
@@ -129,9 +131,14 @@ describe.skipIf(!hasPg)('two replicas sharing PostgreSQL', () => {
     await setUp(a!, receiver);
     const ids = Array.from({ length: BURST_EVENTS }, (_, i) => `burst-${i}`);
     for (let i = 0; i < ids.length; i += BURST_CONCURRENCY) {
-      await Promise.all(ids.slice(i, i + BURST_CONCURRENCY).map((id, j) => ok(j % 2 === 0 ? a! : b!, CREATE_CONNECTION, { id })));
+      await Promise.all(
+        ids.slice(i, i + BURST_CONCURRENCY).map((id, j) => ok(j % 2 === 0 ? a! : b!, CREATE_CONNECTION, { id })),
+      );
     }
-    await receiver.waitFor((got) => new Set(got.filter((r) => r.answered === 204).map((r) => r.id)).size >= BURST_EVENTS, 120_000);
+    await receiver.waitFor(
+      (got) => new Set(got.filter((r) => r.answered === 204).map((r) => r.id)).size >= BURST_EVENTS,
+      120_000,
+    );
     // Anything sent twice would arrive within a lease; wait a little for stragglers before counting.
     await sleep(2_000);
     const accepted = receiver.accepted();
@@ -140,7 +147,13 @@ describe.skipIf(!hasPg)('two replicas sharing PostgreSQL', () => {
     expect(accepted.every((r) => r.verified)).toBe(true);
     const unique = new Set(accepted.map((r) => r.id)).size;
     const delays = accepted.map((r) => r.receivedAt - Date.parse(JSON.parse(r.body).timestamp));
-    const figures = { events: BURST_EVENTS, deliveries: accepted.length, duplicates: accepted.length - unique, medianDelayMs: median(delays), maxDelayMs: Math.max(...delays) };
+    const figures = {
+      events: BURST_EVENTS,
+      deliveries: accepted.length,
+      duplicates: accepted.length - unique,
+      medianDelayMs: median(delays),
+      maxDelayMs: Math.max(...delays),
+    };
     console.log(`[webhook burst, two replicas on PostgreSQL] ${JSON.stringify(figures)}`);
     expect(unique).toBe(BURST_EVENTS);
     const pending = await ok(a!, `{ webhooks { deliveries(status: PENDING) { eventId } } }`);

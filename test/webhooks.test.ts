@@ -14,7 +14,12 @@ import { startTestApp, type TestApp } from './support/app.js';
 import { consentOverHttp, oidcProviderInput, startAuthServer, type AuthServer } from './support/authServer.js';
 import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from './support/webhookReceiver.js';
 
-const ALL_EVENTS = ['connection.created', 'connection.connected', 'connection.reauthorization_required', 'connection.deleted'];
+const ALL_EVENTS = [
+  'connection.created',
+  'connection.connected',
+  'connection.reauthorization_required',
+  'connection.deleted',
+];
 const CREATE_WEBHOOK = `mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { id url events secret } }`;
 const CREATE_PROVIDER = `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`;
 const DELIVERIES = `query($status: WebhookDeliveryStatus) { webhooks { id secret deliveries(status: $status) { eventId eventType status attempts lastError payload } } }`;
@@ -35,7 +40,12 @@ const OFFLINE_PROVIDER = {
 
 const typeOf = (r: ReceivedWebhook): string => (JSON.parse(r.body) as { type: string }).type;
 
-async function addWebhook(t: TestApp, receiver: WebhookReceiver, id: string, events: readonly string[] = ALL_EVENTS): Promise<string> {
+async function addWebhook(
+  t: TestApp,
+  receiver: WebhookReceiver,
+  id: string,
+  events: readonly string[] = ALL_EVENTS,
+): Promise<string> {
   const created = await t.admin(CREATE_WEBHOOK, { input: { id, url: receiver.url, events } });
   expect(created.body.errors).toBeUndefined();
   const secret = created.body.data.createWebhook.secret as string;
@@ -51,7 +61,10 @@ describe('lifecycle webhooks', () => {
   beforeAll(async () => {
     auth = await startAuthServer({ accessTokenTtlSeconds: 60 });
     receiver = await startWebhookReceiver();
-    t = await startTestApp({ webhooks: { retryBaseMs: 100, maxAttempts: 5, pollIntervalMs: 200 }, cache: { refreshSkewSeconds: 3600 } });
+    t = await startTestApp({
+      webhooks: { retryBaseMs: 100, maxAttempts: 5, pollIntervalMs: 200 },
+      cache: { refreshSkewSeconds: 3600 },
+    });
     expect((await t.admin(CREATE_PROVIDER, { input: oidcProviderInput('idp', auth) })).body.errors).toBeUndefined();
     expect((await t.admin(CREATE_PROVIDER, { input: OFFLINE_PROVIDER })).body.errors).toBeUndefined();
   }, 60_000);
@@ -69,10 +82,15 @@ describe('lifecycle webhooks', () => {
     const listed = await t.admin(`{ webhooks { id secret } }`);
     expect(listed.body.data.webhooks).toEqual([{ id: 'all', secret: null }]);
 
-    expect((await t.admin(`mutation { createConnection(providerId: "idp", input: { id: "alice" }) { id } }`)).body.errors).toBeUndefined();
-    const link = await t.admin(`mutation($r: String!) { createLoginLink(providerId: "idp", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`, {
-      r: `${t.url}/oauth/done`,
-    });
+    expect(
+      (await t.admin(`mutation { createConnection(providerId: "idp", input: { id: "alice" }) { id } }`)).body.errors,
+    ).toBeUndefined();
+    const link = await t.admin(
+      `mutation($r: String!) { createLoginLink(providerId: "idp", connectionId: "alice", postLoginRedirectUrl: $r) { url } }`,
+      {
+        r: `${t.url}/oauth/done`,
+      },
+    );
     const landed = await consentOverHttp(link.body.data.createLoginLink.url, { login: 'alice' });
     expect(landed.searchParams.get('status')).toBe('CONNECTED');
     const envelope = new Envelope(await openFileKeyring(join(t.dir, 'keyring.json')));
@@ -80,9 +98,13 @@ describe('lifecycle webhooks', () => {
     const tokens = openTokenSet(envelope, key, (await t.app.store.getConnection(key))!.tokens!);
     // The provider forgets the grant: the next refresh is refused and the connection needs consent again.
     auth.revokeGrantsOf('alice');
-    const tested = await t.admin(`mutation { testConnection(providerId: "idp", connectionId: "alice") { ok status error { code } } }`);
+    const tested = await t.admin(
+      `mutation { testConnection(providerId: "idp", connectionId: "alice") { ok status error { code } } }`,
+    );
     expect(tested.body.data.testConnection.error.code).toBe('REAUTHORIZATION_REQUIRED');
-    expect((await t.admin(`mutation { deleteConnection(providerId: "idp", id: "alice") }`)).body.errors).toBeUndefined();
+    expect(
+      (await t.admin(`mutation { deleteConnection(providerId: "idp", id: "alice") }`)).body.errors,
+    ).toBeUndefined();
 
     await receiver.waitFor((got) => new Set(got.filter((r) => r.answered === 204).map(typeOf)).size === 4);
     const accepted = receiver.accepted();
@@ -97,14 +119,23 @@ describe('lifecycle webhooks', () => {
     expect(accepted.map((r) => JSON.parse(r.body).data)).toEqual([
       { providerId: 'idp', connectionId: 'alice', status: 'NOT_CONNECTED', error: null },
       { providerId: 'idp', connectionId: 'alice', status: 'CONNECTED', error: null },
-      { providerId: 'idp', connectionId: 'alice', status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: expect.any(String) } },
+      {
+        providerId: 'idp',
+        connectionId: 'alice',
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: expect.any(String) },
+      },
       { providerId: 'idp', connectionId: 'alice', status: 'DELETED', error: null },
     ]);
     // The check is real: another secret does not verify these messages.
     const other = new StandardWebhook(`whsec_${Buffer.alloc(32, 7).toString('base64')}`);
     const [first] = accepted;
     expect(() =>
-      other.verify(first!.body, { 'webhook-id': first!.id, 'webhook-timestamp': first!.timestamp, 'webhook-signature': first!.signature }),
+      other.verify(first!.body, {
+        'webhook-id': first!.id,
+        'webhook-timestamp': first!.timestamp,
+        'webhook-signature': first!.signature,
+      }),
     ).toThrow();
     expect((await t.admin(`mutation { deleteWebhook(id: "all") }`)).body.errors).toBeUndefined();
   }, 60_000);
@@ -113,7 +144,10 @@ describe('lifecycle webhooks', () => {
     receiver.received.length = 0;
     await addWebhook(t, receiver, 'flaky', ['connection.created']);
     receiver.failNext(3);
-    expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "flaky-1" }) { id } }`)).body.errors).toBeUndefined();
+    expect(
+      (await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "flaky-1" }) { id } }`)).body
+        .errors,
+    ).toBeUndefined();
     await receiver.waitFor((got) => got.some((r) => r.answered === 204));
     expect(receiver.received.map((r) => r.answered)).toEqual([500, 500, 500, 204]);
     expect(new Set(receiver.received.map((r) => r.id)).size).toBe(1);
@@ -122,7 +156,12 @@ describe('lifecycle webhooks', () => {
     const flaky = listed.body.data.webhooks.find((w: { id: string }) => w.id === 'flaky');
     expect(flaky.deliveries).toMatchObject([{ eventType: 'connection.created', status: 'DELIVERED', attempts: 4 }]);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    const counted = (outcome: string) => Number(/\d+$/.exec(metrics.split('\n').find((l) => l.startsWith(`cg_webhook_deliveries_total{outcome="${outcome}"}`)) ?? '0')![0]);
+    const counted = (outcome: string) =>
+      Number(
+        /\d+$/.exec(
+          metrics.split('\n').find((l) => l.startsWith(`cg_webhook_deliveries_total{outcome="${outcome}"}`)) ?? '0',
+        )![0],
+      );
     expect(counted('retried')).toBeGreaterThanOrEqual(3);
     expect(counted('delivered')).toBeGreaterThanOrEqual(1);
     expect((await t.admin(`mutation { deleteWebhook(id: "flaky") }`)).body.errors).toBeUndefined();
@@ -133,7 +172,10 @@ describe('lifecycle webhooks', () => {
     await addWebhook(t, receiver, 'down', ['connection.created']);
     receiver.failAll();
     try {
-      expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "dead-1" }) { id } }`)).body.errors).toBeUndefined();
+      expect(
+        (await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "dead-1" }) { id } }`)).body
+          .errors,
+      ).toBeUndefined();
       await receiver.waitFor((got) => got.length >= 5);
       let dead: { deliveries: { status: string; attempts: number; lastError: string; payload: string }[] } | undefined;
       for (let i = 0; i < 100 && !(dead?.deliveries.length ?? 0); i++) {
@@ -141,8 +183,15 @@ describe('lifecycle webhooks', () => {
         dead = listed.body.data.webhooks.find((w: { id: string }) => w.id === 'down');
         await new Promise((r) => setTimeout(r, 50));
       }
-      expect(dead!.deliveries).toMatchObject([{ status: 'DEAD', attempts: 5, lastError: 'the receiver answered HTTP 500' }]);
-      expect(JSON.parse(dead!.deliveries[0]!.payload).data).toEqual({ providerId: 'offline', connectionId: 'dead-1', status: 'NOT_CONNECTED', error: null });
+      expect(dead!.deliveries).toMatchObject([
+        { status: 'DEAD', attempts: 5, lastError: 'the receiver answered HTTP 500' },
+      ]);
+      expect(JSON.parse(dead!.deliveries[0]!.payload).data).toEqual({
+        providerId: 'offline',
+        connectionId: 'dead-1',
+        status: 'NOT_CONNECTED',
+        error: null,
+      });
       // No sixth attempt.
       await new Promise((r) => setTimeout(r, 500));
       expect(receiver.received).toHaveLength(5);
@@ -174,7 +223,10 @@ describe('lifecycle webhooks without private networks', () => {
 
   beforeAll(async () => {
     receiver = await startWebhookReceiver();
-    t = await startTestApp({ oauth: { allowPrivateNetworks: false }, webhooks: { maxAttempts: 1, pollIntervalMs: 100 } });
+    t = await startTestApp({
+      oauth: { allowPrivateNetworks: false },
+      webhooks: { maxAttempts: 1, pollIntervalMs: 100 },
+    });
     expect((await t.admin(CREATE_PROVIDER, { input: OFFLINE_PROVIDER })).body.errors).toBeUndefined();
   }, 60_000);
 
@@ -187,7 +239,10 @@ describe('lifecycle webhooks without private networks', () => {
     const url = receiver.url.replace('127.0.0.1', 'localhost');
     const created = await t.admin(CREATE_WEBHOOK, { input: { id: 'rebound', url, events: ['connection.created'] } });
     expect(created.body.errors).toBeUndefined();
-    expect((await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "probe" }) { id } }`)).body.errors).toBeUndefined();
+    expect(
+      (await t.admin(`mutation { createConnection(providerId: "offline", input: { id: "probe" }) { id } }`)).body
+        .errors,
+    ).toBeUndefined();
     let dead: { lastError: string }[] = [];
     for (let i = 0; i < 200 && dead.length === 0; i++) {
       dead = (await t.admin(DELIVERIES, { status: 'DEAD' })).body.data.webhooks[0].deliveries;

@@ -20,7 +20,8 @@ export function adminTypeDefs(): string {
 /** Introspection alone (what Sandbox sends to draw the schema) needs no credentials. */
 function isIntrospectionOnly(operation: OperationDefinitionNode): boolean {
   return operation.selectionSet.selections.every(
-    (s) => s.kind === 'Field' && (s.name.value === '__schema' || s.name.value === '__type' || s.name.value === '__typename'),
+    (s) =>
+      s.kind === 'Field' && (s.name.value === '__schema' || s.name.value === '__type' || s.name.value === '__typename'),
   );
 }
 

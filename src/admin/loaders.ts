@@ -3,7 +3,14 @@
  * policies costs one store query per level, whatever the page size.
  */
 import DataLoader from 'dataloader';
-import type { AccessPolicyRecord, ConnectionRecord, ConnectionStatus, Page, PageArgs, ProviderRecord } from '../domain/model.js';
+import type {
+  AccessPolicyRecord,
+  ConnectionRecord,
+  ConnectionStatus,
+  Page,
+  PageArgs,
+  ProviderRecord,
+} from '../domain/model.js';
 import { type ConnectionCounts, type Store } from '../store/types.js';
 import { connectionKeyOf, type ConnectionKey } from '../domain/ids.js';
 
@@ -20,7 +27,6 @@ export interface AdminLoaders {
   readonly connectionCounts: DataLoader<string, ConnectionCounts>;
 }
 
-
 export function createAdminLoaders(store: Store): AdminLoaders {
   return {
     provider: new DataLoader((ids) => store.getProviders(ids)),
@@ -31,14 +37,22 @@ export function createAdminLoaders(store: Store): AdminLoaders {
         const groups = new Map<string, { page: PageArgs; status: ConnectionStatus | null; indexes: number[] }>();
         keys.forEach((k, i) => {
           const shape = `${k.first}|${k.after ?? ''}|${k.status ?? ''}`;
-          const group = groups.get(shape) ?? { page: { first: k.first, after: k.after }, status: k.status, indexes: [] };
+          const group = groups.get(shape) ?? {
+            page: { first: k.first, after: k.after },
+            status: k.status,
+            indexes: [],
+          };
           group.indexes.push(i);
           groups.set(shape, group);
         });
         const out = new Array<Page<ConnectionRecord>>(keys.length);
         await Promise.all(
           [...groups.values()].map(async ({ page, status, indexes }) => {
-            const pages = await store.listConnectionsOfProviders(indexes.map((i) => keys[i]!.providerId), page, status);
+            const pages = await store.listConnectionsOfProviders(
+              indexes.map((i) => keys[i]!.providerId),
+              page,
+              status,
+            );
             indexes.forEach((keyIndex, j) => (out[keyIndex] = pages[j]!));
           }),
         );

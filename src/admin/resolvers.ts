@@ -42,12 +42,16 @@ const DateTime = new GraphQLScalarType<Date | null, string>({
 
 function pageArgs(first: number | null | undefined, after: string | null | undefined, field: string): PageArgs {
   const n = first ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE) throw badInput(field, `must be between 1 and ${MAX_PAGE_SIZE}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE)
+    throw badInput(field, `must be between 1 and ${MAX_PAGE_SIZE}`);
   return { first: n, after: after ?? null };
 }
 
 /** GraphQL's name/value list to a map; a name given twice is an error, not a silent overwrite. */
-function parameterMap(list: readonly ParameterInput[] | null | undefined, path: string): Record<string, string> | undefined {
+function parameterMap(
+  list: readonly ParameterInput[] | null | undefined,
+  path: string,
+): Record<string, string> | undefined {
   if (list === undefined || list === null) return undefined;
   const out: Record<string, string> = {};
   list.forEach(({ name, value }, i) => {
@@ -109,7 +113,10 @@ export const adminResolvers: Resolvers = {
   },
   Mutation: {
     createCredentialProvider: (_, { input }, ctx) =>
-      createProvider(ctx.services.registry, { ...input, parameters: parameterMap(input.parameters, 'input.parameters') }),
+      createProvider(ctx.services.registry, {
+        ...input,
+        parameters: parameterMap(input.parameters, 'input.parameters'),
+      }),
     updateCredentialProvider: (_, { id, input, expectedVersion }, ctx) =>
       updateProvider(
         ctx.services.registry,
@@ -142,7 +149,13 @@ export const adminResolvers: Resolvers = {
       const key = { providerId, connectionId };
       await requireConnection(ctx.services.registry, key);
       const result = await ctx.services.testConnection(key);
-      return { ok: result.ok, tested: result.tested, tokenExpiresAt: result.tokenExpiresAt, status: result.state.status, error: result.error };
+      return {
+        ok: result.ok,
+        tested: result.tested,
+        tokenExpiresAt: result.tokenExpiresAt,
+        status: result.state.status,
+        error: result.error,
+      };
     },
     rotateEncryptionKey: (_, __, ctx) => ctx.services.rotation.rotate(),
     retireEncryptionKey: async (_, { id }, ctx) => {
@@ -161,7 +174,8 @@ export const adminResolvers: Resolvers = {
   Webhook: {
     deliveries: (w, { status, first }, ctx) => {
       const n = first ?? DEFAULT_PAGE_SIZE;
-      if (!Number.isInteger(n) || n < 1 || n > MAX_DELIVERIES_PAGE) throw badInput('first', `must be between 1 and ${MAX_DELIVERIES_PAGE}`);
+      if (!Number.isInteger(n) || n < 1 || n > MAX_DELIVERIES_PAGE)
+        throw badInput('first', `must be between 1 and ${MAX_DELIVERIES_PAGE}`);
       return ctx.services.registry.store.listWebhookDeliveries(w.id, status ?? null, n);
     },
   },
@@ -170,7 +184,11 @@ export const adminResolvers: Resolvers = {
     parameters: (p) => toParameterList(p.parameters),
     redirectUrl: (_, __, ctx) => ctx.services.redirectUrl,
     connections: (p, { first, after, status }, ctx) =>
-      ctx.loaders.connectionsOfProvider.load({ providerId: p.id, status: status ?? null, ...pageArgs(first, after, 'first') }),
+      ctx.loaders.connectionsOfProvider.load({
+        providerId: p.id,
+        status: status ?? null,
+        ...pageArgs(first, after, 'first'),
+      }),
     connectionCounts: async (p, _, ctx) => {
       const counts = await ctx.loaders.connectionCounts.load(p.id);
       return {

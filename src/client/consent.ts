@@ -15,7 +15,10 @@
  */
 
 /** The codes whose `extensions.loginUrl` a user can act on. */
-export const CONSENT_ERROR_CODES: readonly string[] = Object.freeze(['CONNECTION_NOT_CONNECTED', 'REAUTHORIZATION_REQUIRED']);
+export const CONSENT_ERROR_CODES: readonly string[] = Object.freeze([
+  'CONNECTION_NOT_CONNECTED',
+  'REAUTHORIZATION_REQUIRED',
+]);
 /** What the gateway's done page posts to the window that opened it. */
 export const CONSENT_MESSAGE_TYPE = 'credential-gateway:consent';
 export const CONFIRM_PATH = '/oauth/confirm';
@@ -99,7 +102,13 @@ export function consentsNeeded(errors: readonly ErrorLike[] | null | undefined):
     const ext = e.extensions ?? {};
     const code = ext['code'];
     const loginUrl = ext['loginUrl'];
-    if (typeof code !== 'string' || !CONSENT_ERROR_CODES.includes(code) || typeof loginUrl !== 'string' || seen.has(loginUrl)) continue;
+    if (
+      typeof code !== 'string' ||
+      !CONSENT_ERROR_CODES.includes(code) ||
+      typeof loginUrl !== 'string' ||
+      seen.has(loginUrl)
+    )
+      continue;
     const service = typeof ext['serviceName'] === 'string' ? ext['serviceName'] : undefined;
     seen.set(loginUrl, { loginUrl, code, ...(service !== undefined && { service }) });
   }
@@ -115,7 +124,12 @@ function originOf(url: string): string | null {
 }
 
 /** Resolves with the consent id the done page posts, or a failure/cancel; never rejects. */
-function awaitMessage(win: Window, popup: Window, gatewayOrigin: string, timeoutMs: number): Promise<{ consent: string } | { status: 'cancelled' } | { code: 'TIMEOUT' }> {
+function awaitMessage(
+  win: Window,
+  popup: Window,
+  gatewayOrigin: string,
+  timeoutMs: number,
+): Promise<{ consent: string } | { status: 'cancelled' } | { code: 'TIMEOUT' }> {
   return new Promise((resolve) => {
     const finish = (outcome: { consent: string } | { status: 'cancelled' } | { code: 'TIMEOUT' }): void => {
       win.removeEventListener('message', onMessage);
@@ -140,7 +154,8 @@ function awaitMessage(win: Window, popup: Window, gatewayOrigin: string, timeout
 
 async function confirm(options: ConsentOptions, consent: string, base: ConsentProgress): Promise<ConsentProgress> {
   const token = await options.getToken();
-  if (!token) return { ...base, status: 'failed', code: 'UNAUTHENTICATED', message: 'no signed-in user to confirm the consent' };
+  if (!token)
+    return { ...base, status: 'failed', code: 'UNAUTHENTICATED', message: 'no signed-in user to confirm the consent' };
   const doFetch = options.fetch ?? fetch;
   try {
     const res = await doFetch(`${options.gatewayOrigin}${CONFIRM_PATH}`, {
@@ -150,9 +165,19 @@ async function confirm(options: ConsentOptions, consent: string, base: ConsentPr
     });
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (res.ok && body['status'] === 'CONNECTED')
-      return { ...base, status: 'confirmed', providerId: String(body['providerId']), connectionId: String(body['connectionId']) };
+      return {
+        ...base,
+        status: 'confirmed',
+        providerId: String(body['providerId']),
+        connectionId: String(body['connectionId']),
+      };
     const code = typeof body['error'] === 'string' ? body['error'] : `HTTP_${res.status}`;
-    return { ...base, status: 'failed', code, message: typeof body['message'] === 'string' ? body['message'] : 'the gateway refused the confirmation' };
+    return {
+      ...base,
+      status: 'failed',
+      code,
+      message: typeof body['message'] === 'string' ? body['message'] : 'the gateway refused the confirmation',
+    };
   } catch (e) {
     return { ...base, status: 'failed', code: 'NETWORK_ERROR', message: (e as Error).message };
   }
@@ -172,15 +197,31 @@ export function openConsent(loginUrl: string, options: ConsentOptions, service?:
   };
   // The JWT goes to gatewayOrigin only, so the link must come from there too.
   if (originOf(loginUrl) !== options.gatewayOrigin)
-    return Promise.resolve(report({ ...base, status: 'failed', code: 'UNTRUSTED_LOGIN_URL', message: `the login link is not on ${options.gatewayOrigin}` }));
+    return Promise.resolve(
+      report({
+        ...base,
+        status: 'failed',
+        code: 'UNTRUSTED_LOGIN_URL',
+        message: `the login link is not on ${options.gatewayOrigin}`,
+      }),
+    );
   const popup = win.open(loginUrl, '_blank', options.popupFeatures ?? POPUP_FEATURES);
-  if (!popup) return Promise.resolve(report({ ...base, status: 'failed', code: 'POPUP_BLOCKED', message: 'the browser blocked the consent popup' }));
+  if (!popup)
+    return Promise.resolve(
+      report({ ...base, status: 'failed', code: 'POPUP_BLOCKED', message: 'the browser blocked the consent popup' }),
+    );
   report(base);
   return (async () => {
-    const outcome = await awaitMessage(win, popup, options.gatewayOrigin, options.timeoutMs ?? DEFAULT_CONSENT_TIMEOUT_MS);
+    const outcome = await awaitMessage(
+      win,
+      popup,
+      options.gatewayOrigin,
+      options.timeoutMs ?? DEFAULT_CONSENT_TIMEOUT_MS,
+    );
     if ('status' in outcome) return report({ ...base, status: 'cancelled', message: 'the consent window was closed' });
     popup.close();
-    if ('code' in outcome) return report({ ...base, status: 'failed', code: 'TIMEOUT', message: 'no consent arrived in time' });
+    if ('code' in outcome)
+      return report({ ...base, status: 'failed', code: 'TIMEOUT', message: 'no consent arrived in time' });
     return report(await confirm(options, outcome.consent, base));
   })();
 }
@@ -202,7 +243,12 @@ export function requestConsent(needed: ConsentNeeded, options: ConsentRequestOpt
       open: () => once(() => openConsent(needed.loginUrl, options, needed.service)),
       cancel: () =>
         once(() => {
-          const p: ConsentProgress = { status: 'cancelled', loginUrl: needed.loginUrl, ...(needed.service !== undefined && { service: needed.service }), message: 'the user declined' };
+          const p: ConsentProgress = {
+            status: 'cancelled',
+            loginUrl: needed.loginUrl,
+            ...(needed.service !== undefined && { service: needed.service }),
+            message: 'the user declined',
+          };
           options.onProgress?.(p);
           return p;
         }),

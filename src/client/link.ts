@@ -13,12 +13,21 @@
  */
 import { ApolloLink } from '@apollo/client';
 import { Observable, type Subscription } from 'rxjs';
-import { consentsNeeded, requestConsent, type ConsentNeeded, type ConsentProgress, type ConsentRequestOptions } from './consent.js';
+import {
+  consentsNeeded,
+  requestConsent,
+  type ConsentNeeded,
+  type ConsentProgress,
+  type ConsentRequestOptions,
+} from './consent.js';
 
 export type ConsentLinkOptions = ConsentRequestOptions;
 
 /** The consents of one result, one after the other; stops at the first cancel or blocked popup. */
-async function runAll(needed: readonly ConsentNeeded[], start: (n: ConsentNeeded) => Promise<ConsentProgress>): Promise<ConsentProgress[]> {
+async function runAll(
+  needed: readonly ConsentNeeded[],
+  start: (n: ConsentNeeded) => Promise<ConsentProgress>,
+): Promise<ConsentProgress[]> {
   const outcomes: ConsentProgress[] = [];
   for (const n of needed) {
     const outcome = await start(n);

@@ -35,7 +35,10 @@ export function applyEnv(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   return out;
 }
 
-export function loadConfig(argv: readonly string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  argv: readonly string[] = process.argv.slice(2),
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const file = configPathFrom(argv, env);
   let raw: unknown = {};
   if (file) {
@@ -46,7 +49,8 @@ export function loadConfig(argv: readonly string[] = process.argv.slice(2), env:
       throw new ConfigError([`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`]);
     }
     raw = parseConfigText(text, file);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError([`${file}: the configuration must be a mapping`]);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw new ConfigError([`${file}: the configuration must be a mapping`]);
   }
   return validateConfig(applyEnv(raw, env));
 }

@@ -59,7 +59,11 @@ export interface Config {
     readonly accessPoliciesPerConnection: number;
     readonly tokenAcquisitionsPerMinute: number;
   };
-  readonly oauth: { readonly allowInsecureHttp: boolean; readonly allowPrivateNetworks: boolean; readonly timeoutMs: number };
+  readonly oauth: {
+    readonly allowInsecureHttp: boolean;
+    readonly allowPrivateNetworks: boolean;
+    readonly timeoutMs: number;
+  };
   /** Lifecycle webhooks' delivery (URLs follow `oauth.allowInsecureHttp` and `oauth.allowPrivateNetworks`). */
   readonly webhooks: {
     readonly timeoutMs: number;
@@ -72,7 +76,16 @@ export interface Config {
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 
-type Kind = 'string' | 'nullableString' | 'int' | 'bool' | 'stringList' | 'corsOrigins' | 'issuers' | 'url' | 'logLevel';
+type Kind =
+  | 'string'
+  | 'nullableString'
+  | 'int'
+  | 'bool'
+  | 'stringList'
+  | 'corsOrigins'
+  | 'issuers'
+  | 'url'
+  | 'logLevel';
 
 interface KeySpec {
   readonly path: string;
@@ -95,7 +108,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     default: null,
     doc: 'Base URL users reach the gateway at; the OAuth callback is `<publicUrl>/oauth/callback`. Default `http://<host>:<port>`.',
   },
-  { path: 'server.exploration', kind: 'bool', default: true, doc: 'Introspection and the Apollo Sandbox landing page on both graphs; turn off in production.' },
+  {
+    path: 'server.exploration',
+    kind: 'bool',
+    default: true,
+    doc: 'Introspection and the Apollo Sandbox landing page on both graphs; turn off in production.',
+  },
   {
     path: 'server.cors.origins',
     kind: 'corsOrigins',
@@ -106,12 +124,34 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     path: 'server.preparedPipeline',
     kind: 'bool',
     default: true,
-    doc: 'Run a repeated operation\'s stored plan without Apollo Server\'s request pipeline (docs/prepared-pipeline.md); off: every operation takes the full pipeline.',
+    doc: "Run a repeated operation's stored plan without Apollo Server's request pipeline (docs/prepared-pipeline.md); off: every operation takes the full pipeline.",
   },
-  { path: 'server.drainTimeoutSeconds', kind: 'int', default: 20, min: 0, max: 3600, doc: 'On SIGTERM: stop accepting connections, let in-flight requests finish for at most this long, then close. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).' },
-  { path: 'supergraph', kind: 'nullableString', default: null, doc: 'Path to `supergraph.yaml`; none means the management API only.' },
-  { path: 'store.url', kind: 'string', default: 'sqlite:./data/credentials.db', doc: '`sqlite:<file>` or `postgres://…`.' },
-  { path: 'keys.keyringFile', kind: 'string', default: './data/keyring.json', doc: 'Keyring file, created with mode 0600 on first start (used when `keys.key` is unset).' },
+  {
+    path: 'server.drainTimeoutSeconds',
+    kind: 'int',
+    default: 20,
+    min: 0,
+    max: 3600,
+    doc: "On SIGTERM: stop accepting connections, let in-flight requests finish for at most this long, then close. Keep it below the orchestrator's grace period (Kubernetes: 30 s).",
+  },
+  {
+    path: 'supergraph',
+    kind: 'nullableString',
+    default: null,
+    doc: 'Path to `supergraph.yaml`; none means the management API only.',
+  },
+  {
+    path: 'store.url',
+    kind: 'string',
+    default: 'sqlite:./data/credentials.db',
+    doc: '`sqlite:<file>` or `postgres://…`.',
+  },
+  {
+    path: 'keys.keyringFile',
+    kind: 'string',
+    default: './data/keyring.json',
+    doc: 'Keyring file, created with mode 0600 on first start (used when `keys.key` is unset).',
+  },
   {
     path: 'keys.key',
     kind: 'nullableString',
@@ -124,48 +164,177 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     default: [],
     doc:
       'Trusted JWT issuers: list of `{issuer, audience, jwksUri?, algorithms?, name?}`. `name` (`[a-z0-9-]`, at most 64) is what `{issuer}` renders to in connection templates; ' +
-      'default: the issuer URL\'s host and path in lower case, every other run of characters as `-` (`https://login.example.com/t1` → `login-example-com-t1`).',
+      "default: the issuer URL's host and path in lower case, every other run of characters as `-` (`https://login.example.com/t1` → `login-example-com-t1`).",
   },
-  { path: 'identity.managedObjectId', kind: 'string', default: 'credential-gateway', doc: "The gateway's own principal (MANAGED_IDENTITY policies)." },
-  { path: 'identity.clockToleranceSeconds', kind: 'int', default: 30, min: 0, max: 300, doc: 'Clock skew allowed when checking `exp`/`nbf`.' },
-  { path: 'admin.apiKeys', kind: 'stringList', default: [], doc: 'Admin API keys (header `x-api-key`). None: one is generated on first start and printed once.' },
+  {
+    path: 'identity.managedObjectId',
+    kind: 'string',
+    default: 'credential-gateway',
+    doc: "The gateway's own principal (MANAGED_IDENTITY policies).",
+  },
+  {
+    path: 'identity.clockToleranceSeconds',
+    kind: 'int',
+    default: 30,
+    min: 0,
+    max: 300,
+    doc: 'Clock skew allowed when checking `exp`/`nbf`.',
+  },
+  {
+    path: 'admin.apiKeys',
+    kind: 'stringList',
+    default: [],
+    doc: 'Admin API keys (header `x-api-key`). None: one is generated on first start and printed once.',
+  },
   { path: 'admin.roleClaim', kind: 'string', default: 'roles', doc: 'JWT claim holding roles (string or array).' },
   { path: 'admin.role', kind: 'string', default: 'credential-admin', doc: 'Role that grants the management API.' },
-  { path: 'consent.allowedRedirectOrigins', kind: 'stringList', default: [], doc: 'Exact origins allowed as post-login redirect URLs. Default: the gateway\'s own origin.' },
-  { path: 'consent.stateTtlSeconds', kind: 'int', default: 600, min: 30, max: 3600, doc: 'Lifetime of a login link and its `state`.' },
+  {
+    path: 'consent.allowedRedirectOrigins',
+    kind: 'stringList',
+    default: [],
+    doc: "Exact origins allowed as post-login redirect URLs. Default: the gateway's own origin.",
+  },
+  {
+    path: 'consent.stateTtlSeconds',
+    kind: 'int',
+    default: 600,
+    min: 30,
+    max: 3600,
+    doc: 'Lifetime of a login link and its `state`.',
+  },
   { path: 'cache.enabled', kind: 'bool', default: true, doc: 'In-memory cache of decrypted access tokens.' },
-  { path: 'cache.refreshSkewSeconds', kind: 'int', default: 180, min: 0, max: 3600, doc: 'Tokens are cached and used until this long before expiry, then refreshed.' },
-  { path: 'cache.maxEntries', kind: 'int', default: 100_000, min: 1, max: 10_000_000, doc: 'Most tokens held in memory.' },
+  {
+    path: 'cache.refreshSkewSeconds',
+    kind: 'int',
+    default: 180,
+    min: 0,
+    max: 3600,
+    doc: 'Tokens are cached and used until this long before expiry, then refreshed.',
+  },
+  {
+    path: 'cache.maxEntries',
+    kind: 'int',
+    default: 100_000,
+    min: 1,
+    max: 10_000_000,
+    doc: 'Most tokens held in memory.',
+  },
   {
     path: 'cache.proactiveRefresh',
     kind: 'bool',
     default: true,
     doc: 'Renew tokens in use in the background shortly before they enter the refresh window (with jitter), so requests do not wait on identity providers; connections idle for two token lifetimes are left alone.',
   },
-  { path: 'limits.providersPerInstance', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Credential providers per instance.' },
-  { path: 'limits.connectionsPerProvider', kind: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'Connections per provider.' },
-  { path: 'limits.unconsentedConnectionTtlSeconds', kind: 'int', default: 86_400, min: 3600, max: 31_536_000, doc: 'Connections the gateway created for a user on first use that are still `NOT_CONNECTED` after this long are deleted (so self-registered callers cannot fill `connectionsPerProvider`); connections an admin created are kept.' },
-  { path: 'limits.accessPoliciesPerConnection', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'Access policies per connection.' },
-  { path: 'limits.tokenAcquisitionsPerMinute', kind: 'int', default: 250, min: 1, max: 1_000_000, doc: 'Token acquisitions per connection per minute that reach the store or the provider (cache hits are free).' },
-  { path: 'oauth.allowInsecureHttp', kind: 'bool', default: false, doc: 'Allow `http:` identity provider URLs (local development and tests only).' },
+  {
+    path: 'limits.providersPerInstance',
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Credential providers per instance.',
+  },
+  {
+    path: 'limits.connectionsPerProvider',
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    max: 10_000_000,
+    doc: 'Connections per provider.',
+  },
+  {
+    path: 'limits.unconsentedConnectionTtlSeconds',
+    kind: 'int',
+    default: 86_400,
+    min: 3600,
+    max: 31_536_000,
+    doc: 'Connections the gateway created for a user on first use that are still `NOT_CONNECTED` after this long are deleted (so self-registered callers cannot fill `connectionsPerProvider`); connections an admin created are kept.',
+  },
+  {
+    path: 'limits.accessPoliciesPerConnection',
+    kind: 'int',
+    default: 100,
+    min: 1,
+    max: 100_000,
+    doc: 'Access policies per connection.',
+  },
+  {
+    path: 'limits.tokenAcquisitionsPerMinute',
+    kind: 'int',
+    default: 250,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Token acquisitions per connection per minute that reach the store or the provider (cache hits are free).',
+  },
+  {
+    path: 'oauth.allowInsecureHttp',
+    kind: 'bool',
+    default: false,
+    doc: 'Allow `http:` identity provider URLs (local development and tests only).',
+  },
   {
     path: 'oauth.allowPrivateNetworks',
     kind: 'bool',
     default: false,
     doc: 'Allow identity provider endpoints on loopback, private and link-local addresses (local development and tests only); checked when connecting.',
   },
-  { path: 'oauth.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of every call to an identity provider.' },
-  { path: 'webhooks.timeoutMs', kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'Timeout of one webhook delivery attempt; anything but a 2xx answer within it is retried.' },
-  { path: 'webhooks.maxAttempts', kind: 'int', default: 12, min: 1, max: 100, doc: 'Delivery attempts per event before it is dead-lettered (status `DEAD` in `webhooks { deliveries }`).' },
-  { path: 'webhooks.retryBaseMs', kind: 'int', default: 2_000, min: 10, max: 3_600_000, doc: 'Wait before the first retry; each further one waits twice as long (at most an hour), with jitter.' },
-  { path: 'webhooks.pollIntervalMs', kind: 'int', default: 1_000, min: 10, max: 60_000, doc: 'How often each replica looks for due webhook deliveries (besides right after a change it hears of).' },
-  { path: 'console.enabled', kind: 'bool', default: true, doc: 'Serve the admin console at `/console` (it signs in with an admin API key or JWT and uses `/admin/graphql`).' },
+  {
+    path: 'oauth.timeoutMs',
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 120_000,
+    doc: 'Timeout of every call to an identity provider.',
+  },
+  {
+    path: 'webhooks.timeoutMs',
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 120_000,
+    doc: 'Timeout of one webhook delivery attempt; anything but a 2xx answer within it is retried.',
+  },
+  {
+    path: 'webhooks.maxAttempts',
+    kind: 'int',
+    default: 12,
+    min: 1,
+    max: 100,
+    doc: 'Delivery attempts per event before it is dead-lettered (status `DEAD` in `webhooks { deliveries }`).',
+  },
+  {
+    path: 'webhooks.retryBaseMs',
+    kind: 'int',
+    default: 2_000,
+    min: 10,
+    max: 3_600_000,
+    doc: 'Wait before the first retry; each further one waits twice as long (at most an hour), with jitter.',
+  },
+  {
+    path: 'webhooks.pollIntervalMs',
+    kind: 'int',
+    default: 1_000,
+    min: 10,
+    max: 60_000,
+    doc: 'How often each replica looks for due webhook deliveries (besides right after a change it hears of).',
+  },
+  {
+    path: 'console.enabled',
+    kind: 'bool',
+    default: true,
+    doc: 'Serve the admin console at `/console` (it signs in with an admin API key or JWT and uses `/admin/graphql`).',
+  },
   { path: 'log.level', kind: 'logLevel', default: 'info', doc: 'JSON log level.' },
 ] satisfies KeySpec[]);
 
 /** `server.publicUrl` → `CG_SERVER_PUBLIC_URL`. */
 export function envNameOf(path: string): string {
-  return 'CG_' + path.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  return (
+    'CG_' +
+    path
+      .replace(/\./g, '_')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase()
+  );
 }
 
 export class ConfigError extends Error {
@@ -204,7 +373,8 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
     case 'nullableString':
     case 'url':
       if (raw === null) return null;
-      if (typeof raw !== 'string' || raw.length === 0) return void problems.push(`${p} must be a non-empty string or null`);
+      if (typeof raw !== 'string' || raw.length === 0)
+        return void problems.push(`${p} must be a non-empty string or null`);
       return raw;
     case 'int': {
       const n = typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
@@ -225,7 +395,13 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
       if (raw === null) return null;
       return checkValue({ ...spec, kind: 'stringList' }, raw, problems);
     case 'stringList': {
-      const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+      const list =
+        typeof raw === 'string'
+          ? raw
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : raw;
       if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0))
         return void problems.push(`${p} must be a list of non-empty strings`);
       return Object.freeze([...list]);
@@ -252,14 +428,25 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
           if (typeof audience !== 'string' || !audience) problems.push(`${at}.audience must be a non-empty string`);
           if (jwksUri !== null && (typeof jwksUri !== 'string' || !webUrl(jwksUri, true)))
             problems.push(`${at}.jwksUri must be an http(s) URL`);
-          if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a)))
+          if (
+            !Array.isArray(algorithms) ||
+            algorithms.length === 0 ||
+            algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a))
+          )
             problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
           for (const k of Object.keys(item))
-            if (!['issuer', 'audience', 'jwksUri', 'algorithms', 'name'].includes(k)) problems.push(`${at}.${k} is not a known key`);
+            if (!['issuer', 'audience', 'jwksUri', 'algorithms', 'name'].includes(k))
+              problems.push(`${at}.${k} is not a known key`);
           const name = item['name'] ?? (typeof issuer === 'string' ? issuerNameOf({ issuer }) : '');
           if (item['name'] !== undefined && (typeof name !== 'string' || !ISSUER_NAME.test(name)))
             problems.push(`${at}.name must be 1-64 characters of a-z, 0-9 and -`);
-          return Object.freeze({ name, issuer, audience, jwksUri, algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []) });
+          return Object.freeze({
+            name,
+            issuer,
+            audience,
+            jwksUri,
+            algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []),
+          });
         }),
       );
     }
@@ -284,7 +471,8 @@ function knownKeyProblems(input: Record<string, unknown>, prefix = ''): string[]
  * and returns a frozen `Config`. Throws `ConfigError` listing every problem with its key path.
  */
 export function validateConfig(input: unknown): Config {
-  if (input !== undefined && input !== null && !isRecord(input)) throw new ConfigError(['the configuration must be a mapping']);
+  if (input !== undefined && input !== null && !isRecord(input))
+    throw new ConfigError(['the configuration must be a mapping']);
   const raw = (input ?? {}) as Record<string, unknown>;
   const problems = knownKeyProblems(raw);
   const out: Record<string, unknown> = {};
@@ -314,7 +502,10 @@ export function issuerNameOf(config: Pick<IssuerConfig, 'issuer' | 'name'>): str
   } catch {
     // Not a URL: the whole string.
   }
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
 }
 
 /** Two issuers with one name would render the same connection ids for their users. */
@@ -324,7 +515,10 @@ function issuerNameProblems(issuers: readonly IssuerConfig[], problems: string[]
     const name = issuerNameOf(config);
     const first = seen.get(name);
     if (name === '') problems.push(`identity.issuers[${i}].name must be set: no name can be derived from its issuer`);
-    else if (first !== undefined) problems.push(`identity.issuers[${i}].name ${name} is also the name of identity.issuers[${first}]: set distinct names`);
+    else if (first !== undefined)
+      problems.push(
+        `identity.issuers[${i}].name ${name} is also the name of identity.issuers[${first}]: set distinct names`,
+      );
     else seen.set(name, i);
   });
 }
@@ -340,7 +534,8 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
   const consent = out['consent'] as { allowedRedirectOrigins: readonly string[] };
   consent.allowedRedirectOrigins.forEach((o, i) => {
     const u = webUrl(o, true);
-    if (!u || u.origin !== o.replace(/\/$/, '')) problems.push(`consent.allowedRedirectOrigins[${i}] must be an origin like https://app.example.com`);
+    if (!u || u.origin !== o.replace(/\/$/, ''))
+      problems.push(`consent.allowedRedirectOrigins[${i}] must be an origin like https://app.example.com`);
   });
   corsOriginProblems((out['server'] as { cors: { origins: readonly string[] | null } }).cors.origins, problems);
   const storeUrl = (out['store'] as { url: string }).url;
@@ -357,7 +552,10 @@ function crossCheck(out: Record<string, unknown>, problems: string[]): void {
 function corsOriginProblems(origins: readonly string[] | null, problems: string[]): void {
   origins?.forEach((o, i) => {
     const u = webUrl(o, true);
-    if (o !== '*' && (!u || u.origin !== o)) problems.push(`server.cors.origins[${i}] must be "*" or an origin like https://app.example.com (scheme, host, port; no path or trailing slash)`);
+    if (o !== '*' && (!u || u.origin !== o))
+      problems.push(
+        `server.cors.origins[${i}] must be "*" or an origin like https://app.example.com (scheme, host, port; no path or trailing slash)`,
+      );
   });
 }
 
@@ -368,4 +566,3 @@ export const APOLLO_STUDIO_ORIGIN = 'https://studio.apollographql.com';
 export function corsOriginsOf(server: Config['server']): readonly string[] {
   return server.cors.origins ?? (server.exploration ? [APOLLO_STUDIO_ORIGIN] : []);
 }
-

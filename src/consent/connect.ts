@@ -30,7 +30,10 @@ export async function requireSameBinding(store: Store, exchangedWith: ProviderRe
   const entry = findIdentityProvider(exchangedWith.identityProvider);
   const provider = await store.getProvider(exchangedWith.id);
   if (!provider || entry === undefined || !sameBinding(entry, exchangedWith, provider))
-    throw new GatewayError('CONNECTION_NOT_CONNECTED', "the provider's endpoints or client changed during consent; start again from a new login link");
+    throw new GatewayError(
+      'CONNECTION_NOT_CONNECTED',
+      "the provider's endpoints or client changed during consent; start again from a new login link",
+    );
 }
 
 /**
@@ -58,5 +61,7 @@ export async function connectWithConsentedTokens(
       return;
     }
   }
-  throw new GatewayError('INTERNAL_SERVER_ERROR', 'could not store the tokens', { cause: new Error('token generation kept moving') });
+  throw new GatewayError('INTERNAL_SERVER_ERROR', 'could not store the tokens', {
+    cause: new Error('token generation kept moving'),
+  });
 }

@@ -75,8 +75,14 @@ export class ConsentFlow {
     } catch {
       throw badInput(field, 'must be an absolute URL');
     }
-    if (value.length > MAX_REDIRECT_URL_CHARS) throw badInput(field, `must be at most ${MAX_REDIRECT_URL_CHARS} characters`);
-    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || !this.#origins.has(url.origin))
+    if (value.length > MAX_REDIRECT_URL_CHARS)
+      throw badInput(field, `must be at most ${MAX_REDIRECT_URL_CHARS} characters`);
+    if (
+      (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+      url.username ||
+      url.password ||
+      !this.#origins.has(url.origin)
+    )
       throw badInput(field, `origin ${url.origin} is not in consent.allowedRedirectOrigins`);
     return url.href;
   }
@@ -86,7 +92,10 @@ export class ConsentFlow {
     const provider = await requireProvider(this.#deps, key.providerId);
     await requireConnection(this.#deps, key);
     if (provider.grantType !== 'AUTHORIZATION_CODE')
-      throw badInput('providerId', `provider '${provider.id}' uses ${provider.grantType}; its connections need no consent`);
+      throw badInput(
+        'providerId',
+        `provider '${provider.id}' uses ${provider.grantType}; its connections need no consent`,
+      );
     return provider;
   }
 
@@ -140,7 +149,8 @@ export class ConsentFlow {
       },
       new Date(now.getTime() + this.#deps.stateTtlMs / 2),
     );
-    if (stored.stateHash === stateHash || stored.linkToken === null) return { id: stateHash, url: this.#linkUrl(token), expiresAt: stored.expiresAt };
+    if (stored.stateHash === stateHash || stored.linkToken === null)
+      return { id: stateHash, url: this.#linkUrl(token), expiresAt: stored.expiresAt };
     const storedToken = this.#deps.envelope.open(stored.linkToken, linkTokenRef(stored.stateHash));
     return { id: stored.stateHash, url: this.#linkUrl(storedToken), expiresAt: stored.expiresAt };
   }
@@ -173,9 +183,12 @@ export class ConsentFlow {
       stateHash,
       ...key,
       codeVerifier:
-        request.codeVerifier === null ? null : this.#deps.envelope.seal(request.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
+        request.codeVerifier === null
+          ? null
+          : this.#deps.envelope.seal(request.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
       nonce: request.nonce,
-      postLoginRedirectUrl: link.startedBy === 'RUNTIME' && redirectUrl !== null ? redirectUrl : link.postLoginRedirectUrl,
+      postLoginRedirectUrl:
+        link.startedBy === 'RUNTIME' && redirectUrl !== null ? redirectUrl : link.postLoginRedirectUrl,
       startedBy: link.startedBy,
       linkToken: null,
       expiresAt: new Date(now.getTime() + this.#deps.stateTtlMs),
@@ -195,14 +208,22 @@ export class ConsentFlow {
     const record = await this.#deps.store.consumeConsentState(stateHash, this.#deps.now());
     if (!record) throw badInput('state', 'is unknown, already used or expired; start again from a new login link');
     const key = { providerId: record.providerId, connectionId: record.connectionId };
-    const back = (params: Record<string, string>) => withResult(record.postLoginRedirectUrl, { providerId: key.providerId, connectionId: key.connectionId, ...params });
+    const back = (params: Record<string, string>) =>
+      withResult(record.postLoginRedirectUrl, {
+        providerId: key.providerId,
+        connectionId: key.connectionId,
+        ...params,
+      });
 
     const providerError = query.get('error');
     if (providerError !== null) {
       // The provider's own code only when it is a plain OAuth error code; never its free text.
       const code = /^[a-z_]{1,64}$/.test(providerError) ? providerError : 'provider_error';
       this.#deps.logger.info({ ...key, oauthError: code }, 'consent not given');
-      return back({ error: code === 'access_denied' ? 'ACCESS_DENIED' : 'PROVIDER_ERROR', error_description: `the identity provider answered ${code}` });
+      return back({
+        error: code === 'access_denied' ? 'ACCESS_DENIED' : 'PROVIDER_ERROR',
+        error_description: `the identity provider answered ${code}`,
+      });
     }
     try {
       const provider = await this.#requireAuthorizationCode(key);
@@ -213,7 +234,9 @@ export class ConsentFlow {
         redirectUri: this.callbackUrl,
         expectedState: state,
         codeVerifier:
-          record.codeVerifier === null ? null : this.#deps.envelope.open(record.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
+          record.codeVerifier === null
+            ? null
+            : this.#deps.envelope.open(record.codeVerifier, { kind: 'consent', field: 'codeVerifier', stateHash }),
         nonce: record.nonce,
       });
       return back(await this.#finish(record.startedBy, key, tokenSetFrom(result, null), provider));

@@ -29,12 +29,18 @@ export interface Confirmed {
 }
 
 /** Bound to the pending record and its connection: never the connection's own `tokens` ref. */
-const refOf = (key: ConnectionKey, consentHash: string) => ({ kind: 'pendingConsent', field: 'tokens', ...key, consentHash }) as const;
+const refOf = (key: ConnectionKey, consentHash: string) =>
+  ({ kind: 'pendingConsent', field: 'tokens', ...key, consentHash }) as const;
 
-const unknownConsent = () => new GatewayError('NOT_FOUND', 'this consent is unknown, already used or expired; start again from a new login link');
+const unknownConsent = () =>
+  new GatewayError('NOT_FOUND', 'this consent is unknown, already used or expired; start again from a new login link');
 
 /** Holds the tokens for the owner's confirmation; returns the consent id (shown once, stored as a hash). */
-export async function holdPendingConsent(deps: PendingDeps, key: ConnectionKey, tokens: StoredTokenSet): Promise<string> {
+export async function holdPendingConsent(
+  deps: PendingDeps,
+  key: ConnectionKey,
+  tokens: StoredTokenSet,
+): Promise<string> {
   const id = newSecret();
   const consentHash = hashOf('consent', id);
   const now = deps.now();
@@ -57,15 +63,26 @@ export async function confirmPendingConsent(deps: PendingDeps, consentId: string
   const key: ConnectionKey = { providerId: pending.providerId, connectionId: pending.connectionId };
   const [policies = []] = await deps.store.listAccessPolicies([key]);
   if (!isAllowed(policies, { kind: 'caller', caller })) {
-    deps.logger.warn({ provider: key.providerId, connection: key.connectionId }, 'consent confirmation refused: the caller may not use this connection; its tokens were dropped');
-    throw new GatewayError('ACCESS_DENIED', `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`);
+    deps.logger.warn(
+      { provider: key.providerId, connection: key.connectionId },
+      'consent confirmation refused: the caller may not use this connection; its tokens were dropped',
+    );
+    throw new GatewayError(
+      'ACCESS_DENIED',
+      `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`,
+    );
   }
-  const tokens = Object.freeze(JSON.parse(deps.envelope.open(pending.tokens as Sealed, refOf(key, consentHash))) as StoredTokenSet);
+  const tokens = Object.freeze(
+    JSON.parse(deps.envelope.open(pending.tokens as Sealed, refOf(key, consentHash))) as StoredTokenSet,
+  );
   // Re-pointing the provider deletes its pending consents in the same transaction, so a consent
   // consumed above was held under the binding read here (up to a change landing between the two).
   const provider = await deps.store.getProvider(key.providerId);
   if (!provider) throw unknownConsent();
   await connectWithConsentedTokens(deps, key, tokens, provider);
-  deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'consent confirmed by the connection owner; connection connected');
+  deps.logger.info(
+    { provider: key.providerId, connection: key.connectionId },
+    'consent confirmed by the connection owner; connection connected',
+  );
   return { ...key, status: 'CONNECTED' };
 }

@@ -14,7 +14,9 @@ const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export const newSecret = (): string => randomBytes(RANDOM_BYTES).toString('base64url');
 
-export const hashOf = (purpose: SecretPurpose, value: string): string => createHash('sha256').update(`${purpose}:${value}`).digest('base64url');
+export const hashOf = (purpose: SecretPurpose, value: string): string =>
+  createHash('sha256').update(`${purpose}:${value}`).digest('base64url');
 
 /** Shaped like a secret this module made: anything else is unknown without a store look-up. */
-export const isSecretShaped = (value: unknown): value is string => typeof value === 'string' && SECRET_PATTERN.test(value);
+export const isSecretShaped = (value: unknown): value is string =>
+  typeof value === 'string' && SECRET_PATTERN.test(value);

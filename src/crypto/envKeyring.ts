@@ -43,7 +43,9 @@ class EnvKeyring implements Keyring {
   }
 
   remove(id: string): Promise<void> {
-    return Promise.reject(new GatewayError('BAD_USER_INPUT', `cannot retire key ${id}: ${RETIRE_HOWTO}`, { details: { field: 'id' } }));
+    return Promise.reject(
+      new GatewayError('BAD_USER_INPUT', `cannot retire key ${id}: ${RETIRE_HOWTO}`, { details: { field: 'id' } }),
+    );
   }
 }
 
@@ -60,7 +62,8 @@ function keyEntryProblem(at: string, entry: Extract<KeyEntry, { ok: false }>): s
  */
 export function parseEnvKeyring(spec: string, loadedAt: Date = new Date()): Keyring {
   const entries = spec.split(',').map((s) => s.trim());
-  if (entries.length === 1 && entries[0] === '') throw new ConfigError([`${CONFIG_KEY} must hold at least one kid:base64key entry`]);
+  if (entries.length === 1 && entries[0] === '')
+    throw new ConfigError([`${CONFIG_KEY} must hold at least one kid:base64key entry`]);
   const problems: string[] = [];
   const keys: KeyringKey[] = [];
   entries.forEach((entry, i) => {

@@ -143,9 +143,14 @@ export class Envelope {
       const ciphertext = Buffer.concat([cipher.update(clear), cipher.final()]);
       const tag = cipher.getAuthTag();
       const wrapped = wrapKey(kek, dataKey, ref);
-      return [SEALED_VERSION, kek.id, wrapped, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join(
-        '.',
-      ) as Sealed;
+      return [
+        SEALED_VERSION,
+        kek.id,
+        wrapped,
+        iv.toString('base64url'),
+        ciphertext.toString('base64url'),
+        tag.toString('base64url'),
+      ].join('.') as Sealed;
     } finally {
       dataKey.fill(0);
       clear.fill(0);

@@ -62,7 +62,8 @@ function toKeySet(doc: unknown): KeySet {
   const parsed = keys.map((entry: unknown, i): KeyringKey => {
     if (!isRecord(entry)) throw new Error(`keys[${i}] must be an object`);
     const { id, key, createdAt } = entry;
-    if (typeof id !== 'string' || !KEY_ID_PATTERN.test(id)) throw new Error(`keys[${i}].id must match ${KEY_ID_PATTERN.source}`);
+    if (typeof id !== 'string' || !KEY_ID_PATTERN.test(id))
+      throw new Error(`keys[${i}].id must match ${KEY_ID_PATTERN.source}`);
     const material = decodeKey(key);
     if (!material) throw new Error(`keys[${i}].key must be ${KEK_BYTES} bytes in base64`);
     const created = typeof createdAt === 'string' ? new Date(createdAt) : new Date(Number.NaN);
@@ -76,7 +77,9 @@ function toDocument(set: KeySet): KeyringDocument {
   return {
     version: FORMAT_VERSION,
     primary: set.primary().id,
-    keys: set.keys().map((k) => ({ id: k.id, key: k.material.toString('base64'), createdAt: k.createdAt.toISOString() })),
+    keys: set
+      .keys()
+      .map((k) => ({ id: k.id, key: k.material.toString('base64'), createdAt: k.createdAt.toISOString() })),
   };
 }
 
@@ -241,7 +244,9 @@ class FileKeyring implements Keyring {
   remove(id: string): Promise<void> {
     return this.#change((current) => {
       if (id === current.primary().id)
-        throw new GatewayError('BAD_USER_INPUT', `key ${id} is the primary key and cannot be removed`, { details: { field: 'id' } });
+        throw new GatewayError('BAD_USER_INPUT', `key ${id} is the primary key and cannot be removed`, {
+          details: { field: 'id' },
+        });
       if (!current.get(id)) throw new GatewayError('NOT_FOUND', `key ${id} not found`);
       return { next: current.without(id), result: undefined };
     });

@@ -7,8 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { escapeHtml } from '../values.js';
 import { readBody } from '../server/httpUtil.js';
 
-
-const STYLE = 'body{font:16px system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}input,button{font:inherit;margin:.25rem 0}input{display:block;width:100%}';
+const STYLE =
+  'body{font:16px system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}input,button{font:inherit;margin:.25rem 0}input{display:block;width:100%}';
 
 function page(interaction: 'login' | 'consent', displayName: string, body: string): string {
   const name = escapeHtml(displayName);

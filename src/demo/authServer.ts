@@ -137,8 +137,10 @@ async function loadProvider(): Promise<typeof import('oidc-provider')> {
 /** The issuer as an origin without a trailing slash; a path would move every endpoint. */
 function issuerOrigin(issuer: string): URL {
   const url = new URL(issuer);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`issuer must be an http(s) URL, got ${issuer}`);
-  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') throw new Error(`issuer must be an origin without a path, got ${issuer}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new Error(`issuer must be an http(s) URL, got ${issuer}`);
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '')
+    throw new Error(`issuer must be an origin without a path, got ${issuer}`);
   return url;
 }
 
@@ -180,73 +182,74 @@ interface ProviderParts {
 
 /** oidc-provider's configuration: two clients, one resource server with JWT access tokens, rotating refresh tokens. */
 function providerConfiguration(parts: ProviderParts): Configuration {
-  const { clients, audience, accessTokenTtlSeconds, redirectUris, store, errors, extraClients, extraTokenClaims } = parts;
+  const { clients, audience, accessTokenTtlSeconds, redirectUris, store, errors, extraClients, extraTokenClaims } =
+    parts;
   const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
   return {
-  adapter: (model: string) => store.adapterFor(model),
-  clients: [
-    {
-      client_id: clients.web.clientId,
-      client_secret: clients.web.clientSecret,
-      application_type: 'native',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      redirect_uris: [...redirectUris],
-      token_endpoint_auth_method: 'client_secret_basic',
-    },
-    {
-      client_id: clients.service.clientId,
-      client_secret: clients.service.clientSecret,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: 'client_secret_basic',
-    },
-    ...(extraClients as import('oidc-provider').ClientMetadata[]),
-  ],
-  jwks: { keys: [{ ...signingKey, kid: 'signing-key', alg: 'RS256', use: 'sig' }] },
-  cookies: { keys: [randomBytes(32).toString('base64url')] },
-  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
-  scopes: ['openid', 'offline_access', ...API_SCOPES],
-  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-  features: {
-    devInteractions: { enabled: false },
-    clientCredentials: { enabled: true },
-    revocation: { enabled: true },
-    resourceIndicators: {
-      enabled: true,
-      defaultResource: async () => audience,
-      useGrantedResource: async () => true,
-      getResourceServerInfo: async (_ctx, resourceIndicator) => {
-        if (resourceIndicator !== audience) throw new errors.InvalidTarget();
-        return {
-          scope: API_SCOPES.join(' '),
-          audience,
-          accessTokenTTL: accessTokenTtlSeconds,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
-        };
+    adapter: (model: string) => store.adapterFor(model),
+    clients: [
+      {
+        client_id: clients.web.clientId,
+        client_secret: clients.web.clientSecret,
+        application_type: 'native',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [...redirectUris],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: clients.service.clientId,
+        client_secret: clients.service.clientSecret,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      ...(extraClients as import('oidc-provider').ClientMetadata[]),
+    ],
+    jwks: { keys: [{ ...signingKey, kid: 'signing-key', alg: 'RS256', use: 'sig' }] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    scopes: ['openid', 'offline_access', ...API_SCOPES],
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => audience,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resourceIndicator) => {
+          if (resourceIndicator !== audience) throw new errors.InvalidTarget();
+          return {
+            scope: API_SCOPES.join(' '),
+            audience,
+            accessTokenTTL: accessTokenTtlSeconds,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
       },
     },
-  },
-  // Always for the web client, not only with offline_access: the gateway needs the refresh token.
-  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-  rotateRefreshToken: true,
-  ...(extraTokenClaims && { extraTokenClaims }),
-  ttl: {
-    AccessToken: accessTokenTtlSeconds,
-    AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
-    ClientCredentials: accessTokenTtlSeconds,
-    Grant: REFRESH_TOKEN_TTL_SECONDS,
-    IdToken: ID_TOKEN_TTL_SECONDS,
-    Interaction: INTERACTION_TTL_SECONDS,
-    RefreshToken: REFRESH_TOKEN_TTL_SECONDS,
-    Session: REFRESH_TOKEN_TTL_SECONDS,
-  },
-  renderError: async (ctx, out) => {
-    ctx.type = 'text/plain';
-    ctx.body = `${String(out['error'])}: ${String(out['error_description'] ?? '')}`;
-  },
+    // Always for the web client, not only with offline_access: the gateway needs the refresh token.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    ...(extraTokenClaims && { extraTokenClaims }),
+    ttl: {
+      AccessToken: accessTokenTtlSeconds,
+      AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
+      ClientCredentials: accessTokenTtlSeconds,
+      Grant: REFRESH_TOKEN_TTL_SECONDS,
+      IdToken: ID_TOKEN_TTL_SECONDS,
+      Interaction: INTERACTION_TTL_SECONDS,
+      RefreshToken: REFRESH_TOKEN_TTL_SECONDS,
+      Session: REFRESH_TOKEN_TTL_SECONDS,
+    },
+    renderError: async (ctx, out) => {
+      ctx.type = 'text/plain';
+      ctx.body = `${String(out['error'])}: ${String(out['error_description'] ?? '')}`;
+    },
   };
 }
 
@@ -254,21 +257,21 @@ type OidcProvider = InstanceType<typeof import('oidc-provider').Provider>;
 
 /** Counts token grants by type, and hands each token answer to the `tokenResponse` hook. */
 function observeTokenEndpoint(provider: OidcProvider, counts: AuthServerCounts, hooks: AuthServerHooks): void {
-provider.use(async (ctx, next) => {
-  await next();
-  const oidcCtx = (ctx as KoaContextWithOIDC).oidc;
-  if (oidcCtx?.route !== 'token') return;
-  const grantType = (oidcCtx.params as { grant_type?: unknown } | undefined)?.grant_type;
-  if (grantType === 'authorization_code') counts.authorizationCode += 1;
-  if (grantType === 'refresh_token') counts.refresh += 1;
-  if (grantType === 'client_credentials') counts.clientCredentials += 1;
-});
-provider.use(async (ctx, next) => {
-  await next();
-  if (!hooks.tokenResponse || (ctx as KoaContextWithOIDC).oidc?.route !== 'token') return;
-  const body: unknown = ctx.body;
-  if (typeof body === 'object' && body !== null) hooks.tokenResponse(body as Record<string, unknown>);
-});
+  provider.use(async (ctx, next) => {
+    await next();
+    const oidcCtx = (ctx as KoaContextWithOIDC).oidc;
+    if (oidcCtx?.route !== 'token') return;
+    const grantType = (oidcCtx.params as { grant_type?: unknown } | undefined)?.grant_type;
+    if (grantType === 'authorization_code') counts.authorizationCode += 1;
+    if (grantType === 'refresh_token') counts.refresh += 1;
+    if (grantType === 'client_credentials') counts.clientCredentials += 1;
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (!hooks.tokenResponse || (ctx as KoaContextWithOIDC).oidc?.route !== 'token') return;
+    const body: unknown = ctx.body;
+    if (typeof body === 'object' && body !== null) hooks.tokenResponse(body as Record<string, unknown>);
+  });
 }
 
 interface InteractionUi {
@@ -278,7 +281,13 @@ interface InteractionUi {
 }
 
 /** The login and consent pages of one interaction, and what their forms post. */
-async function interaction(ui: InteractionUi, req: IncomingMessage, res: ServerResponse, uid: string, action: string | undefined): Promise<void> {
+async function interaction(
+  ui: InteractionUi,
+  req: IncomingMessage,
+  res: ServerResponse,
+  uid: string,
+  action: string | undefined,
+): Promise<void> {
   const { provider, displayName, accounts } = ui;
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) return sendHtml(res, 400, 'interaction mismatch');
@@ -287,7 +296,9 @@ async function interaction(ui: InteractionUi, req: IncomingMessage, res: ServerR
 
   if (req.method === 'GET' && action === undefined) {
     if (prompt.name === 'login') return sendHtml(res, 200, login(null));
-    const scopes = String(params['scope'] ?? '').split(' ').filter(Boolean);
+    const scopes = String(params['scope'] ?? '')
+      .split(' ')
+      .filter(Boolean);
     return sendHtml(res, 200, consentPage(uid, displayName, String(params['client_id']), scopes));
   }
   if (req.method !== 'POST') return sendHtml(res, 405, 'method not allowed');
@@ -340,7 +351,13 @@ interface RequestParts {
 }
 
 /** Counts and hooks first, then the interaction pages, then oidc-provider for everything else. */
-function requestHandler({ issuer, tokenPath, counts, hooks, ui }: RequestParts): (req: IncomingMessage, res: ServerResponse) => void {
+function requestHandler({
+  issuer,
+  tokenPath,
+  counts,
+  hooks,
+  ui,
+}: RequestParts): (req: IncomingMessage, res: ServerResponse) => void {
   const providerHandler = ui.provider.callback();
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', issuer).pathname;
@@ -374,7 +391,9 @@ function serve(
   const displayName = options.displayName ?? DEFAULT_DISPLAY_NAME;
   const audience = options.audience ?? DEFAULT_API_AUDIENCE;
   const store = new GrantMemory(
-    options.refreshTokenReuseIntervalSeconds === undefined ? {} : { refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds },
+    options.refreshTokenReuseIntervalSeconds === undefined
+      ? {}
+      : { refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds },
   );
   const port = (server.address() as AddressInfo).port;
   let suspended = false;
@@ -402,7 +421,10 @@ function serve(
   observeTokenEndpoint(provider, counts, hooks);
   const tokenPath = new URL(`${issuer}/token`).pathname;
 
-  server.on('request', requestHandler({ issuer, tokenPath, counts, hooks, ui: { provider, displayName, accounts: options.accounts } }));
+  server.on(
+    'request',
+    requestHandler({ issuer, tokenPath, counts, hooks, ui: { provider, displayName, accounts: options.accounts } }),
+  );
 
   const revoke = (accountId?: string): number => {
     const ids = store.grantIds(accountId);

@@ -30,13 +30,17 @@ export async function startCallerIssuer(port: number): Promise<CallerIssuer> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (req.method === 'GET' && path === '/.well-known/openid-configuration') {
-      return sendJson(res, {
-        issuer,
-        jwks_uri: `${issuer}/jwks`,
-        id_token_signing_alg_values_supported: ['RS256'],
-        response_types_supported: ['code'],
-        subject_types_supported: ['public'],
-      }, 200);
+      return sendJson(
+        res,
+        {
+          issuer,
+          jwks_uri: `${issuer}/jwks`,
+          id_token_signing_alg_values_supported: ['RS256'],
+          response_types_supported: ['code'],
+          subject_types_supported: ['public'],
+        },
+        200,
+      );
     }
     if (req.method === 'GET' && path === '/jwks') return sendJson(res, jwks, 200);
     sendJson(res, { error: 'not_found' }, 404);
@@ -51,7 +55,13 @@ export async function startCallerIssuer(port: number): Promise<CallerIssuer> {
   issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return Object.freeze({
     issuer,
-    issuerConfig: (): IssuerConfig => Object.freeze({ issuer, audience: CALLER_AUDIENCE, jwksUri: null, algorithms: Object.freeze(['RS256', 'ES256']) }),
+    issuerConfig: (): IssuerConfig =>
+      Object.freeze({
+        issuer,
+        audience: CALLER_AUDIENCE,
+        jwksUri: null,
+        algorithms: Object.freeze(['RS256', 'ES256']),
+      }),
     sign: (sub: string, expiresInSeconds: number): Promise<string> => {
       const now = Math.floor(Date.now() / 1000);
       return new SignJWT({ iss: issuer, aud: CALLER_AUDIENCE, iat: now, exp: now + expiresInSeconds, sub })

@@ -23,7 +23,13 @@ import { demoWebRoutes } from './demoWeb.js';
 import { assertPortsFree, asPortInUse, demoPortsFromEnv, type DemoPorts } from './ports.js';
 import { seedDemo, type DemoProvider } from './seed.js';
 import { assertDemoStore } from './storeGuard.js';
-import { loadDemoSupergraph, SAMPLE_SUBGRAPH_NAMES, supergraphFileFor, type DemoSupergraph, type SampleSubgraphName } from './supergraph.js';
+import {
+  loadDemoSupergraph,
+  SAMPLE_SUBGRAPH_NAMES,
+  supergraphFileFor,
+  type DemoSupergraph,
+  type SampleSubgraphName,
+} from './supergraph.js';
 
 interface SampleSetup {
   readonly displayName: string;
@@ -34,8 +40,18 @@ interface SampleSetup {
 }
 
 const SAMPLES: Readonly<Record<SampleSubgraphName, SampleSetup>> = Object.freeze({
-  github: { displayName: 'Demo GitHub', audience: 'api://demo-github', authPort: 'githubAuth', start: startGithubSubgraph },
-  graph: { displayName: 'Demo Microsoft Graph', audience: 'api://demo-graph', authPort: 'graphAuth', start: startGraphSubgraph },
+  github: {
+    displayName: 'Demo GitHub',
+    audience: 'api://demo-github',
+    authPort: 'githubAuth',
+    start: startGithubSubgraph,
+  },
+  graph: {
+    displayName: 'Demo Microsoft Graph',
+    audience: 'api://demo-graph',
+    authPort: 'graphAuth',
+    start: startGraphSubgraph,
+  },
 });
 
 const DEFAULT_PORTS = Object.freeze({ githubAuth: 4201, graphAuth: 4202, callerIssuer: 4203 });
@@ -114,7 +130,11 @@ function rawConfig(options: DemoOptions, env: NodeJS.ProcessEnv): Record<string,
 }
 
 type Closers = (() => Promise<void>)[];
-type StartedSample = { readonly name: SampleSubgraphName; readonly auth: AuthServer; readonly subgraph: RunningSubgraph };
+type StartedSample = {
+  readonly name: SampleSubgraphName;
+  readonly auth: AuthServer;
+  readonly subgraph: RunningSubgraph;
+};
 
 /** Each sample subgraph with its own authorization server, on the wanted ports. */
 async function startSamples(wanted: DemoPorts, closers: Closers): Promise<StartedSample[]> {
@@ -167,7 +187,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const raw = rawConfig(options, env);
   const { server, store } = validateConfig(raw);
   const supergraph = await loadDemoSupergraph();
-  assertDemoStore(store.url, SAMPLE_SUBGRAPH_NAMES.map((name) => supergraph.subgraphs[name].providerId));
+  assertDemoStore(
+    store.url,
+    SAMPLE_SUBGRAPH_NAMES.map((name) => supergraph.subgraphs[name].providerId),
+  );
   const given = { ...demoPortsFromEnv(env), ...options.ports };
   const wanted: DemoPorts = {
     ...DEFAULT_PORTS,
@@ -188,7 +211,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const started = await startSamples(wanted, closers);
     const callers = await startCallerIssuer(wanted.callerIssuer);
     closers.push(() => callers.close());
-    const supergraphFile = await supergraphFileFor(supergraph, Object.fromEntries(started.map((s) => [s.name, s.subgraph.url])) as Record<SampleSubgraphName, string>);
+    const supergraphFile = await supergraphFileFor(
+      supergraph,
+      Object.fromEntries(started.map((s) => [s.name, s.subgraph.url])) as Record<SampleSubgraphName, string>,
+    );
     closers.push(() => supergraphFile.cleanup());
     const config = demoConfig(raw, supergraphFile.path, callers.issuerConfig());
     let expiredConnections = 0;
@@ -198,7 +224,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       routes: demoWebRoutes(callers, DEMO_USERS),
       // Before the graphs serve: no request meets a provider still pointing at the last run's servers.
       seed: async (registry) => {
-        ({ expiredConnections } = await seedDemo(registry, providersOf(started, supergraph), { sub: CONNECTED_USER, issuer: callers.issuer }));
+        ({ expiredConnections } = await seedDemo(registry, providersOf(started, supergraph), {
+          sub: CONNECTED_USER,
+          issuer: callers.issuer,
+        }));
       },
     });
     closers.push(() => app.close());
@@ -206,12 +235,17 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const subgraphs = await Promise.all(
       started.map(async ({ name, auth, subgraph }): Promise<DemoSubgraph> => {
         const providerId = supergraph.subgraphs[name].providerId;
-        const link = await app.createLoginLink({ providerId, connectionId: CONNECTED_USER }, `${app.publicUrl}${CONSENT_DONE_PATH}`);
+        const link = await app.createLoginLink(
+          { providerId, connectionId: CONNECTED_USER },
+          `${app.publicUrl}${CONSENT_DONE_PATH}`,
+        );
         return Object.freeze({ name, url: subgraph.url, providerId, authServer: auth, loginLink: link.url });
       }),
     );
     const users = await Promise.all(
-      DEMO_USERS.map(async (login) => Object.freeze({ login, jwt: await callers.sign(login, CALLER_JWT_LIFETIME_SECONDS) })),
+      DEMO_USERS.map(async (login) =>
+        Object.freeze({ login, jwt: await callers.sign(login, CALLER_JWT_LIFETIME_SECONDS) }),
+      ),
     );
     app.logger.info({ providers: subgraphs.map((s) => s.providerId), expiredConnections }, 'demo ready');
 

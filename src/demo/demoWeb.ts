@@ -35,11 +35,16 @@ function parseUser(text: string, users: readonly string[]): string {
     throw new GatewayError('BAD_USER_INPUT', 'body: expected JSON {"user": "<demo user>"}');
   }
   const user = (body as { user?: unknown } | null)?.user;
-  if (typeof user !== 'string' || !users.includes(user)) throw new GatewayError('BAD_USER_INPUT', `user: expected one of ${users.join(', ')}`);
+  if (typeof user !== 'string' || !users.includes(user))
+    throw new GatewayError('BAD_USER_INPUT', `user: expected one of ${users.join(', ')}`);
   return user;
 }
 
-export function demoWebRoutes(signer: DemoSessionSigner, users: readonly string[], now: () => Date = () => new Date()): Route[] {
+export function demoWebRoutes(
+  signer: DemoSessionSigner,
+  users: readonly string[],
+  now: () => Date = () => new Date(),
+): Route[] {
   return [
     ...webAppRoutes('demo'),
     {

@@ -76,7 +76,8 @@ export class GrantMemory {
   #expireReuse(id: string, payload: AdapterPayload): void {
     if (payload.consumed !== undefined || typeof payload.grantId !== 'string') return;
     const last = this.#lastRotatedOut.get(payload.grantId);
-    if (last?.id === id && Date.now() - last.atMs > this.#reuseIntervalMs) payload.consumed = Math.floor(last.atMs / 1000);
+    if (last?.id === id && Date.now() - last.atMs > this.#reuseIntervalMs)
+      payload.consumed = Math.floor(last.atMs / 1000);
   }
 
   /** Deletes a grant and every token issued under it. */
@@ -90,7 +91,8 @@ export class GrantMemory {
   grantIds(accountId?: string): string[] {
     const ids: string[] = [];
     for (const [k, payload] of this.#entries) {
-      if (k.startsWith(GRANT_PREFIX) && (accountId === undefined || payload.accountId === accountId)) ids.push(k.slice(GRANT_PREFIX.length));
+      if (k.startsWith(GRANT_PREFIX) && (accountId === undefined || payload.accountId === accountId))
+        ids.push(k.slice(GRANT_PREFIX.length));
     }
     return ids;
   }

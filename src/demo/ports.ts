@@ -50,7 +50,10 @@ export function demoPortsFromEnv(env: NodeJS.ProcessEnv): Partial<DemoPorts> {
     const [name = '', value = ''] = entry.split('=').map((s) => s.trim());
     const port = /^\d+$/.test(value) ? Number(value) : NaN;
     if (name === 'gateway') problems.push(`${DEMO_PORTS_ENV}: set the gateway port with CG_SERVER_PORT`);
-    else if (!(NAMES as string[]).includes(name)) problems.push(`${DEMO_PORTS_ENV}: unknown name '${name}' (one of ${NAMES.filter((n) => n !== 'gateway').join(', ')})`);
+    else if (!(NAMES as string[]).includes(name))
+      problems.push(
+        `${DEMO_PORTS_ENV}: unknown name '${name}' (one of ${NAMES.filter((n) => n !== 'gateway').join(', ')})`,
+      );
     else if (!isPort(port)) problems.push(`${DEMO_PORTS_ENV}: ${name} must be a port number 0-${MAX_PORT}`);
     else ports[name as keyof DemoPorts] = port;
   }
@@ -83,7 +86,9 @@ export async function assertPortsFree(ports: DemoPorts, gatewayHost = LOOPBACK):
     else if (port !== 0 && seen.has(port)) problems.push(`port ${port} is given to both ${seen.get(port)} and ${name}`);
     else if (port !== 0) seen.set(port, name);
   }
-  const free = await Promise.all([...seen].map(([port, name]) => isFree(port, name === 'gateway' ? gatewayHost : LOOPBACK)));
+  const free = await Promise.all(
+    [...seen].map(([port, name]) => isFree(port, name === 'gateway' ? gatewayHost : LOOPBACK)),
+  );
   [...seen].forEach(([port, name], i) => {
     if (!free[i]) problems.push(portInUseMessage(port, DEMO_PORT_ROLES[name], overrideOf(name)));
   });
@@ -95,5 +100,7 @@ export function asPortInUse(e: unknown, ports: DemoPorts): unknown {
   const err = e as NodeJS.ErrnoException & { port?: unknown };
   if (err?.code !== 'EADDRINUSE' || typeof err.port !== 'number') return e;
   const name = NAMES.find((n) => ports[n] === err.port);
-  return new ConfigError([portInUseMessage(err.port, name ? DEMO_PORT_ROLES[name] : 'the demo', name ? overrideOf(name) : DEMO_PORTS_ENV)]);
+  return new ConfigError([
+    portInUseMessage(err.port, name ? DEMO_PORT_ROLES[name] : 'the demo', name ? overrideOf(name) : DEMO_PORTS_ENV),
+  ]);
 }

@@ -32,13 +32,25 @@ export interface DemoProvider {
 /** Every demo provider is of this catalog kind; a provider of another kind is not the demo's. */
 export const DEMO_IDENTITY_PROVIDER = 'oidc';
 const GRANT_TYPE = 'AUTHORIZATION_CODE';
-const FORGOTTEN_GRANT_MESSAGE = 'the demo authorization server was restarted and no longer knows this grant; consent again';
+const FORGOTTEN_GRANT_MESSAGE =
+  'the demo authorization server was restarted and no longer knows this grant; consent again';
 
 async function upsertProvider(registry: RegistryDeps, p: DemoProvider): Promise<ProviderRecord> {
-  const fields = { clientId: p.clientId, clientSecret: p.clientSecret, scopes: p.scopes, parameters: { issuer: p.issuer } };
+  const fields = {
+    clientId: p.clientId,
+    clientSecret: p.clientSecret,
+    scopes: p.scopes,
+    parameters: { issuer: p.issuer },
+  };
   const existing = await registry.store.getProvider(p.id);
   if (existing === null) {
-    return createProvider(registry, { id: p.id, displayName: p.displayName, identityProvider: DEMO_IDENTITY_PROVIDER, grantType: GRANT_TYPE, ...fields });
+    return createProvider(registry, {
+      id: p.id,
+      displayName: p.displayName,
+      identityProvider: DEMO_IDENTITY_PROVIDER,
+      grantType: GRANT_TYPE,
+      ...fields,
+    });
   }
   if (existing.identityProvider !== DEMO_IDENTITY_PROVIDER || existing.grantType !== GRANT_TYPE) {
     throw new ConfigError([
@@ -67,7 +79,10 @@ async function expireForgottenGrants(registry: RegistryDeps, providerId: string)
     for (const connection of page.items) {
       if (connection.state.status !== 'CONNECTED') continue;
       const key: ConnectionKey = { providerId, connectionId: connection.id };
-      await registry.store.setConnectionState(key, { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: FORGOTTEN_GRANT_MESSAGE } });
+      await registry.store.setConnectionState(key, {
+        status: 'ERROR',
+        error: { code: 'REAUTHORIZATION_REQUIRED', message: FORGOTTEN_GRANT_MESSAGE },
+      });
       await registry.changes.publish(key);
       count += 1;
     }
@@ -88,7 +103,11 @@ export interface DemoUser {
 }
 
 /** Providers up to date with the running authorization servers, and a connection for `user` on each. */
-export async function seedDemo(registry: RegistryDeps, providers: readonly DemoProvider[], user: DemoUser): Promise<SeedReport> {
+export async function seedDemo(
+  registry: RegistryDeps,
+  providers: readonly DemoProvider[],
+  user: DemoUser,
+): Promise<SeedReport> {
   let expiredConnections = 0;
   for (const p of providers) {
     const provider = await upsertProvider(registry, p);

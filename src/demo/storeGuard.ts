@@ -22,12 +22,18 @@ export function assertDemoStore(storeUrl: string, demoProviderIds: readonly stri
   try {
     providers = peekSqliteProviders(file);
   } catch (e) {
-    throw new ConfigError([`store.url: ${file} is not a credential store the demo can read (${(e as Error).message}); ${HOW_TO}`]);
+    throw new ConfigError([
+      `store.url: ${file} is not a credential store the demo can read (${(e as Error).message}); ${HOW_TO}`,
+    ]);
   }
   const demo = new Set(demoProviderIds);
-  const foreign = (providers ?? []).filter((p) => !demo.has(p.id) || p.identityProvider !== DEMO_IDENTITY_PROVIDER).map((p) => p.id);
+  const foreign = (providers ?? [])
+    .filter((p) => !demo.has(p.id) || p.identityProvider !== DEMO_IDENTITY_PROVIDER)
+    .map((p) => p.id);
   if (foreign.length > 0) {
     const named = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, … (${foreign.length} in all)` : '');
-    throw new ConfigError([`store.url: ${file} holds credential providers that are not the demo's (${named}), so the demo did not create it; ${HOW_TO}`]);
+    throw new ConfigError([
+      `store.url: ${file} holds credential providers that are not the demo's (${named}), so the demo did not create it; ${HOW_TO}`,
+    ]);
   }
 }

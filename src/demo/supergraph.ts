@@ -48,7 +48,12 @@ export async function loadDemoSupergraph(file = REPO_SUPERGRAPH_FILE): Promise<D
     return [name, Object.freeze({ name, port, providerId: subgraph.authorization.providerId })];
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ config, subgraphs: Object.freeze(Object.fromEntries(entries as [SampleSubgraphName, SampleSubgraph][])) as DemoSupergraph['subgraphs'] });
+  return Object.freeze({
+    config,
+    subgraphs: Object.freeze(
+      Object.fromEntries(entries as [SampleSubgraphName, SampleSubgraph][]),
+    ) as DemoSupergraph['subgraphs'],
+  });
 }
 
 export interface SupergraphFile {
@@ -58,8 +63,13 @@ export interface SupergraphFile {
 }
 
 /** The file to serve: the original when the sample subgraphs listen where it says, else a rewritten copy. */
-export async function supergraphFileFor(demo: DemoSupergraph, routingUrls: Readonly<Record<SampleSubgraphName, string>>): Promise<SupergraphFile> {
-  const unchanged = SAMPLE_SUBGRAPH_NAMES.every((name) => findSubgraph(demo.config, name)?.routingUrl === routingUrls[name]);
+export async function supergraphFileFor(
+  demo: DemoSupergraph,
+  routingUrls: Readonly<Record<SampleSubgraphName, string>>,
+): Promise<SupergraphFile> {
+  const unchanged = SAMPLE_SUBGRAPH_NAMES.every(
+    (name) => findSubgraph(demo.config, name)?.routingUrl === routingUrls[name],
+  );
   if (unchanged) return Object.freeze({ path: demo.config.file, cleanup: async () => {} });
 
   const doc = parseDocument(await readFile(demo.config.file, 'utf8'));

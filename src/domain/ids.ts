@@ -19,7 +19,8 @@ export const providerLabel = (id: string): string => `credential provider '${id}
 export const connectionLabel = (key: ConnectionKey): string =>
   `connection '${key.connectionId}' of provider '${key.providerId}'`;
 
-export const policyLabel = (key: ConnectionKey, id: string): string => `access policy '${id}' of ${connectionLabel(key)}`;
+export const policyLabel = (key: ConnectionKey, id: string): string =>
+  `access policy '${id}' of ${connectionLabel(key)}`;
 
 const ID_FORBIDDEN = /[*#&+:<>?/\s\p{Cc}]/u;
 /** An unpaired surrogate (with the `u` flag a pair is one code point): UTF-8 cannot carry it, so no store keeps it as given. */
@@ -51,6 +52,7 @@ export function validateId(value: unknown, field: string): string {
   // They would vanish from the /tokens/{providerId}/{connectionId} path once a client normalizes it.
   if (id === '.' || id === '..') throw badInput(field, 'must not be . or ..');
   // Stored, it would come back as U+FFFD: a record nobody could address again.
-  if (UNPAIRED_SURROGATE.test(id)) throw badInput(field, 'must be well-formed Unicode (it holds an unpaired surrogate)');
+  if (UNPAIRED_SURROGATE.test(id))
+    throw badInput(field, 'must be well-formed Unicode (it holds an unpaired surrogate)');
   return id;
 }

@@ -21,7 +21,9 @@ export function composeSupergraph(config: SupergraphConfig): string {
       services.push({ name: subgraph.name, url: subgraph.routingUrl, typeDefs: parse(subgraph.sdl) });
     } catch (e) {
       const message = e instanceof GraphQLError ? e.message : String(e);
-      problems.push(`composition failed: [INVALID_GRAPHQL] subgraph ${subgraph.name} (${subgraph.schemaFile}): ${message}`);
+      problems.push(
+        `composition failed: [INVALID_GRAPHQL] subgraph ${subgraph.name} (${subgraph.schemaFile}): ${message}`,
+      );
     }
   }
   if (problems.length === 0) {

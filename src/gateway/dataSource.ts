@@ -25,7 +25,10 @@ function hasTokens(context: unknown): context is GatewayContext {
 }
 
 function isJsonContentType(contentType: string | null): boolean {
-  return contentType !== null && (contentType.startsWith('application/json') || contentType.startsWith('application/graphql-response+json'));
+  return (
+    contentType !== null &&
+    (contentType.startsWith('application/json') || contentType.startsWith('application/graphql-response+json'))
+  );
 }
 
 export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
@@ -55,18 +58,26 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       }
     }
     const { query, variables, operationName } = options.request;
-    const res = await inSpan('subgraph.request', { kind: SpanKind.CLIENT, attributes: { [ATTR.subgraph]: this.#name } }, async (span) => {
-      // The caller's trace goes on to the subgraph (W3C traceparent), with this span as the parent.
-      injectTraceContext(headers);
-      let answer;
-      try {
-        answer = await this.#http.post(this.#url, headers, JSON.stringify({ query, variables, operationName }));
-      } catch (e) {
-        throw this.#failure(e instanceof SubgraphResponseTooLarge ? `answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes` : 'could not be reached or did not answer in time');
-      }
-      span.setAttribute(ATTR.httpStatus, answer.status);
-      return answer;
-    });
+    const res = await inSpan(
+      'subgraph.request',
+      { kind: SpanKind.CLIENT, attributes: { [ATTR.subgraph]: this.#name } },
+      async (span) => {
+        // The caller's trace goes on to the subgraph (W3C traceparent), with this span as the parent.
+        injectTraceContext(headers);
+        let answer;
+        try {
+          answer = await this.#http.post(this.#url, headers, JSON.stringify({ query, variables, operationName }));
+        } catch (e) {
+          throw this.#failure(
+            e instanceof SubgraphResponseTooLarge
+              ? `answered with more than ${MAX_SUBGRAPH_RESPONSE_BYTES} bytes`
+              : 'could not be reached or did not answer in time',
+          );
+        }
+        span.setAttribute(ATTR.httpStatus, answer.status);
+        return answer;
+      },
+    );
     if (res.status < 200 || res.status > 299) throw this.#failure(`answered HTTP ${res.status}`);
     let body: unknown;
     try {
@@ -74,7 +85,8 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
     } catch {
       body = undefined;
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw this.#failure('answered with something that is not a GraphQL response');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw this.#failure('answered with something that is not a GraphQL response');
     return body as GatewayGraphQLResponse;
   }
 
@@ -84,11 +96,16 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       return await context.tokens.load(this.#name);
     } catch (e) {
       const err = asGatewayError(e);
-      throw new GraphQLError(err.message, { originalError: err, extensions: { ...toGraphQLExtensions(err), serviceName: this.#name } });
+      throw new GraphQLError(err.message, {
+        originalError: err,
+        extensions: { ...toGraphQLExtensions(err), serviceName: this.#name },
+      });
     }
   }
 
   #failure(what: string): GraphQLError {
-    return new GraphQLError(`subgraph ${this.#name} ${what}`, { extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: this.#name } });
+    return new GraphQLError(`subgraph ${this.#name} ${what}`, {
+      extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: this.#name },
+    });
   }
 }

@@ -43,7 +43,11 @@ export interface PreparedExecutionDeps {
 }
 
 /** Null (nothing sent anywhere) when the operation is not prepared or the full pipeline must answer it. */
-export async function executePrepared(deps: PreparedExecutionDeps, post: GraphQLPost, req: IncomingMessage): Promise<GraphQLAnswer | null> {
+export async function executePrepared(
+  deps: PreparedExecutionDeps,
+  post: GraphQLPost,
+  req: IncomingMessage,
+): Promise<GraphQLAnswer | null> {
   const found = deps.prepared.lookup(post.query, post.operationName);
   if (!found) return null;
   const { operation } = found;
@@ -52,7 +56,11 @@ export async function executePrepared(deps: PreparedExecutionDeps, post: GraphQL
   // The full pipeline's checks, in its order: the variables' limits first (they bound the cost of
   // what follows), then what ApolloGateway's own request validation does.
   if (variablesProblem(variables, declaredVariables(definition)) !== null) return null;
-  if (definition.variableDefinitions?.length && getVariableValues(schema, definition.variableDefinitions, variables).errors) return null;
+  if (
+    definition.variableDefinitions?.length &&
+    getVariableValues(schema, definition.variableDefinitions, variables).errors
+  )
+    return null;
   let caller: Caller | null;
   try {
     caller = await deps.callerOf(req);
@@ -74,10 +82,21 @@ export async function executePrepared(deps: PreparedExecutionDeps, post: GraphQL
     logger: deps.logger,
     metrics: {},
   } as unknown as RequestContext;
-  const result = await executeQueryPlan(operation.queryPlan, deps.dataSources, requestContext, operation.operationContext, found.supergraph, found.apiForPlans);
+  const result = await executeQueryPlan(
+    operation.queryPlan,
+    deps.dataSources,
+    requestContext,
+    operation.operationContext,
+    found.supergraph,
+    found.apiForPlans,
+  );
   const formatted = result.errors ? formatExecutionErrors(result.errors, deps.formatError) : null;
   if (formatted) deps.onErrors(formatted.errors);
   // Apollo's field order: errors, data, extensions.
-  const body = { ...(formatted && { errors: formatted.errors }), data: result.data, ...(result.extensions && { extensions: result.extensions }) };
+  const body = {
+    ...(formatted && { errors: formatted.errors }),
+    data: result.data,
+    ...(result.extensions && { extensions: result.extensions }),
+  };
   return { status: formatted?.status ?? 200, body: `${JSON.stringify(body)}\n` };
 }

@@ -13,7 +13,12 @@ import type { Caller } from '../identity/caller.js';
 import type { JwtVerifier } from '../identity/jwt.js';
 import type { Logger } from '../log.js';
 import { createErrorFormatter, toRequestError, type ErrorFormatter } from '../graphql/errors.js';
-import { GRAPHQL_PARSE_OPTIONS, graphqlLimitRules, plannerRefusalPlugin, storableTextPlugin } from '../graphql/limits.js';
+import {
+  GRAPHQL_PARSE_OPTIONS,
+  graphqlLimitRules,
+  plannerRefusalPlugin,
+  storableTextPlugin,
+} from '../graphql/limits.js';
 import type { TokenExchanger } from '../tokens/exchange.js';
 import type { TokenResolver } from '../tokens/resolver.js';
 import { SubgraphDataSource, type GatewayContext } from './dataSource.js';
@@ -75,13 +80,17 @@ interface GatewayApolloOptions {
 }
 
 /** Apollo Server over the gateway: our limits, our error format, no telemetry unless GraphOS reporting is configured. */
-function createGatewayApollo(gateway: ApolloGateway, { exploration, formatError, onErrors, userPlugins, graphos }: GatewayApolloOptions) {
+function createGatewayApollo(
+  gateway: ApolloGateway,
+  { exploration, formatError, onErrors, userPlugins, graphos }: GatewayApolloOptions,
+) {
   const errorsObserver: ApolloServerPlugin<GatewayContext> = {
     async requestDidStart() {
       return {
         async willSendResponse({ response }) {
           // Formatted by now: the codes are the ones the caller sees.
-          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
+          const errors =
+            response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
           if (errors) onErrors(errors);
         },
       };
@@ -107,7 +116,12 @@ function createGatewayApollo(gateway: ApolloGateway, { exploration, formatError,
       plannerRefusalPlugin<GatewayContext>(),
       operationSpanPlugin<GatewayContext>(),
       ...reportingPlugins<GatewayContext>(graphos),
-      exploration ? explorationLandingPage({ authHeader: 'authorization: Bearer <JWT>', alsoTry: 'The demo app at /demo (when the demo runs) needs no internet access either.' }) : ApolloServerPluginLandingPageDisabled(),
+      exploration
+        ? explorationLandingPage({
+            authHeader: 'authorization: Bearer <JWT>',
+            alsoTry: 'The demo app at /demo (when the demo runs) needs no internet access either.',
+          })
+        : ApolloServerPluginLandingPageDisabled(),
       errorsObserver,
       ...userPlugins,
     ],
@@ -130,7 +144,7 @@ function verifyCaller(verifier: JwtVerifier, authorization: string | undefined):
  */
 function preparedPipelineEnabled(deps: FederatedGraphDeps): boolean {
   if (deps.preparedPipeline === false) {
-    deps.logger.info('server.preparedPipeline is off: every operation takes Apollo Server\'s full request pipeline');
+    deps.logger.info("server.preparedPipeline is off: every operation takes Apollo Server's full request pipeline");
     return false;
   }
   const plugins = deps.plugins?.length ?? 0;
@@ -138,7 +152,7 @@ function preparedPipelineEnabled(deps: FederatedGraphDeps): boolean {
   if (plugins === 0 && !graphosReporting) return true;
   deps.logger.info(
     { plugins, graphosReporting },
-    'Apollo Server plugins are configured: every operation takes Apollo Server\'s full request pipeline so that they see each one; the prepared pipeline is off',
+    "Apollo Server plugins are configured: every operation takes Apollo Server's full request pipeline so that they see each one; the prepared pipeline is off",
   );
   return false;
 }
@@ -163,11 +177,17 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const gateway = new ApolloGateway({
     supergraphSdl: deps.supergraph,
     buildService: ({ name, url }) =>
-      (dataSources[name] = new SubgraphDataSource({ name, url: url!, http, header: () => planning.bindingOf(name)?.header ?? null })),
+      (dataSources[name] = new SubgraphDataSource({
+        name,
+        url: url!,
+        http,
+        header: () => planning.bindingOf(name)?.header ?? null,
+      })),
     experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
       prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
       const { query, operationName } = requestContext.request;
-      if (preparedEnabled && query !== undefined) prepared.remember(query, operationName ?? null, queryPlan, operationContext);
+      if (preparedEnabled && query !== undefined)
+        prepared.remember(query, operationName ?? null, queryPlan, operationContext);
     },
     serviceHealthCheck: false,
     // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
@@ -175,10 +195,18 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
     __exposeQueryPlanExperimental: false,
     logger: deps.logger,
   });
-  gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) => prepared.schemaChanged(apiSchema, coreSupergraphSdl));
+  gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) =>
+    prepared.schemaChanged(apiSchema, coreSupergraphSdl),
+  );
   const formatError = createErrorFormatter(deps.logger);
   const onErrors = deps.onErrors ?? (() => {});
-  const apollo = createGatewayApollo(gateway, { exploration: deps.exploration, formatError, onErrors, userPlugins: deps.plugins ?? [], graphos: deps.graphos ?? null });
+  const apollo = createGatewayApollo(gateway, {
+    exploration: deps.exploration,
+    formatError,
+    onErrors,
+    userPlugins: deps.plugins ?? [],
+    graphos: deps.graphos ?? null,
+  });
 
   // A request the short path hands to the full one is not verified twice (a refused JWT included).
   const callers = new WeakMap<IncomingMessage, Promise<Caller | null>>();
@@ -202,7 +230,12 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
         throw toRequestError(asGatewayError(e));
       }
     },
-    executePrepared: (post, req) => executePrepared({ prepared, dataSources, callerOf, contextFor, formatError, onErrors, logger: deps.logger }, post, req),
+    executePrepared: (post, req) =>
+      executePrepared(
+        { prepared, dataSources, callerOf, contextFor, formatError, onErrors, logger: deps.logger },
+        post,
+        req,
+      ),
     async stop() {
       await apollo.stop();
       await http.close();

@@ -6,7 +6,10 @@
  * usually reaches GraphOS through `rover subgraph publish` instead.
  */
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { ApolloServerPluginSchemaReportingDisabled, ApolloServerPluginUsageReportingDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginSchemaReportingDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginSchemaReporting } from '@apollo/server/plugin/schemaReporting';
 import { ApolloServerPluginUsageReporting } from '@apollo/server/plugin/usageReporting';
 import { ConfigError } from '../config/schema.js';
@@ -52,7 +55,8 @@ export function graphosFromEnv(env: NodeJS.ProcessEnv): GraphOSReporting | null 
   const usageEndpointUrl = endpoint(env, GRAPHOS_ENV.usageEndpointUrl, problems);
   const schemaEndpointUrl = endpoint(env, GRAPHOS_ENV.schemaEndpointUrl, problems);
   const schemaFlag = env[GRAPHOS_ENV.schemaReporting] ?? '';
-  if (!['', 'true', 'false'].includes(schemaFlag)) problems.push(`${GRAPHOS_ENV.schemaReporting} must be true or false`);
+  if (!['', 'true', 'false'].includes(schemaFlag))
+    problems.push(`${GRAPHOS_ENV.schemaReporting} must be true or false`);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ key, graphRef, usageEndpointUrl, schemaReporting: schemaFlag === 'true', schemaEndpointUrl });
 }
@@ -63,7 +67,9 @@ export function reportingPlugins<T extends BaseContext>(graphos: GraphOSReportin
   return [
     ApolloServerPluginUsageReporting<T>({ ...(graphos.usageEndpointUrl && { endpointUrl: graphos.usageEndpointUrl }) }),
     graphos.schemaReporting
-      ? ApolloServerPluginSchemaReporting({ ...(graphos.schemaEndpointUrl && { endpointUrl: graphos.schemaEndpointUrl }) })
+      ? ApolloServerPluginSchemaReporting({
+          ...(graphos.schemaEndpointUrl && { endpointUrl: graphos.schemaEndpointUrl }),
+        })
       : ApolloServerPluginSchemaReportingDisabled(),
   ];
 }

@@ -42,7 +42,13 @@ export function createSubgraphHttpClient(options: { timeoutMs: number }): Subgra
   return {
     dispatcher: agent,
     async post(url, headers, body) {
-      const res = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body });
+      const res = await agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'POST',
+        headers,
+        body,
+      });
       const contentType = res.headers['content-type'];
       const chunks: Buffer[] = [];
       let size = 0;

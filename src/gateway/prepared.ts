@@ -82,7 +82,12 @@ export class PreparedOperations {
   }
 
   /** Called once the full pipeline has planned an operation. */
-  remember(query: string, operationName: string | null, queryPlan: QueryPlan, operationContext: OperationContext): void {
+  remember(
+    query: string,
+    operationName: string | null,
+    queryPlan: QueryPlan,
+    operationContext: OperationContext,
+  ): void {
     // A plan made while the schema was being replaced belongs to neither: not kept.
     if (operationContext.schema !== this.#api) return;
     const key = cacheKey(query, operationName);

@@ -69,7 +69,16 @@ export const DEFAULT_AUTHORIZATION_HEADER = 'Authorization';
 
 const TOP_KEYS = ['federation_version', 'subgraphs'];
 const SUBGRAPH_KEYS = ['routing_url', 'schema', 'authorization'];
-const AUTHORIZATION_KEYS = ['provider', 'connection', 'identity', 'ignore_error', 'header', 'allow_mutable_claims', 'audience', 'scope'];
+const AUTHORIZATION_KEYS = [
+  'provider',
+  'connection',
+  'identity',
+  'ignore_error',
+  'header',
+  'allow_mutable_claims',
+  'audience',
+  'scope',
+];
 const MAX_EXCHANGE_PARAMETER_CHARS = 1024;
 // A scope list or an audience: printable, no control characters (they go into a form body as they are).
 const EXCHANGE_AUDIENCE = /^[\x21-\x7e]+$/;
@@ -135,7 +144,8 @@ export function parseConnectionTemplate(text: string, path: string): ConnectionT
     if (end < 0 || (open >= 0 && open < end)) return `${path} has an unbalanced {`;
     const inner = text.slice(i + 1, end);
     const claim = CLAIM_PLACEHOLDER.exec(inner)?.[1];
-    if (claim === undefined && inner !== ISSUER_PLACEHOLDER) return `${path} has an unknown placeholder {${inner}}: expected {jwt.<claim>} or {issuer}`;
+    if (claim === undefined && inner !== ISSUER_PLACEHOLDER)
+      return `${path} has an unknown placeholder {${inner}}: expected {jwt.<claim>} or {issuer}`;
     if (literal) parts.push(Object.freeze({ literal }));
     literal = '';
     parts.push(Object.freeze(claim === undefined ? { issuer: true as const } : { claim }));
@@ -145,7 +155,8 @@ export function parseConnectionTemplate(text: string, path: string): ConnectionT
   if (parts.every((p) => 'literal' in p)) return idProblem(text, path) ?? Object.freeze({ kind: 'fixed', id: text });
   // The literals alone must not make every rendered id invalid (`users/{jwt.sub}`).
   const sample = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
-  if (idProblem(sample, path) !== null) return `${path} would render invalid connection ids: ids have no * # & + : < > ? / or whitespace`;
+  if (idProblem(sample, path) !== null)
+    return `${path} would render invalid connection ids: ids have no * # & + : < > ? / or whitespace`;
   return Object.freeze({ kind: 'claims', template: text, parts: Object.freeze(parts) });
 }
 
@@ -161,7 +172,11 @@ export function usesIssuer(template: ConnectionTemplate): boolean {
  * anything looks it up or stores it: a caller must not steer the id outside its own, nor create a
  * connection no one could address again.
  */
-export function renderConnectionId(template: ConnectionTemplate, claims: Readonly<Record<string, unknown>>, issuerName: string | null = null): string | null {
+export function renderConnectionId(
+  template: ConnectionTemplate,
+  claims: Readonly<Record<string, unknown>>,
+  issuerName: string | null = null,
+): string | null {
   if (template.kind === 'fixed') return template.id;
   let id = '';
   for (const part of template.parts) {
@@ -179,7 +194,7 @@ export function renderConnectionId(template: ConnectionTemplate, claims: Readonl
     else if (typeof value === 'string' && value !== '') id += value;
     else return null;
   }
-  const problem = idProblem(id, 'the connection id rendered from the caller\'s claims');
+  const problem = idProblem(id, "the connection id rendered from the caller's claims");
   if (problem !== null) throw new GatewayError('ACCESS_DENIED', problem);
   return id;
 }
@@ -195,15 +210,32 @@ function mutableClaimProblem(template: ConnectionTemplate, path: string): string
 }
 
 /** `audience` (required) and `scope` of an exchange binding; it names no connection: the caller is the subject. */
-function parseExchange(raw: Record<string, unknown>, path: string, problems: string[]): Pick<ExchangeBinding, 'audience' | 'scope'> | null {
+function parseExchange(
+  raw: Record<string, unknown>,
+  path: string,
+  problems: string[],
+): Pick<ExchangeBinding, 'audience' | 'scope'> | null {
   const before = problems.length;
-  if (raw['connection'] !== undefined) problems.push(`${path}.connection is not used with identity exchange (the caller's JWT is exchanged, no connection is involved)`);
-  if (raw['allow_mutable_claims'] !== undefined) problems.push(`${path}.allow_mutable_claims is not used with identity exchange`);
+  if (raw['connection'] !== undefined)
+    problems.push(
+      `${path}.connection is not used with identity exchange (the caller's JWT is exchanged, no connection is involved)`,
+    );
+  if (raw['allow_mutable_claims'] !== undefined)
+    problems.push(`${path}.allow_mutable_claims is not used with identity exchange`);
   const audience = raw['audience'];
-  if (typeof audience !== 'string' || audience.length > MAX_EXCHANGE_PARAMETER_CHARS || !EXCHANGE_AUDIENCE.test(audience))
-    problems.push(`${path}.audience must be the subgraph's audience (identity exchange asks for a token for it): printable characters, no spaces`);
+  if (
+    typeof audience !== 'string' ||
+    audience.length > MAX_EXCHANGE_PARAMETER_CHARS ||
+    !EXCHANGE_AUDIENCE.test(audience)
+  )
+    problems.push(
+      `${path}.audience must be the subgraph's audience (identity exchange asks for a token for it): printable characters, no spaces`,
+    );
   const scope = raw['scope'] ?? null;
-  if (scope !== null && (typeof scope !== 'string' || scope.length > MAX_EXCHANGE_PARAMETER_CHARS || !EXCHANGE_SCOPE.test(scope)))
+  if (
+    scope !== null &&
+    (typeof scope !== 'string' || scope.length > MAX_EXCHANGE_PARAMETER_CHARS || !EXCHANGE_SCOPE.test(scope))
+  )
     problems.push(`${path}.scope must be space-separated scopes`);
   if (problems.length > before) return null;
   return { audience: audience as string, scope: scope as string | null };
@@ -222,17 +254,26 @@ function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphB
   if (providerProblem !== null) problems.push(providerProblem);
 
   const identity = raw['identity'] ?? 'jwt';
-  if (identity !== 'jwt' && identity !== 'managed' && identity !== 'exchange') problems.push(`${path}.identity must be jwt, managed or exchange`);
+  if (identity !== 'jwt' && identity !== 'managed' && identity !== 'exchange')
+    problems.push(`${path}.identity must be jwt, managed or exchange`);
   const ignoreError = raw['ignore_error'] ?? false;
   if (typeof ignoreError !== 'boolean') problems.push(`${path}.ignore_error must be true or false`);
   const header = raw['header'] ?? DEFAULT_AUTHORIZATION_HEADER;
-  if (typeof header !== 'string' || !HTTP_TOKEN.test(header)) problems.push(`${path}.header must be an HTTP header name`);
+  if (typeof header !== 'string' || !HTTP_TOKEN.test(header))
+    problems.push(`${path}.header must be an HTTP header name`);
   if (identity === 'exchange') {
     const exchange = parseExchange(raw, path, problems);
     if (problems.length > before || exchange === null) return null;
-    return Object.freeze({ providerId: raw['provider'] as string, identity, ...exchange, ignoreError: ignoreError as boolean, header: header as string });
+    return Object.freeze({
+      providerId: raw['provider'] as string,
+      identity,
+      ...exchange,
+      ignoreError: ignoreError as boolean,
+      header: header as string,
+    });
   }
-  for (const key of ['audience', 'scope']) if (raw[key] !== undefined) problems.push(`${path}.${key} is only used with identity exchange`);
+  for (const key of ['audience', 'scope'])
+    if (raw[key] !== undefined) problems.push(`${path}.${key} is only used with identity exchange`);
 
   let connection: ConnectionTemplate | null = null;
   const rawConnection = raw['connection'];
@@ -244,7 +285,9 @@ function parseBinding(raw: unknown, path: string, problems: string[]): SubgraphB
     else connection = parsed;
   }
   if (identity === 'managed' && connection?.kind === 'claims') {
-    problems.push(`${path}.connection must be a fixed connection id with identity managed (there are no caller claims)`);
+    problems.push(
+      `${path}.connection must be a fixed connection id with identity managed (there are no caller claims)`,
+    );
   }
   const allowMutableClaims = raw['allow_mutable_claims'] ?? false;
   if (typeof allowMutableClaims !== 'boolean') problems.push(`${path}.allow_mutable_claims must be true or false`);
@@ -277,18 +320,25 @@ function parseRoutingUrl(raw: unknown, path: string, problems: string[]): string
   return raw as string;
 }
 
-function parseSchema(raw: unknown, path: string, base: string, problems: string[]): { schemaFile: string; sdl: string } | null {
+function parseSchema(
+  raw: unknown,
+  path: string,
+  base: string,
+  problems: string[],
+): { schemaFile: string; sdl: string } | null {
   if (!isRecord(raw)) {
     problems.push(`${path}.file must name the subgraph's SDL file`);
     return null;
   }
   for (const key of Object.keys(raw)) {
-    if (ROVER_SCHEMA_SOURCES.includes(key)) problems.push(`${path}.${key} is not supported: the gateway composes from ${path}.file`);
+    if (ROVER_SCHEMA_SOURCES.includes(key))
+      problems.push(`${path}.${key} is not supported: the gateway composes from ${path}.file`);
     else if (key !== 'file') problems.push(`${path}.${key} is not a known key`);
   }
   const file = raw['file'];
   if (typeof file !== 'string' || file === '') {
-    if (!Object.keys(raw).some((k) => ROVER_SCHEMA_SOURCES.includes(k))) problems.push(`${path}.file must name the subgraph's SDL file`);
+    if (!Object.keys(raw).some((k) => ROVER_SCHEMA_SOURCES.includes(k)))
+      problems.push(`${path}.file must name the subgraph's SDL file`);
     return null;
   }
   const schemaFile = resolve(base, file);
@@ -374,9 +424,13 @@ export async function loadSupergraphConfig(file: string): Promise<SupergraphConf
  * trusted issuer, two users with the same `sub` render the same id. Never a leak (the connection's
  * owner policy names its issuer), but the second user is refused the connection named after them.
  */
-export function issuerlessTemplates(config: SupergraphConfig): readonly { readonly subgraph: string; readonly connection: string }[] {
+export function issuerlessTemplates(
+  config: SupergraphConfig,
+): readonly { readonly subgraph: string; readonly connection: string }[] {
   return config.subgraphs.flatMap(({ name, authorization: b }) =>
-    b?.identity === 'jwt' && b.connection.kind === 'claims' && !usesIssuer(b.connection) ? [{ subgraph: name, connection: b.connection.template }] : [],
+    b?.identity === 'jwt' && b.connection.kind === 'claims' && !usesIssuer(b.connection)
+      ? [{ subgraph: name, connection: b.connection.template }]
+      : [],
   );
 }
 

@@ -34,7 +34,10 @@ function signatureOf(config: SupergraphConfig, supergraphSdl: string): string {
  * Watches the directories of the files `arm` is given (closing those no longer needed), and calls
  * `onChange` when one of those files changes.
  */
-function directoryWatches(onChange: () => void, onError: (error: unknown) => void): { arm(files: readonly string[]): void; close(): void } {
+function directoryWatches(
+  onChange: () => void,
+  onError: (error: unknown) => void,
+): { arm(files: readonly string[]): void; close(): void } {
   const watchers = new Map<string, FSWatcher>();
   /** Directory → names of the files in it that matter. */
   let watched = new Map<string, Set<string>>();
@@ -93,7 +96,10 @@ export function watchSupergraph(file: string, options: SupergraphWatchOptions): 
   let timer: NodeJS.Timeout | null = null;
   let queue: Promise<void> = Promise.resolve();
   let closed = false;
-  const watches = directoryWatches(() => schedule(), (e) => options.onError(e));
+  const watches = directoryWatches(
+    () => schedule(),
+    (e) => options.onError(e),
+  );
   const arm = (files: readonly string[]): void => watches.arm(files);
 
   function filesOf(config: SupergraphConfig): string[] {

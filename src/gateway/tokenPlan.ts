@@ -44,10 +44,23 @@ type Planned = { readonly binding: SubgraphBinding; readonly request: PlannedReq
  * The token request a binding makes for this caller; throws when the caller cannot make it. `jwt`
  * is the bearer JWT the caller was verified from: only an exchange binding sends it on.
  */
-export function requestFor(binding: SubgraphBinding, caller: Caller | null, managedObjectId: string, jwt: string | null = null): PlannedRequest {
+export function requestFor(
+  binding: SubgraphBinding,
+  caller: Caller | null,
+  managedObjectId: string,
+  jwt: string | null = null,
+): PlannedRequest {
   if (binding.identity === 'exchange') {
-    if (!caller || jwt === null) throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
-    return { exchange: true, providerId: binding.providerId, caller, jwt, audience: binding.audience, scope: binding.scope };
+    if (!caller || jwt === null)
+      throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
+    return {
+      exchange: true,
+      providerId: binding.providerId,
+      caller,
+      jwt,
+      audience: binding.audience,
+      scope: binding.scope,
+    };
   }
   let principal: Principal;
   if (binding.identity === 'managed') principal = { kind: 'managed', objectId: managedObjectId };
@@ -55,7 +68,11 @@ export function requestFor(binding: SubgraphBinding, caller: Caller | null, mana
   else throw new GatewayError('UNAUTHENTICATED', 'this field needs a signed-in caller: send a bearer JWT');
   // Without a caller only a managed binding is left, and those name a fixed connection (supergraphConfig).
   const connectionId = renderConnectionId(binding.connection, caller?.claims ?? {}, caller?.issuerName ?? null);
-  if (connectionId === null) throw new GatewayError('ACCESS_DENIED', 'the caller\'s token lacks the claims this subgraph\'s connection is named after');
+  if (connectionId === null)
+    throw new GatewayError(
+      'ACCESS_DENIED',
+      "the caller's token lacks the claims this subgraph's connection is named after",
+    );
   return {
     providerId: binding.providerId,
     connectionId,
@@ -84,7 +101,10 @@ async function tokenFor(deps: TokenPlanDeps, name: string, planned: Planned): Pr
     return await deps.resolver.resolve({ ...request, subgraph: name });
   } catch (e) {
     if (!binding.ignoreError) throw e;
-    deps.logger.info({ subgraph: name, code: asGatewayError(e).code }, 'token resolution failed; sending without a token (ignore_error)');
+    deps.logger.info(
+      { subgraph: name, code: asGatewayError(e).code },
+      'token resolution failed; sending without a token (ignore_error)',
+    );
     return null;
   }
 }
@@ -94,7 +114,8 @@ function resolutionKey(name: string, planned: Planned): string {
   if (!planned) return `none:${name}`;
   const { binding, request } = planned;
   if (request instanceof GatewayError) return `invalid:${name}`;
-  if ('exchange' in request) return `exchange:${JSON.stringify([request.providerId, request.audience, request.scope, binding.ignoreError])}`;
+  if ('exchange' in request)
+    return `exchange:${JSON.stringify([request.providerId, request.audience, request.scope, binding.ignoreError])}`;
   return `${request.providerId}/${request.connectionId}/${binding.identity}/${binding.ignoreError}`;
 }
 
@@ -108,7 +129,8 @@ export function tokenContext(deps: TokenPlanDeps, caller: Caller | null, jwt: st
   };
   return {
     tokens: new DataLoader<string, AccessToken | null, string>(
-      (names) => Promise.all(names.map((name) => tokenFor(deps, name, planOf(name)).catch((e: unknown) => asGatewayError(e)))),
+      (names) =>
+        Promise.all(names.map((name) => tokenFor(deps, name, planOf(name)).catch((e: unknown) => asGatewayError(e)))),
       { cacheKeyFn: (name) => resolutionKey(name, planOf(name)) },
     ),
   };

@@ -14,7 +14,8 @@ export function toRequestError(e: GatewayError): GraphQLError {
 }
 
 /** Details of a variable coercion error that never quote the rejected value. */
-const SAFE_COERCION_DETAIL = /^(Field "\w+" is not defined by type "\w+"|Expected non-nullable type "[\w![\]]+" not to be null)\.?$/;
+const SAFE_COERCION_DETAIL =
+  /^(Field "\w+" is not defined by type "\w+"|Expected non-nullable type "[\w![\]]+" not to be null)\.?$/;
 
 /**
  * graphql-js quotes rejected variable values in its messages; a secret typed into the wrong field
@@ -30,7 +31,8 @@ export function scrubVariableError(message: string): string {
 }
 
 function isApolloRequestRefusal(error: unknown): boolean {
-  if (!(error instanceof GraphQLError) || error.extensions['code'] !== undefined || error.originalError !== undefined) return false;
+  if (!(error instanceof GraphQLError) || error.extensions['code'] !== undefined || error.originalError !== undefined)
+    return false;
   const http = error.extensions['http'];
   const status = typeof http === 'object' && http !== null && 'status' in http ? http.status : undefined;
   return typeof status === 'number' && status >= 400 && status < 500;
@@ -53,16 +55,22 @@ function rootCause(error: unknown): unknown {
  */
 function documentFailure(code: string, cause: unknown): string {
   const stage = code === 'GRAPHQL_PARSE_FAILED' ? 'parsed' : 'validated';
-  return cause instanceof RangeError ? `Syntax Error: the document nests too deeply to be ${stage}.` : `Syntax Error: the document could not be ${stage}.`;
+  return cause instanceof RangeError
+    ? `Syntax Error: the document nests too deeply to be ${stage}.`
+    : `Syntax Error: the document could not be ${stage}.`;
 }
 
 export function createErrorFormatter(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const unwrapped = unwrapResolverError(error);
     // Subgraph fetches fail outside resolvers, as GraphQLErrors wrapping ours (with the subgraph's name).
-    const original = unwrapped instanceof GraphQLError && unwrapped.originalError instanceof GatewayError ? unwrapped.originalError : unwrapped;
+    const original =
+      unwrapped instanceof GraphQLError && unwrapped.originalError instanceof GatewayError
+        ? unwrapped.originalError
+        : unwrapped;
     if (original instanceof GatewayError) {
-      if (original.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: original.cause ?? original }, 'internal error');
+      if (original.code === 'INTERNAL_SERVER_ERROR')
+        logger.error({ err: original.cause ?? original }, 'internal error');
       const serviceName = formatted.extensions?.['serviceName'];
       return {
         message: original.message,
@@ -74,10 +82,16 @@ export function createErrorFormatter(logger: Logger) {
     const code = formatted.extensions?.['code'];
     // Apollo refuses some requests (a persisted query whose hash does not match its text) with a
     // 4xx status and no code: the request is at fault, not the server.
-    if (code === 'INTERNAL_SERVER_ERROR' && isApolloRequestRefusal(unwrapped)) return { message: formatted.message, extensions: { code: 'BAD_REQUEST' } };
+    if (code === 'INTERNAL_SERVER_ERROR' && isApolloRequestRefusal(unwrapped))
+      return { message: formatted.message, extensions: { code: 'BAD_REQUEST' } };
     if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
       logger.error({ err: original }, 'unexpected error in resolver');
-      return { message: 'Internal server error', locations: formatted.locations, path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+      return {
+        message: 'Internal server error',
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: 'INTERNAL_SERVER_ERROR' },
+      };
     }
     if (DOCUMENT_CODES.has(code)) {
       const cause = rootCause(unwrapped);
@@ -104,11 +118,22 @@ function isHttpHead(value: unknown): value is { status?: number } {
  * answers that do not go through it: a default code, `extensions.http` lifted into the status,
  * then `formatError`. A formatter that throws yields the masked internal error, as there.
  */
-export function formatExecutionErrors(errors: readonly unknown[], formatError: ErrorFormatter): { errors: GraphQLFormattedError[]; status: number | null } {
+export function formatExecutionErrors(
+  errors: readonly unknown[],
+  formatError: ErrorFormatter,
+): { errors: GraphQLFormattedError[]; status: number | null } {
   let status: number | null = null;
   const formatted = errors.map((error) => {
-    const graphqlError = error instanceof GraphQLError ? error : new GraphQLError(error instanceof Error ? error.message : `Unexpected error value: ${String(error)}`, { originalError: error instanceof Error ? error : undefined });
-    const extensions: Record<string, unknown> = { ...graphqlError.extensions, code: graphqlError.extensions['code'] ?? 'INTERNAL_SERVER_ERROR' };
+    const graphqlError =
+      error instanceof GraphQLError
+        ? error
+        : new GraphQLError(error instanceof Error ? error.message : `Unexpected error value: ${String(error)}`, {
+            originalError: error instanceof Error ? error : undefined,
+          });
+    const extensions: Record<string, unknown> = {
+      ...graphqlError.extensions,
+      code: graphqlError.extensions['code'] ?? 'INTERNAL_SERVER_ERROR',
+    };
     if (isHttpHead(extensions['http'])) {
       status = extensions['http'].status ?? status;
       delete extensions['http'];

@@ -24,17 +24,22 @@ function offlineHelp(options: LandingPageOptions): string {
   const curl = `curl -X POST <this page's URL> -H 'content-type: application/json' -H '${options.authHeader}' -d '{"query":"{ __typename }"}'`;
   return (
     `<div id="${OFFLINE_HELP_ID}">` +
-    '<p>Apollo Sandbox is loaded from Apollo\'s CDN (embeddable-sandbox.cdn.apollographql.com), which this browser cannot reach. ' +
+    "<p>Apollo Sandbox is loaded from Apollo's CDN (embeddable-sandbox.cdn.apollographql.com), which this browser cannot reach. " +
     'The gateway itself works; to explore it without that CDN:</p><ul>' +
     `<li>send operations with curl: <pre>${escapeHtml(curl)}</pre></li>` +
-    '<li>or point a GraphQL client installed on your machine at this page\'s URL (introspection is on), with the header above;</li>' +
+    "<li>or point a GraphQL client installed on your machine at this page's URL (introspection is on), with the header above;</li>" +
     (options.alsoTry ? `<li>${escapeHtml(options.alsoTry)}</li>` : '') +
     '</ul></div>'
   );
 }
 
-export function explorationLandingPage<TContext extends BaseContext>(options: LandingPageOptions): ApolloServerPlugin<TContext> {
-  const sandbox = ApolloServerPluginLandingPageLocalDefault({ embed: { runTelemetry: false, endpointIsEditable: false }, includeCookies: false });
+export function explorationLandingPage<TContext extends BaseContext>(
+  options: LandingPageOptions,
+): ApolloServerPlugin<TContext> {
+  const sandbox = ApolloServerPluginLandingPageLocalDefault({
+    embed: { runTelemetry: false, endpointIsEditable: false },
+    includeCookies: false,
+  });
   const help = offlineHelp(options);
   return {
     async serverWillStart(context) {
@@ -47,7 +52,8 @@ export function explorationLandingPage<TContext extends BaseContext>(options: La
           return {
             html: async () => {
               const html = typeof page.html === 'string' ? page.html : await page.html();
-              if (!html.includes(APOLLO_OFFLINE_FALLBACK)) throw new Error('the Apollo landing page changed: its offline fallback was not found');
+              if (!html.includes(APOLLO_OFFLINE_FALLBACK))
+                throw new Error('the Apollo landing page changed: its offline fallback was not found');
               return html.replace(APOLLO_OFFLINE_FALLBACK, APOLLO_OFFLINE_FALLBACK + help);
             },
           };

@@ -84,7 +84,8 @@ class ShapeMeter {
 
   constructor(document: DocumentNode) {
     const fragments = new Map<string, FragmentDefinitionNode>();
-    for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
+    for (const def of document.definitions)
+      if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
     this.#fragments = fragments;
   }
 
@@ -147,7 +148,8 @@ function operationProblem(meter: ShapeMeter, operation: OperationDefinitionNode)
   }
   if (shape.nesting > MAX_NESTING_LEVELS)
     return `${name} nests fields and fragments more than ${MAX_NESTING_LEVELS} levels deep (MAX_NESTING_LEVELS)`;
-  if (shape.depth > MAX_QUERY_DEPTH) return `${name} is more than ${MAX_QUERY_DEPTH} field levels deep (MAX_QUERY_DEPTH)`;
+  if (shape.depth > MAX_QUERY_DEPTH)
+    return `${name} is more than ${MAX_QUERY_DEPTH} field levels deep (MAX_QUERY_DEPTH)`;
   if (shape.fields > MAX_ROOT_FIELDS_PER_OPERATION)
     return `${name} selects more than ${MAX_ROOT_FIELDS_PER_OPERATION} root fields (MAX_ROOT_FIELDS_PER_OPERATION)`;
   if (shape.aliases > MAX_ALIASES_PER_OPERATION)
@@ -159,9 +161,15 @@ function operationProblem(meter: ShapeMeter, operation: OperationDefinitionNode)
 export function documentLimitProblems(document: DocumentNode): string[] {
   const source = document.loc?.source.body;
   // A UTF-16 code unit is at most 3 UTF-8 bytes: most documents skip the exact count.
-  if (source !== undefined && source.length * 3 > MAX_DOCUMENT_BYTES && Buffer.byteLength(source, 'utf8') > MAX_DOCUMENT_BYTES)
+  if (
+    source !== undefined &&
+    source.length * 3 > MAX_DOCUMENT_BYTES &&
+    Buffer.byteLength(source, 'utf8') > MAX_DOCUMENT_BYTES
+  )
     return [`the document is larger than ${MAX_DOCUMENT_BYTES} bytes (MAX_DOCUMENT_BYTES)`];
-  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
+  const operations = document.definitions.filter(
+    (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
+  );
   if (operations.length > MAX_OPERATIONS_PER_DOCUMENT)
     return [`the document has more than ${MAX_OPERATIONS_PER_DOCUMENT} operations (MAX_OPERATIONS_PER_DOCUMENT)`];
   const meter = new ShapeMeter(document);
@@ -209,7 +217,8 @@ interface Visit {
 
 function pathOf(visit: Visit): string {
   let path = '';
-  for (let v: Visit | null = visit; v !== null; v = v.parent) path = typeof v.key === 'number' ? `[${v.key}]${path}` : v.parent ? `.${v.key}${path}` : `${v.key}${path}`;
+  for (let v: Visit | null = visit; v !== null; v = v.parent)
+    path = typeof v.key === 'number' ? `[${v.key}]${path}` : v.parent ? `.${v.key}${path}` : `${v.key}${path}`;
   return path;
 }
 
@@ -226,11 +235,20 @@ function variableOf(visit: Visit): string {
  * and they may be anything up to the body limit. Walked without recursion, counting as it goes:
  * a hostile value costs at most MAX_VARIABLE_VALUES steps.
  */
-export function variablesProblem(variables: Readonly<Record<string, unknown>>, declared: readonly string[]): GatewayError | null {
+export function variablesProblem(
+  variables: Readonly<Record<string, unknown>>,
+  declared: readonly string[],
+): GatewayError | null {
   const pending: Visit[] = [];
-  for (const name of declared) if (Object.hasOwn(variables, name)) pending.push({ value: variables[name], depth: 0, parent: null, key: `$${name}` });
+  for (const name of declared)
+    if (Object.hasOwn(variables, name))
+      pending.push({ value: variables[name], depth: 0, parent: null, key: `$${name}` });
   let values = pending.length;
-  const tooMany = (at: Visit) => badInput(variableOf(at), `holds more than ${MAX_VARIABLE_VALUES} values, counting every list item and object member (MAX_VARIABLE_VALUES)`);
+  const tooMany = (at: Visit) =>
+    badInput(
+      variableOf(at),
+      `holds more than ${MAX_VARIABLE_VALUES} values, counting every list item and object member (MAX_VARIABLE_VALUES)`,
+    );
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const { value, depth } = next;
     if (typeof value === 'string') {
@@ -238,7 +256,11 @@ export function variablesProblem(variables: Readonly<Record<string, unknown>>, d
       continue;
     }
     if (typeof value !== 'object' || value === null) continue;
-    if (depth >= MAX_VARIABLE_DEPTH) return badInput(variableOf(next), `nests lists and input objects more than ${MAX_VARIABLE_DEPTH} levels deep (MAX_VARIABLE_DEPTH)`);
+    if (depth >= MAX_VARIABLE_DEPTH)
+      return badInput(
+        variableOf(next),
+        `nests lists and input objects more than ${MAX_VARIABLE_DEPTH} levels deep (MAX_VARIABLE_DEPTH)`,
+      );
     if (Array.isArray(value)) {
       if ((values += value.length) > MAX_VARIABLE_VALUES) return tooMany(next);
       for (let i = 0; i < value.length; i++) pending.push({ value: value[i], depth: depth + 1, parent: next, key: i });
@@ -288,7 +310,8 @@ export function storableTextPlugin<TContext extends BaseContext>(): ApolloServer
         async didResolveOperation({ request, document, operation }) {
           const problem = request.variables ? variablesProblem(request.variables, declaredVariables(operation)) : null;
           if (problem !== null) throw toRequestError(problem);
-          if (unstorableLiteral(document)) throw toRequestError(badInput('a string in the document', UNSTORABLE_MESSAGE));
+          if (unstorableLiteral(document))
+            throw toRequestError(badInput('a string in the document', UNSTORABLE_MESSAGE));
         },
       };
     },
@@ -309,7 +332,12 @@ export function plannerRefusalPlugin<TContext extends BaseContext>(): ApolloServ
     async requestDidStart() {
       return {
         async willSendResponse({ response, errors }) {
-          if (response.http.status === 500 && errors?.length && errors.every((e) => e.extensions['code'] === PLANNER_REFUSAL_CODE)) response.http.status = 400;
+          if (
+            response.http.status === 500 &&
+            errors?.length &&
+            errors.every((e) => e.extensions['code'] === PLANNER_REFUSAL_CODE)
+          )
+            response.http.status = 400;
         },
       };
     },

@@ -50,7 +50,8 @@ export class AdminAuthenticator {
     const problems: string[] = [];
     if (options.apiKeyHashes.some((h) => !Buffer.isBuffer(h) || h.length !== SHA256_BYTES))
       problems.push('admin.apiKeys must be given as SHA-256 digests (hashApiKey)');
-    if (typeof options.role !== 'string' || options.role.length === 0) problems.push('admin.role must be a non-empty string');
+    if (typeof options.role !== 'string' || options.role.length === 0)
+      problems.push('admin.role must be a non-empty string');
     if (problems.length > 0) throw new ConfigError(problems);
     // Copies, so a caller reusing its buffers cannot change who is admin.
     this.#apiKeyHashes = Object.freeze(options.apiKeyHashes.map((h) => Buffer.from(h)));
@@ -70,7 +71,8 @@ export class AdminAuthenticator {
       return API_KEY_PRINCIPAL;
     }
     const caller = await this.#verifier.verifyBearer(headers.authorization);
-    if (caller === null) throw new GatewayError('UNAUTHENTICATED', 'admin credentials required (x-api-key or a bearer JWT)');
+    if (caller === null)
+      throw new GatewayError('UNAUTHENTICATED', 'admin credentials required (x-api-key or a bearer JWT)');
     if (!caller.roles.includes(this.#role)) throw new GatewayError('FORBIDDEN', 'admin role required');
     return Object.freeze({ kind: 'jwt', caller });
   }

@@ -43,7 +43,11 @@ function stringListClaim(value: unknown): readonly string[] {
  * Builds a frozen Caller from claims that have ALREADY been verified (signature, issuer,
  * audience, expiry, a non-empty string `iss` and `sub`). It checks nothing itself.
  */
-export function callerFromClaims(claims: Readonly<Record<string, unknown>>, roleClaim: string, issuerName?: string): Caller {
+export function callerFromClaims(
+  claims: Readonly<Record<string, unknown>>,
+  roleClaim: string,
+  issuerName?: string,
+): Caller {
   const copy = deepFreeze(structuredClone({ ...claims }));
   const issuer = String(copy['iss']);
   return Object.freeze({

@@ -5,14 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import {
-  createRemoteJWKSet,
-  decodeJwt,
-  errors,
-  jwtVerify,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ConfigError, issuerNameOf, type IssuerConfig } from '../config/schema.js';
 import { isForbiddenJwsAlgorithm } from './algorithms.js';
 import { GatewayError } from '../errors.js';
@@ -153,7 +146,8 @@ function trustedIssuers(options: JwtVerifierOptions, timeoutMs: number): Map<str
     const at = `identity.issuers[${i}]`;
     if (seen.has(config.issuer)) problems.push(`${at}.issuer ${config.issuer} is listed twice`);
     // `{issuer}` must tell the issuers apart.
-    else if (names.has(issuerNameOf(config))) problems.push(`${at}.name ${issuerNameOf(config)} is the name of another issuer`);
+    else if (names.has(issuerNameOf(config)))
+      problems.push(`${at}.name ${issuerNameOf(config)} is the name of another issuer`);
     seen.add(config.issuer);
     names.add(issuerNameOf(config));
     if (config.algorithms.length === 0 || config.algorithms.some(isForbiddenJwsAlgorithm))
@@ -166,7 +160,9 @@ function trustedIssuers(options: JwtVerifierOptions, timeoutMs: number): Map<str
       );
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  return new Map(options.issuers.map((config) => [config.issuer, new TrustedIssuer(config, timeoutMs, allowInsecureHttp)]));
+  return new Map(
+    options.issuers.map((config) => [config.issuer, new TrustedIssuer(config, timeoutMs, allowInsecureHttp)]),
+  );
 }
 
 /** Verified tokens remembered, so a caller sending the same JWT again costs no signature check. */
@@ -279,7 +275,13 @@ export class JwtVerifier {
     } catch (e) {
       throw unauthenticated(publicMessageOf(e), e);
     }
-    if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthenticated('token sub claim is invalid');
-    return { caller: callerFromClaims(payload, this.#roleClaim, issuerNameOf(trusted.config)), issuer: trusted, keyQuery: keyQuery!, key: key! };
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0)
+      throw unauthenticated('token sub claim is invalid');
+    return {
+      caller: callerFromClaims(payload, this.#roleClaim, issuerNameOf(trusted.config)),
+      issuer: trusted,
+      keyQuery: keyQuery!,
+      key: key!,
+    };
   }
 }

@@ -128,7 +128,9 @@ export class KeyRotation {
   async keys(): Promise<KeyUsage[]> {
     const infos = this.#keyring.list();
     const counts = await Promise.all(infos.map((k) => this.#store.countSealedWrappedBy(k.id)));
-    return infos.map((k, i) => Object.freeze({ id: k.id, primary: k.primary, createdAt: k.createdAt, inUse: counts[i] ?? 0 }));
+    return infos.map((k, i) =>
+      Object.freeze({ id: k.id, primary: k.primary, createdAt: k.createdAt, inUse: counts[i] ?? 0 }),
+    );
   }
 
   /** Forgets a key once nothing uses it. */

@@ -7,7 +7,13 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import * as oidc from 'openid-client';
 import type { Dispatcher } from 'undici';
-import { authorizationResponseError, callbackInputError, configurationError, exchangeError, toGatewayError } from './errors.js';
+import {
+  authorizationResponseError,
+  callbackInputError,
+  configurationError,
+  exchangeError,
+  toGatewayError,
+} from './errors.js';
 import { createProviderFetch } from './fetch.js';
 import { createProviderDispatcher } from './network.js';
 import { probeStatus } from './probe.js';
@@ -110,14 +116,19 @@ export class OAuthClient {
    * Configuration holds the client secret) or must be rediscovered.
    */
   forgetWhere(matches: (cacheKey: string) => boolean): void {
-    for (const cacheKey of [...this.#configurations.keys()]) if (matches(cacheKey)) this.#configurations.delete(cacheKey);
+    for (const cacheKey of [...this.#configurations.keys()])
+      if (matches(cacheKey)) this.#configurations.delete(cacheKey);
   }
 
-  async authorizationRequest(cfg: OAuthClientConfig, params: AuthorizationRequestParams): Promise<AuthorizationRequest> {
+  async authorizationRequest(
+    cfg: OAuthClientConfig,
+    params: AuthorizationRequestParams,
+  ): Promise<AuthorizationRequest> {
     assertUsable('authorizationRequest', params.state, params.redirectUri);
     const configuration = await this.#configuration(cfg);
     const { quirks } = cfg;
-    const scopes = quirks.openIdConnect && !params.scopes.includes('openid') ? ['openid', ...params.scopes] : params.scopes;
+    const scopes =
+      quirks.openIdConnect && !params.scopes.includes('openid') ? ['openid', ...params.scopes] : params.scopes;
     const codeVerifier = quirks.pkce === 'S256' ? oidc.randomPKCECodeVerifier() : null;
     const nonce = quirks.openIdConnect ? oidc.randomNonce() : null;
 
@@ -141,7 +152,8 @@ export class OAuthClient {
     assertUsable('exchangeCode', params.expectedState, params.redirectUri);
     const { searchParams } = params.callbackUrl;
     // Checked before anything else: a forged or replayed callback must not reach the provider.
-    if (searchParams.get('state') !== params.expectedState) throw callbackInputError('state does not match this consent');
+    if (searchParams.get('state') !== params.expectedState)
+      throw callbackInputError('state does not match this consent');
     const providerError = searchParams.get('error');
     if (providerError !== null) throw authorizationResponseError(providerError);
     if (!searchParams.get('code')) throw callbackInputError('authorization code is missing');
@@ -165,7 +177,9 @@ export class OAuthClient {
     if (params.codeVerifier !== null) checks.pkceCodeVerifier = params.codeVerifier;
     if (params.nonce !== null) checks.expectedNonce = params.nonce;
 
-    const response = await this.#tokenRequest('authorization_code', () => oidc.authorizationCodeGrant(configuration, currentUrl, checks, cfg.extraTokenParams));
+    const response = await this.#tokenRequest('authorization_code', () =>
+      oidc.authorizationCodeGrant(configuration, currentUrl, checks, cfg.extraTokenParams),
+    );
     return toTokenResult(response, cfg.quirks);
   }
 
@@ -173,7 +187,9 @@ export class OAuthClient {
   async refresh(cfg: OAuthClientConfig, refreshToken: string): Promise<TokenResult> {
     if (refreshToken === '') throw new TypeError('OAuthClient.refresh: refreshToken is empty');
     const configuration = await this.#configuration(cfg);
-    const response = await this.#tokenRequest('refresh_token', () => oidc.refreshTokenGrant(configuration, refreshToken, cfg.extraTokenParams));
+    const response = await this.#tokenRequest('refresh_token', () =>
+      oidc.refreshTokenGrant(configuration, refreshToken, cfg.extraTokenParams),
+    );
     return toTokenResult(response, cfg.quirks);
   }
 
@@ -181,7 +197,9 @@ export class OAuthClient {
     const configuration = await this.#configuration(cfg);
     const parameters: Record<string, string> = { ...cfg.extraTokenParams };
     if (params.scopes.length > 0) parameters['scope'] = joinScopes(params.scopes, cfg.quirks);
-    const response = await this.#tokenRequest('client_credentials', () => oidc.clientCredentialsGrant(configuration, parameters));
+    const response = await this.#tokenRequest('client_credentials', () =>
+      oidc.clientCredentialsGrant(configuration, parameters),
+    );
     return toTokenResult(response, cfg.quirks);
   }
 
@@ -222,7 +240,9 @@ export class OAuthClient {
 
   /** One call to the token endpoint, traced: grant type, HTTP status (set by the provider fetch), duration. */
   #tokenRequest<T>(grantType: string, operation: () => Promise<T>): Promise<T> {
-    return inSpan('oauth.token_request', { kind: SpanKind.CLIENT, attributes: { [ATTR.grantType]: grantType } }, () => this.#callAsync(operation));
+    return inSpan('oauth.token_request', { kind: SpanKind.CLIENT, attributes: { [ATTR.grantType]: grantType } }, () =>
+      this.#callAsync(operation),
+    );
   }
 
   #call<T>(operation: () => T): T {

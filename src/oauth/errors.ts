@@ -13,7 +13,12 @@ import { asGatewayError, GatewayError } from '../errors.js';
 import type { PublicDetails } from '../errors.js';
 import { PRIVATE_NETWORK_RULE } from './network.js';
 
-export type TransportFailureKind = 'timeout' | 'connection refused' | 'connection reset' | 'unreachable' | 'private network refused';
+export type TransportFailureKind =
+  | 'timeout'
+  | 'connection refused'
+  | 'connection reset'
+  | 'unreachable'
+  | 'private network refused';
 
 /** Raised by our fetch hook so that a network failure survives openid-client's error wrapping. */
 export class ProviderTransportError extends Error {
@@ -76,7 +81,10 @@ export function authorizationResponseError(oauthError: unknown, cause?: unknown)
   const code = safeOAuthErrorCode(oauthError);
   const details: PublicDetails = { oauthError: code };
   if (USER_REFUSED_ERRORS.has(code)) {
-    return new GatewayError('ACCESS_DENIED', `consent was not given at the identity provider: ${code}`, { cause, details });
+    return new GatewayError('ACCESS_DENIED', `consent was not given at the identity provider: ${code}`, {
+      cause,
+      details,
+    });
   }
   return new GatewayError('PROVIDER_UNAVAILABLE', `identity provider refused the authorization request: ${code}`, {
     cause,
@@ -145,9 +153,13 @@ function tokenEndpointError(oauthError: unknown, cause: unknown): GatewayError {
  */
 export function exchangeError(error: unknown, context: ErrorContext): GatewayError {
   const mapped = toGatewayError(error, context);
-  const refusal = error instanceof ResponseBodyError && !isTransientStatus(error.status) ? safeOAuthErrorCode(error.error) : null;
+  const refusal =
+    error instanceof ResponseBodyError && !isTransientStatus(error.status) ? safeOAuthErrorCode(error.error) : null;
   if (refusal === null || refusal === 'invalid_client') return mapped;
-  return new GatewayError('ACCESS_DENIED', `the authorization server refused the token exchange (${refusal})`, { cause: error, details: { oauthError: refusal } });
+  return new GatewayError('ACCESS_DENIED', `the authorization server refused the token exchange (${refusal})`, {
+    cause: error,
+    details: { oauthError: refusal },
+  });
 }
 
 function isTransientStatus(status: number): boolean {

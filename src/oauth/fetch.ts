@@ -13,7 +13,12 @@ import type { OAuthQuirks } from './types.js';
 import { activeSpan, ATTR } from '../tracing/spans.js';
 
 const CONNECTION_REFUSED_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED']);
-const CONNECTION_RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const CONNECTION_RESET_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
 
 function errorCode(error: unknown): string | undefined {
   let current: unknown = error;
@@ -60,7 +65,9 @@ export function createProviderFetch({ timeoutMs, quirks, dispatcher }: ProviderF
     let text: string;
     try {
       // undici's own fetch: the dispatcher must come from the same undici as the fetch using it.
-      response = (await undiciFetch(url, { ...options, headers, signal, dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as Response;
+      response = (await undiciFetch(url, { ...options, headers, signal, dispatcher } as Parameters<
+        typeof undiciFetch
+      >[1])) as unknown as Response;
       // Reading the body here keeps it under the same deadline as the headers.
       text = await response.text();
     } catch (error) {

@@ -39,7 +39,8 @@ const IPV4_MAPPED = new BlockList();
 IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
 
 /** The rule, as messages state it. */
-export const PRIVATE_NETWORK_RULE = 'loopback, private and link-local addresses are refused (oauth.allowPrivateNetworks is off)';
+export const PRIVATE_NETWORK_RULE =
+  'loopback, private and link-local addresses are refused (oauth.allowPrivateNetworks is off)';
 
 function unbracketed(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
@@ -71,7 +72,8 @@ export class PrivateNetworkRefused extends Error {
 const guardedLookup = ((hostname: string, options: LookupOptions, callback: (...args: unknown[]) => void): void => {
   dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
     if (error) return callback(error);
-    if (addresses.length === 0 || addresses.some((a) => isPrivateAddress(a.address))) return callback(new PrivateNetworkRefused());
+    if (addresses.length === 0 || addresses.some((a) => isPrivateAddress(a.address)))
+      return callback(new PrivateNetworkRefused());
     if (options.all === true) return callback(null, addresses);
     const [first] = addresses as [LookupAddress];
     return callback(null, first.address, first.family);

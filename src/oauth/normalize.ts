@@ -69,7 +69,10 @@ function applyQuirks(body: JsonObject, status: number, quirks: OAuthQuirks): num
   // Only `bearer` and `dpop` pass openid-client; other names (Slack's `bot`, `user`) are bearer
   // tokens in practice, and some providers leave the field out.
   const tokenType = body['token_type'];
-  if (typeof body['access_token'] === 'string' && (typeof tokenType !== 'string' || !/^(?:bearer|dpop)$/i.test(tokenType))) {
+  if (
+    typeof body['access_token'] === 'string' &&
+    (typeof tokenType !== 'string' || !/^(?:bearer|dpop)$/i.test(tokenType))
+  ) {
     body['token_type'] = 'Bearer';
   }
   // GitHub and Slack report errors with HTTP 200; openid-client only looks for them on 4xx.
@@ -125,7 +128,12 @@ function jwtExpiresAt(accessToken: string, nowMs: number): number | null {
 }
 
 /** `expires_in`; without it, a JWT access token's own `exp`; then the catalog's assumption. */
-function expiresAtOf(expiresInSeconds: unknown, accessToken: string, quirks: OAuthQuirks, nowMs: number): number | null {
+function expiresAtOf(
+  expiresInSeconds: unknown,
+  accessToken: string,
+  quirks: OAuthQuirks,
+  nowMs: number,
+): number | null {
   if (typeof expiresInSeconds === 'number' && expiresInSeconds > 0) return nowMs + expiresInSeconds * 1000;
   const fromJwt = jwtExpiresAt(accessToken, nowMs);
   if (fromJwt !== null) return fromJwt;
@@ -141,7 +149,10 @@ function keptFields(response: TokenEndpointResponse, quirks: OAuthQuirks): Recor
     const value = readPath(response, path);
     if (value === undefined || value === null) continue;
     // An object kept whole (none in the catalog today) never carries a token inside it.
-    extra[path] = typeof value === 'object' ? JSON.stringify(value, (key, v: unknown) => (SECRET_FIELDS.has(key) ? undefined : v)) : String(value);
+    extra[path] =
+      typeof value === 'object'
+        ? JSON.stringify(value, (key, v: unknown) => (SECRET_FIELDS.has(key) ? undefined : v))
+        : String(value);
   }
   return extra;
 }
@@ -155,7 +166,8 @@ export function toTokenResult(
   const claims = response.claims();
   return Object.freeze({
     accessToken: response.access_token,
-    refreshToken: typeof response.refresh_token === 'string' && response.refresh_token !== '' ? response.refresh_token : null,
+    refreshToken:
+      typeof response.refresh_token === 'string' && response.refresh_token !== '' ? response.refresh_token : null,
     tokenType: canonicalTokenType(response.token_type),
     expiresAt: expiresAtOf(response.expires_in, response.access_token, quirks, nowMs),
     scope: typeof response.scope === 'string' ? response.scope : null,

@@ -13,10 +13,20 @@ export interface ProbeOptions {
 }
 
 /** The HTTP status the check URL answered with; PROVIDER_UNAVAILABLE when it could not be reached in time. */
-export async function probeStatus(url: string, headers: Readonly<Record<string, string>>, options: ProbeOptions): Promise<number> {
+export async function probeStatus(
+  url: string,
+  headers: Readonly<Record<string, string>>,
+  options: ProbeOptions,
+): Promise<number> {
   const deadline = AbortSignal.timeout(options.timeoutMs);
   try {
-    const response = await undiciFetch(url, { method: 'GET', headers: { ...headers }, redirect: 'manual', signal: deadline, dispatcher: options.dispatcher });
+    const response = await undiciFetch(url, {
+      method: 'GET',
+      headers: { ...headers },
+      redirect: 'manual',
+      signal: deadline,
+      dispatcher: options.dispatcher,
+    });
     // Only the status counts: the body, however large, is dropped unread.
     await response.body?.cancel();
     return response.status;

@@ -28,7 +28,8 @@ export interface AuditLog {
 
 export function createAuditLog(logger: Logger): AuditLog {
   // An operator who turns the log down to warn still keeps the audit trail; only silent drops it.
-  const audit = logger.level === 'silent' || logger.isLevelEnabled('info') ? logger : logger.child({}, { level: 'info' });
+  const audit =
+    logger.level === 'silent' || logger.isLevelEnabled('info') ? logger : logger.child({}, { level: 'info' });
   return Object.freeze({
     tokenUse(use: TokenUse): void {
       const record: TokenUseAuditRecord = {

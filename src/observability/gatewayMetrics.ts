@@ -31,20 +31,52 @@ export interface GatewayMetrics {
 export function createGatewayMetrics(registry: MetricsRegistry = new MetricsRegistry()): GatewayMetrics {
   return Object.freeze({
     registry,
-    tokenCacheHits: registry.counter('cg_token_cache_hits_total', 'Token resolutions answered from the in-memory cache.'),
-    tokenCacheMisses: registry.counter('cg_token_cache_misses_total', 'Token resolutions that went past the in-memory cache (store, then maybe the identity provider).'),
-    providerCalls: registry.counter('cg_provider_calls_total', 'Calls to identity providers\' token endpoints, by grant kind and outcome.', ['kind', 'outcome']),
-    providerCallDuration: registry.histogram('cg_provider_call_duration_seconds', 'Duration of calls to identity providers\' token endpoints.', ['kind']),
-    tokenUses: registry.counter('cg_token_uses_total', 'Token access decisions (federated subgraph calls and the token endpoint), by outcome.', ['outcome']),
-    subgraphErrors: registry.counter('cg_subgraph_errors_total', 'GraphQL errors in federated responses, by subgraph and error code.', ['subgraph', 'code']),
-    httpRequests: registry.counter('cg_http_requests_total', 'HTTP requests answered, by route pattern and status code.', ['route', 'status']),
+    tokenCacheHits: registry.counter(
+      'cg_token_cache_hits_total',
+      'Token resolutions answered from the in-memory cache.',
+    ),
+    tokenCacheMisses: registry.counter(
+      'cg_token_cache_misses_total',
+      'Token resolutions that went past the in-memory cache (store, then maybe the identity provider).',
+    ),
+    providerCalls: registry.counter(
+      'cg_provider_calls_total',
+      "Calls to identity providers' token endpoints, by grant kind and outcome.",
+      ['kind', 'outcome'],
+    ),
+    providerCallDuration: registry.histogram(
+      'cg_provider_call_duration_seconds',
+      "Duration of calls to identity providers' token endpoints.",
+      ['kind'],
+    ),
+    tokenUses: registry.counter(
+      'cg_token_uses_total',
+      'Token access decisions (federated subgraph calls and the token endpoint), by outcome.',
+      ['outcome'],
+    ),
+    subgraphErrors: registry.counter(
+      'cg_subgraph_errors_total',
+      'GraphQL errors in federated responses, by subgraph and error code.',
+      ['subgraph', 'code'],
+    ),
+    httpRequests: registry.counter(
+      'cg_http_requests_total',
+      'HTTP requests answered, by route pattern and status code.',
+      ['route', 'status'],
+    ),
     graphqlOperations: registry.counter(
       'cg_graphql_operations_total',
       'Requests to /graphql, by the pipeline that answered: prepared (an operation planned before) or full (Apollo Server).',
       ['pipeline'],
     ),
-    revocations: registry.counter('cg_revocations_total', "Attempts to revoke deleted connections' tokens at their provider (RFC 7009), by outcome.", ['outcome']),
-    webhookDeliveries: registry.counter('cg_webhook_deliveries_total', 'Webhook delivery attempts, by outcome.', ['outcome']),
+    revocations: registry.counter(
+      'cg_revocations_total',
+      "Attempts to revoke deleted connections' tokens at their provider (RFC 7009), by outcome.",
+      ['outcome'],
+    ),
+    webhookDeliveries: registry.counter('cg_webhook_deliveries_total', 'Webhook delivery attempts, by outcome.', [
+      'outcome',
+    ]),
   });
 }
 

@@ -12,7 +12,9 @@
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Seconds; suits calls that take milliseconds to a few seconds (identity providers, databases). */
-export const DEFAULT_DURATION_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+export const DEFAULT_DURATION_BUCKETS_SECONDS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -75,7 +77,8 @@ class CounterImpl implements Counter, Collector {
   ) {}
 
   inc(labels: Labels = {}, by = 1): void {
-    if (!Number.isFinite(by) || by < 0) throw new RangeError(`${this.name}: a counter only goes up by a finite amount, got ${by}`);
+    if (!Number.isFinite(by) || by < 0)
+      throw new RangeError(`${this.name}: a counter only goes up by a finite amount, got ${by}`);
     const values = valuesOf(this.name, this.labelNames, labels);
     const key = JSON.stringify(values);
     const series = this.#series.get(key);
@@ -99,7 +102,10 @@ class CounterImpl implements Counter, Collector {
 }
 
 class HistogramImpl implements Histogram, Collector {
-  readonly #series = new Map<string, { readonly values: readonly string[]; readonly counts: number[]; sum: number; count: number }>();
+  readonly #series = new Map<
+    string,
+    { readonly values: readonly string[]; readonly counts: number[]; sum: number; count: number }
+  >();
 
   constructor(
     readonly name: string,
@@ -160,11 +166,18 @@ export class MetricsRegistry {
     return this.#register(new CounterImpl(name, help, this.#checkLabels(name, labelNames)));
   }
 
-  histogram(name: string, help: string, labelNames: readonly string[] = [], buckets: readonly number[] = DEFAULT_DURATION_BUCKETS_SECONDS): Histogram {
+  histogram(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    buckets: readonly number[] = DEFAULT_DURATION_BUCKETS_SECONDS,
+  ): Histogram {
     if (labelNames.includes('le')) throw new TypeError(`${name}: 'le' is reserved for histogram buckets`);
     if (buckets.length === 0 || buckets.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]!)))
       throw new TypeError(`${name}: buckets must be finite and strictly increasing`);
-    return this.#register(new HistogramImpl(name, help, this.#checkLabels(name, labelNames), Object.freeze([...buckets])));
+    return this.#register(
+      new HistogramImpl(name, help, this.#checkLabels(name, labelNames), Object.freeze([...buckets])),
+    );
   }
 
   /** A value read at each scrape (for state kept elsewhere). */
@@ -181,7 +194,8 @@ export class MetricsRegistry {
 
   #checkLabels(name: string, labelNames: readonly string[]): readonly string[] {
     for (const label of labelNames)
-      if (!LABEL_NAME.test(label) || label.startsWith('__')) throw new TypeError(`${name}: invalid label name '${label}'`);
+      if (!LABEL_NAME.test(label) || label.startsWith('__'))
+        throw new TypeError(`${name}: invalid label name '${label}'`);
     if (new Set(labelNames).size !== labelNames.length) throw new TypeError(`${name}: duplicate label names`);
     return Object.freeze([...labelNames]);
   }

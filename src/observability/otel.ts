@@ -35,7 +35,11 @@ export function tracingWanted(env: NodeJS.ProcessEnv): boolean {
   if (value(env, 'OTEL_SDK_DISABLED') === 'true') return false;
   const exporter = value(env, 'OTEL_TRACES_EXPORTER');
   if (exporter === 'none') return false;
-  return exporter !== undefined || value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined || value(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined;
+  return (
+    exporter !== undefined ||
+    value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined ||
+    value(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined
+  );
 }
 
 interface TracingSettings {
@@ -45,21 +49,33 @@ interface TracingSettings {
   readonly sampler: { readonly name: string; readonly ratio: number };
 }
 
-const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+];
 
 /** Validates what OTEL_* says; a bad value is a start failure naming the variable, not a silent default. */
 export function tracingSettings(env: NodeJS.ProcessEnv): TracingSettings {
   const problems: string[] = [];
   const exporter = value(env, 'OTEL_TRACES_EXPORTER') ?? 'otlp';
   if (exporter !== 'otlp') problems.push(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporter)})`);
-  const protocol = value(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? value(env, 'OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
-  if (!(PROTOCOLS as readonly string[]).includes(protocol)) problems.push(`OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json (got ${JSON.stringify(protocol)})`);
+  const protocol =
+    value(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? value(env, 'OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
+  if (!(PROTOCOLS as readonly string[]).includes(protocol))
+    problems.push(`OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json (got ${JSON.stringify(protocol)})`);
   const signalUrl = value(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
-  const url = signalUrl ?? `${(value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') ?? DEFAULT_ENDPOINT).replace(/\/+$/, '')}${TRACES_PATH}`;
+  const url =
+    signalUrl ?? `${(value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') ?? DEFAULT_ENDPOINT).replace(/\/+$/, '')}${TRACES_PATH}`;
   try {
     if (!['http:', 'https:'].includes(new URL(url).protocol)) throw new Error();
   } catch {
-    problems.push(`${signalUrl !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'} must be an http(s) URL`);
+    problems.push(
+      `${signalUrl !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'} must be an http(s) URL`,
+    );
   }
   const samplerName = value(env, 'OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on';
   if (!SAMPLERS.includes(samplerName)) problems.push(`OTEL_TRACES_SAMPLER must be one of ${SAMPLERS.join(', ')}`);
@@ -67,7 +83,12 @@ export function tracingSettings(env: NodeJS.ProcessEnv): TracingSettings {
   const ratio = ratioText === undefined ? 1 : Number(ratioText);
   if (!(ratio >= 0 && ratio <= 1)) problems.push('OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1');
   if (problems.length > 0) throw new ConfigError(problems);
-  return { url, protocol: protocol as Protocol, serviceName: value(env, 'OTEL_SERVICE_NAME') ?? DEFAULT_SERVICE_NAME, sampler: { name: samplerName, ratio } };
+  return {
+    url,
+    protocol: protocol as Protocol,
+    serviceName: value(env, 'OTEL_SERVICE_NAME') ?? DEFAULT_SERVICE_NAME,
+    sampler: { name: samplerName, ratio },
+  };
 }
 
 /**
@@ -80,11 +101,17 @@ export async function startTracing(env: NodeJS.ProcessEnv): Promise<Tracing | nu
   const [sdk, { resourceFromAttributes }, exporterModule] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/resources'),
-    settings.protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
+    settings.protocol === 'http/json'
+      ? import('@opentelemetry/exporter-trace-otlp-http')
+      : import('@opentelemetry/exporter-trace-otlp-proto'),
   ]);
   const exporter = new exporterModule.OTLPTraceExporter({ url: settings.url });
   const { name, ratio } = settings.sampler;
-  const root = name.endsWith('always_off') ? new sdk.AlwaysOffSampler() : name.endsWith('traceidratio') ? new sdk.TraceIdRatioBasedSampler(ratio) : new sdk.AlwaysOnSampler();
+  const root = name.endsWith('always_off')
+    ? new sdk.AlwaysOffSampler()
+    : name.endsWith('traceidratio')
+      ? new sdk.TraceIdRatioBasedSampler(ratio)
+      : new sdk.AlwaysOnSampler();
   const provider = new sdk.NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': settings.serviceName }),
     sampler: name.startsWith('parentbased_') ? new sdk.ParentBasedSampler({ root }) : root,

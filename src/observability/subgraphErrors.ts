@@ -32,6 +32,9 @@ export function countSubgraphErrors(errors: readonly GraphQLFormattedError[], op
     const subgraph = error.extensions?.['serviceName'];
     if (typeof subgraph !== 'string' || !options.isSubgraph(subgraph)) continue;
     const code = error.extensions?.['code'];
-    options.counter.inc({ subgraph, code: typeof code === 'string' && KNOWN_ERROR_CODES.has(code) ? code : OTHER_ERROR_CODE });
+    options.counter.inc({
+      subgraph,
+      code: typeof code === 'string' && KNOWN_ERROR_CODES.has(code) ? code : OTHER_ERROR_CODE,
+    });
   }
 }

@@ -32,7 +32,15 @@ export type ParameterLevel = 'PROVIDER' | 'CONNECTION';
  * - `httpToken`: an HTTP token (RFC 9110: letters, digits and ``!#$%&'*+.^_`|~-``), for authentication schemes;
  * - `headerName`: an HTTP token naming a header a credential may go in (not `Host`, `Content-Length`, ...).
  */
-export type ParameterFormat = 'url' | 'issuer' | 'host' | 'hostLabel' | 'pathSegment' | 'text' | 'httpToken' | 'headerName';
+export type ParameterFormat =
+  | 'url'
+  | 'issuer'
+  | 'host'
+  | 'hostLabel'
+  | 'pathSegment'
+  | 'text'
+  | 'httpToken'
+  | 'headerName';
 
 /** Where a parameter is sent when it carries `sendAs`: the authorization request, token requests, or both. */
 export type RequestPart = 'authorization' | 'token';
@@ -147,7 +155,10 @@ const NEVER_EXPIRE = { tokensNeverExpire: true, defaultTokenLifetimeSeconds: nul
 const BOTH: readonly GrantType[] = ['AUTHORIZATION_CODE', 'CLIENT_CREDENTIALS'];
 const CODE_ONLY: readonly GrantType[] = ['AUTHORIZATION_CODE'];
 
-type ParameterDraft = Omit<ParameterSpec, 'type' | 'level' | 'required' | 'default' | 'grantTypes' | 'sendAs' | 'format' | 'endpoint'> &
+type ParameterDraft = Omit<
+  ParameterSpec,
+  'type' | 'level' | 'required' | 'default' | 'grantTypes' | 'sendAs' | 'format' | 'endpoint'
+> &
   Partial<Pick<ParameterSpec, 'type' | 'level' | 'required' | 'default' | 'format' | 'sendAs'>> & {
     readonly grantTypes?: readonly GrantType[];
   };
@@ -171,8 +182,13 @@ export function templateParameters(template: string): string[] {
  * Names of the parameters the endpoint templates (and a credential's header and check URL) are made
  * of: derived, so it cannot drift from them. A stored credential is bound to them like tokens are.
  */
-function endpointParameterNames(endpoints: Partial<ProviderEndpoints>, credential: CredentialSpec | undefined): ReadonlySet<string> {
-  const templates = [...Object.values(endpoints), ...(credential ? Object.values(credential) : [])].filter((t): t is string => typeof t === 'string');
+function endpointParameterNames(
+  endpoints: Partial<ProviderEndpoints>,
+  credential: CredentialSpec | undefined,
+): ReadonlySet<string> {
+  const templates = [...Object.values(endpoints), ...(credential ? Object.values(credential) : [])].filter(
+    (t): t is string => typeof t === 'string',
+  );
   return new Set(templates.flatMap(templateParameters));
 }
 
@@ -191,7 +207,14 @@ function entry(draft: EntryDraft): IdentityProviderEntry {
       grantTypes: p.grantTypes ?? draft.grantTypes,
       endpoint: endpointNames.has(p.name),
     })),
-    endpoints: { authorizationUrl: null, tokenUrl: null, discovery: null, issuer: null, revocationUrl: null, ...draft.endpoints },
+    endpoints: {
+      authorizationUrl: null,
+      tokenUrl: null,
+      discovery: null,
+      issuer: null,
+      revocationUrl: null,
+      ...draft.endpoints,
+    },
     quirks: { ...STANDARD_QUIRKS, ...draft.quirks },
     credential: draft.credential ?? null,
   };
@@ -220,7 +243,8 @@ const OPTIONAL_ISSUER: ParameterDraft = {
 const REVOCATION_URL: ParameterDraft = {
   name: 'revocationUrl',
   format: 'url',
-  description: "The authorization server's RFC 7009 revocation endpoint: a deleted connection's tokens are revoked there when set.",
+  description:
+    "The authorization server's RFC 7009 revocation endpoint: a deleted connection's tokens are revoked there when set.",
 };
 const AUDIENCE: ParameterDraft = {
   name: 'audience',
@@ -245,7 +269,8 @@ const STATIC_CREDENTIAL_QUIRKS: Partial<Quirks> = { ...NEVER_EXPIRE, pkce: 'none
 const CHECK_URL: ParameterDraft = {
   name: 'checkUrl',
   format: 'url',
-  description: '`testConnection` sends the credential here (GET) and expects a 2xx answer; without it the credential cannot be tested.',
+  description:
+    '`testConnection` sends the credential here (GET) and expects a 2xx answer; without it the credential cannot be tested.',
 };
 
 /** A well-known API whose keys go in `Authorization: Bearer <key>`. */
@@ -270,7 +295,12 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     grantTypes: BOTH,
     parameters: [AUTHORIZATION_URL, TOKEN_URL, OPTIONAL_ISSUER, REVOCATION_URL, AUDIENCE, RESOURCE],
     defaultScopes: [],
-    endpoints: { authorizationUrl: '{authorizationUrl}', tokenUrl: '{tokenUrl}', issuer: '{issuer}', revocationUrl: '{revocationUrl}' },
+    endpoints: {
+      authorizationUrl: '{authorizationUrl}',
+      tokenUrl: '{tokenUrl}',
+      issuer: '{issuer}',
+      revocationUrl: '{revocationUrl}',
+    },
     // RFC 6749 obliges servers to support HTTP Basic client authentication, not the body form.
     quirks: { pkce: 'none', clientAuth: 'client_secret_basic' },
     docsUrl: 'https://www.rfc-editor.org/rfc/rfc6749',
@@ -281,7 +311,12 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     grantTypes: CODE_ONLY,
     parameters: [AUTHORIZATION_URL, TOKEN_URL, OPTIONAL_ISSUER, REVOCATION_URL, AUDIENCE, RESOURCE],
     defaultScopes: [],
-    endpoints: { authorizationUrl: '{authorizationUrl}', tokenUrl: '{tokenUrl}', issuer: '{issuer}', revocationUrl: '{revocationUrl}' },
+    endpoints: {
+      authorizationUrl: '{authorizationUrl}',
+      tokenUrl: '{tokenUrl}',
+      issuer: '{issuer}',
+      revocationUrl: '{revocationUrl}',
+    },
     quirks: { pkce: 'S256', clientAuth: 'client_secret_basic', publicClientAllowed: true },
     docsUrl: 'https://www.rfc-editor.org/rfc/rfc7636',
   }),
@@ -313,7 +348,8 @@ const CATALOG: readonly IdentityProviderEntry[] = [
         name: 'tenantId',
         required: true,
         format: 'pathSegment',
-        description: 'Directory (tenant) ID or domain; `common` / `organizations` for multi-tenant apps (authorization code only).',
+        description:
+          'Directory (tenant) ID or domain; `common` / `organizations` for multi-tenant apps (authorization code only).',
       },
       {
         name: 'resourceUri',
@@ -416,7 +452,8 @@ const CATALOG: readonly IdentityProviderEntry[] = [
         name: 'instanceName',
         default: 'login.salesforce.com',
         format: 'host',
-        description: 'Login host: login.salesforce.com, test.salesforce.com or your My Domain (required for client credentials).',
+        description:
+          'Login host: login.salesforce.com, test.salesforce.com or your My Domain (required for client credentials).',
       },
     ],
     defaultScopes: ['api', 'refresh_token'],
@@ -503,7 +540,11 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     grantTypes: CODE_ONLY,
     parameters: [],
     defaultScopes: [],
-    endpoints: { authorizationUrl: 'https://zoom.us/oauth/authorize', tokenUrl: 'https://zoom.us/oauth/token', revocationUrl: 'https://zoom.us/oauth/revoke' },
+    endpoints: {
+      authorizationUrl: 'https://zoom.us/oauth/authorize',
+      tokenUrl: 'https://zoom.us/oauth/token',
+      revocationUrl: 'https://zoom.us/oauth/revoke',
+    },
     quirks: { clientAuth: 'client_secret_basic', rotatesRefreshTokens: true },
     docsUrl: 'https://developers.zoom.us/docs/integrations/oauth/',
   }),
@@ -569,7 +610,11 @@ const CATALOG: readonly IdentityProviderEntry[] = [
       },
     ],
     defaultScopes: ['read_user'],
-    endpoints: { authorizationUrl: 'https://{domain}/oauth/authorize', tokenUrl: 'https://{domain}/oauth/token', revocationUrl: 'https://{domain}/oauth/revoke' },
+    endpoints: {
+      authorizationUrl: 'https://{domain}/oauth/authorize',
+      tokenUrl: 'https://{domain}/oauth/token',
+      revocationUrl: 'https://{domain}/oauth/revoke',
+    },
     quirks: { rotatesRefreshTokens: true },
     docsUrl: 'https://docs.gitlab.com/ee/api/oauth2.html',
   }),
@@ -672,7 +717,12 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     displayName: 'Generic API key',
     grantTypes: API_KEY,
     parameters: [
-      { name: 'headerName', default: 'Authorization', format: 'headerName', description: 'The request header the key goes in, for example `X-API-Key`.' },
+      {
+        name: 'headerName',
+        default: 'Authorization',
+        format: 'headerName',
+        description: 'The request header the key goes in, for example `X-API-Key`.',
+      },
       {
         name: 'scheme',
         default: 'Bearer',
@@ -698,9 +748,24 @@ const CATALOG: readonly IdentityProviderEntry[] = [
     credential: { header: 'Authorization', scheme: 'Basic', checkUrl: '{checkUrl}' },
     docsUrl: 'https://www.rfc-editor.org/rfc/rfc7617',
   }),
-  bearerKeyApi('stripe', 'Stripe (secret key)', 'https://api.stripe.com/v1/balance', 'https://docs.stripe.com/api/authentication'),
-  bearerKeyApi('sendgrid', 'SendGrid', 'https://api.sendgrid.com/v3/scopes', 'https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/authentication'),
-  bearerKeyApi('openai', 'OpenAI', 'https://api.openai.com/v1/models', 'https://platform.openai.com/docs/api-reference/authentication'),
+  bearerKeyApi(
+    'stripe',
+    'Stripe (secret key)',
+    'https://api.stripe.com/v1/balance',
+    'https://docs.stripe.com/api/authentication',
+  ),
+  bearerKeyApi(
+    'sendgrid',
+    'SendGrid',
+    'https://api.sendgrid.com/v3/scopes',
+    'https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/authentication',
+  ),
+  bearerKeyApi(
+    'openai',
+    'OpenAI',
+    'https://api.openai.com/v1/models',
+    'https://platform.openai.com/docs/api-reference/authentication',
+  ),
   entry({
     name: 'mailgun',
     displayName: 'Mailgun (username `api`, password: the API key)',

@@ -37,21 +37,46 @@ function secretString(value: unknown, field: string, max: number, forbidden: Reg
  * the input gives none. Fields of the other kind, or of no kind, are refused by name; values are
  * never echoed.
  */
-export function credentialValue(kind: StaticCredentialKind | null, raw: CredentialInputRaw, path: string): string | null {
+export function credentialValue(
+  kind: StaticCredentialKind | null,
+  raw: CredentialInputRaw,
+  path: string,
+): string | null {
   const fields = (['apiKey', 'username', 'password'] as const).filter((f) => given(raw[f]));
   const allowed: readonly string[] = kind === 'API_KEY' ? ['apiKey'] : kind === 'BASIC' ? ['username', 'password'] : [];
   const stray = fields.find((f) => !allowed.includes(f));
-  if (stray !== undefined) throw badInput(`${path}.${stray}`, `is only accepted for ${stray === 'apiKey' ? 'API_KEY' : 'BASIC'} connections`);
+  if (stray !== undefined)
+    throw badInput(`${path}.${stray}`, `is only accepted for ${stray === 'apiKey' ? 'API_KEY' : 'BASIC'} connections`);
   if (kind === 'API_KEY') {
-    return given(raw.apiKey) ? secretString(raw.apiKey, `${path}.apiKey`, MAX_API_KEY_CHARS, KEY_FORBIDDEN, 'without whitespace or control characters') : null;
+    return given(raw.apiKey)
+      ? secretString(
+          raw.apiKey,
+          `${path}.apiKey`,
+          MAX_API_KEY_CHARS,
+          KEY_FORBIDDEN,
+          'without whitespace or control characters',
+        )
+      : null;
   }
   if (kind !== 'BASIC' || fields.length === 0) return null;
   // The two are sealed together and never read back: a rotation gives both.
   if (!given(raw.username)) throw badInput(`${path}.username`, `is required with ${path}.password`);
   if (!given(raw.password)) throw badInput(`${path}.password`, `is required with ${path}.username`);
   // RFC 7617: the user-id ends at the first colon.
-  const username = secretString(raw.username, `${path}.username`, MAX_USERNAME_CHARS, /[:\p{Cc}]/u, 'without a colon or control characters');
-  const password = secretString(raw.password, `${path}.password`, MAX_PASSWORD_CHARS, CONTROL_CHARACTER, 'without control characters');
+  const username = secretString(
+    raw.username,
+    `${path}.username`,
+    MAX_USERNAME_CHARS,
+    /[:\p{Cc}]/u,
+    'without a colon or control characters',
+  );
+  const password = secretString(
+    raw.password,
+    `${path}.password`,
+    MAX_PASSWORD_CHARS,
+    CONTROL_CHARACTER,
+    'without control characters',
+  );
   return Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
 }
 
@@ -60,7 +85,10 @@ function catalogBug(entry: IdentityProviderEntry): Error {
 }
 
 /** The header the entry's credentials go in, for the provider's parameters. */
-export function credentialHeader(entry: IdentityProviderEntry, parameters: Readonly<Record<string, string>>): CredentialHeader {
+export function credentialHeader(
+  entry: IdentityProviderEntry,
+  parameters: Readonly<Record<string, string>>,
+): CredentialHeader {
   const spec = entry.credential;
   if (spec === null) throw catalogBug(entry);
   const name = expandScope(entry, spec.header, parameters);
@@ -70,7 +98,11 @@ export function credentialHeader(entry: IdentityProviderEntry, parameters: Reado
 }
 
 /** Where `testConnection` sends the credential; null when the entry (or the provider) names no check URL. */
-export function credentialCheckUrl(entry: IdentityProviderEntry, parameters: Readonly<Record<string, string>>, options: UrlOptions): string | null {
+export function credentialCheckUrl(
+  entry: IdentityProviderEntry,
+  parameters: Readonly<Record<string, string>>,
+  options: UrlOptions,
+): string | null {
   const template = entry.credential?.checkUrl ?? null;
   return template === null ? null : expandUrl(entry, template, parameters, options);
 }

@@ -75,12 +75,17 @@ export function expandUrl(
   });
   if (missing) return null;
   // Every part was checked on its own; the whole must still be a URL.
-  if (!URL.canParse(expanded)) throw badInput('parameters', `do not form a valid URL for identity provider ${entry.name}`);
+  if (!URL.canParse(expanded))
+    throw badInput('parameters', `do not form a valid URL for identity provider ${entry.name}`);
   return expanded;
 }
 
 /** Expands a scope (or header) template with raw values; null when a placeholder has no value. */
-export function expandScope(entry: IdentityProviderEntry, template: string, parameters: Readonly<Record<string, string>>): string | null {
+export function expandScope(
+  entry: IdentityProviderEntry,
+  template: string,
+  parameters: Readonly<Record<string, string>>,
+): string | null {
   let missing = false;
   const expanded = template.replace(PLACEHOLDER, (_match, name: string) => {
     const value = parameterValue(specOf(entry, name), parameters);
@@ -122,7 +127,9 @@ export function effectiveScopes(entry: IdentityProviderEntry, provider: Provider
       : (code ? entry.defaultScopes : entry.quirks.clientCredentialsScopes)
           .map((t) => expandScope(entry, t, provider.parameters))
           .filter((s): s is string => s !== null && s !== '');
-  const added = code ? [...(entry.quirks.openIdConnect ? ['openid'] : []), ...entry.quirks.authorizationCodeScopes] : [];
+  const added = code
+    ? [...(entry.quirks.openIdConnect ? ['openid'] : []), ...entry.quirks.authorizationCodeScopes]
+    : [];
   return Object.freeze([...new Set([...base, ...added])]);
 }
 
@@ -139,7 +146,8 @@ function sentParameters(
 ): Readonly<Record<string, string>> {
   const out: Record<string, string> = { ...fixed };
   for (const spec of entry.parameters) {
-    if (spec.sendAs === null || !spec.sendAs.in.includes(part) || !spec.grantTypes.includes(provider.grantType)) continue;
+    if (spec.sendAs === null || !spec.sendAs.in.includes(part) || !spec.grantTypes.includes(provider.grantType))
+      continue;
     const value = parameterValue(spec, provider.parameters);
     if (value !== null) out[spec.sendAs.name] = value;
   }

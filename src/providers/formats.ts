@@ -18,7 +18,9 @@ export interface UrlOptions {
   readonly refusePrivateAddresses?: boolean;
 }
 
-export type ValueCheck = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly problem: string };
+export type ValueCheck =
+  | { readonly ok: true; readonly value: string }
+  | { readonly ok: false; readonly problem: string };
 
 export const MAX_PARAMETER_VALUE_LENGTH = 2048;
 const MAX_PATH_SEGMENT_LENGTH = 256;
@@ -36,8 +38,21 @@ const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
  * carry the gateway's own trace context. Compared lower-cased.
  */
 const RESERVED_HEADER_NAMES: ReadonlySet<string> = new Set([
-  'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
-  'expect', 'proxy-authorization', 'proxy-connection', 'traceparent', 'tracestate', 'cookie',
+  'host',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'proxy-connection',
+  'traceparent',
+  'tracestate',
+  'cookie',
 ]);
 // Whitespace, Unicode line and paragraph separators included (control characters: see values.ts).
 const WHITESPACE = /\s/u;
@@ -55,13 +70,17 @@ export function isHostName(value: string): boolean {
 
 function checkUrl(value: string, options: UrlOptions, issuer: boolean): ValueCheck {
   const schemes = options.allowInsecureHttp === true ? 'an http or https URL' : 'an https URL';
-  const rule = issuer ? `must be ${schemes} without query or fragment` : `must be ${schemes} without credentials or fragment`;
+  const rule = issuer
+    ? `must be ${schemes} without query or fragment`
+    : `must be ${schemes} without credentials or fragment`;
   if (value.length > MAX_PARAMETER_VALUE_LENGTH || hasWhitespaceOrControl(value)) return problem(rule);
   const url = parseUrl(value);
-  if (url === null || !isWebScheme(url, options.allowInsecureHttp === true) || url.hostname === '') return problem(`must be ${schemes}`);
+  if (url === null || !isWebScheme(url, options.allowInsecureHttp === true) || url.hostname === '')
+    return problem(`must be ${schemes}`);
   if (url.username !== '' || url.password !== '' || value.includes('#')) return problem(rule);
   if (issuer && value.includes('?')) return problem(rule);
-  if (options.refusePrivateAddresses === true && isPrivateAddress(url.hostname)) return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);
+  if (options.refusePrivateAddresses === true && isPrivateAddress(url.hostname))
+    return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);
   return ok(value);
 }
 
@@ -72,7 +91,8 @@ export function checkUrlValue(value: string, options: UrlOptions): ValueCheck {
 
 function checkHost(value: string, options: UrlOptions): ValueCheck {
   if (!isHostName(value)) return problem('must be a host name (letters, digits, dots and hyphens)');
-  if (options.refusePrivateAddresses === true && isPrivateAddress(value)) return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);
+  if (options.refusePrivateAddresses === true && isPrivateAddress(value))
+    return problem(`must not name a refused address: ${PRIVATE_NETWORK_RULE}`);
   return ok(value.toLowerCase());
 }
 
@@ -101,9 +121,14 @@ export function checkParameterValue(spec: ParameterSpec, value: string, options:
         ? ok(value)
         : problem(`must be 1-${MAX_PARAMETER_VALUE_LENGTH} characters without whitespace or control characters`);
     case 'httpToken':
-      return HTTP_TOKEN.test(value) ? ok(value) : problem("must be 1-64 characters of letters, digits and !#$%&'*+.^_`|~-");
+      return HTTP_TOKEN.test(value)
+        ? ok(value)
+        : problem("must be 1-64 characters of letters, digits and !#$%&'*+.^_`|~-");
     case 'headerName':
-      if (!HTTP_TOKEN.test(value)) return problem("must be a header name: 1-64 characters of letters, digits and !#$%&'*+.^_`|~-");
-      return RESERVED_HEADER_NAMES.has(value.toLowerCase()) ? problem(`must not be ${value.toLowerCase()}: that header frames or routes the request`) : ok(value);
+      if (!HTTP_TOKEN.test(value))
+        return problem("must be a header name: 1-64 characters of letters, digits and !#$%&'*+.^_`|~-");
+      return RESERVED_HEADER_NAMES.has(value.toLowerCase())
+        ? problem(`must not be ${value.toLowerCase()}: that header frames or routes the request`)
+        : ok(value);
   }
 }

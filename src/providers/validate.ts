@@ -96,13 +96,19 @@ export function validateClientId(value: unknown, field: string): string {
  * A client secret; null when absent or empty and `required` is false. `requiredBy` names who
  * requires it in the message (for example `identity provider github`).
  */
-export function validateClientSecret(value: unknown, field: string, required: boolean, requiredBy: string): string | null {
+export function validateClientSecret(
+  value: unknown,
+  field: string,
+  required: boolean,
+  requiredBy: string,
+): string | null {
   if (absent(value) || value === '') {
     if (required) throw badInput(field, `is required by ${requiredBy}`);
     return null;
   }
   if (typeof value !== 'string') throw badInput(field, 'must be a string');
-  if (value.length > MAX_CLIENT_SECRET_LENGTH) throw badInput(field, `must be at most ${MAX_CLIENT_SECRET_LENGTH} characters`);
+  if (value.length > MAX_CLIENT_SECRET_LENGTH)
+    throw badInput(field, `must be at most ${MAX_CLIENT_SECRET_LENGTH} characters`);
   return value;
 }
 
@@ -133,7 +139,8 @@ export function validateScopes(value: unknown, field: string, entry: IdentityPro
     if (scope.length < 1 || scope.length > MAX_SCOPE_LENGTH || hasWhitespaceOrControl(scope)) {
       throw badInput(item, `must be 1-${MAX_SCOPE_LENGTH} characters without whitespace or control characters`);
     }
-    if (scope.includes(separator)) throw badInput(item, `must not contain '${separator}' (the scope separator of ${entry.name})`);
+    if (scope.includes(separator))
+      throw badInput(item, `must not contain '${separator}' (the scope separator of ${entry.name})`);
   });
   return Object.freeze([...new Set(value as string[])]);
 }
@@ -142,7 +149,8 @@ export function validateScopes(value: unknown, field: string, entry: IdentityPro
 function parameterMap(value: unknown, field: string): Map<string, string | null> {
   const map = new Map<string, string | null>();
   const add = (name: unknown, v: unknown, at: string): void => {
-    if (typeof name !== 'string' || !PARAMETER_NAME.test(name)) throw badInput(at, 'must have a parameter name (letters and digits)');
+    if (typeof name !== 'string' || !PARAMETER_NAME.test(name))
+      throw badInput(at, 'must have a parameter name (letters and digits)');
     const path = `${field}.${name}`;
     if (map.has(name)) throw badInput(path, 'is given more than once');
     if (!absent(v) && typeof v !== 'string') throw badInput(path, 'must be a string');
@@ -199,7 +207,8 @@ export function validateParameters(
       throw badInput(field, `is not a parameter of identity provider ${entry.name} (${hint})`);
     }
     if (spec.level !== how.level) throw badInput(field, `is set on the ${spec.level.toLowerCase()}, not here`);
-    if (!specs.includes(spec) && v !== null && v !== '') throw badInput(field, `is not used with grant type ${grantType}`);
+    if (!specs.includes(spec) && v !== null && v !== '')
+      throw badInput(field, `is not used with grant type ${grantType}`);
   }
   const out: Record<string, string> = {};
   for (const spec of specs) {
@@ -219,14 +228,22 @@ export function validateParameters(
 }
 
 function refuseSecretWithoutClient(secret: unknown, path: string): void {
-  if (!absent(secret) && secret !== '') throw badInput(`${path}.clientSecret`, `is only accepted with ${path}.clientId`);
+  if (!absent(secret) && secret !== '')
+    throw badInput(`${path}.clientSecret`, `is only accepted with ${path}.clientId`);
 }
 
 /** API_KEY and BASIC providers have no OAuth client: each connection holds its credential. */
-function refuseClientOfStaticCredential(input: Pick<ProviderInputRaw, 'clientId' | 'clientSecret'>, grantType: GrantType, path: string): void {
+function refuseClientOfStaticCredential(
+  input: Pick<ProviderInputRaw, 'clientId' | 'clientSecret'>,
+  grantType: GrantType,
+  path: string,
+): void {
   for (const field of ['clientId', 'clientSecret'] as const) {
     if (!absent(input[field]) && input[field] !== '')
-      throw badInput(`${path}.${field}`, `is not used with grant type ${grantType}: each connection holds its own credential`);
+      throw badInput(
+        `${path}.${field}`,
+        `is not used with grant type ${grantType}: each connection holds its own credential`,
+      );
   }
 }
 
@@ -273,14 +290,28 @@ export function validateProviderInput(
   const clientSecret =
     clientId === null
       ? null
-      : validateClientSecret(input.clientSecret, `${path}.clientSecret`, !entry.quirks.publicClientAllowed, `identity provider ${entry.name}`);
+      : validateClientSecret(
+          input.clientSecret,
+          `${path}.clientSecret`,
+          !entry.quirks.publicClientAllowed,
+          `identity provider ${entry.name}`,
+        );
   const scopes = validateScopes(input.scopes, `${path}.scopes`, entry);
   const parameters = validateParameters(entry, grantType, input.parameters, {
     ...options,
     path: `${path}.parameters`,
     level: 'PROVIDER',
   });
-  return Object.freeze({ id, displayName, identityProvider: entry.name, grantType, clientId, clientSecret, scopes, parameters });
+  return Object.freeze({
+    id,
+    displayName,
+    identityProvider: entry.name,
+    grantType,
+    clientId,
+    clientSecret,
+    scopes,
+    parameters,
+  });
 }
 
 /**
@@ -296,18 +327,28 @@ export function validateProviderPatch(
 ): ValidProviderPatch {
   if (!absent(input.id) && input.id !== current.id) throw badInput(`${path}.id`, 'cannot be changed');
   if (!absent(input.identityProvider) && input.identityProvider !== current.identityProvider) {
-    throw badInput(`${path}.identityProvider`, `cannot be changed (it is ${current.identityProvider}); create a new provider instead`);
+    throw badInput(
+      `${path}.identityProvider`,
+      `cannot be changed (it is ${current.identityProvider}); create a new provider instead`,
+    );
   }
   if (!absent(input.grantType) && input.grantType !== current.grantType) {
-    throw badInput(`${path}.grantType`, `cannot be changed (it is ${current.grantType}); create a new provider instead`);
+    throw badInput(
+      `${path}.grantType`,
+      `cannot be changed (it is ${current.grantType}); create a new provider instead`,
+    );
   }
   const entry = findIdentityProvider(current.identityProvider);
   if (entry === undefined) {
-    throw badInput(`${path}.identityProvider`, `${current.identityProvider} is no longer in the catalog; create a new provider instead`);
+    throw badInput(
+      `${path}.identityProvider`,
+      `${current.identityProvider} is no longer in the catalog; create a new provider instead`,
+    );
   }
   const patch: { -readonly [K in keyof ValidProviderPatch]: ValidProviderPatch[K] } = {};
   if (isStaticCredential(current.grantType)) refuseClientOfStaticCredential(input, current.grantType, path);
-  if (!absent(input.displayName)) patch.displayName = validateDisplayName(input.displayName, `${path}.displayName`, current.id);
+  if (!absent(input.displayName))
+    patch.displayName = validateDisplayName(input.displayName, `${path}.displayName`, current.id);
   if (!absent(input.clientId)) patch.clientId = validateClientId(input.clientId, `${path}.clientId`);
   if ((patch.clientId ?? current.clientId) === null) {
     refuseSecretWithoutClient(input.clientSecret, path);

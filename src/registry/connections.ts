@@ -1,10 +1,21 @@
 /** Connection operations. A connection belongs to one provider; its secrets are sealed to it. */
-import { isStaticCredential, type AccessPolicyRecord, type ConnectionRecord, type ConnectionState, type ProviderRecord } from '../domain/model.js';
+import {
+  isStaticCredential,
+  type AccessPolicyRecord,
+  type ConnectionRecord,
+  type ConnectionState,
+  type ProviderRecord,
+} from '../domain/model.js';
 import { badInput, GatewayError } from '../errors.js';
 import { notFound } from '../store/errors.js';
 import { absent, connectionLabel, validateId, type ConnectionKey } from '../domain/ids.js';
 import { findIdentityProvider } from '../providers/catalog.js';
-import { credentialHeader, credentialTokenSet, credentialValue, type CredentialInputRaw } from '../providers/credentials.js';
+import {
+  credentialHeader,
+  credentialTokenSet,
+  credentialValue,
+  type CredentialInputRaw,
+} from '../providers/credentials.js';
 import { validateClientId, validateDisplayName } from '../providers/validate.js';
 import type { ConnectionPatch, TokenWrite } from '../store/types.js';
 import type { RegistryDeps } from './deps.js';
@@ -23,12 +34,21 @@ export interface ConnectionInputRaw extends CredentialInputRaw {
  * An API_KEY or BASIC connection's credential as the write that makes it the connection's token set
  * (sealed in the same field as OAuth tokens, tokens/tokenSet.ts), CONNECTED; null when none is given.
  */
-function credentialWrite(deps: RegistryDeps, provider: ProviderRecord, key: ConnectionKey, raw: CredentialInputRaw, path: string): TokenWrite | null {
+function credentialWrite(
+  deps: RegistryDeps,
+  provider: ProviderRecord,
+  key: ConnectionKey,
+  raw: CredentialInputRaw,
+  path: string,
+): TokenWrite | null {
   const kind = isStaticCredential(provider.grantType) ? provider.grantType : null;
   const credential = credentialValue(kind, raw, path);
   if (credential === null) return null;
   const entry = findIdentityProvider(provider.identityProvider);
-  if (!entry) throw new GatewayError('INTERNAL_SERVER_ERROR', 'provider configuration is invalid', { cause: new Error(`unknown identity provider ${provider.identityProvider}`) });
+  if (!entry)
+    throw new GatewayError('INTERNAL_SERVER_ERROR', 'provider configuration is invalid', {
+      cause: new Error(`unknown identity provider ${provider.identityProvider}`),
+    });
   const set = credentialTokenSet(credential, credentialHeader(entry, provider.parameters));
   return {
     tokens: deps.envelope.seal(JSON.stringify(set), { kind: 'connection', field: 'tokens', ...key }),
@@ -40,7 +60,10 @@ function credentialWrite(deps: RegistryDeps, provider: ProviderRecord, key: Conn
 
 function credentialRequired(provider: ProviderRecord, path: string): GatewayError {
   const fields = provider.grantType === 'BASIC' ? 'username and password' : 'apiKey';
-  return badInput(`${path}.${provider.grantType === 'BASIC' ? 'username' : 'apiKey'}`, `is required: ${provider.grantType} connections hold their ${fields}`);
+  return badInput(
+    `${path}.${provider.grantType === 'BASIC' ? 'username' : 'apiKey'}`,
+    `is required: ${provider.grantType} connections hold their ${fields}`,
+  );
 }
 
 const MAX_CLIENT_SECRET_CHARS = 4096;
@@ -69,16 +92,25 @@ function clientFields(provider: ProviderRecord, raw: ConnectionInputRaw, path: s
 }
 
 /** A new client-credentials connection has a client: its own (id and secret together), or else the provider's. */
-function requireClient(provider: ProviderRecord, client: { clientId?: string; clientSecret?: string }, path: string): void {
+function requireClient(
+  provider: ProviderRecord,
+  client: { clientId?: string; clientSecret?: string },
+  path: string,
+): void {
   if (provider.grantType !== 'CLIENT_CREDENTIALS') return;
-  if (client.clientId === undefined && client.clientSecret !== undefined) throw badInput(`${path}.clientId`, `is required with ${path}.clientSecret`);
-  if (client.clientId !== undefined && client.clientSecret === undefined) throw badInput(`${path}.clientSecret`, `is required with ${path}.clientId`);
+  if (client.clientId === undefined && client.clientSecret !== undefined)
+    throw badInput(`${path}.clientId`, `is required with ${path}.clientSecret`);
+  if (client.clientId !== undefined && client.clientSecret === undefined)
+    throw badInput(`${path}.clientSecret`, `is required with ${path}.clientId`);
   if (client.clientId === undefined && provider.clientId === null) {
     throw badInput(`${path}.clientId`, `is required: credential provider '${provider.id}' has no client of its own`);
   }
 }
 
-export async function requireConnection(deps: Pick<RegistryDeps, 'store'>, key: ConnectionKey): Promise<ConnectionRecord> {
+export async function requireConnection(
+  deps: Pick<RegistryDeps, 'store'>,
+  key: ConnectionKey,
+): Promise<ConnectionRecord> {
   const connection = await deps.store.getConnection(key);
   if (!connection) throw notFound(connectionLabel(key));
   return connection;
@@ -105,13 +137,20 @@ export async function insertConnection(
   const id = validateId(raw.id, `${path}.id`);
   const displayName = optionalDisplayName(raw.displayName, `${path}.displayName`) ?? id;
   const { clientId, clientSecret } = clientFields(provider, raw, path);
-  requireClient(provider, { ...(clientId !== undefined && { clientId }), ...(clientSecret !== undefined && { clientSecret }) }, path);
+  requireClient(
+    provider,
+    { ...(clientId !== undefined && { clientId }), ...(clientSecret !== undefined && { clientSecret }) },
+    path,
+  );
   const key = { providerId: provider.id, connectionId: id };
   const credential = credentialWrite(deps, provider, key, raw, path);
   if (credential === null && isStaticCredential(provider.grantType)) throw credentialRequired(provider, path);
   const now = deps.now();
   // Client credentials need no consent: usable at once with the connection's or the provider's client.
-  const state: ConnectionState = provider.grantType === 'CLIENT_CREDENTIALS' || credential !== null ? { status: 'CONNECTED' } : { status: 'NOT_CONNECTED' };
+  const state: ConnectionState =
+    provider.grantType === 'CLIENT_CREDENTIALS' || credential !== null
+      ? { status: 'CONNECTED' }
+      : { status: 'NOT_CONNECTED' };
   const record: ConnectionRecord = {
     providerId: provider.id,
     id,
@@ -130,7 +169,12 @@ export async function insertConnection(
     createdAt: now,
     updatedAt: now,
   };
-  const inserted = await deps.store.insertConnection(record, initialPolicies(key, now), deps.limits.connectionsPerProvider, { autoCreated });
+  const inserted = await deps.store.insertConnection(
+    record,
+    initialPolicies(key, now),
+    deps.limits.connectionsPerProvider,
+    { autoCreated },
+  );
   // Nothing cached knows it yet; told anyway so that its `connection.created` webhooks go out at once.
   await deps.changes.publish(key);
   return inserted;
@@ -141,14 +185,30 @@ export async function insertConnection(
  * swept if it never gets it). NOT_FOUND without the provider, ALREADY_EXISTS when the connection exists,
  * CONNECTION_NOT_FOUND for an API key or basic provider (their connections are an admin's to make).
  */
-export async function createOnFirstUse(deps: RegistryDeps, key: ConnectionKey, owner: Owner, displayName: string): Promise<void> {
+export async function createOnFirstUse(
+  deps: RegistryDeps,
+  key: ConnectionKey,
+  owner: Owner,
+  displayName: string,
+): Promise<void> {
   const provider = await requireProvider(deps, key.providerId);
   // An API key or a password comes from an admin, never from a user's first query.
-  if (isStaticCredential(provider.grantType)) throw new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
-  await insertConnection(deps, provider, { id: key.connectionId, displayName }, (k, now) => [ownerPolicy(k, owner, now)], { autoCreated: true });
+  if (isStaticCredential(provider.grantType))
+    throw new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
+  await insertConnection(
+    deps,
+    provider,
+    { id: key.connectionId, displayName },
+    (k, now) => [ownerPolicy(k, owner, now)],
+    { autoCreated: true },
+  );
 }
 
-export async function createConnection(deps: RegistryDeps, providerId: string, raw: ConnectionInputRaw): Promise<ConnectionRecord> {
+export async function createConnection(
+  deps: RegistryDeps,
+  providerId: string,
+  raw: ConnectionInputRaw,
+): Promise<ConnectionRecord> {
   const provider = await requireProvider(deps, providerId);
   return insertConnection(deps, provider, raw, (key, now) => [managedIdentityPolicy(deps, key, now)]);
 }
@@ -173,9 +233,13 @@ export async function updateConnection(
   const credential = credentialWrite(deps, provider, key, raw, 'input');
   const rebinds = clientId !== undefined && clientId !== current.clientId;
   if (rebinds && clientSecret === undefined) {
-    throw badInput('input.clientSecret', "is required with a change of input.clientId: the connection's secret and tokens are bound to its client");
+    throw badInput(
+      'input.clientSecret',
+      "is required with a change of input.clientId: the connection's secret and tokens are bound to its client",
+    );
   }
-  if (clientSecret !== undefined && (clientId ?? current.clientId) === null) throw badInput('input.clientId', 'is required with input.clientSecret');
+  if (clientSecret !== undefined && (clientId ?? current.clientId) === null)
+    throw badInput('input.clientId', 'is required with input.clientSecret');
   const reconnects = clientSecret !== undefined && current.state.status === 'NOT_CONNECTED';
   const patch: ConnectionPatch = {
     ...(displayName !== undefined && { displayName }),
@@ -185,12 +249,19 @@ export async function updateConnection(
     }),
     ...(reconnects && { state: { status: 'CONNECTED' as const } }),
   };
-  const updated = await deps.store.updateConnection(key, patch, expectedVersion, { dropTokens: rebinds, ...(credential !== null && { tokens: credential }) });
+  const updated = await deps.store.updateConnection(key, patch, expectedVersion, {
+    dropTokens: rebinds,
+    ...(credential !== null && { tokens: credential }),
+  });
   await deps.changes.publish(key);
   return updated;
 }
 
-export async function deleteConnection(deps: RegistryDeps, key: ConnectionKey, expectedVersion: number | null): Promise<void> {
+export async function deleteConnection(
+  deps: RegistryDeps,
+  key: ConnectionKey,
+  expectedVersion: number | null,
+): Promise<void> {
   // Its tokens move to the revocation queue in the same transaction; the provider is not waited on.
   await deps.store.deleteConnection(key, expectedVersion, { retire: tokenRetirement(deps.envelope) });
   deps.onTokensRetired?.();

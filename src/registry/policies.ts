@@ -52,7 +52,16 @@ export interface Owner {
 /** A user-delegated connection's own policy: its user (by object id, within its issuer and tenant) and no one else. */
 export function ownerPolicy(key: ConnectionKey, owner: Owner, now: Date): AccessPolicyRecord {
   const { objectId, tenantId, issuer } = owner;
-  return Object.freeze({ ...key, id: DELEGATED_USER_POLICY_ID, kind: 'USER', objectId, tenantId, appIds: Object.freeze([]), issuer, createdAt: now });
+  return Object.freeze({
+    ...key,
+    id: DELEGATED_USER_POLICY_ID,
+    kind: 'USER',
+    objectId,
+    tenantId,
+    appIds: Object.freeze([]),
+    issuer,
+    createdAt: now,
+  });
 }
 
 function isAbsoluteUrl(value: string): boolean {
@@ -68,7 +77,10 @@ function validIssuer(value: unknown, field: string, trustedIssuers: readonly str
   if (value === undefined || value === null) return null;
   const issuer = boundedString(value, field);
   if (issuer !== issuer.trim() || !(isAbsoluteUrl(issuer) || trustedIssuers.includes(issuer)))
-    throw badInput(field, 'must be the issuer URL a caller\'s token carries in iss (an absolute URL or a configured identity.issuers[].issuer)');
+    throw badInput(
+      field,
+      "must be the issuer URL a caller's token carries in iss (an absolute URL or a configured identity.issuers[].issuer)",
+    );
   return issuer;
 }
 
@@ -83,14 +95,18 @@ export function validateAccessPolicy(
   if (typeof raw.kind !== 'string' || !(POLICY_KINDS as readonly string[]).includes(raw.kind))
     throw badInput(`${path}.kind`, `must be one of ${POLICY_KINDS.join(', ')}`);
   const objectId = boundedString(raw.objectId, `${path}.objectId`);
-  const tenantId = raw.tenantId === undefined || raw.tenantId === null ? null : boundedString(raw.tenantId, `${path}.tenantId`);
+  const tenantId =
+    raw.tenantId === undefined || raw.tenantId === null ? null : boundedString(raw.tenantId, `${path}.tenantId`);
   const appIds = raw.appIds === undefined || raw.appIds === null ? [] : raw.appIds;
   if (!Array.isArray(appIds) || appIds.length > MAX_APP_IDS)
     throw badInput(`${path}.appIds`, `must be a list of at most ${MAX_APP_IDS} ids`);
   appIds.forEach((a, i) => boundedString(a, `${path}.appIds[${i}]`));
   const issuer = validIssuer(raw.issuer, `${path}.issuer`, trustedIssuers);
   if (issuer !== null && raw.kind === 'MANAGED_IDENTITY')
-    throw badInput(`${path}.issuer`, "does not apply to MANAGED_IDENTITY policies: the gateway's own identity has no issuer");
+    throw badInput(
+      `${path}.issuer`,
+      "does not apply to MANAGED_IDENTITY policies: the gateway's own identity has no issuer",
+    );
   return Object.freeze({
     ...key,
     id,
@@ -103,7 +119,11 @@ export function validateAccessPolicy(
   });
 }
 
-export async function createAccessPolicy(deps: RegistryDeps, key: ConnectionKey, raw: AccessPolicyInputRaw): Promise<AccessPolicyRecord> {
+export async function createAccessPolicy(
+  deps: RegistryDeps,
+  key: ConnectionKey,
+  raw: AccessPolicyInputRaw,
+): Promise<AccessPolicyRecord> {
   const policy = validateAccessPolicy(key, raw, deps.now(), 'input', deps.trustedIssuers ?? []);
   const created = await deps.store.insertAccessPolicy(policy, deps.limits.accessPoliciesPerConnection);
   await deps.changes.publish(key);

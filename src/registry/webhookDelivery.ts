@@ -41,7 +41,10 @@ export interface WebhookDeliveryOptions {
 
 /** The Standard Webhooks signature of one message. */
 export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  const key = Buffer.from(secret.startsWith(WEBHOOK_SECRET_PREFIX) ? secret.slice(WEBHOOK_SECRET_PREFIX.length) : secret, 'base64');
+  const key = Buffer.from(
+    secret.startsWith(WEBHOOK_SECRET_PREFIX) ? secret.slice(WEBHOOK_SECRET_PREFIX.length) : secret,
+    'base64',
+  );
   return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
 }
 
@@ -103,7 +106,12 @@ export class WebhookDelivery {
     if (webhook === undefined) return;
     const { store, logger, onOutcome } = this.#options;
     const error = await this.#send(delivery, webhook);
-    const where = { webhook: webhook.id, event: delivery.eventId, type: delivery.eventType, attempt: delivery.attempts };
+    const where = {
+      webhook: webhook.id,
+      event: delivery.eventId,
+      type: delivery.eventType,
+      attempt: delivery.attempts,
+    };
     if (error === null) {
       await store.completeWebhookDelivery(webhook.id, delivery.eventId, { status: 'DELIVERED', at: this.#now() });
       onOutcome('delivered');
@@ -116,7 +124,11 @@ export class WebhookDelivery {
       return;
     }
     const delay = backoffMs(delivery.attempts, this.#options.retryBaseMs, RETRY_MAX_MS);
-    await store.completeWebhookDelivery(webhook.id, delivery.eventId, { status: 'PENDING', nextAttemptAt: new Date(this.#now().getTime() + delay), error });
+    await store.completeWebhookDelivery(webhook.id, delivery.eventId, {
+      status: 'PENDING',
+      nextAttemptAt: new Date(this.#now().getTime() + delay),
+      error,
+    });
     onOutcome('retried');
     logger.info({ ...where, reason: error, retryInMs: delay }, 'webhook delivery failed; will retry');
   }
@@ -125,7 +137,8 @@ export class WebhookDelivery {
   async #send(delivery: WebhookDeliveryRecord, webhook: WebhookRecord): Promise<string | null> {
     const { envelope, timeoutMs, allowInsecureHttp } = this.#options;
     const url = new URL(webhook.url);
-    if (url.protocol !== 'https:' && !(allowInsecureHttp && url.protocol === 'http:')) return 'the URL must use https (oauth.allowInsecureHttp is off)';
+    if (url.protocol !== 'https:' && !(allowInsecureHttp && url.protocol === 'http:'))
+      return 'the URL must use https (oauth.allowInsecureHttp is off)';
     const secret = envelope.open(webhook.secret, { kind: 'webhook', field: 'secret', webhookId: webhook.id });
     const timestamp = Math.floor(this.#now().getTime() / 1000);
     try {

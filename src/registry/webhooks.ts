@@ -29,7 +29,8 @@ export interface CreatedWebhook {
 }
 
 function validateEvents(value: unknown, path: string): readonly LifecycleEventType[] {
-  if (!Array.isArray(value) || value.length === 0) throw badInput(path, `must list at least one of ${LIFECYCLE_EVENT_TYPES.join(', ')}`);
+  if (!Array.isArray(value) || value.length === 0)
+    throw badInput(path, `must list at least one of ${LIFECYCLE_EVENT_TYPES.join(', ')}`);
   const events = value.map((event, i) => {
     const known = LIFECYCLE_EVENT_TYPES.find((t) => t === event);
     if (known === undefined) throw badInput(`${path}[${i}]`, `must be one of ${LIFECYCLE_EVENT_TYPES.join(', ')}`);
@@ -40,7 +41,10 @@ function validateEvents(value: unknown, path: string): readonly LifecycleEventTy
 
 function validateUrl(deps: RegistryDeps, value: unknown, path: string): string {
   if (typeof value !== 'string') throw badInput(path, 'must be a URL');
-  const check = checkUrlValue(value, { allowInsecureHttp: deps.allowInsecureHttp, refusePrivateAddresses: !deps.allowPrivateNetworks });
+  const check = checkUrlValue(value, {
+    allowInsecureHttp: deps.allowInsecureHttp,
+    refusePrivateAddresses: !deps.allowPrivateNetworks,
+  });
   if (!check.ok) throw badInput(path, check.problem);
   return check.value;
 }
@@ -51,7 +55,13 @@ export async function createWebhook(deps: RegistryDeps, raw: WebhookInputRaw): P
   const events = validateEvents(raw.events, 'input.events');
   const secret = `${WEBHOOK_SECRET_PREFIX}${randomBytes(WEBHOOK_SECRET_BYTES).toString('base64')}`;
   const webhook = await deps.store.insertWebhook(
-    { id, url, events, secret: deps.envelope.seal(secret, { kind: 'webhook', field: 'secret', webhookId: id }), createdAt: deps.now() },
+    {
+      id,
+      url,
+      events,
+      secret: deps.envelope.seal(secret, { kind: 'webhook', field: 'secret', webhookId: id }),
+      createdAt: deps.now(),
+    },
     MAX_WEBHOOKS,
   );
   return Object.freeze({ webhook, secret });

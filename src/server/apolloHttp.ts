@@ -21,8 +21,16 @@ function jsonShapeCheck(): (chunk: Buffer) => GatewayError | null {
   const meter = new JsonShapeMeter(MAX_BODY_DEPTH, MAX_BODY_VALUES);
   return (chunk) => {
     const problem = meter.feed(chunk);
-    if (problem === 'too-deep') return new GatewayError('BAD_USER_INPUT', `request body nests JSON more than ${MAX_BODY_DEPTH} levels deep (MAX_VARIABLE_DEPTH)`);
-    if (problem === 'too-many-values') return new GatewayError('BAD_USER_INPUT', `request body holds more than ${MAX_BODY_VALUES} JSON values (MAX_VARIABLE_VALUES)`);
+    if (problem === 'too-deep')
+      return new GatewayError(
+        'BAD_USER_INPUT',
+        `request body nests JSON more than ${MAX_BODY_DEPTH} levels deep (MAX_VARIABLE_DEPTH)`,
+      );
+    if (problem === 'too-many-values')
+      return new GatewayError(
+        'BAD_USER_INPUT',
+        `request body holds more than ${MAX_BODY_VALUES} JSON values (MAX_VARIABLE_VALUES)`,
+      );
     return null;
   };
 }

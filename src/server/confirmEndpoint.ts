@@ -20,7 +20,8 @@ function consentOf(body: string): string {
   } catch {
     throw badInput('body', 'must be a JSON object such as {"consent": "<id>"}');
   }
-  const consent = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)['consent'] : undefined;
+  const consent =
+    typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)['consent'] : undefined;
   if (typeof consent !== 'string') throw badInput('consent', 'must be the consent id from the post-login URL');
   return consent;
 }

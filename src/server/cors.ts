@@ -10,7 +10,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from './router.js';
 
 /** Paths whose routes answer cross-origin calls (others never do, whatever the configuration). */
-export const CORS_PATHS: ReadonlySet<string> = new Set(['/graphql', '/tokens/:providerId/:connectionId', '/oauth/confirm']);
+export const CORS_PATHS: ReadonlySet<string> = new Set([
+  '/graphql',
+  '/tokens/:providerId/:connectionId',
+  '/oauth/confirm',
+]);
 
 /** How long a browser may reuse a preflight answer. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
@@ -37,7 +41,12 @@ function preflight(policy: CorsPolicy, methods: readonly string[], req: Incoming
   const allow = allowedOrigin(policy, req);
   const method = req.headers['access-control-request-method'];
   const headers = req.headers['access-control-request-headers'];
-  if (allow !== null && method !== undefined && methods.includes(method) && (headers === undefined || HEADER_LIST.test(headers))) {
+  if (
+    allow !== null &&
+    method !== undefined &&
+    methods.includes(method) &&
+    (headers === undefined || HEADER_LIST.test(headers))
+  ) {
     res.setHeader('access-control-allow-origin', allow);
     res.setHeader('access-control-allow-methods', methods.join(', '));
     if (headers !== undefined) res.setHeader('access-control-allow-headers', headers);

@@ -13,7 +13,10 @@ import { ATTR, inSpan, type Span } from '../tracing/spans.js';
 import { readGraphQLBody, serveApollo } from './apolloHttp.js';
 
 /** The media types of Apollo's single-result answers; the short path answers in one of them only. */
-const SINGLE_RESULT_CONTENT_TYPES: ReadonlySet<string> = new Set(['application/json; charset=utf-8', 'application/graphql-response+json; charset=utf-8']);
+const SINGLE_RESULT_CONTENT_TYPES: ReadonlySet<string> = new Set([
+  'application/json; charset=utf-8',
+  'application/graphql-response+json; charset=utf-8',
+]);
 /** Distinct Accept headers whose negotiated media type is remembered (clients send few). */
 const MAX_REMEMBERED_ACCEPT_HEADERS = 256;
 /** A media type refused outright (`q=0`): Apollo's error answers then fall back to JSON, which proves nothing. */
@@ -50,7 +53,8 @@ export function federatedGraphHandler(graph: FederatedGraph, operations: Counter
   // Apollo's content negotiation, as its own answers showed it: the short path answers an Accept
   // header only once the full pipeline has answered it with a single-result media type.
   const negotiated = new LRUCache<string, string>({ max: MAX_REMEMBERED_ACCEPT_HEADERS });
-  return (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => inSpan('graphql.operation', {}, (span) => serve(span, req, res, url));
+  return (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> =>
+    inSpan('graphql.operation', {}, (span) => serve(span, req, res, url));
 
   async function serve(span: Span, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const body = req.method === 'POST' ? await readGraphQLBody(req) : undefined;
@@ -69,7 +73,12 @@ export function federatedGraphHandler(graph: FederatedGraph, operations: Counter
     }
     await serveApollo(graph.apollo, context, req, res, url, body);
     const chosen = res.getHeader('content-type');
-    if (req.method === 'POST' && typeof chosen === 'string' && SINGLE_RESULT_CONTENT_TYPES.has(chosen) && showsNegotiation(accept, res.statusCode, chosen))
+    if (
+      req.method === 'POST' &&
+      typeof chosen === 'string' &&
+      SINGLE_RESULT_CONTENT_TYPES.has(chosen) &&
+      showsNegotiation(accept, res.statusCode, chosen)
+    )
       negotiated.set(accept, chosen);
   }
 }

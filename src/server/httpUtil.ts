@@ -10,7 +10,11 @@ const refusedBodies = new WeakSet<IncomingMessage>();
  * decoded. The rest of a refused body is not read: reading it costs the event loop as much as
  * accepting it would, so the 400 goes out with `connection: close` and the connection ends.
  */
-export function readBody(req: IncomingMessage, maxBytes: number, inspect?: (chunk: Buffer) => GatewayError | null): Promise<string> {
+export function readBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  inspect?: (chunk: Buffer) => GatewayError | null,
+): Promise<string> {
   const tooLarge = () => new GatewayError('BAD_USER_INPUT', `request body exceeds ${maxBytes} bytes`);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > maxBytes) {

@@ -6,7 +6,12 @@ import { ATTR, inSpan, markFailed, remoteContext, SpanKind } from '../tracing/sp
 import { sendJson } from './httpUtil.js';
 import { hasControlCharacter } from '../values.js';
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: Readonly<Record<string, string>>) => Promise<void>;
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  params: Readonly<Record<string, string>>,
+) => Promise<void>;
 
 export interface Route {
   readonly methods: readonly string[];
@@ -63,7 +68,8 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
         } catch {
           return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
         }
-        if (Object.values(params).some((p) => hasControlCharacter(p))) return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
+        if (Object.values(params).some((p) => hasControlCharacter(p)))
+          return sendJson(res, new GatewayError('BAD_USER_INPUT', 'malformed path'));
         return route.handler(req, res, url, params);
       }
       sendJson(res, new GatewayError('NOT_FOUND', `no route for ${url.pathname}`));
@@ -86,7 +92,11 @@ export function createRouter(routes: readonly Route[], logger: Logger): RequestL
       if (!span.isRecording()) return;
       const method = req.method ?? 'GET';
       span.updateName(`${method} ${matched ?? 'unmatched'}`);
-      span.setAttributes({ [ATTR.httpMethod]: method, [ATTR.httpRoute]: matched ?? 'unmatched', [ATTR.httpStatus]: res.statusCode });
+      span.setAttributes({
+        [ATTR.httpMethod]: method,
+        [ATTR.httpRoute]: matched ?? 'unmatched',
+        [ATTR.httpStatus]: res.statusCode,
+      });
       if (res.statusCode >= 500) markFailed(span, String(res.statusCode));
     });
   };

@@ -76,14 +76,31 @@ export function appRoutes(p: RouteParts): Route[] {
     {
       methods: ['GET'],
       path: `${LOGIN_PATH_PREFIX}:token`,
-      handler: async (_req, res, url, { token }) => redirect(res, await consent.openLoginLink(token!, url.searchParams.get('redirect'))),
+      handler: async (_req, res, url, { token }) =>
+        redirect(res, await consent.openLoginLink(token!, url.searchParams.get('redirect'))),
     },
-    { methods: ['GET'], path: CONSENT_DONE_PATH, handler: consentDonePage({ publicUrl: p.publicUrl, messageOrigins: p.allowedRedirectOrigins }) },
+    {
+      methods: ['GET'],
+      path: CONSENT_DONE_PATH,
+      handler: consentDonePage({ publicUrl: p.publicUrl, messageOrigins: p.allowedRedirectOrigins }),
+    },
     { methods: ['GET'], path: CONSENT_DONE_SCRIPT_PATH, handler: consentDoneScript },
     { methods: ['POST'], path: CONFIRM_PATH, handler: confirmEndpoint({ verifier, consent }) },
     { methods: ['GET'], path: '/tokens/:providerId/:connectionId', handler: tokenEndpoint({ verifier, resolver }) },
-    ...(graph ? [{ methods: ['GET', 'POST'], path: '/graphql', handler: federatedGraphHandler(graph, metrics.graphqlOperations) }] : []),
-    { methods: ['GET'], path: CALLBACK_PATH, handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)) },
+    ...(graph
+      ? [
+          {
+            methods: ['GET', 'POST'],
+            path: '/graphql',
+            handler: federatedGraphHandler(graph, metrics.graphqlOperations),
+          },
+        ]
+      : []),
+    {
+      methods: ['GET'],
+      path: CALLBACK_PATH,
+      handler: async (_req, res, url) => redirect(res, await consent.handleCallback(url.searchParams)),
+    },
     // The browser apps' shared assets; each app's page is its own route (webAppRoutes).
     webAssetRoute(),
     ...(p.consoleEnabled ? webAppRoutes('console') : []),

@@ -9,7 +9,10 @@ import type { TokenResolver } from '../tokens/resolver.js';
 import { sendJson } from './httpUtil.js';
 import type { RouteHandler } from './router.js';
 
-export function tokenEndpoint(deps: { readonly verifier: JwtVerifier; readonly resolver: TokenResolver }): RouteHandler {
+export function tokenEndpoint(deps: {
+  readonly verifier: JwtVerifier;
+  readonly resolver: TokenResolver;
+}): RouteHandler {
   return async (req, res, _url, params) => {
     // Checked first: an id no connection can have reaches no store, rate-limit window or audit line.
     const providerId = validateId(params['providerId'], 'providerId');

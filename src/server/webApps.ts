@@ -42,7 +42,10 @@ export interface WebAppOptions {
 }
 
 function notBuilt(name: string): GatewayError {
-  return new GatewayError('NOT_FOUND', `the ${name} page is not built: run "npm run build:web" (npm start and npm test do)`);
+  return new GatewayError(
+    'NOT_FOUND',
+    `the ${name} page is not built: run "npm run build:web" (npm start and npm test do)`,
+  );
 }
 
 async function readOrNull(path: string): Promise<Buffer | null> {

@@ -108,11 +108,16 @@ const LEASE_MARGIN_MS = 5_000;
 
 /** Bindings may name providers created later through the admin API: say so at start, do not fail. */
 async function warnAboutUnknownProviders(store: Store, supergraph: SupergraphConfig, logger: Logger): Promise<void> {
-  const bound = supergraph.subgraphs.flatMap((s) => (s.authorization ? [{ subgraph: s.name, provider: s.authorization.providerId }] : []));
+  const bound = supergraph.subgraphs.flatMap((s) =>
+    s.authorization ? [{ subgraph: s.name, provider: s.authorization.providerId }] : [],
+  );
   const found = await store.getProviders(bound.map((b) => b.provider));
   bound.forEach((b, i) => {
     if (found[i] === null)
-      logger.warn(b, 'supergraph binding names a credential provider that does not exist yet; its fields fail with CONNECTION_NOT_FOUND until it is created');
+      logger.warn(
+        b,
+        'supergraph binding names a credential provider that does not exist yet; its fields fail with CONNECTION_NOT_FOUND until it is created',
+      );
   });
 }
 
@@ -154,7 +159,10 @@ type Closers = (() => Promise<void>)[];
 /** Metrics, and the token events they and the audit log hear (plus the caller's, if any). */
 function buildObservability(logger: Logger, options: AppOptions) {
   const metrics = createGatewayMetrics();
-  const tokenEvents = teeTokenEvents(createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))), ...(options.tokenEvents ? [options.tokenEvents] : []));
+  const tokenEvents = teeTokenEvents(
+    createObservedTokenEvents(metrics, createAuditLog(unredactedSibling(logger))),
+    ...(options.tokenEvents ? [options.tokenEvents] : []),
+  );
   return { metrics, tokenEvents };
 }
 
@@ -165,7 +173,13 @@ function openConfiguredStore(config: Config, logger: Logger): Promise<Store> {
       issuers: config.identity.issuers.map((i) => i.issuer),
       review: (f) =>
         logger.warn(
-          { migration: f.version, provider: f.providerId, connection: f.connectionId, policy: f.policyId, review: f.message },
+          {
+            migration: f.version,
+            provider: f.providerId,
+            connection: f.connectionId,
+            policy: f.policyId,
+            review: f.message,
+          },
           'store migration: an access policy needs an admin to review it',
         ),
     },
@@ -232,7 +246,14 @@ async function startListening(config: Config, closers: Closers) {
 }
 
 /** The revocation queue's worker: retired tokens are revoked at their provider in the background. */
-function buildRevocations(config: Config, store: Store, envelope: Envelope, metrics: GatewayMetrics, logger: Logger, closers: Closers): RevocationWorker {
+function buildRevocations(
+  config: Config,
+  store: Store,
+  envelope: Envelope,
+  metrics: GatewayMetrics,
+  logger: Logger,
+  closers: Closers,
+): RevocationWorker {
   const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
   const revocations = new RevocationWorker({
     store,
@@ -249,7 +270,13 @@ function buildRevocations(config: Config, store: Store, envelope: Envelope, metr
 }
 
 /** Webhook delivery: lifecycle events sent to the registered endpoints in the background. */
-function buildWebhooks(config: Config, registry: RegistryDeps, metrics: GatewayMetrics, logger: Logger, closers: Closers): WebhookDelivery {
+function buildWebhooks(
+  config: Config,
+  registry: RegistryDeps,
+  metrics: GatewayMetrics,
+  logger: Logger,
+  closers: Closers,
+): WebhookDelivery {
   const webhooks = new WebhookDelivery({
     store: registry.store,
     envelope: registry.envelope,
@@ -265,7 +292,14 @@ function buildWebhooks(config: Config, registry: RegistryDeps, metrics: GatewayM
   return webhooks;
 }
 
-function buildRegistry(config: Config, store: Store, envelope: Envelope, now: () => Date, logger: Logger, revocations: RevocationWorker): RegistryDeps {
+function buildRegistry(
+  config: Config,
+  store: Store,
+  envelope: Envelope,
+  now: () => Date,
+  logger: Logger,
+  revocations: RevocationWorker,
+): RegistryDeps {
   return {
     store,
     envelope,
@@ -276,24 +310,39 @@ function buildRegistry(config: Config, store: Store, envelope: Envelope, now: ()
     allowPrivateNetworks: config.oauth.allowPrivateNetworks,
     now,
     // Through the store: every replica's token cache hears of every change.
-    changes: new ChangeFeed({ store, onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change') }),
+    changes: new ChangeFeed({
+      store,
+      onError: (err, change) => logger.warn({ err, ...change }, 'could not tell the other replicas of a change'),
+    }),
     onTokensRetired: () => revocations.wake(),
   };
 }
 
 /** The OAuth clients (one for callers, one for renewals) and the consent flow that uses the first. */
-function buildOAuthAndConsent(config: Config, registry: RegistryDeps, publicUrl: string, now: () => Date, logger: Logger) {
+function buildOAuthAndConsent(
+  config: Config,
+  registry: RegistryDeps,
+  publicUrl: string,
+  now: () => Date,
+  logger: Logger,
+) {
   const { allowInsecureHttp, allowPrivateNetworks } = config.oauth;
   const oauth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs, allowInsecureHttp, allowPrivateNetworks });
   // Its own client: renewals may outlive the caller's wait (see REFRESH_COMPLETION_FACTOR).
-  const renewalOAuth = new OAuthClient({ timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR, allowInsecureHttp, allowPrivateNetworks });
+  const renewalOAuth = new OAuthClient({
+    timeoutMs: config.oauth.timeoutMs * REFRESH_COMPLETION_FACTOR,
+    allowInsecureHttp,
+    allowPrivateNetworks,
+  });
   // A provider or connection changed or deleted (on any replica): the cached client configurations
   // it touches, which hold client secrets, go; they are rebuilt on next use if their owner still exists.
   registry.changes.subscribe((event) => {
     for (const client of [oauth, renewalOAuth]) client.forgetWhere(clientsAffectedBy(event));
   });
   // The gateway's own origin is always allowed: runtime login links come back to its done page.
-  const allowedRedirectOrigins = [...new Set([...config.consent.allowedRedirectOrigins.map((o) => new URL(o).origin), new URL(publicUrl).origin])];
+  const allowedRedirectOrigins = [
+    ...new Set([...config.consent.allowedRedirectOrigins.map((o) => new URL(o).origin), new URL(publicUrl).origin]),
+  ];
   const consent = new ConsentFlow({
     changes: registry.changes,
     store: registry.store,
@@ -321,7 +370,10 @@ interface TokenParts {
 }
 
 /** The token machinery: the source that talks to providers, the cache, the refresher and the resolver over them. */
-function buildTokens({ config, registry, renewalOAuth, consent, publicUrl, tokenEvents, now, logger }: TokenParts, closers: Closers) {
+function buildTokens(
+  { config, registry, renewalOAuth, consent, publicUrl, tokenEvents, now, logger }: TokenParts,
+  closers: Closers,
+) {
   const refreshSkewMs = config.cache.refreshSkewSeconds * 1000;
   const tokens = new TokenSource({
     store: registry.store,
@@ -335,12 +387,21 @@ function buildTokens({ config, registry, renewalOAuth, consent, publicUrl, token
     events: tokenEvents,
     changes: registry.changes,
   });
-  const cache = new TokenCache({ enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: refreshSkewMs, now: () => now().getTime() });
+  const cache = new TokenCache({
+    enabled: config.cache.enabled,
+    maxEntries: config.cache.maxEntries,
+    skewMs: refreshSkewMs,
+    now: () => now().getTime(),
+  });
   const refresher = config.cache.proactiveRefresh
     ? new ProactiveRefresher({
         refreshSkewMs,
         renew: (key, minValidityMs) => resolver.renewInBackground(key, minValidityMs),
-        onError: (err, key) => logger.info({ provider: key.providerId, connection: key.connectionId, code: asGatewayError(err).code }, 'proactive refresh stopped for this connection'),
+        onError: (err, key) =>
+          logger.info(
+            { provider: key.providerId, connection: key.connectionId, code: asGatewayError(err).code },
+            'proactive refresh stopped for this connection',
+          ),
       })
     : null;
   closers.unshift(async () => refresher?.stop());
@@ -382,7 +443,11 @@ function buildExchanger({ config, registry, oauth, now }: GraphParts): TokenExch
     changes: registry.changes,
     limiter: new AcquisitionLimiter(config.limits.tokenAcquisitionsPerMinute, () => now().getTime()),
     allowInsecureHttp: config.oauth.allowInsecureHttp,
-    cache: { enabled: config.cache.enabled, maxEntries: config.cache.maxEntries, skewMs: config.cache.refreshSkewSeconds * 1000 },
+    cache: {
+      enabled: config.cache.enabled,
+      maxEntries: config.cache.maxEntries,
+      skewMs: config.cache.refreshSkewSeconds * 1000,
+    },
     now: () => now().getTime(),
   });
 }
@@ -406,7 +471,11 @@ async function buildGraph(parts: GraphParts, closers: Closers) {
     preparedPipeline: config.server.preparedPipeline,
     subgraphTimeoutMs: SUBGRAPH_TIMEOUT_MS,
     logger,
-    onErrors: (errors) => countSubgraphErrors(errors, { counter: metrics.subgraphErrors, isSubgraph: (name) => findSubgraph(source.current(), name) !== undefined }),
+    onErrors: (errors) =>
+      countSubgraphErrors(errors, {
+        counter: metrics.subgraphErrors,
+        isSubgraph: (name) => findSubgraph(source.current(), name) !== undefined,
+      }),
   });
   await graph.apollo.start();
   closers.unshift(() => graph.stop());
@@ -416,7 +485,14 @@ async function buildGraph(parts: GraphParts, closers: Closers) {
 }
 
 /** The management API: its Apollo server and the per-request context (who is asking, and what they may drive). */
-async function buildAdmin(config: Config, store: Store, services: AdminServices, adminAuth: AdminAuthenticator, logger: Logger, closers: Closers) {
+async function buildAdmin(
+  config: Config,
+  store: Store,
+  services: AdminServices,
+  adminAuth: AdminAuthenticator,
+  logger: Logger,
+  closers: Closers,
+) {
   const adminApollo = createAdminApollo({ exploration: config.server.exploration, logger });
   await adminApollo.start();
   closers.unshift(() => adminApollo.stop());
@@ -441,10 +517,19 @@ interface Queues {
  * Background chores: expired consent states and old webhook deliveries purged, unconsented
  * auto-created connections swept, the queues started.
  */
-function startHousekeeping(config: Config, registry: RegistryDeps, queues: Queues, now: () => Date, logger: Logger, closers: Closers): UnconsentedSweep {
+function startHousekeeping(
+  config: Config,
+  registry: RegistryDeps,
+  queues: Queues,
+  now: () => Date,
+  logger: Logger,
+  closers: Closers,
+): UnconsentedSweep {
   const store = registry.store;
   const purge = setInterval(() => {
-    store.deleteExpiredConsentStates(now()).catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
+    store
+      .deleteExpiredConsentStates(now())
+      .catch((err) => logger.warn({ err }, 'purging expired consent states failed'));
     const t = now().getTime();
     store
       .purgeWebhookDeliveries(new Date(t - DELIVERED_WEBHOOK_RETENTION_MS), new Date(t - DEAD_WEBHOOK_RETENTION_MS))
@@ -454,7 +539,8 @@ function startHousekeeping(config: Config, registry: RegistryDeps, queues: Queue
   const sweep = new UnconsentedSweep({
     registry,
     ttlMs: config.limits.unconsentedConnectionTtlSeconds * 1000,
-    onSwept: (keys) => logger.info({ count: keys.length }, 'deleted connections created on first use and never consented to'),
+    onSwept: (keys) =>
+      logger.info({ count: keys.length }, 'deleted connections created on first use and never consented to'),
     onError: (err) => logger.warn({ err }, 'sweeping unconsented connections failed'),
   });
   sweep.start();
@@ -482,9 +568,21 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const registry = buildRegistry(config, store, envelope, now, logger, revocations);
     const webhooks = buildWebhooks(config, registry, metrics, logger, closers);
     await options.seed?.(registry);
-    const { oauth, renewalOAuth, consent, allowedRedirectOrigins } = buildOAuthAndConsent(config, registry, publicUrl, now, logger);
-    const { tokens, resolver } = buildTokens({ config, registry, renewalOAuth, consent, publicUrl, tokenEvents, now, logger }, closers);
-    const { graph, supergraph } = await buildGraph({ config, registry, oauth, options, now, resolver, verifier, metrics, logger }, closers);
+    const { oauth, renewalOAuth, consent, allowedRedirectOrigins } = buildOAuthAndConsent(
+      config,
+      registry,
+      publicUrl,
+      now,
+      logger,
+    );
+    const { tokens, resolver } = buildTokens(
+      { config, registry, renewalOAuth, consent, publicUrl, tokenEvents, now, logger },
+      closers,
+    );
+    const { graph, supergraph } = await buildGraph(
+      { config, registry, oauth, options, now, resolver, verifier, metrics, logger },
+      closers,
+    );
     const services: AdminServices = {
       registry,
       rotation,
@@ -495,12 +593,31 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
     const { adminApollo, adminContext } = await buildAdmin(config, store, services, adminAuth, logger, closers);
     const routes = appRoutes({
-      ...{ store, logger, metrics, publicUrl, allowedRedirectOrigins, verifier, consent, resolver, adminApollo, adminContext, supergraph, graph, drain },
+      ...{
+        store,
+        logger,
+        metrics,
+        publicUrl,
+        allowedRedirectOrigins,
+        verifier,
+        consent,
+        resolver,
+        adminApollo,
+        adminContext,
+        supergraph,
+        graph,
+        drain,
+      },
       consoleEnabled: config.console.enabled,
       extraRoutes: options.routes ?? [],
     });
     const served = applyCors({ origins: corsOriginsOf(config.server) }, routes);
-    serve(createRouter(served.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })), logger));
+    serve(
+      createRouter(
+        served.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })),
+        logger,
+      ),
+    );
     const sweep = startHousekeeping(config, registry, { revocations, webhooks }, now, logger, closers);
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');
 

@@ -25,10 +25,12 @@ export class ChangeHub {
   }
 
   start(): Promise<void> {
-    return this.#transport?.start((event) => {
-      const failure = this.#deliver(event);
-      if (failure !== undefined) this.#onError(failure);
-    }) ?? Promise.resolve();
+    return (
+      this.#transport?.start((event) => {
+        const failure = this.#deliver(event);
+        if (failure !== undefined) this.#onError(failure);
+      }) ?? Promise.resolve()
+    );
   }
 
   on(listener: ChangeListener): () => void {
@@ -39,7 +41,9 @@ export class ChangeHub {
   /** Local listeners first, before any await: when this returns a promise, they already know. */
   async publish(event: ChangeEvent): Promise<void> {
     const copy: ChangeEvent = Object.freeze(
-      event.connectionId === undefined ? { providerId: event.providerId } : { providerId: event.providerId, connectionId: event.connectionId },
+      event.connectionId === undefined
+        ? { providerId: event.providerId }
+        : { providerId: event.providerId, connectionId: event.connectionId },
     );
     const failure = this.#deliver(copy);
     await this.#transport?.send(copy);

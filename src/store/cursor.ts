@@ -12,6 +12,7 @@ export function encodeCursor(lastId: string): string {
 /** BAD_USER_INPUT (field `after`) unless `cursor` is exactly what `encodeCursor` produces for an id. */
 export function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (id === '' || encodeCursor(id) !== cursor || hasControlCharacter(id)) throw badInput('after', 'is not a cursor from a previous page');
+  if (id === '' || encodeCursor(id) !== cursor || hasControlCharacter(id))
+    throw badInput('after', 'is not a cursor from a previous page');
   return id;
 }

@@ -65,7 +65,11 @@ export function recordEvent(type: LifecycleEventType, connection: ConnectionReco
  * The deleted connections' tokens move to the revocation queue, sealed anew to their row, with
  * what revocation needs of the provider (which may go in the same transaction).
  */
-export function* retireTokens(provider: ProviderRecord, connections: readonly ConnectionRecord[], retire: TokenRetirement): Work<void> {
+export function* retireTokens(
+  provider: ProviderRecord,
+  connections: readonly ConnectionRecord[],
+  retire: TokenRetirement,
+): Work<void> {
   const now = Date.now();
   for (const c of connections) {
     if (c.tokens === null) continue;
@@ -77,7 +81,10 @@ export function* retireTokens(provider: ProviderRecord, connections: readonly Co
     const from = own
       ? ({ kind: 'connection', field: 'clientSecret', providerId: c.providerId, connectionId: c.id } as const)
       : ({ kind: 'provider', field: 'clientSecret', providerId: provider.id } as const);
-    const clientSecret = secret === null ? null : retire.reseal(secret, from, { kind: 'revocation', field: 'clientSecret', revocationId: id });
+    const clientSecret =
+      secret === null
+        ? null
+        : retire.reseal(secret, from, { kind: 'revocation', field: 'clientSecret', revocationId: id });
     const tokens = retire.reseal(
       c.tokens,
       { kind: 'connection', field: 'tokens', providerId: c.providerId, connectionId: c.id },
@@ -90,7 +97,11 @@ export function* retireTokens(provider: ProviderRecord, connections: readonly Co
 }
 
 /** Records the deletion of `connections`: their events, and their tokens to revoke. */
-export function* recordDeletes(provider: ProviderRecord, rows: readonly Row[], retire: TokenRetirement | undefined): Work<void> {
+export function* recordDeletes(
+  provider: ProviderRecord,
+  rows: readonly Row[],
+  retire: TokenRetirement | undefined,
+): Work<void> {
   const connections = rows.map(toConnection);
   if (retire) yield* retireTokens(provider, connections, retire);
   const at = new Date();
@@ -114,7 +125,8 @@ function dateOrNull(row: Row, column: string): Date | null {
 function parameters(row: Row): Readonly<Record<string, string>> {
   const v = row['parameters'];
   const parsed: unknown = typeof v === 'string' ? JSON.parse(v) : v;
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError('column parameters is not a map');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new TypeError('column parameters is not a map');
   return Object.freeze({ ...(parsed as Record<string, string>) });
 }
 

@@ -40,7 +40,13 @@ const V1_OWNER_POLICY_ID = 'owner';
 
 function findingsOf(rows: readonly Row[], version: number, message: string): MigrationFinding[] {
   return rows.map((row) =>
-    Object.freeze({ version, providerId: String(row['provider_id']), connectionId: String(row['connection_id']), policyId: String(row['id']), message }),
+    Object.freeze({
+      version,
+      providerId: String(row['provider_id']),
+      connectionId: String(row['connection_id']),
+      policyId: String(row['id']),
+      message,
+    }),
   );
 }
 
@@ -197,7 +203,9 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     // SQLite means rebuilding `providers` under its connections' foreign keys. So the kind gets a
     // column of its own; such rows keep CLIENT_CREDENTIALS (no consent, the connection holds the
     // credential) in `grant_type`, and the store reads `credential_kind` first (rows.ts).
-    statements: ({ text }) => [`ALTER TABLE providers ADD COLUMN credential_kind ${text} CHECK (credential_kind IN ('API_KEY', 'BASIC'))`],
+    statements: ({ text }) => [
+      `ALTER TABLE providers ADD COLUMN credential_kind ${text} CHECK (credential_kind IN ('API_KEY', 'BASIC'))`,
+    ],
   },
   {
     version: 6,
@@ -270,7 +278,11 @@ function* ensureLedger(dialect: Dialect): Work<void> {
 }
 
 /** Applies `migration` unless another process did meanwhile; its findings when this call applied it, else null. */
-function* apply(dialect: Dialect, migration: Migration, context: MigrationContext): Work<readonly MigrationFinding[] | null> {
+function* apply(
+  dialect: Dialect,
+  migration: Migration,
+  context: MigrationContext,
+): Work<readonly MigrationFinding[] | null> {
   const lock = dialect.transactionLock(MIGRATION_LOCK);
   if (lock) yield lock;
   const seen = yield sql`SELECT version FROM schema_migrations WHERE version = ${migration.version}`;

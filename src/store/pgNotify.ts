@@ -41,7 +41,9 @@ interface Payload {
 }
 
 function payloadOf(event: ChangeEvent): string {
-  const precise = JSON.stringify(event.connectionId === undefined ? { p: event.providerId } : { p: event.providerId, c: event.connectionId });
+  const precise = JSON.stringify(
+    event.connectionId === undefined ? { p: event.providerId } : { p: event.providerId, c: event.connectionId },
+  );
   if (Buffer.byteLength(precise) <= MAX_PAYLOAD_BYTES) return precise;
   // Too long to name the connection: naming its provider invalidates more, never less.
   const wide = JSON.stringify({ p: event.providerId });

@@ -43,7 +43,14 @@ function lockKey(name: string): Sql {
 
 export const POSTGRES_DIALECT: Dialect = Object.freeze({
   name: 'postgres',
-  types: Object.freeze({ id: 'TEXT COLLATE "C"', text: 'TEXT', int: 'INTEGER', ms: 'BIGINT', json: 'JSONB', tableSuffix: '' }),
+  types: Object.freeze({
+    id: 'TEXT COLLATE "C"',
+    text: 'TEXT',
+    int: 'INTEGER',
+    ms: 'BIGINT',
+    json: 'JSONB',
+    tableSuffix: '',
+  }),
   textsOf: (json: string) => sql`SELECT jsonb_array_elements_text(${json}::jsonb) AS v`,
   pairsOf: (json: string) => sql`SELECT e->>0 AS a, e->>1 AS b FROM jsonb_array_elements(${json}::jsonb) AS e`,
   forUpdate: raw(' FOR UPDATE'),
@@ -111,7 +118,8 @@ class PostgresDriver implements Driver {
     this.#queries++;
     const text = render(statement, (i) => `$${i}`);
     let name = this.#statementNames.get(text);
-    if (name === undefined && this.#statementNames.size < MAX_PREPARED_STATEMENTS) this.#statementNames.set(text, (name = `cg_${this.#statementNames.size}`));
+    if (name === undefined && this.#statementNames.size < MAX_PREPARED_STATEMENTS)
+      this.#statementNames.set(text, (name = `cg_${this.#statementNames.size}`));
     const result = await target.query({ text, values: [...statement.values], ...(name !== undefined && { name }) });
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   }
@@ -167,12 +175,16 @@ class PostgresDriver implements Driver {
     for (let delayMs = LOCK_POLL_MIN_MS; ; delayMs = Math.min(2 * delayMs, LOCK_POLL_MAX_MS)) {
       const outcome = await this.#tryWithSessionLock(name, fn);
       if (outcome.held) return outcome.value;
-      if (Date.now() + delayMs > deadline) throw new Error(`advisory lock ${name} not obtained within ${LOCK_WAIT_TIMEOUT_MS} ms`);
+      if (Date.now() + delayMs > deadline)
+        throw new Error(`advisory lock ${name} not obtained within ${LOCK_WAIT_TIMEOUT_MS} ms`);
       await sleep(delayMs);
     }
   }
 
-  #tryWithSessionLock<T>(name: string, fn: () => Promise<T>): Promise<{ readonly held: true; readonly value: T } | { readonly held: false }> {
+  #tryWithSessionLock<T>(
+    name: string,
+    fn: () => Promise<T>,
+  ): Promise<{ readonly held: true; readonly value: T } | { readonly held: false }> {
     return this.#withSession(this.#lockPool, async (session, discard) => {
       const tried = await this.#query(session, sql`SELECT pg_try_advisory_lock(${lockKey(name)}) AS locked`);
       if (tried.rows[0]?.['locked'] !== true) return { held: false };

@@ -27,12 +27,19 @@ export const PROVIDER_COLUMNS = raw(
 );
 
 /** `grant_type` and `credential_kind` of a provider row (migration 7 says why there are two). */
-export function grantTypeColumns(grantType: GrantType): { readonly grantType: GrantType; readonly credentialKind: StaticCredentialKind | null } {
-  return isStaticCredential(grantType) ? { grantType: 'CLIENT_CREDENTIALS', credentialKind: grantType } : { grantType, credentialKind: null };
+export function grantTypeColumns(grantType: GrantType): {
+  readonly grantType: GrantType;
+  readonly credentialKind: StaticCredentialKind | null;
+} {
+  return isStaticCredential(grantType)
+    ? { grantType: 'CLIENT_CREDENTIALS', credentialKind: grantType }
+    : { grantType, credentialKind: null };
 }
 
 function grantTypeOf(row: Row): GrantType {
-  return row['credential_kind'] === null || row['credential_kind'] === undefined ? oneOf(GRANT_TYPES, row, 'grant_type') : oneOf(STATIC_CREDENTIAL_KINDS, row, 'credential_kind');
+  return row['credential_kind'] === null || row['credential_kind'] === undefined
+    ? oneOf(GRANT_TYPES, row, 'grant_type')
+    : oneOf(STATIC_CREDENTIAL_KINDS, row, 'credential_kind');
 }
 
 export const CONNECTION_COLUMNS = raw(
@@ -40,7 +47,9 @@ export const CONNECTION_COLUMNS = raw(
     'token_expires_at, last_refreshed_at, token_generation, version, created_at, updated_at',
 );
 
-export const POLICY_COLUMNS = raw('provider_id, connection_id, id, kind, object_id, tenant_id, app_ids, created_at, issuer');
+export const POLICY_COLUMNS = raw(
+  'provider_id, connection_id, id, kind, object_id, tenant_id, app_ids, created_at, issuer',
+);
 
 export const CONSENT_COLUMNS = raw(
   'state_hash, provider_id, connection_id, code_verifier, nonce, post_login_redirect_url, started_by, link_token, expires_at, created_at',
@@ -73,7 +82,11 @@ export function json(value: unknown): string {
 }
 
 /** The three columns a ConnectionState is stored in. */
-export function stateColumns(state: ConnectionState): { status: string; errorCode: string | null; errorMessage: string | null } {
+export function stateColumns(state: ConnectionState): {
+  status: string;
+  errorCode: string | null;
+  errorMessage: string | null;
+} {
   return state.status === 'ERROR'
     ? { status: state.status, errorCode: state.error.code, errorMessage: state.error.message }
     : { status: state.status, errorCode: null, errorMessage: null };
@@ -116,7 +129,8 @@ function parsed(row: Row, column: string): unknown {
 
 function stringArray(row: Row, column: string): readonly string[] {
   const v = parsed(row, column);
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new TypeError(`column ${column} is not a string array`);
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
+    throw new TypeError(`column ${column} is not a string array`);
   return Object.freeze([...v]);
 }
 

@@ -80,11 +80,23 @@ const PROVIDERS_LOCK = 'providers';
 /** Where each sealed field lives; `keys` are the columns its SealedRef ids come from. */
 const SEALED_COLUMNS = Object.freeze([
   { kind: 'provider', field: 'clientSecret', table: 'providers', column: 'client_secret', keys: ['id'] },
-  { kind: 'connection', field: 'clientSecret', table: 'connections', column: 'client_secret', keys: ['provider_id', 'id'] },
+  {
+    kind: 'connection',
+    field: 'clientSecret',
+    table: 'connections',
+    column: 'client_secret',
+    keys: ['provider_id', 'id'],
+  },
   { kind: 'connection', field: 'tokens', table: 'connections', column: 'tokens', keys: ['provider_id', 'id'] },
   { kind: 'consent', field: 'codeVerifier', table: 'consent_states', column: 'code_verifier', keys: ['state_hash'] },
   { kind: 'consent', field: 'linkToken', table: 'consent_states', column: 'link_token', keys: ['state_hash'] },
-  { kind: 'pendingConsent', field: 'tokens', table: 'pending_consents', column: 'tokens', keys: ['provider_id', 'connection_id', 'consent_hash'] },
+  {
+    kind: 'pendingConsent',
+    field: 'tokens',
+    table: 'pending_consents',
+    column: 'tokens',
+    keys: ['provider_id', 'connection_id', 'consent_hash'],
+  },
   { kind: 'revocation', field: 'clientSecret', table: 'revocations', column: 'client_secret', keys: ['id'] },
   { kind: 'revocation', field: 'tokens', table: 'revocations', column: 'tokens', keys: ['id'] },
   { kind: 'webhook', field: 'secret', table: 'webhooks', column: 'secret', keys: ['id'] },
@@ -126,7 +138,13 @@ function sealedRefOf(row: Row): SealedRef {
     case 'consent':
       return Object.freeze({ kind: 'consent', field: column.field, stateHash: a });
     case 'pendingConsent':
-      return Object.freeze({ kind: 'pendingConsent', field: column.field, providerId: a, connectionId: b, consentHash: c });
+      return Object.freeze({
+        kind: 'pendingConsent',
+        field: column.field,
+        providerId: a,
+        connectionId: b,
+        consentHash: c,
+      });
     case 'revocation':
       return Object.freeze({ kind: 'revocation', field: column.field, revocationId: a });
     case 'webhook':
@@ -140,7 +158,6 @@ function sealedRefOf(row: Row): SealedRef {
 function startsWith(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 }
-
 
 /** Groups `items` by `keyOf`, keeping their order within each group. */
 function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
@@ -159,7 +176,9 @@ function firstRow(result: Result): Row | undefined {
 }
 
 /** Columns of a connection without tokens; the generation moves so that no refresh in flight writes old ones back. */
-const DROPPED_TOKENS = raw('tokens = NULL, token_expires_at = NULL, last_refreshed_at = NULL, token_generation = token_generation + 1');
+const DROPPED_TOKENS = raw(
+  'tokens = NULL, token_expires_at = NULL, last_refreshed_at = NULL, token_generation = token_generation + 1',
+);
 
 /**
  * Every connection of `provider` loses what its old endpoints or client were trusted with (see
@@ -248,7 +267,8 @@ export class SqlStore implements Store {
         yield sql`SELECT count(*) AS total, (SELECT count(*) FROM providers WHERE id = ${p.id}) AS taken FROM providers`,
       );
       if (counts && num(counts, 'taken') > 0) throw alreadyExists(providerLabel(p.id));
-      if (counts && num(counts, 'total') >= maxProviders) throw limitExceeded('the instance', maxProviders, 'credential providers');
+      if (counts && num(counts, 'total') >= maxProviders)
+        throw limitExceeded('the instance', maxProviders, 'credential providers');
       const kind = grantTypeColumns(p.grantType);
       const inserted = firstRow(
         yield sql`INSERT INTO providers (${PROVIDER_COLUMNS})
@@ -274,7 +294,8 @@ export class SqlStore implements Store {
 
   /** `(first, second) IN (connection keys)`, as #textIn. */
   #connectionKeyIn(first: string, second: string, keys: readonly ConnectionKey[]): Sql {
-    if (keys.length === 1) return sql`${raw(first)} = ${keys[0]!.providerId} AND ${raw(second)} = ${keys[0]!.connectionId}`;
+    if (keys.length === 1)
+      return sql`${raw(first)} = ${keys[0]!.providerId} AND ${raw(second)} = ${keys[0]!.connectionId}`;
     return sql`(${raw(first)}, ${raw(second)}) IN (${this.#db.dialect.pairsOf(json(keys.map((k) => [k.providerId, k.connectionId])))})`;
   }
 
@@ -325,7 +346,8 @@ export class SqlStore implements Store {
           RETURNING ${PROVIDER_COLUMNS}`,
       );
       if (!updated) throw notFound(providerLabel(id));
-      if (options.dropConnectionTokens === true) yield* unbindConnections(current, options.dropConnectionClientSecrets === true);
+      if (options.dropConnectionTokens === true)
+        yield* unbindConnections(current, options.dropConnectionClientSecrets === true);
       return toProvider(updated);
     });
   }
@@ -337,7 +359,8 @@ export class SqlStore implements Store {
       if (!found) throw notFound(providerLabel(id));
       const provider = toProvider(found);
       checkVersion(providerLabel(id), provider.version, expectedVersion);
-      const connections: Result = yield sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE provider_id = ${id} ORDER BY id${d.forUpdate}`;
+      const connections: Result =
+        yield sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE provider_id = ${id} ORDER BY id${d.forUpdate}`;
       yield* recordDeletes(provider, connections.rows, options.retire);
       // Connections, their policies, tokens and consents in progress go by ON DELETE CASCADE.
       yield sql`DELETE FROM providers WHERE id = ${id}`;
@@ -407,7 +430,9 @@ export class SqlStore implements Store {
       sql`SELECT ${CONNECTION_COLUMNS} FROM connections WHERE ${this.#connectionKeyIn('provider_id', 'id', keys)}`,
     );
     const byKey = new Map(
-      rows.map(toConnection).map((c) => [connectionKeyOf({ providerId: c.providerId, connectionId: c.id }), c] as const),
+      rows
+        .map(toConnection)
+        .map((c) => [connectionKeyOf({ providerId: c.providerId, connectionId: c.id }), c] as const),
     );
     return keys.map((key) => byKey.get(connectionKeyOf(key)) ?? null);
   }
@@ -457,7 +482,9 @@ export class SqlStore implements Store {
       entry[String(row['status']) as ConnectionStatus] = num(row, 'n');
       counts.set(id, entry);
     }
-    return providerIds.map((id) => Object.freeze({ ...(counts.get(id) ?? { CONNECTED: 0, NOT_CONNECTED: 0, ERROR: 0 }) }));
+    return providerIds.map((id) =>
+      Object.freeze({ ...(counts.get(id) ?? { CONNECTED: 0, NOT_CONNECTED: 0, ERROR: 0 }) }),
+    );
   }
 
   updateConnection(
@@ -496,7 +523,8 @@ export class SqlStore implements Store {
       );
       if (!updated) throw notFound(label);
       const record = toConnection(updated);
-      if (current.state.status !== 'CONNECTED' && record.state.status === 'CONNECTED') yield recordEvent('connection.connected', record);
+      if (current.state.status !== 'CONNECTED' && record.state.status === 'CONNECTED')
+        yield recordEvent('connection.connected', record);
       return record;
     });
   }
@@ -532,10 +560,16 @@ export class SqlStore implements Store {
       for (const row of deleted.rows) yield recordEvent('connection.deleted', toConnection(row), at);
       return deleted.rows;
     });
-    return rows.map((row) => Object.freeze({ providerId: String(row['provider_id']), connectionId: String(row['id']) }));
+    return rows.map((row) =>
+      Object.freeze({ providerId: String(row['provider_id']), connectionId: String(row['id']) }),
+    );
   }
 
-  async writeTokens(key: ConnectionKey, write: TokenWrite, expectedGeneration: number): Promise<ConnectionRecord | null> {
+  async writeTokens(
+    key: ConnectionKey,
+    write: TokenWrite,
+    expectedGeneration: number,
+  ): Promise<ConnectionRecord | null> {
     const state = stateColumns(write.state);
     // Token writes are not admin edits: `version` (the admin's ETag) stays, the generation moves.
     const update = sql`UPDATE connections SET tokens = ${write.tokens}, token_expires_at = ${msOrNull(write.tokenExpiresAt)},
@@ -562,7 +596,11 @@ export class SqlStore implements Store {
     return updated;
   }
 
-  async setConnectionStateIfGeneration(key: ConnectionKey, state: ConnectionState, expectedGeneration: number): Promise<ConnectionRecord | null> {
+  async setConnectionStateIfGeneration(
+    key: ConnectionKey,
+    state: ConnectionState,
+    expectedGeneration: number,
+  ): Promise<ConnectionRecord | null> {
     const updated = await this.#setState(key, state, sql` AND token_generation = ${expectedGeneration}`);
     if (updated) return updated;
     if (!(await this.#exists(key))) throw notFound(connectionLabel(key));
@@ -615,7 +653,8 @@ export class SqlStore implements Store {
           FROM access_policies WHERE provider_id = ${p.providerId} AND connection_id = ${p.connectionId}`,
       );
       if (counts && num(counts, 'taken') > 0) throw alreadyExists(policyLabel(key, p.id));
-      if (counts && num(counts, 'total') >= maxPolicies) throw limitExceeded(connectionLabel(key), maxPolicies, 'access policies');
+      if (counts && num(counts, 'total') >= maxPolicies)
+        throw limitExceeded(connectionLabel(key), maxPolicies, 'access policies');
       const inserted = firstRow(yield insertPolicy(p));
       if (!inserted) throw alreadyExists(policyLabel(key, p.id));
       return toPolicy(inserted);
@@ -645,12 +684,15 @@ export class SqlStore implements Store {
   async insertConsentState(state: ConsentStateRecord): Promise<void> {
     // Inserted only alongside a live connection: a consent for nothing would dangle.
     const { rowCount } = await this.#db.run(insertConsent(state));
-    if (rowCount === 0) throw notFound(connectionLabel({ providerId: state.providerId, connectionId: state.connectionId }));
+    if (rowCount === 0)
+      throw notFound(connectionLabel({ providerId: state.providerId, connectionId: state.connectionId }));
   }
 
   async hasConsentState(stateHash: string, now: Date): Promise<boolean> {
     const row = firstRow(
-      await this.#db.run(sql`SELECT 1 AS found FROM consent_states WHERE state_hash = ${stateHash} AND expires_at > ${ms(now)}`),
+      await this.#db.run(
+        sql`SELECT 1 AS found FROM consent_states WHERE state_hash = ${stateHash} AND expires_at > ${ms(now)}`,
+      ),
     );
     return row !== undefined;
   }
@@ -708,7 +750,9 @@ export class SqlStore implements Store {
   async consumePendingConsent(consentHash: string, now: Date): Promise<PendingConsentRecord | null> {
     // Spent by its first use, expired or not.
     const row = firstRow(
-      await this.#db.run(sql`DELETE FROM pending_consents WHERE consent_hash = ${consentHash} RETURNING ${PENDING_CONSENT_COLUMNS}`),
+      await this.#db.run(
+        sql`DELETE FROM pending_consents WHERE consent_hash = ${consentHash} RETURNING ${PENDING_CONSENT_COLUMNS}`,
+      ),
     );
     if (!row) return null;
     const pending = toPendingConsent(row);
@@ -749,7 +793,9 @@ export class SqlStore implements Store {
     return this.#db.transaction(function* () {
       const lock = d.transactionLock('webhooks');
       if (lock) yield lock;
-      const counts = firstRow(yield sql`SELECT count(*) AS total, (SELECT count(*) FROM webhooks WHERE id = ${w.id}) AS taken FROM webhooks`);
+      const counts = firstRow(
+        yield sql`SELECT count(*) AS total, (SELECT count(*) FROM webhooks WHERE id = ${w.id}) AS taken FROM webhooks`,
+      );
       if (counts && num(counts, 'taken') > 0) throw alreadyExists(label);
       if (counts && num(counts, 'total') >= maxWebhooks) throw limitExceeded('the instance', maxWebhooks, 'webhooks');
       const inserted = firstRow(
@@ -774,7 +820,11 @@ export class SqlStore implements Store {
     });
   }
 
-  async listWebhookDeliveries(webhookId: string, status: DeliveryStatus | null, limit: number): Promise<WebhookDeliveryRecord[]> {
+  async listWebhookDeliveries(
+    webhookId: string,
+    status: DeliveryStatus | null,
+    limit: number,
+  ): Promise<WebhookDeliveryRecord[]> {
     const { rows } = await this.#db.run(
       sql`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
         WHERE webhook_id = ${webhookId}${status === null ? EMPTY : sql` AND status = ${status}`}
@@ -808,7 +858,9 @@ export class SqlStore implements Store {
         );
         return;
       case 'DEAD':
-        await this.#db.run(sql`UPDATE webhook_deliveries SET status = 'DEAD', next_attempt_at = NULL, last_error = ${outcome.error} WHERE ${where}`);
+        await this.#db.run(
+          sql`UPDATE webhook_deliveries SET status = 'DEAD', next_attempt_at = NULL, last_error = ${outcome.error} WHERE ${where}`,
+        );
     }
   }
 
@@ -828,14 +880,24 @@ export class SqlStore implements Store {
     // Each column in primary-key order from where the last batch stopped: no pass rereads what it has done.
     const branches = SEALED_COLUMNS.slice(first).map((c, i) => {
       const [a, b = 'NULL', c3 = 'NULL'] = c.keys as readonly string[];
-      const columns = raw(`${first + i} AS position, '${c.kind}' AS kind, '${c.field}' AS field, ${a} AS a, ${b} AS b, ${c3} AS c`);
+      const columns = raw(
+        `${first + i} AS position, '${c.kind}' AS kind, '${c.field}' AS field, ${a} AS a, ${b} AS b, ${c3} AS c`,
+      );
       const keys = raw(c.keys.join(', '));
-      const resume = i === 0 && after !== null ? sql` AND (${keys}) > (${join(sealedKeyValues(after).map((v) => sql`${v}`), ', ')})` : sql``;
+      const resume =
+        i === 0 && after !== null
+          ? sql` AND (${keys}) > (${join(
+              sealedKeyValues(after).map((v) => sql`${v}`),
+              ', ',
+            )})`
+          : sql``;
       return sql`SELECT * FROM (SELECT ${columns}, ${raw(c.column)} AS value FROM ${raw(c.table)}
         WHERE ${raw(c.column)} IS NOT NULL AND ${raw(c.column)} NOT LIKE ${pattern} ESCAPE '\\'${resume}
         ORDER BY ${keys} LIMIT ${limit}) AS ${raw(`column_${first + i}`)}`;
     });
-    const { rows } = await this.#db.run(sql`${join(branches, ' UNION ALL ')} ORDER BY position, a, b, c LIMIT ${limit}`);
+    const { rows } = await this.#db.run(
+      sql`${join(branches, ' UNION ALL ')} ORDER BY position, a, b, c LIMIT ${limit}`,
+    );
     return rows.map((row) => Object.freeze({ ref: sealedRefOf(row), value: String(row['value']) as Sealed }));
   }
 
@@ -908,9 +970,14 @@ export class SqlStore implements Store {
 }
 
 /** The lifecycle event a state change means, if any. */
-function stateEvent(status: string, errorCode: unknown, next: ReturnType<typeof stateColumns>): LifecycleEventType | null {
+function stateEvent(
+  status: string,
+  errorCode: unknown,
+  next: ReturnType<typeof stateColumns>,
+): LifecycleEventType | null {
   if (next.status === 'CONNECTED' && status !== 'CONNECTED') return 'connection.connected';
-  if (next.errorCode === REAUTHORIZATION_REQUIRED && errorCode !== REAUTHORIZATION_REQUIRED) return 'connection.reauthorization_required';
+  if (next.errorCode === REAUTHORIZATION_REQUIRED && errorCode !== REAUTHORIZATION_REQUIRED)
+    return 'connection.reauthorization_required';
   return null;
 }
 

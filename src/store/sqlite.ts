@@ -7,7 +7,18 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, type MigrationContext } from './migrations.js';
-import { EMPTY, render, runWorkSync, sql, type Dialect, type Driver, type Result, type Row, type Sql, type Work } from './sql.js';
+import {
+  EMPTY,
+  render,
+  runWorkSync,
+  sql,
+  type Dialect,
+  type Driver,
+  type Result,
+  type Row,
+  type Sql,
+  type Work,
+} from './sql.js';
 import { SqlStore } from './sqlStore.js';
 import type { Store } from './types.js';
 
@@ -16,7 +27,14 @@ const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
 export const SQLITE_DIALECT: Dialect = Object.freeze({
   name: 'sqlite',
-  types: Object.freeze({ id: 'TEXT', text: 'TEXT', int: 'INTEGER', ms: 'INTEGER', json: 'TEXT', tableSuffix: ' STRICT' }),
+  types: Object.freeze({
+    id: 'TEXT',
+    text: 'TEXT',
+    int: 'INTEGER',
+    ms: 'INTEGER',
+    json: 'TEXT',
+    tableSuffix: ' STRICT',
+  }),
   textsOf: (json: string) => sql`SELECT value AS v FROM json_each(${json})`,
   pairsOf: (json: string) =>
     sql`SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b FROM json_each(${json})`,
@@ -131,7 +149,10 @@ export function peekSqliteProviders(file: string): readonly PeekedProvider[] | n
   try {
     const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'providers'").get();
     if (hasTable === undefined) return [];
-    const rows = db.prepare('SELECT id, identity_provider FROM providers ORDER BY id').all() as { id: string; identity_provider: string }[];
+    const rows = db.prepare('SELECT id, identity_provider FROM providers ORDER BY id').all() as {
+      id: string;
+      identity_provider: string;
+    }[];
     return rows.map((r) => Object.freeze({ id: r.id, identityProvider: r.identity_provider }));
   } finally {
     db.close();

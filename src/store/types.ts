@@ -184,7 +184,12 @@ export interface Store {
   listProviders(page: PageArgs): Promise<Page<ProviderRecord>>;
   countProviders(): Promise<number>;
   /** Bumps version and updatedAt. NOT_FOUND / VERSION_CONFLICT. */
-  updateProvider(id: string, patch: ProviderPatch, expectedVersion: number | null, options?: ProviderUpdateOptions): Promise<ProviderRecord>;
+  updateProvider(
+    id: string,
+    patch: ProviderPatch,
+    expectedVersion: number | null,
+    options?: ProviderUpdateOptions,
+  ): Promise<ProviderRecord>;
   /** Deletes the provider, its connections, their policies and tokens. NOT_FOUND / VERSION_CONFLICT. */
   deleteProvider(id: string, expectedVersion: number | null, options?: DeleteOptions): Promise<void>;
 
@@ -240,7 +245,11 @@ export interface Store {
    * follows from one token set (its refresh token was rejected) never lands on a newer set (a
    * consent that came in between). Null when the generation moved on. NOT_FOUND if the connection is gone.
    */
-  setConnectionStateIfGeneration(key: ConnectionKey, state: ConnectionState, expectedGeneration: number): Promise<ConnectionRecord | null>;
+  setConnectionStateIfGeneration(
+    key: ConnectionKey,
+    state: ConnectionState,
+    expectedGeneration: number,
+  ): Promise<ConnectionRecord | null>;
 
   // Access policies -----------------------------------------------------------------------
   /** NOT_FOUND (connection), ALREADY_EXISTS, LIMIT_EXCEEDED past `maxPolicies`. */
@@ -291,7 +300,11 @@ export interface Store {
   /** With its deliveries. NOT_FOUND. */
   deleteWebhook(id: string): Promise<void>;
   /** Newest first; `status` null for all. */
-  listWebhookDeliveries(webhookId: string, status: DeliveryStatus | null, limit: number): Promise<WebhookDeliveryRecord[]>;
+  listWebhookDeliveries(
+    webhookId: string,
+    status: DeliveryStatus | null,
+    limit: number,
+  ): Promise<WebhookDeliveryRecord[]>;
   /** As claimRevocations, for pending deliveries. */
   claimWebhookDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDeliveryRecord[]>;
   completeWebhookDelivery(webhookId: string, eventId: string, outcome: DeliveryOutcome): Promise<void>;

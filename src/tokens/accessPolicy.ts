@@ -6,7 +6,9 @@ import type { AccessPolicyRecord } from '../domain/model.js';
 import type { Caller } from '../identity/caller.js';
 
 /** A verified caller (`identity: jwt`) or the gateway itself (`identity: managed`). */
-export type Principal = { readonly kind: 'caller'; readonly caller: Caller } | { readonly kind: 'managed'; readonly objectId: string };
+export type Principal =
+  | { readonly kind: 'caller'; readonly caller: Caller }
+  | { readonly kind: 'managed'; readonly objectId: string };
 
 function tenantMatches(policy: AccessPolicyRecord, caller: Caller): boolean {
   return policy.tenantId === null || policy.tenantId === caller.tenantId;
@@ -34,7 +36,9 @@ export function policyAdmits(policy: AccessPolicyRecord, principal: Principal): 
     case 'USER': {
       if (principal.kind !== 'caller') return false;
       const c = principal.caller;
-      return (c.oid === policy.objectId || c.sub === policy.objectId) && scopeMatches(policy, c) && appMatches(policy, c);
+      return (
+        (c.oid === policy.objectId || c.sub === policy.objectId) && scopeMatches(policy, c) && appMatches(policy, c)
+      );
     }
     case 'GROUP': {
       if (principal.kind !== 'caller') return false;

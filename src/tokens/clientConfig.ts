@@ -8,7 +8,12 @@ import { GatewayError } from '../errors.js';
 import type { OAuthClientConfig } from '../oauth/types.js';
 import { findIdentityProvider, type IdentityProviderEntry } from '../providers/catalog.js';
 import type { ChangeEvent } from '../store/types.js';
-import { effectiveScopes, extraAuthorizationParameters, extraTokenParameters, resolveEndpoints } from '../providers/endpoints.js';
+import {
+  effectiveScopes,
+  extraAuthorizationParameters,
+  extraTokenParameters,
+  resolveEndpoints,
+} from '../providers/endpoints.js';
 
 export interface ResolvedClient {
   readonly config: OAuthClientConfig;
@@ -20,7 +25,8 @@ export interface ClientOptions {
 }
 
 const providerClientKey = (providerId: string): string => `provider:${providerId}`;
-const connectionClientKey = (providerId: string, connectionId: string): string => `${providerClientKey(providerId)}/connection:${connectionId}`;
+const connectionClientKey = (providerId: string, connectionId: string): string =>
+  `${providerClientKey(providerId)}/connection:${connectionId}`;
 
 /**
  * The OAuth client cache keys a change may have made stale or ownerless: a provider's own and its
@@ -59,11 +65,21 @@ export function resolveClient(
   const clientId = own ? own.clientId : provider.clientId;
   if (clientId === null) {
     // Creation refuses such a connection; this is a store edited by other means.
-    throw new GatewayError('PROVIDER_UNAVAILABLE', `credential provider '${provider.id}' has no client and the connection none of its own`);
+    throw new GatewayError(
+      'PROVIDER_UNAVAILABLE',
+      `credential provider '${provider.id}' has no client and the connection none of its own`,
+    );
   }
   const clientSecret = own
-    ? own.clientSecret && envelope.open(own.clientSecret, { kind: 'connection', field: 'clientSecret', providerId: provider.id, connectionId: own.id })
-    : provider.clientSecret && envelope.open(provider.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: provider.id });
+    ? own.clientSecret &&
+      envelope.open(own.clientSecret, {
+        kind: 'connection',
+        field: 'clientSecret',
+        providerId: provider.id,
+        connectionId: own.id,
+      })
+    : provider.clientSecret &&
+      envelope.open(provider.clientSecret, { kind: 'provider', field: 'clientSecret', providerId: provider.id });
   return {
     scopes: effectiveScopes(entry, provider),
     config: {

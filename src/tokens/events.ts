@@ -25,7 +25,13 @@ export interface TokenEvents {
   cacheHit(key: ConnectionKey): void;
   cacheMiss(key: ConnectionKey): void;
   /** One call to an identity provider's token endpoint and how it ended. */
-  providerCall(key: ConnectionKey, kind: ProviderCallKind, outcome: ProviderCallOutcome, durationMs: number, origin: ProviderCallOrigin): void;
+  providerCall(
+    key: ConnectionKey,
+    kind: ProviderCallKind,
+    outcome: ProviderCallOutcome,
+    durationMs: number,
+    origin: ProviderCallOrigin,
+  ): void;
   /** Every access decision, for the audit trail (never the token). */
   tokenUse(use: TokenUse): void;
 }
@@ -42,8 +48,13 @@ export function teeTokenEvents(...all: readonly TokenEvents[]): TokenEvents {
   return Object.freeze({
     cacheHit: (key: ConnectionKey) => all.forEach((e) => e.cacheHit(key)),
     cacheMiss: (key: ConnectionKey) => all.forEach((e) => e.cacheMiss(key)),
-    providerCall: (key: ConnectionKey, kind: ProviderCallKind, outcome: ProviderCallOutcome, durationMs: number, origin: ProviderCallOrigin) =>
-      all.forEach((e) => e.providerCall(key, kind, outcome, durationMs, origin)),
+    providerCall: (
+      key: ConnectionKey,
+      kind: ProviderCallKind,
+      outcome: ProviderCallOutcome,
+      durationMs: number,
+      origin: ProviderCallOrigin,
+    ) => all.forEach((e) => e.providerCall(key, kind, outcome, durationMs, origin)),
     tokenUse: (use: TokenUse) => all.forEach((e) => e.tokenUse(use)),
   });
 }

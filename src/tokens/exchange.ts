@@ -72,13 +72,22 @@ export class TokenExchanger {
   }
 
   async #exchange(request: ExchangeRequest, key: string): Promise<AccessToken> {
-    this.#deps.limiter.take(`${request.providerId}/exchange:${JSON.stringify([request.caller.issuer, request.caller.sub])}`);
+    this.#deps.limiter.take(
+      `${request.providerId}/exchange:${JSON.stringify([request.caller.issuer, request.caller.sub])}`,
+    );
     const provider = await orStoreUnavailable(this.#deps.store.getProvider(request.providerId));
     if (!provider) throw new GatewayError('CONNECTION_NOT_FOUND', `${providerLabel(request.providerId)} not found`);
     if (isStaticCredential(provider.grantType))
-      throw new GatewayError('PROVIDER_UNAVAILABLE', `${providerLabel(provider.id)} holds ${provider.grantType} credentials and cannot exchange tokens`);
+      throw new GatewayError(
+        'PROVIDER_UNAVAILABLE',
+        `${providerLabel(provider.id)} holds ${provider.grantType} credentials and cannot exchange tokens`,
+      );
     const client = resolveClient(this.#deps.envelope, provider, this.#deps);
-    const result = await this.#deps.oauth.tokenExchange(client.config, { subjectToken: request.subjectToken, audience: request.audience, scope: request.scope });
+    const result = await this.#deps.oauth.tokenExchange(client.config, {
+      subjectToken: request.subjectToken,
+      audience: request.audience,
+      scope: request.scope,
+    });
     const token: AccessToken = Object.freeze({
       accessToken: result.accessToken,
       tokenType: result.tokenType,

@@ -52,9 +52,13 @@ export class AcquisitionLimiter {
     }
     if (w.count >= this.#perMinute) {
       const retryAfterSeconds = Math.max(1, Math.ceil((w.start + WINDOW_MS - now) / 1000));
-      throw new GatewayError('RATE_LIMITED', `more than ${this.#perMinute} token acquisitions this minute for this connection`, {
-        details: { retryAfterSeconds },
-      });
+      throw new GatewayError(
+        'RATE_LIMITED',
+        `more than ${this.#perMinute} token acquisitions this minute for this connection`,
+        {
+          details: { retryAfterSeconds },
+        },
+      );
     }
     w.count++;
   }

@@ -109,7 +109,16 @@ export class ProactiveRefresher {
     const now = this.#now();
     let entry = this.#entries.get(name);
     if (!entry) {
-      entry = { key: Object.freeze({ ...key }), name, expiresAt: Number.NaN, lifetimeMs: 0, lastUsedAt: now, lastRenewedAt: Number.NEGATIVE_INFINITY, timer: null, renewing: false };
+      entry = {
+        key: Object.freeze({ ...key }),
+        name,
+        expiresAt: Number.NaN,
+        lifetimeMs: 0,
+        lastUsedAt: now,
+        lastRenewedAt: Number.NEGATIVE_INFINITY,
+        timer: null,
+        renewing: false,
+      };
       this.#entries.set(name, entry);
     }
     entry.lastUsedAt = now;
@@ -152,7 +161,11 @@ export class ProactiveRefresher {
     // path renews it, and the token it gets is noted again.
     if (untilWindowMs <= 0) return;
     const jitterMs = this.#random() * this.#maxJitterMs(entry);
-    const dueMs = Math.max(untilWindowMs - this.#leadMs(entry) - jitterMs, entry.lastRenewedAt + MIN_RENEWAL_INTERVAL_MS - now, 0);
+    const dueMs = Math.max(
+      untilWindowMs - this.#leadMs(entry) - jitterMs,
+      entry.lastRenewedAt + MIN_RENEWAL_INTERVAL_MS - now,
+      0,
+    );
     this.#arm(entry, dueMs);
   }
 
@@ -164,7 +177,8 @@ export class ProactiveRefresher {
   #due(entry: Entry): void {
     entry.timer = null;
     if (this.#entries.peek(entry.name) !== entry || entry.renewing) return;
-    if (this.#now() - entry.lastUsedAt > IDLE_LIFETIMES * entry.lifetimeMs) return void this.#entries.delete(entry.name);
+    if (this.#now() - entry.lastUsedAt > IDLE_LIFETIMES * entry.lifetimeMs)
+      return void this.#entries.delete(entry.name);
     if (this.#running >= MAX_CONCURRENT_RENEWALS) return void this.#queue.push(entry);
     void this.#renew(entry);
   }
@@ -180,11 +194,13 @@ export class ProactiveRefresher {
       const now = this.#now();
       entry.lastRenewedAt = now;
       if (token.expiresAt === null) return void this.#entries.delete(entry.name);
-      if (token.expiresAt !== entry.expiresAt) return this.#plan(entry, { expiresAt: token.expiresAt, obtainedAt: token.obtainedAt }, now);
+      if (token.expiresAt !== entry.expiresAt)
+        return this.#plan(entry, { expiresAt: token.expiresAt, obtainedAt: token.obtainedAt }, now);
       // The same token came back: the provider could not be reached. Try again while it is still
       // outside the window; after that, requests renew it (and report the failure to their callers).
       const untilWindowMs = entry.expiresAt - this.#options.refreshSkewMs - now;
-      if (untilWindowMs > 0) this.#arm(entry, Math.min(untilWindowMs, Math.max(RETRY_MIN_DELAY_MS, this.#leadMs(entry) / 4)));
+      if (untilWindowMs > 0)
+        this.#arm(entry, Math.min(untilWindowMs, Math.max(RETRY_MIN_DELAY_MS, this.#leadMs(entry) / 4)));
     } catch (e) {
       entry.renewing = false;
       // Gone, no longer connected, needs consent: requests will tell their callers; nothing to renew.

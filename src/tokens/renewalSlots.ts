@@ -24,7 +24,8 @@ export class RenewalSlots {
   #runningTotal = 0;
 
   constructor(options: RenewalSlotsOptions) {
-    if (!(options.total >= 1 && options.perGroup >= 1)) throw new RangeError('renewal slots need total >= 1 and perGroup >= 1');
+    if (!(options.total >= 1 && options.perGroup >= 1))
+      throw new RangeError('renewal slots need total >= 1 and perGroup >= 1');
     this.#total = options.total;
     this.#perGroup = Math.min(options.perGroup, options.total);
   }

@@ -82,7 +82,8 @@ interface Load extends Pending {
 
 function affects(event: ChangeEvent | null, cacheKey: string): boolean {
   if (event === null) return true;
-  if (event.connectionId !== undefined) return cacheKey === connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId });
+  if (event.connectionId !== undefined)
+    return cacheKey === connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId });
   return cacheKey.startsWith(`${event.providerId}/`);
 }
 
@@ -105,7 +106,10 @@ export class TokenResolver {
   readonly #deps: ResolverDeps;
   readonly #loads = new Map<string, Load>();
   readonly #pending = new Set<Pending>();
-  readonly #refusing = new LRUCache<string, readonly AccessPolicyRecord[]>({ max: MAX_REFUSING_POLICIES, ttl: REFUSING_POLICIES_TTL_MS });
+  readonly #refusing = new LRUCache<string, readonly AccessPolicyRecord[]>({
+    max: MAX_REFUSING_POLICIES,
+    ttl: REFUSING_POLICIES_TTL_MS,
+  });
 
   constructor(deps: ResolverDeps) {
     this.#deps = deps;
@@ -133,8 +137,10 @@ export class TokenResolver {
   #onChange(event: ChangeEvent | null, cause: ReadInFlight | undefined): void {
     if (event === null) this.#deps.cache.clear();
     else this.#deps.cache.evict(event.providerId, event.connectionId);
-    if (event?.connectionId !== undefined) this.#refusing.delete(connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId }));
-    else for (const cacheKey of [...this.#refusing.keys()]) if (affects(event, cacheKey)) this.#refusing.delete(cacheKey);
+    if (event?.connectionId !== undefined)
+      this.#refusing.delete(connectionKeyOf({ providerId: event.providerId, connectionId: event.connectionId }));
+    else
+      for (const cacheKey of [...this.#refusing.keys()]) if (affects(event, cacheKey)) this.#refusing.delete(cacheKey);
     for (const pending of this.#pending) {
       if (pending === cause || !affects(event, pending.cacheKey)) continue;
       pending.stale = true;
@@ -165,8 +171,16 @@ export class TokenResolver {
 
   async #resolveAndAudit(request: TokenRequest, trail: Trail): Promise<AccessToken> {
     const events = this.#deps.events ?? NO_TOKEN_EVENTS;
-    const principal = request.principal.kind === 'managed' ? `managed:${request.principal.objectId}` : `${request.principal.caller.issuer}#${request.principal.caller.sub}`;
-    const use = { providerId: request.providerId, connectionId: request.connectionId, principal, ...(request.subgraph !== undefined && { subgraph: request.subgraph }) };
+    const principal =
+      request.principal.kind === 'managed'
+        ? `managed:${request.principal.objectId}`
+        : `${request.principal.caller.issuer}#${request.principal.caller.sub}`;
+    const use = {
+      providerId: request.providerId,
+      connectionId: request.connectionId,
+      principal,
+      ...(request.subgraph !== undefined && { subgraph: request.subgraph }),
+    };
     try {
       const token = await this.#resolve(request, events, trail);
       events.tokenUse({ ...use, outcome: 'granted' });
@@ -226,7 +240,11 @@ export class TokenResolver {
    */
   #acquire(key: ConnectionKey, load: Load): Promise<AccessToken> {
     this.#deps.limiter.take(load.cacheKey);
-    return this.#deps.tokens.get(key, { cause: load, connection: load.connection, onRenewal: () => void (load.renewed = true) });
+    return this.#deps.tokens.get(key, {
+      cause: load,
+      connection: load.connection,
+      onRenewal: () => void (load.renewed = true),
+    });
   }
 
   /** Joins the read in progress for this connection, or starts one (counted only once a caller is allowed: #acquire). */
@@ -260,7 +278,10 @@ export class TokenResolver {
   }
 
   #denied(key: ConnectionKey): GatewayError {
-    return new GatewayError('ACCESS_DENIED', `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`);
+    return new GatewayError(
+      'ACCESS_DENIED',
+      `the caller may not use connection '${key.connectionId}' of provider '${key.providerId}'`,
+    );
   }
 
   /**
@@ -270,13 +291,19 @@ export class TokenResolver {
   async #consentError(key: ConnectionKey, e: GatewayError, delegated: boolean): Promise<GatewayError> {
     const provider = await orStoreUnavailable(this.#deps.reads.getProvider(key.providerId));
     if (provider && isStaticCredential(provider.grantType))
-      return new GatewayError(e.code, `connection '${key.connectionId}' of provider '${key.providerId}' needs a new ${provider.grantType === 'BASIC' ? 'username and password' : 'API key'} (updateConnection)`);
+      return new GatewayError(
+        e.code,
+        `connection '${key.connectionId}' of provider '${key.providerId}' needs a new ${provider.grantType === 'BASIC' ? 'username and password' : 'API key'} (updateConnection)`,
+      );
     return delegated ? this.#withLoginLink(key, e) : e;
   }
 
   async #withLoginLink(key: ConnectionKey, e: GatewayError): Promise<GatewayError> {
     const link = await this.#deps.loginLinks.runtimeLoginLink(key, this.#deps.postLoginRedirectUrl);
-    return new GatewayError(e.code, `${e.message}: open extensions.loginUrl to consent`, { details: { ...e.details, loginUrl: link.url }, cause: e.cause });
+    return new GatewayError(e.code, `${e.message}: open extensions.loginUrl to consent`, {
+      details: { ...e.details, loginUrl: link.url },
+      cause: e.cause,
+    });
   }
 
   /** First use by a user: their own connection, usable by them only, waiting for their consent. */
@@ -285,11 +312,19 @@ export class TokenResolver {
     const caller = request.principal.caller;
     const key: ConnectionKey = { providerId: request.providerId, connectionId: request.connectionId };
     try {
-      await this.#deps.createOnFirstUse(key, { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer }, caller.sub);
-      this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'created a connection for its user on first use');
+      await this.#deps.createOnFirstUse(
+        key,
+        { objectId: caller.oid ?? caller.sub, tenantId: caller.tenantId, issuer: caller.issuer },
+        caller.sub,
+      );
+      this.#deps.logger.info(
+        { provider: key.providerId, connection: key.connectionId },
+        'created a connection for its user on first use',
+      );
     } catch (e) {
       if (!isGatewayError(e)) throw e;
-      if (e.code === 'NOT_FOUND') throw new GatewayError('CONNECTION_NOT_FOUND', `${providerLabel(key.providerId)} not found`);
+      if (e.code === 'NOT_FOUND')
+        throw new GatewayError('CONNECTION_NOT_FOUND', `${providerLabel(key.providerId)} not found`);
       if (e.code !== 'ALREADY_EXISTS') throw e;
       // Created meanwhile: by this user's concurrent request, fine; by anyone else, not theirs.
       const [policies = []] = await this.#deps.reads.listAccessPolicies([key]);

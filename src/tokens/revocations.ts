@@ -42,7 +42,11 @@ export interface RevocationWorkerOptions {
 
 class GiveUp extends Error {}
 
-function clientConfigOf(revocation: RevocationRecord, clientSecret: string | null, allowInsecureHttp: boolean): OAuthClientConfig {
+function clientConfigOf(
+  revocation: RevocationRecord,
+  clientSecret: string | null,
+  allowInsecureHttp: boolean,
+): OAuthClientConfig {
   const entry = findIdentityProvider(revocation.identityProvider);
   if (entry === undefined) throw new GiveUp(`unknown identity provider ${revocation.identityProvider}`);
   const endpoints = resolveEndpoints(entry, revocation.parameters, { allowInsecureHttp });
@@ -104,12 +108,20 @@ export class RevocationWorker {
 
   async #process(revocation: RevocationRecord): Promise<void> {
     const { store, logger, onOutcome } = this.#options;
-    const where = { provider: revocation.providerId, connection: revocation.connectionId, attempt: revocation.attempts };
+    const where = {
+      provider: revocation.providerId,
+      connection: revocation.connectionId,
+      attempt: revocation.attempts,
+    };
     try {
       const revoked = await this.#revoke(revocation);
       await store.deleteRevocation(revocation.id);
       onOutcome(revoked ? 'revoked' : 'unsupported');
-      if (!revoked) logger.info(where, "the provider names no revocation endpoint: a deleted connection's tokens were dropped unrevoked");
+      if (!revoked)
+        logger.info(
+          where,
+          "the provider names no revocation endpoint: a deleted connection's tokens were dropped unrevoked",
+        );
       return;
     } catch (e) {
       const error = asGatewayError(e);
@@ -117,24 +129,40 @@ export class RevocationWorker {
       if (e instanceof GiveUp || revocation.attempts >= maxAttempts) {
         await store.deleteRevocation(revocation.id);
         onOutcome('failed');
-        logger.error({ ...where, code: error.code, reason: e instanceof Error ? e.message : String(e) }, "revoking a deleted connection's tokens failed; given up");
+        logger.error(
+          { ...where, code: error.code, reason: e instanceof Error ? e.message : String(e) },
+          "revoking a deleted connection's tokens failed; given up",
+        );
         return;
       }
-      const delay = backoffMs(revocation.attempts, this.#options.retryBaseMs ?? REVOCATION_RETRY_BASE_MS, REVOCATION_RETRY_MAX_MS);
+      const delay = backoffMs(
+        revocation.attempts,
+        this.#options.retryBaseMs ?? REVOCATION_RETRY_BASE_MS,
+        REVOCATION_RETRY_MAX_MS,
+      );
       await store.retryRevocationAt(revocation.id, new Date(this.#now().getTime() + delay));
       onOutcome('retried');
-      logger.warn({ ...where, code: error.code, retryInMs: delay }, "revoking a deleted connection's tokens failed; will retry");
+      logger.warn(
+        { ...where, code: error.code, retryInMs: delay },
+        "revoking a deleted connection's tokens failed; will retry",
+      );
     }
   }
 
   /** False when the provider names no revocation endpoint. */
   async #revoke(revocation: RevocationRecord): Promise<boolean> {
     const { envelope, oauth, allowInsecureHttp } = this.#options;
-    const tokens = JSON.parse(envelope.open(revocation.tokens, { kind: 'revocation', field: 'tokens', revocationId: revocation.id })) as StoredTokenSet;
+    const tokens = JSON.parse(
+      envelope.open(revocation.tokens, { kind: 'revocation', field: 'tokens', revocationId: revocation.id }),
+    ) as StoredTokenSet;
     const clientSecret =
       revocation.clientSecret === null
         ? null
-        : envelope.open(revocation.clientSecret, { kind: 'revocation', field: 'clientSecret', revocationId: revocation.id });
+        : envelope.open(revocation.clientSecret, {
+            kind: 'revocation',
+            field: 'clientSecret',
+            revocationId: revocation.id,
+          });
     const config = clientConfigOf(revocation, clientSecret, allowInsecureHttp);
     try {
       // The refresh token first: it is what outlives the connection. Revoking it again is harmless (RFC 7009 §2.2).

@@ -17,7 +17,12 @@ export function openTokenSet(envelope: Envelope, key: ConnectionKey, sealed: Sea
 }
 
 /** The store write that makes `tokens`, obtained at `obtainedAt`, the connection's CONNECTED token set. */
-export function connectedTokenWrite(envelope: Envelope, key: ConnectionKey, tokens: StoredTokenSet, obtainedAt: Date): TokenWrite {
+export function connectedTokenWrite(
+  envelope: Envelope,
+  key: ConnectionKey,
+  tokens: StoredTokenSet,
+  obtainedAt: Date,
+): TokenWrite {
   return {
     tokens: sealTokenSet(envelope, key, tokens),
     tokenExpiresAt: tokens.expiresAt === null ? null : new Date(tokens.expiresAt),

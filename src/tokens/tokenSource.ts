@@ -6,7 +6,14 @@
  * and every replica is told (ChangeFeed), so that no cache keeps serving the token they replace.
  */
 import type { Envelope } from '../crypto/envelope.js';
-import type { ConnectionError, ConnectionRecord, ConnectionTestResult, CredentialHeader, ProviderRecord, StoredTokenSet } from '../domain/model.js';
+import type {
+  ConnectionError,
+  ConnectionRecord,
+  ConnectionTestResult,
+  CredentialHeader,
+  ProviderRecord,
+  StoredTokenSet,
+} from '../domain/model.js';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
 import { orStoreUnavailable, storeUnavailable } from '../store/errors.js';
 import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/ids.js';
@@ -17,7 +24,13 @@ import { type Store, type TokenWrite } from '../store/types.js';
 import { isStaticCredential } from '../domain/model.js';
 import { credentialCheckUrl, headerValue } from '../providers/credentials.js';
 import { catalogEntryOf, resolveClient } from './clientConfig.js';
-import { NO_TOKEN_EVENTS, type ProviderCallKind, type ProviderCallOrigin, type ProviderCallOutcome, type TokenEvents } from './events.js';
+import {
+  NO_TOKEN_EVENTS,
+  type ProviderCallKind,
+  type ProviderCallOrigin,
+  type ProviderCallOutcome,
+  type TokenEvents,
+} from './events.js';
 import { RenewalSlots } from './renewalSlots.js';
 import { connectedTokenWrite, openTokenSet, tokenSetFrom } from './tokenSet.js';
 
@@ -67,7 +80,11 @@ const KEPT_ASIDE_RETRY_INTERVAL_MS = 5_000;
 const KEPT_ASIDE_BACKGROUND_ATTEMPTS = 60;
 
 /** Failures after which the connection's current token must not be served any more, even if still valid. */
-const NO_FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set(['REAUTHORIZATION_REQUIRED', 'CONNECTION_NOT_CONNECTED', 'CONNECTION_NOT_FOUND']);
+const NO_FALLBACK_CODES: ReadonlySet<ErrorCode> = new Set([
+  'REAUTHORIZATION_REQUIRED',
+  'CONNECTION_NOT_CONNECTED',
+  'CONNECTION_NOT_FOUND',
+]);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -114,7 +131,6 @@ export interface AccessToken {
 export const CREDENTIAL_REJECTED = 'CREDENTIAL_REJECTED';
 export const NOT_TESTABLE = 'NOT_TESTABLE';
 
-
 /** One renewal in progress; a request that joins a background renewal waits on it too. */
 interface Flight {
   requestWaiting: boolean;
@@ -136,10 +152,16 @@ export function connectionNotFound(key: ConnectionKey): GatewayError {
   return new GatewayError('CONNECTION_NOT_FOUND', `${connectionLabel(key)} not found`);
 }
 
-export const needsConsent = (connection: Pick<ConnectionRecord, 'id' | 'providerId'> & Partial<Pick<ConnectionRecord, 'clientId' | 'clientSecret'>>) => {
+export const needsConsent = (
+  connection: Pick<ConnectionRecord, 'id' | 'providerId'> &
+    Partial<Pick<ConnectionRecord, 'clientId' | 'clientSecret'>>,
+) => {
   const label = connectionLabel({ providerId: connection.providerId, connectionId: connection.id });
   // A client-credentials connection whose own secret went with an endpoint change needs a new secret, not a consent.
-  const why = typeof connection.clientId === 'string' && connection.clientSecret === null ? 'needs a new client secret (updateConnection)' : 'needs consent first';
+  const why =
+    typeof connection.clientId === 'string' && connection.clientSecret === null
+      ? 'needs a new client secret (updateConnection)'
+      : 'needs consent first';
   return new GatewayError('CONNECTION_NOT_CONNECTED', `${label} ${why}`);
 };
 
@@ -157,7 +179,10 @@ function accessTokenOf(set: StoredTokenSet, obtainedAt: Date | null): AccessToke
 export class TokenSource {
   readonly #deps: TokenSourceDeps;
   readonly #inflight = new Map<string, { readonly flight: Flight; readonly promise: Promise<AccessToken> }>();
-  readonly #slots = new RenewalSlots({ total: MAX_CONCURRENT_RENEWALS, perGroup: MAX_CONCURRENT_RENEWALS_PER_PROVIDER });
+  readonly #slots = new RenewalSlots({
+    total: MAX_CONCURRENT_RENEWALS,
+    perGroup: MAX_CONCURRENT_RENEWALS_PER_PROVIDER,
+  });
   /**
    * Token sets obtained but not yet stored, by connection: persisted before that connection's next
    * provider call (the provider has already rotated the refresh token they replace). Kept in this
@@ -179,9 +204,12 @@ export class TokenSource {
     };
     const connection = await this.#connection(key, options.connection);
     const current = this.#usableTokens(connection);
-    if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
+    if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs))
+      return accessTokenOf(current, connection.lastRefreshedAt);
     options.onRenewal?.();
-    const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) => this.#renew(key, wanted, flight));
+    const renewal = this.#singleFlight(key, options.origin ?? 'request', options.cause, (flight) =>
+      this.#renew(key, wanted, flight),
+    );
     return this.#bounded(renewal, wanted.force ? null : current, connection.lastRefreshedAt);
   }
 
@@ -192,7 +220,11 @@ export class TokenSource {
    * the current token while it is still valid (never for a forced renewal: `fallback` is then null),
    * unless the failure says the connection may not be used any more (NO_FALLBACK_CODES).
    */
-  async #bounded(renewal: Promise<AccessToken>, fallback: StoredTokenSet | null, obtainedAt: Date | null): Promise<AccessToken> {
+  async #bounded(
+    renewal: Promise<AccessToken>,
+    fallback: StoredTokenSet | null,
+    obtainedAt: Date | null,
+  ): Promise<AccessToken> {
     const timeoutMs = this.#deps.callerTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
@@ -210,7 +242,11 @@ export class TokenSource {
       clearTimeout(timer);
     }
     if (!fallback || !this.#notExpired(fallback)) throw failure;
-    if (!isGatewayError(failure)) this.#deps.logger.error({ err: failure }, 'token renewal failed unexpectedly; serving the current token while it is valid');
+    if (!isGatewayError(failure))
+      this.#deps.logger.error(
+        { err: failure },
+        'token renewal failed unexpectedly; serving the current token while it is valid',
+      );
     return accessTokenOf(fallback, obtainedAt);
   }
 
@@ -240,7 +276,10 @@ export class TokenSource {
   }
 
   /** Sends the credential to the check URL: any 2xx accepts it; the state of the connection stays as it is. */
-  async #checkCredential(provider: ProviderRecord, connection: ConnectionRecord): Promise<Pick<ConnectionTestResult, 'ok' | 'tested' | 'error'>> {
+  async #checkCredential(
+    provider: ProviderRecord,
+    connection: ConnectionRecord,
+  ): Promise<Pick<ConnectionTestResult, 'ok' | 'tested' | 'error'>> {
     const current = this.#usableTokens(connection);
     if (!current?.sendAs) throw needsConsent(connection);
     const entry = catalogEntryOf(provider);
@@ -249,10 +288,19 @@ export class TokenSource {
       const message = `the credential cannot be tested: identity provider ${entry.name} names no check URL${entry.parameters.some((p) => p.name === 'checkUrl') ? ' (set the checkUrl parameter)' : ''}`;
       return { ok: false, tested: false, error: { code: NOT_TESTABLE, message } };
     }
-    const status = await this.#deps.oauth.checkCredential(url, { [current.sendAs.name]: headerValue(current.sendAs, current.accessToken) });
+    const status = await this.#deps.oauth.checkCredential(url, {
+      [current.sendAs.name]: headerValue(current.sendAs, current.accessToken),
+    });
     if (status >= 200 && status <= 299) return { ok: true, tested: true, error: null };
     if (status === 401 || status === 403)
-      return { ok: false, tested: true, error: { code: CREDENTIAL_REJECTED, message: `the check URL refused the credential (HTTP ${status}); give a new one through updateConnection` } };
+      return {
+        ok: false,
+        tested: true,
+        error: {
+          code: CREDENTIAL_REJECTED,
+          message: `the check URL refused the credential (HTTP ${status}); give a new one through updateConnection`,
+        },
+      };
     throw new GatewayError('PROVIDER_UNAVAILABLE', `the check URL answered HTTP ${status}`);
   }
 
@@ -279,7 +327,13 @@ export class TokenSource {
         throw new Error(`unknown connection state ${JSON.stringify(never)}`);
       }
     }
-    return connection.tokens ? openTokenSet(this.#deps.envelope, { providerId: connection.providerId, connectionId: connection.id }, connection.tokens) : null;
+    return connection.tokens
+      ? openTokenSet(
+          this.#deps.envelope,
+          { providerId: connection.providerId, connectionId: connection.id },
+          connection.tokens,
+        )
+      : null;
   }
 
   #validFor(set: StoredTokenSet, ms: number): boolean {
@@ -290,7 +344,12 @@ export class TokenSource {
     return set.expiresAt === null || set.expiresAt > this.#deps.now().getTime();
   }
 
-  #singleFlight(key: ConnectionKey, origin: ProviderCallOrigin, cause: ReadInFlight | undefined, run: (flight: Flight) => Promise<AccessToken>): Promise<AccessToken> {
+  #singleFlight(
+    key: ConnectionKey,
+    origin: ProviderCallOrigin,
+    cause: ReadInFlight | undefined,
+    run: (flight: Flight) => Promise<AccessToken>,
+  ): Promise<AccessToken> {
     const k = connectionKeyOf(key);
     const existing = this.#inflight.get(k);
     if (existing) {
@@ -332,10 +391,12 @@ export class TokenSource {
       connection = persisted;
       const tokens = this.#usableTokens(connection);
       // Obtained by the renewal that could not store it: as new as a forced renewal asks for.
-      if (tokens && this.#notExpired(tokens) && (wanted.force || this.#validFor(tokens, wanted.minValidityMs))) return accessTokenOf(tokens, connection.lastRefreshedAt);
+      if (tokens && this.#notExpired(tokens) && (wanted.force || this.#validFor(tokens, wanted.minValidityMs)))
+        return accessTokenOf(tokens, connection.lastRefreshedAt);
     }
     const current = this.#usableTokens(connection);
-    if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs)) return accessTokenOf(current, connection.lastRefreshedAt);
+    if (current && !wanted.force && this.#validFor(current, wanted.minValidityMs))
+      return accessTokenOf(current, connection.lastRefreshedAt);
     // A connection implies its provider (foreign key): it was deleted meanwhile.
     if (!provider) throw connectionNotFound(key);
     try {
@@ -352,7 +413,11 @@ export class TokenSource {
    * nothing to store or a newer set (a consent) was stored meanwhile and wins. A store that still
    * fails throws STORE_UNAVAILABLE, so the provider is not called with a refresh token it rotated out.
    */
-  async #persistKeptAside(key: ConnectionKey, connection: ConnectionRecord, flight: Flight): Promise<ConnectionRecord | null> {
+  async #persistKeptAside(
+    key: ConnectionKey,
+    connection: ConnectionRecord,
+    flight: Flight,
+  ): Promise<ConnectionRecord | null> {
     const name = connectionKeyOf(key);
     const kept = this.#keptAside.get(name);
     if (!kept) return null;
@@ -370,7 +435,10 @@ export class TokenSource {
     }
     this.#keptAside.delete(name);
     if (written) {
-      this.#deps.logger.info({ provider: key.providerId, connection: key.connectionId }, 'stored a token set kept aside after a failed store write');
+      this.#deps.logger.info(
+        { provider: key.providerId, connection: key.connectionId },
+        'stored a token set kept aside after a failed store write',
+      );
       await this.#deps.changes?.publish(key, flight.cause);
     }
     return written;
@@ -383,7 +451,9 @@ export class TokenSource {
       if (!this.#keptAside.has(name)) return;
       const flight: Flight = { requestWaiting: false, cause: undefined };
       try {
-        await this.#slots.run(key.providerId, () => this.#locked(key, async () => void (await this.#persistKeptAside(key, await this.#connection(key), flight))));
+        await this.#slots.run(key.providerId, () =>
+          this.#locked(key, async () => void (await this.#persistKeptAside(key, await this.#connection(key), flight))),
+        );
       } catch {
         // Still failing (logged by the write): the next attempt, or the next renewal, tries again.
       }
@@ -404,7 +474,10 @@ export class TokenSource {
         if (isGatewayError(e)) throw e;
         const delayMs = TOKEN_WRITE_RETRY_DELAYS_MS[attempt];
         if (delayMs === undefined) throw storeUnavailable(e);
-        this.#deps.logger.warn({ err: e, provider: key.providerId, connection: key.connectionId, attempt: attempt + 1 }, 'token write failed; retrying');
+        this.#deps.logger.warn(
+          { err: e, provider: key.providerId, connection: key.connectionId, attempt: attempt + 1 },
+          'token write failed; retrying',
+        );
         await sleep(delayMs);
       }
     }
@@ -426,17 +499,28 @@ export class TokenSource {
     }
     if (provider.grantType === 'CLIENT_CREDENTIALS') {
       const client = resolveClient(envelope, provider, this.#deps, connection);
-      next = tokenSetFrom(await this.#timed(key, 'client_credentials', flight, () => oauth.clientCredentials(client.config, { scopes: [...client.scopes] })), null);
+      next = tokenSetFrom(
+        await this.#timed(key, 'client_credentials', flight, () =>
+          oauth.clientCredentials(client.config, { scopes: [...client.scopes] }),
+        ),
+        null,
+      );
     } else {
       if (!current) throw needsConsent(connection);
       if (current.refreshToken === null) {
         // Nothing to refresh with (e.g. never-expiring tokens): serve what is still valid.
         if (this.#notExpired(current)) return accessTokenOf(current, connection.lastRefreshedAt);
-        throw new GatewayError('REAUTHORIZATION_REQUIRED', `connection '${connection.id}' has no refresh token; authorize it again`);
+        throw new GatewayError(
+          'REAUTHORIZATION_REQUIRED',
+          `connection '${connection.id}' has no refresh token; authorize it again`,
+        );
       }
       const client = resolveClient(envelope, provider, this.#deps);
       const refreshToken = current.refreshToken;
-      next = tokenSetFrom(await this.#timed(key, 'refresh', flight, () => oauth.refresh(client.config, refreshToken)), refreshToken);
+      next = tokenSetFrom(
+        await this.#timed(key, 'refresh', flight, () => oauth.refresh(client.config, refreshToken)),
+        refreshToken,
+      );
     }
     const obtainedAt = now();
     const write = connectedTokenWrite(envelope, key, next, obtainedAt);
@@ -476,7 +560,13 @@ export class TokenSource {
       throw e;
     } finally {
       // Read at the end: a request may have joined a background renewal while it ran.
-      events.providerCall(key, kind, outcome, performance.now() - started, flight.requestWaiting ? 'request' : 'background');
+      events.providerCall(
+        key,
+        kind,
+        outcome,
+        performance.now() - started,
+        flight.requestWaiting ? 'request' : 'background',
+      );
     }
   }
 
@@ -490,7 +580,11 @@ export class TokenSource {
       }
       // Guarded by the generation rejected: a consent landing after the re-read above keeps its tokens.
       const marked = await orStoreUnavailable(
-        this.#deps.store.setConnectionStateIfGeneration(key, { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: e.message } }, before.tokenGeneration),
+        this.#deps.store.setConnectionStateIfGeneration(
+          key,
+          { status: 'ERROR', error: { code: 'REAUTHORIZATION_REQUIRED', message: e.message } },
+          before.tokenGeneration,
+        ),
       );
       if (!marked) {
         const latest = await this.#connection(key);
@@ -499,13 +593,23 @@ export class TokenSource {
         throw needsConsent(latest);
       }
       await this.#deps.changes?.publish(key);
-      this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId }, 'refresh token rejected; connection needs consent again');
+      this.#deps.logger.warn(
+        { provider: key.providerId, connection: key.connectionId },
+        'refresh token rejected; connection needs consent again',
+      );
       throw e;
     }
     // Callers still holding a valid token keep it (see #bounded); once per renewal, say why.
     if (e.code === 'PROVIDER_UNAVAILABLE')
-      this.#deps.logger.warn({ provider: key.providerId, connection: key.connectionId, reason: e.message }, 'refresh failed at the identity provider');
-    if (e.code === 'STORE_UNAVAILABLE') this.#deps.logger.warn({ err: e.cause, provider: key.providerId, connection: key.connectionId }, 'renewal failed at the store');
+      this.#deps.logger.warn(
+        { provider: key.providerId, connection: key.connectionId, reason: e.message },
+        'refresh failed at the identity provider',
+      );
+    if (e.code === 'STORE_UNAVAILABLE')
+      this.#deps.logger.warn(
+        { err: e.cause, provider: key.providerId, connection: key.connectionId },
+        'renewal failed at the store',
+      );
     throw e;
   }
 }

@@ -8,7 +8,16 @@
  * connectionRef) or an error message from outside (an identity provider's may echo input).
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 import { isGatewayError } from '../errors.js';
 
 export const TRACER_NAME = 'credential-gateway';
@@ -46,7 +55,12 @@ const CONNECTION_REF_KEY = randomBytes(32);
 const CONNECTION_REF_HEX_CHARS = 16;
 
 export function connectionRef(providerId: string, connectionId: string): string {
-  return createHmac('sha256', CONNECTION_REF_KEY).update(providerId).update('\0').update(connectionId).digest('hex').slice(0, CONNECTION_REF_HEX_CHARS);
+  return createHmac('sha256', CONNECTION_REF_KEY)
+    .update(providerId)
+    .update('\0')
+    .update(connectionId)
+    .digest('hex')
+    .slice(0, CONNECTION_REF_HEX_CHARS);
 }
 
 /** The code of a failure, never its message. */

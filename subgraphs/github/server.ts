@@ -9,7 +9,14 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import { parse, type GraphQLSchema } from 'graphql';
 import { ownUser, tokenInfoOf } from '../shared/auth.js';
 import { stableNumber } from '../shared/fake.js';
-import { claimsOf, runFromEnv, serveSubgraph, type RunningSubgraph, type SubgraphContext, type SubgraphOptions } from '../shared/serve.js';
+import {
+  claimsOf,
+  runFromEnv,
+  serveSubgraph,
+  type RunningSubgraph,
+  type SubgraphContext,
+  type SubgraphOptions,
+} from '../shared/serve.js';
 
 export const GITHUB_DEFAULT_PORT = 4101;
 const REPOSITORY_NAMES = ['dotfiles', 'notes'] as const;
@@ -41,7 +48,9 @@ const resolvers = {
   },
   User: {
     // A reference from another subgraph resolves only to the token's own user (see ownUser).
-    __resolveReference: async (ref: UserRef, context: SubgraphContext): Promise<UserRef> => ({ id: ownUser(ref, claimsOf(context)).id }),
+    __resolveReference: async (ref: UserRef, context: SubgraphContext): Promise<UserRef> => ({
+      id: ownUser(ref, claimsOf(context)).id,
+    }),
     login: (user: UserRef): string => user.id,
     repositories: (user: UserRef): Repository[] => REPOSITORY_NAMES.map((name) => repository(user.id, name)),
   },

@@ -10,7 +10,14 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import { GraphQLError, parse, type GraphQLSchema } from 'graphql';
 import { ownUser, tokenInfoOf } from '../shared/auth.js';
 import { pick } from '../shared/fake.js';
-import { claimsOf, runFromEnv, serveSubgraph, type RunningSubgraph, type SubgraphContext, type SubgraphOptions } from '../shared/serve.js';
+import {
+  claimsOf,
+  runFromEnv,
+  serveSubgraph,
+  type RunningSubgraph,
+  type SubgraphContext,
+  type SubgraphOptions,
+} from '../shared/serve.js';
 
 export const GRAPH_DEFAULT_PORT = 4102;
 const MAILBOX_SIZE = 3;
@@ -63,7 +70,9 @@ const resolvers = {
   },
   User: {
     // A mailbox is private: a reference to another user's is refused, whatever id the query named.
-    __resolveReference: async (ref: UserRef, context: SubgraphContext): Promise<UserRef> => ({ id: ownUser(ref, claimsOf(context)).id }),
+    __resolveReference: async (ref: UserRef, context: SubgraphContext): Promise<UserRef> => ({
+      id: ownUser(ref, claimsOf(context)).id,
+    }),
     profile: (user: UserRef): Profile => profile(user.id),
     mail: (user: UserRef, args: { first: number }): Message[] => mailbox(user.id, args.first),
   },

@@ -43,7 +43,8 @@ async function jwksUriByDiscovery(issuer: string): Promise<string> {
   });
   if (!res.ok) throw new Error(`discovery answered HTTP ${res.status}`);
   const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
-  if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string') throw new Error('discovery document does not match the issuer');
+  if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string')
+    throw new Error('discovery document does not match the issuer');
   return doc.jwks_uri;
 }
 

@@ -74,11 +74,21 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
 export async function serveSubgraph(schema: GraphQLSchema, options: SubgraphOptions): Promise<RunningSubgraph> {
   // close() stops it; Apollo's own signal handler would race that stop, and a second stop() during a
   // stop never settles (@apollo/server 5.5.1).
-  const apollo = new ApolloServer<SubgraphContext>({ schema, introspection: true, logger: QUIET_LOGGER, stopOnTerminationSignals: false });
+  const apollo = new ApolloServer<SubgraphContext>({
+    schema,
+    introspection: true,
+    logger: QUIET_LOGGER,
+    stopOnTerminationSignals: false,
+  });
   await apollo.start();
   const verify = createTokenVerifier(options);
-  const anonymous: TokenClaims | null = options.allowAnonymous ? Object.freeze({ sub: options.allowAnonymous.subject }) : null;
-  const claimsFor = (query: unknown, authorization: string | null): Promise<TokenClaims | null> | TokenClaims | null => {
+  const anonymous: TokenClaims | null = options.allowAnonymous
+    ? Object.freeze({ sub: options.allowAnonymous.subject })
+    : null;
+  const claimsFor = (
+    query: unknown,
+    authorization: string | null,
+  ): Promise<TokenClaims | null> | TokenClaims | null => {
     if (isTypenameOnly(query)) return null;
     if (authorization === null && anonymous !== null) return anonymous;
     return verify(authorization);
@@ -106,7 +116,8 @@ export async function serveSubgraph(schema: GraphQLSchema, options: SubgraphOpti
       for (const [name, value] of Object.entries(req.headers)) {
         if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
       }
-      const query = req.method === 'GET' ? url.searchParams.get('query') : (body as { query?: unknown } | undefined)?.query;
+      const query =
+        req.method === 'GET' ? url.searchParams.get('query') : (body as { query?: unknown } | undefined)?.query;
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: (req.method ?? 'GET').toUpperCase(), headers, search: url.search, body },
         context: async () => ({ claims: await claimsFor(query, authorization) }),
@@ -154,7 +165,13 @@ export async function runFromEnv(
     process.exitCode = 1;
     return;
   }
-  const running = await start({ issuer, audience, jwksUri: env['JWKS_URI'] || null, port, host: env['HOST'] || '127.0.0.1' });
+  const running = await start({
+    issuer,
+    audience,
+    jwksUri: env['JWKS_URI'] || null,
+    port,
+    host: env['HOST'] || '127.0.0.1',
+  });
   console.log(`${name} subgraph listening at ${running.url}`);
   const stop = (): void => void running.close().then(() => process.exit(0));
   process.once('SIGINT', stop);

@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../src/errors.js';
 import { callerFromClaims } from '../../src/identity/caller.js';
 import { requestFor } from '../../src/gateway/tokenPlan.js';
-import { parseConnectionTemplate, type ConnectionTemplate, type SubgraphBinding } from '../../src/gateway/supergraphConfig.js';
+import {
+  parseConnectionTemplate,
+  type ConnectionTemplate,
+  type SubgraphBinding,
+} from '../../src/gateway/supergraphConfig.js';
 
 const MANAGED_OBJECT_ID = 'credential-gateway';
 
@@ -37,7 +41,11 @@ describe('requestFor', () => {
   });
 
   it('uses a fixed connection for a signed-in caller without delegation', () => {
-    expect(requestFor(binding('shared-01', 'jwt'), alice, MANAGED_OBJECT_ID)).toMatchObject({ connectionId: 'shared-01', principal: { kind: 'caller' }, delegated: false });
+    expect(requestFor(binding('shared-01', 'jwt'), alice, MANAGED_OBJECT_ID)).toMatchObject({
+      connectionId: 'shared-01',
+      principal: { kind: 'caller' },
+      delegated: false,
+    });
   });
 
   it('asks as the gateway itself for a managed binding, with or without a caller', () => {
@@ -56,6 +64,8 @@ describe('requestFor', () => {
   });
 
   it('refuses a caller whose token lacks the template claims with ACCESS_DENIED', () => {
-    expect(codeOf(() => requestFor(binding('user-{jwt.email}', 'jwt'), alice, MANAGED_OBJECT_ID))).toBe('ACCESS_DENIED');
+    expect(codeOf(() => requestFor(binding('user-{jwt.email}', 'jwt'), alice, MANAGED_OBJECT_ID))).toBe(
+      'ACCESS_DENIED',
+    );
   });
 });

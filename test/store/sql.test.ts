@@ -4,7 +4,18 @@
  * generator synchronously or asynchronously.
  */
 import { describe, expect, it } from 'vitest';
-import { EMPTY, Sql, join, raw, render, runWork, runWorkSync, sql, type Result, type Work } from '../../src/store/sql.js';
+import {
+  EMPTY,
+  Sql,
+  join,
+  raw,
+  render,
+  runWork,
+  runWorkSync,
+  sql,
+  type Result,
+  type Work,
+} from '../../src/store/sql.js';
 
 const question = () => '?';
 const dollar = (i: number) => `$${i}`;

@@ -13,10 +13,13 @@ export interface TestApp {
   readonly dir: string;
   readonly url: string;
   /** POST a GraphQL operation to /admin/graphql with the admin key (or the given headers). */
-  admin<T = any>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
+  admin<T = any>(
+    query: string,
+    variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
   close(): Promise<void>;
 }
-
 
 export interface TestAppOptions extends Pick<AppOptions, 'plugins' | 'graphos'> {
   readonly storeUrl?: string;
@@ -24,7 +27,10 @@ export interface TestAppOptions extends Pick<AppOptions, 'plugins' | 'graphos'> 
   readonly now?: () => Date;
 }
 
-export async function startTestApp(overrides: Record<string, unknown> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+export async function startTestApp(
+  overrides: Record<string, unknown> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-app-'));
   const raw: Record<string, any> = {
     server: { host: '127.0.0.1', port: 0, drainTimeoutSeconds: 0, ...(overrides['server'] as object) },
@@ -62,4 +68,3 @@ export async function startTestApp(overrides: Record<string, unknown> = {}, opti
     },
   };
 }
-

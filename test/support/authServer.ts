@@ -124,7 +124,8 @@ export function clientConfigFor(
     tokenUrl: null,
     clientId: server.clients[which].clientId,
     clientSecret: server.clients[which].clientSecret,
-    quirks: which === 'web' ? OIDC_QUIRKS : Object.freeze({ ...OIDC_QUIRKS, openIdConnect: false, pkce: 'none' as const }),
+    quirks:
+      which === 'web' ? OIDC_QUIRKS : Object.freeze({ ...OIDC_QUIRKS, openIdConnect: false, pkce: 'none' as const }),
     ...overrides,
   };
 }

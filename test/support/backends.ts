@@ -49,8 +49,15 @@ export async function startBackends(options: BackendOptions): Promise<Backends> 
     accessTokenTtlSeconds: options.accessTokenTtlSeconds,
     ...(options.slowFaultDelayMs !== undefined && { slowFaultDelayMs: options.slowFaultDelayMs }),
   };
-  const graphOptions = { ...authOptions, accessTokenTtlSeconds: options.graphAccessTokenTtlSeconds ?? options.accessTokenTtlSeconds };
-  const [authGithub, authGraph, idp] = await Promise.all([startAuthServer(authOptions), startAuthServer(graphOptions), startJwtIssuer()]);
+  const graphOptions = {
+    ...authOptions,
+    accessTokenTtlSeconds: options.graphAccessTokenTtlSeconds ?? options.accessTokenTtlSeconds,
+  };
+  const [authGithub, authGraph, idp] = await Promise.all([
+    startAuthServer(authOptions),
+    startAuthServer(graphOptions),
+    startJwtIssuer(),
+  ]);
   const [github, graph] = await Promise.all([
     startGithubSubgraph({ issuer: authGithub.issuer, audience: authGithub.audience }),
     startGraphSubgraph({ issuer: authGraph.issuer, audience: authGraph.audience }),
@@ -86,7 +93,10 @@ export async function createOidcProviders(admin: Post, b: Pick<Backends, 'authGi
     ['github-01', b.authGithub],
     ['graph-01', b.authGraph],
   ] as const) {
-    const res = await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, { input: oidcProviderInput(id, auth) });
+    const res = await admin(
+      `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`,
+      { input: oidcProviderInput(id, auth) },
+    );
     if (res.errors) throw new Error(`creating ${id} failed: ${JSON.stringify(res.errors)}`);
   }
 }

@@ -9,7 +9,8 @@
 /** The consent id a runtime consent ended with; throws, with where the browser ended, when there is none. */
 export function consentIdOf(landed: URL): string {
   const id = landed.searchParams.get('consent');
-  if (id === null) throw new Error(`expected a pending consent, the browser ended at ${landed.pathname}${landed.search}`);
+  if (id === null)
+    throw new Error(`expected a pending consent, the browser ended at ${landed.pathname}${landed.search}`);
   return id;
 }
 
@@ -19,7 +20,11 @@ export interface ConfirmAnswer {
 }
 
 /** POST /oauth/confirm with `{consent}` (an id, or the URL the browser ended on) and an optional bearer JWT. */
-export async function confirmConsent(gatewayUrl: string, consent: URL | string, jwt: string | null): Promise<ConfirmAnswer> {
+export async function confirmConsent(
+  gatewayUrl: string,
+  consent: URL | string,
+  jwt: string | null,
+): Promise<ConfirmAnswer> {
   const res = await fetch(`${gatewayUrl}/oauth/confirm`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(jwt !== null && { authorization: `Bearer ${jwt}` }) },
@@ -31,5 +36,6 @@ export async function confirmConsent(gatewayUrl: string, consent: URL | string, 
 /** Confirms as the owner and insists on success. */
 export async function confirmAsOwner(gatewayUrl: string, landed: URL, jwt: string): Promise<void> {
   const answer = await confirmConsent(gatewayUrl, landed, jwt);
-  if (answer.status !== 200 || answer.body['status'] !== 'CONNECTED') throw new Error(`confirming the consent failed: ${answer.status} ${JSON.stringify(answer.body)}`);
+  if (answer.status !== 200 || answer.body['status'] !== 'CONNECTED')
+    throw new Error(`confirming the consent failed: ${answer.status} ${JSON.stringify(answer.body)}`);
 }

@@ -150,7 +150,8 @@ export class GatewayProcess {
         () => 0,
       );
       if (status === 200) return;
-      if (Date.now() > deadline) throw new Error(`the gateway was not ready within ${READY_TIMEOUT_MS} ms:\n${this.stderrTail}`);
+      if (Date.now() > deadline)
+        throw new Error(`the gateway was not ready within ${READY_TIMEOUT_MS} ms:\n${this.stderrTail}`);
       await sleep(50);
     }
   }
@@ -197,7 +198,11 @@ export async function runCrashTest(options: CrashOptions): Promise<CrashReport> 
       const server = new URL(options.pgUrl ?? pgUrl());
       const database = `cg_crash_${randomBytes(6).toString('hex')}`;
       await withPgClient((c) => c.query(`CREATE DATABASE ${database}`), server.href);
-      cleanups.unshift(() => withPgClient((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`), server.href).then(() => undefined));
+      cleanups.unshift(() =>
+        withPgClient((c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`), server.href).then(
+          () => undefined,
+        ),
+      );
       const url = new URL(server.href);
       url.pathname = `/${database}`;
       storeUrl = url.href;
@@ -248,30 +253,48 @@ export async function runCrashTest(options: CrashOptions): Promise<CrashReport> 
     let current = GatewayProcess.spawn(configFile, env);
     gateway = current;
     await current.ready(url);
-    await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, { input: oidcProviderInput(PROVIDER_ID, auth) });
+    await admin(`mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`, {
+      input: oidcProviderInput(PROVIDER_ID, auth),
+    });
     for (let i = 1; i <= connectionCount; i++) {
       const spec: ConnectionSpec = { id: `conn-${i}`, user: `user-${i}`, jwt: '' };
       spec.jwt = await idp.sign({ sub: spec.user }, { expiresIn: 24 * 3600 });
-      await admin(`mutation($p: ID!, $c: ID!) { createConnection(providerId: $p, input: { id: $c }) { id } }`, { p: PROVIDER_ID, c: spec.id });
-      await admin(`mutation($p: ID!, $c: ID!, $u: String!) { createAccessPolicy(providerId: $p, connectionId: $c, input: { id: "user", kind: USER, objectId: $u }) { id } }`, {
+      await admin(`mutation($p: ID!, $c: ID!) { createConnection(providerId: $p, input: { id: $c }) { id } }`, {
         p: PROVIDER_ID,
         c: spec.id,
-        u: spec.user,
       });
-      const link = await admin(`mutation($p: ID!, $c: ID!, $r: String!) { createLoginLink(providerId: $p, connectionId: $c, postLoginRedirectUrl: $r) { url } }`, {
-        p: PROVIDER_ID,
-        c: spec.id,
-        r: `${url}/oauth/done`,
-      });
+      await admin(
+        `mutation($p: ID!, $c: ID!, $u: String!) { createAccessPolicy(providerId: $p, connectionId: $c, input: { id: "user", kind: USER, objectId: $u }) { id } }`,
+        {
+          p: PROVIDER_ID,
+          c: spec.id,
+          u: spec.user,
+        },
+      );
+      const link = await admin(
+        `mutation($p: ID!, $c: ID!, $r: String!) { createLoginLink(providerId: $p, connectionId: $c, postLoginRedirectUrl: $r) { url } }`,
+        {
+          p: PROVIDER_ID,
+          c: spec.id,
+          r: `${url}/oauth/done`,
+        },
+      );
       const done = await consentOverHttp(link.createLoginLink.url, { login: spec.user });
-      if (done.searchParams.get('status') !== 'CONNECTED') throw new Error(`consent of ${spec.id} ended at ${done.href}`);
+      if (done.searchParams.get('status') !== 'CONNECTED')
+        throw new Error(`consent of ${spec.id} ended at ${done.href}`);
       connections.push(spec);
     }
     log(`[crash ${options.store}] seed ${seed}: ${connectionCount} connections consented; gateway at ${url}`);
 
-    const testConnection = async (id: string): Promise<{ ok: boolean; status: string; error: { code: string } | null }> =>
-      (await admin(`mutation($p: ID!, $c: ID!) { testConnection(providerId: $p, connectionId: $c) { ok status error { code } } }`, { p: PROVIDER_ID, c: id }))
-        .testConnection;
+    const testConnection = async (
+      id: string,
+    ): Promise<{ ok: boolean; status: string; error: { code: string } | null }> =>
+      (
+        await admin(
+          `mutation($p: ID!, $c: ID!) { testConnection(providerId: $p, connectionId: $c) { ok status error { code } } }`,
+          { p: PROVIDER_ID, c: id },
+        )
+      ).testConnection;
 
     let refreshes = 0;
     const rejectedDuringRun = new Set<string>();
@@ -335,7 +358,9 @@ export async function runCrashTest(options: CrashOptions): Promise<CrashReport> 
         epoch.over = true;
         auth.setFault('none');
         await Promise.all(drivers);
-        debug(`[crash ${options.store}] kill ${k + 1} (${kind}): ready after ${readyMs} ms, ${refreshes - refreshesBefore} refreshes`);
+        debug(
+          `[crash ${options.store}] kill ${k + 1} (${kind}): ready after ${readyMs} ms, ${refreshes - refreshesBefore} refreshes`,
+        );
       }
       kills[kind]++;
       current = GatewayProcess.spawn(configFile, env);

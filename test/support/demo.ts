@@ -26,7 +26,12 @@ export async function freeDemoPorts(): Promise<DemoPorts> {
 /** A running demo whose close() also removes its data directory. `env` takes `CG_*` overrides. */
 export async function startTestDemo(env: NodeJS.ProcessEnv = {}): Promise<Demo> {
   const dir = await tempDir('cg-demo-');
-  const demo = await startDemo({ ports: await freeDemoPorts(), dataDir: dir.path, env, logger: createLogger('silent') });
+  const demo = await startDemo({
+    ports: await freeDemoPorts(),
+    dataDir: dir.path,
+    env,
+    logger: createLogger('silent'),
+  });
   return {
     ...demo,
     close: async () => {

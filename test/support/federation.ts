@@ -5,12 +5,17 @@
 import { startTestApp, type TestApp } from './app.js';
 import { createOidcProviders, startBackends, type Backends } from './backends.js';
 
-export interface Stage extends Pick<Backends, 'authGithub' | 'authGraph' | 'idp' | 'github' | 'graph' | 'supergraphFile'> {
+export interface Stage
+  extends Pick<Backends, 'authGithub' | 'authGraph' | 'idp' | 'github' | 'graph' | 'supergraphFile'> {
   readonly t: TestApp;
   /** A caller JWT for `sub`. */
   jwtFor(sub: string, claims?: Record<string, unknown>): Promise<string>;
   /** POST /graphql with an optional caller JWT. */
-  query<T = any>(query: string, jwt?: string | null, variables?: Record<string, unknown>): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
+  query<T = any>(
+    query: string,
+    jwt?: string | null,
+    variables?: Record<string, unknown>,
+  ): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
   close(): Promise<void>;
 }
 

@@ -32,7 +32,8 @@ export interface HeaderApiOptions {
   readonly redirectTo?: string;
 }
 
-const one = (v: string | string[] | undefined): string | null => (v === undefined ? null : Array.isArray(v) ? v.join(', ') : v);
+const one = (v: string | string[] | undefined): string | null =>
+  v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
 
 export async function startHeaderApi(field: string, options: HeaderApiOptions = {}): Promise<HeaderApi> {
   const typeName = `${field[0]!.toUpperCase()}${field.slice(1)}Headers`;
@@ -43,7 +44,17 @@ type ${typeName} { authorization: String apiKey: String }
   const dir: TempDir = await tempDir('cg-header-api-');
   const schemaFile = dir.file(`${field}.graphql`);
   writeFileSync(schemaFile, sdl);
-  const schema = buildSubgraphSchema({ typeDefs: parse(sdl), resolvers: { Query: { [field]: (_: unknown, __: unknown, ctx: IncomingHttpHeaders) => ({ authorization: one(ctx.authorization), apiKey: one(ctx['x-api-key']) }) } } as any });
+  const schema = buildSubgraphSchema({
+    typeDefs: parse(sdl),
+    resolvers: {
+      Query: {
+        [field]: (_: unknown, __: unknown, ctx: IncomingHttpHeaders) => ({
+          authorization: one(ctx.authorization),
+          apiKey: one(ctx['x-api-key']),
+        }),
+      },
+    } as any,
+  });
   const seen: IncomingHttpHeaders[] = [];
   const checks: IncomingHttpHeaders[] = [];
   const server = createServer((req, res) => {
@@ -51,15 +62,26 @@ type ${typeName} { authorization: String apiKey: String }
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method === 'GET' && url.pathname === '/check') {
         checks.push(req.headers);
-        return void res.writeHead(options.accepts?.(req.headers) ? 200 : 401, { 'content-type': 'application/json' }).end('{}');
+        return void res
+          .writeHead(options.accepts?.(req.headers) ? 200 : 401, { 'content-type': 'application/json' })
+          .end('{}');
       }
-      if (req.method === 'GET' && url.pathname === '/moved') return void res.writeHead(302, { location: options.redirectTo ?? '/check' }).end();
+      if (req.method === 'GET' && url.pathname === '/moved')
+        return void res.writeHead(302, { location: options.redirectTo ?? '/check' }).end();
       if (url.pathname !== '/graphql') return void res.writeHead(404).end();
       const chunks: Buffer[] = [];
       for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query: string; variables?: Record<string, unknown> };
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        query: string;
+        variables?: Record<string, unknown>;
+      };
       if (!/^\s*(query\s*\w*\s*)?\{\s*__typename\s*\}\s*$/.test(body.query)) seen.push(req.headers);
-      const result = await graphql({ schema, source: body.query, variableValues: body.variables ?? {}, contextValue: req.headers });
+      const result = await graphql({
+        schema,
+        source: body.query,
+        variableValues: body.variables ?? {},
+        contextValue: req.headers,
+      });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result));
     })().catch(() => {
       if (!res.headersSent) res.writeHead(500);

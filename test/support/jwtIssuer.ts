@@ -125,13 +125,17 @@ export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<Jw
         discoveryFailuresLeft--;
         return sendJson(res, { error: 'temporarily_unavailable' }, 503);
       }
-      return sendJson(res, {
-        issuer: options.discoveryIssuer ?? issuer,
-        jwks_uri: `${issuer}/jwks`,
-        id_token_signing_alg_values_supported: ecJwk ? ['RS256', 'ES256'] : ['RS256'],
-        response_types_supported: ['code'],
-        subject_types_supported: ['public'],
-      }, 200);
+      return sendJson(
+        res,
+        {
+          issuer: options.discoveryIssuer ?? issuer,
+          jwks_uri: `${issuer}/jwks`,
+          id_token_signing_alg_values_supported: ecJwk ? ['RS256', 'ES256'] : ['RS256'],
+          response_types_supported: ['code'],
+          subject_types_supported: ['public'],
+        },
+        200,
+      );
     }
     if (req.method === 'GET' && path === '/jwks') {
       jwksFetches++;
@@ -175,7 +179,13 @@ export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<Jw
       return discoveryFetches;
     },
     issuerConfig(overrides: Partial<IssuerConfig> = {}): IssuerConfig {
-      return Object.freeze({ issuer, audience, jwksUri: null, algorithms: Object.freeze(['RS256', 'ES256']), ...overrides });
+      return Object.freeze({
+        issuer,
+        audience,
+        jwksUri: null,
+        algorithms: Object.freeze(['RS256', 'ES256']),
+        ...overrides,
+      });
     },
     async sign(claims: JWTPayload, signOptions: SignOptions = {}): Promise<string> {
       const alg = signOptions.alg ?? 'RS256';
@@ -193,9 +203,7 @@ export async function startJwtIssuer(options: JwtIssuerOptions = {}): Promise<Jw
       const kid = signOptions.kid === undefined ? kidFor(alg) : signOptions.kid;
       const header: Record<string, unknown> = { typ: 'JWT', ...(kid == null ? {} : { kid }), ...signOptions.header };
       if (alg === 'none') return unsecuredToken(header, payload);
-      return new SignJWT(payload)
-        .setProtectedHeader({ ...header, alg })
-        .sign(signOptions.key ?? keyFor(alg));
+      return new SignJWT(payload).setProtectedHeader({ ...header, alg }).sign(signOptions.key ?? keyFor(alg));
     },
     rotateRsaKey,
     async close(): Promise<void> {

@@ -92,7 +92,10 @@ function hexId(v: unknown): string {
 
 function normalize(request: { resourceSpans?: unknown[] }): ReceivedSpan[] {
   const out: ReceivedSpan[] = [];
-  for (const rs of (request.resourceSpans ?? []) as { resource?: { attributes?: KeyValueJson[] }; scopeSpans?: unknown[] }[]) {
+  for (const rs of (request.resourceSpans ?? []) as {
+    resource?: { attributes?: KeyValueJson[] };
+    scopeSpans?: unknown[];
+  }[]) {
     const serviceName = String(attributes(rs.resource?.attributes)['service.name'] ?? '');
     for (const ss of (rs.scopeSpans ?? []) as { scope?: { name?: string }; spans?: Record<string, unknown>[] }[]) {
       for (const s of ss.spans ?? [])
@@ -105,7 +108,10 @@ function normalize(request: { resourceSpans?: unknown[] }): ReceivedSpan[] {
           scope: ss.scope?.name ?? '',
           serviceName,
           attributes: attributes(s['attributes'] as KeyValueJson[] | undefined),
-          events: ((s['events'] ?? []) as { name: string; attributes?: KeyValueJson[] }[]).map((e) => ({ name: e.name, attributes: attributes(e.attributes) })),
+          events: ((s['events'] ?? []) as { name: string; attributes?: KeyValueJson[] }[]).map((e) => ({
+            name: e.name,
+            attributes: attributes(e.attributes),
+          })),
           statusMessage: String((s['status'] as { message?: string } | undefined)?.message ?? ''),
         });
     }
@@ -117,7 +123,9 @@ function decode(contentType: string, body: Buffer): ReceivedSpan[] {
   if (contentType.startsWith('application/json')) return normalize(JSON.parse(body.toString('utf8')));
   if (contentType.startsWith('application/x-protobuf')) {
     const message = RequestType.decode(body);
-    return normalize(RequestType.toObject(message, { longs: String, defaults: false, oneofs: false }) as { resourceSpans?: unknown[] });
+    return normalize(
+      RequestType.toObject(message, { longs: String, defaults: false, oneofs: false }) as { resourceSpans?: unknown[] },
+    );
   }
   throw new Error(`unexpected content type ${contentType}`);
 }

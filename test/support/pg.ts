@@ -61,8 +61,11 @@ export function pgAvailable(url: string = pgUrl()): Promise<boolean> {
 export async function requirePgOrSkip(what: string, url: string = pgUrl()): Promise<boolean> {
   if (await pgAvailable(url)) return true;
   const where = redactedPgUrl(url);
-  if (process.env['CI'] === 'true') throw new Error(`PostgreSQL is unreachable at ${where}; with CI=true ${what} must run`);
-  console.warn(`[notice] PostgreSQL is unreachable at ${where}: skipping ${what} (set DATABASE_URL, or CI=true to fail instead)`);
+  if (process.env['CI'] === 'true')
+    throw new Error(`PostgreSQL is unreachable at ${where}; with CI=true ${what} must run`);
+  console.warn(
+    `[notice] PostgreSQL is unreachable at ${where}: skipping ${what} (set DATABASE_URL, or CI=true to fail instead)`,
+  );
   return false;
 }
 
@@ -116,10 +119,16 @@ export async function pgTestUrl(label: string, url: string = pgUrl()): Promise<P
     schemaPrefix,
     cleanup: async () => {
       const { rows } = await withPgClient(
-        (c) => c.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)`, [`${schemaPrefix}_`]),
+        (c) =>
+          c.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)`, [
+            `${schemaPrefix}_`,
+          ]),
         url,
       );
-      await dropSchemas(rows.map((r) => r.nspname), url);
+      await dropSchemas(
+        rows.map((r) => r.nspname),
+        url,
+      );
     },
   });
 }

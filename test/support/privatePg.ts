@@ -81,7 +81,14 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres | null> {
     const { uid, gid } = postgresUserIds();
     chownSync(dir, uid, gid);
   }
-  const [initdb, initArgs] = asDatabaseUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync']);
+  const [initdb, initArgs] = asDatabaseUser(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '--no-sync',
+  ]);
   execFileSync(initdb, initArgs, { stdio: 'pipe' });
 
   const port = await freePort();
@@ -119,8 +126,18 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres | null> {
     async start() {
       if (child !== null) return;
       const [command, args] = asDatabaseUser(join(bin, 'postgres'), [
-        '-D', data, '-p', String(port), '-k', dir,
-        '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=100',
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-k',
+        dir,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'fsync=off',
+        '-c',
+        'max_connections=100',
       ]);
       const started = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const keep = (chunk: Buffer) => void log.push(chunk.toString('utf8'));

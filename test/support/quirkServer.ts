@@ -86,7 +86,10 @@ const ID_TOKEN_SUBJECT = '110000000000000000001';
 
 const token = (prefix: string): string => `${prefix}${randomBytes(12).toString('hex')}`;
 
-function parseClientAuth(req: IncomingMessage, form: URLSearchParams): { auth: RecordedClientAuth; id: string | null; secret: string | null } {
+function parseClientAuth(
+  req: IncomingMessage,
+  form: URLSearchParams,
+): { auth: RecordedClientAuth; id: string | null; secret: string | null } {
   const header = req.headers.authorization;
   if (header?.startsWith('Basic ')) {
     const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
@@ -97,7 +100,8 @@ function parseClientAuth(req: IncomingMessage, form: URLSearchParams): { auth: R
       secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' ')),
     };
   }
-  if (form.has('client_secret')) return { auth: 'client_secret_post', id: form.get('client_id'), secret: form.get('client_secret') };
+  if (form.has('client_secret'))
+    return { auth: 'client_secret_post', id: form.get('client_id'), secret: form.get('client_secret') };
   return { auth: 'none', id: form.get('client_id'), secret: null };
 }
 
@@ -108,7 +112,9 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function sendJson(res: ServerResponse, { status, body }: TokenAnswer): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+  res
+    .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    .end(JSON.stringify(body));
 }
 
 /** Follows the (UI-less) authorization endpoint's redirect and returns the callback URL it names. */
@@ -173,7 +179,12 @@ export async function startQuirkServer(): Promise<QuirkServer> {
     signingKey ??= generateKeyPair('RS256');
     const { privateKey } = await signingKey;
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ azp: clientId, email: 'quirk.user@example.com', email_verified: true, ...(code.nonce === null ? {} : { nonce: code.nonce }) })
+    return new SignJWT({
+      azp: clientId,
+      email: 'quirk.user@example.com',
+      email_verified: true,
+      ...(code.nonce === null ? {} : { nonce: code.nonce }),
+    })
       .setProtectedHeader({ alg: 'RS256', kid: 'quirk-google' })
       .setIssuer(GOOGLE_ISSUER)
       .setSubject(ID_TOKEN_SUBJECT)
@@ -245,7 +256,9 @@ export async function startQuirkServer(): Promise<QuirkServer> {
           expires_in: GOOGLE_TOKEN_LIFETIME_SECONDS,
           scope: ['read', 'write'],
           // Keeps the refresh token valid, but says so with nulls rather than by leaving fields out.
-          ...(grantType === 'refresh_token' ? { refresh_token: null, id_token: null } : { refresh_token: refreshToken('sloppy-rt-') }),
+          ...(grantType === 'refresh_token'
+            ? { refresh_token: null, id_token: null }
+            : { refresh_token: refreshToken('sloppy-rt-') }),
         };
     }
   }
@@ -264,7 +277,12 @@ export async function startQuirkServer(): Promise<QuirkServer> {
       const challengeOk =
         code?.codeChallenge === null ||
         (verifier !== null && createHash('sha256').update(verifier).digest('base64url') === code?.codeChallenge);
-      if (code === undefined || code.personality !== personality || code.redirectUri !== form.get('redirect_uri') || !challengeOk) {
+      if (
+        code === undefined ||
+        code.personality !== personality ||
+        code.redirectUri !== form.get('redirect_uri') ||
+        !challengeOk
+      ) {
         return refusal(personality, 'code');
       }
       const body = issue(personality, grantType);
@@ -280,19 +298,32 @@ export async function startQuirkServer(): Promise<QuirkServer> {
     return { status: 400, body: { error: 'unsupported_grant_type' } };
   }
 
-  async function tokenEndpoint(personality: QuirkPersonality, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function tokenEndpoint(
+    personality: QuirkPersonality,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     const form = new URLSearchParams(await readBody(req));
     const client = parseClientAuth(req, form);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers[name] = value;
     tokenRequests.push(
-      Object.freeze({ personality, headers: Object.freeze(headers), form: Object.freeze(Object.fromEntries(form)), clientAuth: client.auth }),
+      Object.freeze({
+        personality,
+        headers: Object.freeze(headers),
+        form: Object.freeze(Object.fromEntries(form)),
+        clientAuth: client.auth,
+      }),
     );
     const answer = await answerToken(personality, form, client);
     const wantsJson = (req.headers.accept ?? '').includes('application/json');
     if (personality === 'github' && !wantsJson) {
-      const encoded = new URLSearchParams(Object.entries(answer.body).map(([k, v]): [string, string] => [k, String(v)]));
-      res.writeHead(answer.status, { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' }).end(encoded.toString());
+      const encoded = new URLSearchParams(
+        Object.entries(answer.body).map(([k, v]): [string, string] => [k, String(v)]),
+      );
+      res
+        .writeHead(answer.status, { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' })
+        .end(encoded.toString());
       return;
     }
     sendJson(res, answer);
@@ -319,7 +350,10 @@ export async function startQuirkServer(): Promise<QuirkServer> {
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const endpoints = Object.fromEntries(
-    QUIRK_PERSONALITIES.map((p) => [p, Object.freeze({ authorizationUrl: `${base}/${p}/authorize`, tokenUrl: `${base}/${p}/token` })]),
+    QUIRK_PERSONALITIES.map((p) => [
+      p,
+      Object.freeze({ authorizationUrl: `${base}/${p}/authorize`, tokenUrl: `${base}/${p}/token` }),
+    ]),
   ) as Record<QuirkPersonality, QuirkEndpoints>;
 
   return {

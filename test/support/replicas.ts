@@ -24,7 +24,10 @@ export interface Replica {
   readonly url: string;
   readonly pid: number;
   /** POST to /admin/graphql with the test admin key. */
-  admin<T = any>(query: string, variables?: Record<string, unknown>): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
+  admin<T = any>(
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<{ status: number; body: { data?: T; errors?: any[] } }>;
   /** The last lines the process wrote (stdout and stderr), for failure messages. */
   output(): string;
   /** Settles with the exit code when the process exits. */
@@ -69,7 +72,10 @@ export async function startReplica(env: Readonly<Record<string, string>>): Promi
   };
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start within ${START_TIMEOUT_MS} ms:\n${lines.join('\n')}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`replica did not start within ${START_TIMEOUT_MS} ms:\n${lines.join('\n')}`)),
+      START_TIMEOUT_MS,
+    );
     let pending = '';
     const onStdout = (chunk: Buffer): void => {
       pending += chunk.toString('utf8');
@@ -85,7 +91,11 @@ export async function startReplica(env: Readonly<Record<string, string>>): Promi
     child.stderr?.on('data', keep);
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`replica exited with code ${code} before it was ready:\n${lines.join('\n')}\n${pending.slice(-4_000)}`));
+      reject(
+        new Error(
+          `replica exited with code ${code} before it was ready:\n${lines.join('\n')}\n${pending.slice(-4_000)}`,
+        ),
+      );
     });
   });
   return {

@@ -34,7 +34,13 @@ export interface WebPage {
 export function isLoopback(url: string): boolean {
   try {
     const u = new URL(url);
-    return u.protocol === 'data:' || u.protocol === 'about:' || u.protocol === 'blob:' || LOOPBACK_HOSTS.has(u.hostname) || LOOPBACK_HOSTS.has(`[${u.hostname}]`);
+    return (
+      u.protocol === 'data:' ||
+      u.protocol === 'about:' ||
+      u.protocol === 'blob:' ||
+      LOOPBACK_HOSTS.has(u.hostname) ||
+      LOOPBACK_HOSTS.has(`[${u.hostname}]`)
+    );
   } catch {
     return false;
   }

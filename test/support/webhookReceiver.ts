@@ -112,7 +112,8 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     async waitFor(condition: (got: readonly ReceivedWebhook[]) => boolean, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       while (!condition(received)) {
-        if (Date.now() > deadline) throw new Error(`webhook receiver: condition not met within ${timeoutMs} ms (${received.length} requests)`);
+        if (Date.now() > deadline)
+          throw new Error(`webhook receiver: condition not met within ${timeoutMs} ms (${received.length} requests)`);
         await sleep(25);
       }
     },

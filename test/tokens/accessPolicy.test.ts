@@ -8,7 +8,18 @@ const A = 'https://login.a.example.com';
 const B = 'https://login.b.example.com';
 
 function policy(over: Partial<AccessPolicyRecord>): AccessPolicyRecord {
-  return { providerId: 'p', connectionId: 'c', id: 'x', kind: 'USER', objectId: 'alice', tenantId: null, appIds: [], issuer: null, createdAt: new Date(0), ...over };
+  return {
+    providerId: 'p',
+    connectionId: 'c',
+    id: 'x',
+    kind: 'USER',
+    objectId: 'alice',
+    tenantId: null,
+    appIds: [],
+    issuer: null,
+    createdAt: new Date(0),
+    ...over,
+  };
 }
 
 function caller(claims: Record<string, unknown>): Principal {
@@ -16,11 +27,14 @@ function caller(claims: Record<string, unknown>): Principal {
 }
 
 describe('issuer-scoped policies', () => {
-  it.each(['USER', 'GROUP'] as const)('a %s policy with an issuer admits only callers verified against that issuer', (kind) => {
-    const p = policy({ kind, objectId: kind === 'USER' ? 'alice' : 'g1', issuer: A });
-    expect(policyAdmits(p, caller({ sub: 'alice', groups: ['g1'] }))).toBe(true);
-    expect(policyAdmits(p, caller({ iss: B, sub: 'alice', groups: ['g1'] }))).toBe(false);
-  });
+  it.each(['USER', 'GROUP'] as const)(
+    'a %s policy with an issuer admits only callers verified against that issuer',
+    (kind) => {
+      const p = policy({ kind, objectId: kind === 'USER' ? 'alice' : 'g1', issuer: A });
+      expect(policyAdmits(p, caller({ sub: 'alice', groups: ['g1'] }))).toBe(true);
+      expect(policyAdmits(p, caller({ iss: B, sub: 'alice', groups: ['g1'] }))).toBe(false);
+    },
+  );
 
   it('a policy without an issuer admits the principal of any issuer (the admin chose so)', () => {
     const p = policy({ objectId: 'alice' });
@@ -49,7 +63,7 @@ describe('issuer-scoped policies', () => {
 describe('SERVICE_PRINCIPAL policies name the principal, not the app', () => {
   const sp = policy({ kind: 'SERVICE_PRINCIPAL', objectId: 'sp-oid', appIds: ['app-1'], issuer: A });
 
-  it("admits the app-only token of the service principal (oid)", () => {
+  it('admits the app-only token of the service principal (oid)', () => {
     expect(policyAdmits(sp, caller({ sub: 'sp-oid', oid: 'sp-oid', azp: 'app-1', idtyp: 'app' }))).toBe(true);
   });
 
@@ -66,7 +80,12 @@ describe('SERVICE_PRINCIPAL policies name the principal, not the app', () => {
   it('with appIds, also requires the token to be issued to one of them', () => {
     expect(policyAdmits(sp, caller({ sub: 'sp-oid', azp: 'app-2' }))).toBe(false);
     expect(policyAdmits(sp, caller({ sub: 'sp-oid' }))).toBe(false);
-    expect(policyAdmits(policy({ kind: 'SERVICE_PRINCIPAL', objectId: 'sp-oid' }), caller({ sub: 'sp-oid', azp: 'anything' }))).toBe(true);
+    expect(
+      policyAdmits(
+        policy({ kind: 'SERVICE_PRINCIPAL', objectId: 'sp-oid' }),
+        caller({ sub: 'sp-oid', azp: 'anything' }),
+      ),
+    ).toBe(true);
   });
 
   it('a policy written with an app id as objectId (the old meaning) no longer admits every user of that app', () => {

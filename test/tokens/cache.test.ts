@@ -59,7 +59,8 @@ describe('TokenCache', () => {
   it('evicts one connection, or every connection of one provider only', () => {
     const c = clock();
     const cache = new TokenCache({ enabled: true, maxEntries: 10, skewMs: SKEW_MS, now: c.now });
-    for (const key of ['p/a', 'p/b', 'q/a', 'pp/a']) cache.set(key, { token: token(c.now() + 3_600_000), policies: NO_POLICIES });
+    for (const key of ['p/a', 'p/b', 'q/a', 'pp/a'])
+      cache.set(key, { token: token(c.now() + 3_600_000), policies: NO_POLICIES });
     cache.evict('p', 'a');
     expect(cache.get('p/a')).toBeUndefined();
     expect(cache.get('p/b')).toBeDefined();

@@ -23,10 +23,12 @@ describe('RenewalSlots', () => {
     const slots = new RenewalSlots({ total: 8, perGroup: 2 });
     const started: number[] = [];
     const gates = Array.from({ length: 5 }, () => gate());
-    const runs = gates.map((g, i) => slots.run('slow', async () => {
-      started.push(i);
-      await g.promise;
-    }));
+    const runs = gates.map((g, i) =>
+      slots.run('slow', async () => {
+        started.push(i);
+        await g.promise;
+      }),
+    );
     await tick();
     expect(started).toEqual([0, 1]);
     expect(slots.waiting).toBe(3);
@@ -58,12 +60,14 @@ describe('RenewalSlots', () => {
     const slots = new RenewalSlots({ total: 3, perGroup: 2 });
     let running = 0;
     let peak = 0;
-    const runs = Array.from({ length: 12 }, (_, i) => slots.run(`p${i % 4}`, async () => {
-      running++;
-      peak = Math.max(peak, running);
-      await tick();
-      running--;
-    }));
+    const runs = Array.from({ length: 12 }, (_, i) =>
+      slots.run(`p${i % 4}`, async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await tick();
+        running--;
+      }),
+    );
     await Promise.all(runs);
     expect(peak).toBe(3);
   });

@@ -20,7 +20,9 @@ export function App() {
       credential
         ? createClient(credential, () => {
             clearCredential();
-            setNotice('The gateway no longer accepts your credential (a revoked key or an expired JWT): sign in again.');
+            setNotice(
+              'The gateway no longer accepts your credential (a revoked key or an expired JWT): sign in again.',
+            );
             setCredential(null);
           })
         : null,
@@ -68,7 +70,9 @@ function Shell({ credential, onSignOut }: { readonly credential: Credential; rea
             Webhooks
           </a>
         </nav>
-        <span className="who muted">Signed in with {credential.kind === 'apiKey' ? 'an admin API key' : 'an admin JWT'}</span>
+        <span className="who muted">
+          Signed in with {credential.kind === 'apiKey' ? 'an admin API key' : 'an admin JWT'}
+        </span>
         <button type="button" className="secondary" onClick={onSignOut}>
           Sign out
         </button>
@@ -91,7 +95,13 @@ function Page({ route }: { readonly route: Route }) {
     case 'provider':
       return <ProviderPage key={route.id} id={route.id} />;
     case 'connection':
-      return <ConnectionPage key={`${route.providerId}/${route.connectionId}`} providerId={route.providerId} connectionId={route.connectionId} />;
+      return (
+        <ConnectionPage
+          key={`${route.providerId}/${route.connectionId}`}
+          providerId={route.providerId}
+          connectionId={route.connectionId}
+        />
+      );
     case 'keys':
       return <KeysPage />;
     case 'webhooks':

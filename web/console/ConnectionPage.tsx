@@ -5,7 +5,16 @@
  */
 import { useState } from 'react';
 import { useMutation, useQuery } from '@apollo/client/react';
-import { CONNECTION, DELETE_CONNECTION, holdsStaticCredential, PROVIDER, TEST_CONNECTION, type Connection, type ConnectionStatus, type Provider } from './api';
+import {
+  CONNECTION,
+  DELETE_CONNECTION,
+  holdsStaticCredential,
+  PROVIDER,
+  TEST_CONNECTION,
+  type Connection,
+  type ConnectionStatus,
+  type Provider,
+} from './api';
 import { CredentialPanel } from './Credential';
 import { apiErrors, hasCode, type ApiError } from './errors';
 import { LoginLinkPanel } from './LoginLinkPanel';
@@ -16,7 +25,13 @@ import { ConfirmDialog, ConflictNotice, ErrorList, Loading, PageTitle, StatusBad
 /** How often a connection waiting for consent is re-read, so that CONNECTED shows without a reload. */
 const WAITING_POLL_MS = 1_500;
 
-export function ConnectionPage({ providerId, connectionId }: { readonly providerId: string; readonly connectionId: string }) {
+export function ConnectionPage({
+  providerId,
+  connectionId,
+}: {
+  readonly providerId: string;
+  readonly connectionId: string;
+}) {
   const [watching, setWatching] = useState(false);
   const provider = useQuery<{ credentialProvider: Provider | null }>(PROVIDER, { variables: { id: providerId } });
   const { data, error, loading, refetch } = useQuery<{ connection: Connection | null }>(CONNECTION, {
@@ -42,7 +57,8 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
   return (
     <>
       <nav className="breadcrumb" aria-label="Breadcrumb">
-        <a href={hrefOf({ page: 'providers' })}>Providers</a> / <a href={hrefOf({ page: 'provider', id: providerId })}>{providerId}</a> / {connection.id}
+        <a href={hrefOf({ page: 'providers' })}>Providers</a> /{' '}
+        <a href={hrefOf({ page: 'provider', id: providerId })}>{providerId}</a> / {connection.id}
       </nav>
       <div className="page-head">
         <PageTitle>{connection.displayName}</PageTitle>
@@ -85,7 +101,7 @@ export function ConnectionPage({ providerId, connectionId }: { readonly provider
           {staticKind ? null : (
             <>
               <dt>Client secret</dt>
-              <dd>{connection.hasClientSecret ? 'Set (never shown)' : 'Not set (the provider\'s is used)'}</dd>
+              <dd>{connection.hasClientSecret ? 'Set (never shown)' : "Not set (the provider's is used)"}</dd>
             </>
           )}
         </dl>
@@ -107,7 +123,15 @@ interface TestResult {
   error: { code: string; message: string } | null;
 }
 
-function TestConnection({ connection, holdsCredential, onTested }: { readonly connection: Connection; readonly holdsCredential: boolean; readonly onTested: () => void }) {
+function TestConnection({
+  connection,
+  holdsCredential,
+  onTested,
+}: {
+  readonly connection: Connection;
+  readonly holdsCredential: boolean;
+  readonly onTested: () => void;
+}) {
   const [test, { data, loading, error }] = useMutation<{ testConnection: TestResult }>(TEST_CONNECTION);
   const result = data?.testConnection;
   return (
@@ -122,7 +146,9 @@ function TestConnection({ connection, holdsCredential, onTested }: { readonly co
         type="button"
         disabled={loading}
         onClick={async () => {
-          await test({ variables: { providerId: connection.providerId, connectionId: connection.id } }).catch(() => undefined);
+          await test({ variables: { providerId: connection.providerId, connectionId: connection.id } }).catch(
+            () => undefined,
+          );
           onTested();
         }}
       >
@@ -135,7 +161,8 @@ function TestConnection({ connection, holdsCredential, onTested }: { readonly co
             <strong>
               <span aria-hidden="true">○ </span>Not tested
             </strong>
-            : this connection cannot be tested (the catalog entry names no check URL); status <StatusBadge status={result.status} />
+            : this connection cannot be tested (the catalog entry names no check URL); status{' '}
+            <StatusBadge status={result.status} />
             {result.error ? (
               <>
                 . <code>{result.error.code}</code>: {result.error.message}
@@ -144,7 +171,8 @@ function TestConnection({ connection, holdsCredential, onTested }: { readonly co
           </p>
         ) : result ? (
           <p className={result.ok ? 'outcome ok' : 'outcome bad'}>
-            <strong>{result.ok ? '✓ Test passed' : '✕ Test failed'}</strong>: status <StatusBadge status={result.status} />
+            <strong>{result.ok ? '✓ Test passed' : '✕ Test failed'}</strong>: status{' '}
+            <StatusBadge status={result.status} />
             {result.tokenExpiresAt ? (
               <>
                 , token valid until <Time iso={result.tokenExpiresAt} />
@@ -162,7 +190,13 @@ function TestConnection({ connection, holdsCredential, onTested }: { readonly co
   );
 }
 
-function DeleteConnection({ connection, onReload }: { readonly connection: Connection; readonly onReload: () => Promise<unknown> }) {
+function DeleteConnection({
+  connection,
+  onReload,
+}: {
+  readonly connection: Connection;
+  readonly onReload: () => Promise<unknown>;
+}) {
   const [asking, setAsking] = useState(false);
   const [conflict, setConflict] = useState(false);
   const [errors, setErrors] = useState<ApiError[]>([]);
@@ -172,7 +206,9 @@ function DeleteConnection({ connection, onReload }: { readonly connection: Conne
     setAsking(false);
     setErrors([]);
     try {
-      await remove({ variables: { providerId: connection.providerId, id: connection.id, expectedVersion: connection.version } });
+      await remove({
+        variables: { providerId: connection.providerId, id: connection.id, expectedVersion: connection.version },
+      });
       navigate({ page: 'provider', id: connection.providerId });
     } catch (e) {
       if (hasCode(e, 'VERSION_CONFLICT')) setConflict(true);
@@ -191,13 +227,26 @@ function DeleteConnection({ connection, onReload }: { readonly connection: Conne
       </button>
       <ErrorList errors={errors} />
       {conflict ? (
-        <ConflictNotice what="connection" undone="it was not deleted" action="Reload the connection and delete again" onAction={() => void reloadAndAskAgain()} />
+        <ConflictNotice
+          what="connection"
+          undone="it was not deleted"
+          action="Reload the connection and delete again"
+          onAction={() => void reloadAndAskAgain()}
+        />
       ) : null}
       {asking ? (
-        <ConfirmDialog title={`Delete connection ${connection.id}?`} confirmLabel={`Delete ${connection.id}`} onConfirm={confirm} onCancel={() => setAsking(false)}>
+        <ConfirmDialog
+          title={`Delete connection ${connection.id}?`}
+          confirmLabel={`Delete ${connection.id}`}
+          onConfirm={confirm}
+          onCancel={() => setAsking(false)}
+        >
           <p>
-            This deletes the connection <strong>{connection.displayName}</strong> with its <strong>{n} access polic{n === 1 ? 'y' : 'ies'}</strong> and its stored
-            tokens. Callers that use it lose access at once. This cannot be undone.
+            This deletes the connection <strong>{connection.displayName}</strong> with its{' '}
+            <strong>
+              {n} access polic{n === 1 ? 'y' : 'ies'}
+            </strong>{' '}
+            and its stored tokens. Callers that use it lose access at once. This cannot be undone.
           </p>
         </ConfirmDialog>
       ) : null}

@@ -21,7 +21,8 @@ export const CREDENTIAL_FIELDS = ['input.apiKey', 'input.username', 'input.passw
 
 /** The input fields of the kind, empty ones left out so that the API names what is missing. */
 export function credentialInput(kind: StaticCredentialKind, values: CredentialValues): Record<string, string> {
-  const picked: Record<string, string> = kind === 'API_KEY' ? { apiKey: values.apiKey } : { username: values.username, password: values.password };
+  const picked: Record<string, string> =
+    kind === 'API_KEY' ? { apiKey: values.apiKey } : { username: values.username, password: values.password };
   return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== ''));
 }
 
@@ -35,7 +36,9 @@ interface FieldsProps {
 }
 
 export function CredentialFields({ kind, values, onChange, errors, rotating = false }: FieldsProps) {
-  const hint = rotating ? 'Write-only. Replaces the stored one: the old one is no longer sent, on any replica.' : 'Write-only: it is stored encrypted and never shown again.';
+  const hint = rotating
+    ? 'Write-only. Replaces the stored one: the old one is no longer sent, on any replica.'
+    : 'Write-only: it is stored encrypted and never shown again.';
   if (kind === 'API_KEY') {
     return (
       <Field
@@ -53,7 +56,15 @@ export function CredentialFields({ kind, values, onChange, errors, rotating = fa
   }
   return (
     <>
-      <Field label="Username" name="input.username" required value={values.username} onChange={(username) => onChange((v) => ({ ...v, username }))} error={errors.byField.get('input.username')} hint={rotating ? 'Both are replaced together: type the username again.' : 'No colon.'} />
+      <Field
+        label="Username"
+        name="input.username"
+        required
+        value={values.username}
+        onChange={(username) => onChange((v) => ({ ...v, username }))}
+        error={errors.byField.get('input.username')}
+        hint={rotating ? 'Both are replaced together: type the username again.' : 'No colon.'}
+      />
       <Field
         label={rotating ? 'New password' : 'Password'}
         name="input.password"
@@ -73,7 +84,13 @@ export function CredentialFields({ kind, values, onChange, errors, rotating = fa
  * "Credential": whether one is stored, and a form that rotates it. The rotation carries no expected
  * version: it replaces the whole credential, so there is nothing of another admin's edit to lose.
  */
-export function CredentialPanel({ connection, kind }: { readonly connection: Connection; readonly kind: StaticCredentialKind }) {
+export function CredentialPanel({
+  connection,
+  kind,
+}: {
+  readonly connection: Connection;
+  readonly kind: StaticCredentialKind;
+}) {
   const [values, setValues] = useState<CredentialValues>(NO_CREDENTIAL);
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
   const [rotated, setRotated] = useState(false);
@@ -84,7 +101,9 @@ export function CredentialPanel({ connection, kind }: { readonly connection: Con
     setErrors(NO_ERRORS);
     setRotated(false);
     try {
-      await rotate({ variables: { providerId: connection.providerId, id: connection.id, input: credentialInput(kind, values) } });
+      await rotate({
+        variables: { providerId: connection.providerId, id: connection.id, input: credentialInput(kind, values) },
+      });
       setRotated(true);
     } catch (e) {
       setErrors(formErrors(e, CREDENTIAL_FIELDS));
@@ -97,7 +116,8 @@ export function CredentialPanel({ connection, kind }: { readonly connection: Con
     <section className="panel" aria-labelledby="credential-heading">
       <h2 id="credential-heading">Credential</h2>
       <p data-testid="credential-state">
-        <strong>Credential:</strong> {connection.hasCredential ? 'set (never shown)' : 'not set'}. It never expires; rotate it here when it leaks or is due.
+        <strong>Credential:</strong> {connection.hasCredential ? 'set (never shown)' : 'not set'}. It never expires;
+        rotate it here when it leaks or is due.
       </p>
       <form onSubmit={submit} noValidate className="form" aria-label={`Rotate the ${what}`}>
         <CredentialFields kind={kind} values={values} onChange={setValues} errors={errors} rotating />

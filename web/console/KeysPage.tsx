@@ -22,7 +22,9 @@ const STATE_TEXT: Record<KeyRotation['state'], string> = {
 export function KeysPage() {
   const [errors, setErrors] = useState<ApiError[]>([]);
   const [retiring, setRetiring] = useState<EncryptionKey | null>(null);
-  const { data, error, loading, refetch, startPolling, stopPolling } = useQuery<KeysData>(KEYS, { notifyOnNetworkStatusChange: false });
+  const { data, error, loading, refetch, startPolling, stopPolling } = useQuery<KeysData>(KEYS, {
+    notifyOnNetworkStatusChange: false,
+  });
   const [rotate, rotation] = useMutation<{ rotateEncryptionKey: KeyRotation }>(ROTATE_KEY);
   const [retire] = useMutation(RETIRE_KEY);
   const running = data?.keyRotation.state === 'RUNNING';
@@ -62,15 +64,23 @@ export function KeysPage() {
           {running || rotation.loading ? 'Rotating…' : 'Rotate keys'}
         </button>
       </div>
-      <p className="muted">Rotating makes a new key primary and re-wraps every stored secret with it in the background. A key no secret uses any more can be retired.</p>
+      <p className="muted">
+        Rotating makes a new key primary and re-wraps every stored secret with it in the background. A key no secret
+        uses any more can be retired.
+      </p>
       <ErrorList errors={errors} />
       <RotationPanel rotation={data.keyRotation} keys={data.encryptionKeys} />
       <KeysTable keys={data.encryptionKeys} onRetire={setRetiring} />
       {retiring ? (
-        <ConfirmDialog title={`Retire key ${retiring.id}?`} confirmLabel={`Retire ${retiring.id}`} onConfirm={() => void doRetire(retiring)} onCancel={() => setRetiring(null)}>
+        <ConfirmDialog
+          title={`Retire key ${retiring.id}?`}
+          confirmLabel={`Retire ${retiring.id}`}
+          onConfirm={() => void doRetire(retiring)}
+          onCancel={() => setRetiring(null)}
+        >
           <p>
-            No stored secret uses this key any more. Retiring it forgets it from the keyring; a backup taken while it was in use cannot be read without it. This cannot be
-            undone.
+            No stored secret uses this key any more. Retiring it forgets it from the keyring; a backup taken while it
+            was in use cannot be read without it. This cannot be undone.
           </p>
         </ConfirmDialog>
       ) : null}
@@ -78,7 +88,13 @@ export function KeysPage() {
   );
 }
 
-function RotationPanel({ rotation: r, keys }: { readonly rotation: KeyRotation; readonly keys: readonly EncryptionKey[] }) {
+function RotationPanel({
+  rotation: r,
+  keys,
+}: {
+  readonly rotation: KeyRotation;
+  readonly keys: readonly EncryptionKey[];
+}) {
   // What is left to re-wrap: the secrets the older keys still wrap.
   const remaining = keys.filter((k) => !k.primary).reduce((n, k) => n + k.inUse, 0);
   const total = r.rewrapped + remaining;
@@ -110,7 +126,13 @@ function RotationPanel({ rotation: r, keys }: { readonly rotation: KeyRotation; 
   );
 }
 
-function KeysTable({ keys, onRetire }: { readonly keys: readonly EncryptionKey[]; readonly onRetire: (key: EncryptionKey) => void }) {
+function KeysTable({
+  keys,
+  onRetire,
+}: {
+  readonly keys: readonly EncryptionKey[];
+  readonly onRetire: (key: EncryptionKey) => void;
+}) {
   return (
     <table className="list">
       <caption>Keys</caption>

@@ -42,7 +42,13 @@ function useLinkState(link: LoginLink | null): LinkState | null {
   return used ? 'used' : expired ? 'expired' : 'unused';
 }
 
-export function LoginLinkPanel({ connection, onWatch }: { readonly connection: Connection; readonly onWatch: (watching: boolean) => void }) {
+export function LoginLinkPanel({
+  connection,
+  onWatch,
+}: {
+  readonly connection: Connection;
+  readonly onWatch: (watching: boolean) => void;
+}) {
   const [postLogin, setPostLogin] = useState(() => `${window.location.origin}${DEFAULT_POST_LOGIN_PATH}`);
   const [link, setLink] = useState<LoginLink | null>(null);
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
@@ -59,7 +65,9 @@ export function LoginLinkPanel({ connection, onWatch }: { readonly connection: C
     event.preventDefault();
     setErrors(NO_ERRORS);
     try {
-      const res = await create({ variables: { providerId: connection.providerId, connectionId: connection.id, postLoginRedirectUrl: postLogin } });
+      const res = await create({
+        variables: { providerId: connection.providerId, connectionId: connection.id, postLoginRedirectUrl: postLogin },
+      });
       setLink(res.data?.createLoginLink ?? null);
     } catch (e) {
       setErrors(formErrors(e, ['postLoginRedirectUrl']));
@@ -69,7 +77,10 @@ export function LoginLinkPanel({ connection, onWatch }: { readonly connection: C
   return (
     <section className="panel" aria-labelledby="link-heading">
       <h2 id="link-heading">Login link</h2>
-      <p className="muted">A single-use link for the user to consent at the identity provider; afterwards the browser goes to the post-login URL.</p>
+      <p className="muted">
+        A single-use link for the user to consent at the identity provider; afterwards the browser goes to the
+        post-login URL.
+      </p>
       <form onSubmit={submit} noValidate className="form inline-form" aria-label="Create a login link">
         <Field
           label="Post-login URL"

@@ -20,14 +20,27 @@ export function useCursors(): Cursors {
   };
 }
 
-export function Pager({ cursors, nextCursor, label }: { readonly cursors: Cursors; readonly nextCursor: string | null; readonly label: string }) {
+export function Pager({
+  cursors,
+  nextCursor,
+  label,
+}: {
+  readonly cursors: Cursors;
+  readonly nextCursor: string | null;
+  readonly label: string;
+}) {
   return (
     <nav className="pager" aria-label={`${label} pages`}>
       <button type="button" className="secondary" disabled={cursors.pageNumber === 1} onClick={cursors.previous}>
         Previous page
       </button>
       <span>Page {cursors.pageNumber}</span>
-      <button type="button" className="secondary" disabled={nextCursor === null} onClick={() => nextCursor && cursors.next(nextCursor)}>
+      <button
+        type="button"
+        className="secondary"
+        disabled={nextCursor === null}
+        onClick={() => nextCursor && cursors.next(nextCursor)}
+      >
         Next page
       </button>
     </nav>

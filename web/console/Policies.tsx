@@ -17,7 +17,10 @@ const EMPTY = { id: '', kind: 'USER' as PolicyKind, objectId: '', tenantId: '', 
 
 export function Policies({ connection }: { readonly connection: Connection }) {
   const [removeErrors, setRemoveErrors] = useState<ApiError[]>([]);
-  const [remove, removing] = useMutation(DELETE_POLICY, { refetchQueries: ['ConsoleConnection'], awaitRefetchQueries: true });
+  const [remove, removing] = useMutation(DELETE_POLICY, {
+    refetchQueries: ['ConsoleConnection'],
+    awaitRefetchQueries: true,
+  });
   const removePolicy = async (policy: AccessPolicy) => {
     setRemoveErrors([]);
     try {
@@ -65,7 +68,12 @@ export function Policies({ connection }: { readonly connection: Connection }) {
                   <Time iso={p.createdAt} />
                 </td>
                 <td>
-                  <button type="button" className="secondary small-button" disabled={removing.loading} onClick={() => void removePolicy(p)}>
+                  <button
+                    type="button"
+                    className="secondary small-button"
+                    disabled={removing.loading}
+                    onClick={() => void removePolicy(p)}
+                  >
                     Remove<span className="visually-hidden"> policy {p.id}</span>
                   </button>
                 </td>
@@ -83,7 +91,10 @@ export function Policies({ connection }: { readonly connection: Connection }) {
 function AddPolicy({ connection }: { readonly connection: Connection }) {
   const [values, setValues] = useState(EMPTY);
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const [create, { loading }] = useMutation(CREATE_POLICY, { refetchQueries: ['ConsoleConnection'], awaitRefetchQueries: true });
+  const [create, { loading }] = useMutation(CREATE_POLICY, {
+    refetchQueries: ['ConsoleConnection'],
+    awaitRefetchQueries: true,
+  });
   const set = (name: keyof typeof EMPTY) => (value: string) => setValues((v) => ({ ...v, [name]: value }));
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -107,12 +118,55 @@ function AddPolicy({ connection }: { readonly connection: Connection }) {
   return (
     <form onSubmit={submit} noValidate className="form inline-form" aria-labelledby="add-policy-heading">
       <h3 id="add-policy-heading">Add an access policy</h3>
-      <Field label="Policy id" name="input.id" required value={values.id} onChange={set('id')} error={errors.byField.get('input.id')} />
-      <Select label="Kind" name="input.kind" value={values.kind} options={KINDS} onChange={set('kind')} error={errors.byField.get('input.kind')} />
-      <Field label="Object id" name="input.objectId" required value={values.objectId} onChange={set('objectId')} error={errors.byField.get('input.objectId')} hint="The user's or group's object id, the application's own object id, or the gateway's managed identity." />
-      <Field label="Tenant id" name="input.tenantId" value={values.tenantId} onChange={set('tenantId')} error={errors.byField.get('input.tenantId')} hint="Optional: also require the token's tid." />
-      <Field label="App ids" name="input.appIds" value={values.appIds} onChange={set('appIds')} error={errors.byField.get('input.appIds')} hint="Optional, separated by commas: also require the token's azp / client_id / appid to be one of these." />
-      <Field label="Issuer" name="input.issuer" value={values.issuer} onChange={set('issuer')} error={errors.byField.get('input.issuer')} hint="Optional: admit only tokens with this iss (an absolute URL or a configured issuer). Empty: any trusted issuer." />
+      <Field
+        label="Policy id"
+        name="input.id"
+        required
+        value={values.id}
+        onChange={set('id')}
+        error={errors.byField.get('input.id')}
+      />
+      <Select
+        label="Kind"
+        name="input.kind"
+        value={values.kind}
+        options={KINDS}
+        onChange={set('kind')}
+        error={errors.byField.get('input.kind')}
+      />
+      <Field
+        label="Object id"
+        name="input.objectId"
+        required
+        value={values.objectId}
+        onChange={set('objectId')}
+        error={errors.byField.get('input.objectId')}
+        hint="The user's or group's object id, the application's own object id, or the gateway's managed identity."
+      />
+      <Field
+        label="Tenant id"
+        name="input.tenantId"
+        value={values.tenantId}
+        onChange={set('tenantId')}
+        error={errors.byField.get('input.tenantId')}
+        hint="Optional: also require the token's tid."
+      />
+      <Field
+        label="App ids"
+        name="input.appIds"
+        value={values.appIds}
+        onChange={set('appIds')}
+        error={errors.byField.get('input.appIds')}
+        hint="Optional, separated by commas: also require the token's azp / client_id / appid to be one of these."
+      />
+      <Field
+        label="Issuer"
+        name="input.issuer"
+        value={values.issuer}
+        onChange={set('issuer')}
+        error={errors.byField.get('input.issuer')}
+        hint="Optional: admit only tokens with this iss (an absolute URL or a configured issuer). Empty: any trusted issuer."
+      />
       <ErrorList errors={errors.general} />
       <div className="actions">
         <button type="submit" disabled={loading}>

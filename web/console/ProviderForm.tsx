@@ -6,7 +6,17 @@
  */
 import { useState, type FormEvent } from 'react';
 import { useApolloClient, useMutation, useQuery } from '@apollo/client/react';
-import { CATALOG, CREATE_PROVIDER, holdsStaticCredential, PROVIDER, UPDATE_PROVIDER, type GrantType, type IdentityProvider, type ParameterSpec, type Provider } from './api';
+import {
+  CATALOG,
+  CREATE_PROVIDER,
+  holdsStaticCredential,
+  PROVIDER,
+  UPDATE_PROVIDER,
+  type GrantType,
+  type IdentityProvider,
+  type ParameterSpec,
+  type Provider,
+} from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type FormErrors } from './errors';
 import { hrefOf, navigate } from './route';
 import { ConflictNotice, ErrorList, Field, Loading, PageTitle, Prose, Select } from './ui';
@@ -31,7 +41,10 @@ export const GRANT_LABEL: Record<GrantType, string> = {
 };
 
 /** What a connection of an API_KEY or BASIC provider holds, in words. */
-export const CREDENTIAL_WORDS: Record<'API_KEY' | 'BASIC', string> = { API_KEY: 'an API key', BASIC: 'a username and password' };
+export const CREDENTIAL_WORDS: Record<'API_KEY' | 'BASIC', string> = {
+  API_KEY: 'an API key',
+  BASIC: 'a username and password',
+};
 
 const splitScopes = (s: string): string[] => s.split(/[\s,]+/).filter(Boolean);
 
@@ -43,7 +56,9 @@ function initialFor(entry: IdentityProvider, grantType: GrantType): Values {
     clientSecret: '',
     scopes: entry.defaultScopes.join(' '),
     grantType,
-    parameters: Object.fromEntries(entry.parameters.filter((p) => p.level === 'PROVIDER' && p.default !== null).map((p) => [p.name, p.default!])),
+    parameters: Object.fromEntries(
+      entry.parameters.filter((p) => p.level === 'PROVIDER' && p.default !== null).map((p) => [p.name, p.default!]),
+    ),
   };
 }
 
@@ -81,7 +96,11 @@ function patchOf(original: Values, values: Values, specs: readonly ParameterSpec
   if (values.clientId !== original.clientId) patch['clientId'] = values.clientId;
   if (values.clientSecret !== '') patch['clientSecret'] = values.clientSecret;
   if (values.scopes !== original.scopes) patch['scopes'] = splitScopes(values.scopes);
-  const changed = specs.filter((s) => (values.parameters[s.name] ?? '') !== (original.parameters[s.name] ?? '') && !(s.type === 'SECRET' && (values.parameters[s.name] ?? '') === ''));
+  const changed = specs.filter(
+    (s) =>
+      (values.parameters[s.name] ?? '') !== (original.parameters[s.name] ?? '') &&
+      !(s.type === 'SECRET' && (values.parameters[s.name] ?? '') === ''),
+  );
   // The update replaces the parameter list: send them all once one changed (secrets only when typed anew).
   if (changed.length > 0) {
     patch['parameters'] = specs
@@ -101,12 +120,14 @@ export function ProviderForm({ mode }: { readonly mode: Mode }) {
   const entries = catalog.data?.identityProviders;
   const loadError = catalog.error ?? existing.error;
   if (loadError) return <ErrorList errors={apiErrors(loadError)} />;
-  if (entries === undefined || (mode.kind === 'edit' && existing.data === undefined)) return <Loading what="the form" />;
+  if (entries === undefined || (mode.kind === 'edit' && existing.data === undefined))
+    return <Loading what="the form" />;
   if (mode.kind === 'edit') {
     const provider = existing.data?.credentialProvider;
     if (!provider) return <p role="alert">There is no provider {mode.id}.</p>;
     const entry = entries.find((e) => e.name === provider.identityProvider);
-    if (entry === undefined) return <p role="alert">Identity provider {provider.identityProvider} is no longer in the catalog.</p>;
+    if (entry === undefined)
+      return <p role="alert">Identity provider {provider.identityProvider} is no longer in the catalog.</p>;
     return <EditForm entry={entry} provider={provider} />;
   }
   return <CreateForm entries={entries} />;
@@ -122,7 +143,12 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
   const chooseEntry = (name: string) => {
     const next = entries.find((e) => e.name === name)!;
     setEntryName(name);
-    setValues((v) => ({ ...initialFor(next, next.grantTypes[0]!), id: v.id, displayName: v.displayName, clientId: v.clientId }));
+    setValues((v) => ({
+      ...initialFor(next, next.grantTypes[0]!),
+      id: v.id,
+      displayName: v.displayName,
+      clientId: v.clientId,
+    }));
     setErrors(NO_ERRORS);
   };
 
@@ -138,7 +164,9 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
       grantType: values.grantType,
       ...(oauth && { clientId: values.clientId, scopes: splitScopes(values.scopes) }),
       ...(oauth && values.clientSecret !== '' && { clientSecret: values.clientSecret }),
-      parameters: specs.filter((s) => (values.parameters[s.name] ?? '') !== '').map((s) => ({ name: s.name, value: values.parameters[s.name]! })),
+      parameters: specs
+        .filter((s) => (values.parameters[s.name] ?? '') !== '')
+        .map((s) => ({ name: s.name, value: values.parameters[s.name]! })),
     };
     try {
       const res = await create({ variables: { input } });
@@ -163,7 +191,9 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
           onChange={chooseEntry}
           error={errors.byField.get('input.identityProvider')}
         />
-        {entry.docsUrl ? <p className="hint standalone">Set-up guide of the identity provider: {entry.docsUrl}</p> : null}
+        {entry.docsUrl ? (
+          <p className="hint standalone">Set-up guide of the identity provider: {entry.docsUrl}</p>
+        ) : null}
         <Select
           label="Grant type"
           name="input.grantType"
@@ -172,7 +202,15 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
           onChange={(grantType) => setValues((v) => ({ ...v, grantType }))}
           error={errors.byField.get('input.grantType')}
         />
-        <Field label="Provider id" name="input.id" required value={values.id} onChange={(id) => setValues((v) => ({ ...v, id }))} error={errors.byField.get('input.id')} hint="Used in URLs and bindings; no spaces or * # & + : < > ? /." />
+        <Field
+          label="Provider id"
+          name="input.id"
+          required
+          value={values.id}
+          onChange={(id) => setValues((v) => ({ ...v, id }))}
+          error={errors.byField.get('input.id')}
+          hint="Used in URLs and bindings; no spaces or * # & + : < > ? /."
+        />
         <CommonFields entry={entry} values={values} setValues={setValues} errors={errors} secretSet={false} />
         <ErrorList errors={errors.general} />
         <div className="actions">
@@ -201,13 +239,22 @@ interface CommonProps {
 function CommonFields({ entry, values, setValues, errors, secretSet, secretParametersSet }: CommonProps) {
   const specs = specsFor(entry, values.grantType, 'PROVIDER');
   const connectionSpecs = specsFor(entry, values.grantType, 'CONNECTION');
-  const setParam = (name: string, value: string) => setValues((v) => ({ ...v, parameters: { ...v.parameters, [name]: value } }));
+  const setParam = (name: string, value: string) =>
+    setValues((v) => ({ ...v, parameters: { ...v.parameters, [name]: value } }));
   return (
     <>
-      <Field label="Display name" name="input.displayName" value={values.displayName} onChange={(displayName) => setValues((v) => ({ ...v, displayName }))} error={errors.byField.get('input.displayName')} hint="Defaults to the id." />
+      <Field
+        label="Display name"
+        name="input.displayName"
+        value={values.displayName}
+        onChange={(displayName) => setValues((v) => ({ ...v, displayName }))}
+        error={errors.byField.get('input.displayName')}
+        hint="Defaults to the id."
+      />
       {holdsStaticCredential(values.grantType) ? (
         <p className="notice" data-testid="no-client">
-          No OAuth client and no consent: each connection holds {CREDENTIAL_WORDS[values.grantType]}, typed on the connection, write-only and never expiring.
+          No OAuth client and no consent: each connection holds {CREDENTIAL_WORDS[values.grantType]}, typed on the
+          connection, write-only and never expiring.
         </p>
       ) : (
         <OAuthClientFields entry={entry} values={values} setValues={setValues} errors={errors} secretSet={secretSet} />
@@ -244,7 +291,15 @@ function CommonFields({ entry, values, setValues, errors, secretSet, secretParam
 function OAuthClientFields({ entry, values, setValues, errors, secretSet }: Omit<CommonProps, 'secretParametersSet'>) {
   return (
     <>
-      <Field label="Client id" name="input.clientId" required value={values.clientId} onChange={(clientId) => setValues((v) => ({ ...v, clientId }))} error={errors.byField.get('input.clientId')} hint="The OAuth client registered at the identity provider." />
+      <Field
+        label="Client id"
+        name="input.clientId"
+        required
+        value={values.clientId}
+        onChange={(clientId) => setValues((v) => ({ ...v, clientId }))}
+        error={errors.byField.get('input.clientId')}
+        hint="The OAuth client registered at the identity provider."
+      />
       <Field
         label="Client secret"
         name="input.clientSecret"
@@ -253,14 +308,37 @@ function OAuthClientFields({ entry, values, setValues, errors, secretSet }: Omit
         value={values.clientSecret}
         onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))}
         error={errors.byField.get('input.clientSecret')}
-        hint={secretSet ? 'A client secret is set (it is never shown). Leave empty to keep it; type a new one to replace it.' : 'Write-only: it is stored encrypted and never shown again.'}
+        hint={
+          secretSet
+            ? 'A client secret is set (it is never shown). Leave empty to keep it; type a new one to replace it.'
+            : 'Write-only: it is stored encrypted and never shown again.'
+        }
       />
-      <Field label="Scopes" name="input.scopes" value={values.scopes} onChange={(scopes) => setValues((v) => ({ ...v, scopes }))} error={errors.byField.get('input.scopes')} hint={`Separated by spaces.${entry.defaultScopes.length > 0 ? ` Default: ${entry.defaultScopes.join(' ')}` : ''}`} />
+      <Field
+        label="Scopes"
+        name="input.scopes"
+        value={values.scopes}
+        onChange={(scopes) => setValues((v) => ({ ...v, scopes }))}
+        error={errors.byField.get('input.scopes')}
+        hint={`Separated by spaces.${entry.defaultScopes.length > 0 ? ` Default: ${entry.defaultScopes.join(' ')}` : ''}`}
+      />
     </>
   );
 }
 
-function ParameterField({ spec, value, onChange, error, isSet }: { readonly spec: ParameterSpec; readonly value: string; readonly onChange: (v: string) => void; readonly error: string | undefined; readonly isSet: boolean }) {
+function ParameterField({
+  spec,
+  value,
+  onChange,
+  error,
+  isSet,
+}: {
+  readonly spec: ParameterSpec;
+  readonly value: string;
+  readonly onChange: (v: string) => void;
+  readonly error: string | undefined;
+  readonly isSet: boolean;
+}) {
   const name = `input.parameters.${spec.name}`;
   if (spec.type === 'BOOL') {
     return (
@@ -268,14 +346,23 @@ function ParameterField({ spec, value, onChange, error, isSet }: { readonly spec
         label={spec.name}
         name={name}
         value={value === '' ? '' : value}
-        options={[{ value: '', label: spec.default === null ? 'Not set' : `Default (${spec.default})` }, { value: 'true', label: 'true' }, { value: 'false', label: 'false' }]}
+        options={[
+          { value: '', label: spec.default === null ? 'Not set' : `Default (${spec.default})` },
+          { value: 'true', label: 'true' },
+          { value: 'false', label: 'false' },
+        ]}
         onChange={onChange}
         error={error}
         hint={<Prose text={spec.description} />}
       />
     );
   }
-  const secretHint = spec.type === 'SECRET' ? (isSet ? ' A value is set (never shown); type a new one to replace it.' : ' Write-only.') : '';
+  const secretHint =
+    spec.type === 'SECRET'
+      ? isSet
+        ? ' A value is set (never shown); type a new one to replace it.'
+        : ' Write-only.'
+      : '';
   return (
     <Field
       label={spec.name}
@@ -287,7 +374,11 @@ function ParameterField({ spec, value, onChange, error, isSet }: { readonly spec
       onChange={onChange}
       error={error}
       placeholder={spec.default ?? undefined}
-      hint={<Prose text={`${spec.description}${spec.default !== null ? ` Default: \`${spec.default}\`.` : ''}${secretHint}`} />}
+      hint={
+        <Prose
+          text={`${spec.description}${spec.default !== null ? ` Default: \`${spec.default}\`.` : ''}${secretHint}`}
+        />
+      }
     />
   );
 }
@@ -327,11 +418,18 @@ function EditForm({ entry, provider }: { readonly entry: IdentityProvider; reado
   const reloadAndReapply = async () => {
     const changes = patchOf(base.values, values, specs);
     try {
-      const res = await client.query<{ credentialProvider: Provider | null }>({ query: PROVIDER, variables: { id: provider.id }, fetchPolicy: 'network-only' });
+      const res = await client.query<{ credentialProvider: Provider | null }>({
+        query: PROVIDER,
+        variables: { id: provider.id },
+        fetchPolicy: 'network-only',
+      });
       const fresh = res.data?.credentialProvider;
       if (!fresh) {
         setConflict(false);
-        setErrors({ byField: new Map(), general: [{ code: 'NOT_FOUND', message: `provider '${provider.id}' was deleted meanwhile`, field: null }] });
+        setErrors({
+          byField: new Map(),
+          general: [{ code: 'NOT_FOUND', message: `provider '${provider.id}' was deleted meanwhile`, field: null }],
+        });
         return;
       }
       setBase((b) => ({ ...b, version: fresh.version }));
@@ -356,9 +454,21 @@ function EditForm({ entry, provider }: { readonly entry: IdentityProvider; reado
         className="form"
       >
         {conflict ? (
-          <ConflictNotice what="provider" undone="your edit was not saved" action="Reload the provider and re-apply my changes" onAction={() => void reloadAndReapply()} />
+          <ConflictNotice
+            what="provider"
+            undone="your edit was not saved"
+            action="Reload the provider and re-apply my changes"
+            onAction={() => void reloadAndReapply()}
+          />
         ) : null}
-        <CommonFields entry={entry} values={values} setValues={setValues} errors={errors} secretSet={provider.hasClientSecret} secretParametersSet={secretParametersSet} />
+        <CommonFields
+          entry={entry}
+          values={values}
+          setValues={setValues}
+          errors={errors}
+          secretSet={provider.hasClientSecret}
+          secretParametersSet={secretParametersSet}
+        />
         <ErrorList errors={errors.general} />
         <div className="actions">
           <button type="submit" disabled={loading}>

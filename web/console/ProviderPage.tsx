@@ -14,11 +14,28 @@ import {
 } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type ApiError, type FormErrors } from './errors';
 import { Pager, useCursors } from './Pager';
-import { CREDENTIAL_FIELDS, CredentialFields, credentialInput, NO_CREDENTIAL, type CredentialValues } from './Credential';
+import {
+  CREDENTIAL_FIELDS,
+  CredentialFields,
+  credentialInput,
+  NO_CREDENTIAL,
+  type CredentialValues,
+} from './Credential';
 import { CREDENTIAL_WORDS, GRANT_LABEL } from './ProviderForm';
 import { Counts } from './ProvidersPage';
 import { hrefOf, navigate } from './route';
-import { ConfirmDialog, ConflictNotice, CopyField, ErrorList, Field, Loading, PageTitle, Select, StatusBadge, Time } from './ui';
+import {
+  ConfirmDialog,
+  ConflictNotice,
+  CopyField,
+  ErrorList,
+  Field,
+  Loading,
+  PageTitle,
+  Select,
+  StatusBadge,
+  Time,
+} from './ui';
 
 type StatusFilter = ConnectionStatus | 'ALL';
 
@@ -86,7 +103,13 @@ function ProviderDetails({ provider }: { readonly provider: Provider }) {
         ) : (
           <>
             <dt>Client id</dt>
-            <dd>{provider.clientId === null ? <span className="muted">none (connections carry their own)</span> : <code>{provider.clientId}</code>}</dd>
+            <dd>
+              {provider.clientId === null ? (
+                <span className="muted">none (connections carry their own)</span>
+              ) : (
+                <code>{provider.clientId}</code>
+              )}
+            </dd>
             <dt>Client secret</dt>
             <dd>{provider.hasClientSecret ? 'Set (never shown)' : 'Not set'}</dd>
             <dt>Scopes</dt>
@@ -145,13 +168,27 @@ function DeleteProvider({ provider }: { readonly provider: Provider }) {
       </button>
       <ErrorList errors={errors} />
       {conflict ? (
-        <ConflictNotice what="provider" undone="it was not deleted" action="Reload the provider and delete again" onAction={() => void reloadAndAskAgain()} />
+        <ConflictNotice
+          what="provider"
+          undone="it was not deleted"
+          action="Reload the provider and delete again"
+          onAction={() => void reloadAndAskAgain()}
+        />
       ) : null}
       {asking ? (
-        <ConfirmDialog title={`Delete provider ${provider.id}?`} confirmLabel={`Delete ${provider.id} and its ${n} connection${n === 1 ? '' : 's'}`} onConfirm={confirm} onCancel={() => setAsking(false)}>
+        <ConfirmDialog
+          title={`Delete provider ${provider.id}?`}
+          confirmLabel={`Delete ${provider.id} and its ${n} connection${n === 1 ? '' : 's'}`}
+          onConfirm={confirm}
+          onCancel={() => setAsking(false)}
+        >
           <p>
-            This deletes the provider <strong>{provider.displayName}</strong> and, with it, its <strong>{n} connection{n === 1 ? '' : 's'}</strong>, their access
-            policies and their stored tokens. Callers bound to it lose access at once. This cannot be undone.
+            This deletes the provider <strong>{provider.displayName}</strong> and, with it, its{' '}
+            <strong>
+              {n} connection{n === 1 ? '' : 's'}
+            </strong>
+            , their access policies and their stored tokens. Callers bound to it lose access at once. This cannot be
+            undone.
           </p>
         </ConfirmDialog>
       ) : null}
@@ -167,7 +204,12 @@ function Connections({ provider }: { readonly provider: Provider }) {
   const [filter, setFilter] = useState<StatusFilter>('ALL');
   const cursors = useCursors();
   const { data, error, loading, refetch } = useQuery<ConnectionsData>(CONNECTIONS, {
-    variables: { providerId: provider.id, first: CONNECTIONS_PAGE_SIZE, after: cursors.after, status: filter === 'ALL' ? null : filter },
+    variables: {
+      providerId: provider.id,
+      first: CONNECTIONS_PAGE_SIZE,
+      after: cursors.after,
+      status: filter === 'ALL' ? null : filter,
+    },
   });
   const page = data?.credentialProvider?.connections;
   const holdsCredential = holdsStaticCredential(provider.grantType);
@@ -192,13 +234,17 @@ function Connections({ provider }: { readonly provider: Provider }) {
       </div>
       <ErrorList errors={apiErrors(error)} />
       {page === undefined ? (
-        loading ? <Loading what="connections" /> : null
+        loading ? (
+          <Loading what="connections" />
+        ) : null
       ) : page.items.length === 0 ? (
         <p>{filter === 'ALL' ? 'No connections yet.' : 'No connections in this status.'}</p>
       ) : (
         <>
           <table className="list">
-            <caption className="visually-hidden">Connections of {provider.id}, page {cursors.pageNumber}</caption>
+            <caption className="visually-hidden">
+              Connections of {provider.id}, page {cursors.pageNumber}
+            </caption>
             <thead>
               <tr>
                 <th scope="col">Connection</th>
@@ -212,7 +258,9 @@ function Connections({ provider }: { readonly provider: Provider }) {
               {page.items.map((c) => (
                 <tr key={c.id}>
                   <th scope="row">
-                    <a href={hrefOf({ page: 'connection', providerId: provider.id, connectionId: c.id })}>{c.displayName}</a>
+                    <a href={hrefOf({ page: 'connection', providerId: provider.id, connectionId: c.id })}>
+                      {c.displayName}
+                    </a>
                     {c.displayName !== c.id ? <div className="muted small">{c.id}</div> : null}
                   </th>
                   <td>
@@ -222,7 +270,9 @@ function Connections({ provider }: { readonly provider: Provider }) {
                         <code>{c.error.code}</code>: {c.error.message}
                       </div>
                     ) : null}
-                    {holdsCredential ? <div className="small">Credential: {c.hasCredential ? 'set (never shown)' : 'not set'}</div> : null}
+                    {holdsCredential ? (
+                      <div className="small">Credential: {c.hasCredential ? 'set (never shown)' : 'not set'}</div>
+                    ) : null}
                   </td>
                   <td>
                     <Time iso={c.tokenExpiresAt} empty={holdsCredential ? 'never' : '—'} />
@@ -242,14 +292,22 @@ function Connections({ provider }: { readonly provider: Provider }) {
   );
 }
 
-const CONNECTION_FIELDS = ['input.id', 'input.displayName', 'input.clientId', 'input.clientSecret', ...CREDENTIAL_FIELDS];
+const CONNECTION_FIELDS = [
+  'input.id',
+  'input.displayName',
+  'input.clientId',
+  'input.clientSecret',
+  ...CREDENTIAL_FIELDS,
+];
 
 function CreateConnection({ provider }: { readonly provider: Provider }) {
   const [values, setValues] = useState({ id: '', displayName: '', clientId: '', clientSecret: '' });
   const [credential, setCredential] = useState<CredentialValues>(NO_CREDENTIAL);
   const staticKind = holdsStaticCredential(provider.grantType) ? provider.grantType : null;
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
-  const [create, { loading }] = useMutation<{ createConnection: Connection }>(CREATE_CONNECTION, { refetchQueries: ['ConsoleConnections', 'ConsoleProvider'] });
+  const [create, { loading }] = useMutation<{ createConnection: Connection }>(CREATE_CONNECTION, {
+    refetchQueries: ['ConsoleConnections', 'ConsoleProvider'],
+  });
   const clientCredentials = provider.grantType === 'CLIENT_CREDENTIALS';
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -275,15 +333,46 @@ function CreateConnection({ provider }: { readonly provider: Provider }) {
     <details className="panel">
       <summary>New connection</summary>
       <form onSubmit={submit} noValidate className="form inline-form" aria-label="New connection">
-        <Field label="Connection id" name="input.id" required value={values.id} onChange={(id) => setValues((v) => ({ ...v, id }))} error={errors.byField.get('input.id')} />
-        <Field label="Display name" name="input.displayName" value={values.displayName} onChange={(displayName) => setValues((v) => ({ ...v, displayName }))} error={errors.byField.get('input.displayName')} />
+        <Field
+          label="Connection id"
+          name="input.id"
+          required
+          value={values.id}
+          onChange={(id) => setValues((v) => ({ ...v, id }))}
+          error={errors.byField.get('input.id')}
+        />
+        <Field
+          label="Display name"
+          name="input.displayName"
+          value={values.displayName}
+          onChange={(displayName) => setValues((v) => ({ ...v, displayName }))}
+          error={errors.byField.get('input.displayName')}
+        />
         {clientCredentials ? (
           <>
-            <Field label="Client id of this connection" name="input.clientId" value={values.clientId} onChange={(clientId) => setValues((v) => ({ ...v, clientId }))} error={errors.byField.get('input.clientId')} hint="Leave empty to use the provider's client." />
-            <Field label="Client secret of this connection" name="input.clientSecret" type="password" autoComplete="new-password" value={values.clientSecret} onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))} error={errors.byField.get('input.clientSecret')} hint="Write-only." />
+            <Field
+              label="Client id of this connection"
+              name="input.clientId"
+              value={values.clientId}
+              onChange={(clientId) => setValues((v) => ({ ...v, clientId }))}
+              error={errors.byField.get('input.clientId')}
+              hint="Leave empty to use the provider's client."
+            />
+            <Field
+              label="Client secret of this connection"
+              name="input.clientSecret"
+              type="password"
+              autoComplete="new-password"
+              value={values.clientSecret}
+              onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))}
+              error={errors.byField.get('input.clientSecret')}
+              hint="Write-only."
+            />
           </>
         ) : null}
-        {staticKind ? <CredentialFields kind={staticKind} values={credential} onChange={setCredential} errors={errors} /> : null}
+        {staticKind ? (
+          <CredentialFields kind={staticKind} values={credential} onChange={setCredential} errors={errors} />
+        ) : null}
         <ErrorList errors={errors.general} />
         <div className="actions">
           <button type="submit" disabled={loading}>

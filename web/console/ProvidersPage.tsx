@@ -45,7 +45,9 @@ export function ProvidersPage() {
       </div>
       <ErrorList errors={apiErrors(error)} />
       {page === undefined ? (
-        loading ? <Loading what="providers" /> : null
+        loading ? (
+          <Loading what="providers" />
+        ) : null
       ) : page.items.length === 0 && cursors.pageNumber === 1 ? (
         <p>No credential providers yet. Create one from the identity provider catalog with “New provider”.</p>
       ) : (

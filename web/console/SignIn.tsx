@@ -12,11 +12,18 @@ function explain(errors: readonly ApiError[], kind: CredentialKind): string {
   if (e === undefined) return 'Sign-in failed.';
   const what = kind === 'apiKey' ? 'this API key' : 'this JWT';
   if (e.code === 'UNAUTHENTICATED') return `The gateway did not accept ${what}: ${e.message}.`;
-  if (e.code === 'FORBIDDEN') return `${kind === 'apiKey' ? 'This API key' : 'This JWT'} is valid but not an admin's: ${e.message}.`;
+  if (e.code === 'FORBIDDEN')
+    return `${kind === 'apiKey' ? 'This API key' : 'This JWT'} is valid but not an admin's: ${e.message}.`;
   return `Sign-in failed (${e.code}): ${e.message}`;
 }
 
-export function SignIn({ onSignedIn, notice }: { readonly onSignedIn: (credential: Credential) => void; readonly notice: string | null }) {
+export function SignIn({
+  onSignedIn,
+  notice,
+}: {
+  readonly onSignedIn: (credential: Credential) => void;
+  readonly notice: string | null;
+}) {
   const [kind, setKind] = useState<CredentialKind>('apiKey');
   const [value, setValue] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -58,13 +65,16 @@ export function SignIn({ onSignedIn, notice }: { readonly onSignedIn: (credentia
           {notice}
         </p>
       ) : null}
-      <p className="muted">Sign in with an admin API key or an admin JWT. It is kept in this tab only, until you sign out or close it.</p>
+      <p className="muted">
+        Sign in with an admin API key or an admin JWT. It is kept in this tab only, until you sign out or close it.
+      </p>
       <form onSubmit={submit} noValidate>
         <fieldset>
           <legend>Sign in with</legend>
           {(['apiKey', 'jwt'] as const).map((k) => (
             <label key={k} className="radio">
-              <input type="radio" name="kind" value={k} checked={kind === k} onChange={() => setKind(k)} /> {k === 'apiKey' ? 'API key' : 'JWT'}
+              <input type="radio" name="kind" value={k} checked={kind === k} onChange={() => setKind(k)} />{' '}
+              {k === 'apiKey' ? 'API key' : 'JWT'}
             </label>
           ))}
         </fieldset>

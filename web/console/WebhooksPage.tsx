@@ -11,7 +11,9 @@ import { ConfirmDialog, CopyField, ErrorList, Field, Loading, PageTitle, Time } 
 const WEBHOOK_FIELDS = ['input.id', 'input.url', 'input.events'];
 
 export function WebhooksPage() {
-  const { data, error, loading, refetch } = useQuery<{ webhooks: Webhook[] }>(WEBHOOKS, { variables: { deadLetters: DEAD_LETTERS_SHOWN } });
+  const { data, error, loading, refetch } = useQuery<{ webhooks: Webhook[] }>(WEBHOOKS, {
+    variables: { deadLetters: DEAD_LETTERS_SHOWN },
+  });
   const [deleting, setDeleting] = useState<Webhook | null>(null);
   const [errors, setErrors] = useState<ApiError[]>([]);
   const [remove] = useMutation(DELETE_WEBHOOK);
@@ -36,14 +38,30 @@ export function WebhooksPage() {
           Refresh
         </button>
       </div>
-      <p className="muted">Receivers of connection lifecycle events, signed as the Standard Webhooks specification says.</p>
+      <p className="muted">
+        Receivers of connection lifecycle events, signed as the Standard Webhooks specification says.
+      </p>
       <CreateWebhook onCreated={() => void refetch()} />
       <ErrorList errors={[...apiErrors(error), ...errors]} />
-      {hooks === undefined ? (loading ? <Loading what="webhooks" /> : null) : hooks.length === 0 ? <p>No webhooks yet.</p> : hooks.map((hook) => <WebhookPanel key={hook.id} hook={hook} onDelete={() => setDeleting(hook)} />)}
+      {hooks === undefined ? (
+        loading ? (
+          <Loading what="webhooks" />
+        ) : null
+      ) : hooks.length === 0 ? (
+        <p>No webhooks yet.</p>
+      ) : (
+        hooks.map((hook) => <WebhookPanel key={hook.id} hook={hook} onDelete={() => setDeleting(hook)} />)
+      )}
       {deleting ? (
-        <ConfirmDialog title={`Delete webhook ${deleting.id}?`} confirmLabel={`Delete ${deleting.id}`} onConfirm={() => void confirmDelete()} onCancel={() => setDeleting(null)}>
+        <ConfirmDialog
+          title={`Delete webhook ${deleting.id}?`}
+          confirmLabel={`Delete ${deleting.id}`}
+          onConfirm={() => void confirmDelete()}
+          onCancel={() => setDeleting(null)}
+        >
           <p>
-            This deletes the webhook to <code>{deleting.url}</code> with its deliveries: pending ones are not sent. This cannot be undone.
+            This deletes the webhook to <code>{deleting.url}</code> with its deliveries: pending ones are not sent. This
+            cannot be undone.
           </p>
         </ConfirmDialog>
       ) : null}
@@ -73,7 +91,11 @@ function WebhookPanel({ hook, onDelete }: { readonly hook: Webhook; readonly onD
           <Time iso={hook.createdAt} />
         </dd>
         <dt>Dead letters</dt>
-        <dd data-testid="dead-letter-count">{n === 0 ? 'none' : `${n}${n === DEAD_LETTERS_SHOWN ? ' or more (the newest shown)' : ''}: every attempt failed`}</dd>
+        <dd data-testid="dead-letter-count">
+          {n === 0
+            ? 'none'
+            : `${n}${n === DEAD_LETTERS_SHOWN ? ' or more (the newest shown)' : ''}: every attempt failed`}
+        </dd>
       </dl>
       {n > 0 ? (
         <table className="list">
@@ -113,7 +135,9 @@ function CreateWebhook({ onCreated }: { readonly onCreated: () => void }) {
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
   const [created, setCreated] = useState<{ id: string; secret: string } | null>(null);
   // Not cached: the signing secret lives in this component's state only, until "Done".
-  const [create, { loading }] = useMutation<{ createWebhook: { id: string; secret: string | null } }>(CREATE_WEBHOOK, { fetchPolicy: 'no-cache' });
+  const [create, { loading }] = useMutation<{ createWebhook: { id: string; secret: string | null } }>(CREATE_WEBHOOK, {
+    fetchPolicy: 'no-cache',
+  });
   const toggle = (event: string, on: boolean) =>
     setEvents((s) => {
       const next = new Set(s);
@@ -125,7 +149,9 @@ function CreateWebhook({ onCreated }: { readonly onCreated: () => void }) {
     e.preventDefault();
     setErrors(NO_ERRORS);
     try {
-      const res = await create({ variables: { input: { id: values.id, url: values.url, events: WEBHOOK_EVENTS.filter((x) => events.has(x)) } } });
+      const res = await create({
+        variables: { input: { id: values.id, url: values.url, events: WEBHOOK_EVENTS.filter((x) => events.has(x)) } },
+      });
       const hook = res.data?.createWebhook;
       if (hook?.secret) setCreated({ id: hook.id, secret: hook.secret });
       setValues({ id: '', url: '' });
@@ -138,8 +164,8 @@ function CreateWebhook({ onCreated }: { readonly onCreated: () => void }) {
     return (
       <div className="warning-box" role="status">
         <p>
-          <strong>Webhook {created.id} was created.</strong> Copy its signing secret now: it is shown this once and never again. Receivers verify the
-          signatures with it.
+          <strong>Webhook {created.id} was created.</strong> Copy its signing secret now: it is shown this once and
+          never again. Receivers verify the signatures with it.
         </p>
         <CopyField label={`Signing secret of ${created.id}`} value={created.secret} />
         <button type="button" onClick={() => setCreated(null)}>
@@ -152,13 +178,35 @@ function CreateWebhook({ onCreated }: { readonly onCreated: () => void }) {
     <details className="panel">
       <summary>New webhook</summary>
       <form onSubmit={submit} noValidate className="form inline-form" aria-label="New webhook">
-        <Field label="Webhook id" name="input.id" required value={values.id} onChange={(id) => setValues((v) => ({ ...v, id }))} error={errors.byField.get('input.id')} />
-        <Field label="URL" name="input.url" type="url" required value={values.url} onChange={(url) => setValues((v) => ({ ...v, url }))} error={errors.byField.get('input.url')} hint="https; the events are POSTed here." />
+        <Field
+          label="Webhook id"
+          name="input.id"
+          required
+          value={values.id}
+          onChange={(id) => setValues((v) => ({ ...v, id }))}
+          error={errors.byField.get('input.id')}
+        />
+        <Field
+          label="URL"
+          name="input.url"
+          type="url"
+          required
+          value={values.url}
+          onChange={(url) => setValues((v) => ({ ...v, url }))}
+          error={errors.byField.get('input.url')}
+          hint="https; the events are POSTed here."
+        />
         <fieldset>
           <legend>Events</legend>
           {WEBHOOK_EVENTS.map((event) => (
             <label key={event} className="radio">
-              <input type="checkbox" name="input.events" value={event} checked={events.has(event)} onChange={(e) => toggle(event, e.target.checked)} />
+              <input
+                type="checkbox"
+                name="input.events"
+                value={event}
+                checked={events.has(event)}
+                onChange={(e) => toggle(event, e.target.checked)}
+              />
               {event}
             </label>
           ))}

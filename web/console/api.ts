@@ -12,7 +12,8 @@ export type GrantType = 'AUTHORIZATION_CODE' | 'CLIENT_CREDENTIALS' | 'API_KEY' 
 /** Grant types whose connections hold a credential an admin types (a key, a password): no OAuth client, no consent, no expiry. */
 export type StaticCredentialKind = 'API_KEY' | 'BASIC';
 
-export const holdsStaticCredential = (grantType: GrantType): grantType is StaticCredentialKind => grantType === 'API_KEY' || grantType === 'BASIC';
+export const holdsStaticCredential = (grantType: GrantType): grantType is StaticCredentialKind =>
+  grantType === 'API_KEY' || grantType === 'BASIC';
 export type ConnectionStatus = 'CONNECTED' | 'NOT_CONNECTED' | 'ERROR';
 export type PolicyKind = 'USER' | 'GROUP' | 'SERVICE_PRINCIPAL' | 'MANAGED_IDENTITY';
 
@@ -387,7 +388,12 @@ export const RETIRE_KEY = gql`
 `;
 
 /** The lifecycle events a webhook can subscribe to (schema: CreateWebhookInput.events). */
-export const WEBHOOK_EVENTS = ['connection.created', 'connection.connected', 'connection.reauthorization_required', 'connection.deleted'] as const;
+export const WEBHOOK_EVENTS = [
+  'connection.created',
+  'connection.connected',
+  'connection.reauthorization_required',
+  'connection.deleted',
+] as const;
 /** Dead letters listed per webhook: the newest; the API pages by `first`. */
 export const DEAD_LETTERS_SHOWN = 20;
 

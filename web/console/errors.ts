@@ -31,7 +31,8 @@ export function apiErrors(error: unknown): ApiError[] {
     try {
       const body = JSON.parse(error.bodyText) as { errors?: RawError[]; message?: string; code?: string };
       if (Array.isArray(body.errors) && body.errors.length > 0) return body.errors.map(fromRaw);
-      if (typeof body.message === 'string') return [{ code: body.code ?? `HTTP_${error.statusCode}`, message: body.message, field: null }];
+      if (typeof body.message === 'string')
+        return [{ code: body.code ?? `HTTP_${error.statusCode}`, message: body.message, field: null }];
     } catch {
       // Not JSON: fall through to the status.
     }

@@ -21,7 +21,8 @@ export function parseRoute(hash: string): Route {
   if (first === 'providers' && id === 'new') return { page: 'new-provider' };
   if (first === 'providers' && id !== undefined) {
     if (sub === 'edit') return { page: 'edit-provider', id };
-    if (sub === 'connections' && connectionId !== undefined) return { page: 'connection', providerId: id, connectionId };
+    if (sub === 'connections' && connectionId !== undefined)
+      return { page: 'connection', providerId: id, connectionId };
     return { page: 'provider', id };
   }
   return { page: 'providers' };

@@ -17,7 +17,11 @@ export function loadCredential(): Credential | null {
     const raw = sessionStorage.getItem(STORAGE_KEY);
     if (raw === null) return null;
     const parsed = JSON.parse(raw) as Partial<Credential>;
-    if ((parsed.kind === 'apiKey' || parsed.kind === 'jwt') && typeof parsed.value === 'string' && parsed.value !== '') {
+    if (
+      (parsed.kind === 'apiKey' || parsed.kind === 'jwt') &&
+      typeof parsed.value === 'string' &&
+      parsed.value !== ''
+    ) {
       return { kind: parsed.kind, value: parsed.value };
     }
   } catch {
@@ -43,5 +47,7 @@ export function clearCredential(): void {
 }
 
 export function headersFor(credential: Credential): Record<string, string> {
-  return credential.kind === 'apiKey' ? { 'x-api-key': credential.value } : { authorization: `Bearer ${credential.value}` };
+  return credential.kind === 'apiKey'
+    ? { 'x-api-key': credential.value }
+    : { authorization: `Bearer ${credential.value}` };
 }

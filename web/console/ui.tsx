@@ -31,7 +31,19 @@ interface FieldProps {
 }
 
 /** A text input with its label, hint and the API's error for it, tied together for screen readers. */
-export function Field({ label, name, value, onChange, error, hint, required, type = 'text', placeholder, disabled, autoComplete }: FieldProps) {
+export function Field({
+  label,
+  name,
+  value,
+  onChange,
+  error,
+  hint,
+  required,
+  type = 'text',
+  placeholder,
+  disabled,
+  autoComplete,
+}: FieldProps) {
   const id = useId();
   const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(' ');
   return (
@@ -80,7 +92,16 @@ interface SelectProps<T extends string> {
   readonly disabled?: boolean;
 }
 
-export function Select<T extends string>({ label, name, value, options, onChange, error, hint, disabled }: SelectProps<T>) {
+export function Select<T extends string>({
+  label,
+  name,
+  value,
+  options,
+  onChange,
+  error,
+  hint,
+  disabled,
+}: SelectProps<T>) {
   const id = useId();
   const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(' ');
   return (
@@ -141,7 +162,11 @@ export function CopyField({ label, value }: { readonly label: string; readonly v
         </button>
       </div>
       <p className="hint" id={`${id}-copied`} aria-live="polite">
-        {copied === 'copied' ? 'Copied to the clipboard.' : copied === 'selected' ? 'Selected: press Ctrl+C to copy.' : ''}
+        {copied === 'copied'
+          ? 'Copied to the clipboard.'
+          : copied === 'selected'
+            ? 'Selected: press Ctrl+C to copy.'
+            : ''}
       </p>
     </div>
   );
@@ -216,15 +241,21 @@ export function Loading({ what }: { readonly what: string }) {
 
 /** Catalog text with `code` in backticks, shown as code rather than as backticks. */
 export function Prose({ text }: { readonly text: string }) {
-  return (
-    <>
-      {text.split('`').map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : part))}
-    </>
-  );
+  return <>{text.split('`').map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : part))}</>;
 }
 
 /** A VERSION_CONFLICT, said as the API says it, with the one way forward: reload and try again. */
-export function ConflictNotice({ what, undone, action, onAction }: { readonly what: string; readonly undone: string; readonly action: string; readonly onAction: () => void }) {
+export function ConflictNotice({
+  what,
+  undone,
+  action,
+  onAction,
+}: {
+  readonly what: string;
+  readonly undone: string;
+  readonly action: string;
+  readonly onAction: () => void;
+}) {
   return (
     <div className="warning-box" role="alert">
       <p>

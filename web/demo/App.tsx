@@ -27,7 +27,13 @@ export function App() {
   );
   return (
     <ApolloProvider client={client}>
-      <Demo session={session} prompt={prompt} clearPrompt={() => setPrompt(null)} progress={progress} clearProgress={() => setProgress([])} />
+      <Demo
+        session={session}
+        prompt={prompt}
+        clearPrompt={() => setPrompt(null)}
+        progress={progress}
+        clearProgress={() => setProgress([])}
+      />
     </ApolloProvider>
   );
 }
@@ -77,7 +83,9 @@ function Demo({ session, prompt, clearPrompt, progress, clearProgress }: DemoPro
     <main>
       <header>
         <h1>Credential gateway demo</h1>
-        <p className="muted">One federated GraphQL query; each subgraph is called with its own token for the signed-in user.</p>
+        <p className="muted">
+          One federated GraphQL query; each subgraph is called with its own token for the signed-in user.
+        </p>
       </header>
 
       <section aria-labelledby="who">
@@ -93,13 +101,18 @@ function Demo({ session, prompt, clearPrompt, progress, clearProgress }: DemoPro
         <p className="muted" aria-live="polite">
           {signedIn ? (
             <>
-              Signed in as <strong>{signedIn.user}</strong>: a JWT from the demo issuer <code>{signedIn.issuer}</code>, kept in this page's memory only.
+              Signed in as <strong>{signedIn.user}</strong>: a JWT from the demo issuer <code>{signedIn.issuer}</code>,
+              kept in this page's memory only.
             </>
           ) : (
             'Not signed in yet: running the query signs you in.'
           )}
         </p>
-        {signInError && <p role="alert" className="problem">{signInError}</p>}
+        {signInError && (
+          <p role="alert" className="problem">
+            {signInError}
+          </p>
+        )}
       </section>
 
       <section aria-labelledby="run">
@@ -113,7 +126,9 @@ function Demo({ session, prompt, clearPrompt, progress, clearProgress }: DemoPro
       {prompt && <ConsentPanel prompt={prompt} user={user} done={clearPrompt} />}
       <ProgressLog progress={progress} />
 
-      {runs > 0 && !result.loading && (result.data || result.error) && <Results data={result.data ?? null} error={result.error ?? null} />}
+      {runs > 0 && !result.loading && (result.data || result.error) && (
+        <Results data={result.data ?? null} error={result.error ?? null} />
+      )}
     </main>
   );
 }

@@ -2,7 +2,8 @@
 import type { ConsentProgress, ConsentPrompt } from 'credential-gateway/client';
 import { SUBGRAPHS } from './subgraphs';
 
-const titleOf = (service: string | undefined): string => SUBGRAPHS.find((s) => s.name === service)?.provider ?? service ?? 'a provider';
+const titleOf = (service: string | undefined): string =>
+  SUBGRAPHS.find((s) => s.name === service)?.provider ?? service ?? 'a provider';
 
 export function ConsentPanel({ prompt, user, done }: { prompt: ConsentPrompt; user: string; done(): void }) {
   const provider = titleOf(prompt.service);
@@ -10,8 +11,9 @@ export function ConsentPanel({ prompt, user, done }: { prompt: ConsentPrompt; us
     <section className="consent" aria-labelledby="consent-title" role="region">
       <h2 id="consent-title">Consent needed: {provider}</h2>
       <p>
-        The <code>{prompt.service ?? 'unknown'}</code> subgraph needs {user}'s permission to call {provider}. A window opens where you sign in at {provider} as {user} and
-        allow access; this page then confirms the consent as {user}, and runs the query again.
+        The <code>{prompt.service ?? 'unknown'}</code> subgraph needs {user}'s permission to call {provider}. A window
+        opens where you sign in at {provider} as {user} and allow access; this page then confirms the consent as {user},
+        and runs the query again.
       </p>
       <div className="actions">
         <button

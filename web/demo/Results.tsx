@@ -16,7 +16,9 @@ function errorsOf(error: ErrorLike | null): readonly { message: string; extensio
 }
 
 function errorFor(view: SubgraphView, error: ErrorLike | null): FieldError | null {
-  const found = errorsOf(error).find((e) => e.extensions?.['serviceName'] === view.name) ?? errorsOf(error).find((e) => e.extensions?.['serviceName'] === undefined);
+  const found =
+    errorsOf(error).find((e) => e.extensions?.['serviceName'] === view.name) ??
+    errorsOf(error).find((e) => e.extensions?.['serviceName'] === undefined);
   return found ? { code: String(found.extensions?.['code'] ?? 'ERROR'), message: found.message } : null;
 }
 
@@ -32,12 +34,18 @@ export function Results({ data, error }: { data: DemoData | null; error: ErrorLi
           const token = view.token(d);
           const problem = token ? null : errorFor(view, error);
           return (
-            <article key={view.name} className={`card ${token ? 'ok' : 'bad'}`} aria-labelledby={`sg-${view.name}`} data-subgraph={view.name}>
+            <article
+              key={view.name}
+              className={`card ${token ? 'ok' : 'bad'}`}
+              aria-labelledby={`sg-${view.name}`}
+              data-subgraph={view.name}
+            >
               <h3 id={`sg-${view.name}`}>
                 {view.provider} <span className="muted">(subgraph {view.name})</span>
               </h3>
               <p className="verdict">
-                <span aria-hidden="true">{token ? '✔' : '✖'}</span> {token ? 'Called with the user’s own token' : 'No data'}
+                <span aria-hidden="true">{token ? '✔' : '✖'}</span>{' '}
+                {token ? 'Called with the user’s own token' : 'No data'}
               </p>
               {token && (
                 <dl className="token">

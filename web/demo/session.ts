@@ -17,7 +17,11 @@ export function isFresh(session: DemoSession | null, user: DemoUser): session is
 }
 
 export async function signIn(user: DemoUser): Promise<DemoSession> {
-  const res = await fetch('/demo/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) });
+  const res = await fetch('/demo/session', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user }),
+  });
   if (!res.ok) throw new Error(`sign-in failed: HTTP ${res.status}`);
   return (await res.json()) as DemoSession;
 }

@@ -14,13 +14,21 @@ export const SUBGRAPHS: readonly SubgraphView[] = [
     name: 'github',
     provider: 'Demo GitHub',
     token: (d) => d.githubTokenInfo,
-    lines: (d) => (d.github ? [`login ${d.github.login}`, ...d.github.repositories.map((r) => `repository ${r.name} (${r.stars} stars)`)] : []),
+    lines: (d) =>
+      d.github
+        ? [`login ${d.github.login}`, ...d.github.repositories.map((r) => `repository ${r.name} (${r.stars} stars)`)]
+        : [],
   },
   {
     name: 'graph',
     provider: 'Demo Microsoft Graph',
     token: (d) => d.graphTokenInfo,
     lines: (d) =>
-      d.graph ? [`profile ${d.graph.profile.displayName} <${d.graph.profile.mail}>`, ...d.graph.mail.map((m) => `mail “${m.subject}” from ${m.from}`)] : [],
+      d.graph
+        ? [
+            `profile ${d.graph.profile.displayName} <${d.graph.profile.mail}>`,
+            ...d.graph.mail.map((m) => `mail “${m.subject}” from ${m.from}`),
+          ]
+        : [],
   },
 ];
