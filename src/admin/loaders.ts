@@ -11,7 +11,7 @@ import type {
   PageArgs,
   ProviderRecord,
 } from '../domain/model.js';
-import { type ConnectionCounts, type Store } from '../store/types.js';
+import type { ConnectionCounts, Store } from '../store/types.js';
 import { connectionKeyOf, type ConnectionKey } from '../domain/ids.js';
 
 export interface ConnectionsPageKey extends PageArgs {
@@ -53,7 +53,9 @@ export function createAdminLoaders(store: Store): AdminLoaders {
               page,
               status,
             );
-            indexes.forEach((keyIndex, j) => (out[keyIndex] = pages[j]!));
+            indexes.forEach((keyIndex, j) => {
+              out[keyIndex] = pages[j]!;
+            });
           }),
         );
         return out;

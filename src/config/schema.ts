@@ -406,51 +406,55 @@ function checkValue(spec: KeySpec, raw: unknown, problems: string[]): unknown {
         return void problems.push(`${p} must be a list of non-empty strings`);
       return Object.freeze([...list]);
     }
-    case 'issuers': {
-      let list = raw;
-      if (typeof raw === 'string') {
-        try {
-          list = JSON.parse(raw);
-        } catch {
-          return void problems.push(`${p} must be a JSON list when set from the environment`);
-        }
-      }
-      if (!Array.isArray(list)) return void problems.push(`${p} must be a list`);
-      return Object.freeze(
-        list.map((item, i) => {
-          const at = `${p}[${i}]`;
-          if (!isRecord(item)) return void problems.push(`${at} must be an object`);
-          const issuer = item['issuer'];
-          const audience = item['audience'];
-          const jwksUri = item['jwksUri'] ?? null;
-          const algorithms = item['algorithms'] ?? ['RS256', 'ES256', 'PS256', 'EdDSA'];
-          if (typeof issuer !== 'string' || !issuer) problems.push(`${at}.issuer must be a non-empty string`);
-          if (typeof audience !== 'string' || !audience) problems.push(`${at}.audience must be a non-empty string`);
-          if (jwksUri !== null && (typeof jwksUri !== 'string' || !webUrl(jwksUri, true)))
-            problems.push(`${at}.jwksUri must be an http(s) URL`);
-          if (
-            !Array.isArray(algorithms) ||
-            algorithms.length === 0 ||
-            algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a))
-          )
-            problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
-          for (const k of Object.keys(item))
-            if (!['issuer', 'audience', 'jwksUri', 'algorithms', 'name'].includes(k))
-              problems.push(`${at}.${k} is not a known key`);
-          const name = item['name'] ?? (typeof issuer === 'string' ? issuerNameOf({ issuer }) : '');
-          if (item['name'] !== undefined && (typeof name !== 'string' || !ISSUER_NAME.test(name)))
-            problems.push(`${at}.name must be 1-64 characters of a-z, 0-9 and -`);
-          return Object.freeze({
-            name,
-            issuer,
-            audience,
-            jwksUri,
-            algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []),
-          });
-        }),
-      );
+    case 'issuers':
+      return checkIssuers(p, raw, problems);
+  }
+}
+
+/** `identity.issuers`: a list of `{issuer, audience, jwksUri?, algorithms?, name?}` (JSON from the environment). */
+function checkIssuers(p: string, raw: unknown, problems: string[]): unknown {
+  let list = raw;
+  if (typeof raw === 'string') {
+    try {
+      list = JSON.parse(raw);
+    } catch {
+      return void problems.push(`${p} must be a JSON list when set from the environment`);
     }
   }
+  if (!Array.isArray(list)) return void problems.push(`${p} must be a list`);
+  return Object.freeze(
+    list.map((item, i) => {
+      const at = `${p}[${i}]`;
+      if (!isRecord(item)) return void problems.push(`${at} must be an object`);
+      const issuer = item['issuer'];
+      const audience = item['audience'];
+      const jwksUri = item['jwksUri'] ?? null;
+      const algorithms = item['algorithms'] ?? ['RS256', 'ES256', 'PS256', 'EdDSA'];
+      if (typeof issuer !== 'string' || !issuer) problems.push(`${at}.issuer must be a non-empty string`);
+      if (typeof audience !== 'string' || !audience) problems.push(`${at}.audience must be a non-empty string`);
+      if (jwksUri !== null && (typeof jwksUri !== 'string' || !webUrl(jwksUri, true)))
+        problems.push(`${at}.jwksUri must be an http(s) URL`);
+      if (
+        !Array.isArray(algorithms) ||
+        algorithms.length === 0 ||
+        algorithms.some((a) => typeof a !== 'string' || isForbiddenJwsAlgorithm(a))
+      )
+        problems.push(`${at}.algorithms must be a non-empty list of asymmetric JWS algorithms`);
+      for (const k of Object.keys(item))
+        if (!['issuer', 'audience', 'jwksUri', 'algorithms', 'name'].includes(k))
+          problems.push(`${at}.${k} is not a known key`);
+      const name = item['name'] ?? (typeof issuer === 'string' ? issuerNameOf({ issuer }) : '');
+      if (item['name'] !== undefined && (typeof name !== 'string' || !ISSUER_NAME.test(name)))
+        problems.push(`${at}.name must be 1-64 characters of a-z, 0-9 and -`);
+      return Object.freeze({
+        name,
+        issuer,
+        audience,
+        jwksUri,
+        algorithms: Object.freeze(Array.isArray(algorithms) ? [...algorithms] : []),
+      });
+    }),
+  );
 }
 
 function knownKeyProblems(input: Record<string, unknown>, prefix = ''): string[] {
@@ -458,7 +462,7 @@ function knownKeyProblems(input: Record<string, unknown>, prefix = ''): string[]
   for (const [k, v] of Object.entries(input)) {
     const path = prefix ? `${prefix}.${k}` : k;
     const exact = CONFIG_KEYS.some((s) => s.path === path);
-    const parent = CONFIG_KEYS.some((s) => s.path.startsWith(path + '.'));
+    const parent = CONFIG_KEYS.some((s) => s.path.startsWith(`${path}.`));
     if (exact) continue;
     if (parent && isRecord(v)) problems.push(...knownKeyProblems(v, path));
     else problems.push(`${path} is not a known configuration key`);

@@ -66,14 +66,20 @@ export function parseEnvKeyring(spec: string, loadedAt: Date = new Date()): Keyr
     throw new ConfigError([`${CONFIG_KEY} must hold at least one kid:base64key entry`]);
   const problems: string[] = [];
   const keys: KeyringKey[] = [];
-  entries.forEach((entry, i) => {
+  for (const [i, entry] of entries.entries()) {
     const at = `${CONFIG_KEY} entry ${i + 1}`;
     const parsed = parseKeyEntry(entry);
-    if (!parsed.ok) return void problems.push(keyEntryProblem(at, parsed));
+    if (!parsed.ok) {
+      problems.push(keyEntryProblem(at, parsed));
+      continue;
+    }
     const { id, material } = parsed;
-    if (keys.some((k) => k.id === id)) return void problems.push(`${at} repeats key id ${id}`);
+    if (keys.some((k) => k.id === id)) {
+      problems.push(`${at} repeats key id ${id}`);
+      continue;
+    }
     keys.push({ id, material, createdAt: loadedAt });
-  });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return new EnvKeyring(new KeySet(keys, keys[0]!.id));
 }

@@ -107,7 +107,7 @@ function parseFile(file: string, text: string, mode: number, isFile: boolean): K
 
 /** Reads through one file handle, so the mode checked is the mode of the bytes read. */
 async function readKeyring(file: string): Promise<Loaded | null> {
-  let handle;
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, 'r');
   } catch (e) {
@@ -160,7 +160,7 @@ async function writeTemp(file: string, set: KeySet): Promise<string> {
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx', FILE_MODE);
   try {
-    await handle.writeFile(JSON.stringify(toDocument(set), null, 2) + '\n', 'utf8');
+    await handle.writeFile(`${JSON.stringify(toDocument(set), null, 2)}\n`, 'utf8');
     await handle.chmod(FILE_MODE); // exactly 0600, whatever the umask made of it
     await handle.sync();
   } finally {

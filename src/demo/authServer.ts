@@ -380,6 +380,23 @@ function requestHandler({
   };
 }
 
+/** Grants in memory, forgotten when the server stops; a reuse interval for rotated refresh tokens if asked. */
+function grantMemoryFor(options: AuthServerOptions): GrantMemory {
+  return new GrantMemory(
+    options.refreshTokenReuseIntervalSeconds === undefined
+      ? {}
+      : { refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds },
+  );
+}
+
+/** The web client (code flow) and the service client (client credentials), with fresh secrets. */
+function newClients() {
+  return Object.freeze({
+    web: Object.freeze({ clientId: 'gateway-web', clientSecret: randomBytes(24).toString('base64url') }),
+    service: Object.freeze({ clientId: 'gateway-service', clientSecret: randomBytes(24).toString('base64url') }),
+  });
+}
+
 function serve(
   server: Server,
   issuer: string,
@@ -390,19 +407,12 @@ function serve(
   const accessTokenTtlSeconds = options.accessTokenTtlSeconds ?? DEFAULT_ACCESS_TOKEN_TTL_SECONDS;
   const displayName = options.displayName ?? DEFAULT_DISPLAY_NAME;
   const audience = options.audience ?? DEFAULT_API_AUDIENCE;
-  const store = new GrantMemory(
-    options.refreshTokenReuseIntervalSeconds === undefined
-      ? {}
-      : { refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds },
-  );
+  const store = grantMemoryFor(options);
   const port = (server.address() as AddressInfo).port;
   let suspended = false;
   const counts: AuthServerCounts = { discovery: 0, token: 0, authorizationCode: 0, refresh: 0, clientCredentials: 0 };
   const hooks = options.hooks ?? {};
-  const clients = Object.freeze({
-    web: Object.freeze({ clientId: 'gateway-web', clientSecret: randomBytes(24).toString('base64url') }),
-    service: Object.freeze({ clientId: 'gateway-service', clientSecret: randomBytes(24).toString('base64url') }),
-  });
+  const clients = newClients();
   const provider = new Provider(
     issuer,
     providerConfiguration({
@@ -442,11 +452,7 @@ function serve(
     apiScopes: API_SCOPES,
     counts,
     resetCounts() {
-      counts.discovery = 0;
-      counts.token = 0;
-      counts.authorizationCode = 0;
-      counts.refresh = 0;
-      counts.clientCredentials = 0;
+      for (const name of Object.keys(counts) as (keyof AuthServerCounts)[]) counts[name] = 0;
     },
     async suspend() {
       if (suspended) return;

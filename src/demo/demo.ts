@@ -182,6 +182,41 @@ function providersOf(started: readonly StartedSample[], supergraph: DemoSupergra
   }));
 }
 
+/** Ports from the defaults, the sample supergraph, CG_DEMO_PORTS and the options, in that order. */
+function demoPorts(
+  env: Readonly<Record<string, string | undefined>>,
+  options: DemoOptions,
+  supergraph: Awaited<ReturnType<typeof loadDemoSupergraph>>,
+  gatewayPort: number,
+): DemoPorts {
+  const given = { ...demoPortsFromEnv(env), ...options.ports };
+  return {
+    ...DEFAULT_PORTS,
+    github: supergraph.subgraphs.github.port,
+    graph: supergraph.subgraphs.graph.port,
+    ...given,
+    gateway: gatewayPort,
+  };
+}
+
+/** Each sample subgraph with its provider and an admin login link for the connected user. */
+function demoSubgraphs(
+  app: App,
+  started: Awaited<ReturnType<typeof startSamples>>,
+  supergraph: Awaited<ReturnType<typeof loadDemoSupergraph>>,
+): Promise<DemoSubgraph[]> {
+  return Promise.all(
+    started.map(async ({ name, auth, subgraph }): Promise<DemoSubgraph> => {
+      const providerId = supergraph.subgraphs[name].providerId;
+      const link = await app.createLoginLink(
+        { providerId, connectionId: CONNECTED_USER },
+        `${app.publicUrl}${CONSENT_DONE_PATH}`,
+      );
+      return Object.freeze({ name, url: subgraph.url, providerId, authServer: auth, loginLink: link.url });
+    }),
+  );
+}
+
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const env = options.env ?? {};
   const raw = rawConfig(options, env);
@@ -191,14 +226,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     store.url,
     SAMPLE_SUBGRAPH_NAMES.map((name) => supergraph.subgraphs[name].providerId),
   );
-  const given = { ...demoPortsFromEnv(env), ...options.ports };
-  const wanted: DemoPorts = {
-    ...DEFAULT_PORTS,
-    github: supergraph.subgraphs.github.port,
-    graph: supergraph.subgraphs.graph.port,
-    ...given,
-    gateway: server.port,
-  };
+  const wanted = demoPorts(env, options, supergraph, server.port);
   await assertPortsFree(wanted, server.host);
 
   // Closed last-started-first: the gateway stops before what it calls.
@@ -232,16 +260,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     });
     closers.push(() => app.close());
 
-    const subgraphs = await Promise.all(
-      started.map(async ({ name, auth, subgraph }): Promise<DemoSubgraph> => {
-        const providerId = supergraph.subgraphs[name].providerId;
-        const link = await app.createLoginLink(
-          { providerId, connectionId: CONNECTED_USER },
-          `${app.publicUrl}${CONSENT_DONE_PATH}`,
-        );
-        return Object.freeze({ name, url: subgraph.url, providerId, authServer: auth, loginLink: link.url });
-      }),
-    );
+    const subgraphs = await demoSubgraphs(app, started, supergraph);
     const users = await Promise.all(
       DEMO_USERS.map(async (login) =>
         Object.freeze({ login, jwt: await callers.sign(login, CALLER_JWT_LIFETIME_SECONDS) }),

@@ -18,7 +18,7 @@ export function assertDemoStore(storeUrl: string, demoProviderIds: readonly stri
   }
   const file = sqliteFileOf(storeUrl);
   if (file === IN_MEMORY) return;
-  let providers;
+  let providers: ReturnType<typeof peekSqliteProviders>;
   try {
     providers = peekSqliteProviders(file);
   } catch (e) {

@@ -11,7 +11,12 @@ import { asGatewayError, toGraphQLExtensions } from '../errors.js';
 import { headerValue } from '../providers/credentials.js';
 import type { AccessToken } from '../tokens/tokenSource.js';
 import { ATTR, injectTraceContext, inSpan, SpanKind } from '../tracing/spans.js';
-import { MAX_SUBGRAPH_RESPONSE_BYTES, SubgraphResponseTooLarge, type SubgraphHttpClient } from './httpClient.js';
+import {
+  MAX_SUBGRAPH_RESPONSE_BYTES,
+  SubgraphResponseTooLarge,
+  type SubgraphHttpClient,
+  type SubgraphHttpResponse,
+} from './httpClient.js';
 
 export interface GatewayContext {
   /** Per request: the token each subgraph needs, resolved once per binding (keyed by subgraph name). */
@@ -64,7 +69,7 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       async (span) => {
         // The caller's trace goes on to the subgraph (W3C traceparent), with this span as the parent.
         injectTraceContext(headers);
-        let answer;
+        let answer: SubgraphHttpResponse;
         try {
           answer = await this.#http.post(this.#url, headers, JSON.stringify({ query, variables, operationName }));
         } catch (e) {

@@ -157,6 +157,47 @@ function preparedPipelineEnabled(deps: FederatedGraphDeps): boolean {
   return false;
 }
 
+/**
+ * The gateway proper: one data source per subgraph (kept in `dataSources` for plans executed
+ * outside it), tokens prefetched as soon as a plan names its subgraphs, plans kept for the short path.
+ */
+function createApolloGateway(
+  deps: FederatedGraphDeps,
+  parts: {
+    readonly planning: TokenPlanDeps;
+    readonly prepared: PreparedOperations;
+    readonly preparedEnabled: boolean;
+    readonly dataSources: Record<string, SubgraphDataSource>;
+    readonly http: ReturnType<typeof createSubgraphHttpClient>;
+  },
+): ApolloGateway {
+  const { planning, prepared, preparedEnabled, dataSources, http } = parts;
+  return new ApolloGateway({
+    supergraphSdl: deps.supergraph,
+    buildService: ({ name, url }) => {
+      const source = new SubgraphDataSource({
+        name,
+        url: url!,
+        http,
+        header: () => planning.bindingOf(name)?.header ?? null,
+      });
+      dataSources[name] = source;
+      return source;
+    },
+    experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
+      prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
+      const { query, operationName } = requestContext.request;
+      if (preparedEnabled && query !== undefined)
+        prepared.remember(query, operationName ?? null, queryPlan, operationContext);
+    },
+    serviceHealthCheck: false,
+    // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
+    // operations sent to them) on an `Apollo-Query-Plan-Experimental` header: never here.
+    __exposeQueryPlanExperimental: false,
+    logger: deps.logger,
+  });
+}
+
 export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   // The gateway reports telemetry to an outside host unless told not to; we never do.
   process.env['APOLLO_TELEMETRY_DISABLED'] = '1';
@@ -174,27 +215,7 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   // What the gateway built for each subgraph, for plans executed outside it.
   const dataSources: Record<string, SubgraphDataSource> = Object.create(null);
 
-  const gateway = new ApolloGateway({
-    supergraphSdl: deps.supergraph,
-    buildService: ({ name, url }) =>
-      (dataSources[name] = new SubgraphDataSource({
-        name,
-        url: url!,
-        http,
-        header: () => planning.bindingOf(name)?.header ?? null,
-      })),
-    experimental_didResolveQueryPlan: ({ queryPlan, requestContext, operationContext }) => {
-      prefetchTokens(requestContext.context as Partial<GatewayContext>, servicesOf(queryPlan));
-      const { query, operationName } = requestContext.request;
-      if (preparedEnabled && query !== undefined)
-        prepared.remember(query, operationName ?? null, queryPlan, operationContext);
-    },
-    serviceHealthCheck: false,
-    // Outside NODE_ENV=production Apollo shows any caller the query plan (subgraph names and the
-    // operations sent to them) on an `Apollo-Query-Plan-Experimental` header: never here.
-    __exposeQueryPlanExperimental: false,
-    logger: deps.logger,
-  });
+  const gateway = createApolloGateway(deps, { planning, prepared, preparedEnabled, dataSources, http });
   gateway.onSchemaLoadOrUpdate(({ apiSchema, coreSupergraphSdl }) =>
     prepared.schemaChanged(apiSchema, coreSupergraphSdl),
   );
@@ -212,7 +233,10 @@ export function createFederatedGraph(deps: FederatedGraphDeps): FederatedGraph {
   const callers = new WeakMap<IncomingMessage, Promise<Caller | null>>();
   function callerOf(req: IncomingMessage): Promise<Caller | null> {
     let caller = callers.get(req);
-    if (!caller) callers.set(req, (caller = verifyCaller(deps.verifier, req.headers.authorization)));
+    if (!caller) {
+      caller = verifyCaller(deps.verifier, req.headers.authorization);
+      callers.set(req, caller);
+    }
     return caller;
   }
   const contextFor = (caller: Caller | null, req: IncomingMessage): GatewayContext => {

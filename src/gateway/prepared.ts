@@ -59,7 +59,10 @@ const servicesOfPlan = new WeakMap<object, readonly string[]>();
 
 export function servicesOf(queryPlan: QueryPlan): readonly string[] {
   let names = servicesOfPlan.get(queryPlan);
-  if (!names) servicesOfPlan.set(queryPlan, (names = [...serviceNamesOf(queryPlan.node)]));
+  if (!names) {
+    names = [...serviceNamesOf(queryPlan.node)];
+    servicesOfPlan.set(queryPlan, names);
+  }
   return names;
 }
 

@@ -197,6 +197,7 @@ export function graphqlLimitRules(): ValidationRule[] {
  * U+0000 (PostgreSQL text cannot hold it: the store fails) and unpaired surrogates (UTF-8 cannot
  * carry them: SQLite keeps three U+FFFD instead). Refused in every string a request brings.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is what this rule looks for.
 const UNSTORABLE_TEXT = /\u0000|\p{Cs}/u;
 const UNSTORABLE_MESSAGE = 'contains U+0000 or an unpaired surrogate, which no text field accepts';
 
@@ -262,7 +263,8 @@ export function variablesProblem(
         `nests lists and input objects more than ${MAX_VARIABLE_DEPTH} levels deep (MAX_VARIABLE_DEPTH)`,
       );
     if (Array.isArray(value)) {
-      if ((values += value.length) > MAX_VARIABLE_VALUES) return tooMany(next);
+      values += value.length;
+      if (values > MAX_VARIABLE_VALUES) return tooMany(next);
       for (let i = 0; i < value.length; i++) pending.push({ value: value[i], depth: depth + 1, parent: next, key: i });
       continue;
     }
@@ -301,7 +303,10 @@ export function storableTextPlugin<TContext extends BaseContext>(): ApolloServer
   const literalVerdicts = new WeakMap<DocumentNode, boolean>();
   const unstorableLiteral = (document: DocumentNode): boolean => {
     let verdict = literalVerdicts.get(document);
-    if (verdict === undefined) literalVerdicts.set(document, (verdict = hasUnstorableLiteral(document)));
+    if (verdict === undefined) {
+      verdict = hasUnstorableLiteral(document);
+      literalVerdicts.set(document, verdict);
+    }
     return verdict;
   };
   return {

@@ -262,7 +262,8 @@ export class JwtVerifier {
       const keys = await trusted.keys();
       const recordingKeys: JWTVerifyGetKey = async (...query) => {
         keyQuery = query;
-        return (key = await keys(...query));
+        key = await keys(...query);
+        return key;
       };
       ({ payload } = await jwtVerify(token, recordingKeys, {
         issuer: trusted.config.issuer,

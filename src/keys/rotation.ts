@@ -10,7 +10,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Envelope } from '../crypto/envelope.js';
 import type { Keyring, KeyringKey } from '../crypto/keyring.js';
-import { associatedData, type SealedRef } from '../crypto/sealed.js';
+import { associatedData, type Sealed, type SealedRef } from '../crypto/sealed.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { SealedField, Store } from '../store/types.js';
 
@@ -208,7 +208,7 @@ export class KeyRotation {
         let rewrapped = 0;
         for (const field of fresh) {
           const identity = fieldIdentity(field);
-          let next;
+          let next: Sealed;
           try {
             next = this.#envelope.rewrap(field.value, field.ref);
           } catch (e) {

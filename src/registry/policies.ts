@@ -100,7 +100,7 @@ export function validateAccessPolicy(
   const appIds = raw.appIds === undefined || raw.appIds === null ? [] : raw.appIds;
   if (!Array.isArray(appIds) || appIds.length > MAX_APP_IDS)
     throw badInput(`${path}.appIds`, `must be a list of at most ${MAX_APP_IDS} ids`);
-  appIds.forEach((a, i) => boundedString(a, `${path}.appIds[${i}]`));
+  for (const [i, a] of appIds.entries()) boundedString(a, `${path}.appIds[${i}]`);
   const issuer = validIssuer(raw.issuer, `${path}.issuer`, trustedIssuers);
   if (issuer !== null && raw.kind === 'MANAGED_IDENTITY')
     throw badInput(

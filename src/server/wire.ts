@@ -53,7 +53,7 @@ import { drainOnClose } from './drain.js';
 import { sendJson } from './httpUtil.js';
 import { applyCors } from './cors.js';
 import { createRouter, type Route } from './router.js';
-import { appRoutes } from './routes.js';
+import { appRoutes, type RouteParts } from './routes.js';
 
 export interface AppOptions {
   readonly logger?: Logger;
@@ -226,7 +226,10 @@ async function startListening(config: Config, closers: Closers) {
   const server = createServer({ requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 });
   const starting = (req: IncomingMessage, res: ServerResponse): void => {
     // Liveness: the process is up, so a slow start (a large supergraph) is not mistaken for a hang.
-    if (req.url === '/healthz') return sendJson(res, { status: 'starting' });
+    if (req.url === '/healthz') {
+      sendJson(res, { status: 'starting' });
+      return;
+    }
     res.setHeader('retry-after', String(STARTING_RETRY_AFTER_SECONDS));
     res.setHeader('connection', 'close');
     sendJson(res, { status: 'starting', message: 'the gateway is starting; retry shortly' }, 503);
@@ -551,6 +554,28 @@ function startHousekeeping(
 }
 
 /** The composition root: each step builds one part from the ones before it. */
+/** The route table (server/routes.ts), behind CORS and the response counter, as the server's handler. */
+function serveRoutes(
+  config: Config,
+  options: AppOptions,
+  core: Omit<
+    RouteParts,
+    'adminApollo' | 'adminContext' | 'supergraph' | 'graph' | 'drain' | 'consoleEnabled' | 'extraRoutes'
+  >,
+  surfaces: Pick<RouteParts, 'adminApollo' | 'adminContext' | 'supergraph' | 'graph' | 'drain'>,
+  serve: (listener: RequestListener) => void,
+): void {
+  const routes = appRoutes({
+    ...core,
+    ...surfaces,
+    consoleEnabled: config.console.enabled,
+    extraRoutes: options.routes ?? [],
+  });
+  const served = applyCors({ origins: corsOriginsOf(config.server) }, routes);
+  const counted = served.map((r) => ({ ...r, handler: countResponses(r.path, core.metrics.httpRequests, r.handler) }));
+  serve(createRouter(counted, core.logger));
+}
+
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? (() => new Date());
@@ -592,31 +617,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       testConnection: (key) => tokens.test(key),
     };
     const { adminApollo, adminContext } = await buildAdmin(config, store, services, adminAuth, logger, closers);
-    const routes = appRoutes({
-      ...{
-        store,
-        logger,
-        metrics,
-        publicUrl,
-        allowedRedirectOrigins,
-        verifier,
-        consent,
-        resolver,
-        adminApollo,
-        adminContext,
-        supergraph,
-        graph,
-        drain,
-      },
-      consoleEnabled: config.console.enabled,
-      extraRoutes: options.routes ?? [],
-    });
-    const served = applyCors({ origins: corsOriginsOf(config.server) }, routes);
-    serve(
-      createRouter(
-        served.map((r) => ({ ...r, handler: countResponses(r.path, metrics.httpRequests, r.handler) })),
-        logger,
-      ),
+    serveRoutes(
+      config,
+      options,
+      { store, logger, metrics, publicUrl, allowedRedirectOrigins, verifier, consent, resolver },
+      { adminApollo, adminContext, supergraph, graph, drain },
+      serve,
     );
     const sweep = startHousekeeping(config, registry, { revocations, webhooks }, now, logger, closers);
     logger.info({ url, publicUrl, store: store.dialect }, 'credential gateway listening');

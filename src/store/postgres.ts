@@ -118,8 +118,10 @@ class PostgresDriver implements Driver {
     this.#queries++;
     const text = render(statement, (i) => `$${i}`);
     let name = this.#statementNames.get(text);
-    if (name === undefined && this.#statementNames.size < MAX_PREPARED_STATEMENTS)
-      this.#statementNames.set(text, (name = `cg_${this.#statementNames.size}`));
+    if (name === undefined && this.#statementNames.size < MAX_PREPARED_STATEMENTS) {
+      name = `cg_${this.#statementNames.size}`;
+      this.#statementNames.set(text, name);
+    }
     const result = await target.query({ text, values: [...statement.values], ...(name !== undefined && { name }) });
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   }

@@ -46,15 +46,23 @@ export const NO_TOKEN_EVENTS: TokenEvents = Object.freeze({
 /** Every listener hears every event, in order (metrics and audit beside a test's or a bench's own counters). */
 export function teeTokenEvents(...all: readonly TokenEvents[]): TokenEvents {
   return Object.freeze({
-    cacheHit: (key: ConnectionKey) => all.forEach((e) => e.cacheHit(key)),
-    cacheMiss: (key: ConnectionKey) => all.forEach((e) => e.cacheMiss(key)),
+    cacheHit: (key: ConnectionKey) => {
+      for (const e of all) e.cacheHit(key);
+    },
+    cacheMiss: (key: ConnectionKey) => {
+      for (const e of all) e.cacheMiss(key);
+    },
     providerCall: (
       key: ConnectionKey,
       kind: ProviderCallKind,
       outcome: ProviderCallOutcome,
       durationMs: number,
       origin: ProviderCallOrigin,
-    ) => all.forEach((e) => e.providerCall(key, kind, outcome, durationMs, origin)),
-    tokenUse: (use: TokenUse) => all.forEach((e) => e.tokenUse(use)),
+    ) => {
+      for (const e of all) e.providerCall(key, kind, outcome, durationMs, origin);
+    },
+    tokenUse: (use: TokenUse) => {
+      for (const e of all) e.tokenUse(use);
+    },
   });
 }

@@ -243,7 +243,9 @@ export class TokenResolver {
     return this.#deps.tokens.get(key, {
       cause: load,
       connection: load.connection,
-      onRenewal: () => void (load.renewed = true),
+      onRenewal: () => {
+        load.renewed = true;
+      },
     });
   }
 

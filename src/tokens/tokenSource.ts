@@ -20,7 +20,7 @@ import { connectionKeyOf, connectionLabel, type ConnectionKey } from '../domain/
 import type { Logger } from '../log.js';
 import type { OAuthClient } from '../oauth/client.js';
 import type { ChangeFeed, ReadInFlight } from '../registry/changes.js';
-import { type Store, type TokenWrite } from '../store/types.js';
+import type { Store, TokenWrite } from '../store/types.js';
 import { isStaticCredential } from '../domain/model.js';
 import { credentialCheckUrl, headerValue } from '../providers/credentials.js';
 import { catalogEntryOf, resolveClient } from './clientConfig.js';
