@@ -196,7 +196,7 @@ export function renderChart(results: ChartInput, source = 'bench/results/latest.
     ),
     '</svg>',
   );
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export function writeChart(results: ChartInput, source?: string, file: string = CHART_FILE): void {

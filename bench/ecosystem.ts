@@ -56,7 +56,15 @@ async function startPeers(): Promise<{ subgraph: string; sink: string; sinkBytes
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
   });
   const [s, k] = await Promise.all([listen(subgraph), listen(sink)]);
-  return { subgraph: s, sink: k, sinkBytes: () => bytes, close: () => (subgraph.close(), sink.close()) };
+  return {
+    subgraph: s,
+    sink: k,
+    sinkBytes: () => bytes,
+    close: () => {
+      subgraph.close();
+      sink.close();
+    },
+  };
 }
 
 function envOf(variant: Variant, dir: string, sink: string): Record<string, string> {

@@ -143,7 +143,9 @@ async function measure(
       warmupMs: SETTINGS.warmupSeconds * 1000,
       durationMs: (SETTINGS.seconds / SETTINGS.rounds) * 1000,
     },
-    () => void (atStart = snapshot(stage, gateway)),
+    () => {
+      atStart = snapshot(stage, gateway);
+    },
   );
   const end = await snapshot(stage, gateway);
   const start = (await (atStart as ReturnType<typeof snapshot> | null)) ?? end;
@@ -254,20 +256,20 @@ async function main(): Promise<void> {
 
   if (http) {
     console.log(`\nHTTP, ${SETTINGS.connections} concurrent requests, ${roundSeconds} s windows\n`);
-    for (const r of reports) console.log(formatQueryTable(r, LABELS) + '\n');
-    console.log(formatRatios(reports) + '\n');
+    for (const r of reports) console.log(`${formatQueryTable(r, LABELS)}\n`);
+    console.log(`${formatRatios(reports)}\n`);
   }
 
   let micro: MicroResults | null = null;
   if (SETTINGS.micro) {
     micro = await runMicro();
-    console.log(formatMicro(micro) + '\n');
+    console.log(`${formatMicro(micro)}\n`);
   }
 
   let scale: ScaleResults | null = null;
   if (SETTINGS.scaleConnections !== null) {
     scale = await runScale(SETTINGS.scaleConnections);
-    console.log(formatScale(scale) + '\n');
+    console.log(`${formatScale(scale)}\n`);
   }
 
   const finishedAt = new Date();
@@ -295,7 +297,7 @@ async function main(): Promise<void> {
     scale,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const text = JSON.stringify(results, null, 2) + '\n';
+  const text = `${JSON.stringify(results, null, 2)}\n`;
   const file = `${RESULTS_DIR}${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, text);
   const elapsed = `${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s in all`;

@@ -57,7 +57,7 @@ async function startPair(
   const yaml = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8')
     .replace('http://127.0.0.1:4101/graphql', g.url)
     .replace('http://127.0.0.1:4102/graphql', m.url)
-    .replaceAll('./subgraphs/', join(REPO, 'subgraphs') + '/');
+    .replaceAll('./subgraphs/', `${join(REPO, 'subgraphs')}/`);
   const supergraphFile = dir.file(`supergraph-${name}.yaml`);
   writeFileSync(supergraphFile, yaml);
   const supergraphSdl = composeSupergraph(await loadSupergraphConfig(supergraphFile));

@@ -64,7 +64,7 @@ describe('management API', () => {
     });
 
     it('refuses a wrong API key with 401 UNAUTHENTICATED', async () => {
-      const res = await t.admin('{ credentialProviders { items { id } } }', {}, { 'x-api-key': ADMIN_KEY + 'x' });
+      const res = await t.admin('{ credentialProviders { items { id } } }', {}, { 'x-api-key': `${ADMIN_KEY}x` });
       expect(res.status).toBe(401);
       expect(codeOf(res.body)).toBe('UNAUTHENTICATED');
     });

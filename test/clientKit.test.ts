@@ -112,10 +112,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())(
     async function appPage(jwt: string): Promise<{ view: WebPage; confirms: () => number }> {
       const view = await openPage(browser);
       let confirms = 0;
-      view.page.on(
-        'request',
-        (r) => void (r.url().endsWith('/oauth/confirm') && r.method() === 'POST' && (confirms += 1)),
-      );
+      view.page.on('request', (r) => {
+        if (r.url().endsWith('/oauth/confirm') && r.method() === 'POST') confirms += 1;
+      });
       await view.page.goto(app.origin);
       await view.page.evaluate(
         ({ jwt, gateway }) => {
@@ -143,11 +142,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())(
       try {
         const [popup] = await Promise.all([
           view.page.waitForEvent('popup'),
-          view.page.evaluate(
-            (url) =>
-              void ((window as any).outcome = (window as any).harness.kit.openConsent(url, (window as any).options)),
-            loginUrl,
-          ),
+          view.page.evaluate((url) => {
+            (window as any).outcome = (window as any).harness.kit.openConsent(url, (window as any).options);
+          }, loginUrl),
         ]);
         await popup.waitForSelector('body[data-interaction="login"]', { timeout: STEP_TIMEOUT_MS });
         // The authorization server's page (not the gateway's origin) forges the done page's message.

@@ -380,8 +380,14 @@ function watch(child: ChildProcess): {
   let out = '';
   let err = '';
   const waiters: (() => void)[] = [];
-  child.stdout!.on('data', (c: Buffer) => ((out += c.toString()), waiters.forEach((w) => w())));
-  child.stderr!.on('data', (c: Buffer) => ((err += c.toString()), waiters.forEach((w) => w())));
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (const w of waiters) w();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+    for (const w of waiters) w();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     out: () => out,

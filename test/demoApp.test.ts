@@ -107,7 +107,9 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the demo ap
   it("runs bob's first query through a consent popup per provider, shows his data with tokens for sub = bob, and opens no popup the second time", async () => {
     const view = await openPage(browser);
     let popups = 0;
-    view.page.on('popup', () => void (popups += 1));
+    view.page.on('popup', () => {
+      popups += 1;
+    });
     try {
       await view.page.goto(`${demo.app.url}/demo`);
       await view.page.getByRole('radio', { name: 'bob' }).check();

@@ -70,8 +70,8 @@ describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())('the explora
           timeout: FALLBACK_WAIT_MS,
         })
         .toBe('1');
-      expect(await view.page.locator('.fallback').innerText()).toContain('Apollo Sandbox cannot be loaded');
-      const text = await help.innerText();
+      expect(await view.page.locator('.fallback').textContent()).toContain('Apollo Sandbox cannot be loaded');
+      const text = await help.textContent();
       expect(text).toContain('cannot reach');
       expect(text).toContain('curl -X POST');
       expect(text).toContain(header);

@@ -139,16 +139,16 @@ describe.runIf(requireBrowser)('federation gateway with per-subgraph tokens', ()
   });
 
   it("does not let bob read alice's profile or mail through an entity reference, with his own tokens", async () => {
-    const ENTITY = (owner: string) =>
+    const entityQuery = (owner: string) =>
       `{ repository(owner: "${owner}", name: "notes") { owner { login profile { mail } mail(first: 1) { subject } } } }`;
-    const attack = await s.query(ENTITY('alice'), bob);
+    const attack = await s.query(entityQuery('alice'), bob);
     expect(JSON.stringify(attack.body)).not.toContain('alice@example.com');
     expect(attack.body.data?.repository?.owner?.profile ?? null).toBeNull();
     const graphError = attack.body.errors?.find((e: any) => e.extensions?.serviceName === 'graph');
     expect(graphError?.message).toMatch(/only its own user/);
 
     // His own entity still resolves, with the same tokens.
-    const own = await s.query(ENTITY('bob'), bob);
+    const own = await s.query(entityQuery('bob'), bob);
     expect(own.body.errors).toBeUndefined();
     expect(own.body.data.repository.owner).toMatchObject({ login: 'bob', profile: { mail: 'bob@example.com' } });
   });

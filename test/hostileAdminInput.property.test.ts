@@ -25,6 +25,7 @@ const APP_ORIGIN = 'https://app.example.com';
 /** Codes a refusal may carry; authentication codes would mean the test itself sent the wrong key. */
 const REFUSAL_CODES: readonly string[] = MANAGEMENT_CODES.filter((c) => c !== 'UNAUTHENTICATED' && c !== 'FORBIDDEN');
 /** U+0000 and lone surrogates: refused in every request string (src/graphql/limits.ts). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is exactly what the gateway refuses, so the test matches it
 const UNSTORABLE = /\u0000|\p{Cs}/u;
 
 const PROVIDER = `id displayName identityProvider grantType clientId hasClientSecret scopes parameters { name value } version`;

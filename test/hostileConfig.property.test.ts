@@ -25,7 +25,7 @@ const GRAPH_SDL = resolve('subgraphs/graph/schema.graphql');
 const HOSTILE_YAML = [
   `server: ${'['.repeat(3000)}${']'.repeat(3000)}`,
   `identity: ${'{a: '.repeat(3000)}1${'}'.repeat(3000)}`,
-  Array.from({ length: 1500 }, (_, i) => `${' '.repeat(i)}a:`).join('\n') + ' 1',
+  `${Array.from({ length: 1500 }, (_, i) => `${' '.repeat(i)}a:`).join('\n')} 1`,
   [
     'a: &a [x,x,x,x,x,x,x,x,x]',
     'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
@@ -354,7 +354,7 @@ describe('hostile supergraph.yaml', () => {
             './a-directory.graphql',
             '/dev/null',
             'a\u0000b',
-            '../'.repeat(20) + 'etc/hostname',
+            `${'../'.repeat(20)}etc/hostname`,
             '',
           ),
         ),

@@ -6,7 +6,7 @@ import { openFileKeyring } from '../src/crypto/fileKeyring.js';
 import type { Keyring } from '../src/crypto/keyring.js';
 import { associatedData, sealedKeyId, type Sealed, type SealedRef } from '../src/crypto/sealed.js';
 import type { ConnectionRecord, ProviderRecord } from '../src/domain/model.js';
-import { GatewayError } from '../src/errors.js';
+import type { GatewayError } from '../src/errors.js';
 import { KeyRotation, type RotationStatus } from '../src/keys/rotation.js';
 import { openStore } from '../src/store/open.js';
 import type { SealedField, Store } from '../src/store/types.js';

@@ -35,7 +35,10 @@ const quirksWith = (overrides: Partial<OAuthQuirks>): OAuthQuirks => Object.free
 let as: AuthServer;
 let quirky: QuirkServer;
 let keySequence = 0;
-const uniqueKey = (label: string): string => `${label}-${(keySequence += 1)}`;
+const uniqueKey = (label: string): string => {
+  keySequence += 1;
+  return `${label}-${keySequence}`;
+};
 
 function webConfig(overrides: Partial<OAuthClientConfig> = {}): OAuthClientConfig {
   return clientConfigFor(as, 'web', { cacheKey: uniqueKey('web'), ...overrides });

@@ -117,7 +117,7 @@ function checkHistogram(name: string, samples: readonly Sample[]): void {
 }
 
 /** The value of one series (0 when absent); labels must match exactly. */
-function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
+function seriesValue(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
   const want = JSON.stringify(Object.entries(labels).sort());
   return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === want)?.value ?? 0;
 }
@@ -391,7 +391,7 @@ describe('metrics and audit after real traffic through the gateway', () => {
   afterAll(() => s?.close());
 
   const delta = async (name: string, labels: Record<string, string> = {}) =>
-    valueOf((await scrape(s.t.url)).samples, name, labels) - valueOf(before, name, labels);
+    seriesValue((await scrape(s.t.url)).samples, name, labels) - seriesValue(before, name, labels);
 
   it('counts a first use that needs consent: two misses, two refusals, one error per subgraph', async () => {
     const res = await query(TOKEN_INFO, alice);
@@ -477,7 +477,7 @@ describe('metrics and audit after real traffic through the gateway', () => {
       1,
     );
     const all = (await scrape(s.t.url)).samples;
-    expect(valueOf(all, 'cg_http_requests_total', { route: '/graphql', status: '200' })).toBe(graphqlRequests);
+    expect(seriesValue(all, 'cg_http_requests_total', { route: '/graphql', status: '200' })).toBe(graphqlRequests);
   });
 
   it('is ready, with the supergraph loaded', async () => {
@@ -595,7 +595,7 @@ describe('/readyz over the store and the supergraph', () => {
       file = dir.file('supergraph.yaml');
       original = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8').replaceAll(
         './subgraphs/',
-        join(REPO, 'subgraphs') + '/',
+        `${join(REPO, 'subgraphs')}/`,
       );
       writeFileSync(file, original);
       t = await startTestApp({ supergraph: file });
@@ -608,7 +608,7 @@ describe('/readyz over the store and the supergraph', () => {
 
     it('stays ready on the last good supergraph, reported stale with the failed reloads, until a good edit', async () => {
       expect(await readyz(t.url)).toEqual({ status: 200, body: { status: 'ready', store: 'ok', supergraph: 'ok' } });
-      expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(0);
+      expect(seriesValue((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(0);
 
       writeFileSync(file, 'subgraphs: [this is not a supergraph');
       const stale = await waitFor(
@@ -623,7 +623,7 @@ describe('/readyz over the store and the supergraph', () => {
         supergraphReloadFailures: expect.any(Number),
       });
       expect(stale.body.supergraphReloadFailures).toBeGreaterThanOrEqual(1);
-      expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(
+      expect(seriesValue((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(
         stale.body.supergraphReloadFailures,
       );
 
@@ -634,7 +634,7 @@ describe('/readyz over the store and the supergraph', () => {
         (r) => r.body.supergraph === 'ok',
       );
       expect(ok).toEqual({ status: 200, body: { status: 'ready', store: 'ok', supergraph: 'ok' } });
-      expect(valueOf((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(0);
+      expect(seriesValue((await scrape(t.url)).samples, 'cg_supergraph_reload_failures')).toBe(0);
     });
   });
 

@@ -112,7 +112,9 @@ describe('renewals the store gets in the way of', () => {
     });
     return {
       store,
-      heal: () => void (left = 0),
+      heal: () => {
+        left = 0;
+      },
       get attempts() {
         return attempts;
       },

@@ -38,7 +38,7 @@ const hasPg = await requirePgOrSkip('revocation on delete on PostgreSQL');
 
 const CREATE_PROVIDER = `mutation($input: CreateCredentialProviderInput!) { createCredentialProvider(input: $input) { id } }`;
 
-async function consented(t: TestApp, auth: AuthServer, envelope: Envelope, connectionId: string): Promise<string> {
+async function consented(t: TestApp, _auth: AuthServer, envelope: Envelope, connectionId: string): Promise<string> {
   const created = await t.admin(
     `mutation($id: ID!) { createConnection(providerId: "${PROVIDER}", input: { id: $id }) { id } }`,
     { id: connectionId },

@@ -83,7 +83,7 @@ async function fullRun(s: Stage, run: Run): Promise<void> {
   // API keys and passwords: created, rotated, tested (no check URL), listed.
   const apiKeys = ['hygiene-api-key-4c1d9e', 'hygiene-api-key-rotated-7b2f'];
   const password = 'hygiene-password-91ae';
-  apiKeys.forEach((k) => run.secrets.add(k));
+  for (const k of apiKeys) run.secrets.add(k);
   run.secrets.add(password).add(Buffer.from(`svc:${password}`).toString('base64'));
   record(
     (

@@ -207,7 +207,9 @@ const SQLITE: Target = {
         const db = new Database(file);
         try {
           const statement = db.prepare(text);
-          return statement.reader ? (statement.all() as Record<string, unknown>[]) : (statement.run(), []);
+          if (statement.reader) return statement.all() as Record<string, unknown>[];
+          statement.run();
+          return [];
         } finally {
           db.close();
         }

@@ -10,7 +10,7 @@ import { ChangeFeed } from '../src/registry/changes.js';
 import { openStore } from '../src/store/open.js';
 import { changeChannelOf } from '../src/store/pgNotify.js';
 import type { ChangeEvent, Store } from '../src/store/types.js';
-import { freshPgSchema, pgUrl, requirePgOrSkip, withPgClient, type PgSchema } from './support/pg.js';
+import { freshPgSchema, requirePgOrSkip, withPgClient, type PgSchema } from './support/pg.js';
 import { tempDir, type TempDir } from './support/tmp.js';
 
 const hasPg = await requirePgOrSkip('change propagation over PostgreSQL');

@@ -236,7 +236,7 @@ describe.each(['http/protobuf', 'http/json'] as const)('OpenTelemetry traces ove
     for (const subgraph of [b.github, b.graph]) {
       const headers = subgraph.seen
         .map((x) => x.traceparent)
-        .filter((t): t is string => t !== null && t.includes(traced.traceId));
+        .filter((t): t is string => t?.includes(traced.traceId) ?? false);
       expect(headers.length).toBeGreaterThan(0);
       for (const h of headers) expect(requestSpans.has(h.split('-')[2]!)).toBe(true);
     }

@@ -67,7 +67,7 @@ export async function startBackends(options: BackendOptions): Promise<Backends> 
   const yaml = readFileSync(join(REPO, 'supergraph.yaml'), 'utf8')
     .replace('http://127.0.0.1:4101/graphql', github.url)
     .replace('http://127.0.0.1:4102/graphql', graph.url)
-    .replaceAll('./subgraphs/', join(REPO, 'subgraphs') + '/');
+    .replaceAll('./subgraphs/', `${join(REPO, 'subgraphs')}/`);
   writeFileSync(supergraphFile, options.editSupergraph ? options.editSupergraph(yaml) : yaml);
   return {
     authGithub,

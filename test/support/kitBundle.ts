@@ -16,6 +16,6 @@ export async function bundle(entry: string, options: { minify: boolean; format: 
   })) as Rolldown.RolldownOutput | Rolldown.RolldownOutput[];
   const outputs = Array.isArray(out) ? out : [out];
   const chunk = outputs.flatMap((o) => o.output).find((c) => c.type === 'chunk');
-  if (!chunk || chunk.type !== 'chunk') throw new Error(`bundling ${entry} produced no code`);
+  if (chunk?.type !== 'chunk') throw new Error(`bundling ${entry} produced no code`);
   return chunk.code;
 }

@@ -17,7 +17,12 @@ function token(expiresAt: number | null): AccessToken {
 
 function clock(start = 1_000_000) {
   let t = start;
-  return { now: () => t, advance: (ms: number) => void (t += ms) };
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 describe('cacheTtlMs', () => {

@@ -7,7 +7,12 @@ const MINUTE_MS = 60_000;
 
 function clock(start = 1_000_000) {
   let now = start;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 function refusal(fn: () => void): GatewayError | null {

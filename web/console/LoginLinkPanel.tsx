@@ -21,6 +21,12 @@ type LinkState = 'unused' | 'used' | 'expired';
 function useLinkState(link: LoginLink | null): LinkState | null {
   const [now, setNow] = useState(() => Date.now());
   const [used, setUsed] = useState(false);
+  // A new link starts unused: reset while rendering, as React advises for state that follows a prop.
+  const [usedFor, setUsedFor] = useState(link);
+  if (usedFor !== link) {
+    setUsedFor(link);
+    setUsed(false);
+  }
   const expired = link !== null && new Date(link.expiresAt).getTime() <= now;
   const pending = useQuery<{ loginLinkPending: boolean }>(LOGIN_LINK_PENDING, {
     variables: { id: link?.id ?? '' },
@@ -29,7 +35,6 @@ function useLinkState(link: LoginLink | null): LinkState | null {
     pollInterval: link !== null && !expired && !used ? LINK_POLL_MS : 0,
   });
   const opened = pending.data?.loginLinkPending === false && !expired;
-  useEffect(() => setUsed(false), [link]);
   useEffect(() => {
     if (opened) setUsed(true);
   }, [opened]);

@@ -7,8 +7,8 @@ export function ErrorList({ errors }: { readonly errors: readonly ApiError[] }) 
   if (errors.length === 0) return null;
   return (
     <div className="error-box" role="alert">
-      {errors.map((e, i) => (
-        <p key={i}>
+      {errors.map((e) => (
+        <p key={`${e.code}:${e.field ?? ''}:${e.message}`}>
           <strong>{e.code}</strong>: {e.message}
         </p>
       ))}
@@ -183,10 +183,13 @@ interface ConfirmProps {
 /** A modal confirmation (native <dialog>: focus stays inside, Escape cancels). */
 export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onCancel }: ConfirmProps) {
   const ref = useRef<HTMLDialogElement>(null);
+  const cancelRef = useRef<HTMLButtonElement>(null);
   const titleId = useId();
   useEffect(() => {
     const dialog = ref.current;
     if (dialog && !dialog.open) dialog.showModal();
+    // Cancel, the safe choice, has the focus when the dialog opens.
+    cancelRef.current?.focus();
     return () => dialog?.close();
   }, []);
   return (
@@ -194,7 +197,7 @@ export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onCanc
       <h2 id={titleId}>{title}</h2>
       {children}
       <div className="actions">
-        <button type="button" className="secondary" autoFocus onClick={onCancel}>
+        <button ref={cancelRef} type="button" className="secondary" onClick={onCancel}>
           Cancel
         </button>
         <button type="button" className="danger" onClick={onConfirm}>
@@ -241,7 +244,15 @@ export function Loading({ what }: { readonly what: string }) {
 
 /** Catalog text with `code` in backticks, shown as code rather than as backticks. */
 export function Prose({ text }: { readonly text: string }) {
-  return <>{text.split('`').map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : part))}</>;
+  const parts: ReactNode[] = [];
+  let inCode = false;
+  let at = 0; // where the part starts in `text`: its key
+  for (const part of text.split('`')) {
+    parts.push(inCode ? <code key={at}>{part}</code> : part);
+    inCode = !inCode;
+    at += part.length + 1;
+  }
+  return <>{parts}</>;
 }
 
 /** A VERSION_CONFLICT, said as the API says it, with the one way forward: reload and try again. */

@@ -5,9 +5,9 @@
  */
 import { useMemo, useRef, useState } from 'react';
 import { ApolloProvider, useLazyQuery } from '@apollo/client/react';
-import type { ConsentProgress, ConsentPrompt } from 'credential-gateway/client';
+import type { ConsentPrompt } from 'credential-gateway/client';
 import { createDemoClient } from './client';
-import { ConsentPanel, ProgressLog } from './Consent';
+import { ConsentPanel, type LoggedProgress, ProgressLog } from './Consent';
 import { DEMO_QUERY } from './query';
 import { Results } from './Results';
 import { DEMO_USERS, isFresh, signIn, type DemoSession, type DemoUser } from './session';
@@ -15,16 +15,19 @@ import { DEMO_USERS, isFresh, signIn, type DemoSession, type DemoUser } from './
 export function App() {
   const session = useRef<DemoSession | null>(null);
   const [prompt, setPrompt] = useState<ConsentPrompt | null>(null);
-  const [progress, setProgress] = useState<readonly ConsentProgress[]>([]);
-  const client = useMemo(
-    () =>
-      createDemoClient({
-        getToken: () => session.current?.jwt ?? null,
-        prompt: (request) => setPrompt(request),
-        onProgress: (p) => setProgress((all) => [...all, p]),
-      }),
-    [],
-  );
+  const [progress, setProgress] = useState<readonly LoggedProgress[]>([]);
+  const client = useMemo(() => {
+    let seq = 0;
+    return createDemoClient({
+      getToken: () => session.current?.jwt ?? null,
+      prompt: (request) => setPrompt(request),
+      onProgress: (p) => {
+        seq += 1;
+        const step: LoggedProgress = { ...p, seq };
+        setProgress((all) => [...all, step]);
+      },
+    });
+  }, []);
   return (
     <ApolloProvider client={client}>
       <Demo
@@ -42,7 +45,7 @@ interface DemoProps {
   readonly session: { current: DemoSession | null };
   readonly prompt: ConsentPrompt | null;
   clearPrompt(): void;
-  readonly progress: readonly ConsentProgress[];
+  readonly progress: readonly LoggedProgress[];
   clearProgress(): void;
 }
 

@@ -1,4 +1,5 @@
 /** The consent prompt (the popup opens from its button, inside the click) and the kit's progress, in words. */
+import { useEffect, useRef } from 'react';
 import type { ConsentProgress, ConsentPrompt } from 'credential-gateway/client';
 import { SUBGRAPHS } from './subgraphs';
 
@@ -7,8 +8,13 @@ const titleOf = (service: string | undefined): string =>
 
 export function ConsentPanel({ prompt, user, done }: { prompt: ConsentPrompt; user: string; done(): void }) {
   const provider = titleOf(prompt.service);
+  const openRef = useRef<HTMLButtonElement>(null);
+  // The prompt takes the focus when it shows up, so Enter opens the popup.
+  useEffect(() => {
+    openRef.current?.focus();
+  }, []);
   return (
-    <section className="consent" aria-labelledby="consent-title" role="region">
+    <section className="consent" aria-labelledby="consent-title">
       <h2 id="consent-title">Consent needed: {provider}</h2>
       <p>
         The <code>{prompt.service ?? 'unknown'}</code> subgraph needs {user}'s permission to call {provider}. A window
@@ -17,8 +23,8 @@ export function ConsentPanel({ prompt, user, done }: { prompt: ConsentPrompt; us
       </p>
       <div className="actions">
         <button
+          ref={openRef}
           type="button"
-          autoFocus
           onClick={() => {
             prompt.open();
             done();
@@ -54,14 +60,17 @@ function describe(p: ConsentProgress): string {
   return p.message ?? '';
 }
 
-export function ProgressLog({ progress }: { progress: readonly ConsentProgress[] }) {
+/** A step as logged by the app: `seq` numbers the steps in the order they came, and keys them. */
+export type LoggedProgress = ConsentProgress & { readonly seq: number };
+
+export function ProgressLog({ progress }: { progress: readonly LoggedProgress[] }) {
   if (progress.length === 0) return null;
   return (
     <section aria-labelledby="progress-title">
       <h2 id="progress-title">Consent steps</h2>
       <ol className="progress" aria-live="polite">
-        {progress.map((p, i) => (
-          <li key={i} className={`step ${p.status}`} data-status={p.status}>
+        {progress.map((p) => (
+          <li key={p.seq} className={`step ${p.status}`} data-status={p.status}>
             <strong>{titleOf(p.service)}</strong> — <span className="status-word">{WORDS[p.status]}</span> {describe(p)}
           </li>
         ))}
