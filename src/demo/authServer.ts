@@ -380,6 +380,13 @@ function requestHandler({
   };
 }
 
+/** Forgets the grants of one account (or all): their refresh tokens stop working. Returns how many. */
+function revokeGrants(store: GrantMemory, accountId?: string): number {
+  const ids = store.grantIds(accountId);
+  for (const id of ids) store.deleteGrant(id);
+  return ids.length;
+}
+
 /** Grants in memory, forgotten when the server stops; a reuse interval for rotated refresh tokens if asked. */
 function grantMemoryFor(options: AuthServerOptions): GrantMemory {
   return new GrantMemory(
@@ -436,11 +443,6 @@ function serve(
     requestHandler({ issuer, tokenPath, counts, hooks, ui: { provider, displayName, accounts: options.accounts } }),
   );
 
-  const revoke = (accountId?: string): number => {
-    const ids = store.grantIds(accountId);
-    for (const id of ids) store.deleteGrant(id);
-    return ids.length;
-  };
 
   return {
     issuer,
@@ -467,8 +469,8 @@ function serve(
       await listen(server, port);
       suspended = false;
     },
-    revokeGrantsOf: (accountId) => revoke(accountId),
-    revokeAll: () => revoke(),
+    revokeGrantsOf: (accountId) => revokeGrants(store, accountId),
+    revokeAll: () => revokeGrants(store),
     close: () =>
       suspended
         ? Promise.resolve()
