@@ -21,9 +21,10 @@ import { performance } from 'node:perf_hooks';
 import { print } from 'graphql';
 import type { Page } from 'playwright-core';
 import { CONNECTIONS, CONNECTIONS_PAGE_SIZE, PROVIDERS, PROVIDERS_PAGE_SIZE } from '../web/console/api.js';
-import type { ConnectionRecord, ConnectionState } from '../src/domain/model.js';
+import type { ConnectionState } from '../src/domain/model.js';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../test/support/app.js';
 import { launchBrowser } from '../test/support/browser.js';
+import { connectionRecord } from '../test/support/connectionRecord.js';
 import { freshPgSchema, pgUrl } from '../test/support/pg.js';
 import { openPage } from '../test/support/web.js';
 
@@ -95,21 +96,10 @@ async function seed(t: TestApp): Promise<void> {
   // 10,000 connections straight into the store (the API would take minutes for no extra insight).
   const now = new Date();
   await inBatches(BIG_CONNECTIONS, async (i) => {
-    const record: ConnectionRecord = {
-      providerId: BIG_PROVIDER,
-      id: connectionId(i),
+    const record = connectionRecord(BIG_PROVIDER, connectionId(i), now, {
       displayName: connectionId(i),
       state: stateOf(i),
-      clientId: null,
-      clientSecret: null,
-      tokens: null,
-      tokenExpiresAt: null,
-      lastRefreshedAt: null,
-      tokenGeneration: 0,
-      version: 1,
-      createdAt: now,
-      updatedAt: now,
-    };
+    });
     const policy = {
       providerId: BIG_PROVIDER,
       connectionId: record.id,

@@ -16,6 +16,7 @@ import { startApp } from '../src/server/wire.js';
 import { NO_TOKEN_EVENTS, type TokenEvents } from '../src/tokens/events.js';
 import { ADMIN_KEY } from '../test/support/app.js';
 import { consentToAll, createOidcProviders, startBackends } from '../test/support/backends.js';
+import { graphqlPoster } from '../test/support/graphqlPool.js';
 
 process.env['APOLLO_TELEMETRY_DISABLED'] ??= '1';
 
@@ -86,20 +87,7 @@ async function main(): Promise<void> {
     { logger: createLogger('warn', { write: () => {} }), tokenEvents: events },
   );
   const pool = new Pool(app.url, { connections: WORKERS });
-  const post = async (
-    path: string,
-    query: string,
-    headers: Record<string, string>,
-    variables: Record<string, unknown> = {},
-  ) => {
-    const res = await pool.request({
-      path,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ query, variables }),
-    });
-    return (await res.body.json()) as { data?: unknown; errors?: { extensions?: { loginUrl?: string } }[] };
-  };
+  const post = graphqlPoster(pool);
 
   try {
     await createOidcProviders(

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumAvailable, launchBrowser } from './support/browser.js';
 import { startStage, type Stage } from './support/federation.js';
 import { bundle } from './support/kitBundle.js';
+import { consentInPopup } from './support/popupConsent.js';
 import { openPage, type WebPage } from './support/web.js';
 
 /** The page's global inside page.evaluate callbacks (this project's Node typings have no DOM). */
@@ -55,36 +56,6 @@ async function startAppOrigin(script: string): Promise<{ origin: string; close()
     origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
-}
-
-/** Signs in and allows on the test authorization server's pages in the popup, until the kit closes it. */
-async function consentInPopup(popup: Page, login: string): Promise<void> {
-  const closed = popup.waitForEvent('close', { timeout: STEP_TIMEOUT_MS });
-  for (let step = 0; step < 4 && !popup.isClosed(); step += 1) {
-    await popup
-      .waitForSelector('body[data-interaction], body[data-consent]', { timeout: STEP_TIMEOUT_MS })
-      .catch(() => null);
-    const interaction = popup.isClosed()
-      ? null
-      : await popup
-          .locator('body')
-          .getAttribute('data-interaction')
-          .catch(() => null);
-    if (interaction === 'login') {
-      await popup.fill('#login', login);
-      await popup.fill('#password', login);
-      await Promise.all([
-        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
-        popup.click('#submit'),
-      ]);
-    } else if (interaction === 'consent') {
-      await Promise.all([
-        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
-        popup.click('#confirm'),
-      ]);
-    } else break;
-  }
-  await closed;
 }
 
 describe.runIf(process.env['CI'] === 'true' || chromiumAvailable())(

@@ -12,6 +12,7 @@ import type { Demo } from '../src/demo/demo.js';
 import { chromiumAvailable, completeConsent, launchBrowser } from './support/browser.js';
 import { confirmConsent, consentIdOf } from './support/consent.js';
 import { startTestDemo } from './support/demo.js';
+import { consentInPopup } from './support/popupConsent.js';
 import { openPage, type WebPage } from './support/web.js';
 
 const STEP_TIMEOUT_MS = 15_000;
@@ -37,35 +38,6 @@ async function query(demo: Demo, jwt: string): Promise<{ data?: any; errors?: an
 
 const codeOf = (body: { errors?: any[] }, service: string): string | undefined =>
   body.errors?.find((e) => e.extensions?.serviceName === service)?.extensions?.code;
-
-/** Signs in and allows on the demo authorization server's pages in the popup, until the kit closes it. */
-async function consentInPopup(popup: Page, login: string): Promise<void> {
-  const closed = popup.waitForEvent('close', { timeout: STEP_TIMEOUT_MS });
-  for (let step = 0; step < 4 && !popup.isClosed(); step += 1) {
-    await popup
-      .waitForSelector('body[data-interaction], body[data-consent]', { timeout: STEP_TIMEOUT_MS })
-      .catch(() => null);
-    if (popup.isClosed()) break;
-    const interaction = await popup
-      .locator('body')
-      .getAttribute('data-interaction')
-      .catch(() => null);
-    if (interaction === 'login') {
-      await popup.fill('#login', login);
-      await popup.fill('#password', login);
-      await Promise.all([
-        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
-        popup.click('#submit'),
-      ]);
-    } else if (interaction === 'consent') {
-      await Promise.all([
-        popup.waitForNavigation({ timeout: STEP_TIMEOUT_MS }).catch(() => null),
-        popup.click('#confirm'),
-      ]);
-    } else break;
-  }
-  await closed;
-}
 
 /** Presses the consent panel's button for `provider` and returns the popup it opened. */
 async function openPopupFor(view: WebPage, provider: string, screenshot?: string): Promise<Page> {

@@ -13,6 +13,7 @@ import type { SealedField, Store } from '../src/store/types.js';
 import type { ConnectionKey } from '../src/domain/ids.js';
 import { pgTestUrl, type PgTestDatabase } from './support/pg.js';
 import { tempDir, type TempDir } from './support/tmp.js';
+import { withOverrides } from './support/storeOverrides.js';
 
 const MAX = 1_000_000;
 const PROVIDERS = 12;
@@ -119,17 +120,6 @@ async function refresh(store: Store, key: ConnectionKey, tokens: Sealed): Promis
   const current = await store.getConnection(key);
   const write = { tokens, tokenExpiresAt: null, lastRefreshedAt: new Date(), state: { status: 'CONNECTED' } } as const;
   return (await store.writeTokens(key, write, current!.tokenGeneration)) !== null;
-}
-
-/** The real store with some methods replaced, to slip a concurrent write into an exact moment. */
-function withOverrides(store: Store, overrides: Partial<Store>): Store {
-  return new Proxy(store, {
-    get(target, prop) {
-      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof Store];
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
 }
 
 interface Backend {

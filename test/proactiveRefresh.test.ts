@@ -20,6 +20,7 @@ import {
 } from '../src/tokens/events.js';
 import { ADMIN_KEY } from './support/app.js';
 import { consentToAll, createOidcProviders, startBackends, type Backends } from './support/backends.js';
+import { graphqlPoster } from './support/graphqlPool.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
 import { pgSchemaUrl, sharedKeysKey } from './support/replicas.js';
 
@@ -75,20 +76,7 @@ async function startGateway(
     tokenEvents: recordingEvents(calls),
   });
   const pool = new Pool(app.url, { connections: 8 });
-  const post = async (
-    path: string,
-    q: string,
-    headers: Record<string, string>,
-    variables: Record<string, unknown> = {},
-  ) => {
-    const res = await pool.request({
-      path,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ query: q, variables }),
-    });
-    return (await res.body.json()) as { data?: any; errors?: any[] };
-  };
+  const post = graphqlPoster(pool);
   return {
     app,
     calls,

@@ -26,6 +26,7 @@ import { consentOverHttp } from './support/authServer.js';
 import { startStage, type Stage } from './support/federation.js';
 import { freshPgSchema, requirePgOrSkip, type PgSchema } from './support/pg.js';
 import { pgSchemaUrl } from './support/replicas.js';
+import { withOverrides } from './support/storeOverrides.js';
 
 const GITHUB: ConnectionKey = Object.freeze({ providerId: 'github-01', connectionId: 'alice' });
 const ACCESS_TOKEN_TTL_SECONDS = 60;
@@ -33,17 +34,6 @@ const ACCESS_TOKEN_TTL_SECONDS = 60;
 const CALLER_TIMEOUT_MS = 5_000;
 
 const TEST_CONNECTION = `mutation { testConnection(providerId: "github-01", connectionId: "alice") { ok status error { code } } }`;
-
-/** The real store with some methods replaced, to fail a call or slip a write into an exact moment. */
-function withOverrides(store: Store, overrides: Partial<Store>): Store {
-  return new Proxy(store, {
-    get(target, prop) {
-      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof Store];
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 /** What SQLite says when another writer holds the file past the busy timeout. */
 const busy = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });

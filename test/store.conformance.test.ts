@@ -23,6 +23,7 @@ import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
 import type { LifecycleEventType, SealedField, Store, TokenWrite } from '../src/store/types.js';
 import type { ConnectionKey } from '../src/domain/ids.js';
+import { connectionRecord } from './support/connectionRecord.js';
 import { freshPgSchema, pgUrl, requirePgOrSkip, withPgClient } from './support/pg.js';
 import { tempDir } from './support/tmp.js';
 
@@ -53,24 +54,8 @@ function provider(id: string, over: Partial<ProviderRecord> = {}): ProviderRecor
   };
 }
 
-function connection(providerId: string, id: string, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
-  return {
-    providerId,
-    id,
-    displayName: `Connection ${id}`,
-    state: { status: 'NOT_CONNECTED' },
-    clientId: null,
-    clientSecret: null,
-    tokens: null,
-    tokenExpiresAt: null,
-    lastRefreshedAt: null,
-    tokenGeneration: 0,
-    version: 1,
-    createdAt: T0,
-    updatedAt: T0,
-    ...over,
-  };
-}
+const connection = (providerId: string, id: string, over: Partial<ConnectionRecord> = {}): ConnectionRecord =>
+  connectionRecord(providerId, id, T0, over);
 
 function policy(
   providerId: string,

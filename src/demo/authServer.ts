@@ -443,7 +443,6 @@ function serve(
     requestHandler({ issuer, tokenPath, counts, hooks, ui: { provider, displayName, accounts: options.accounts } }),
   );
 
-
   return {
     issuer,
     url: issuer,

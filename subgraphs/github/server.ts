@@ -3,16 +3,14 @@
  *
  *   ISSUER=http://127.0.0.1:9000 AUDIENCE=api://github npx tsx subgraphs/github/server.ts
  */
-import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { buildSubgraphSchema } from '@apollo/subgraph';
-import { parse, type GraphQLSchema } from 'graphql';
+import type { GraphQLSchema } from 'graphql';
 import { ownUser, tokenInfoOf } from '../shared/auth.js';
 import { stableNumber } from '../shared/fake.js';
 import {
   claimsOf,
-  runFromEnv,
+  runIfMain,
   serveSubgraph,
+  subgraphSchema,
   type RunningSubgraph,
   type SubgraphContext,
   type SubgraphOptions,
@@ -57,14 +55,11 @@ const resolvers = {
 };
 
 export function githubSchema(): GraphQLSchema {
-  const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
-  return buildSubgraphSchema([{ typeDefs, resolvers }]);
+  return subgraphSchema(new URL('./schema.graphql', import.meta.url), resolvers);
 }
 
 export function startGithubSubgraph(options: SubgraphOptions): Promise<RunningSubgraph> {
   return serveSubgraph(githubSchema(), options);
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await runFromEnv('github', startGithubSubgraph, GITHUB_DEFAULT_PORT);
-}
+await runIfMain(import.meta.url, 'github', startGithubSubgraph, GITHUB_DEFAULT_PORT);

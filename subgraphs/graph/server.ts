@@ -4,16 +4,14 @@
  *
  *   ISSUER=http://127.0.0.1:9000 AUDIENCE=api://graph npx tsx subgraphs/graph/server.ts
  */
-import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { buildSubgraphSchema } from '@apollo/subgraph';
-import { GraphQLError, parse, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { ownUser, tokenInfoOf } from '../shared/auth.js';
 import { pick } from '../shared/fake.js';
 import {
   claimsOf,
-  runFromEnv,
+  runIfMain,
   serveSubgraph,
+  subgraphSchema,
   type RunningSubgraph,
   type SubgraphContext,
   type SubgraphOptions,
@@ -79,14 +77,11 @@ const resolvers = {
 };
 
 export function graphSchema(): GraphQLSchema {
-  const typeDefs = parse(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
-  return buildSubgraphSchema([{ typeDefs, resolvers }]);
+  return subgraphSchema(new URL('./schema.graphql', import.meta.url), resolvers);
 }
 
 export function startGraphSubgraph(options: SubgraphOptions): Promise<RunningSubgraph> {
   return serveSubgraph(graphSchema(), options);
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await runFromEnv('graph', startGraphSubgraph, GRAPH_DEFAULT_PORT);
-}
+await runIfMain(import.meta.url, 'graph', startGraphSubgraph, GRAPH_DEFAULT_PORT);

@@ -3,9 +3,13 @@
  * each request's Authorization header and authenticates every operation except the gateway's
  * `{ __typename }` health check (and, with `allowAnonymous`, requests that carry no token at all).
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { ApolloServer, HeaderMap } from '@apollo/server';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLSchemaModule } from '@apollo/subgraph/dist/buildSubgraphSchema.js';
 import { Kind, parse, type GraphQLSchema } from 'graphql';
 import { createTokenVerifier, unauthenticated, type TokenClaims, type TokenOptions } from './auth.js';
 
@@ -176,4 +180,22 @@ export async function runFromEnv(
   const stop = (): void => void running.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/** A sample subgraph's schema: its SDL file (`sdl`, next to its server) with its resolvers. */
+export function subgraphSchema(sdl: URL, resolvers: GraphQLSchemaModule['resolvers']): GraphQLSchema {
+  const typeDefs = parse(readFileSync(sdl, 'utf8'));
+  return buildSubgraphSchema([{ typeDefs, resolvers }]);
+}
+
+/** Runs the subgraph's CLI (runFromEnv) when the module at `moduleUrl` is the one node was started with. */
+export async function runIfMain(
+  moduleUrl: string,
+  name: string,
+  start: (options: SubgraphOptions) => Promise<RunningSubgraph>,
+  defaultPort: number,
+): Promise<void> {
+  if (process.argv[1] !== undefined && moduleUrl === pathToFileURL(process.argv[1]).href) {
+    await runFromEnv(name, start, defaultPort);
+  }
 }

@@ -16,11 +16,12 @@ import {
   type Provider,
 } from './api';
 import { CredentialPanel } from './Credential';
-import { apiErrors, hasCode, type ApiError } from './errors';
+import { DeleteWithConfirm } from './DeleteWithConfirm';
+import { apiErrors } from './errors';
 import { LoginLinkPanel } from './LoginLinkPanel';
 import { Policies } from './Policies';
 import { hrefOf, navigate } from './route';
-import { ConfirmDialog, ConflictNotice, ErrorList, Loading, PageTitle, StatusBadge, Time } from './ui';
+import { ErrorList, Loading, PageTitle, StatusBadge, Time } from './ui';
 
 /** How often a connection waiting for consent is re-read, so that CONNECTED shows without a reload. */
 const WAITING_POLL_MS = 1_500;
@@ -197,59 +198,28 @@ function DeleteConnection({
   readonly connection: Connection;
   readonly onReload: () => Promise<unknown>;
 }) {
-  const [asking, setAsking] = useState(false);
-  const [conflict, setConflict] = useState(false);
-  const [errors, setErrors] = useState<ApiError[]>([]);
   const [remove] = useMutation(DELETE_CONNECTION, { refetchQueries: ['ConsoleConnections', 'ConsoleProvider'] });
   const n = connection.accessPolicies.length;
-  const confirm = async () => {
-    setAsking(false);
-    setErrors([]);
-    try {
-      await remove({
-        variables: { providerId: connection.providerId, id: connection.id, expectedVersion: connection.version },
-      });
-      navigate({ page: 'provider', id: connection.providerId });
-    } catch (e) {
-      if (hasCode(e, 'VERSION_CONFLICT')) setConflict(true);
-      else setErrors(apiErrors(e));
-    }
-  };
-  const reloadAndAskAgain = async () => {
-    await onReload();
-    setConflict(false);
-    setAsking(true);
-  };
   return (
-    <>
-      <button type="button" className="danger" onClick={() => setAsking(true)}>
-        Delete connection
-      </button>
-      <ErrorList errors={errors} />
-      {conflict ? (
-        <ConflictNotice
-          what="connection"
-          undone="it was not deleted"
-          action="Reload the connection and delete again"
-          onAction={() => void reloadAndAskAgain()}
-        />
-      ) : null}
-      {asking ? (
-        <ConfirmDialog
-          title={`Delete connection ${connection.id}?`}
-          confirmLabel={`Delete ${connection.id}`}
-          onConfirm={confirm}
-          onCancel={() => setAsking(false)}
-        >
-          <p>
-            This deletes the connection <strong>{connection.displayName}</strong> with its{' '}
-            <strong>
-              {n} access polic{n === 1 ? 'y' : 'ies'}
-            </strong>{' '}
-            and its stored tokens. Callers that use it lose access at once. This cannot be undone.
-          </p>
-        </ConfirmDialog>
-      ) : null}
-    </>
+    <DeleteWithConfirm
+      what="connection"
+      title={`Delete connection ${connection.id}?`}
+      confirmLabel={`Delete ${connection.id}`}
+      remove={() =>
+        remove({
+          variables: { providerId: connection.providerId, id: connection.id, expectedVersion: connection.version },
+        })
+      }
+      onDeleted={() => navigate({ page: 'provider', id: connection.providerId })}
+      reload={onReload}
+    >
+      <p>
+        This deletes the connection <strong>{connection.displayName}</strong> with its{' '}
+        <strong>
+          {n} access polic{n === 1 ? 'y' : 'ies'}
+        </strong>{' '}
+        and its stored tokens. Callers that use it lose access at once. This cannot be undone.
+      </p>
+    </DeleteWithConfirm>
   );
 }

@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { useMutation } from '@apollo/client/react';
 import { CREATE_POLICY, DELETE_POLICY, type AccessPolicy, type Connection, type PolicyKind } from './api';
 import { apiErrors, formErrors, NO_ERRORS, type ApiError, type FormErrors } from './errors';
-import { ErrorList, Field, Select, Time } from './ui';
+import { bindField, ErrorList, Field, Select, Time } from './ui';
 
 const KINDS: readonly { readonly value: PolicyKind; readonly label: string }[] = [
   { value: 'USER', label: 'User' },
@@ -95,7 +95,7 @@ function AddPolicy({ connection }: { readonly connection: Connection }) {
     refetchQueries: ['ConsoleConnection'],
     awaitRefetchQueries: true,
   });
-  const set = (name: keyof typeof EMPTY) => (value: string) => setValues((v) => ({ ...v, [name]: value }));
+  const bind = bindField(values, setValues, errors);
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setErrors(NO_ERRORS);
@@ -118,53 +118,23 @@ function AddPolicy({ connection }: { readonly connection: Connection }) {
   return (
     <form onSubmit={submit} noValidate className="form inline-form" aria-labelledby="add-policy-heading">
       <h3 id="add-policy-heading">Add an access policy</h3>
-      <Field
-        label="Policy id"
-        name="input.id"
-        required
-        value={values.id}
-        onChange={set('id')}
-        error={errors.byField.get('input.id')}
-      />
-      <Select
-        label="Kind"
-        name="input.kind"
-        value={values.kind}
-        options={KINDS}
-        onChange={set('kind')}
-        error={errors.byField.get('input.kind')}
-      />
+      <Field label="Policy id" {...bind('id')} required />
+      <Select label="Kind" {...bind('kind')} options={KINDS} />
       <Field
         label="Object id"
-        name="input.objectId"
+        {...bind('objectId')}
         required
-        value={values.objectId}
-        onChange={set('objectId')}
-        error={errors.byField.get('input.objectId')}
         hint="The user's or group's object id, the application's own object id, or the gateway's managed identity."
       />
-      <Field
-        label="Tenant id"
-        name="input.tenantId"
-        value={values.tenantId}
-        onChange={set('tenantId')}
-        error={errors.byField.get('input.tenantId')}
-        hint="Optional: also require the token's tid."
-      />
+      <Field label="Tenant id" {...bind('tenantId')} hint="Optional: also require the token's tid." />
       <Field
         label="App ids"
-        name="input.appIds"
-        value={values.appIds}
-        onChange={set('appIds')}
-        error={errors.byField.get('input.appIds')}
+        {...bind('appIds')}
         hint="Optional, separated by commas: also require the token's azp / client_id / appid to be one of these."
       />
       <Field
         label="Issuer"
-        name="input.issuer"
-        value={values.issuer}
-        onChange={set('issuer')}
-        error={errors.byField.get('input.issuer')}
+        {...bind('issuer')}
         hint="Optional: admit only tokens with this iss (an absolute URL or a configured issuer). Empty: any trusted issuer."
       />
       <ErrorList errors={errors.general} />

@@ -19,7 +19,7 @@ import {
 } from './api';
 import { apiErrors, formErrors, hasCode, NO_ERRORS, type FormErrors } from './errors';
 import { hrefOf, navigate } from './route';
-import { ConflictNotice, ErrorList, Field, Loading, PageTitle, Prose, Select } from './ui';
+import { bindField, ConflictNotice, ErrorList, Field, Loading, PageTitle, Prose, Select } from './ui';
 
 type Mode = { readonly kind: 'create' } | { readonly kind: 'edit'; readonly id: string };
 
@@ -138,6 +138,7 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
   const entry = entries.find((e) => e.name === entryName) ?? entries[0]!;
   const [values, setValues] = useState<Values>(() => initialFor(entry, entry.grantTypes[0]!));
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const bind = bindField(values, setValues, errors);
   const [create, { loading }] = useMutation<{ createCredentialProvider: Provider }>(CREATE_PROVIDER);
 
   const chooseEntry = (name: string) => {
@@ -196,19 +197,13 @@ function CreateForm({ entries }: { readonly entries: readonly IdentityProvider[]
         ) : null}
         <Select
           label="Grant type"
-          name="input.grantType"
-          value={values.grantType}
+          {...bind('grantType')}
           options={entry.grantTypes.map((g) => ({ value: g, label: GRANT_LABEL[g] }))}
-          onChange={(grantType) => setValues((v) => ({ ...v, grantType }))}
-          error={errors.byField.get('input.grantType')}
         />
         <Field
           label="Provider id"
-          name="input.id"
+          {...bind('id')}
           required
-          value={values.id}
-          onChange={(id) => setValues((v) => ({ ...v, id }))}
-          error={errors.byField.get('input.id')}
           hint="Used in URLs and bindings; no spaces or * # & + : < > ? /."
         />
         <CommonFields entry={entry} values={values} setValues={setValues} errors={errors} secretSet={false} />
@@ -237,20 +232,14 @@ interface CommonProps {
 }
 
 function CommonFields({ entry, values, setValues, errors, secretSet, secretParametersSet }: CommonProps) {
+  const bind = bindField(values, setValues, errors);
   const specs = specsFor(entry, values.grantType, 'PROVIDER');
   const connectionSpecs = specsFor(entry, values.grantType, 'CONNECTION');
   const setParam = (name: string, value: string) =>
     setValues((v) => ({ ...v, parameters: { ...v.parameters, [name]: value } }));
   return (
     <>
-      <Field
-        label="Display name"
-        name="input.displayName"
-        value={values.displayName}
-        onChange={(displayName) => setValues((v) => ({ ...v, displayName }))}
-        error={errors.byField.get('input.displayName')}
-        hint="Defaults to the id."
-      />
+      <Field label="Display name" {...bind('displayName')} hint="Defaults to the id." />
       {holdsStaticCredential(values.grantType) ? (
         <p className="notice" data-testid="no-client">
           No OAuth client and no consent: each connection holds {CREDENTIAL_WORDS[values.grantType]}, typed on the
@@ -289,25 +278,20 @@ function CommonFields({ entry, values, setValues, errors, secretSet, secretParam
 
 /** The OAuth client and scopes: what every grant type but API_KEY and BASIC needs. */
 function OAuthClientFields({ entry, values, setValues, errors, secretSet }: Omit<CommonProps, 'secretParametersSet'>) {
+  const bind = bindField(values, setValues, errors);
   return (
     <>
       <Field
         label="Client id"
-        name="input.clientId"
+        {...bind('clientId')}
         required
-        value={values.clientId}
-        onChange={(clientId) => setValues((v) => ({ ...v, clientId }))}
-        error={errors.byField.get('input.clientId')}
         hint="The OAuth client registered at the identity provider."
       />
       <Field
         label="Client secret"
-        name="input.clientSecret"
+        {...bind('clientSecret')}
         type="password"
         autoComplete="new-password"
-        value={values.clientSecret}
-        onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))}
-        error={errors.byField.get('input.clientSecret')}
         hint={
           secretSet
             ? 'A client secret is set (it is never shown). Leave empty to keep it; type a new one to replace it.'
@@ -316,10 +300,7 @@ function OAuthClientFields({ entry, values, setValues, errors, secretSet }: Omit
       />
       <Field
         label="Scopes"
-        name="input.scopes"
-        value={values.scopes}
-        onChange={(scopes) => setValues((v) => ({ ...v, scopes }))}
-        error={errors.byField.get('input.scopes')}
+        {...bind('scopes')}
         hint={`Separated by spaces.${entry.defaultScopes.length > 0 ? ` Default: ${entry.defaultScopes.join(' ')}` : ''}`}
       />
     </>

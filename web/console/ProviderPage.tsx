@@ -12,7 +12,8 @@ import {
   type ConnectionStatus,
   type Provider,
 } from './api';
-import { apiErrors, formErrors, hasCode, NO_ERRORS, type ApiError, type FormErrors } from './errors';
+import { DeleteWithConfirm } from './DeleteWithConfirm';
+import { apiErrors, formErrors, NO_ERRORS, type FormErrors } from './errors';
 import { Pager, useCursors } from './Pager';
 import {
   CREDENTIAL_FIELDS,
@@ -24,18 +25,7 @@ import {
 import { CREDENTIAL_WORDS, GRANT_LABEL } from './ProviderForm';
 import { Counts } from './ProvidersPage';
 import { hrefOf, navigate } from './route';
-import {
-  ConfirmDialog,
-  ConflictNotice,
-  CopyField,
-  ErrorList,
-  Field,
-  Loading,
-  PageTitle,
-  Select,
-  StatusBadge,
-  Time,
-} from './ui';
+import { bindField, CopyField, ErrorList, Field, Loading, PageTitle, Select, StatusBadge, Time } from './ui';
 
 type StatusFilter = ConnectionStatus | 'ALL';
 
@@ -138,61 +128,26 @@ function ProviderDetails({ provider }: { readonly provider: Provider }) {
 }
 
 function DeleteProvider({ provider }: { readonly provider: Provider }) {
-  const [asking, setAsking] = useState(false);
-  const [conflict, setConflict] = useState(false);
-  const [errors, setErrors] = useState<ApiError[]>([]);
   const [remove] = useMutation(DELETE_PROVIDER, { refetchQueries: ['ConsoleProviders'] });
   const [reload] = useLazyQuery(PROVIDER, { fetchPolicy: 'network-only' });
-  const confirm = async () => {
-    setAsking(false);
-    setErrors([]);
-    try {
-      await remove({ variables: { id: provider.id, expectedVersion: provider.version } });
-      navigate({ page: 'providers' });
-    } catch (e) {
-      if (hasCode(e, 'VERSION_CONFLICT')) setConflict(true);
-      else setErrors(apiErrors(e));
-    }
-  };
-  // The provider changed since it was shown: show it as it is now, then ask again (what cascades may differ).
-  const reloadAndAskAgain = async () => {
-    await reload({ variables: { id: provider.id } });
-    setConflict(false);
-    setAsking(true);
-  };
   const n = provider.connectionCounts.total;
   return (
-    <>
-      <button type="button" className="danger" onClick={() => setAsking(true)}>
-        Delete provider
-      </button>
-      <ErrorList errors={errors} />
-      {conflict ? (
-        <ConflictNotice
-          what="provider"
-          undone="it was not deleted"
-          action="Reload the provider and delete again"
-          onAction={() => void reloadAndAskAgain()}
-        />
-      ) : null}
-      {asking ? (
-        <ConfirmDialog
-          title={`Delete provider ${provider.id}?`}
-          confirmLabel={`Delete ${provider.id} and its ${n} connection${n === 1 ? '' : 's'}`}
-          onConfirm={confirm}
-          onCancel={() => setAsking(false)}
-        >
-          <p>
-            This deletes the provider <strong>{provider.displayName}</strong> and, with it, its{' '}
-            <strong>
-              {n} connection{n === 1 ? '' : 's'}
-            </strong>
-            , their access policies and their stored tokens. Callers bound to it lose access at once. This cannot be
-            undone.
-          </p>
-        </ConfirmDialog>
-      ) : null}
-    </>
+    <DeleteWithConfirm
+      what="provider"
+      title={`Delete provider ${provider.id}?`}
+      confirmLabel={`Delete ${provider.id} and its ${n} connection${n === 1 ? '' : 's'}`}
+      remove={() => remove({ variables: { id: provider.id, expectedVersion: provider.version } })}
+      onDeleted={() => navigate({ page: 'providers' })}
+      reload={() => reload({ variables: { id: provider.id } })}
+    >
+      <p>
+        This deletes the provider <strong>{provider.displayName}</strong> and, with it, its{' '}
+        <strong>
+          {n} connection{n === 1 ? '' : 's'}
+        </strong>
+        , their access policies and their stored tokens. Callers bound to it lose access at once. This cannot be undone.
+      </p>
+    </DeleteWithConfirm>
   );
 }
 
@@ -305,6 +260,7 @@ function CreateConnection({ provider }: { readonly provider: Provider }) {
   const [credential, setCredential] = useState<CredentialValues>(NO_CREDENTIAL);
   const staticKind = holdsStaticCredential(provider.grantType) ? provider.grantType : null;
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const bind = bindField(values, setValues, errors);
   const [create, { loading }] = useMutation<{ createConnection: Connection }>(CREATE_CONNECTION, {
     refetchQueries: ['ConsoleConnections', 'ConsoleProvider'],
   });
@@ -333,39 +289,20 @@ function CreateConnection({ provider }: { readonly provider: Provider }) {
     <details className="panel">
       <summary>New connection</summary>
       <form onSubmit={submit} noValidate className="form inline-form" aria-label="New connection">
-        <Field
-          label="Connection id"
-          name="input.id"
-          required
-          value={values.id}
-          onChange={(id) => setValues((v) => ({ ...v, id }))}
-          error={errors.byField.get('input.id')}
-        />
-        <Field
-          label="Display name"
-          name="input.displayName"
-          value={values.displayName}
-          onChange={(displayName) => setValues((v) => ({ ...v, displayName }))}
-          error={errors.byField.get('input.displayName')}
-        />
+        <Field label="Connection id" {...bind('id')} required />
+        <Field label="Display name" {...bind('displayName')} />
         {clientCredentials ? (
           <>
             <Field
               label="Client id of this connection"
-              name="input.clientId"
-              value={values.clientId}
-              onChange={(clientId) => setValues((v) => ({ ...v, clientId }))}
-              error={errors.byField.get('input.clientId')}
+              {...bind('clientId')}
               hint="Leave empty to use the provider's client."
             />
             <Field
               label="Client secret of this connection"
-              name="input.clientSecret"
+              {...bind('clientSecret')}
               type="password"
               autoComplete="new-password"
-              value={values.clientSecret}
-              onChange={(clientSecret) => setValues((v) => ({ ...v, clientSecret }))}
-              error={errors.byField.get('input.clientSecret')}
               hint="Write-only."
             />
           </>

@@ -6,7 +6,7 @@ import { useState, type FormEvent } from 'react';
 import { useMutation, useQuery } from '@apollo/client/react';
 import { CREATE_WEBHOOK, DEAD_LETTERS_SHOWN, DELETE_WEBHOOK, WEBHOOK_EVENTS, WEBHOOKS, type Webhook } from './api';
 import { apiErrors, formErrors, NO_ERRORS, type ApiError, type FormErrors } from './errors';
-import { ConfirmDialog, CopyField, ErrorList, Field, Loading, PageTitle, Time } from './ui';
+import { bindField, ConfirmDialog, CopyField, ErrorList, Field, Loading, PageTitle, Time } from './ui';
 
 const WEBHOOK_FIELDS = ['input.id', 'input.url', 'input.events'];
 
@@ -133,6 +133,7 @@ function CreateWebhook({ onCreated }: { readonly onCreated: () => void }) {
   const [values, setValues] = useState({ id: '', url: '' });
   const [events, setEvents] = useState<ReadonlySet<string>>(() => new Set(WEBHOOK_EVENTS));
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const bind = bindField(values, setValues, errors);
   const [created, setCreated] = useState<{ id: string; secret: string } | null>(null);
   // Not cached: the signing secret lives in this component's state only, until "Done".
   const [create, { loading }] = useMutation<{ createWebhook: { id: string; secret: string | null } }>(CREATE_WEBHOOK, {
@@ -178,24 +179,8 @@ function CreateWebhook({ onCreated }: { readonly onCreated: () => void }) {
     <details className="panel">
       <summary>New webhook</summary>
       <form onSubmit={submit} noValidate className="form inline-form" aria-label="New webhook">
-        <Field
-          label="Webhook id"
-          name="input.id"
-          required
-          value={values.id}
-          onChange={(id) => setValues((v) => ({ ...v, id }))}
-          error={errors.byField.get('input.id')}
-        />
-        <Field
-          label="URL"
-          name="input.url"
-          type="url"
-          required
-          value={values.url}
-          onChange={(url) => setValues((v) => ({ ...v, url }))}
-          error={errors.byField.get('input.url')}
-          hint="https; the events are POSTed here."
-        />
+        <Field label="Webhook id" {...bind('id')} required />
+        <Field label="URL" {...bind('url')} type="url" required hint="https; the events are POSTed here." />
         <fieldset>
           <legend>Events</legend>
           {WEBHOOK_EVENTS.map((event) => (

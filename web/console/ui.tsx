@@ -1,7 +1,7 @@
 /** Small accessible building blocks: labelled fields with their errors, copy, confirm, status. */
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import type { ConnectionStatus } from './api';
-import type { ApiError } from './errors';
+import type { ApiError, FormErrors } from './errors';
 
 export function ErrorList({ errors }: { readonly errors: readonly ApiError[] }) {
   if (errors.length === 0) return null;
@@ -13,6 +13,39 @@ export function ErrorList({ errors }: { readonly errors: readonly ApiError[] }) 
         </p>
       ))}
     </div>
+  );
+}
+
+/** The ids of a field's hint and error paragraphs (see FieldNotes), for aria-describedby; '' when neither shows. */
+const describedBy = (id: string, hint: ReactNode, error: string | undefined): string =>
+  [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(' ');
+
+/** A field's hint and the API's error for it, under the ids that describedBy names. */
+function FieldNotes({
+  id,
+  name,
+  hint,
+  error,
+}: {
+  readonly id: string;
+  readonly name: string;
+  readonly hint: ReactNode;
+  readonly error: string | undefined;
+}) {
+  return (
+    <>
+      {hint ? (
+        <p className="hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      ) : null}
+      {error ? (
+        <p className="field-error" id={`${id}-error`} data-field={name}>
+          <span aria-hidden="true">⚠ </span>
+          {error}
+        </p>
+      ) : null}
+    </>
   );
 }
 
@@ -45,7 +78,7 @@ export function Field({
   autoComplete,
 }: FieldProps) {
   const id = useId();
-  const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(' ');
+  const described = describedBy(id, hint, error);
   return (
     <div className={error ? 'field invalid' : 'field'}>
       <label htmlFor={id}>
@@ -66,19 +99,22 @@ export function Field({
         aria-describedby={described || undefined}
         onChange={(e) => onChange(e.target.value)}
       />
-      {hint ? (
-        <p className="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      ) : null}
-      {error ? (
-        <p className="field-error" id={`${id}-error`} data-field={name}>
-          <span aria-hidden="true">⚠ </span>
-          {error}
-        </p>
-      ) : null}
+      <FieldNotes id={id} name={name} hint={hint} error={error} />
     </div>
   );
+}
+
+/**
+ * The props that tie a Field or Select to `values[key]` of a form's state and to the API's error for
+ * `input.<key>`: `<Field label="…" {...bind('id')} />` with `const bind = bindField(values, setValues, errors)`.
+ */
+export function bindField<V extends object>(values: V, setValues: (update: (v: V) => V) => void, errors: FormErrors) {
+  return <K extends keyof V & string>(key: K) => ({
+    name: `input.${key}`,
+    value: values[key],
+    onChange: (value: V[K]) => setValues((v) => ({ ...v, [key]: value })),
+    error: errors.byField.get(`input.${key}`),
+  });
 }
 
 interface SelectProps<T extends string> {
@@ -103,7 +139,7 @@ export function Select<T extends string>({
   disabled,
 }: SelectProps<T>) {
   const id = useId();
-  const described = [hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(' ');
+  const described = describedBy(id, hint, error);
   return (
     <div className={error ? 'field invalid' : 'field'}>
       <label htmlFor={id}>{label}</label>
@@ -122,17 +158,7 @@ export function Select<T extends string>({
           </option>
         ))}
       </select>
-      {hint ? (
-        <p className="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      ) : null}
-      {error ? (
-        <p className="field-error" id={`${id}-error`} data-field={name}>
-          <span aria-hidden="true">⚠ </span>
-          {error}
-        </p>
-      ) : null}
+      <FieldNotes id={id} name={name} hint={hint} error={error} />
     </div>
   );
 }
