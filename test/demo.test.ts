@@ -158,6 +158,22 @@ describe('the demo writes only into a store it created', () => {
     expect(await allFree(ports)).toBe(true);
   });
 
+  it('starts on a fresh clone, where the folder of its store does not exist yet', async () => {
+    const ports = await freePorts();
+    const dir = await tempDir('cg-demo-fresh-');
+    try {
+      const demo = await startDemo({ ports, dataDir: dir.file('data'), logger: createLogger('silent') });
+      try {
+        expect((await fetch(`${demo.app.url}/healthz`)).status).toBe(200);
+      } finally {
+        await demo.close();
+      }
+    } finally {
+      await dir.cleanup();
+    }
+    expect(await allFree(ports)).toBe(true);
+  });
+
   it("refuses a SQLite store holding a provider that is not the demo's, naming it, and leaves the file unchanged", async () => {
     const ports = await freePorts();
     const dir = await tempDir('cg-demo-foreign-');

@@ -3,7 +3,7 @@
  * synchronous underneath, so a transaction runs start to end within one turn of the event loop
  * and no other call can interleave with it; BEGIN IMMEDIATE also keeps other processes out.
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, type MigrationContext } from './migrations.js';
@@ -139,6 +139,8 @@ export interface PeekedProvider {
  * no migration runs): null when the file does not exist. Throws when it is not a credential store.
  */
 export function peekSqliteProviders(file: string): readonly PeekedProvider[] | null {
+  // Absent, its folder included (a fresh clone has no ./data yet): nothing to peek at.
+  if (!existsSync(file)) return null;
   let db: Database.Database;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
