@@ -13,6 +13,7 @@ import {
 import { ApolloServerPluginSchemaReporting } from '@apollo/server/plugin/schemaReporting';
 import { ApolloServerPluginUsageReporting } from '@apollo/server/plugin/usageReporting';
 import { ConfigError } from '../config/schema.js';
+import { webUrl } from '../values.js';
 
 export interface GraphOSReporting {
   /** The graph API key: a secret, only ever handed to Apollo's plugins. */
@@ -35,13 +36,9 @@ export const GRAPHOS_ENV = Object.freeze({
 function endpoint(env: NodeJS.ProcessEnv, name: string, problems: string[]): string | null {
   const value = env[name]?.trim();
   if (!value) return null;
-  try {
-    const url = new URL(value);
-    // Apollo appends its path to the usage endpoint: no trailing slash.
-    if (url.protocol === 'http:' || url.protocol === 'https:') return url.href.replace(/\/+$/, '');
-  } catch {
-    // reported below
-  }
+  const url = webUrl(value, true);
+  // Apollo appends its path to the usage endpoint: no trailing slash.
+  if (url !== null) return url.href.replace(/\/+$/, '');
   problems.push(`${name} must be an http(s) URL`);
   return null;
 }
